@@ -1,0 +1,443 @@
+// Package ffi is the only place where iox touches uintptr and unsafe to call the
+// native library: a symbol table bound once, and typed wrappers over
+// purego.SyscallN (no reflection, no callbacks, one crossing per call).
+//
+// Hot-path exports return an int64 that is a count or handle when >= 0 and a
+// negated Status when < 0, so no out-parameter has to escape to the heap.
+package ffi
+
+import (
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+
+	"github.com/iox-go/iox/loader"
+)
+
+// Status is a native status code.
+type Status int32
+
+// Native status codes; keep in step with internal/native/src/lib.rs.
+const (
+	OK Status = iota
+	EInvalidArgument
+	EInvalidName
+	ENotFound
+	EAlreadyExists
+	EIncompatibleType
+	EIncompatible
+	EVersionMismatch
+	ELimitReached
+	EPermission
+	ETooLarge
+	EWouldBlock
+	EBufferTooSmall
+	EOutOfMemory
+	EConnection
+	EBusy
+	EInternal
+	EPanic
+	EEventID
+	ETooManyLoans
+)
+
+// Modes of opening a service.
+const (
+	Open         = 0
+	Create       = 1
+	OpenOrCreate = 2
+)
+
+// Handle is an opaque native handle.
+type Handle uintptr
+
+// Lib holds the resolved addresses of every native export.
+type Lib struct {
+	Path string
+
+	StatusTextFn        uintptr `sym:"iox_status_text"`
+	SetLogLevelFn       uintptr `sym:"iox_set_log_level"`
+	ServiceNameCheckFn  uintptr `sym:"iox_service_name_check"`
+	IceoryxVersionFn    uintptr `sym:"iox_iceoryx2_version"`
+	NodeCreateFn        uintptr `sym:"iox_node_create"`
+	NodeDropFn          uintptr `sym:"iox_node_drop"`
+	NodeCleanupDeadFn   uintptr `sym:"iox_node_cleanup_dead"`
+	NodeIDFn            uintptr `sym:"iox_node_id"`
+	PubSubOpenFn        uintptr `sym:"iox_pubsub_open"`
+	PubSubDropFn        uintptr `sym:"iox_pubsub_drop"`
+	PubSubCountsFn      uintptr `sym:"iox_pubsub_counts"`
+	PubSubConfigFn      uintptr `sym:"iox_pubsub_config"`
+	PubSubCleanupDeadFn uintptr `sym:"iox_pubsub_cleanup_dead"`
+	PublisherCreateFn   uintptr `sym:"iox_publisher_create"`
+	PublisherDropFn     uintptr `sym:"iox_publisher_drop"`
+	PublisherSendCopyFn uintptr `sym:"iox_publisher_send_copy"`
+	PublisherLoanFn     uintptr `sym:"iox_publisher_loan"`
+	PublisherUpdateFn   uintptr `sym:"iox_publisher_update"`
+	SampleMutSendFn     uintptr `sym:"iox_sample_mut_send"`
+	SampleMutDropFn     uintptr `sym:"iox_sample_mut_drop"`
+	SubscriberCreateFn  uintptr `sym:"iox_subscriber_create"`
+	SubscriberDropFn    uintptr `sym:"iox_subscriber_drop"`
+	SubscriberReceiveFn uintptr `sym:"iox_subscriber_receive"`
+	SubscriberBorrowFn  uintptr `sym:"iox_subscriber_borrow"`
+	SubscriberHasFn     uintptr `sym:"iox_subscriber_has_samples"`
+	SampleReleaseFn     uintptr `sym:"iox_sample_release"`
+	EventOpenFn         uintptr `sym:"iox_event_open"`
+	EventDropFn         uintptr `sym:"iox_event_drop"`
+	EventInfoFn         uintptr `sym:"iox_event_info"`
+	NotifierCreateFn    uintptr `sym:"iox_notifier_create"`
+	NotifierDropFn      uintptr `sym:"iox_notifier_drop"`
+	NotifierNotifyFn    uintptr `sym:"iox_notifier_notify"`
+	ListenerCreateFn    uintptr `sym:"iox_listener_create"`
+	ListenerDropFn      uintptr `sym:"iox_listener_drop"`
+	ListenerFdFn        uintptr `sym:"iox_listener_fd"`
+	ListenerTryWaitFn   uintptr `sym:"iox_listener_try_wait"`
+}
+
+// Bind resolves every symbol of the table from an opened library.
+func Bind(l *loader.Library) (*Lib, error) {
+	lib := &Lib{Path: l.Path}
+	v := reflect.ValueOf(lib).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name := t.Field(i).Tag.Get("sym")
+		if name == "" {
+			continue
+		}
+		addr, err := l.Symbol(name)
+		if err != nil {
+			return nil, err
+		}
+		v.Field(i).SetUint(uint64(addr))
+	}
+	return lib, nil
+}
+
+// split turns a hot-path return value into a value and a status.
+func split(r uintptr) (uintptr, Status) {
+	v := int64(r)
+	if v < 0 {
+		return 0, Status(-v)
+	}
+	return uintptr(v), OK
+}
+
+func strPtr(s string) *byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.StringData(s)
+}
+
+// ErrBuf receives the crate's own description of a cold-path failure.
+type ErrBuf [512]byte
+
+func (b *ErrBuf) String() string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b[:])
+}
+
+// StatusText returns the native description of a status code.
+func (l *Lib) StatusText(s Status) string {
+	var buf [128]byte
+	r, _, _ := purego.SyscallN(l.StatusTextFn, uintptr(s), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	return string(buf[:min(int(r), len(buf))])
+}
+
+// IceoryxVersion returns the iceoryx2 release the library was built on.
+func (l *Lib) IceoryxVersion() string {
+	var buf [64]byte
+	r, _, _ := purego.SyscallN(l.IceoryxVersionFn, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	return string(buf[:min(int(r), len(buf))])
+}
+
+// SetLogLevel sets the crate's global log level (0 trace .. 5 fatal).
+func (l *Lib) SetLogLevel(level int) Status {
+	r, _, _ := purego.SyscallN(l.SetLogLevelFn, uintptr(level))
+	return Status(int32(r))
+}
+
+// ServiceNameCheck applies the crate's service-name rules.
+func (l *Lib) ServiceNameCheck(name string) Status {
+	r, _, _ := purego.SyscallN(l.ServiceNameCheckFn, uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)))
+	return Status(int32(r))
+}
+
+// NodeCreate creates a node; prefix and root select an isolated configuration.
+func (l *Lib) NodeCreate(name, prefix, root string, eb *ErrBuf) (Handle, Status) {
+	var h Handle
+	r, _, _ := purego.SyscallN(l.NodeCreateFn,
+		uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)),
+		uintptr(unsafe.Pointer(strPtr(prefix))), uintptr(len(prefix)),
+		uintptr(unsafe.Pointer(strPtr(root))), uintptr(len(root)),
+		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	return h, Status(int32(r))
+}
+
+// NodeDrop frees a node handle.
+func (l *Lib) NodeDrop(h Handle) { purego.SyscallN(l.NodeDropFn, uintptr(h)) }
+
+// NodeCleanupDead removes the resources of dead nodes.
+func (l *Lib) NodeCleanupDead(h Handle) (cleaned, failed uint64, s Status) {
+	r, _, _ := purego.SyscallN(l.NodeCleanupDeadFn, uintptr(h), uintptr(unsafe.Pointer(&cleaned)), uintptr(unsafe.Pointer(&failed)))
+	return cleaned, failed, Status(int32(r))
+}
+
+// NodeID returns the node's 128-bit unique id.
+func (l *Lib) NodeID(h Handle) (lo, hi uint64, s Status) {
+	r, _, _ := purego.SyscallN(l.NodeIDFn, uintptr(h), uintptr(unsafe.Pointer(&lo)), uintptr(unsafe.Pointer(&hi)))
+	return lo, hi, Status(int32(r))
+}
+
+// Bits of PubSubOpts.Set.
+const (
+	PSMaxPublishers = 1 << iota
+	PSMaxSubscribers
+	PSMaxNodes
+	PSBufferSize
+	PSHistorySize
+	PSSafeOverflow
+	PSMaxBorrowed
+)
+
+// PubSubOpts mirrors the native struct of the same name.
+type PubSubOpts struct {
+	Set, MaxPublishers, MaxSubscribers, MaxNodes, BufferSize, HistorySize,
+	SafeOverflow, MaxBorrowed, Variant, Size, Alignment uint64
+}
+
+// PubSubConfig mirrors the native struct of the same name.
+type PubSubConfig struct {
+	MaxPublishers, MaxSubscribers, MaxNodes, BufferSize, HistorySize,
+	SafeOverflow, MaxBorrowed, Variant, Size, Alignment uint64
+}
+
+// PubSubOpen opens or creates a publish-subscribe service.
+func (l *Lib) PubSubOpen(node Handle, name string, mode int, o *PubSubOpts, typeName string, eb *ErrBuf) (Handle, Status) {
+	var h Handle
+	r, _, _ := purego.SyscallN(l.PubSubOpenFn, uintptr(node),
+		uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)), uintptr(mode),
+		uintptr(unsafe.Pointer(o)),
+		uintptr(unsafe.Pointer(strPtr(typeName))), uintptr(len(typeName)),
+		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	return h, Status(int32(r))
+}
+
+// PubSubDrop frees a service handle.
+func (l *Lib) PubSubDrop(h Handle) { purego.SyscallN(l.PubSubDropFn, uintptr(h)) }
+
+// PubSubCounts returns the number of publishers and subscribers.
+func (l *Lib) PubSubCounts(h Handle) (pubs, subs uint64, s Status) {
+	r, _, _ := purego.SyscallN(l.PubSubCountsFn, uintptr(h), uintptr(unsafe.Pointer(&pubs)), uintptr(unsafe.Pointer(&subs)))
+	return pubs, subs, Status(int32(r))
+}
+
+// PubSubConfigOf returns the settings stored with the service.
+func (l *Lib) PubSubConfigOf(h Handle) (c PubSubConfig, s Status) {
+	r, _, _ := purego.SyscallN(l.PubSubConfigFn, uintptr(h), uintptr(unsafe.Pointer(&c)))
+	return c, Status(int32(r))
+}
+
+// PubSubCleanupDead removes dead nodes' ports from one service.
+func (l *Lib) PubSubCleanupDead(h Handle) (cleaned, failed uint64, s Status) {
+	r, _, _ := purego.SyscallN(l.PubSubCleanupDeadFn, uintptr(h), uintptr(unsafe.Pointer(&cleaned)), uintptr(unsafe.Pointer(&failed)))
+	return cleaned, failed, Status(int32(r))
+}
+
+// Publisher backpressure modes.
+const (
+	BPDiscard = 0
+	BPFail    = 1
+)
+
+// PublisherOpts mirrors the native struct of the same name.
+type PublisherOpts struct {
+	InitialMaxLen, Allocation, MaxLoaned, Backpressure, Spin uint64
+}
+
+// PublisherCreate creates a publisher port.
+func (l *Lib) PublisherCreate(svc Handle, o *PublisherOpts, eb *ErrBuf) (Handle, Status) {
+	var h Handle
+	r, _, _ := purego.SyscallN(l.PublisherCreateFn, uintptr(svc), uintptr(unsafe.Pointer(o)),
+		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	return h, Status(int32(r))
+}
+
+// PublisherDrop frees a publisher.
+func (l *Lib) PublisherDrop(h Handle) { purego.SyscallN(l.PublisherDropFn, uintptr(h)) }
+
+// PublisherSendCopy copies p into a fresh sample and sends it; returns the recipients.
+func (l *Lib) PublisherSendCopy(h Handle, p []byte) (int, Status) {
+	var r uintptr
+	if len(p) == 0 {
+		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), 0, 0)
+	} else {
+		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	}
+	v, s := split(r)
+	return int(v), s
+}
+
+// PublisherLoan loans a writable sample of n bytes in shared memory.
+func (l *Lib) PublisherLoan(h Handle, n int) (Handle, Status) {
+	r, _, _ := purego.SyscallN(l.PublisherLoanFn, uintptr(h), uintptr(n))
+	v, s := split(r)
+	return Handle(v), s
+}
+
+// PublisherUpdate connects to new subscribers (delivers history).
+func (l *Lib) PublisherUpdate(h Handle) Status {
+	r, _, _ := purego.SyscallN(l.PublisherUpdateFn, uintptr(h))
+	return Status(int32(r))
+}
+
+// SampleBytes views the payload of a loaned or borrowed sample handle, whose first
+// two words are the payload address and length.
+func SampleBytes(h Handle) []byte {
+	words := (*[2]uintptr)(*(*unsafe.Pointer)(unsafe.Pointer(&h)))
+	if words[1] == 0 {
+		return []byte{}
+	}
+	data := *(*unsafe.Pointer)(unsafe.Pointer(&words[0]))
+	return unsafe.Slice((*byte)(data), int(words[1]))
+}
+
+// SampleMutSend sends a loaned sample and frees its handle.
+func (l *Lib) SampleMutSend(h Handle) (int, Status) {
+	r, _, _ := purego.SyscallN(l.SampleMutSendFn, uintptr(h))
+	v, s := split(r)
+	return int(v), s
+}
+
+// SampleMutDrop returns a loaned sample unsent.
+func (l *Lib) SampleMutDrop(h Handle) { purego.SyscallN(l.SampleMutDropFn, uintptr(h)) }
+
+// SubscriberCreate creates a subscriber port (bufferSize 0 = the service's maximum).
+func (l *Lib) SubscriberCreate(svc Handle, bufferSize uint64, eb *ErrBuf) (Handle, Status) {
+	var h Handle
+	r, _, _ := purego.SyscallN(l.SubscriberCreateFn, uintptr(svc), uintptr(bufferSize),
+		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	return h, Status(int32(r))
+}
+
+// SubscriberDrop frees a subscriber.
+func (l *Lib) SubscriberDrop(h Handle) { purego.SyscallN(l.SubscriberDropFn, uintptr(h)) }
+
+// SubscriberReceive drains up to len(lens) messages into buf. On EBufferTooSmall
+// lens[0] holds the size of the next message.
+func (l *Lib) SubscriberReceive(h Handle, buf []byte, lens []uint64) (int, Status) {
+	var r uintptr
+	if len(buf) == 0 {
+		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h), 0, 0,
+			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)))
+	} else {
+		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h),
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
+			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)))
+	}
+	v, s := split(r)
+	return int(v), s
+}
+
+// SubscriberBorrow borrows the next message in place (0 when none waits).
+func (l *Lib) SubscriberBorrow(h Handle) (Handle, Status) {
+	r, _, _ := purego.SyscallN(l.SubscriberBorrowFn, uintptr(h))
+	v, s := split(r)
+	return Handle(v), s
+}
+
+// SampleRelease returns a borrowed message.
+func (l *Lib) SampleRelease(h Handle) { purego.SyscallN(l.SampleReleaseFn, uintptr(h)) }
+
+// SubscriberHasSamples reports whether a message is waiting.
+func (l *Lib) SubscriberHasSamples(h Handle) (bool, Status) {
+	var out uint32
+	r, _, _ := purego.SyscallN(l.SubscriberHasFn, uintptr(h), uintptr(unsafe.Pointer(&out)))
+	return out != 0, Status(int32(r))
+}
+
+// Bits of EventOpts.Set.
+const (
+	EVMaxNotifiers = 1 << iota
+	EVMaxListeners
+	EVMaxNodes
+	EVMaxEventID
+	EVCreatedEvent
+	EVDroppedEvent
+	EVDeadEvent
+)
+
+// EventOpts mirrors the native struct of the same name.
+type EventOpts struct {
+	Set, MaxNotifiers, MaxListeners, MaxNodes, MaxEventID, CreatedEvent, DroppedEvent, DeadEvent uint64
+}
+
+// EventOpen opens or creates an event service.
+func (l *Lib) EventOpen(node Handle, name string, mode int, o *EventOpts, eb *ErrBuf) (Handle, Status) {
+	var h Handle
+	r, _, _ := purego.SyscallN(l.EventOpenFn, uintptr(node),
+		uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)), uintptr(mode),
+		uintptr(unsafe.Pointer(o)), uintptr(unsafe.Pointer(&h)),
+		uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	return h, Status(int32(r))
+}
+
+// EventDrop frees an event service handle.
+func (l *Lib) EventDrop(h Handle) { purego.SyscallN(l.EventDropFn, uintptr(h)) }
+
+// EventInfo returns the number of notifiers and listeners and the largest event id.
+func (l *Lib) EventInfo(h Handle) (notifiers, listeners, maxID uint64, s Status) {
+	r, _, _ := purego.SyscallN(l.EventInfoFn, uintptr(h), uintptr(unsafe.Pointer(&notifiers)),
+		uintptr(unsafe.Pointer(&listeners)), uintptr(unsafe.Pointer(&maxID)))
+	return notifiers, listeners, maxID, Status(int32(r))
+}
+
+// NotifierCreate creates a notifier port.
+func (l *Lib) NotifierCreate(svc Handle, defaultID uint64, eb *ErrBuf) (Handle, Status) {
+	var h Handle
+	r, _, _ := purego.SyscallN(l.NotifierCreateFn, uintptr(svc), uintptr(defaultID),
+		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	return h, Status(int32(r))
+}
+
+// NotifierDrop frees a notifier.
+func (l *Lib) NotifierDrop(h Handle) { purego.SyscallN(l.NotifierDropFn, uintptr(h)) }
+
+// NotifierNotify signals event id to every listener; returns how many were reached.
+func (l *Lib) NotifierNotify(h Handle, id uint64) (int, Status) {
+	r, _, _ := purego.SyscallN(l.NotifierNotifyFn, uintptr(h), uintptr(id))
+	v, s := split(r)
+	return int(v), s
+}
+
+// ListenerCreate creates a listener port.
+func (l *Lib) ListenerCreate(svc Handle, eb *ErrBuf) (Handle, Status) {
+	var h Handle
+	r, _, _ := purego.SyscallN(l.ListenerCreateFn, uintptr(svc),
+		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	return h, Status(int32(r))
+}
+
+// ListenerDrop frees a listener (and closes its file descriptor).
+func (l *Lib) ListenerDrop(h Handle) { purego.SyscallN(l.ListenerDropFn, uintptr(h)) }
+
+// ListenerFd returns the listener's file descriptor, owned by the library.
+func (l *Lib) ListenerFd(h Handle) int {
+	r, _, _ := purego.SyscallN(l.ListenerFdFn, uintptr(h))
+	return int(int32(r))
+}
+
+// ListenerTryWait drains pending event ids into ids without blocking.
+func (l *Lib) ListenerTryWait(h Handle, ids []uint64) (int, Status) {
+	r, _, _ := purego.SyscallN(l.ListenerTryWaitFn, uintptr(h), uintptr(unsafe.Pointer(&ids[0])), uintptr(len(ids)))
+	v, s := split(r)
+	return int(v), s
+}
+
+// String describes a status for debugging.
+func (s Status) String() string { return fmt.Sprintf("iox status %d", int32(s)) }

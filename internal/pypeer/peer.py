@@ -1,0 +1,112 @@
+"""Cross-language peer for the iox tests: a plain iceoryx2 Python program.
+
+Usage: peer.py ROLE SERVICE PREFIX ROOT [ARGS...]
+  pub  SERVICE PREFIX ROOT SIZES  publish one [u8] message per size (comma list),
+                                  byte i of a message of n bytes = (i*7 + n) % 256;
+                                  waits for a subscriber first, never notifies.
+  sub  SERVICE PREFIX ROOT COUNT  receive COUNT [u8] messages and print
+                                  "len sha256" per message.
+It prints "ready" once its port exists.
+"""
+
+import ctypes
+import hashlib
+import sys
+import time
+
+import iceoryx2 as iox2
+
+
+def pattern(n):
+    return bytes((i * 7 + n) % 256 for i in range(n))
+
+
+def node_for(prefix, root):
+    cfg = iox2.config.default()
+    cfg.global_cfg.prefix = iox2.FileName.new(prefix)
+    cfg.global_cfg.root_path = iox2.Path.new(root)
+    return (
+        iox2.NodeBuilder.new()
+        .config(cfg)
+        .signal_handling_mode(iox2.SignalHandlingMode.Disabled)
+        .create(iox2.ServiceType.Ipc)
+    )
+
+
+def service(node, name):
+    return (
+        node.service_builder(iox2.ServiceName.new(name))
+        .publish_subscribe(iox2.Slice[ctypes.c_uint8])
+        .open_or_create()
+    )
+
+
+def deadline_loop(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        yield
+        time.sleep(0.001)
+    raise SystemExit("peer: timed out")
+
+
+def run_pub(name, prefix, root, sizes):
+    node = node_for(prefix, root)
+    svc = service(node, name)
+    pub = (
+        svc.publisher_builder()
+        .initial_max_slice_len(max(sizes + [1]))
+        .allocation_strategy(iox2.AllocationStrategy.PowerOfTwo)
+        .create()
+    )
+    print("ready", flush=True)
+    for _ in deadline_loop(20):
+        if svc.dynamic_config.number_of_subscribers > 0:
+            break
+    for n in sizes:
+        sample = pub.loan_slice_uninit(n)
+        data = pattern(n)
+        if n:
+            ctypes.memmove(sample.payload_ptr, data, n)
+        sample.assume_init().send()
+    print("sent", len(sizes), flush=True)
+    # keep the publisher alive until the subscriber is gone, so nothing is lost
+    for _ in deadline_loop(20):
+        if svc.dynamic_config.number_of_subscribers == 0:
+            break
+
+
+def run_sub(name, prefix, root, count):
+    node = node_for(prefix, root)
+    svc = service(node, name)
+    sub = svc.subscriber_builder().create()
+    print("ready", flush=True)
+    got = 0
+    for _ in deadline_loop(20):
+        while True:
+            sample = sub.receive()
+            if sample is None:
+                break
+            payload = sample.payload()
+            n = payload.number_of_elements
+            data = ctypes.string_at(sample.payload_ptr, n) if n else b""
+            print(n, hashlib.sha256(data).hexdigest(), flush=True)
+            sample.delete()
+            got += 1
+        if got >= count:
+            break
+
+
+def main():
+    role, name, prefix, root = sys.argv[1:5]
+    iox2.set_log_level(iox2.LogLevel.Error)
+    if role == "pub":
+        sizes = [int(x) for x in sys.argv[5].split(",") if x]
+        run_pub(name, prefix, root, sizes)
+    elif role == "sub":
+        run_sub(name, prefix, root, int(sys.argv[5]))
+    else:
+        raise SystemExit("peer: unknown role " + role)
+
+
+if __name__ == "__main__":
+    main()

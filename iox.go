@@ -1,0 +1,330 @@
+// Package iox makes iceoryx2 — zero-copy, lock-free shared-memory IPC — feel like
+// ordinary Go: open a Node, open a service by name, and move bytes between
+// processes through shared memory with ports (Publisher, Subscriber, Notifier,
+// Listener) or with channel adapters.
+//
+// The native library (a small C ABI over the iceoryx2 crate, built from
+// internal/native with `make native`) is loaded at run time with purego, so the
+// package builds and runs with CGO_ENABLED=0.
+package iox
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/iox-go/iox/internal/ffi"
+	"github.com/iox-go/iox/loader"
+)
+
+// Errors returned by iox; compare with errors.Is.
+var (
+	// ErrLibraryNotFound: no native library could be loaded (see loader.Candidates).
+	ErrLibraryNotFound = loader.ErrNotFound
+	// ErrABIMismatch: the native library was built for another ABI version.
+	ErrABIMismatch = loader.ErrABIMismatch
+	// ErrMissingSymbol: the native library lacks a function iox needs.
+	ErrMissingSymbol = loader.ErrMissingSymbol
+
+	ErrInvalidName     = errors.New("iox: invalid name")
+	ErrInvalidArgument = errors.New("iox: invalid argument")
+	ErrServiceNotFound = errors.New("iox: service does not exist")
+	ErrServiceExists   = errors.New("iox: service already exists")
+	// ErrIncompatible: an existing service has other settings or another payload type.
+	ErrIncompatible = errors.New("iox: incompatible service")
+	// ErrIncompatibleType: an existing service carries another payload type.
+	// errors.Is(err, ErrIncompatible) also holds for it.
+	ErrIncompatibleType = &subError{"iox: incompatible payload type", ErrIncompatible}
+	ErrVersionMismatch  = errors.New("iox: iceoryx2 version mismatch")
+	ErrLimitReached     = errors.New("iox: limit reached")
+	ErrPermission       = errors.New("iox: permission denied")
+	ErrMessageTooLarge  = errors.New("iox: message too large")
+	// ErrWouldBlock: a subscriber's buffer is full and the publisher refuses to drop.
+	ErrWouldBlock     = errors.New("iox: receiver buffer full")
+	ErrBufferTooSmall = errors.New("iox: buffer too small for message")
+	ErrOutOfMemory    = errors.New("iox: out of shared memory for samples")
+	ErrTooManyLoans   = errors.New("iox: too many samples loaned or borrowed")
+	ErrConnection     = errors.New("iox: connection failure")
+	ErrBusy           = errors.New("iox: service is being created or removed by another process")
+	ErrPeerGone       = errors.New("iox: peer gone")
+	ErrClosed         = errors.New("iox: use of closed handle")
+	ErrInternal       = errors.New("iox: internal failure")
+)
+
+// subError is a sentinel that also matches its parent with errors.Is.
+type subError struct {
+	msg    string
+	parent error
+}
+
+func (e *subError) Error() string        { return e.msg }
+func (e *subError) Is(target error) bool { return target == e.parent }
+
+// Error describes a failed operation. Kind is one of the package's Err* values.
+type Error struct {
+	Op     string // "open pubsub", "send", …
+	Name   string // service or node name, when there is one
+	Kind   error
+	Detail string // the native library's own description, when it gave one
+}
+
+func (e *Error) Error() string {
+	s := "iox: " + e.Op
+	if e.Name != "" {
+		s += fmt.Sprintf(" %q", e.Name)
+	}
+	s += ": " + trimPrefix(e.Kind.Error())
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Kind }
+
+// BufferTooSmallError says how large a buffer the next message needs.
+type BufferTooSmallError struct{ Need int }
+
+func (e *BufferTooSmallError) Error() string {
+	return fmt.Sprintf("iox: buffer too small: next message has %d bytes", e.Need)
+}
+func (e *BufferTooSmallError) Is(target error) bool { return target == ErrBufferTooSmall }
+
+func trimPrefix(s string) string {
+	if len(s) > 5 && s[:5] == "iox: " {
+		return s[5:]
+	}
+	return s
+}
+
+var statusKinds = map[ffi.Status]error{
+	ffi.EInvalidArgument:  ErrInvalidArgument,
+	ffi.EInvalidName:      ErrInvalidName,
+	ffi.ENotFound:         ErrServiceNotFound,
+	ffi.EAlreadyExists:    ErrServiceExists,
+	ffi.EIncompatibleType: ErrIncompatibleType,
+	ffi.EIncompatible:     ErrIncompatible,
+	ffi.EVersionMismatch:  ErrVersionMismatch,
+	ffi.ELimitReached:     ErrLimitReached,
+	ffi.EPermission:       ErrPermission,
+	ffi.ETooLarge:         ErrMessageTooLarge,
+	ffi.EWouldBlock:       ErrWouldBlock,
+	ffi.EBufferTooSmall:   ErrBufferTooSmall,
+	ffi.EOutOfMemory:      ErrOutOfMemory,
+	ffi.EConnection:       ErrConnection,
+	ffi.EBusy:             ErrBusy,
+	ffi.ETooManyLoans:     ErrTooManyLoans,
+	ffi.EEventID:          ErrInvalidArgument,
+}
+
+// statusError turns a native status into an *Error.
+func statusError(lib *ffi.Lib, op, name string, s ffi.Status, eb *ffi.ErrBuf) error {
+	kind, ok := statusKinds[s]
+	if !ok {
+		kind = ErrInternal
+	}
+	e := &Error{Op: op, Name: name, Kind: kind}
+	if eb != nil {
+		e.Detail = eb.String()
+	}
+	if e.Detail == "" && kind == ErrInternal && lib != nil {
+		e.Detail = lib.StatusText(s)
+	}
+	return e
+}
+
+// LogLevel selects how much the native library logs to stderr.
+type LogLevel int
+
+// Log levels of the native library.
+const (
+	LogTrace LogLevel = iota
+	LogDebug
+	LogInfo
+	LogWarn
+	LogError
+	LogFatal
+)
+
+type nodeConfig struct {
+	name, prefix, root, library string
+	logLevel                    LogLevel
+}
+
+// NodeOption configures NewNode.
+type NodeOption func(*nodeConfig)
+
+// WithNodeName names the node (ASCII, at most 128 bytes); names need not be unique.
+func WithNodeName(name string) NodeOption { return func(c *nodeConfig) { c.name = name } }
+
+// WithIsolation gives the node its own iceoryx2 namespace: every shared-memory
+// object gets prefix, and file-based resources live under rootDir (an absolute
+// directory). Only nodes with the same prefix and rootDir see each other's services.
+// Keep both short: a listener's socket path must fit in 108 bytes.
+func WithIsolation(prefix, rootDir string) NodeOption {
+	return func(c *nodeConfig) { c.prefix, c.root = prefix, rootDir }
+}
+
+// WithLogLevel sets the native library's log level (process-wide; default LogError).
+func WithLogLevel(l LogLevel) NodeOption { return func(c *nodeConfig) { c.logLevel = l } }
+
+// WithLibrary loads the native library from path instead of searching for it.
+func WithLibrary(path string) NodeOption { return func(c *nodeConfig) { c.library = path } }
+
+var libs sync.Map // path → *ffi.Lib
+
+// openLib loads and binds the native library once per path.
+func openLib(path string) (*ffi.Lib, error) {
+	l, err := loader.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := libs.Load(l.Path); ok {
+		return v.(*ffi.Lib), nil
+	}
+	fl, err := ffi.Bind(l)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := libs.LoadOrStore(l.Path, fl)
+	return v.(*ffi.Lib), nil
+}
+
+// IceoryxVersion returns the iceoryx2 release the native library was built on;
+// peers in other languages must use the same release.
+func IceoryxVersion() (string, error) {
+	lib, err := openLib("")
+	if err != nil {
+		return "", err
+	}
+	return lib.IceoryxVersion(), nil
+}
+
+// ref guards a native handle: operations hold it shared, Close holds it exclusively,
+// so a handle is never freed while a call on it is in flight.
+type ref struct {
+	mu sync.RWMutex
+	h  ffi.Handle
+}
+
+func (r *ref) acquire() (ffi.Handle, bool) {
+	r.mu.RLock()
+	if r.h == 0 {
+		r.mu.RUnlock()
+		return 0, false
+	}
+	return r.h, true
+}
+
+func (r *ref) release() { r.mu.RUnlock() }
+
+// close frees the handle once; later calls return ErrClosed.
+func (r *ref) close(drop func(ffi.Handle)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.h == 0 {
+		return ErrClosed
+	}
+	drop(r.h)
+	r.h = 0
+	return nil
+}
+
+func closedError(op, name string) error { return &Error{Op: op, Name: name, Kind: ErrClosed} }
+
+// Node is a process's participant in iceoryx2: it opens services and owns the
+// resources iceoryx2 uses to tell whether this process is alive. One per process
+// is typical. A Node is safe for use by multiple goroutines.
+//
+// Services and ports opened through a node stay usable after the node is closed;
+// close them on their own.
+type Node struct {
+	lib    *ffi.Lib
+	ref    ref
+	name   string
+	prefix string
+	root   string
+}
+
+// NewNode creates a node. It loads the native library on first use.
+func NewNode(opts ...NodeOption) (*Node, error) {
+	c := nodeConfig{logLevel: LogError}
+	for _, o := range opts {
+		o(&c)
+	}
+	lib, err := openLib(c.library)
+	if err != nil {
+		return nil, err
+	}
+	if c.logLevel < LogTrace || c.logLevel > LogFatal {
+		return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("log level %d", c.logLevel)}
+	}
+	lib.SetLogLevel(int(c.logLevel))
+	if err := checkName("node name", c.name, 128, true); err != nil {
+		return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidName, Detail: err.Error()}
+	}
+	var eb ffi.ErrBuf
+	h, st := lib.NodeCreate(c.name, c.prefix, c.root, &eb)
+	if st != ffi.OK {
+		return nil, statusError(lib, "new node", c.name, st, &eb)
+	}
+	n := &Node{lib: lib, name: c.name, prefix: c.prefix, root: c.root}
+	n.ref.h = h
+	return n, nil
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.name }
+
+// Close releases the node. A second Close returns ErrClosed.
+func (n *Node) Close() error {
+	if err := n.ref.close(n.lib.NodeDrop); err != nil {
+		return closedError("close node", n.name)
+	}
+	return nil
+}
+
+// CleanupDeadNodes removes the shared-memory resources left by crashed processes
+// (nodes of the same namespace whose process is gone) and returns how many were
+// cleaned up. iceoryx2 also does this on its own when nodes and services open.
+func (n *Node) CleanupDeadNodes() (int, error) {
+	h, ok := n.ref.acquire()
+	if !ok {
+		return 0, closedError("cleanup dead nodes", n.name)
+	}
+	defer n.ref.release()
+	cleaned, _, st := n.lib.NodeCleanupDead(h)
+	if st != ffi.OK {
+		return 0, statusError(n.lib, "cleanup dead nodes", n.name, st, nil)
+	}
+	return int(cleaned), nil
+}
+
+// checkName applies iceoryx2's naming rules: ASCII bytes 1..127, at most max bytes,
+// and (for service names) not empty and not starting with "iox2://".
+func checkName(what, s string, max int, emptyOK bool) error {
+	if s == "" && !emptyOK {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if len(s) > max {
+		return fmt.Errorf("%s has %d bytes, at most %d allowed", what, len(s), max)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 || s[i] > 127 {
+			return fmt.Errorf("%s has a non-ASCII or NUL byte at %d", what, i)
+		}
+	}
+	if !emptyOK && len(s) >= 7 && s[:7] == "iox2://" {
+		return fmt.Errorf("%s must not start with iox2://", what)
+	}
+	return nil
+}
+
+// ValidServiceName reports whether name is a valid service name: 1 to 255 ASCII
+// bytes (no NUL), not starting with "iox2://".
+func ValidServiceName(name string) error {
+	if err := checkName("service name", name, 255, false); err != nil {
+		return &Error{Op: "check name", Name: name, Kind: ErrInvalidName, Detail: err.Error()}
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+package iox_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/iox-go/iox"
+)
+
+// Child processes re-execute this test binary with IOX_CHILD set to a role; the
+// role's function runs instead of the tests, and its error becomes the exit code.
+var children = map[string]func() error{}
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv("IOX_CHILD"); role != "" {
+		run, ok := children[role]
+		if !ok {
+			fmt.Fprintln(os.Stderr, "unknown child role", role)
+			os.Exit(3)
+		}
+		if err := run(); err != nil {
+			fmt.Fprintln(os.Stderr, "child", role+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	if code == 0 {
+		if left := leftovers(runPrefix()); len(left) > 0 {
+			fmt.Fprintln(os.Stderr, "shared memory left behind:", left)
+			code = 1
+		}
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// runPrefix starts the prefix of every namespace this test process makes.
+func runPrefix() string { return fmt.Sprintf("t%d", os.Getpid()) }
+
+var nsCounter atomic.Int64
+
+// namespace is an isolated iceoryx2 configuration (shm prefix + root folder) that
+// one test and its child processes share, so tests never see each other.
+type namespace struct{ prefix, root string }
+
+func newNamespace(t testing.TB) namespace {
+	k := nsCounter.Add(1)
+	ns := namespace{
+		prefix: fmt.Sprintf("%s_%d_", runPrefix(), k),
+		root:   fmt.Sprintf("/tmp/ioxt/%d-%d/", os.Getpid(), k),
+	}
+	t.Cleanup(func() { ns.check(t) })
+	return ns
+}
+
+// fromEnv is the namespace a child was started in.
+func nsFromEnv() namespace {
+	return namespace{prefix: os.Getenv("IOX_TEST_PREFIX"), root: os.Getenv("IOX_TEST_ROOT")}
+}
+
+func (ns namespace) env() []string {
+	return []string{"IOX_TEST_PREFIX=" + ns.prefix, "IOX_TEST_ROOT=" + ns.root}
+}
+
+func (ns namespace) node(t testing.TB, opts ...iox.NodeOption) *iox.Node {
+	t.Helper()
+	n, err := iox.NewNode(append([]iox.NodeOption{iox.WithIsolation(ns.prefix, ns.root)}, opts...)...)
+	if err != nil {
+		t.Fatalf("new node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func (ns namespace) childNode() (*iox.Node, error) {
+	return iox.NewNode(iox.WithIsolation(ns.prefix, ns.root))
+}
+
+// check fails the test when services, ports or nodes of the namespace are left in
+// /dev/shm or under its root, then removes everything, including the per-namespace
+// node-counter segment that iceoryx2 keeps on purpose.
+func (ns namespace) check(t testing.TB) {
+	var bad []string
+	for _, f := range leftovers(ns.prefix) {
+		if !strings.HasSuffix(f, ".global_mgmt") {
+			bad = append(bad, f)
+		}
+		os.Remove(filepath.Join("/dev/shm", f))
+	}
+	filepath.Walk(ns.root, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			bad = append(bad, p)
+		}
+		return nil
+	})
+	os.RemoveAll(ns.root)
+	if len(bad) > 0 && !t.Failed() {
+		t.Errorf("namespace %s left behind: %v", ns.prefix, bad)
+	}
+}
+
+func leftovers(prefix string) []string {
+	entries, _ := os.ReadDir("/dev/shm")
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// child is a running copy of the test binary in some role.
+type child struct {
+	t     testing.TB
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	done  chan error
+}
+
+// spawn starts the test binary as a child process in role, inside ns.
+func spawn(t testing.TB, ns namespace, role string, env ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(append(os.Environ(), "IOX_CHILD="+role), ns.env()...), env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{t: t, cmd: cmd, stdin: stdin, lines: make(chan string, 1024), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+		c.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		c.stdin.Close()
+		select {
+		case <-c.done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-c.done
+			t.Errorf("child %s did not exit", role)
+		}
+	})
+	return c
+}
+
+// expect waits for the child's next output line and checks it.
+func (c *child) expect(want string) {
+	c.t.Helper()
+	if got := c.line(); got != want {
+		c.t.Fatalf("child said %q, want %q", got, want)
+	}
+}
+
+// line returns the child's next output line (the test fails after 20 s).
+func (c *child) line() string {
+	c.t.Helper()
+	select {
+	case l, ok := <-c.lines:
+		if !ok {
+			c.t.Fatalf("child exited early")
+		}
+		return l
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("child said nothing for 20 s")
+	}
+	return ""
+}
+
+// say sends one line to the child's standard input.
+func (c *child) say(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.stdin, s+"\n"); err != nil {
+		c.t.Fatalf("write to child: %v", err)
+	}
+}
+
+// wait waits for the child to exit and checks it succeeded.
+func (c *child) wait() {
+	c.t.Helper()
+	c.stdin.Close()
+	select {
+	case err := <-c.done:
+		c.done <- err
+		if err != nil {
+			c.t.Fatalf("child failed: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		c.t.Fatalf("child did not exit")
+	}
+}
+
+// parentSays reads one line from the parent (for use inside a child).
+var stdinLines = bufio.NewScanner(os.Stdin)
+
+func parentSays() string {
+	if stdinLines.Scan() {
+		return stdinLines.Text()
+	}
+	return ""
+}
+
+// pattern makes a message of n bytes whose content depends on n and seed.
+func pattern(n, seed int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + n + seed)
+	}
+	return b
+}
+
+// eventually polls cond every millisecond until it holds or 20 s pass.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

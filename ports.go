@@ -1,0 +1,864 @@
+package iox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/iox-go/iox/internal/ffi"
+)
+
+// PayloadType describes a service's payload the way iceoryx2 stores it, so that
+// peers in Rust, C, C++ or Python open the same service. Bytes is a dynamic slice
+// of u8 (Rust `[u8]`, Python `iox2.Slice[ctypes.c_uint8]`); a fixed-size payload
+// carries the name, size and alignment of its `#[repr(C)]` Rust type.
+type PayloadType struct {
+	Name  string // Rust type name, e.g. "u8" or "my_app::Point"
+	Size  int    // bytes of one element
+	Align int    // alignment of one element
+	Fixed bool   // one value per message rather than a slice
+}
+
+// Bytes is the payload type of byte services, the base case of iox.
+var Bytes = PayloadType{Name: "u8", Size: 1, Align: 1}
+
+// DefaultMaxMessageSize bounds one message unless MaxMessageSize says otherwise.
+const DefaultMaxMessageSize = 64 << 20
+
+type serviceConfig struct {
+	mode    int
+	payload PayloadType
+	ps      ffi.PubSubOpts
+	ev      ffi.EventOpts
+}
+
+// ServiceOption configures opening a publish-subscribe or event service. Settings
+// are stored when the service is created; when it is opened, each setting given
+// explicitly must be satisfied by the existing service, or the open fails with
+// ErrIncompatible.
+type ServiceOption func(*serviceConfig)
+
+// OpenOnly opens an existing service and fails with ErrServiceNotFound otherwise.
+func OpenOnly() ServiceOption { return func(c *serviceConfig) { c.mode = ffi.Open } }
+
+// CreateOnly creates the service and fails with ErrServiceExists if it exists.
+func CreateOnly() ServiceOption { return func(c *serviceConfig) { c.mode = ffi.Create } }
+
+// WithPayloadType sets the payload type of a publish-subscribe service (default Bytes).
+func WithPayloadType(t PayloadType) ServiceOption { return func(c *serviceConfig) { c.payload = t } }
+
+// MaxPublishers bounds the publishers of a publish-subscribe service.
+func MaxPublishers(n int) ServiceOption {
+	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxPublishers; c.ps.MaxPublishers = uint64(n) }
+}
+
+// MaxSubscribers bounds the subscribers of a publish-subscribe service.
+func MaxSubscribers(n int) ServiceOption {
+	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxSubscribers; c.ps.MaxSubscribers = uint64(n) }
+}
+
+// MaxNodes bounds the nodes that may open the service at once.
+func MaxNodes(n int) ServiceOption {
+	return func(c *serviceConfig) {
+		c.ps.Set |= ffi.PSMaxNodes
+		c.ps.MaxNodes = uint64(n)
+		c.ev.Set |= ffi.EVMaxNodes
+		c.ev.MaxNodes = uint64(n)
+	}
+}
+
+// BufferSize sets how many messages each subscriber can hold unread.
+func BufferSize(n int) ServiceOption {
+	return func(c *serviceConfig) { c.ps.Set |= ffi.PSBufferSize; c.ps.BufferSize = uint64(n) }
+}
+
+// History keeps the last n messages for subscribers that join late.
+func History(n int) ServiceOption {
+	return func(c *serviceConfig) { c.ps.Set |= ffi.PSHistorySize; c.ps.HistorySize = uint64(n) }
+}
+
+// SafeOverflow chooses what a full subscriber buffer does: true replaces the
+// oldest unread message (the publisher never blocks), false keeps it and lets the
+// publisher decide (drop, or ErrWouldBlock with FailWhenFull).
+func SafeOverflow(on bool) ServiceOption {
+	return func(c *serviceConfig) {
+		c.ps.Set |= ffi.PSSafeOverflow
+		c.ps.SafeOverflow = 0
+		if on {
+			c.ps.SafeOverflow = 1
+		}
+	}
+}
+
+// MaxBorrowed bounds how many messages one subscriber may hold borrowed at once.
+func MaxBorrowed(n int) ServiceOption {
+	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxBorrowed; c.ps.MaxBorrowed = uint64(n) }
+}
+
+// MaxNotifiers bounds the notifiers of an event service.
+func MaxNotifiers(n int) ServiceOption {
+	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxNotifiers; c.ev.MaxNotifiers = uint64(n) }
+}
+
+// MaxListeners bounds the listeners of an event service.
+func MaxListeners(n int) ServiceOption {
+	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxListeners; c.ev.MaxListeners = uint64(n) }
+}
+
+// MaxEventID sets the largest event id of an event service.
+func MaxEventID(id EventID) ServiceOption {
+	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxEventID; c.ev.MaxEventID = uint64(id) }
+}
+
+// NotifierDeadEvent makes iceoryx2 signal id to the listeners when a notifier's
+// process dies (seen when dead nodes are cleaned up).
+func NotifierDeadEvent(id EventID) ServiceOption {
+	return func(c *serviceConfig) { c.ev.Set |= ffi.EVDeadEvent; c.ev.DeadEvent = uint64(id) }
+}
+
+// NotifierDroppedEvent makes iceoryx2 signal id when a notifier is closed.
+func NotifierDroppedEvent(id EventID) ServiceOption {
+	return func(c *serviceConfig) { c.ev.Set |= ffi.EVDroppedEvent; c.ev.DroppedEvent = uint64(id) }
+}
+
+// NotifierCreatedEvent makes iceoryx2 signal id when a notifier is created.
+func NotifierCreatedEvent(id EventID) ServiceOption {
+	return func(c *serviceConfig) { c.ev.Set |= ffi.EVCreatedEvent; c.ev.CreatedEvent = uint64(id) }
+}
+
+func newServiceConfig(opts []ServiceOption) serviceConfig {
+	c := serviceConfig{mode: ffi.OpenOrCreate, payload: Bytes}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// acquireNode checks a service name and holds the node for an open call.
+func (n *Node) acquireNode(op, name string) (ffi.Handle, error) {
+	if err := checkName("service name", name, 255, false); err != nil {
+		return 0, &Error{Op: op, Name: name, Kind: ErrInvalidName, Detail: err.Error()}
+	}
+	h, ok := n.ref.acquire()
+	if !ok {
+		return 0, closedError(op, name)
+	}
+	return h, nil
+}
+
+// PubSubService is an open publish-subscribe service: a name, a payload type and
+// settings shared by every process that opens it. It makes Publishers and
+// Subscribers.
+type PubSubService struct {
+	lib     *ffi.Lib
+	ref     ref
+	name    string
+	payload PayloadType
+	config  ffi.PubSubConfig
+}
+
+// PublishSubscribe opens or creates (see OpenOnly, CreateOnly) the publish-subscribe
+// service name.
+func (n *Node) PublishSubscribe(name string, opts ...ServiceOption) (*PubSubService, error) {
+	const op = "open publish-subscribe"
+	c := newServiceConfig(opts)
+	p := c.payload
+	if p.Name == "" || p.Size <= 0 || p.Align <= 0 || p.Align&(p.Align-1) != 0 {
+		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("payload type %+v", p)}
+	}
+	c.ps.Size, c.ps.Alignment = uint64(p.Size), uint64(p.Align)
+	if p.Fixed {
+		c.ps.Variant = 1
+	}
+	nh, err := n.acquireNode(op, name)
+	if err != nil {
+		return nil, err
+	}
+	defer n.ref.release()
+	var eb ffi.ErrBuf
+	h, st := n.lib.PubSubOpen(nh, name, c.mode, &c.ps, p.Name, &eb)
+	if st != ffi.OK {
+		return nil, statusError(n.lib, op, name, st, &eb)
+	}
+	s := &PubSubService{lib: n.lib, name: name, payload: p}
+	s.ref.h = h
+	s.config, _ = n.lib.PubSubConfigOf(h)
+	return s, nil
+}
+
+// Name returns the service name.
+func (s *PubSubService) Name() string { return s.name }
+
+// BufferSize returns how many unread messages each subscriber can hold.
+func (s *PubSubService) BufferSize() int { return int(s.config.BufferSize) }
+
+// HistorySize returns how many messages late subscribers receive on joining.
+func (s *PubSubService) HistorySize() int { return int(s.config.HistorySize) }
+
+// SafeOverflow reports whether a full subscriber loses its oldest message.
+func (s *PubSubService) SafeOverflow() bool { return s.config.SafeOverflow != 0 }
+
+// MaxSubscribers returns the subscriber limit stored with the service.
+func (s *PubSubService) MaxSubscribers() int { return int(s.config.MaxSubscribers) }
+
+// Counts returns how many publishers and subscribers are connected now
+// (a crashed process counts until dead nodes are cleaned up).
+func (s *PubSubService) Counts() (publishers, subscribers int, err error) {
+	h, ok := s.ref.acquire()
+	if !ok {
+		return 0, 0, closedError("counts", s.name)
+	}
+	defer s.ref.release()
+	p, q, st := s.lib.PubSubCounts(h)
+	if st != ffi.OK {
+		return 0, 0, statusError(s.lib, "counts", s.name, st, nil)
+	}
+	return int(p), int(q), nil
+}
+
+// CleanupDeadNodes removes the ports of crashed processes from this service.
+func (s *PubSubService) CleanupDeadNodes() (int, error) {
+	h, ok := s.ref.acquire()
+	if !ok {
+		return 0, closedError("cleanup dead nodes", s.name)
+	}
+	defer s.ref.release()
+	c, _, st := s.lib.PubSubCleanupDead(h)
+	if st != ffi.OK {
+		return 0, statusError(s.lib, "cleanup dead nodes", s.name, st, nil)
+	}
+	return int(c), nil
+}
+
+// Close releases the service handle; ports made from it stay usable.
+func (s *PubSubService) Close() error {
+	if s.ref.close(s.lib.PubSubDrop) != nil {
+		return closedError("close publish-subscribe", s.name)
+	}
+	return nil
+}
+
+type publisherConfig struct {
+	opts    ffi.PublisherOpts
+	maxSize int
+}
+
+// PublisherOption configures a Publisher.
+type PublisherOption func(*publisherConfig)
+
+// MaxMessageSize bounds the size of one message in bytes (default
+// DefaultMaxMessageSize); a larger Send fails with ErrMessageTooLarge.
+func MaxMessageSize(n int) PublisherOption { return func(c *publisherConfig) { c.maxSize = n } }
+
+// InitialMessageSize sizes the first shared-memory segment for messages of n bytes;
+// it grows on demand up to MaxMessageSize (default 4 KiB).
+func InitialMessageSize(n int) PublisherOption {
+	return func(c *publisherConfig) { c.opts.InitialMaxLen = uint64(n) }
+}
+
+// MaxLoans bounds how many samples may be loaned from the publisher at once.
+func MaxLoans(n int) PublisherOption {
+	return func(c *publisherConfig) { c.opts.MaxLoaned = uint64(n) }
+}
+
+// FailWhenFull makes Send return ErrWouldBlock when a subscriber's buffer is full
+// (on a service without SafeOverflow), after retrying at most spin times, instead
+// of skipping that subscriber. The message may have reached other subscribers.
+func FailWhenFull(spin int) PublisherOption {
+	return func(c *publisherConfig) { c.opts.Backpressure = ffi.BPFail; c.opts.Spin = uint64(spin) }
+}
+
+// Publisher sends messages to every subscriber of a service. It is safe for use
+// by multiple goroutines.
+type Publisher struct {
+	lib     *ffi.Lib
+	ref     ref
+	name    string
+	maxSize int
+	elem    int
+	fixed   bool
+}
+
+// Publisher creates a publisher port.
+func (s *PubSubService) Publisher(opts ...PublisherOption) (*Publisher, error) {
+	const op = "create publisher"
+	c := publisherConfig{maxSize: DefaultMaxMessageSize}
+	c.opts.InitialMaxLen = 4096
+	c.opts.Allocation = 1 // power-of-two growth
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.maxSize < 0 {
+		return nil, &Error{Op: op, Name: s.name, Kind: ErrInvalidArgument, Detail: "negative MaxMessageSize"}
+	}
+	if s.payload.Fixed {
+		c.opts.InitialMaxLen = uint64(s.payload.Size)
+		c.maxSize = s.payload.Size
+	}
+	c.opts.InitialMaxLen = min(c.opts.InitialMaxLen, uint64(max(c.maxSize, 1)))
+	h, ok := s.ref.acquire()
+	if !ok {
+		return nil, closedError(op, s.name)
+	}
+	defer s.ref.release()
+	var eb ffi.ErrBuf
+	ph, st := s.lib.PublisherCreate(h, &c.opts, &eb)
+	if st != ffi.OK {
+		return nil, statusError(s.lib, op, s.name, st, &eb)
+	}
+	p := &Publisher{lib: s.lib, name: s.name, maxSize: c.maxSize, elem: s.payload.Size, fixed: s.payload.Fixed}
+	p.ref.h = ph
+	return p, nil
+}
+
+func (p *Publisher) checkSize(op string, n int) error {
+	if n > p.maxSize {
+		return &Error{Op: op, Name: p.name, Kind: ErrMessageTooLarge,
+			Detail: fmt.Sprintf("%d bytes, at most %d", n, p.maxSize)}
+	}
+	if n%p.elem != 0 || (p.fixed && n != p.elem) {
+		return &Error{Op: op, Name: p.name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("%d bytes do not fit the payload type's element size %d", n, p.elem)}
+	}
+	return nil
+}
+
+// Send copies msg into shared memory and delivers it in one native call. It
+// returns how many subscribers received it. A nil or empty msg sends an empty
+// message.
+func (p *Publisher) Send(msg []byte) (int, error) {
+	if err := p.checkSize("send", len(msg)); err != nil {
+		return 0, err
+	}
+	h, ok := p.ref.acquire()
+	if !ok {
+		return 0, closedError("send", p.name)
+	}
+	n, st := p.lib.PublisherSendCopy(h, msg)
+	p.ref.release()
+	if st != ffi.OK {
+		return n, statusError(p.lib, "send", p.name, st, nil)
+	}
+	return n, nil
+}
+
+// Loan reserves a message of n bytes in shared memory for writing in place (zero
+// copy). Fill SampleMut.Bytes, then Send or Discard it.
+func (p *Publisher) Loan(n int) (*SampleMut, error) {
+	if n < 0 {
+		return nil, &Error{Op: "loan", Name: p.name, Kind: ErrInvalidArgument, Detail: "negative size"}
+	}
+	if err := p.checkSize("loan", n); err != nil {
+		return nil, err
+	}
+	h, ok := p.ref.acquire()
+	if !ok {
+		return nil, closedError("loan", p.name)
+	}
+	sh, st := p.lib.PublisherLoan(h, n)
+	p.ref.release()
+	if st != ffi.OK {
+		return nil, statusError(p.lib, "loan", p.name, st, nil)
+	}
+	return &SampleMut{lib: p.lib, name: p.name, h: sh, data: ffi.SampleBytes(sh)}, nil
+}
+
+// Update connects the publisher to subscribers that joined since its last send,
+// delivering history to them without sending anything new.
+func (p *Publisher) Update() error {
+	h, ok := p.ref.acquire()
+	if !ok {
+		return closedError("update", p.name)
+	}
+	defer p.ref.release()
+	if st := p.lib.PublisherUpdate(h); st != ffi.OK {
+		return statusError(p.lib, "update", p.name, st, nil)
+	}
+	return nil
+}
+
+// Close releases the publisher. A second Close returns ErrClosed.
+func (p *Publisher) Close() error {
+	if p.ref.close(p.lib.PublisherDrop) != nil {
+		return closedError("close publisher", p.name)
+	}
+	return nil
+}
+
+// SampleMut is a message loaned from a Publisher, written in place in shared
+// memory. It is not safe for concurrent use.
+type SampleMut struct {
+	lib  *ffi.Lib
+	name string
+	h    ffi.Handle
+	data []byte
+}
+
+// Bytes is the message's memory in shared memory; valid until Send or Discard.
+func (s *SampleMut) Bytes() []byte { return s.data }
+
+// Send delivers the message and returns how many subscribers received it.
+func (s *SampleMut) Send() (int, error) {
+	if s.h == 0 {
+		return 0, closedError("send sample", s.name)
+	}
+	h := s.h
+	s.h, s.data = 0, nil
+	n, st := s.lib.SampleMutSend(h)
+	if st != ffi.OK {
+		return n, statusError(s.lib, "send sample", s.name, st, nil)
+	}
+	return n, nil
+}
+
+// Discard returns the message unsent.
+func (s *SampleMut) Discard() error {
+	if s.h == 0 {
+		return closedError("discard sample", s.name)
+	}
+	s.lib.SampleMutDrop(s.h)
+	s.h, s.data = 0, nil
+	return nil
+}
+
+type subscriberConfig struct{ bufferSize uint64 }
+
+// SubscriberOption configures a Subscriber.
+type SubscriberOption func(*subscriberConfig)
+
+// SubscriberBuffer sets this subscriber's buffer, at most the service's BufferSize.
+func SubscriberBuffer(n int) SubscriberOption {
+	return func(c *subscriberConfig) { c.bufferSize = uint64(n) }
+}
+
+// Subscriber receives every message published to its service after it joined. It
+// is safe for use by multiple goroutines.
+type Subscriber struct {
+	lib  *ffi.Lib
+	ref  ref
+	name string
+}
+
+// Subscriber creates a subscriber port.
+func (s *PubSubService) Subscriber(opts ...SubscriberOption) (*Subscriber, error) {
+	const op = "create subscriber"
+	var c subscriberConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	h, ok := s.ref.acquire()
+	if !ok {
+		return nil, closedError(op, s.name)
+	}
+	defer s.ref.release()
+	var eb ffi.ErrBuf
+	sh, st := s.lib.SubscriberCreate(h, c.bufferSize, &eb)
+	if st != ffi.OK {
+		return nil, statusError(s.lib, op, s.name, st, &eb)
+	}
+	sub := &Subscriber{lib: s.lib, name: s.name}
+	sub.ref.h = sh
+	return sub, nil
+}
+
+// TryReceive copies the next message into buf without waiting. ok is false when no
+// message is waiting. When buf is too small the message stays queued and the error
+// is a *BufferTooSmallError (errors.Is ErrBufferTooSmall) saying how much it needs.
+func (s *Subscriber) TryReceive(buf []byte) (n int, ok bool, err error) {
+	var lens [1]uint64
+	h, live := s.ref.acquire()
+	if !live {
+		return 0, false, closedError("receive", s.name)
+	}
+	k, st := s.lib.SubscriberReceive(h, buf, lens[:])
+	s.ref.release()
+	switch {
+	case st == ffi.EBufferTooSmall:
+		return 0, false, &BufferTooSmallError{Need: int(lens[0])}
+	case st != ffi.OK:
+		return 0, false, statusError(s.lib, "receive", s.name, st, nil)
+	case k == 0:
+		return 0, false, nil
+	}
+	return int(lens[0]), true, nil
+}
+
+// Batch holds messages received together by ReceiveBatch, back to back in one
+// buffer. Reuse it to receive without allocating.
+type Batch struct {
+	buf  []byte
+	lens []uint64
+	offs []int
+	n    int
+}
+
+// NewBatch makes a batch for up to maxMessages messages in a buffer of bufSize
+// bytes; the buffer grows when a single message needs more.
+func NewBatch(bufSize, maxMessages int) *Batch {
+	maxMessages = max(maxMessages, 1)
+	return &Batch{buf: make([]byte, bufSize), lens: make([]uint64, maxMessages), offs: make([]int, maxMessages+1)}
+}
+
+// Len returns how many messages the last ReceiveBatch delivered.
+func (b *Batch) Len() int { return b.n }
+
+// Message returns message i; it stays valid until the next ReceiveBatch.
+func (b *Batch) Message(i int) []byte { return b.buf[b.offs[i]:b.offs[i+1]:b.offs[i+1]] }
+
+// ReceiveBatch drains up to the batch's capacity of waiting messages in one native
+// call and returns how many it got (0 when none waits).
+func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
+	b.n = 0
+	h, live := s.ref.acquire()
+	if !live {
+		return 0, closedError("receive", s.name)
+	}
+	k, st := s.lib.SubscriberReceive(h, b.buf, b.lens)
+	if st == ffi.EBufferTooSmall {
+		b.buf = make([]byte, b.lens[0])
+		k, st = s.lib.SubscriberReceive(h, b.buf, b.lens)
+	}
+	s.ref.release()
+	if st != ffi.OK {
+		return 0, statusError(s.lib, "receive", s.name, st, nil)
+	}
+	off := 0
+	for i := 0; i < k; i++ {
+		b.offs[i] = off
+		off += int(b.lens[i])
+	}
+	b.offs[k] = off
+	b.n = k
+	return k, nil
+}
+
+// Borrow takes the next message without copying: Sample.Bytes points into shared
+// memory until Release. ok is false when no message is waiting. A subscriber may
+// hold only the service's MaxBorrowed samples at once (ErrTooManyLoans beyond).
+func (s *Subscriber) Borrow() (sample *Sample, ok bool, err error) {
+	h, live := s.ref.acquire()
+	if !live {
+		return nil, false, closedError("borrow", s.name)
+	}
+	sh, st := s.lib.SubscriberBorrow(h)
+	s.ref.release()
+	if st != ffi.OK {
+		return nil, false, statusError(s.lib, "borrow", s.name, st, nil)
+	}
+	if sh == 0 {
+		return nil, false, nil
+	}
+	return &Sample{lib: s.lib, name: s.name, h: sh, data: ffi.SampleBytes(sh)}, true, nil
+}
+
+// HasMessages reports whether a message is waiting.
+func (s *Subscriber) HasMessages() (bool, error) {
+	h, live := s.ref.acquire()
+	if !live {
+		return false, closedError("has messages", s.name)
+	}
+	defer s.ref.release()
+	ok, st := s.lib.SubscriberHasSamples(h)
+	if st != ffi.OK {
+		return false, statusError(s.lib, "has messages", s.name, st, nil)
+	}
+	return ok, nil
+}
+
+// Close releases the subscriber. A second Close returns ErrClosed.
+func (s *Subscriber) Close() error {
+	if s.ref.close(s.lib.SubscriberDrop) != nil {
+		return closedError("close subscriber", s.name)
+	}
+	return nil
+}
+
+// Sample is a received message borrowed in place from shared memory.
+type Sample struct {
+	lib  *ffi.Lib
+	name string
+	h    ffi.Handle
+	data []byte
+}
+
+// Bytes is the message, read-only, valid until Release.
+func (s *Sample) Bytes() []byte { return s.data }
+
+// Release gives the message's memory back to the publisher.
+func (s *Sample) Release() error {
+	if s.h == 0 {
+		return closedError("release sample", s.name)
+	}
+	s.lib.SampleRelease(s.h)
+	s.h, s.data = 0, nil
+	return nil
+}
+
+// EventID identifies an event of an event service.
+type EventID uint64
+
+// EventService is an open event service; it makes Notifiers and Listeners.
+type EventService struct {
+	lib   *ffi.Lib
+	ref   ref
+	name  string
+	maxID uint64
+}
+
+// Event opens or creates (see OpenOnly, CreateOnly) the event service name. An event
+// service and a publish-subscribe service may share a name.
+func (n *Node) Event(name string, opts ...ServiceOption) (*EventService, error) {
+	const op = "open event"
+	c := newServiceConfig(opts)
+	nh, err := n.acquireNode(op, name)
+	if err != nil {
+		return nil, err
+	}
+	defer n.ref.release()
+	var eb ffi.ErrBuf
+	h, st := n.lib.EventOpen(nh, name, c.mode, &c.ev, &eb)
+	if st != ffi.OK {
+		return nil, statusError(n.lib, op, name, st, &eb)
+	}
+	e := &EventService{lib: n.lib, name: name}
+	e.ref.h = h
+	_, _, e.maxID, _ = n.lib.EventInfo(h)
+	return e, nil
+}
+
+// Name returns the service name.
+func (e *EventService) Name() string { return e.name }
+
+// MaxEventID returns the largest event id the service accepts.
+func (e *EventService) MaxEventID() EventID { return EventID(e.maxID) }
+
+// Counts returns how many notifiers and listeners are connected now.
+func (e *EventService) Counts() (notifiers, listeners int, err error) {
+	h, ok := e.ref.acquire()
+	if !ok {
+		return 0, 0, closedError("counts", e.name)
+	}
+	defer e.ref.release()
+	a, b, _, st := e.lib.EventInfo(h)
+	if st != ffi.OK {
+		return 0, 0, statusError(e.lib, "counts", e.name, st, nil)
+	}
+	return int(a), int(b), nil
+}
+
+// Close releases the service handle; ports made from it stay usable.
+func (e *EventService) Close() error {
+	if e.ref.close(e.lib.EventDrop) != nil {
+		return closedError("close event", e.name)
+	}
+	return nil
+}
+
+// Notifier signals event ids to every Listener of its service.
+type Notifier struct {
+	lib  *ffi.Lib
+	ref  ref
+	name string
+}
+
+// Notifier creates a notifier port.
+func (e *EventService) Notifier() (*Notifier, error) {
+	const op = "create notifier"
+	h, ok := e.ref.acquire()
+	if !ok {
+		return nil, closedError(op, e.name)
+	}
+	defer e.ref.release()
+	var eb ffi.ErrBuf
+	nh, st := e.lib.NotifierCreate(h, 0, &eb)
+	if st != ffi.OK {
+		return nil, statusError(e.lib, op, e.name, st, &eb)
+	}
+	n := &Notifier{lib: e.lib, name: e.name}
+	n.ref.h = nh
+	return n, nil
+}
+
+// Notify signals id and returns how many listeners it reached. Notifications of
+// the same id coalesce until a listener drains them.
+func (n *Notifier) Notify(id EventID) (int, error) {
+	h, ok := n.ref.acquire()
+	if !ok {
+		return 0, closedError("notify", n.name)
+	}
+	k, st := n.lib.NotifierNotify(h, uint64(id))
+	n.ref.release()
+	if st != ffi.OK {
+		return 0, statusError(n.lib, "notify", n.name, st, nil)
+	}
+	return k, nil
+}
+
+// Close releases the notifier. A second Close returns ErrClosed.
+func (n *Notifier) Close() error {
+	if n.ref.close(n.lib.NotifierDrop) != nil {
+		return closedError("close notifier", n.name)
+	}
+	return nil
+}
+
+// Listener receives the event ids signalled on its service. Wait parks in the Go
+// runtime's network poller on the listener's socket, so a waiting Listener holds
+// no OS thread. It is safe for use by multiple goroutines.
+type Listener struct {
+	lib  *ffi.Lib
+	ref  ref
+	name string
+	file *os.File        // duplicate of the native socket, non-blocking
+	conn syscall.RawConn // readiness of file
+	turn chan struct{}   // one waiter at a time owns the read deadline
+	done chan struct{}   // closed by Close
+}
+
+// Listener creates a listener port.
+func (e *EventService) Listener() (*Listener, error) {
+	const op = "create listener"
+	h, ok := e.ref.acquire()
+	if !ok {
+		return nil, closedError(op, e.name)
+	}
+	defer e.ref.release()
+	var eb ffi.ErrBuf
+	lh, st := e.lib.ListenerCreate(h, &eb)
+	if st != ffi.OK {
+		return nil, statusError(e.lib, op, e.name, st, &eb)
+	}
+	l := &Listener{lib: e.lib, name: e.name, turn: make(chan struct{}, 1), done: make(chan struct{})}
+	l.ref.h = lh
+	if err := l.attach(); err != nil {
+		e.lib.ListenerDrop(lh)
+		return nil, &Error{Op: op, Name: e.name, Kind: ErrInternal, Detail: err.Error()}
+	}
+	return l, nil
+}
+
+// attach duplicates the native socket into a non-blocking *os.File so that the
+// runtime poller can wait on it; only the duplicate is ever closed by Go.
+func (l *Listener) attach() error {
+	fd := l.lib.ListenerFd(l.ref.h)
+	if fd < 0 {
+		return errors.New("listener has no file descriptor")
+	}
+	dup, err := syscall.Dup(fd)
+	if err != nil {
+		return err
+	}
+	syscall.CloseOnExec(dup)
+	if err := syscall.SetNonblock(dup, true); err != nil {
+		syscall.Close(dup)
+		return err
+	}
+	l.file = os.NewFile(uintptr(dup), "iox-listener")
+	l.conn, err = l.file.SyscallConn()
+	if err != nil {
+		l.file.Close()
+		return err
+	}
+	return nil
+}
+
+// TryWait returns the event ids signalled since the last wait, without waiting
+// (nil when there are none).
+func (l *Listener) TryWait() ([]EventID, error) {
+	h, ok := l.ref.acquire()
+	if !ok {
+		return nil, closedError("try wait", l.name)
+	}
+	defer l.ref.release()
+	var out []EventID
+	var ids [64]uint64
+	for {
+		k, st := l.lib.ListenerTryWait(h, ids[:])
+		if st != ffi.OK {
+			return out, statusError(l.lib, "try wait", l.name, st, nil)
+		}
+		for _, id := range ids[:k] {
+			out = append(out, EventID(id))
+		}
+		if k < len(ids) {
+			return out, nil
+		}
+	}
+}
+
+// Wait blocks until at least one event id is signalled and returns the ids. It
+// returns ctx.Err() when ctx ends first and ErrClosed when the listener is closed.
+func (l *Listener) Wait(ctx context.Context) ([]EventID, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	select {
+	case l.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.done:
+		return nil, closedError("wait", l.name)
+	}
+	defer func() { <-l.turn }()
+	if err := l.file.SetReadDeadline(time.Time{}); err != nil {
+		return nil, closedError("wait", l.name)
+	}
+	stop := context.AfterFunc(ctx, func() { l.file.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for {
+		ids, err := l.TryWait()
+		if err != nil || len(ids) > 0 {
+			return ids, err
+		}
+		err = l.conn.Read(readable)
+		switch {
+		case err == nil:
+		case l.isClosed():
+			return nil, closedError("wait", l.name)
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// a deadline left over from an earlier, cancelled wait
+			l.file.SetReadDeadline(time.Time{})
+		default:
+			return nil, &Error{Op: "wait", Name: l.name, Kind: ErrInternal, Detail: err.Error()}
+		}
+	}
+}
+
+func (l *Listener) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// readable reports whether a datagram waits on fd without consuming it; returning
+// false makes the runtime poller park the goroutine until the socket is readable.
+func readable(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN && err != syscall.EINTR
+}
+
+// Close releases the listener and wakes any Wait with ErrClosed. A second Close
+// returns ErrClosed.
+func (l *Listener) Close() error {
+	l.ref.mu.Lock()
+	if l.ref.h == 0 {
+		l.ref.mu.Unlock()
+		return closedError("close listener", l.name)
+	}
+	close(l.done)
+	l.file.Close()
+	l.lib.ListenerDrop(l.ref.h)
+	l.ref.h = 0
+	l.ref.mu.Unlock()
+	return nil
+}
+
