@@ -11,6 +11,9 @@ package iox
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/iox-go/iox/internal/ffi"
@@ -325,6 +328,35 @@ func checkName(what, s string, max int, emptyOK bool) error {
 func ValidServiceName(name string) error {
 	if err := checkName("service name", name, 255, false); err != nil {
 		return &Error{Op: "check name", Name: name, Kind: ErrInvalidName, Detail: err.Error()}
+	}
+	return nil
+}
+
+// RemoveIsolation deletes every iceoryx2 file of the namespace that WithIsolation
+// selected with the same prefix and rootDir: shared-memory objects in /dev/shm and
+// the root folder. iceoryx2 keeps a small node-counter segment per namespace on
+// purpose; call this once no process uses the namespace any more.
+func RemoveIsolation(prefix, rootDir string) error {
+	if prefix == "" || strings.ContainsRune(prefix, '/') || !filepath.IsAbs(rootDir) || filepath.Clean(rootDir) == "/" {
+		return &Error{Op: "remove isolation", Name: prefix, Kind: ErrInvalidArgument, Detail: "needs a prefix and an absolute root folder"}
+	}
+	entries, err := os.ReadDir("/dev/shm")
+	if err != nil {
+		return &Error{Op: "remove isolation", Name: prefix, Kind: ErrInternal, Detail: err.Error()}
+	}
+	var first error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			if err := os.Remove(filepath.Join("/dev/shm", e.Name())); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	if err := os.RemoveAll(rootDir); err != nil && first == nil {
+		first = err
+	}
+	if first != nil {
+		return &Error{Op: "remove isolation", Name: prefix, Kind: ErrInternal, Detail: first.Error()}
 	}
 	return nil
 }
