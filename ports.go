@@ -473,7 +473,7 @@ func (s *Subscriber) TryReceive(buf []byte) (n int, ok bool, err error) {
 	if !live {
 		return 0, false, closedError("receive", s.name)
 	}
-	k, st := s.lib.SubscriberReceive(h, buf, lens[:])
+	k, st := s.lib.SubscriberReceive(h, buf, lens[:], nil)
 	s.ref.release()
 	switch {
 	case st == ffi.EBufferTooSmall:
@@ -516,10 +516,10 @@ func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
 	if !live {
 		return 0, closedError("receive", s.name)
 	}
-	k, st := s.lib.SubscriberReceive(h, b.buf, b.lens)
+	k, st := s.lib.SubscriberReceive(h, b.buf, b.lens, nil)
 	if st == ffi.EBufferTooSmall {
 		b.buf = make([]byte, b.lens[0])
-		k, st = s.lib.SubscriberReceive(h, b.buf, b.lens)
+		k, st = s.lib.SubscriberReceive(h, b.buf, b.lens, nil)
 	}
 	s.ref.release()
 	if st != ffi.OK {

@@ -70,6 +70,8 @@ type Lib struct {
 	PubSubCountsFn      uintptr `sym:"iox_pubsub_counts"`
 	PubSubConfigFn      uintptr `sym:"iox_pubsub_config"`
 	PubSubCleanupDeadFn uintptr `sym:"iox_pubsub_cleanup_dead"`
+	PubSubListFn        uintptr `sym:"iox_pubsub_list"`
+	SubscriberIDFn      uintptr `sym:"iox_subscriber_id"`
 	PublisherCreateFn   uintptr `sym:"iox_publisher_create"`
 	PublisherDropFn     uintptr `sym:"iox_publisher_drop"`
 	PublisherSendCopyFn uintptr `sym:"iox_publisher_send_copy"`
@@ -208,13 +210,13 @@ const (
 // PubSubOpts mirrors the native struct of the same name.
 type PubSubOpts struct {
 	Set, MaxPublishers, MaxSubscribers, MaxNodes, BufferSize, HistorySize,
-	SafeOverflow, MaxBorrowed, Variant, Size, Alignment uint64
+	SafeOverflow, MaxBorrowed, Variant, Size, Alignment, HeaderSize uint64
 }
 
 // PubSubConfig mirrors the native struct of the same name.
 type PubSubConfig struct {
 	MaxPublishers, MaxSubscribers, MaxNodes, BufferSize, HistorySize,
-	SafeOverflow, MaxBorrowed, Variant, Size, Alignment uint64
+	SafeOverflow, MaxBorrowed, Variant, Size, Alignment, HeaderSize uint64
 }
 
 // PubSubOpen opens or creates a publish-subscribe service.
@@ -249,6 +251,22 @@ func (l *Lib) PubSubCleanupDead(h Handle) (cleaned, failed uint64, s Status) {
 	return cleaned, failed, Status(int32(r))
 }
 
+// PortInfo identifies one port of a service and the node that owns it.
+type PortInfo struct{ PortLo, PortHi, NodeLo, NodeHi uint64 }
+
+// PubSubList lists the publishers (which=0) or subscribers (which=1) into out and
+// returns how many exist.
+func (l *Lib) PubSubList(h Handle, which int, out []PortInfo) (int, Status) {
+	var r uintptr
+	if len(out) == 0 {
+		r, _, _ = purego.SyscallN(l.PubSubListFn, uintptr(h), uintptr(which), 0, 0)
+	} else {
+		r, _, _ = purego.SyscallN(l.PubSubListFn, uintptr(h), uintptr(which), uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)))
+	}
+	v, s := split(r)
+	return int(v), s
+}
+
 // Publisher backpressure modes.
 const (
 	BPDiscard = 0
@@ -275,9 +293,23 @@ func (l *Lib) PublisherDrop(h Handle) { purego.SyscallN(l.PublisherDropFn, uintp
 func (l *Lib) PublisherSendCopy(h Handle, p []byte) (int, Status) {
 	var r uintptr
 	if len(p) == 0 {
-		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), 0, 0)
+		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), 0, 0, 0)
 	} else {
-		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0)
+	}
+	v, s := split(r)
+	return int(v), s
+}
+
+// PublisherSendCopyHeader is PublisherSendCopy with the service's user header taken
+// from hdr (which must hold the service's header size).
+func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Status) {
+	var r uintptr
+	if len(p) == 0 {
+		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), 0, 0, uintptr(unsafe.Pointer(&hdr[0])))
+	} else {
+		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+			uintptr(unsafe.Pointer(&hdr[0])))
 	}
 	v, s := split(r)
 	return int(v), s
@@ -329,19 +361,34 @@ func (l *Lib) SubscriberCreate(svc Handle, bufferSize uint64, eb *ErrBuf) (Handl
 func (l *Lib) SubscriberDrop(h Handle) { purego.SyscallN(l.SubscriberDropFn, uintptr(h)) }
 
 // SubscriberReceive drains up to len(lens) messages into buf. On EBufferTooSmall
-// lens[0] holds the size of the next message.
-func (l *Lib) SubscriberReceive(h Handle, buf []byte, lens []uint64) (int, Status) {
+// lens[0] holds the size of the next message. When hdrs is not empty it receives
+// each message's user header (hdrs must hold len(lens) headers).
+func (l *Lib) SubscriberReceive(h Handle, buf []byte, lens []uint64, hdrs []byte) (int, Status) {
 	var r uintptr
-	if len(buf) == 0 {
+	switch {
+	case len(buf) == 0 && len(hdrs) == 0:
 		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h), 0, 0,
-			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)))
-	} else {
+			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), 0)
+	case len(buf) == 0:
+		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h), 0, 0,
+			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), uintptr(unsafe.Pointer(&hdrs[0])))
+	case len(hdrs) == 0:
 		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h),
 			uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
-			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)))
+			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), 0)
+	default:
+		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h),
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
+			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), uintptr(unsafe.Pointer(&hdrs[0])))
 	}
 	v, s := split(r)
 	return int(v), s
+}
+
+// SubscriberID returns the subscriber's unique port id.
+func (l *Lib) SubscriberID(h Handle) (lo, hi uint64, s Status) {
+	r, _, _ := purego.SyscallN(l.SubscriberIDFn, uintptr(h), uintptr(unsafe.Pointer(&lo)), uintptr(unsafe.Pointer(&hi)))
+	return lo, hi, Status(int32(r))
 }
 
 // SubscriberBorrow borrows the next message in place (0 when none waits).

@@ -28,7 +28,7 @@ use iceoryx2::service::port_factory::{event as event_factory, publish_subscribe 
 use iceoryx2::service::static_config::message_type_details::{TypeDetail, TypeVariant};
 
 /// Version of this C ABI. The Go loader refuses a library with another value.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The iceoryx2 release this library is built on (pinned in Cargo.toml).
 pub const ICEORYX2_VERSION: &str = "0.10.0";
@@ -363,6 +363,9 @@ pub struct PubSubOpts {
     pub variant: u64,
     pub size: u64,
     pub alignment: u64,
+    /// Size in bytes of a user header carried with every message (0 = none, the
+    /// plain "()" header other iceoryx2 peers use). Aligned to 8; named `iox::Header`.
+    pub header_size: u64,
 }
 
 /// The settings a publish-subscribe service actually has.
@@ -378,13 +381,18 @@ pub struct PubSubConfig {
     pub variant: u64,
     pub size: u64,
     pub alignment: u64,
+    pub header_size: u64,
 }
 
 pub struct PubSubH {
     factory: ps_factory::PortFactory<Svc, Bytes, Hdr>,
     size: usize,
     dynamic: bool,
+    header: usize,
 }
+
+/// Type name of the user header iox's own channel adapters put on messages.
+const HEADER_TYPE: &str = "iox::Header";
 
 fn service_name(ptr: *const u8, len: usize, errbuf: *mut u8, errcap: usize) -> Result<ServiceName, i32> {
     let Some(s) = (unsafe { text_arg(ptr, len) }) else {
@@ -439,7 +447,12 @@ pub unsafe extern "C" fn iox_pubsub_open(
                 return IOX_E_INVALID_ARGUMENT;
             }
         };
-        let header = match TypeDetail::__internal_new_from_parts(TypeVariant::FixedSize, "()", 0, 1) {
+        let header = if o.header_size == 0 {
+            TypeDetail::__internal_new_from_parts(TypeVariant::FixedSize, "()", 0, 1)
+        } else {
+            TypeDetail::__internal_new_from_parts(TypeVariant::FixedSize, HEADER_TYPE, o.header_size as usize, 8)
+        };
+        let header = match header {
             Ok(t) => t,
             Err(_) => return IOX_E_INTERNAL,
         };
@@ -480,7 +493,8 @@ pub unsafe extern "C" fn iox_pubsub_open(
         };
         match res {
             Ok(factory) => {
-                put(out, into_handle(PubSubH { factory, size: o.size.max(1) as usize, dynamic }));
+                let header = factory.static_config().message_type_details().user_header.size();
+                put(out, into_handle(PubSubH { factory, size: o.size.max(1) as usize, dynamic, header }));
                 IOX_OK
             }
             Err(c) => c,
@@ -525,9 +539,47 @@ pub unsafe extern "C" fn iox_pubsub_config(h: *mut PubSubH, out: *mut PubSubConf
                 variant: if p.variant() == TypeVariant::Dynamic { 0 } else { 1 },
                 size: p.size() as u64,
                 alignment: p.alignment() as u64,
+                header_size: c.message_type_details().user_header.size() as u64,
             },
         );
         IOX_OK
+    })
+}
+
+/// Lists the ports of the service: `which` 0 = publishers, 1 = subscribers. Writes four
+/// words per port (port id low, high, node id low, high) into `out`, at most `max`
+/// ports, and returns how many ports exist (which may exceed `max`).
+#[no_mangle]
+pub unsafe extern "C" fn iox_pubsub_list(h: *mut PubSubH, which: u32, out: *mut u64, max: usize) -> i64 {
+    guard_value(|| {
+        let s = handle(h).ok_or(IOX_E_INVALID_ARGUMENT)?;
+        if max > 0 && out.is_null() {
+            return Err(IOX_E_INVALID_ARGUMENT);
+        }
+        let mut n = 0usize;
+        let mut write = |port: u128, node: u128| {
+            if n < max {
+                let w = out.add(4 * n);
+                *w = port as u64;
+                *w.add(1) = (port >> 64) as u64;
+                *w.add(2) = node as u64;
+                *w.add(3) = (node >> 64) as u64;
+            }
+            n += 1;
+        };
+        let d = s.factory.dynamic_config();
+        if which == 0 {
+            d.list_publishers(|p| {
+                write(p.publisher_id.value(), p.node_id.value());
+                CallbackProgression::Continue
+            });
+        } else {
+            d.list_subscribers(|p| {
+                write(p.subscriber_id.value(), p.node_id.value());
+                CallbackProgression::Continue
+            });
+        }
+        Ok(n as i64)
     })
 }
 
@@ -567,6 +619,7 @@ pub struct PublisherH {
     publisher: Publisher<Svc, Bytes, Hdr>,
     size: usize,
     dynamic: bool,
+    header: usize,
 }
 
 #[no_mangle]
@@ -615,7 +668,7 @@ pub unsafe extern "C" fn iox_publisher_create(
         }
         match b.create() {
             Ok(publisher) => {
-                put(out, into_handle(PublisherH { publisher, size: s.size, dynamic: s.dynamic }));
+                put(out, into_handle(PublisherH { publisher, size: s.size, dynamic: s.dynamic, header: s.header }));
                 IOX_OK
             }
             Err(e) => fail(e, errbuf, errcap),
@@ -672,18 +725,23 @@ impl PublisherH {
     }
 }
 
-/// Loans a sample of `len` bytes, copies `data` into it and sends it: one crossing.
-/// Returns the number of subscribers that got it, or a negated status.
+/// Loans a sample of `len` bytes, copies `data` into it (and the service's user header
+/// from `hdr`, when the service has one and `hdr` is not null) and sends it: one
+/// crossing. Returns the number of subscribers that got it, or a negated status.
 #[no_mangle]
-pub unsafe extern "C" fn iox_publisher_send_copy(h: *mut PublisherH, data: *const u8, len: usize) -> i64 {
+pub unsafe extern "C" fn iox_publisher_send_copy(h: *mut PublisherH, data: *const u8, len: usize, hdr: *const u8) -> i64 {
     guard_value(|| {
         let p = handle(h).ok_or(IOX_E_INVALID_ARGUMENT)?;
         if len > 0 && data.is_null() {
             return Err(IOX_E_INVALID_ARGUMENT);
         }
-        let (sample, ptr) = p.loan(len)?;
+        let (mut sample, ptr) = p.loan(len)?;
         if len > 0 {
             std::ptr::copy_nonoverlapping(data, ptr, len);
+        }
+        if p.header > 0 && !hdr.is_null() {
+            let dst = sample.user_header_mut() as *mut Hdr as *mut u8;
+            std::ptr::copy_nonoverlapping(hdr, dst, p.header);
         }
         sample.send().map(|n| n as i64).map_err(send_error)
     })
@@ -747,6 +805,7 @@ type RxSample = Sample<Svc, Bytes, Hdr>;
 
 pub struct SubscriberH {
     subscriber: Subscriber<Svc, Bytes, Hdr>,
+    header: usize,
     /// A received sample that did not fit the caller's buffer; delivered first next time.
     pending: Mutex<Option<RxSample>>,
 }
@@ -770,11 +829,23 @@ pub unsafe extern "C" fn iox_subscriber_create(
         }
         match b.create() {
             Ok(subscriber) => {
-                put(out, into_handle(SubscriberH { subscriber, pending: Mutex::new(None) }));
+                put(out, into_handle(SubscriberH { subscriber, header: s.header, pending: Mutex::new(None) }));
                 IOX_OK
             }
             Err(e) => fail(e, errbuf, errcap),
         }
+    })
+}
+
+/// Writes the subscriber's unique port id (low, high).
+#[no_mangle]
+pub unsafe extern "C" fn iox_subscriber_id(h: *mut SubscriberH, lo: *mut u64, hi: *mut u64) -> i32 {
+    guard(|| {
+        let Some(s) = handle(h) else { return IOX_E_INVALID_ARGUMENT };
+        let v = s.subscriber.id().value();
+        put(lo, v as u64);
+        put(hi, (v >> 64) as u64);
+        IOX_OK
     })
 }
 
@@ -804,7 +875,9 @@ impl SubscriberH {
 /// Drains up to `max` messages into `buf` back to back; `lens[i]` receives the length
 /// of message i. Returns how many were copied, or a negated status. A message larger
 /// than the room left stays queued for the next call; one larger than the whole `cap`
-/// gives `IOX_E_BUFFER_TOO_SMALL` with its length in `lens[0]`.
+/// gives `IOX_E_BUFFER_TOO_SMALL` with its length in `lens[0]`. When `hdrs` is not
+/// null and the service has a user header, message i's header is copied to
+/// `hdrs + i * header_size`.
 #[no_mangle]
 pub unsafe extern "C" fn iox_subscriber_receive(
     h: *mut SubscriberH,
@@ -812,6 +885,7 @@ pub unsafe extern "C" fn iox_subscriber_receive(
     cap: usize,
     lens: *mut u64,
     max: usize,
+    hdrs: *mut u8,
 ) -> i64 {
     guard_value(|| {
         let s = handle(h).ok_or(IOX_E_INVALID_ARGUMENT)?;
@@ -842,6 +916,10 @@ pub unsafe extern "C" fn iox_subscriber_receive(
                 std::ptr::copy_nonoverlapping(data.as_ptr(), buf.add(used), data.len());
             }
             *lens.add(n) = data.len() as u64;
+            if s.header > 0 && !hdrs.is_null() {
+                let src = sample.user_header() as *const Hdr as *const u8;
+                std::ptr::copy_nonoverlapping(src, hdrs.add(n * s.header), s.header);
+            }
             used += data.len();
             n += 1;
         }
