@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/iox-go/iox/internal/ffi"
+	"github.com/iox-go/iox/internal/layout"
 	"github.com/iox-go/iox/loader"
 )
 
@@ -50,6 +51,12 @@ var (
 	ErrConnection     = errors.New("iox: connection failure")
 	ErrBusy           = errors.New("iox: service is being created or removed by another process")
 	ErrPeerGone       = errors.New("iox: peer gone")
+	// ErrPeerClosed: the peer ended the conversation cleanly (errors.Is ErrPeerGone).
+	ErrPeerClosed = &subError{"iox: peer closed", ErrPeerGone}
+	// ErrPeerCrashed: the peer's process died without closing (errors.Is ErrPeerGone).
+	ErrPeerCrashed = &subError{"iox: peer crashed", ErrPeerGone}
+	// ErrPairFull: both ends of the pair are taken.
+	ErrPairFull = errors.New("iox: pair already has two ends")
 	ErrClosed         = errors.New("iox: use of closed handle")
 	ErrInternal       = errors.New("iox: internal failure")
 )
@@ -359,4 +366,55 @@ func RemoveIsolation(prefix, rootDir string) error {
 		return &Error{Op: "remove isolation", Name: prefix, Kind: ErrInternal, Detail: first.Error()}
 	}
 	return nil
+}
+
+// Codec turns values of T into message bytes and back, so that typed channels
+// ride on the same byte transport.
+type Codec[T any] interface {
+	// Append appends the encoding of v to dst and returns the result.
+	Append(dst []byte, v T) ([]byte, error)
+	// Decode decodes one message; b is valid only during the call.
+	Decode(b []byte) (T, error)
+}
+
+// PayloadTyper is implemented by codecs whose messages have a payload type other
+// than Bytes, so that services opened with them carry that type.
+type PayloadTyper interface{ PayloadType() PayloadType }
+
+// Raw is the identity codec of []byte channels; Decode copies the message.
+type Raw struct{}
+
+func (Raw) Append(dst []byte, v []byte) ([]byte, error) { return append(dst, v...), nil }
+func (Raw) Decode(b []byte) ([]byte, error)             { return append([]byte(nil), b...), nil }
+
+// FixedCodec carries a fixed-layout T as its memory image, with the type name,
+// size and alignment a Rust #[repr(C)] peer declares, so Rust, C and Python peers
+// can open the same service.
+type FixedCodec[T any] struct{ pt PayloadType }
+
+// Fixed makes the codec of a fixed-layout T (numbers, bools, arrays and structs of
+// them; no pointers, slices, strings or maps). rustName is the type name the peer's
+// iceoryx2 uses, e.g. "my_app::Point" for Rust or the ctypes struct's type_name().
+func Fixed[T any](rustName string) (FixedCodec[T], error) {
+	if err := layout.Check[T](); err != nil {
+		return FixedCodec[T]{}, &Error{Op: "fixed codec", Name: rustName, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
+	if rustName == "" || layout.Size[T]() == 0 {
+		return FixedCodec[T]{}, &Error{Op: "fixed codec", Name: rustName, Kind: ErrInvalidArgument, Detail: "needs a type name and a non-empty type"}
+	}
+	return FixedCodec[T]{PayloadType{Name: rustName, Size: layout.Size[T](), Align: layout.Align[T](), Fixed: true}}, nil
+}
+
+// PayloadType is the fixed-size payload type of T.
+func (c FixedCodec[T]) PayloadType() PayloadType { return c.pt }
+
+func (c FixedCodec[T]) Append(dst []byte, v T) ([]byte, error) { return layout.Append(dst, &v), nil }
+
+func (c FixedCodec[T]) Decode(b []byte) (T, error) {
+	if len(b) != c.pt.Size {
+		var zero T
+		return zero, &Error{Op: "decode", Name: c.pt.Name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("message has %d bytes, the type %d", len(b), c.pt.Size)}
+	}
+	return layout.Load[T](b), nil
 }

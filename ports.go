@@ -219,6 +219,45 @@ func (s *PubSubService) Counts() (publishers, subscribers int, err error) {
 	return int(p), int(q), nil
 }
 
+// UniqueID is a 128-bit iceoryx2 id of a node or port.
+type UniqueID struct{ Lo, Hi uint64 }
+
+func (u UniqueID) String() string { return fmt.Sprintf("%016x%016x", u.Hi, u.Lo) }
+
+// PortInfo names one port of a service and the node that owns it.
+type PortInfo struct {
+	Port, Node UniqueID
+}
+
+// Publishers lists the publishers connected to the service now.
+func (s *PubSubService) Publishers() ([]PortInfo, error) { return s.ports("publishers", 0) }
+
+// Subscribers lists the subscribers connected to the service now.
+func (s *PubSubService) Subscribers() ([]PortInfo, error) { return s.ports("subscribers", 1) }
+
+func (s *PubSubService) ports(op string, which int) ([]PortInfo, error) {
+	h, ok := s.ref.acquire()
+	if !ok {
+		return nil, closedError(op, s.name)
+	}
+	defer s.ref.release()
+	raw := make([]ffi.PortInfo, 8)
+	for {
+		n, st := s.lib.PubSubList(h, which, raw)
+		if st != ffi.OK {
+			return nil, statusError(s.lib, op, s.name, st, nil)
+		}
+		if n <= len(raw) {
+			out := make([]PortInfo, n)
+			for i, r := range raw[:n] {
+				out[i] = PortInfo{Port: UniqueID{r.PortLo, r.PortHi}, Node: UniqueID{r.NodeLo, r.NodeHi}}
+			}
+			return out, nil
+		}
+		raw = make([]ffi.PortInfo, n+8)
+	}
+}
+
 // CleanupDeadNodes removes the ports of crashed processes from this service.
 func (s *PubSubService) CleanupDeadNodes() (int, error) {
 	h, ok := s.ref.acquire()

@@ -1,0 +1,199 @@
+package iox
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Settings shared by the channel adapters (Pair, Pub, Sub).
+type chanConfig struct {
+	queue          int           // messages each receiver can hold in shared memory
+	chanCap        int           // capacity of the Go channels
+	maxMessage     int           // largest message in bytes
+	peerTimeout    time.Duration // bound for noticing a crashed peer
+	spin           time.Duration // busy-poll before parking, for low latency
+	poll           time.Duration // receive poll for peers that never notify
+	linger         time.Duration // how long Close waits for the peer to take what was sent
+	lossy          bool
+	history        int
+	maxSubscribers int
+	maxPublishers  int
+}
+
+func defaultChanConfig() chanConfig {
+	return chanConfig{
+		queue:          64,
+		chanCap:        64,
+		maxMessage:     DefaultMaxMessageSize,
+		peerTimeout:    time.Second,
+		poll:           10 * time.Millisecond,
+		linger:         time.Second,
+		maxSubscribers: 8,
+		maxPublishers:  2,
+	}
+}
+
+// ChanOption configures a channel adapter (Pair, Pub, Sub).
+type ChanOption func(*chanConfig)
+
+// WithQueue sets how many messages each receiver holds in shared memory before a
+// lossless sender waits (default 64). Both ends must agree.
+func WithQueue(n int) ChanOption { return func(c *chanConfig) { c.queue = n } }
+
+// WithChanCap sets the capacity of the Go channels (default 64).
+func WithChanCap(n int) ChanOption { return func(c *chanConfig) { c.chanCap = n } }
+
+// WithMaxMessage bounds one message in bytes (default DefaultMaxMessageSize).
+func WithMaxMessage(n int) ChanOption { return func(c *chanConfig) { c.maxMessage = n } }
+
+// WithPeerTimeout bounds how long a crashed peer goes unnoticed (default 1 s).
+func WithPeerTimeout(d time.Duration) ChanOption { return func(c *chanConfig) { c.peerTimeout = d } }
+
+// WithSpin makes receivers busy-poll for up to d before parking in the runtime
+// poller: lower latency for one core's worth of CPU while traffic flows (default 0).
+func WithSpin(d time.Duration) ChanOption { return func(c *chanConfig) { c.spin = d } }
+
+// WithPoll sets how often a subscriber looks for messages from publishers that
+// never notify, such as plain Rust or Python ones (default 10 ms).
+func WithPoll(d time.Duration) ChanOption { return func(c *chanConfig) { c.poll = d } }
+
+// WithLinger sets how long Close waits for the peer to take the messages already
+// sent (default 1 s).
+func WithLinger(d time.Duration) ChanOption { return func(c *chanConfig) { c.linger = d } }
+
+// Lossy makes a publish-subscribe channel never block the publisher: a slow
+// subscriber loses its oldest messages. The service is then a plain iceoryx2
+// [u8] (or fixed-type) service that peers in other languages can open.
+func Lossy() ChanOption { return func(c *chanConfig) { c.lossy = true } }
+
+// WithHistory keeps the last k messages for subscribers that join late.
+func WithHistory(k int) ChanOption { return func(c *chanConfig) { c.history = k } }
+
+// WithMaxSubscribers bounds the subscribers of a publish-subscribe channel (default 8).
+func WithMaxSubscribers(n int) ChanOption { return func(c *chanConfig) { c.maxSubscribers = n } }
+
+// WithMaxPublishers bounds the publishers of a publish-subscribe channel (default 2).
+func WithMaxPublishers(n int) ChanOption { return func(c *chanConfig) { c.maxPublishers = n } }
+
+func newChanConfig(op, name string, opts []ChanOption) (chanConfig, error) {
+	c := defaultChanConfig()
+	for _, o := range opts {
+		o(&c)
+	}
+	bad := func(detail string) (chanConfig, error) {
+		return c, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: detail}
+	}
+	switch {
+	case c.queue < 1:
+		return bad("queue must hold at least one message")
+	case c.chanCap < 0:
+		return bad("negative channel capacity")
+	case c.maxMessage < 0:
+		return bad("negative message limit")
+	case c.peerTimeout < 4*time.Millisecond:
+		return bad("peer timeout below 4ms")
+	case c.spin < 0 || c.poll <= 0 || c.linger < 0:
+		return bad("spin, poll and linger must not be negative (poll positive)")
+	case c.history < 0 || (!c.lossy && c.history > c.queue):
+		return bad(fmt.Sprintf("history %d must be between 0 and the queue (%d)", c.history, c.queue))
+	case c.maxSubscribers < 1 || c.maxPublishers < 1:
+		return bad("need room for at least one publisher and one subscriber")
+	}
+	return c, nil
+}
+
+// Event ids the adapters use on their event services.
+const (
+	evData    EventID = iota // new messages are waiting
+	evSpace                  // a receiver took messages: there is room again
+	evHello                  // a peer's notifier appeared
+	evBye                    // the sender is closing; nothing follows
+	evDrained                // the receiver has taken everything after a bye
+	evDead                   // a notifier's process died (sent by dead-node cleanup)
+	evMaxID   EventID = 7
+)
+
+// wake signals c without blocking; signals coalesce.
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func newSignal() chan struct{} { return make(chan struct{}, 1) }
+
+// adapterName checks that name leaves room for the suffixes the adapter appends.
+func adapterName(op, name, longestSuffix string) error {
+	if err := checkName("service name", name, 255-len(longestSuffix), false); err != nil {
+		return &Error{Op: op, Name: name, Kind: ErrInvalidName, Detail: err.Error()}
+	}
+	return nil
+}
+
+// encoder returns the function that turns a T into message bytes, reusing buf.
+func encoder[T any](codec Codec[T]) func(buf []byte, v T) ([]byte, error) {
+	if _, raw := any(codec).(Raw); raw {
+		return func(_ []byte, v T) ([]byte, error) { return any(v).([]byte), nil }
+	}
+	return func(buf []byte, v T) ([]byte, error) { return codec.Append(buf[:0], v) }
+}
+
+func payloadTypeOf[T any](codec Codec[T]) PayloadType {
+	if pt, ok := any(codec).(PayloadTyper); ok {
+		return pt.PayloadType()
+	}
+	return Bytes
+}
+
+// ending records why an adapter ended: the first reason wins.
+type ending struct {
+	once sync.Once
+	err  error
+	done chan struct{}
+}
+
+func newEnding() ending { return ending{done: make(chan struct{})} }
+
+func (e *ending) end(err error) {
+	e.once.Do(func() {
+		e.err = err
+		close(e.done)
+	})
+}
+
+// reason is nil until the adapter ended.
+func (e *ending) reason() error {
+	select {
+	case <-e.done:
+		return e.err
+	default:
+		return nil
+	}
+}
+
+// sendValue hands v to a pump through ch, failing visibly once the adapter ended.
+func sendValue[T any](ctx context.Context, ch chan<- T, closing <-chan struct{}, e *ending, v T) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-closing:
+		return ErrClosed
+	case <-e.done:
+		return e.err
+	default:
+	}
+	select {
+	case ch <- v:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-closing:
+		return ErrClosed
+	case <-e.done:
+		return e.err
+	}
+}

@@ -1,0 +1,51 @@
+// Package layout reinterprets values of fixed-layout Go types (no pointers) as
+// their bytes, for typed iox channels that carry a Rust #[repr(C)] struct's
+// memory image.
+package layout
+
+import (
+	"fmt"
+	"reflect"
+	"unsafe"
+)
+
+// Check reports why T cannot be carried as its bytes: it must hold no pointers,
+// slices, maps, strings, interfaces, channels or functions.
+func Check[T any]() error {
+	return check(reflect.TypeFor[T]())
+}
+
+func check(t reflect.Type) error {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return nil
+	case reflect.Array:
+		return check(t.Elem())
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if err := check(t.Field(i).Type); err != nil {
+				return fmt.Errorf("field %s: %w", t.Field(i).Name, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%s is not fixed-layout (kind %s)", t, t.Kind())
+}
+
+// Size and Align of T.
+func Size[T any]() int  { var v T; return int(unsafe.Sizeof(v)) }
+func Align[T any]() int { var v T; return int(unsafe.Alignof(v)) }
+
+// Append appends v's memory image to dst.
+func Append[T any](dst []byte, v *T) []byte {
+	return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))...)
+}
+
+// Load copies b (exactly Size[T] bytes) into a T.
+func Load[T any](b []byte) T {
+	var v T
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), unsafe.Sizeof(v)), b)
+	return v
+}

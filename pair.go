@@ -1,0 +1,577 @@
+package iox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+)
+
+// Pair is one end of a bidirectional, ordered, lossless channel between two
+// processes — nng's pair pattern over iceoryx2 shared memory. Exactly two ends
+// share a name; each sends on Out and receives on In.
+//
+// Delivery: every message sent reaches the peer once, in order. While the peer's
+// queue is full, or before the peer has arrived, sending blocks (the Go channel
+// fills, then Out blocks), so Out stays usable in select. Messages sent before the
+// peer arrives are delivered when it does.
+//
+// Ending: Err says why a pair ended and Done is closed then. The peer's Close is
+// a clean end (ErrPeerClosed): In delivers everything the peer sent, then closes.
+// A peer that dies without closing is noticed within the peer timeout (default
+// 1 s) and reported as ErrPeerCrashed; a restarted process can open the same name
+// again, and so can this one, without manual cleanup.
+//
+// Shutdown: Close stops accepting messages, sends what Out had accepted, and waits
+// up to the linger time (default 1 s) until the peer has taken it all. Cancelling
+// the context stops at once: messages the peer has not taken yet are lost, and the
+// peer sees a clean end. After either, Send fails with the reason; a bare send on
+// Out blocks, so select on Done as well.
+type Pair[T any] struct {
+	node  *Node
+	name  string
+	cfg   chanConfig
+	codec Codec[T]
+	enc   func([]byte, T) ([]byte, error)
+	slot  int
+
+	mineSvc, peerSvc *PubSubService // I publish on mine and subscribe to the peer's
+	mineEv, peerEv   *EventService  // events addressed to me, and to the peer
+	pub              *Publisher
+	sub              *Subscriber
+	lis              *Listener
+	ntf              *Notifier
+	closers          []interface{ Close() error } // everything opened, in order
+
+	out chan T // the user's messages to the peer
+	in  chan T // the peer's messages to the user
+
+	ctx        context.Context
+	stopCtx    context.Context // ends the dispatcher and the sender
+	stop       context.CancelFunc
+	quit       chan struct{} // ends the receiver
+	closeReq   chan struct{}
+	flush      chan struct{} // Close asks the sender to send what it holds
+	flushed    chan struct{}
+	closeOnce  sync.Once
+	quitOnce   sync.Once
+	wakeSend   chan struct{}
+	wakeRecv   chan struct{}
+	byeSig     chan struct{}
+	drained    chan struct{}
+	checkSig   chan struct{}
+	peerBye    atomic.Bool
+	peerDead   atomic.Bool
+	end        ending
+	pumps      sync.WaitGroup
+	recvDone   chan struct{}
+	torn       chan struct{}
+	connected  atomic.Bool
+	peerSeen   bool // supervisor-owned from here on
+	peerNode   UniqueID
+	suspicious bool
+}
+
+// OpenPair opens one end of the []byte pair called name. ctx bounds the pair's
+// life: when it ends, so does the pair.
+func OpenPair(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Pair[[]byte], error) {
+	return OpenPairOf[[]byte](ctx, node, name, Raw{}, opts...)
+}
+
+// OpenPairOf opens one end of the pair called name carrying values of T encoded
+// by codec (see Fixed for fixed-layout types).
+func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Pair[T], error) {
+	const op = "open pair"
+	if err := adapterName(op, name, pairSuffix(1)); err != nil {
+		return nil, err
+	}
+	cfg, err := newChanConfig(op, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &Pair[T]{
+		node: node, name: name, cfg: cfg, codec: codec, enc: encoder(codec),
+		out: make(chan T, cfg.chanCap), in: make(chan T, cfg.chanCap),
+		ctx: ctx, quit: make(chan struct{}), closeReq: make(chan struct{}),
+		flush: make(chan struct{}), flushed: make(chan struct{}),
+		wakeSend: newSignal(), wakeRecv: newSignal(), byeSig: newSignal(), drained: newSignal(), checkSig: newSignal(),
+		end: newEnding(), recvDone: make(chan struct{}), torn: make(chan struct{}),
+	}
+	if err := p.join(payloadTypeOf(codec)); err != nil {
+		p.release()
+		return nil, err
+	}
+	p.stopCtx, p.stop = context.WithCancel(context.Background())
+	p.pumps.Add(2)
+	go p.dispatch()
+	go p.sendLoop()
+	go p.recvLoop()
+	go p.supervise()
+	return p, nil
+}
+
+func pairSuffix(slot int) string { return fmt.Sprintf(".iox-pair%d", slot) }
+
+// join claims a free end (slot) of the pair and opens the ports: a publisher on
+// the slot's service, a listener for events addressed to the slot, a subscriber
+// on the other slot's service and a notifier for events addressed to it.
+func (p *Pair[T]) join(pt PayloadType) error {
+	p.node.CleanupDeadNodes() // frees the slot of a crashed former end
+	svcOpts := []ServiceOption{WithPayloadType(pt), MaxPublishers(1), MaxSubscribers(1),
+		BufferSize(p.cfg.queue), SafeOverflow(false)}
+	evOpts := []ServiceOption{MaxNotifiers(2), MaxListeners(2), MaxEventID(evMaxID),
+		NotifierCreatedEvent(evHello), NotifierDeadEvent(evDead)}
+	for k := 0; k < 2 && p.pub == nil; k++ {
+		svc, err := p.node.PublishSubscribe(p.name+pairSuffix(k), svcOpts...)
+		if err != nil {
+			return err
+		}
+		pub, err := svc.Publisher(FailWhenFull(0), MaxMessageSize(p.cfg.maxMessage),
+			InitialMessageSize(min(4096, max(p.cfg.maxMessage, 1))))
+		if errors.Is(err, ErrLimitReached) {
+			svc.Close()
+			continue
+		}
+		if err != nil {
+			svc.Close()
+			return err
+		}
+		p.slot, p.mineSvc, p.pub = k, svc, pub
+		p.opened(svc)
+		p.opened(pub)
+	}
+	if p.pub == nil {
+		return &Error{Op: "open pair", Name: p.name, Kind: ErrPairFull}
+	}
+	var err error
+	if p.mineEv, err = p.node.Event(p.name+pairSuffix(p.slot), evOpts...); err != nil {
+		return err
+	}
+	p.opened(p.mineEv)
+	if p.lis, err = p.mineEv.Listener(); err != nil {
+		return err
+	}
+	p.opened(p.lis)
+	if p.peerSvc, err = p.node.PublishSubscribe(p.name+pairSuffix(1-p.slot), svcOpts...); err != nil {
+		return err
+	}
+	p.opened(p.peerSvc)
+	if p.sub, err = p.peerSvc.Subscriber(); err != nil {
+		return err
+	}
+	p.opened(p.sub)
+	if p.peerEv, err = p.node.Event(p.name+pairSuffix(1-p.slot), evOpts...); err != nil {
+		return err
+	}
+	p.opened(p.peerEv)
+	if p.ntf, err = p.peerEv.Notifier(); err != nil { // tells a waiting peer we are here (evHello)
+		return err
+	}
+	p.opened(p.ntf)
+	return nil
+}
+
+// opened records a port or service for release.
+func (p *Pair[T]) opened(c interface{ Close() error }) { p.closers = append(p.closers, c) }
+
+// release closes every port and service the pair opened, newest first.
+func (p *Pair[T]) release() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i].Close()
+	}
+	p.closers = nil
+}
+
+// Out is the channel of messages to the peer.
+func (p *Pair[T]) Out() chan<- T { return p.out }
+
+// In is the channel of messages from the peer; it is closed when the pair ends
+// (after the peer's last message when the peer closed cleanly).
+func (p *Pair[T]) In() <-chan T { return p.in }
+
+// Done is closed when the pair has ended; Err says why.
+func (p *Pair[T]) Done() <-chan struct{} { return p.end.done }
+
+// Err is nil while the pair is open, then why it ended: ErrPeerClosed,
+// ErrPeerCrashed, ErrClosed after Close, the context's error, or a failure.
+func (p *Pair[T]) Err() error { return p.end.reason() }
+
+// Connected reports whether the peer has arrived.
+func (p *Pair[T]) Connected() bool { return p.connected.Load() }
+
+// Send hands v to the pair, waiting while the pipeline is full. It fails with
+// ctx's error, with ErrClosed after Close, or with the reason the pair ended;
+// ErrMessageTooLarge for a []byte over the limit. nil means accepted, not yet
+// delivered.
+func (p *Pair[T]) Send(ctx context.Context, v T) error {
+	if b, ok := any(v).([]byte); ok && len(b) > p.cfg.maxMessage {
+		return &Error{Op: "send", Name: p.name, Kind: ErrMessageTooLarge,
+			Detail: fmt.Sprintf("%d bytes, at most %d", len(b), p.cfg.maxMessage)}
+	}
+	return sendValue(ctx, p.out, p.closeReq, &p.end, v)
+}
+
+// Recv waits for the next message. When the pair has ended and every message is
+// delivered it returns the reason (ErrPeerClosed after a clean close).
+func (p *Pair[T]) Recv(ctx context.Context) (T, error) {
+	var zero T
+	select {
+	case v, ok := <-p.in:
+		if !ok {
+			return zero, p.end.reason()
+		}
+		return v, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// Close ends the pair gracefully (see the type's documentation) and waits until
+// every goroutine it started has stopped. A second Close returns ErrClosed.
+func (p *Pair[T]) Close() error {
+	first := false
+	p.closeOnce.Do(func() { first = true; close(p.closeReq) })
+	<-p.torn
+	p.quitOnce.Do(func() { close(p.quit) })
+	<-p.recvDone
+	if !first {
+		return &Error{Op: "close pair", Name: p.name, Kind: ErrClosed}
+	}
+	return nil
+}
+
+// fail ends the pair with err (the first reason wins).
+func (p *Pair[T]) fail(err error) {
+	p.end.end(err)
+}
+
+// dispatch turns notifications addressed to this end into wake-ups of the pumps.
+// It waits in the runtime poller, holding no OS thread.
+func (p *Pair[T]) dispatch() {
+	defer p.pumps.Done()
+	for {
+		ids, err := p.lis.Wait(p.stopCtx)
+		if err != nil {
+			if p.stopCtx.Err() == nil {
+				p.fail(err)
+			}
+			return
+		}
+		for _, id := range ids {
+			switch id {
+			case evData:
+				wake(p.wakeRecv)
+			case evSpace:
+				wake(p.wakeSend)
+			case evHello:
+				wake(p.checkSig)
+				wake(p.wakeSend)
+			case evDead:
+				p.peerDead.Store(true)
+				wake(p.checkSig)
+			case evBye:
+				p.peerBye.Store(true)
+				wake(p.byeSig)
+				wake(p.wakeRecv)
+			case evDrained:
+				wake(p.drained)
+			}
+		}
+	}
+}
+
+// sendLoop moves messages from Out into shared memory, one native call each,
+// waiting (not spinning) while the peer is absent or its queue is full.
+func (p *Pair[T]) sendLoop() {
+	defer p.pumps.Done()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	var buf []byte
+	flushing := false
+	for {
+		var v T
+		if flushing {
+			select {
+			case v = <-p.out:
+			default:
+				close(p.flushed)
+				return
+			}
+		} else {
+			select {
+			case v = <-p.out:
+			case <-p.flush:
+				flushing = true
+				continue
+			case <-p.stopCtx.Done():
+				return
+			}
+		}
+		msg, err := p.enc(buf, v)
+		if err != nil {
+			p.fail(&Error{Op: "encode", Name: p.name, Kind: ErrInvalidArgument, Detail: err.Error()})
+			return
+		}
+		if _, raw := any(v).([]byte); !raw {
+			buf = msg
+		}
+		if !p.deliver(msg, retry) {
+			return
+		}
+	}
+}
+
+// deliver sends msg until the peer's queue has taken it; false when the pair stops.
+func (p *Pair[T]) deliver(msg []byte, retry *time.Timer) bool {
+	for {
+		n, err := p.pub.Send(msg)
+		if err == nil && n > 0 {
+			if len(p.out) == 0 {
+				p.ntf.Notify(evData)
+			}
+			return true
+		}
+		if err != nil && !errors.Is(err, ErrWouldBlock) {
+			p.fail(err)
+			return false
+		}
+		if err != nil {
+			p.ntf.Notify(evData) // full: make sure the peer drains
+		}
+		retry.Reset(p.cfg.peerTimeout / 4)
+		select {
+		case <-p.wakeSend:
+		case <-retry.C:
+		case <-p.stopCtx.Done():
+			retry.Stop()
+			return false
+		}
+		retry.Stop()
+	}
+}
+
+// recvLoop moves messages from shared memory to In. After the peer's bye it takes
+// everything left at once, acknowledges it, delivers it and closes In.
+func (p *Pair[T]) recvLoop() {
+	defer close(p.recvDone)
+	defer close(p.in)
+	batch := NewBatch(64<<10, 64)
+	var queue []T
+	head := 0
+	ackedBye := false
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	for {
+		if head == len(queue) && !ackedBye {
+			queue, head = queue[:0], 0
+			closing := p.peerBye.Load()
+			var err error
+			queue, err = p.take(batch, queue, closing)
+			if err != nil {
+				if !errors.Is(err, ErrClosed) {
+					p.fail(err)
+				}
+				return
+			}
+			if closing {
+				p.ntf.Notify(evDrained)
+				ackedBye = true
+				p.fail(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed})
+			}
+		}
+		if head < len(queue) {
+			select {
+			case p.in <- queue[head]:
+				var zero T
+				queue[head] = zero
+				head++
+			case <-p.byeSig:
+				if !ackedBye { // take the rest of shared memory now, then go on delivering
+					var err error
+					if queue, err = p.take(batch, queue, true); err == nil {
+						p.ntf.Notify(evDrained)
+						ackedBye = true
+						p.fail(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed})
+					}
+				}
+			case <-p.quit:
+				return
+			case <-p.ctx.Done():
+				return
+			}
+			continue
+		}
+		if ackedBye {
+			return
+		}
+		p.spin()
+		idle.Reset(p.cfg.peerTimeout / 4)
+		select {
+		case <-p.wakeRecv:
+		case <-p.byeSig:
+		case <-idle.C:
+		case <-p.quit:
+			idle.Stop()
+			return
+		case <-p.ctx.Done():
+			idle.Stop()
+			return
+		}
+		idle.Stop()
+	}
+}
+
+// take receives waiting messages into queue: one batch, or everything when all is
+// true. It tells the peer there is room again when it took something.
+func (p *Pair[T]) take(batch *Batch, queue []T, all bool) ([]T, error) {
+	took := 0
+	for {
+		k, err := p.sub.ReceiveBatch(batch)
+		if err != nil {
+			return queue, err
+		}
+		for i := 0; i < k; i++ {
+			v, err := p.codec.Decode(batch.Message(i))
+			if err != nil {
+				return queue, &Error{Op: "decode", Name: p.name, Kind: ErrInvalidArgument, Detail: err.Error()}
+			}
+			queue = append(queue, v)
+		}
+		took += k
+		if k == 0 || !all {
+			break
+		}
+	}
+	if took > 0 {
+		p.ntf.Notify(evSpace)
+	}
+	return queue, nil
+}
+
+// spin busy-polls for a message for up to the configured spin time.
+func (p *Pair[T]) spin() {
+	if p.cfg.spin <= 0 {
+		return
+	}
+	deadline := time.Now().Add(p.cfg.spin)
+	for time.Now().Before(deadline) {
+		if has, err := p.sub.HasMessages(); err != nil || has {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// supervise watches the peer, ends the pair when asked or when the peer goes, and
+// releases everything.
+func (p *Pair[T]) supervise() {
+	tick := time.NewTicker(p.cfg.peerTimeout / 4)
+	defer tick.Stop()
+	p.check()
+	var reason error
+	graceful := false
+	for reason == nil {
+		select {
+		case <-tick.C:
+			reason = p.check()
+		case <-p.checkSig:
+			reason = p.check()
+		case <-p.end.done:
+			reason = p.end.reason()
+		case <-p.closeReq:
+			graceful, reason = true, &Error{Op: "pair", Name: p.name, Kind: ErrClosed}
+		case <-p.ctx.Done():
+			reason = p.ctx.Err()
+		}
+	}
+	if graceful {
+		p.linger(tick)
+	} else if !errors.Is(reason, ErrPeerGone) {
+		p.ntf.Notify(evBye) // the peer sees a clean end
+	}
+	p.fail(reason)
+	p.stop()
+	if !errors.Is(reason, ErrPeerClosed) {
+		p.quitOnce.Do(func() { close(p.quit) })
+	}
+	p.pumps.Wait()
+	p.release()
+	close(p.torn)
+}
+
+// linger sends what Out holds, says bye, and waits until the peer has taken it
+// all, the peer is gone, or the linger time is over.
+func (p *Pair[T]) linger(tick *time.Ticker) {
+	deadline := time.NewTimer(p.cfg.linger)
+	defer deadline.Stop()
+	close(p.flush)
+	wait := func(c <-chan struct{}) bool {
+		for {
+			select {
+			case <-c:
+				return true
+			case <-deadline.C:
+				return false
+			case <-tick.C:
+				if p.check() != nil {
+					return false
+				}
+			}
+		}
+	}
+	if !wait(p.flushed) || !p.peerSeen || p.peerBye.Load() && p.peerGone() {
+		return
+	}
+	p.ntf.Notify(evBye)
+	wait(p.drained)
+}
+
+// check looks for the peer: it notes its arrival, and reports ErrPeerCrashed when
+// a peer that was there is gone without having said bye.
+func (p *Pair[T]) check() error {
+	p.node.CleanupDeadNodes()
+	node, present := p.peer()
+	if !p.peerSeen {
+		if present {
+			p.peerSeen, p.peerNode = true, node
+			p.connected.Store(true)
+			wake(p.wakeSend)
+		}
+		return nil
+	}
+	if present && node == p.peerNode {
+		p.suspicious = false
+		return nil
+	}
+	if p.peerBye.Load() {
+		return nil // the receiver ends the pair once it delivered the rest
+	}
+	if p.suspicious || p.peerDead.Load() || present { // present: another process took the slot
+		return &Error{Op: "pair", Name: p.name, Kind: ErrPeerCrashed}
+	}
+	p.suspicious = true // a bye may still be on its way: confirm on the next look
+	return nil
+}
+
+// peer reports the node of the peer's subscriber on this end's service, and
+// whether the peer has both of its ports.
+func (p *Pair[T]) peer() (UniqueID, bool) {
+	subs, err := p.mineSvc.Subscribers()
+	if err != nil || len(subs) == 0 {
+		return UniqueID{}, false
+	}
+	pubs, _, err := p.peerSvc.Counts()
+	return subs[0].Node, err == nil && pubs > 0
+}
+
+func (p *Pair[T]) peerGone() bool {
+	_, present := p.peer()
+	return !present
+}

@@ -1,0 +1,410 @@
+package iox_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+func init() {
+	children["pair-stream"] = childPairStream
+	children["pair-echo"] = childPairEcho
+	children["pair-send-close"] = childPairSendClose
+}
+
+func seqMsg(i uint64) []byte {
+	m := make([]byte, 8)
+	binary.LittleEndian.PutUint64(m, i)
+	return m
+}
+
+// streamBoth sends n sequence numbers on p while checking that n arrive in order.
+func streamBoth(ctx context.Context, p *iox.Pair[[]byte], n uint64) error {
+	errc := make(chan error, 2)
+	go func() {
+		for i := uint64(0); i < n; i++ {
+			if err := p.Send(ctx, seqMsg(i)); err != nil {
+				errc <- fmt.Errorf("send %d: %w", i, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	go func() {
+		for i := uint64(0); i < n; i++ {
+			m, err := p.Recv(ctx)
+			if err != nil {
+				errc <- fmt.Errorf("receive %d: %w", i, err)
+				return
+			}
+			if len(m) != 8 {
+				errc <- fmt.Errorf("message %d has %d bytes", i, len(m))
+				return
+			}
+			if got := binary.LittleEndian.Uint64(m); got != i {
+				errc <- fmt.Errorf("message %d: got sequence %d (lost, duplicated or reordered)", i, got)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return errors.Join(<-errc, <-errc)
+}
+
+func childPairStream() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	n, _ := strconv.ParseUint(os.Getenv("IOX_COUNT"), 10, 64)
+	ctx := context.Background()
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(8), iox.WithChanCap(16))
+	if err != nil {
+		return err
+	}
+	if err := streamBoth(ctx, p, n); err != nil {
+		p.Close()
+		return err
+	}
+	fmt.Println("streamed")
+	parentSays() // the parent has everything too
+	return p.Close()
+}
+
+func TestPairStreamsBothWaysWithoutLossDuplicationOrReordering(t *testing.T) {
+	n := uint64(1_000_000)
+	if raceEnabled {
+		n = 50_000 // the race detector slows every step ~20x
+	}
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	p, err := iox.OpenPair(ctx, node, "stream", iox.WithQueue(8), iox.WithChanCap(16))
+	require.NoError(t, err)
+	defer p.Close()
+	c := spawn(t, ns, "pair-stream", "IOX_SERVICE=stream", "IOX_COUNT="+strconv.FormatUint(n, 10))
+	start := time.Now()
+	require.NoError(t, streamBoth(ctx, p, n))
+	c.expect("streamed")
+	t.Logf("%d messages each way in %v", n, time.Since(start))
+	c.say("done")
+	c.wait()
+}
+
+// childPairEcho sends back every message until the parent closes the pair.
+func childPairEcho() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println("ready")
+	for m := range p.In() {
+		if err := p.Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	if !errors.Is(p.Err(), iox.ErrPeerClosed) {
+		return fmt.Errorf("pair ended with %v", p.Err())
+	}
+	return nil
+}
+
+func TestPairSelectOverThreePairsAndAContext(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var pairs []*iox.Pair[[]byte]
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("select-%d", i)
+		p, err := iox.OpenPair(ctx, node, name)
+		require.NoError(t, err)
+		pairs = append(pairs, p)
+		spawn(t, ns, "pair-echo", "IOX_SERVICE="+name).expect("ready")
+	}
+	for round := 0; round < 20; round++ {
+		k := round % 3
+		msg := []byte(fmt.Sprintf("round %d to %d", round, k))
+		select {
+		case pairs[k].Out() <- msg:
+		case <-time.After(20 * time.Second):
+			t.Fatal("send blocked")
+		}
+		select {
+		case m := <-pairs[0].In():
+			assert.Equal(t, 0, k)
+			assert.Equal(t, msg, m)
+		case m := <-pairs[1].In():
+			assert.Equal(t, 1, k)
+			assert.Equal(t, msg, m)
+		case m := <-pairs[2].In():
+			assert.Equal(t, 2, k)
+			assert.Equal(t, msg, m)
+		case <-ctx.Done():
+			t.Fatal("context ended")
+		case <-time.After(20 * time.Second):
+			t.Fatal("no echo")
+		}
+	}
+	for _, p := range pairs {
+		require.NoError(t, p.Close())
+		assert.ErrorIs(t, p.Close(), iox.ErrClosed)
+		assert.ErrorIs(t, p.Send(ctx, []byte("late")), iox.ErrClosed)
+	}
+}
+
+// childPairSendClose sends IOX_COUNT messages and closes the pair right away.
+func childPairSendClose() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(4), iox.WithLinger(20*time.Second))
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(os.Getenv("IOX_COUNT"))
+	for i := 0; i < n; i++ {
+		if err := p.Send(ctx, seqMsg(uint64(i))); err != nil {
+			return err
+		}
+	}
+	return p.Close()
+}
+
+func TestPairPeerCloseIsACleanEndAfterEveryMessage(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	p, err := iox.OpenPair(ctx, node, "clean-end", iox.WithQueue(4))
+	require.NoError(t, err)
+	defer p.Close()
+	c := spawn(t, ns, "pair-send-close", "IOX_SERVICE=clean-end", "IOX_COUNT=100")
+	time.Sleep(50 * time.Millisecond) // let the child fill the queue and start closing
+	var got uint64
+	for m := range p.In() {
+		require.Equal(t, got, binary.LittleEndian.Uint64(m))
+		got++
+	}
+	assert.Equal(t, uint64(100), got)
+	assert.ErrorIs(t, p.Err(), iox.ErrPeerClosed)
+	assert.ErrorIs(t, p.Err(), iox.ErrPeerGone)
+	assert.ErrorIs(t, p.Send(ctx, []byte("x")), iox.ErrPeerClosed)
+	c.wait()
+}
+
+func TestPairMessagesSentBeforeThePeerArriveLater(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPair(ctx, node, "early")
+	require.NoError(t, err)
+	defer a.Close()
+	for i := 0; i < 10; i++ {
+		require.NoError(t, a.Send(ctx, seqMsg(uint64(i))))
+	}
+	assert.False(t, a.Connected())
+	time.Sleep(50 * time.Millisecond)
+	b, err := iox.OpenPair(ctx, node, "early")
+	require.NoError(t, err)
+	defer b.Close()
+	for i := 0; i < 10; i++ {
+		m, err := b.Recv(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(i), binary.LittleEndian.Uint64(m))
+	}
+	eventually(t, "connected", a.Connected)
+}
+
+func TestPairThirdEndIsRefused(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPair(ctx, node, "two")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "two")
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = iox.OpenPair(ctx, node, "two")
+	assert.ErrorIs(t, err, iox.ErrPairFull)
+}
+
+func TestPairCancelDuringABlockedSend(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	life, stop := context.WithCancel(context.Background())
+	p, err := iox.OpenPair(life, node, "blocked", iox.WithChanCap(0))
+	require.NoError(t, err)
+	defer p.Close()
+	// no peer: the pump holds the first message, the second send blocks
+	require.NoError(t, p.Send(context.Background(), []byte("held")))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Send(ctx, []byte("blocked")) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(20 * time.Second):
+		t.Fatal("send ignored its context")
+	}
+	// cancelling the pair's own context ends it
+	go func() { errc <- p.Send(context.Background(), []byte("blocked again")) }()
+	time.Sleep(20 * time.Millisecond)
+	stop()
+	select {
+	case err := <-errc:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(20 * time.Second):
+		t.Fatal("send ignored the pair's end")
+	}
+	<-p.Done()
+	assert.ErrorIs(t, p.Err(), context.Canceled)
+	_, ok := <-p.In()
+	assert.False(t, ok, "In is closed")
+}
+
+func TestPairInvalidInput(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	_, err := iox.OpenPair(ctx, node, "")
+	assert.ErrorIs(t, err, iox.ErrInvalidName)
+	_, err = iox.OpenPair(ctx, node, string(make([]byte, 250)))
+	assert.ErrorIs(t, err, iox.ErrInvalidName)
+	_, err = iox.OpenPair(ctx, node, "bad-queue", iox.WithQueue(0))
+	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = iox.OpenPair(cancelled, node, "cancelled")
+	assert.ErrorIs(t, err, context.Canceled)
+
+	a, err := iox.OpenPair(ctx, node, "limits", iox.WithMaxMessage(16))
+	require.NoError(t, err)
+	defer a.Close()
+	assert.ErrorIs(t, a.Send(ctx, make([]byte, 17)), iox.ErrMessageTooLarge)
+	_, err = iox.OpenPairOf(ctx, node, "limits", mustFixed[point](t, "iox_test::Point"))
+	assert.ErrorIs(t, err, iox.ErrIncompatibleType)
+}
+
+type point struct {
+	X, Y int32
+	Z    float64
+}
+
+func mustFixed[T any](t *testing.T, name string) iox.FixedCodec[T] {
+	t.Helper()
+	c, err := iox.Fixed[T](name)
+	require.NoError(t, err)
+	return c
+}
+
+func TestTypedPairCarriesFixedLayoutValues(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	codec := mustFixed[point](t, "iox_test::Point")
+	a, err := iox.OpenPairOf(ctx, node, "typed", codec)
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPairOf(ctx, node, "typed", codec)
+	require.NoError(t, err)
+	defer b.Close()
+	want := point{X: 1, Y: -2, Z: 3.5}
+	require.NoError(t, a.Send(ctx, want))
+	got, err := b.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+
+	_, err = iox.Fixed[struct{ S string }]("x")
+	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
+}
+
+func TestPairPeerCrashIsReportedAndARestartedPeerPairsAgain(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	p, err := iox.OpenPair(ctx, node, "crash", iox.WithPeerTimeout(time.Second))
+	require.NoError(t, err)
+	c := spawn(t, ns, "pair-echo", "IOX_SERVICE=crash")
+	c.expect("ready")
+	require.NoError(t, p.Send(ctx, []byte("ping")))
+	m, err := p.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []byte("ping"), m)
+
+	killed := time.Now()
+	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
+	select {
+	case <-p.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("crash not detected")
+	}
+	t.Logf("crash detected after %v", time.Since(killed))
+	assert.ErrorIs(t, p.Err(), iox.ErrPeerCrashed)
+	assert.ErrorIs(t, p.Send(ctx, []byte("x")), iox.ErrPeerCrashed)
+	require.NoError(t, p.Close())
+
+	// a restarted peer pairs again under the same name, no manual cleanup
+	q, err := iox.OpenPair(ctx, node, "crash")
+	require.NoError(t, err)
+	defer q.Close()
+	spawn(t, ns, "pair-echo", "IOX_SERVICE=crash").expect("ready")
+	require.NoError(t, q.Send(ctx, []byte("again")))
+	m, err = q.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []byte("again"), m)
+}
+
+func TestPairConcurrentUse(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPair(ctx, node, "conc")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "conc")
+	require.NoError(t, err)
+	defer b.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				assert.NoError(t, a.Send(ctx, []byte{byte(g), byte(i)}))
+			}
+		}()
+	}
+	seen := map[[2]byte]bool{}
+	for len(seen) < 400 {
+		m, err := b.Recv(ctx)
+		require.NoError(t, err)
+		seen[[2]byte{m[0], m[1]}] = true
+	}
+	wg.Wait()
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package iox_test
+
+const raceEnabled = true
