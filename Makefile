@@ -42,8 +42,13 @@ test: vet test-nocgo test-race
 demo: native
 	CGO_ENABLED=0 $(GO) run ./cmd/iox-demo
 
+# One pass over the benchmarks (1 s each): raw results in bench.out (benchstat
+# format), then a table of ratios against the baselines of the same run. The native
+# floor program is built here because $(LIB) does not depend on src/bin.
 bench: native
-	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -count=1 . | tee bench.out
+	cd $(NATIVE_DIR) && $(CARGO) build --release --locked --bin iox_floor
+	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime=1s -count=1 . | tee bench.out
+	CGO_ENABLED=0 $(GO) run ./cmd/benchtable bench.out
 
 fuzz: native
 	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz FuzzServiceName -fuzztime 60s .
