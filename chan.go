@@ -2,7 +2,10 @@ package iox
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -196,4 +199,178 @@ func sendValue[T any](ctx context.Context, ch chan<- T, closing <-chan struct{},
 	case <-e.done:
 		return e.err
 	}
+}
+
+// Header of messages on lossless publish-subscribe channels: the publisher's tag
+// and the message's sequence number, so subscribers can drop the copies a
+// publisher sends again after a full subscriber refused a message.
+const seqHeaderSize = 16
+
+func putSeqHeader(h []byte, tag, seq uint64) {
+	binary.NativeEndian.PutUint64(h, tag)
+	binary.NativeEndian.PutUint64(h[8:], seq)
+}
+
+// inbox takes messages out of a subscriber, decodes them and queues them for a Go
+// channel.
+type inbox[T any] struct {
+	name  string
+	sub   *Subscriber
+	codec Codec[T]
+	batch *Batch
+	queue []T
+	head  int
+	last  map[uint64]uint64 // publisher tag → last sequence number, with headers
+}
+
+func newInbox[T any](name string, sub *Subscriber, codec Codec[T], headers bool) *inbox[T] {
+	b := &inbox[T]{name: name, sub: sub, codec: codec, batch: NewBatch(64<<10, 64)}
+	if headers {
+		b.batch.withHeaders(seqHeaderSize)
+		b.last = map[uint64]uint64{}
+	}
+	return b
+}
+
+func (b *inbox[T]) pending() bool { return b.head < len(b.queue) }
+
+func (b *inbox[T]) pop() {
+	var zero T
+	b.queue[b.head] = zero
+	b.head++
+	if b.head == len(b.queue) {
+		b.queue, b.head = b.queue[:0], 0
+	}
+}
+
+// take receives one batch, or everything waiting when all is true, and returns how
+// many messages left shared memory.
+func (b *inbox[T]) take(all bool) (int, error) {
+	took := 0
+	for {
+		k, err := b.sub.ReceiveBatch(b.batch)
+		if err != nil {
+			return took, err
+		}
+		for i := 0; i < k; i++ {
+			if b.last != nil && b.duplicate(b.batch.header(i)) {
+				continue
+			}
+			v, err := b.codec.Decode(b.batch.Message(i))
+			if err != nil {
+				return took, &Error{Op: "decode", Name: b.name, Kind: ErrInvalidArgument, Detail: err.Error()}
+			}
+			b.queue = append(b.queue, v)
+		}
+		took += k
+		if k == 0 || !all {
+			return took, nil
+		}
+	}
+}
+
+func (b *inbox[T]) duplicate(h []byte) bool {
+	tag, seq := binary.NativeEndian.Uint64(h), binary.NativeEndian.Uint64(h[8:])
+	if last, ok := b.last[tag]; ok && seq <= last {
+		return true
+	}
+	b.last[tag] = seq
+	return false
+}
+
+// delivery describes how an inbox is pumped into a Go channel.
+type delivery struct {
+	ctx       context.Context
+	quit      <-chan struct{} // stop now
+	wake      <-chan struct{} // messages may be waiting
+	bye       <-chan struct{} // a sender said bye
+	byeSaid   func() bool     // consumes a pending bye
+	acked     func()          // everything up to the bye has left shared memory
+	endAtBye  bool            // deliver what is queued after the ack, then stop
+	took      func()          // messages left shared memory: there is room again
+	spin      time.Duration
+	idle      time.Duration // look again after this long without a wake-up
+	hasWaiter func() bool   // messages are waiting (for spinning)
+	fail      func(error)
+}
+
+// deliver pumps b into out as d says; it closes out when it returns.
+func (b *inbox[T]) deliver(out chan<- T, d delivery) {
+	defer close(out)
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	defer idle.Stop()
+	ended := false
+	drainAtBye := func() bool {
+		if !d.byeSaid() {
+			return true
+		}
+		if _, err := b.take(true); err != nil {
+			return b.failed(err, d)
+		}
+		d.took()
+		d.acked()
+		ended = d.endAtBye
+		return true
+	}
+	for {
+		if !b.pending() && !ended {
+			n, err := b.take(false)
+			if err != nil && !b.failed(err, d) {
+				return
+			}
+			if n > 0 {
+				d.took()
+			}
+			if !drainAtBye() {
+				return
+			}
+		}
+		if b.pending() {
+			select {
+			case out <- b.queue[b.head]:
+				b.pop()
+			case <-d.bye:
+				if !drainAtBye() {
+					return
+				}
+			case <-d.quit:
+				return
+			case <-d.ctx.Done():
+				return
+			}
+			continue
+		}
+		if ended {
+			return
+		}
+		if d.spin > 0 {
+			for deadline := time.Now().Add(d.spin); time.Now().Before(deadline) && !d.hasWaiter(); {
+				runtime.Gosched()
+			}
+		}
+		idle.Reset(d.idle)
+		select {
+		case <-d.wake:
+		case <-d.bye:
+			if !drainAtBye() {
+				return
+			}
+		case <-idle.C:
+		case <-d.quit:
+			return
+		case <-d.ctx.Done():
+			return
+		}
+		idle.Stop()
+	}
+}
+
+// failed reports a receive failure; false means stop. A closed subscriber is the
+// normal end of a torn-down adapter, not a failure.
+func (b *inbox[T]) failed(err error, d delivery) bool {
+	if !errors.Is(err, ErrClosed) {
+		d.fail(err)
+	}
+	return false
 }

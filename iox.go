@@ -57,8 +57,8 @@ var (
 	ErrPeerCrashed = &subError{"iox: peer crashed", ErrPeerGone}
 	// ErrPairFull: both ends of the pair are taken.
 	ErrPairFull = errors.New("iox: pair already has two ends")
-	ErrClosed         = errors.New("iox: use of closed handle")
-	ErrInternal       = errors.New("iox: internal failure")
+	ErrClosed   = errors.New("iox: use of closed handle")
+	ErrInternal = errors.New("iox: internal failure")
 )
 
 // subError is a sentinel that also matches its parent with errors.Is.
@@ -385,7 +385,11 @@ type PayloadTyper interface{ PayloadType() PayloadType }
 type Raw struct{}
 
 func (Raw) Append(dst []byte, v []byte) ([]byte, error) { return append(dst, v...), nil }
-func (Raw) Decode(b []byte) ([]byte, error)             { return append([]byte(nil), b...), nil }
+func (Raw) Decode(b []byte) ([]byte, error) {
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out, nil
+}
 
 // FixedCodec carries a fixed-layout T as its memory image, with the type name,
 // size and alignment a Rust #[repr(C)] peer declares, so Rust, C and Python peers

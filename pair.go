@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
 )
 
 // Pair is one end of a bidirectional, ordered, lossless channel between two
@@ -64,7 +62,8 @@ type Pair[T any] struct {
 	byeSig     chan struct{}
 	drained    chan struct{}
 	checkSig   chan struct{}
-	peerBye    atomic.Bool
+	peerBye    atomic.Bool // the peer said bye
+	byePending atomic.Bool // ... and the receiver has not acknowledged it yet
 	peerDead   atomic.Bool
 	end        ending
 	pumps      sync.WaitGroup
@@ -278,6 +277,7 @@ func (p *Pair[T]) dispatch() {
 				wake(p.checkSig)
 			case evBye:
 				p.peerBye.Store(true)
+				p.byePending.Store(true)
 				wake(p.byeSig)
 				wake(p.wakeRecv)
 			case evDrained:
@@ -361,112 +361,21 @@ func (p *Pair[T]) deliver(msg []byte, retry *time.Timer) bool {
 // everything left at once, acknowledges it, delivers it and closes In.
 func (p *Pair[T]) recvLoop() {
 	defer close(p.recvDone)
-	defer close(p.in)
-	batch := NewBatch(64<<10, 64)
-	var queue []T
-	head := 0
-	ackedBye := false
-	idle := time.NewTimer(time.Hour)
-	idle.Stop()
-	for {
-		if head == len(queue) && !ackedBye {
-			queue, head = queue[:0], 0
-			closing := p.peerBye.Load()
-			var err error
-			queue, err = p.take(batch, queue, closing)
-			if err != nil {
-				if !errors.Is(err, ErrClosed) {
-					p.fail(err)
-				}
-				return
-			}
-			if closing {
-				p.ntf.Notify(evDrained)
-				ackedBye = true
-				p.fail(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed})
-			}
-		}
-		if head < len(queue) {
-			select {
-			case p.in <- queue[head]:
-				var zero T
-				queue[head] = zero
-				head++
-			case <-p.byeSig:
-				if !ackedBye { // take the rest of shared memory now, then go on delivering
-					var err error
-					if queue, err = p.take(batch, queue, true); err == nil {
-						p.ntf.Notify(evDrained)
-						ackedBye = true
-						p.fail(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed})
-					}
-				}
-			case <-p.quit:
-				return
-			case <-p.ctx.Done():
-				return
-			}
-			continue
-		}
-		if ackedBye {
-			return
-		}
-		p.spin()
-		idle.Reset(p.cfg.peerTimeout / 4)
-		select {
-		case <-p.wakeRecv:
-		case <-p.byeSig:
-		case <-idle.C:
-		case <-p.quit:
-			idle.Stop()
-			return
-		case <-p.ctx.Done():
-			idle.Stop()
-			return
-		}
-		idle.Stop()
-	}
-}
-
-// take receives waiting messages into queue: one batch, or everything when all is
-// true. It tells the peer there is room again when it took something.
-func (p *Pair[T]) take(batch *Batch, queue []T, all bool) ([]T, error) {
-	took := 0
-	for {
-		k, err := p.sub.ReceiveBatch(batch)
-		if err != nil {
-			return queue, err
-		}
-		for i := 0; i < k; i++ {
-			v, err := p.codec.Decode(batch.Message(i))
-			if err != nil {
-				return queue, &Error{Op: "decode", Name: p.name, Kind: ErrInvalidArgument, Detail: err.Error()}
-			}
-			queue = append(queue, v)
-		}
-		took += k
-		if k == 0 || !all {
-			break
-		}
-	}
-	if took > 0 {
-		p.ntf.Notify(evSpace)
-	}
-	return queue, nil
-}
-
-// spin busy-polls for a message for up to the configured spin time.
-func (p *Pair[T]) spin() {
-	if p.cfg.spin <= 0 {
-		return
-	}
-	deadline := time.Now().Add(p.cfg.spin)
-	for time.Now().Before(deadline) {
-		if has, err := p.sub.HasMessages(); err != nil || has {
-			return
-		}
-		runtime.Gosched()
-	}
+	box := newInbox(p.name, p.sub, p.codec, false)
+	box.deliver(p.in, delivery{
+		ctx: p.ctx, quit: p.quit, wake: p.wakeRecv, bye: p.byeSig,
+		byeSaid: func() bool { return p.byePending.Swap(false) },
+		acked: func() {
+			p.ntf.Notify(evDrained)
+			p.fail(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed})
+		},
+		endAtBye:  true,
+		took:      func() { p.ntf.Notify(evSpace) },
+		spin:      p.cfg.spin,
+		idle:      p.cfg.peerTimeout / 4,
+		hasWaiter: func() bool { has, err := p.sub.HasMessages(); return err != nil || has },
+		fail:      p.fail,
+	})
 }
 
 // supervise watches the peer, ends the pair when asked or when the peer goes, and

@@ -384,6 +384,23 @@ func (p *Publisher) Send(msg []byte) (int, error) {
 	return n, nil
 }
 
+// sendHeader is Send with the service's user header taken from hdr.
+func (p *Publisher) sendHeader(msg, hdr []byte) (int, error) {
+	if err := p.checkSize("send", len(msg)); err != nil {
+		return 0, err
+	}
+	h, ok := p.ref.acquire()
+	if !ok {
+		return 0, closedError("send", p.name)
+	}
+	n, st := p.lib.PublisherSendCopyHeader(h, msg, hdr)
+	p.ref.release()
+	if st != ffi.OK {
+		return n, statusError(p.lib, "send", p.name, st, nil)
+	}
+	return n, nil
+}
+
 // Loan reserves a message of n bytes in shared memory for writing in place (zero
 // copy). Fill SampleMut.Bytes, then Send or Discard it.
 func (p *Publisher) Loan(n int) (*SampleMut, error) {
@@ -528,10 +545,12 @@ func (s *Subscriber) TryReceive(buf []byte) (n int, ok bool, err error) {
 // Batch holds messages received together by ReceiveBatch, back to back in one
 // buffer. Reuse it to receive without allocating.
 type Batch struct {
-	buf  []byte
-	lens []uint64
-	offs []int
-	n    int
+	buf     []byte
+	lens    []uint64
+	offs    []int
+	n       int
+	hdrs    []byte // user headers, hdrSize bytes per message, when asked for
+	hdrSize int
 }
 
 // NewBatch makes a batch for up to maxMessages messages in a buffer of bufSize
@@ -547,6 +566,15 @@ func (b *Batch) Len() int { return b.n }
 // Message returns message i; it stays valid until the next ReceiveBatch.
 func (b *Batch) Message(i int) []byte { return b.buf[b.offs[i]:b.offs[i+1]:b.offs[i+1]] }
 
+// withHeaders makes the batch also receive each message's user header of size bytes.
+func (b *Batch) withHeaders(size int) *Batch {
+	b.hdrSize, b.hdrs = size, make([]byte, size*len(b.lens))
+	return b
+}
+
+// header returns message i's user header (withHeaders only).
+func (b *Batch) header(i int) []byte { return b.hdrs[i*b.hdrSize : (i+1)*b.hdrSize] }
+
 // ReceiveBatch drains up to the batch's capacity of waiting messages in one native
 // call and returns how many it got (0 when none waits).
 func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
@@ -555,10 +583,10 @@ func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
 	if !live {
 		return 0, closedError("receive", s.name)
 	}
-	k, st := s.lib.SubscriberReceive(h, b.buf, b.lens, nil)
+	k, st := s.lib.SubscriberReceive(h, b.buf, b.lens, b.hdrs)
 	if st == ffi.EBufferTooSmall {
 		b.buf = make([]byte, b.lens[0])
-		k, st = s.lib.SubscriberReceive(h, b.buf, b.lens, nil)
+		k, st = s.lib.SubscriberReceive(h, b.buf, b.lens, b.hdrs)
 	}
 	s.ref.release()
 	if st != ffi.OK {
@@ -900,4 +928,3 @@ func (l *Listener) Close() error {
 	l.ref.mu.Unlock()
 	return nil
 }
-

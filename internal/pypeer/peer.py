@@ -6,6 +6,9 @@ Usage: peer.py ROLE SERVICE PREFIX ROOT [ARGS...]
                                   waits for a subscriber first, never notifies.
   sub  SERVICE PREFIX ROOT COUNT  receive COUNT [u8] messages and print
                                   "len sha256" per message.
+  echo-typed FWD PREFIX ROOT BACK COUNT
+                                  receive COUNT Point values on FWD and publish
+                                  each on BACK with x+1, y*2, z/2.
 It prints "ready" once its port exists.
 """
 
@@ -96,6 +99,50 @@ def run_sub(name, prefix, root, count):
             break
 
 
+class Point(ctypes.Structure):
+    """The Go test's point type: #[repr(C)] struct { x: i32, y: i32, z: f64 }."""
+
+    _fields_ = [("x", ctypes.c_int32), ("y", ctypes.c_int32), ("z", ctypes.c_double)]
+
+    @staticmethod
+    def type_name():
+        return "iox_test::Point"
+
+
+def run_echo_typed(fwd, prefix, root, back, count):
+    node = node_for(prefix, root)
+    svc_in = (
+        node.service_builder(iox2.ServiceName.new(fwd))
+        .publish_subscribe(Point)
+        .open_or_create()
+    )
+    svc_out = (
+        node.service_builder(iox2.ServiceName.new(back))
+        .publish_subscribe(Point)
+        .open_or_create()
+    )
+    sub = svc_in.subscriber_builder().create()
+    pub = svc_out.publisher_builder().create()
+    print("ready", flush=True)
+    got = 0
+    for _ in deadline_loop(20):
+        while True:
+            sample = sub.receive()
+            if sample is None:
+                break
+            p = sample.payload().contents
+            out = Point(p.x + 1, p.y * 2, p.z / 2)
+            sample.delete()
+            pub.send_copy(out)
+            got += 1
+        if got >= count:
+            break
+    print("echoed", got, flush=True)
+    for _ in deadline_loop(20):
+        if svc_out.dynamic_config.number_of_subscribers == 0:
+            break
+
+
 def main():
     role, name, prefix, root = sys.argv[1:5]
     iox2.set_log_level(iox2.LogLevel.Error)
@@ -104,6 +151,8 @@ def main():
         run_pub(name, prefix, root, sizes)
     elif role == "sub":
         run_sub(name, prefix, root, int(sys.argv[5]))
+    elif role == "echo-typed":
+        run_echo_typed(name, prefix, root, sys.argv[5], int(sys.argv[6]))
     else:
         raise SystemExit("peer: unknown role " + role)
 

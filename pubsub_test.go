@@ -1,0 +1,328 @@
+package iox_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+func init() {
+	children["sub-seq"] = childSubSeq
+}
+
+// childSubSeq receives IOX_COUNT sequence numbers (lossless: all, in order; lossy:
+// increasing) and prints "got N"; IOX_SLOW slows it down.
+func childSubSeq() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	opts := []iox.ChanOption{iox.WithQueue(16), iox.WithChanCap(4)}
+	lossy := os.Getenv("IOX_LOSSY") != ""
+	if lossy {
+		opts = append(opts, iox.Lossy())
+	}
+	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), opts...)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	slow, _ := time.ParseDuration(os.Getenv("IOX_SLOW"))
+	n, _ := strconv.ParseUint(os.Getenv("IOX_COUNT"), 10, 64)
+	fmt.Println("ready")
+	got, next := uint64(0), uint64(0)
+	for next < n {
+		m, err := s.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		seq := binary.LittleEndian.Uint64(m)
+		if !lossy && seq != next || lossy && seq < next {
+			return fmt.Errorf("got sequence %d, expected %d", seq, next)
+		}
+		got++
+		next = seq + 1
+		if slow > 0 {
+			time.Sleep(slow)
+		}
+	}
+	fmt.Println("got", got)
+	parentSays()
+	return nil
+}
+
+func waitSubscribers[T any](t *testing.T, p *iox.Pub[T], n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d subscribers", n), func() bool { return p.Subscribers() == n })
+}
+
+func TestPubSubLosslessEverySubscriberGetsEverythingInOrder(t *testing.T) {
+	n := 20000
+	if raceEnabled {
+		n = 2000
+	}
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	p, err := iox.OpenPub(ctx, node, "lossless", iox.WithQueue(16))
+	require.NoError(t, err)
+	var kids []*child
+	for i := 0; i < 4; i++ {
+		env := []string{"IOX_SERVICE=lossless", fmt.Sprintf("IOX_COUNT=%d", n)}
+		if i == 0 {
+			env = append(env, "IOX_SLOW=50us")
+		}
+		c := spawn(t, ns, "sub-seq", env...)
+		c.expect("ready")
+		kids = append(kids, c)
+	}
+	waitSubscribers(t, p, 4)
+	for i := 0; i < n; i++ {
+		require.NoError(t, p.Send(ctx, seqMsg(uint64(i))))
+	}
+	for _, c := range kids {
+		c.expect(fmt.Sprintf("got %d", n))
+	}
+	require.NoError(t, p.Close())
+	for _, c := range kids {
+		c.say("done")
+		c.wait()
+	}
+}
+
+func TestPubSubLossyNeverBlocksThePublisher(t *testing.T) {
+	const n = 20000
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	p, err := iox.OpenPub(ctx, node, "lossy", iox.Lossy(), iox.WithQueue(16))
+	require.NoError(t, err)
+	defer p.Close()
+	c := spawn(t, ns, "sub-seq", "IOX_SERVICE=lossy", "IOX_LOSSY=1", "IOX_SLOW=1ms", fmt.Sprintf("IOX_COUNT=%d", n))
+	c.expect("ready")
+	waitSubscribers(t, p, 1)
+	deadline, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for i := 0; i < n; i++ {
+		require.NoError(t, p.Send(deadline, seqMsg(uint64(i))), "a lossy publisher never waits for a slow subscriber")
+	}
+	got := c.line()
+	k, err := strconv.Atoi(strings.TrimPrefix(got, "got "))
+	require.NoError(t, err, got)
+	t.Logf("slow subscriber got %d of %d", k, n)
+	assert.Less(t, k, n, "the slow subscriber lost its oldest messages")
+	assert.Greater(t, k, 0)
+	c.say("done")
+	c.wait()
+}
+
+func TestPubSubSubscriberCrashIsReportedAndOthersKeepGoing(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	p, err := iox.OpenPub(ctx, node, "crash-sub", iox.WithQueue(4))
+	require.NoError(t, err)
+	defer p.Close()
+	healthy := spawn(t, ns, "sub-seq", "IOX_SERVICE=crash-sub", "IOX_COUNT=300")
+	healthy.expect("ready")
+	victim := spawn(t, ns, "sub-seq", "IOX_SERVICE=crash-sub", "IOX_COUNT=1000000", "IOX_SLOW=1h")
+	victim.expect("ready")
+	waitSubscribers(t, p, 2)
+	joined := 0
+	for joined < 2 {
+		e := <-p.Peers()
+		require.Equal(t, iox.PeerJoined, e.Kind)
+		joined++
+	}
+	// the victim takes one message and sleeps: its queue fills and holds the publisher
+	sent := make(chan error, 1)
+	go func() {
+		for i := 0; i < 300; i++ {
+			if err := p.Send(ctx, seqMsg(uint64(i))); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-sent:
+		t.Fatal("the sleeping subscriber did not hold the publisher back")
+	default:
+	}
+	killed := time.Now()
+	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+	select {
+	case e := <-p.Peers():
+		assert.Equal(t, iox.PeerCrashed, e.Kind)
+		t.Logf("crash reported after %v", time.Since(killed))
+	case <-time.After(20 * time.Second):
+		t.Fatal("crash not reported")
+	}
+	require.NoError(t, <-sent)
+	healthy.expect("got 300")
+	healthy.say("done")
+	healthy.wait()
+
+	// a restarted subscriber joins and receives
+	again := spawn(t, ns, "sub-seq", "IOX_SERVICE=crash-sub", "IOX_COUNT=10")
+	again.expect("ready")
+	eventually(t, "rejoin", func() bool { return p.Subscribers() == 1 })
+	for i := 0; i < 10; i++ {
+		require.NoError(t, p.Send(ctx, seqMsg(uint64(i))))
+	}
+	again.expect("got 10")
+	again.say("done")
+	again.wait()
+}
+
+func TestPubSubHistoryForLateJoiners(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	p, err := iox.OpenPub(ctx, node, "history", iox.WithHistory(3), iox.WithQueue(8), iox.WithPeerTimeout(100*time.Millisecond))
+	require.NoError(t, err)
+	defer p.Close()
+	for i := 0; i < 5; i++ {
+		require.NoError(t, p.Send(ctx, seqMsg(uint64(i))))
+	}
+	time.Sleep(50 * time.Millisecond)
+	s, err := iox.OpenSub(ctx, node, "history", iox.WithHistory(3), iox.WithQueue(8))
+	require.NoError(t, err)
+	defer s.Close()
+	for want := uint64(2); want < 5; want++ {
+		m, err := s.Recv(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, want, binary.LittleEndian.Uint64(m))
+	}
+}
+
+func TestPubSubCloseDeliversWhatWasSent(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	s, err := iox.OpenSub(ctx, node, "linger", iox.WithQueue(16), iox.WithChanCap(1))
+	require.NoError(t, err)
+	defer s.Close()
+	p, err := iox.OpenPub(ctx, node, "linger", iox.WithQueue(16), iox.WithLinger(10*time.Second))
+	require.NoError(t, err)
+	waitSubscribers(t, p, 1)
+	for i := 0; i < 12; i++ {
+		require.NoError(t, p.Send(ctx, seqMsg(uint64(i))))
+	}
+	require.NoError(t, p.Close()) // nobody reads yet: Close waits for the acknowledgement
+	assert.ErrorIs(t, p.Close(), iox.ErrClosed)
+	assert.ErrorIs(t, p.Send(ctx, []byte("late")), iox.ErrClosed)
+	for i := uint64(0); i < 12; i++ {
+		m, err := s.Recv(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	require.NoError(t, s.Close())
+	_, ok := <-s.C()
+	assert.False(t, ok)
+	assert.ErrorIs(t, s.Close(), iox.ErrClosed)
+}
+
+func TestPubSubModesMustMatch(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	p, err := iox.OpenPub(ctx, node, "modes")
+	require.NoError(t, err)
+	defer p.Close()
+	_, err = iox.OpenSub(ctx, node, "modes", iox.Lossy())
+	assert.ErrorIs(t, err, iox.ErrIncompatible)
+	_, err = iox.OpenSubOf(ctx, node, "modes", mustFixed[point](t, "iox_test::Point"))
+	assert.ErrorIs(t, err, iox.ErrIncompatibleType)
+	_, err = iox.OpenPub(ctx, node, "", iox.Lossy())
+	assert.ErrorIs(t, err, iox.ErrInvalidName)
+	_, err = iox.OpenSub(ctx, node, "x", iox.WithHistory(100), iox.WithQueue(4))
+	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
+}
+
+func TestPubSubContextEndsEverything(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := iox.OpenPub(ctx, node, "ctx")
+	require.NoError(t, err)
+	s, err := iox.OpenSub(ctx, node, "ctx")
+	require.NoError(t, err)
+	cancel()
+	<-p.Done()
+	<-s.Done()
+	assert.ErrorIs(t, p.Err(), context.Canceled)
+	assert.ErrorIs(t, s.Err(), context.Canceled)
+	assert.ErrorIs(t, p.Send(context.Background(), []byte("x")), context.Canceled)
+	require.NoError(t, p.Close())
+	require.NoError(t, s.Close())
+}
+
+func TestPythonPublisherWithoutEventsReachesAGoSubscriberChannel(t *testing.T) {
+	sizes := []int{0, 1, 63, 4096, 7}
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	s, err := iox.OpenSub(ctx, node, "py-chan", iox.Lossy(), iox.WithQueue(16), iox.WithPoll(5*time.Millisecond))
+	require.NoError(t, err)
+	var list []string
+	for _, n := range sizes {
+		list = append(list, strconv.Itoa(n))
+	}
+	cmd, _ := pyPeer(t, ns, "pub", "py-chan", strings.Join(list, ","))
+	for i, n := range sizes {
+		select {
+		case m := <-s.C():
+			assert.Equal(t, pattern(n, 0), m, "message %d", i)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("message %d did not arrive", i)
+		}
+	}
+	require.NoError(t, s.Close())
+	require.NoError(t, waitTimeout(cmd, 20*time.Second))
+}
+
+func TestTypedValuesRoundTripBetweenGoAndPython(t *testing.T) {
+	const n = 5
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	codec := mustFixed[point](t, "iox_test::Point")
+	back, err := iox.OpenSubOf(ctx, node, "typed-back", codec, iox.Lossy(), iox.WithQueue(16))
+	require.NoError(t, err)
+	fwd, err := iox.OpenPubOf(ctx, node, "typed-fwd", codec, iox.Lossy(), iox.WithQueue(16))
+	require.NoError(t, err)
+	cmd, lines := pyPeer(t, ns, "echo-typed", "typed-fwd", "typed-back", strconv.Itoa(n))
+	waitSubscribers(t, fwd, 1)
+	for i := 0; i < n; i++ {
+		require.NoError(t, fwd.Send(ctx, point{X: int32(i), Y: int32(-i), Z: float64(i) + 0.5}))
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case v := <-back.C():
+			assert.Equal(t, point{X: int32(i) + 1, Y: int32(-i) * 2, Z: (float64(i) + 0.5) / 2}, v)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("value %d did not come back", i)
+		}
+	}
+	require.True(t, lines.Scan())
+	assert.Equal(t, fmt.Sprintf("echoed %d", n), lines.Text())
+	require.NoError(t, fwd.Close())
+	require.NoError(t, back.Close())
+	require.NoError(t, waitTimeout(cmd, 20*time.Second))
+}
