@@ -287,7 +287,8 @@ type delivery struct {
 	byeSaid   func() bool     // consumes a pending bye
 	acked     func()          // everything up to the bye has left shared memory
 	endAtBye  bool            // deliver what is queued after the ack, then stop
-	took      func()          // messages left shared memory: there is room again
+	room      func()          // a full queue was emptied: a waiting sender may go on
+	full      int             // taking this many at once means the queue was full
 	spin      time.Duration
 	idle      time.Duration // look again after this long without a wake-up
 	hasWaiter func() bool   // messages are waiting (for spinning)
@@ -308,7 +309,7 @@ func (b *inbox[T]) deliver(out chan<- T, d delivery) {
 		if _, err := b.take(true); err != nil {
 			return b.failed(err, d)
 		}
-		d.took()
+		d.room()
 		d.acked()
 		ended = d.endAtBye
 		return true
@@ -319,8 +320,11 @@ func (b *inbox[T]) deliver(out chan<- T, d delivery) {
 			if err != nil && !b.failed(err, d) {
 				return
 			}
-			if n > 0 {
-				d.took()
+			// A sender waits only on a full queue, and then nothing else empties
+			// it: telling it about room only after taking a full queue (or a full
+			// batch) is enough, and saves the peer a wake-up per message.
+			if n >= min(d.full, len(b.batch.lens)) {
+				d.room()
 			}
 			if !drainAtBye() {
 				return

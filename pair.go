@@ -370,7 +370,8 @@ func (p *Pair[T]) recvLoop() {
 			p.fail(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed})
 		},
 		endAtBye:  true,
-		took:      func() { p.ntf.Notify(evSpace) },
+		room:      func() { p.ntf.Notify(evSpace) },
+		full:      p.cfg.queue,
 		spin:      p.cfg.spin,
 		idle:      p.cfg.peerTimeout / 4,
 		hasWaiter: func() bool { has, err := p.sub.HasMessages(); return err != nil || has },

@@ -319,6 +319,7 @@ type Publisher struct {
 	maxSize int
 	elem    int
 	fixed   bool
+	full    error // ErrWouldBlock for this publisher, made once: senders retry on it
 }
 
 // Publisher creates a publisher port.
@@ -348,7 +349,8 @@ func (s *PubSubService) Publisher(opts ...PublisherOption) (*Publisher, error) {
 	if st != ffi.OK {
 		return nil, statusError(s.lib, op, s.name, st, &eb)
 	}
-	p := &Publisher{lib: s.lib, name: s.name, maxSize: c.maxSize, elem: s.payload.Size, fixed: s.payload.Fixed}
+	p := &Publisher{lib: s.lib, name: s.name, maxSize: c.maxSize, elem: s.payload.Size, fixed: s.payload.Fixed,
+		full: &Error{Op: "send", Name: s.name, Kind: ErrWouldBlock}}
 	p.ref.h = ph
 	return p, nil
 }
@@ -378,10 +380,7 @@ func (p *Publisher) Send(msg []byte) (int, error) {
 	}
 	n, st := p.lib.PublisherSendCopy(h, msg)
 	p.ref.release()
-	if st != ffi.OK {
-		return n, statusError(p.lib, "send", p.name, st, nil)
-	}
-	return n, nil
+	return n, p.sendError(st)
 }
 
 // sendHeader is Send with the service's user header taken from hdr.
@@ -395,10 +394,17 @@ func (p *Publisher) sendHeader(msg, hdr []byte) (int, error) {
 	}
 	n, st := p.lib.PublisherSendCopyHeader(h, msg, hdr)
 	p.ref.release()
-	if st != ffi.OK {
-		return n, statusError(p.lib, "send", p.name, st, nil)
+	return n, p.sendError(st)
+}
+
+func (p *Publisher) sendError(st ffi.Status) error {
+	switch st {
+	case ffi.OK:
+		return nil
+	case ffi.EWouldBlock:
+		return p.full
 	}
-	return n, nil
+	return statusError(p.lib, "send", p.name, st, nil)
 }
 
 // Loan reserves a message of n bytes in shared memory for writing in place (zero
@@ -524,22 +530,21 @@ func (s *PubSubService) Subscriber(opts ...SubscriberOption) (*Subscriber, error
 // message is waiting. When buf is too small the message stays queued and the error
 // is a *BufferTooSmallError (errors.Is ErrBufferTooSmall) saying how much it needs.
 func (s *Subscriber) TryReceive(buf []byte) (n int, ok bool, err error) {
-	var lens [1]uint64
 	h, live := s.ref.acquire()
 	if !live {
 		return 0, false, closedError("receive", s.name)
 	}
-	k, st := s.lib.SubscriberReceive(h, buf, lens[:], nil)
+	k, n, st := s.lib.SubscriberReceiveOne(h, buf)
 	s.ref.release()
 	switch {
 	case st == ffi.EBufferTooSmall:
-		return 0, false, &BufferTooSmallError{Need: int(lens[0])}
+		return 0, false, &BufferTooSmallError{Need: n}
 	case st != ffi.OK:
 		return 0, false, statusError(s.lib, "receive", s.name, st, nil)
 	case k == 0:
 		return 0, false, nil
 	}
-	return int(lens[0]), true, nil
+	return n, true, nil
 }
 
 // Batch holds messages received together by ReceiveBatch, back to back in one

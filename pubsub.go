@@ -603,11 +603,12 @@ func (s *Sub[T]) recvLoop() {
 		ctx: s.ctx, quit: s.quit, wake: s.wake, bye: s.byeSig,
 		byeSaid: func() bool { s.expireAck(); return s.bye.Swap(false) },
 		acked:   s.acknowledge,
-		took: func() {
+		room: func() {
 			if s.spaceNtf != nil {
 				s.spaceNtf.Notify(evSpace)
 			}
 		},
+		full:      min(s.cfg.queue, s.svc.BufferSize()),
 		spin:      s.cfg.spin,
 		idle:      s.cfg.poll,
 		hasWaiter: func() bool { has, err := s.sub.HasMessages(); return err != nil || has },

@@ -1,29 +1,29 @@
-// Command iox-demo runs two processes that talk through iox: it starts a copy of
-// itself as a subscriber, publishes a few messages of growing size to it through
-// shared memory, and prints what each side sent and received.
+// Command iox-demo runs two processes that talk through an iox pair: it starts a
+// copy of itself as the "pong" side, plays ping-pong with it through shared
+// memory, and prints each exchange and the measured round trips.
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"time"
 
 	"github.com/iox-go/iox"
 )
 
-const service = "iox/demo"
-
-var sizes = []int{0, 5, 64, 4096, 1 << 20}
+const pairName = "iox/demo/ping-pong"
 
 func main() {
-	prefix, root := os.Getenv("IOX_DEMO_PREFIX"), os.Getenv("IOX_DEMO_ROOT")
 	var err error
-	if os.Getenv("IOX_DEMO_ROLE") == "subscriber" {
-		err = subscriber(prefix, root)
+	if os.Getenv("IOX_DEMO_ROLE") == "pong" {
+		err = pong(os.Getenv("IOX_DEMO_PREFIX"), os.Getenv("IOX_DEMO_ROOT"))
 	} else {
-		err = publisher()
+		err = ping()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "iox-demo:", err)
@@ -31,101 +31,84 @@ func main() {
 	}
 }
 
-func message(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i + n)
-	}
-	return b
-}
-
-func publisher() error {
+func ping() error {
 	prefix := fmt.Sprintf("ioxdemo%d_", os.Getpid())
 	root := fmt.Sprintf("/tmp/iox-demo-%d/", os.Getpid())
 	defer iox.RemoveIsolation(prefix, root)
 
-	node, err := iox.NewNode(iox.WithNodeName("demo-publisher"), iox.WithIsolation(prefix, root))
+	node, err := iox.NewNode(iox.WithNodeName("demo-ping"), iox.WithIsolation(prefix, root))
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	svc, err := node.PublishSubscribe(service, iox.BufferSize(len(sizes)), iox.SafeOverflow(false))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pair, err := iox.OpenPair(ctx, node, pairName)
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
-	pub, err := svc.Publisher()
-	if err != nil {
-		return err
-	}
-	defer pub.Close()
+	defer pair.Close()
 
-	child := exec.Command(os.Args[0])
-	child.Env = append(os.Environ(), "IOX_DEMO_ROLE=subscriber", "IOX_DEMO_PREFIX="+prefix, "IOX_DEMO_ROOT="+root)
-	child.Stdout, child.Stderr = os.Stdout, os.Stderr
-	if err := child.Start(); err != nil {
+	peer := exec.Command(os.Args[0])
+	peer.Env = append(os.Environ(), "IOX_DEMO_ROLE=pong", "IOX_DEMO_PREFIX="+prefix, "IOX_DEMO_ROOT="+root)
+	peer.Stdout, peer.Stderr = os.Stdout, os.Stderr
+	if err := peer.Start(); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, subs, err := svc.Counts()
+	defer peer.Wait()
+
+	fmt.Printf("ping (pid %d) and pong (pid %d) share the pair %q\n", os.Getpid(), peer.Process.Pid, pairName)
+	for _, size := range []int{0, 5, 64, 4096, 1 << 20} {
+		msg := bytes.Repeat([]byte{'i'}, size)
+		start := time.Now()
+		if err := pair.Send(ctx, msg); err != nil {
+			return err
+		}
+		reply, err := pair.Recv(ctx)
 		if err != nil {
 			return err
 		}
-		if subs > 0 {
-			break
+		sum := sha256.Sum256(reply)
+		fmt.Printf("ping %8d bytes -> pong %8d bytes  sha256 %x…  %v\n",
+			size, len(reply), sum[:6], time.Since(start).Round(time.Microsecond))
+		if !bytes.Equal(reply, bytes.ToUpper(msg)) {
+			return fmt.Errorf("pong answered %d bytes that are not the upper-cased ping", len(reply))
 		}
-		if time.Now().After(deadline) {
-			child.Process.Kill()
-			child.Wait()
-			return fmt.Errorf("subscriber did not appear")
-		}
-		time.Sleep(time.Millisecond)
 	}
-	for _, n := range sizes {
-		msg := message(n)
-		if _, err := pub.Send(msg); err != nil {
+
+	const rounds = 20000
+	msg := make([]byte, 64)
+	rtt := make([]time.Duration, rounds)
+	for i := range rtt {
+		start := time.Now()
+		if err := pair.Send(ctx, msg); err != nil {
 			return err
 		}
-		fmt.Printf("publisher  (pid %d): sent     %8d bytes  sha256 %x\n", os.Getpid(), n, sha256.Sum256(msg))
+		if _, err := pair.Recv(ctx); err != nil {
+			return err
+		}
+		rtt[i] = time.Since(start)
 	}
-	return child.Wait() // keep the publisher until the subscriber has read everything
+	sort.Slice(rtt, func(i, j int) bool { return rtt[i] < rtt[j] })
+	fmt.Printf("%d round trips of 64 bytes: median %v, p99 %v\n",
+		rounds, rtt[rounds/2].Round(100*time.Nanosecond), rtt[rounds*99/100].Round(100*time.Nanosecond))
+	return pair.Close() // pong sees a clean end and exits
 }
 
-func subscriber(prefix, root string) error {
-	node, err := iox.NewNode(iox.WithNodeName("demo-subscriber"), iox.WithIsolation(prefix, root))
+func pong(prefix, root string) error {
+	node, err := iox.NewNode(iox.WithNodeName("demo-pong"), iox.WithIsolation(prefix, root))
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	svc, err := node.PublishSubscribe(service, iox.OpenOnly())
+	pair, err := iox.OpenPair(context.Background(), node, pairName)
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
-	sub, err := svc.Subscriber()
-	if err != nil {
-		return err
+	defer pair.Close()
+	for msg := range pair.In() {
+		pair.Out() <- bytes.ToUpper(msg)
 	}
-	defer sub.Close()
-	batch := iox.NewBatch(64<<10, 8)
-	deadline := time.Now().Add(10 * time.Second)
-	for got := 0; got < len(sizes); {
-		k, err := sub.ReceiveBatch(batch)
-		if err != nil {
-			return err
-		}
-		for i := 0; i < k; i++ {
-			m := batch.Message(i)
-			fmt.Printf("subscriber (pid %d): received %8d bytes  sha256 %x\n", os.Getpid(), len(m), sha256.Sum256(m))
-		}
-		got += k
-		if k == 0 {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("received %d of %d messages", got, len(sizes))
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	fmt.Printf("pong: ping closed the pair (%v); bye\n", pair.Err())
 	return nil
 }

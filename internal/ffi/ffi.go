@@ -9,6 +9,8 @@ package ffi
 import (
 	"fmt"
 	"reflect"
+	"runtime"
+	"sync"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -123,6 +125,41 @@ func split(r uintptr) (uintptr, Status) {
 		return 0, Status(-v)
 	}
 	return uintptr(v), OK
+}
+
+// call is the argument list of one hot-path native call. purego.SyscallN takes its
+// arguments variadically and, being //go:uintptrescapes, moves a fresh list to the
+// heap on every call; passing a pooled list with ... allocates nothing.
+type call struct {
+	a   [8]uintptr
+	out [1]uint64 // a small out-parameter that must not live on the stack
+}
+
+var calls = sync.Pool{New: func() any { return new(call) }}
+
+func getCall() *call { return calls.Get().(*call) }
+
+// run calls fn with the first n arguments and returns the call to the pool.
+func (c *call) run(fn uintptr, n int) uintptr {
+	r, _, _ := purego.SyscallN(fn, c.a[:n]...)
+	c.a = [8]uintptr{}
+	calls.Put(c)
+	return r
+}
+
+// addr returns the address p. Being //go:uintptrescapes, the conversion written in
+// its call makes the compiler keep the object on the heap, where it never moves;
+// callers keep it alive across the native call with runtime.KeepAlive.
+//
+//go:uintptrescapes
+//go:noinline
+func addr(p uintptr) uintptr { return p }
+
+func bytesAddr(b []byte) uintptr {
+	if len(b) == 0 {
+		return 0
+	}
+	return addr(uintptr(unsafe.Pointer(&b[0])))
 }
 
 func strPtr(s string) *byte {
@@ -291,12 +328,10 @@ func (l *Lib) PublisherDrop(h Handle) { purego.SyscallN(l.PublisherDropFn, uintp
 
 // PublisherSendCopy copies p into a fresh sample and sends it; returns the recipients.
 func (l *Lib) PublisherSendCopy(h Handle, p []byte) (int, Status) {
-	var r uintptr
-	if len(p) == 0 {
-		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), 0, 0, 0)
-	} else {
-		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0)
-	}
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), bytesAddr(p), uintptr(len(p))
+	r := c.run(l.PublisherSendCopyFn, 4)
+	runtime.KeepAlive(p)
 	v, s := split(r)
 	return int(v), s
 }
@@ -304,21 +339,20 @@ func (l *Lib) PublisherSendCopy(h Handle, p []byte) (int, Status) {
 // PublisherSendCopyHeader is PublisherSendCopy with the service's user header taken
 // from hdr (which must hold the service's header size).
 func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Status) {
-	var r uintptr
-	if len(p) == 0 {
-		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), 0, 0, uintptr(unsafe.Pointer(&hdr[0])))
-	} else {
-		r, _, _ = purego.SyscallN(l.PublisherSendCopyFn, uintptr(h), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
-			uintptr(unsafe.Pointer(&hdr[0])))
-	}
+	c := getCall()
+	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), bytesAddr(p), uintptr(len(p)), bytesAddr(hdr)
+	r := c.run(l.PublisherSendCopyFn, 4)
+	runtime.KeepAlive(p)
+	runtime.KeepAlive(hdr)
 	v, s := split(r)
 	return int(v), s
 }
 
 // PublisherLoan loans a writable sample of n bytes in shared memory.
 func (l *Lib) PublisherLoan(h Handle, n int) (Handle, Status) {
-	r, _, _ := purego.SyscallN(l.PublisherLoanFn, uintptr(h), uintptr(n))
-	v, s := split(r)
+	c := getCall()
+	c.a[0], c.a[1] = uintptr(h), uintptr(n)
+	v, s := split(c.run(l.PublisherLoanFn, 2))
 	return Handle(v), s
 }
 
@@ -341,13 +375,18 @@ func SampleBytes(h Handle) []byte {
 
 // SampleMutSend sends a loaned sample and frees its handle.
 func (l *Lib) SampleMutSend(h Handle) (int, Status) {
-	r, _, _ := purego.SyscallN(l.SampleMutSendFn, uintptr(h))
-	v, s := split(r)
+	c := getCall()
+	c.a[0] = uintptr(h)
+	v, s := split(c.run(l.SampleMutSendFn, 1))
 	return int(v), s
 }
 
 // SampleMutDrop returns a loaned sample unsent.
-func (l *Lib) SampleMutDrop(h Handle) { purego.SyscallN(l.SampleMutDropFn, uintptr(h)) }
+func (l *Lib) SampleMutDrop(h Handle) {
+	c := getCall()
+	c.a[0] = uintptr(h)
+	c.run(l.SampleMutDropFn, 1)
+}
 
 // SubscriberCreate creates a subscriber port (bufferSize 0 = the service's maximum).
 func (l *Lib) SubscriberCreate(svc Handle, bufferSize uint64, eb *ErrBuf) (Handle, Status) {
@@ -364,25 +403,32 @@ func (l *Lib) SubscriberDrop(h Handle) { purego.SyscallN(l.SubscriberDropFn, uin
 // lens[0] holds the size of the next message. When hdrs is not empty it receives
 // each message's user header (hdrs must hold len(lens) headers).
 func (l *Lib) SubscriberReceive(h Handle, buf []byte, lens []uint64, hdrs []byte) (int, Status) {
-	var r uintptr
-	switch {
-	case len(buf) == 0 && len(hdrs) == 0:
-		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h), 0, 0,
-			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), 0)
-	case len(buf) == 0:
-		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h), 0, 0,
-			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), uintptr(unsafe.Pointer(&hdrs[0])))
-	case len(hdrs) == 0:
-		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h),
-			uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
-			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), 0)
-	default:
-		r, _, _ = purego.SyscallN(l.SubscriberReceiveFn, uintptr(h),
-			uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
-			uintptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), uintptr(unsafe.Pointer(&hdrs[0])))
-	}
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), bytesAddr(buf), uintptr(len(buf))
+	c.a[3], c.a[4], c.a[5] = addr(uintptr(unsafe.Pointer(&lens[0]))), uintptr(len(lens)), bytesAddr(hdrs)
+	r := c.run(l.SubscriberReceiveFn, 6)
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(lens)
+	runtime.KeepAlive(hdrs)
 	v, s := split(r)
 	return int(v), s
+}
+
+// SubscriberReceiveOne receives at most one message into buf. n is its length, or
+// on EBufferTooSmall the length it needs.
+func (l *Lib) SubscriberReceiveOne(h Handle, buf []byte) (k, n int, s Status) {
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), bytesAddr(buf), uintptr(len(buf))
+	c.a[3], c.a[4] = uintptr(unsafe.Pointer(&c.out[0])), 1
+	out := &c.out[0]
+	r, _, _ := purego.SyscallN(l.SubscriberReceiveFn, c.a[:6]...)
+	runtime.KeepAlive(buf)
+	n = int(*out)
+	*out = 0
+	c.a = [8]uintptr{}
+	calls.Put(c)
+	v, s := split(r)
+	return int(v), n, s
 }
 
 // SubscriberID returns the subscriber's unique port id.
@@ -393,19 +439,30 @@ func (l *Lib) SubscriberID(h Handle) (lo, hi uint64, s Status) {
 
 // SubscriberBorrow borrows the next message in place (0 when none waits).
 func (l *Lib) SubscriberBorrow(h Handle) (Handle, Status) {
-	r, _, _ := purego.SyscallN(l.SubscriberBorrowFn, uintptr(h))
-	v, s := split(r)
+	c := getCall()
+	c.a[0] = uintptr(h)
+	v, s := split(c.run(l.SubscriberBorrowFn, 1))
 	return Handle(v), s
 }
 
 // SampleRelease returns a borrowed message.
-func (l *Lib) SampleRelease(h Handle) { purego.SyscallN(l.SampleReleaseFn, uintptr(h)) }
+func (l *Lib) SampleRelease(h Handle) {
+	c := getCall()
+	c.a[0] = uintptr(h)
+	c.run(l.SampleReleaseFn, 1)
+}
 
 // SubscriberHasSamples reports whether a message is waiting.
 func (l *Lib) SubscriberHasSamples(h Handle) (bool, Status) {
-	var out uint32
-	r, _, _ := purego.SyscallN(l.SubscriberHasFn, uintptr(h), uintptr(unsafe.Pointer(&out)))
-	return out != 0, Status(int32(r))
+	c := getCall()
+	c.a[0], c.a[1] = uintptr(h), uintptr(unsafe.Pointer(&c.out[0]))
+	out := &c.out[0]
+	r, _, _ := purego.SyscallN(l.SubscriberHasFn, c.a[:2]...)
+	has := *out != 0
+	*out = 0
+	c.a = [8]uintptr{}
+	calls.Put(c)
+	return has, Status(int32(r))
 }
 
 // Bits of EventOpts.Set.
@@ -457,8 +514,9 @@ func (l *Lib) NotifierDrop(h Handle) { purego.SyscallN(l.NotifierDropFn, uintptr
 
 // NotifierNotify signals event id to every listener; returns how many were reached.
 func (l *Lib) NotifierNotify(h Handle, id uint64) (int, Status) {
-	r, _, _ := purego.SyscallN(l.NotifierNotifyFn, uintptr(h), uintptr(id))
-	v, s := split(r)
+	c := getCall()
+	c.a[0], c.a[1] = uintptr(h), uintptr(id)
+	v, s := split(c.run(l.NotifierNotifyFn, 2))
 	return int(v), s
 }
 
@@ -481,7 +539,10 @@ func (l *Lib) ListenerFd(h Handle) int {
 
 // ListenerTryWait drains pending event ids into ids without blocking.
 func (l *Lib) ListenerTryWait(h Handle, ids []uint64) (int, Status) {
-	r, _, _ := purego.SyscallN(l.ListenerTryWaitFn, uintptr(h), uintptr(unsafe.Pointer(&ids[0])), uintptr(len(ids)))
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), addr(uintptr(unsafe.Pointer(&ids[0]))), uintptr(len(ids))
+	r := c.run(l.ListenerTryWaitFn, 3)
+	runtime.KeepAlive(ids)
 	v, s := split(r)
 	return int(v), s
 }

@@ -1,0 +1,215 @@
+package iox_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/iox-go/iox"
+)
+
+// The examples run two processes: this one, and a copy of the test binary that
+// plays the other side (see peer below). Both isolate their iceoryx2 files with
+// the same prefix and root folder.
+
+func init() {
+	children["example-echo"] = exampleEchoPeer
+	children["example-publisher"] = examplePublisherPeer
+	children["example-events"] = exampleEventsPeer
+}
+
+// peer starts this binary again in role and returns the node of a private
+// namespace shared with it, and a function that waits for the peer and cleans up.
+func peer(role string) (*iox.Node, func()) {
+	prefix := fmt.Sprintf("ex%d_", os.Getpid())
+	root := fmt.Sprintf("/tmp/iox-example-%d/", os.Getpid())
+	node, err := iox.NewNode(iox.WithIsolation(prefix, root))
+	if err != nil {
+		panic(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "IOX_CHILD="+role, "IOX_TEST_PREFIX="+prefix, "IOX_TEST_ROOT="+root)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	return node, func() {
+		cmd.Wait()
+		node.Close()
+		iox.RemoveIsolation(prefix, root)
+	}
+}
+
+// A pair is a bidirectional channel between two processes: here the other process
+// answers each message in upper case.
+func ExamplePair() {
+	node, wait := peer("example-echo")
+	defer wait()
+
+	ctx := context.Background()
+	pair, err := iox.OpenPair(ctx, node, "example/echo")
+	if err != nil {
+		panic(err)
+	}
+	for _, word := range []string{"zero", "copy", "channels"} {
+		pair.Out() <- []byte(word) // waits for the peer if it is not there yet
+		fmt.Printf("%s -> %s\n", word, <-pair.In())
+	}
+	pair.Close() // the peer sees a clean end
+	// Output:
+	// zero -> ZERO
+	// copy -> COPY
+	// channels -> CHANNELS
+}
+
+func exampleEchoPeer() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	pair, err := iox.OpenPair(context.Background(), node, "example/echo")
+	if err != nil {
+		return err
+	}
+	defer pair.Close()
+	for msg := range pair.In() { // ends when the other side closes
+		pair.Out() <- bytes.ToUpper(msg)
+	}
+	return nil
+}
+
+// A subscriber receives, in order, everything a publisher in another process
+// publishes after the subscriber joined; select combines it with a timeout.
+func ExampleOpenSub() {
+	node, wait := peer("example-publisher")
+	defer wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sub, err := iox.OpenSub(ctx, node, "example/prices")
+	if err != nil {
+		panic(err)
+	}
+	defer sub.Close()
+	for i := 0; i < 3; i++ {
+		select {
+		case msg := <-sub.C():
+			fmt.Println(string(msg))
+		case <-ctx.Done():
+			fmt.Println("timed out")
+			return
+		}
+	}
+	// Output:
+	// price 1
+	// price 2
+	// price 3
+}
+
+func examplePublisherPeer() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	pub, err := iox.OpenPub(ctx, node, "example/prices")
+	if err != nil {
+		return err
+	}
+	defer pub.Close() // waits until the subscriber has taken everything
+	for pub.Subscribers() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i <= 3; i++ {
+		if err := pub.Send(ctx, []byte(fmt.Sprintf("price %d", i))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Events carry bare event ids between processes, as a channel.
+func ExampleOpenEvents() {
+	node, wait := peer("example-events")
+	defer wait()
+
+	ctx := context.Background()
+	ev, err := iox.OpenEvents(ctx, node, "example/doorbell")
+	if err != nil {
+		panic(err)
+	}
+	defer ev.Close()
+	for id := range ev.C() {
+		fmt.Println("rang", id)
+		if id == 3 {
+			break
+		}
+	}
+	// Output:
+	// rang 3
+}
+
+func exampleEventsPeer() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	svc, err := node.Event("example/doorbell")
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	n, err := svc.Notifier()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	for {
+		reached, err := n.Notify(3)
+		if err != nil || reached > 0 {
+			return err
+		}
+		time.Sleep(time.Millisecond) // the listener is not there yet
+	}
+}
+
+// The ports are the layer below the channels: a publisher copies each message into
+// shared memory in one call; a subscriber copies it out, or borrows it in place.
+func ExamplePublisher() {
+	node, err := iox.NewNode(iox.WithIsolation(fmt.Sprintf("exp%d_", os.Getpid()), fmt.Sprintf("/tmp/iox-example-p%d/", os.Getpid())))
+	if err != nil {
+		panic(err)
+	}
+	defer iox.RemoveIsolation(fmt.Sprintf("exp%d_", os.Getpid()), fmt.Sprintf("/tmp/iox-example-p%d/", os.Getpid()))
+	defer node.Close()
+	svc, err := node.PublishSubscribe("example/ports", iox.BufferSize(4))
+	if err != nil {
+		panic(err)
+	}
+	defer svc.Close()
+	sub, _ := svc.Subscriber()
+	defer sub.Close()
+	pub, _ := svc.Publisher()
+	defer pub.Close()
+
+	pub.Send([]byte("copied"))
+	loan, _ := pub.Loan(len("written in place"))
+	copy(loan.Bytes(), "written in place")
+	loan.Send()
+
+	buf := make([]byte, 64)
+	n, _, _ := sub.TryReceive(buf)
+	fmt.Println(string(buf[:n]))
+	sample, _, _ := sub.Borrow()
+	fmt.Println(string(sample.Bytes()))
+	sample.Release()
+	// Output:
+	// copied
+	// written in place
+}
