@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
+	os.Remove("/tmp/ioxt") // the parent of every namespace root; fails while one is left
 	if code == 0 {
 		if left := leftovers(runPrefix()); len(left) > 0 {
 			fmt.Fprintln(os.Stderr, "shared memory left behind:", left)
