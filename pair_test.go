@@ -22,6 +22,27 @@ func init() {
 	children["pair-stream"] = childPairStream
 	children["pair-echo"] = childPairEcho
 	children["pair-send-close"] = childPairSendClose
+	children["pair-flood"] = childPairFlood
+}
+
+// childPairFlood sends sequence numbers until it is killed.
+func childPairFlood() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(8))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	for i := uint64(0); ; i++ {
+		if err := p.Send(ctx, seqMsg(i)); err != nil {
+			return err
+		}
+	}
 }
 
 func seqMsg(i uint64) []byte {
@@ -348,15 +369,14 @@ func TestPairPeerCrashIsReportedAndARestartedPeerPairsAgain(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, "crash", iox.WithPeerTimeout(time.Second))
+	p, err := iox.OpenPair(ctx, node, "crash", iox.WithPeerTimeout(time.Second), iox.WithQueue(8))
 	require.NoError(t, err)
-	c := spawn(t, ns, "pair-echo", "IOX_SERVICE=crash")
-	c.expect("ready")
-	require.NoError(t, p.Send(ctx, []byte("ping")))
-	m, err := p.Recv(ctx)
-	require.NoError(t, err)
-	require.Equal(t, []byte("ping"), m)
-
+	c := spawn(t, ns, "pair-flood", "IOX_SERVICE=crash")
+	for i := uint64(0); i < 1000; i++ { // mid-stream: the peer keeps sending
+		m, err := p.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
 	killed := time.Now()
 	require.NoError(t, c.cmd.Process.Signal(syscall.SIGKILL))
 	select {
@@ -365,6 +385,8 @@ func TestPairPeerCrashIsReportedAndARestartedPeerPairsAgain(t *testing.T) {
 		t.Fatal("crash not detected")
 	}
 	t.Logf("crash detected after %v", time.Since(killed))
+	for range p.In() { // what arrived before the crash is still delivered, then In closes
+	}
 	assert.ErrorIs(t, p.Err(), iox.ErrPeerCrashed)
 	assert.ErrorIs(t, p.Send(ctx, []byte("x")), iox.ErrPeerCrashed)
 	require.NoError(t, p.Close())
@@ -375,7 +397,7 @@ func TestPairPeerCrashIsReportedAndARestartedPeerPairsAgain(t *testing.T) {
 	defer q.Close()
 	spawn(t, ns, "pair-echo", "IOX_SERVICE=crash").expect("ready")
 	require.NoError(t, q.Send(ctx, []byte("again")))
-	m, err = q.Recv(ctx)
+	m, err := q.Recv(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []byte("again"), m)
 }
