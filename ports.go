@@ -880,14 +880,20 @@ func (l *Listener) Wait(ctx context.Context) ([]EventID, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { l.file.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	// The poller calls drained, parks the goroutine while it reports nothing,
+	// and calls it again once the socket is readable. Draining inside the
+	// callback, after the poller reset its readiness, loses no wake-up.
+	var ids []EventID
+	var werr error
+	drained := func(uintptr) bool {
+		ids, werr = l.TryWait()
+		return werr != nil || len(ids) > 0
+	}
 	for {
-		ids, err := l.TryWait()
-		if err != nil || len(ids) > 0 {
-			return ids, err
-		}
-		err = l.conn.Read(readable)
+		err := l.conn.Read(drained)
 		switch {
 		case err == nil:
+			return ids, werr
 		case l.isClosed():
 			return nil, closedError("wait", l.name)
 		case ctx.Err() != nil:
@@ -908,14 +914,6 @@ func (l *Listener) isClosed() bool {
 	default:
 		return false
 	}
-}
-
-// readable reports whether a datagram waits on fd without consuming it; returning
-// false makes the runtime poller park the goroutine until the socket is readable.
-func readable(fd uintptr) bool {
-	var b [1]byte
-	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return err != syscall.EAGAIN && err != syscall.EINTR
 }
 
 // Close releases the listener and wakes any Wait with ErrClosed. A second Close
