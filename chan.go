@@ -177,6 +177,21 @@ func (e *ending) reason() error {
 	}
 }
 
+// recvValue waits for the next value on in; once in is closed it returns the
+// reason the adapter ended.
+func recvValue[T any](ctx context.Context, in <-chan T, e *ending) (T, error) {
+	var zero T
+	select {
+	case v, ok := <-in:
+		if !ok {
+			return zero, e.reason()
+		}
+		return v, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
 // sendValue hands v to a pump through ch, failing visibly once the adapter ended.
 func sendValue[T any](ctx context.Context, ch chan<- T, closing <-chan struct{}, e *ending, v T) error {
 	if err := ctx.Err(); err != nil {
@@ -377,4 +392,67 @@ func (b *inbox[T]) failed(err error, d delivery) bool {
 		d.fail(err)
 	}
 	return false
+}
+
+// outbox is what a sending pump needs: the Go channel it empties, the encoder, and
+// the life-cycle signals of its adapter.
+type outbox[T any] struct {
+	name    string
+	out     <-chan T
+	enc     func([]byte, T) ([]byte, error)
+	flush   <-chan struct{} // send what out holds, then close flushed
+	flushed chan struct{}
+	stop    <-chan struct{}
+	fail    func(error)
+}
+
+// pump moves values from out into shared memory with publish, one at a time, until
+// stop, a failure, or a finished flush; publish returns false when it must stop.
+func (o outbox[T]) pump(publish func(msg []byte) bool) {
+	var buf []byte
+	flushing := false
+	for {
+		var v T
+		if flushing {
+			select {
+			case v = <-o.out:
+			default:
+				close(o.flushed)
+				return
+			}
+		} else {
+			select {
+			case v = <-o.out:
+			case <-o.flush:
+				flushing = true
+				continue
+			case <-o.stop:
+				return
+			}
+		}
+		msg, err := o.enc(buf, v)
+		if err != nil {
+			o.fail(&Error{Op: "encode", Name: o.name, Kind: ErrInvalidArgument, Detail: err.Error()})
+			return
+		}
+		if _, raw := any(v).([]byte); !raw {
+			buf = msg
+		}
+		if !publish(msg) {
+			return
+		}
+	}
+}
+
+// prepare checks what every adapter constructor checks: the name (with room for
+// suffix), the options, and that ctx is still live.
+func prepare(ctx context.Context, op, name, suffix string, opts []ChanOption) (chanConfig, error) {
+	if err := adapterName(op, name, suffix); err != nil {
+		return chanConfig{}, err
+	}
+	cfg, err := newChanConfig(op, name, opts)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, ctx.Err()
 }

@@ -36,12 +36,8 @@ type Events struct {
 // name and returns it as a channel of event ids. WithSpin makes the waiting
 // goroutine poll briefly before parking; WithChanCap sizes C.
 func OpenEvents(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Events, error) {
-	const op = "open events"
-	cfg, err := newChanConfig(op, name, opts)
+	cfg, err := prepare(ctx, "open events", name, "", opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	e := &Events{name: name, cfg: cfg, c: make(chan EventID, cfg.chanCap), ctx: ctx,

@@ -84,15 +84,8 @@ func OpenPair(ctx context.Context, node *Node, name string, opts ...ChanOption) 
 // OpenPairOf opens one end of the pair called name carrying values of T encoded
 // by codec (see Fixed for fixed-layout types).
 func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Pair[T], error) {
-	const op = "open pair"
-	if err := adapterName(op, name, pairSuffix(1)); err != nil {
-		return nil, err
-	}
-	cfg, err := newChanConfig(op, name, opts)
+	cfg, err := prepare(ctx, "open pair", name, pairSuffix(1), opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	p := &Pair[T]{
@@ -220,16 +213,7 @@ func (p *Pair[T]) Send(ctx context.Context, v T) error {
 // Recv waits for the next message. When the pair has ended and every message is
 // delivered it returns the reason (ErrPeerClosed after a clean close).
 func (p *Pair[T]) Recv(ctx context.Context) (T, error) {
-	var zero T
-	select {
-	case v, ok := <-p.in:
-		if !ok {
-			return zero, p.end.reason()
-		}
-		return v, nil
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	}
+	return recvValue(ctx, p.in, &p.end)
 }
 
 // Close ends the pair gracefully (see the type's documentation) and waits until
@@ -293,39 +277,8 @@ func (p *Pair[T]) sendLoop() {
 	defer p.pumps.Done()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	var buf []byte
-	flushing := false
-	for {
-		var v T
-		if flushing {
-			select {
-			case v = <-p.out:
-			default:
-				close(p.flushed)
-				return
-			}
-		} else {
-			select {
-			case v = <-p.out:
-			case <-p.flush:
-				flushing = true
-				continue
-			case <-p.stopCtx.Done():
-				return
-			}
-		}
-		msg, err := p.enc(buf, v)
-		if err != nil {
-			p.fail(&Error{Op: "encode", Name: p.name, Kind: ErrInvalidArgument, Detail: err.Error()})
-			return
-		}
-		if _, raw := any(v).([]byte); !raw {
-			buf = msg
-		}
-		if !p.deliver(msg, retry) {
-			return
-		}
-	}
+	outbox[T]{name: p.name, out: p.out, enc: p.enc, flush: p.flush, flushed: p.flushed,
+		stop: p.stopCtx.Done(), fail: p.fail}.pump(func(msg []byte) bool { return p.deliver(msg, retry) })
 }
 
 // deliver sends msg until the peer's queue has taken it; false when the pair stops.

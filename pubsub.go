@@ -157,15 +157,8 @@ func OpenPub(ctx context.Context, node *Node, name string, opts ...ChanOption) (
 
 // OpenPubOf opens a publisher of T values encoded by codec.
 func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Pub[T], error) {
-	const op = "open publisher channel"
-	if err := adapterName(op, name, spaceSuffix); err != nil {
-		return nil, err
-	}
-	cfg, err := newChanConfig(op, name, opts)
+	cfg, err := prepare(ctx, "open publisher channel", name, spaceSuffix, opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	p := &Pub[T]{codec: codec, enc: encoder(codec), out: make(chan T, cfg.chanCap),
@@ -261,40 +254,9 @@ func (p *Pub[T]) sendLoop() {
 	defer p.pumps.Done()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	var buf []byte
 	hdr := make([]byte, seqHeaderSize)
-	flushing := false
-	for {
-		var v T
-		if flushing {
-			select {
-			case v = <-p.out:
-			default:
-				close(p.flushed)
-				return
-			}
-		} else {
-			select {
-			case v = <-p.out:
-			case <-p.flush:
-				flushing = true
-				continue
-			case <-p.stopCtx.Done():
-				return
-			}
-		}
-		msg, err := p.enc(buf, v)
-		if err != nil {
-			p.end.end(&Error{Op: "encode", Name: p.name, Kind: ErrInvalidArgument, Detail: err.Error()})
-			return
-		}
-		if _, raw := any(v).([]byte); !raw {
-			buf = msg
-		}
-		if !p.publish(msg, hdr, retry) {
-			return
-		}
-	}
+	outbox[T]{name: p.name, out: p.out, enc: p.enc, flush: p.flush, flushed: p.flushed,
+		stop: p.stopCtx.Done(), fail: p.end.end}.pump(func(msg []byte) bool { return p.publish(msg, hdr, retry) })
 }
 
 // publish sends msg to every subscriber. In lossless mode a full subscriber makes
@@ -480,15 +442,8 @@ func OpenSub(ctx context.Context, node *Node, name string, opts ...ChanOption) (
 
 // OpenSubOf opens a subscriber of T values decoded by codec.
 func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Sub[T], error) {
-	const op = "open subscriber channel"
-	if err := adapterName(op, name, spaceSuffix); err != nil {
-		return nil, err
-	}
-	cfg, err := newChanConfig(op, name, opts)
+	cfg, err := prepare(ctx, "open subscriber channel", name, spaceSuffix, opts)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s := &Sub[T]{codec: codec, in: make(chan T, cfg.chanCap), quit: make(chan struct{}),
@@ -552,16 +507,7 @@ func (s *Sub[T]) C() <-chan T { return s.in }
 
 // Recv waits for the next message; after the end it returns the reason.
 func (s *Sub[T]) Recv(ctx context.Context) (T, error) {
-	var zero T
-	select {
-	case v, ok := <-s.in:
-		if !ok {
-			return zero, s.end.reason()
-		}
-		return v, nil
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	}
+	return recvValue(ctx, s.in, &s.end)
 }
 
 // Close stops the subscriber and waits for its goroutines. A second Close returns
