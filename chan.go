@@ -406,11 +406,37 @@ type outbox[T any] struct {
 	fail    func(error)
 }
 
-// pump moves values from out into shared memory with publish, one at a time, until
-// stop, a failure, or a finished flush; publish returns false when it must stop.
-func (o outbox[T]) pump(publish func(msg []byte) bool) {
-	var buf []byte
+// Batching: small messages that are already waiting in the Go channel go to the
+// native library together, one crossing for up to batchMessages of them.
+const (
+	batchMessages = 64
+	batchBytes    = 64 << 10
+	batchSmall    = 4 << 10 // larger messages are sent alone, without staging copies
+)
+
+// outBatch is a run of encoded messages, back to back in data.
+type outBatch struct {
+	data []byte
+	lens []uint64
+}
+
+// sent drops the first k messages.
+func (b *outBatch) sent(k int) {
+	off := 0
+	for _, n := range b.lens[:k] {
+		off += int(n)
+	}
+	b.data, b.lens = b.data[off:], b.lens[k:]
+}
+
+// pump moves values from out into shared memory with publish, a batch at a time,
+// until stop, a failure, or a finished flush; publish returns false when it must
+// stop.
+func (o outbox[T]) pump(publish func(b *outBatch) bool) {
+	var scratch, staging []byte
+	lens := make([]uint64, 0, batchMessages)
 	flushing := false
+	var b outBatch
 	for {
 		var v T
 		if flushing {
@@ -430,18 +456,55 @@ func (o outbox[T]) pump(publish func(msg []byte) bool) {
 				return
 			}
 		}
-		msg, err := o.enc(buf, v)
+		msg, err := o.encode(scratch, v)
 		if err != nil {
-			o.fail(&Error{Op: "encode", Name: o.name, Kind: ErrInvalidArgument, Detail: err.Error()})
 			return
 		}
-		if _, raw := any(v).([]byte); !raw {
-			buf = msg
+		if len(msg) > batchSmall {
+			b = outBatch{data: msg, lens: append(lens[:0], uint64(len(msg)))}
+		} else {
+			staging = append(staging[:0], msg...)
+			b = outBatch{lens: append(lens[:0], uint64(len(msg)))}
+		more:
+			for len(b.lens) < batchMessages && len(staging) < batchBytes {
+				select {
+				case v = <-o.out:
+				default:
+					break more
+				}
+				if msg, err = o.encode(scratch, v); err != nil {
+					return
+				}
+				if len(msg) > batchSmall { // send the batch, then this one alone
+					b.data = staging
+					if !publish(&b) {
+						return
+					}
+					staging, b = staging[:0], outBatch{data: msg, lens: append(lens[:0], uint64(len(msg)))}
+					break more
+				}
+				staging = append(staging, msg...)
+				b.lens = append(b.lens, uint64(len(msg)))
+			}
+			if b.data == nil {
+				b.data = staging
+			}
 		}
-		if !publish(msg) {
+		if _, raw := any(v).([]byte); !raw {
+			scratch = msg[:0]
+		}
+		if !publish(&b) {
 			return
 		}
 	}
+}
+
+func (o outbox[T]) encode(scratch []byte, v T) ([]byte, error) {
+	msg, err := o.enc(scratch, v)
+	if err != nil {
+		o.fail(&Error{Op: "encode", Name: o.name, Kind: ErrInvalidArgument, Detail: err.Error()})
+	}
+	return msg, err
 }
 
 // prepare checks what every adapter constructor checks: the name (with room for

@@ -278,26 +278,30 @@ func (p *Pair[T]) sendLoop() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	outbox[T]{name: p.name, out: p.out, enc: p.enc, flush: p.flush, flushed: p.flushed,
-		stop: p.stopCtx.Done(), fail: p.fail}.pump(func(msg []byte) bool { return p.deliver(msg, retry) })
+		stop: p.stopCtx.Done(), fail: p.fail}.pump(func(b *outBatch) bool { return p.deliver(b, retry) })
 }
 
-// deliver sends msg until the peer's queue has taken it; false when the pair stops.
-func (p *Pair[T]) deliver(msg []byte, retry *time.Timer) bool {
+// deliver sends the batch until the peer's queue has taken all of it; false when
+// the pair stops.
+func (p *Pair[T]) deliver(b *outBatch, retry *time.Timer) bool {
 	for {
-		n, err := p.pub.Send(msg)
-		if err == nil && n > 0 {
+		k, err := p.pub.sendBatch(b.data, b.lens, nil, 1)
+		if err != nil {
+			p.fail(err)
+			return false
+		}
+		b.sent(k)
+		if len(b.lens) == 0 {
 			if len(p.out) == 0 {
 				p.ntf.Notify(evData)
 			}
 			return true
 		}
-		if err != nil && !errors.Is(err, ErrWouldBlock) {
-			p.fail(err)
-			return false
+		if k > 0 {
+			continue
 		}
-		if err != nil {
-			p.ntf.Notify(evData) // full: make sure the peer drains
-		}
+		// the peer is absent or its queue is full: make sure it drains, then wait
+		p.ntf.Notify(evData)
 		retry.Reset(p.cfg.peerTimeout / 4)
 		select {
 		case <-p.wakeSend:

@@ -397,6 +397,26 @@ func (p *Publisher) sendHeader(msg, hdr []byte) (int, error) {
 	return n, p.sendError(st)
 }
 
+// sendBatch sends the messages of lens, back to back in data, in one native call
+// (with user headers from hdrs when not empty). It returns how many it sent; it
+// stops before the first that fails or reaches fewer than minRecipients
+// subscribers, and reports an error only when that is the first and not a full
+// receiver.
+func (p *Publisher) sendBatch(data []byte, lens []uint64, hdrs []byte, minRecipients int) (int, error) {
+	for _, n := range lens {
+		if int(n) > p.maxSize {
+			return 0, p.checkSize("send", int(n))
+		}
+	}
+	h, ok := p.ref.acquire()
+	if !ok {
+		return 0, closedError("send", p.name)
+	}
+	k, st := p.lib.PublisherSendBatch(h, data, lens, hdrs, minRecipients)
+	p.ref.release()
+	return k, p.sendError(st)
+}
+
 func (p *Publisher) sendError(st ffi.Status) error {
 	switch st {
 	case ffi.OK:

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/iox-go/iox/internal/ffi"
 )
 
 // One-to-many channels: Pub sends every message to every Sub of a name.
@@ -254,32 +256,34 @@ func (p *Pub[T]) sendLoop() {
 	defer p.pumps.Done()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	hdr := make([]byte, seqHeaderSize)
+	hdrs := make([]byte, seqHeaderSize*batchMessages)
 	outbox[T]{name: p.name, out: p.out, enc: p.enc, flush: p.flush, flushed: p.flushed,
-		stop: p.stopCtx.Done(), fail: p.end.end}.pump(func(msg []byte) bool { return p.publish(msg, hdr, retry) })
+		stop: p.stopCtx.Done(), fail: p.end.end}.pump(func(b *outBatch) bool { return p.publish(b, hdrs, retry) })
 }
 
-// publish sends msg to every subscriber. In lossless mode a full subscriber makes
-// it wait for room and send again; subscribers drop the copies they already have.
-func (p *Pub[T]) publish(msg, hdr []byte, retry *time.Timer) bool {
-	p.seq++
-	putSeqHeader(hdr, p.tag, p.seq)
-	for {
+// publish sends the batch to every subscriber. In lossless mode a full subscriber
+// makes it wait for room and send the refused message again; subscribers drop the
+// copies they already have (same tag and sequence number).
+func (p *Pub[T]) publish(b *outBatch, hdrs []byte, retry *time.Timer) bool {
+	for len(b.lens) > 0 {
+		var k int
 		var err error
 		if p.cfg.lossy {
-			_, err = p.pub.Send(msg)
+			k, err = p.pub.sendBatch(b.data, b.lens, nil, 0)
 		} else {
-			_, err = p.pub.sendHeader(msg, hdr)
-		}
-		if err == nil {
-			if len(p.out) == 0 {
-				p.ntf.Notify(evData)
+			for i := range b.lens {
+				putSeqHeader(hdrs[i*seqHeaderSize:], p.tag, p.seq+1+uint64(i))
 			}
-			return true
+			k, err = p.pub.sendBatch(b.data, b.lens, hdrs[:len(b.lens)*seqHeaderSize], ffi.AllSubscribers)
 		}
-		if !errors.Is(err, ErrWouldBlock) {
+		if err != nil && !errors.Is(err, ErrWouldBlock) {
 			p.end.end(err)
 			return false
+		}
+		p.seq += uint64(k)
+		b.sent(k)
+		if len(b.lens) == 0 || k > 0 {
+			continue
 		}
 		p.ntf.Notify(evData)
 		retry.Reset(p.cfg.peerTimeout / 4)
@@ -292,6 +296,10 @@ func (p *Pub[T]) publish(msg, hdr []byte, retry *time.Timer) bool {
 		}
 		retry.Stop()
 	}
+	if len(p.out) == 0 {
+		p.ntf.Notify(evData)
+	}
+	return true
 }
 
 // listenSpace wakes the sender when a subscriber made room.

@@ -326,3 +326,38 @@ func TestTypedValuesRoundTripBetweenGoAndPython(t *testing.T) {
 	require.NoError(t, back.Close())
 	require.NoError(t, waitTimeout(cmd, 20*time.Second))
 }
+
+func TestPubSubLosslessUnderPressureInOneProcess(t *testing.T) {
+	n := 200000
+	if raceEnabled {
+		n = 20000
+	}
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	s, err := iox.OpenSub(ctx, node, "pressure")
+	require.NoError(t, err)
+	defer s.Close()
+	p, err := iox.OpenPub(ctx, node, "pressure")
+	require.NoError(t, err)
+	defer p.Close()
+	waitSubscribers(t, p, 1)
+	sent := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			if err := p.Send(ctx, seqMsg(uint64(i))); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i := 0; i < n; i++ {
+		c, cancel := context.WithTimeout(ctx, 20*time.Second)
+		m, err := s.Recv(c)
+		cancel()
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, uint64(i), binary.LittleEndian.Uint64(m), "lost, duplicated or reordered")
+	}
+	require.NoError(t, <-sent)
+}

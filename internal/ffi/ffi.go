@@ -77,6 +77,7 @@ type Lib struct {
 	PublisherCreateFn   uintptr `sym:"iox_publisher_create"`
 	PublisherDropFn     uintptr `sym:"iox_publisher_drop"`
 	PublisherSendCopyFn uintptr `sym:"iox_publisher_send_copy"`
+	PublisherSendManyFn uintptr `sym:"iox_publisher_send_batch"`
 	PublisherLoanFn     uintptr `sym:"iox_publisher_loan"`
 	PublisherUpdateFn   uintptr `sym:"iox_publisher_update"`
 	SampleMutSendFn     uintptr `sym:"iox_sample_mut_send"`
@@ -344,6 +345,25 @@ func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Stat
 	r := c.run(l.PublisherSendCopyFn, 4)
 	runtime.KeepAlive(p)
 	runtime.KeepAlive(hdr)
+	v, s := split(r)
+	return int(v), s
+}
+
+// AllSubscribers as minRecipients asks every subscriber of the service to get a message.
+const AllSubscribers = -1
+
+// PublisherSendBatch sends the messages of lens, back to back in data (with user
+// headers from hdrs when not empty), in one crossing. It stops before the first
+// that fails or reaches fewer than minRecipients subscribers and returns how many
+// it sent.
+func (l *Lib) PublisherSendBatch(h Handle, data []byte, lens []uint64, hdrs []byte, minRecipients int) (int, Status) {
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), bytesAddr(data), addr(uintptr(unsafe.Pointer(&lens[0])))
+	c.a[3], c.a[4], c.a[5] = uintptr(len(lens)), bytesAddr(hdrs), uintptr(minRecipients)
+	r := c.run(l.PublisherSendManyFn, 6)
+	runtime.KeepAlive(data)
+	runtime.KeepAlive(lens)
+	runtime.KeepAlive(hdrs)
 	v, s := split(r)
 	return int(v), s
 }

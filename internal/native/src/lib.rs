@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use iceoryx2::port::listener::Listener;
 use iceoryx2::port::notifier::Notifier;
@@ -28,7 +28,7 @@ use iceoryx2::service::port_factory::{event as event_factory, publish_subscribe 
 use iceoryx2::service::static_config::message_type_details::{TypeDetail, TypeVariant};
 
 /// Version of this C ABI. The Go loader refuses a library with another value.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The iceoryx2 release this library is built on (pinned in Cargo.toml).
 pub const ICEORYX2_VERSION: &str = "0.10.0";
@@ -384,8 +384,10 @@ pub struct PubSubConfig {
     pub header_size: u64,
 }
 
+type PubSubFactory = ps_factory::PortFactory<Svc, Bytes, Hdr>;
+
 pub struct PubSubH {
-    factory: ps_factory::PortFactory<Svc, Bytes, Hdr>,
+    factory: Arc<PubSubFactory>,
     size: usize,
     dynamic: bool,
     header: usize,
@@ -494,7 +496,7 @@ pub unsafe extern "C" fn iox_pubsub_open(
         match res {
             Ok(factory) => {
                 let header = factory.static_config().message_type_details().user_header.size();
-                put(out, into_handle(PubSubH { factory, size: o.size.max(1) as usize, dynamic, header }));
+                put(out, into_handle(PubSubH { factory: Arc::new(factory), size: o.size.max(1) as usize, dynamic, header }));
                 IOX_OK
             }
             Err(c) => c,
@@ -617,6 +619,7 @@ pub struct PublisherOpts {
 
 pub struct PublisherH {
     publisher: Publisher<Svc, Bytes, Hdr>,
+    service: Arc<PubSubFactory>,
     size: usize,
     dynamic: bool,
     header: usize,
@@ -668,7 +671,13 @@ pub unsafe extern "C" fn iox_publisher_create(
         }
         match b.create() {
             Ok(publisher) => {
-                put(out, into_handle(PublisherH { publisher, size: s.size, dynamic: s.dynamic, header: s.header }));
+                put(out, into_handle(PublisherH {
+                    publisher,
+                    service: s.factory.clone(),
+                    size: s.size,
+                    dynamic: s.dynamic,
+                    header: s.header,
+                }));
                 IOX_OK
             }
             Err(e) => fail(e, errbuf, errcap),
@@ -732,18 +741,65 @@ impl PublisherH {
 pub unsafe extern "C" fn iox_publisher_send_copy(h: *mut PublisherH, data: *const u8, len: usize, hdr: *const u8) -> i64 {
     guard_value(|| {
         let p = handle(h).ok_or(IOX_E_INVALID_ARGUMENT)?;
+        p.send_one(data, len, hdr).map(|n| n as i64)
+    })
+}
+
+impl PublisherH {
+    /// Loans, fills and sends one message; the number of subscribers that got it.
+    unsafe fn send_one(&self, data: *const u8, len: usize, hdr: *const u8) -> Result<usize, i32> {
         if len > 0 && data.is_null() {
             return Err(IOX_E_INVALID_ARGUMENT);
         }
-        let (mut sample, ptr) = p.loan(len)?;
+        let (mut sample, ptr) = self.loan(len)?;
         if len > 0 {
             std::ptr::copy_nonoverlapping(data, ptr, len);
         }
-        if p.header > 0 && !hdr.is_null() {
+        if self.header > 0 && !hdr.is_null() {
             let dst = sample.user_header_mut() as *mut Hdr as *mut u8;
-            std::ptr::copy_nonoverlapping(hdr, dst, p.header);
+            std::ptr::copy_nonoverlapping(hdr, dst, self.header);
         }
-        sample.send().map(|n| n as i64).map_err(send_error)
+        sample.send().map_err(send_error)
+    }
+}
+
+/// Sends up to `n` messages in one crossing: message i has `lens[i]` bytes, back to
+/// back in `data`, and (when `hdrs` is not null) the user header at
+/// `hdrs + i * header_size`. It stops before the first message that fails or that
+/// reaches fewer than `min_recipients` subscribers (`u64::MAX`: every subscriber of
+/// the service, attached or not yet), and returns how many were sent; when the very
+/// first fails for another reason than a full receiver, the negated status.
+#[no_mangle]
+pub unsafe extern "C" fn iox_publisher_send_batch(
+    h: *mut PublisherH,
+    data: *const u8,
+    lens: *const u64,
+    n: usize,
+    hdrs: *const u8,
+    min_recipients: u64,
+) -> i64 {
+    guard_value(|| {
+        let p = handle(h).ok_or(IOX_E_INVALID_ARGUMENT)?;
+        if n > 0 && lens.is_null() {
+            return Err(IOX_E_INVALID_ARGUMENT);
+        }
+        let mut off = 0usize;
+        for i in 0..n {
+            let len = *lens.add(i) as usize;
+            let hdr = if hdrs.is_null() { hdrs } else { hdrs.add(i * p.header) };
+            let need = if min_recipients == u64::MAX {
+                p.service.dynamic_config().number_of_subscribers() as u64
+            } else {
+                min_recipients
+            };
+            match p.send_one(data.add(off), len, hdr) {
+                Ok(k) if k as u64 >= need => off += len,
+                Ok(_) => return Ok(i as i64),
+                Err(c) if i == 0 && c != IOX_E_WOULD_BLOCK => return Err(c),
+                Err(_) => return Ok(i as i64),
+            }
+        }
+        Ok(n as i64)
     })
 }
 
