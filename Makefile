@@ -42,9 +42,10 @@ test: vet test-nocgo test-race
 demo: native
 	CGO_ENABLED=0 $(GO) run ./cmd/iox-demo
 
-# One pass over the benchmarks (1 s each): raw results in bench.out (benchstat
-# format), then a table of ratios against the baselines of the same run. The native
-# floor program is built here because $(LIB) does not depend on src/bin.
+# One pass over the benchmarks (1 s each; BenchmarkIdleCPU watches one 2 s idle
+# window per case): raw results in bench.out (benchstat format), then tables of
+# ratios against the baselines of the same run and of idle CPU. The native floor
+# program is built here because $(LIB) does not depend on src/bin.
 bench: native
 	cd $(NATIVE_DIR) && $(CARGO) build --release --locked --bin iox_floor
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime=1s -count=1 . | tee bench.out

@@ -1,9 +1,11 @@
 package iox_test
 
-// Benchmarks of the low-level ports against the baselines a Go developer would
-// otherwise use, measured in the same run: a Unix domain socket between the same two
-// processes, a buffered Go channel within one process, and, for latency, the floor
-// that iceoryx2 itself reaches from Rust (internal/native/src/bin/iox_floor.rs).
+// Benchmarks of the low-level ports and of the channel adapters (Pair, Pub/Sub)
+// against the baselines a Go developer would otherwise use, measured in the same
+// run: a Unix domain socket between the same two processes, a buffered Go channel
+// within one process, and, for latency, the floor that iceoryx2 itself reaches from
+// Rust (internal/native/src/bin/iox_floor.rs). BenchmarkIdleCPU measures what a
+// quiet connection costs while nothing is sent.
 //
 // The far side of every cross-process benchmark is a copy of the test binary in a
 // child role (see TestMain). Every run of a benchmark function uses its own
@@ -12,8 +14,10 @@ package iox_test
 // (cmd/benchtable).
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +41,10 @@ func init() {
 	children["bench-echo-ports"] = childEchoPorts
 	children["bench-sink-uds"] = childSinkUDS
 	children["bench-sink-ports"] = childSinkPorts
+	children["bench-echo-pair"] = childEchoPair
+	children["bench-sink-pair"] = childSinkPair
+	children["bench-sink-sub"] = childSinkSub
+	children["bench-idle"] = childIdle
 }
 
 // rtSize is the message size of the round-trip benchmarks.
@@ -58,6 +67,87 @@ var throughputSizes = []struct {
 // the subscriber's buffer, and the Go channel's capacity. Large messages get a
 // smaller queue so that the shared-memory pool stays around 64 MiB.
 func queueDepth(size int) int { return min(256, max(16, (64<<20)/size)) }
+
+// pairSpin is the busy-poll time of the low-latency pair cases (iox.WithSpin on
+// both ends). In a ping-pong a receiver waits a whole round trip through the other
+// process between two messages; 50 µs is many times the round trip of the raw
+// ports and about that of a Unix socket, so a receiver should still be polling
+// when the next message lands, while one whose traffic stopped burns at most
+// 50 µs of CPU before it parks.
+const pairSpin = 50 * time.Microsecond
+
+// pairOptions are the options of both ends of a benchmark pair: none in the
+// default mode, pairSpin in the low-latency mode.
+func pairOptions(spin bool) []iox.ChanOption {
+	if spin {
+		return []iox.ChanOption{iox.WithSpin(pairSpin)}
+	}
+	return nil
+}
+
+// childPairOptions are pairOptions(IOX_BENCH_SPIN == "1").
+func childPairOptions() []iox.ChanOption { return pairOptions(os.Getenv("IOX_BENCH_SPIN") == "1") }
+
+func spinEnv(spin bool) string {
+	if spin {
+		return "IOX_BENCH_SPIN=1"
+	}
+	return "IOX_BENCH_SPIN=0"
+}
+
+// openBenchPair opens this process's end of the pair name and starts the child
+// role at the other end; it returns once the child said "ready" and both ends are
+// connected. The pair is closed when the benchmark ends, before the child is
+// waited for.
+func openBenchPair(b *testing.B, ns namespace, name, role string, spin bool, env ...string) (*iox.Pair[[]byte], *child) {
+	b.Helper()
+	node := ns.node(b)
+	p, err := iox.OpenPair(context.Background(), node, name, pairOptions(spin)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := spawn(b, ns, role, append([]string{"IOX_SERVICE=" + name, spinEnv(spin)}, env...)...)
+	b.Cleanup(func() { p.Close() }) // runs before the child's cleanup, after an explicit Close
+	c.expect("ready")
+	eventually(b, "the pair to connect", p.Connected)
+	return p, c
+}
+
+// openChildPair opens the child's end of the pair IOX_SERVICE and waits until
+// the parent's end is there.
+func openChildPair(node *iox.Node) (*iox.Pair[[]byte], error) {
+	p, err := iox.OpenPair(context.Background(), node, os.Getenv("IOX_SERVICE"), childPairOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(20 * time.Second); !p.Connected(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			p.Close()
+			return nil, errors.New("the parent's end of the pair never appeared")
+		}
+	}
+	return p, nil
+}
+
+// closePair closes p and checks that it was this side's first Close.
+func closePair(b *testing.B, p *iox.Pair[[]byte]) {
+	b.Helper()
+	if err := p.Close(); err != nil {
+		b.Fatalf("close pair: %v", err)
+	}
+}
+
+// benchDeadline bounds the blocking calls of the channel benchmarks: go test's
+// -timeout does not cover benchmarks, so a message that never arrives would
+// otherwise hang the whole run instead of failing one benchmark.
+const benchDeadline = 2 * time.Minute
+
+// benchContext is the context of a benchmark's Send and Recv calls.
+func benchContext(b *testing.B) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), benchDeadline)
+	b.Cleanup(cancel)
+	return ctx
+}
 
 // udsAddr is an abstract Unix socket address (Linux): nothing to clean up on disk.
 func udsAddr(ns namespace, what string) string { return "@" + ns.prefix + what }
@@ -99,10 +189,18 @@ func acceptOne(b *testing.B, ln net.Listener) net.Conn {
 //     reported as 0: no Go code runs per round trip. The timer still runs so that
 //     the framework scales b.N by wall-clock time as usual. The row is skipped when
 //     the program is not built (make bench builds it).
+//   - pair: a Pair in the default mode; this side calls Pair.Send then Pair.Recv,
+//     the child echoes every message it receives with Send. Each message passes
+//     through the sender's pump, a notification and the receiver's pump on both
+//     ways, as in an application.
+//   - pair-spin: the same with WithSpin(pairSpin) on both ends, the low-latency
+//     mode: receivers busy-poll for a while before parking.
 func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("uds", benchRoundTripUDS)
 	b.Run("ports", benchRoundTripPorts)
 	b.Run("native-floor", benchRoundTripFloor)
+	b.Run("pair", func(b *testing.B) { benchRoundTripPair(b, false) })
+	b.Run("pair-spin", func(b *testing.B) { benchRoundTripPair(b, true) })
 }
 
 func benchRoundTripUDS(b *testing.B) {
@@ -323,6 +421,62 @@ func benchRoundTripFloor(b *testing.B) {
 	b.ReportMetric(0, "allocs/op")
 }
 
+func benchRoundTripPair(b *testing.B, spin bool) {
+	ns := newNamespace(b)
+	p, c := openBenchPair(b, ns, "rt", "bench-echo-pair", spin)
+	ctx := benchContext(b)
+	msg := pattern(rtSize, 0)
+	roundTrip := func() {
+		if err := p.Send(ctx, msg); err != nil {
+			b.Fatalf("send: %v", err)
+		}
+		reply, err := p.Recv(ctx)
+		if err != nil {
+			b.Fatalf("receive: %v", err)
+		}
+		if len(reply) != rtSize {
+			b.Fatalf("reply of %d bytes", len(reply))
+		}
+	}
+	for range rtWarmup {
+		roundTrip()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		roundTrip()
+	}
+	b.StopTimer()
+	closePair(b, p) // the child's In ends after the last message
+	c.wait()
+}
+
+// childEchoPair sends back every message of the pair IOX_SERVICE until the parent
+// closes its end.
+func childEchoPair() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	p, err := openChildPair(node)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println("ready")
+	ctx := context.Background()
+	for m := range p.In() {
+		if err := p.Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	if !errors.Is(p.Err(), iox.ErrPeerClosed) {
+		return fmt.Errorf("pair ended with %v", p.Err())
+	}
+	return nil
+}
+
 // ---------------------------------------------------------------------------
 // throughput
 // ---------------------------------------------------------------------------
@@ -341,11 +495,20 @@ func benchRoundTripFloor(b *testing.B) {
 //     writes an 8-byte sequence number in place and leaves the rest of the sample
 //     as it is: a producer fills the loaned memory instead of its own buffer, so
 //     what the loan saves is ports-copy's memcpy (the receiver still copies out).
+//   - pair: Pair.Send of the same buffer b.N times on a Pair with default settings
+//     (the pump copies each message into shared memory, so reusing the buffer is
+//     safe); the child counts what arrives on In.
+//   - pubsub: Pub.Send on a lossless Pub with default settings to one Sub in the
+//     child, which counts what arrives on C. Timing starts once the publisher
+//     lists the subscriber.
 //   - chan: a buffered Go channel to a goroutine in this process; buffers come
 //     from a free list and the sender copies the message into one (a hand-over of
 //     ownership, no allocation), the receiver hands them back.
 //
-// queueDepth sets both the subscriber buffer and the channel capacity.
+// queueDepth sets both the subscriber buffer and the channel capacity of the
+// ports and chan cases; pair and pubsub keep their defaults (a queue of 64
+// messages in shared memory and Go channels of 64). Pair and Pub are closed after
+// the timer stops; their Close waits until the child has taken everything.
 func BenchmarkThroughput(b *testing.B) {
 	for _, impl := range []struct {
 		name string
@@ -354,6 +517,8 @@ func BenchmarkThroughput(b *testing.B) {
 		{"uds", benchThroughputUDS},
 		{"ports-copy", func(b *testing.B, size int) { benchThroughputPorts(b, size, false) }},
 		{"ports-loan", func(b *testing.B, size int) { benchThroughputPorts(b, size, true) }},
+		{"pair", benchThroughputPair},
+		{"pubsub", benchThroughputPubSub},
 		{"chan", benchThroughputChan},
 	} {
 		b.Run(impl.name, func(b *testing.B) {
@@ -550,6 +715,135 @@ func childSinkPorts() error {
 	return nil
 }
 
+func benchThroughputPair(b *testing.B, size int) {
+	ns := newNamespace(b)
+	p, c := openBenchPair(b, ns, "tp", "bench-sink-pair", false, "IOX_BENCH_SIZE="+strconv.Itoa(size))
+	ctx := benchContext(b)
+	msg := pattern(size, 0)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	c.say(strconv.Itoa(b.N))
+	for range b.N {
+		if err := p.Send(ctx, msg); err != nil {
+			b.Fatalf("send: %v", err)
+		}
+	}
+	c.expectCount(b.N)
+	b.StopTimer()
+	closePair(b, p)
+	c.wait()
+}
+
+// countMessages takes n messages of size bytes from in, then says "got N".
+func countMessages(in <-chan []byte, n, size int, ended func() error) error {
+	for got := range n {
+		m, ok := <-in
+		if !ok {
+			return fmt.Errorf("ended after %d of %d messages: %v", got, n, ended())
+		}
+		if len(m) != size {
+			return fmt.Errorf("message %d has %d bytes, want %d", got, len(m), size)
+		}
+	}
+	fmt.Printf("got %d\n", n)
+	return nil
+}
+
+// childSinkPair reads the number of messages from the parent, takes that many
+// messages of IOX_BENCH_SIZE bytes from the pair IOX_SERVICE, says "got N", and
+// returns when the parent has closed its end (nothing more may arrive).
+func childSinkPair() error {
+	size, err := benchEnvInt("IOX_BENCH_SIZE")
+	if err != nil {
+		return err
+	}
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	p, err := openChildPair(node)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println("ready")
+	n, err := strconv.Atoi(parentSays())
+	if err != nil {
+		return fmt.Errorf("message count: %w", err)
+	}
+	if err := countMessages(p.In(), n, size, p.Err); err != nil {
+		return err
+	}
+	if _, ok := <-p.In(); ok {
+		return fmt.Errorf("more than %d messages", n)
+	}
+	if !errors.Is(p.Err(), iox.ErrPeerClosed) {
+		return fmt.Errorf("pair ended with %v", p.Err())
+	}
+	return nil
+}
+
+func benchThroughputPubSub(b *testing.B, size int) {
+	ns := newNamespace(b)
+	pub, err := iox.OpenPub(context.Background(), ns.node(b), "tp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := spawn(b, ns, "bench-sink-sub", "IOX_SERVICE=tp", "IOX_BENCH_SIZE="+strconv.Itoa(size))
+	b.Cleanup(func() { pub.Close() }) // before the child's cleanup
+	c.expect("ready")
+	eventually(b, "the subscriber", func() bool { return pub.Subscribers() == 1 })
+	ctx := benchContext(b)
+	msg := pattern(size, 0)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	c.say(strconv.Itoa(b.N))
+	for range b.N {
+		if err := pub.Send(ctx, msg); err != nil {
+			b.Fatalf("send: %v", err)
+		}
+	}
+	c.expectCount(b.N)
+	b.StopTimer()
+	if err := pub.Close(); err != nil {
+		b.Fatalf("close publisher: %v", err)
+	}
+	c.wait()
+}
+
+// childSinkSub subscribes to IOX_SERVICE, reads the number of messages from the
+// parent, takes that many messages of IOX_BENCH_SIZE bytes, says "got N", and
+// closes the subscriber when the parent closes standard input.
+func childSinkSub() error {
+	size, err := benchEnvInt("IOX_BENCH_SIZE")
+	if err != nil {
+		return err
+	}
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	fmt.Println("ready")
+	n, err := strconv.Atoi(parentSays())
+	if err != nil {
+		return fmt.Errorf("message count: %w", err)
+	}
+	if err := countMessages(sub.C(), n, size, sub.Err); err != nil {
+		return err
+	}
+	parentSays() // the publisher closes first and waits until this side took everything
+	return sub.Close()
+}
+
 func benchThroughputChan(b *testing.B, size int) {
 	depth := queueDepth(size)
 	free := make(chan []byte, depth+2)
@@ -580,6 +874,225 @@ func benchThroughputChan(b *testing.B, size int) {
 	b.StopTimer()
 	if n != b.N*size {
 		b.Fatalf("received %d bytes, want %d", n, b.N*size)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// idle CPU
+// ---------------------------------------------------------------------------
+
+// idleSettle is how long a fresh connection runs before the idle window, so
+// that the window sees the steady state and not the start-up.
+const idleSettle = 300 * time.Millisecond
+
+// idleWindow is how long BenchmarkIdleCPU watches a quiet connection: 2 s, or the
+// -benchtime duration when that is longer (see BenchmarkIdleCPU).
+func idleWindow() time.Duration {
+	w := 2 * time.Second
+	if f := flag.Lookup("test.benchtime"); f != nil {
+		if d, err := time.ParseDuration(f.Value.String()); err == nil && d > w {
+			w = d
+		}
+	}
+	return w
+}
+
+// cpuUsage is a process's CPU time (user + system) and context switches
+// (voluntary + involuntary, across all its threads) so far.
+type cpuUsage struct {
+	cpu time.Duration
+	csw int64
+}
+
+func selfUsage() (cpuUsage, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return cpuUsage{}, err
+	}
+	return cpuUsage{time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw}, nil
+}
+
+// BenchmarkIdleCPU measures what a quiet connection costs while nothing is sent:
+// the CPU time of this process (getrusage RUSAGE_SELF: every thread, the test
+// framework's included) and of the child at the other end (its own getrusage,
+// which it reports) over one idle window, as a percentage of one core:
+// "cpu%-self" and "cpu%-peer". It also reports context switches per second on
+// each side ("csw/s-self", "csw/s-peer"): roughly how often their threads wake.
+//
+//   - uds: a connected Unix stream socket, the child blocked reading it; what two
+//     idle Go processes cost, the baseline.
+//   - pair: a Pair with default settings at both ends.
+//   - pair-spin: a Pair with WithSpin(pairSpin) at both ends.
+//   - pubsub: a lossless Pub here and a Sub in the child, default settings.
+//
+// The window is a fixed wall-clock time, not b.N of anything: every run of the
+// function watches one window whatever b.N is, with the timer running, so the
+// first run (b.N = 1) already lasts at least -benchtime and the framework does not
+// run the function again. The window is therefore 2 s or -benchtime, whichever is
+// longer. (With a count, -benchtime=Nx, the framework runs the function a second
+// time with b.N = N; that run again watches one window.) ns/op reports the length
+// of the window, not divided by b.N; setup, the settling time and teardown are
+// outside the timer.
+func BenchmarkIdleCPU(b *testing.B) {
+	b.Run("uds", func(b *testing.B) { benchIdle(b, "uds", idleUDS) })
+	b.Run("pair", func(b *testing.B) { benchIdle(b, "pair", idlePair(false)) })
+	b.Run("pair-spin", func(b *testing.B) { benchIdle(b, "pair", idlePair(true)) })
+	b.Run("pubsub", func(b *testing.B) { benchIdle(b, "pubsub", idlePubSub) })
+}
+
+// idleSetup starts the child role bench-idle with the given environment, connects
+// to it, and returns it with a function that closes this side cleanly.
+type idleSetup func(b *testing.B, ns namespace, env ...string) (*child, func())
+
+func idleUDS(b *testing.B, ns namespace, env ...string) (*child, func()) {
+	addr := udsAddr(ns, "idle")
+	ln, err := net.Listen("unix", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c := spawn(b, ns, "bench-idle", append(env, "IOX_BENCH_ADDR="+addr)...)
+	conn := acceptOne(b, ln)
+	b.Cleanup(func() { conn.Close() })
+	c.expect("ready")
+	return c, func() { conn.Close() }
+}
+
+func idlePair(spin bool) idleSetup {
+	return func(b *testing.B, ns namespace, env ...string) (*child, func()) {
+		p, c := openBenchPair(b, ns, "idle", "bench-idle", spin, env...)
+		return c, func() {
+			if err := p.Err(); err != nil {
+				b.Fatalf("the pair did not stay open: %v", err)
+			}
+			closePair(b, p)
+		}
+	}
+}
+
+func idlePubSub(b *testing.B, ns namespace, env ...string) (*child, func()) {
+	pub, err := iox.OpenPub(context.Background(), ns.node(b), "idle")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := spawn(b, ns, "bench-idle", append(env, "IOX_SERVICE=idle")...)
+	b.Cleanup(func() { pub.Close() }) // before the child's cleanup
+	c.expect("ready")
+	eventually(b, "the subscriber", func() bool { return pub.Subscribers() == 1 })
+	return c, func() {
+		if err := pub.Close(); err != nil {
+			b.Fatalf("close publisher: %v", err)
+		}
+	}
+}
+
+func benchIdle(b *testing.B, kind string, setup idleSetup) {
+	ns := newNamespace(b)
+	c, closeSide := setup(b, ns, "IOX_BENCH_KIND="+kind)
+	window := idleWindow()
+	time.Sleep(idleSettle)
+	runtime.GC() // no garbage of earlier benchmarks collected during the window
+
+	c.say("start")
+	c.expect("started")
+	before, err := selfUsage()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	time.Sleep(window)
+	after, err := selfUsage()
+	if err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	c.say("stop")
+	var peer cpuUsage
+	var peerElapsed time.Duration
+	if _, err := fmt.Sscanf(c.line(), "idle %d %d %d", &peer.cpu, &peer.csw, &peerElapsed); err != nil || peerElapsed <= 0 {
+		b.Fatalf("child's report: %v", err)
+	}
+	percent := func(cpu, wall time.Duration) float64 { return 100 * cpu.Seconds() / wall.Seconds() }
+	perSecond := func(n int64, wall time.Duration) float64 { return float64(n) / wall.Seconds() }
+	b.ReportMetric(float64(elapsed.Nanoseconds()), "ns/op") // the window, whatever b.N is
+	b.ReportMetric(percent(after.cpu-before.cpu, elapsed), "cpu%-self")
+	b.ReportMetric(percent(peer.cpu, peerElapsed), "cpu%-peer")
+	b.ReportMetric(perSecond(after.csw-before.csw, elapsed), "csw/s-self")
+	b.ReportMetric(perSecond(peer.csw, peerElapsed), "csw/s-peer")
+	closeSide()
+	c.wait()
+}
+
+// childIdle holds its end of an IOX_BENCH_KIND connection (uds, pair or pubsub)
+// open without sending. On "start" from the parent it notes its CPU usage and says
+// "started"; on "stop" it says "idle <cpu ns> <context switches> <wall ns>" for
+// the time in between. It closes its end when the parent closes standard input.
+func childIdle() error {
+	var closeEnd func() error
+	switch kind := os.Getenv("IOX_BENCH_KIND"); kind {
+	case "uds":
+		conn, err := net.Dial("unix", os.Getenv("IOX_BENCH_ADDR"))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		go io.Copy(io.Discard, conn) // a reader blocked on the socket, as a server would have
+		closeEnd = conn.Close
+	case "pair", "pubsub":
+		node, err := nsFromEnv().childNode()
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		if kind == "pair" {
+			p, err := openChildPair(node)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			closeEnd = func() error {
+				if err := p.Err(); err != nil && !errors.Is(err, iox.ErrPeerClosed) {
+					return fmt.Errorf("pair ended with %v", err)
+				}
+				return p.Close()
+			}
+		} else {
+			sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"))
+			if err != nil {
+				return err
+			}
+			defer sub.Close()
+			closeEnd = sub.Close
+		}
+	default:
+		return fmt.Errorf("unknown IOX_BENCH_KIND %q", kind)
+	}
+	fmt.Println("ready")
+	var before cpuUsage
+	var start time.Time
+	for {
+		switch cmd := parentSays(); cmd {
+		case "start":
+			var err error
+			if before, err = selfUsage(); err != nil {
+				return err
+			}
+			start = time.Now()
+			fmt.Println("started")
+		case "stop":
+			after, err := selfUsage()
+			if err != nil {
+				return err
+			}
+			elapsed := time.Since(start)
+			fmt.Printf("idle %d %d %d\n", int64(after.cpu-before.cpu), after.csw-before.csw, int64(elapsed))
+		case "":
+			return closeEnd()
+		default:
+			return fmt.Errorf("unknown command %q", cmd)
+		}
 	}
 }
 

@@ -3,12 +3,18 @@
 // run:
 //
 //   - BenchmarkRoundTrip/<case>: ns per round trip, and that time relative to the
-//     uds and native-floor rows (lower is better);
+//     uds and native-floor rows (lower is better), with allocs/op; the ports,
+//     pair and pair-spin rows are iox, the others baselines;
 //   - BenchmarkThroughput/<case>/<size>: messages per second, MB/s, and the rate
-//     relative to the uds row of the same size (higher is better);
+//     relative to the uds row of the same size (higher is better), with
+//     allocs/op; ports-copy, ports-loan, pair and pubsub are iox;
+//   - BenchmarkIdleCPU/<case>: the CPU time of this process and of its peer
+//     process over an idle window as a percentage of one core, and their context
+//     switches per second (the cpu%-self, cpu%-peer, csw/s-self and csw/s-peer
+//     metrics).
 //
-// each with allocs/op. Other benchmarks are listed as they are. When a benchmark
-// appears several times (-count), the median of each metric is used.
+// Other benchmarks are listed as they are. When a benchmark appears several times
+// (-count), the median of each metric is used.
 //
 // Usage:
 //
@@ -111,6 +117,7 @@ func parse(r io.Reader) (*input, error) {
 const (
 	roundTrip  = "BenchmarkRoundTrip/"
 	throughput = "BenchmarkThroughput/"
+	idleCPU    = "BenchmarkIdleCPU/"
 )
 
 func main() {
@@ -148,15 +155,18 @@ func write(w io.Writer, in *input) {
 	for _, c := range in.config {
 		if strings.HasPrefix(c, "cpu:") {
 			fmt.Fprintln(w, c)
+			break
 		}
 	}
-	var rt, tp, other []*result
+	var rt, tp, idle, other []*result
 	for _, res := range in.results {
 		switch {
 		case strings.HasPrefix(res.name, roundTrip):
 			rt = append(rt, res)
 		case strings.HasPrefix(res.name, throughput) && strings.Count(res.name, "/") == 2:
 			tp = append(tp, res)
+		case strings.HasPrefix(res.name, idleCPU):
+			idle = append(idle, res)
 		default:
 			other = append(other, res)
 		}
@@ -166,6 +176,9 @@ func write(w io.Writer, in *input) {
 	}
 	if len(tp) > 0 {
 		writeThroughput(w, in, tp)
+	}
+	if len(idle) > 0 {
+		writeIdle(w, idle)
 	}
 	if len(other) > 0 {
 		writeOther(w, other)
@@ -253,6 +266,26 @@ func writeThroughput(w io.Writer, in *input, rows []*result) {
 	g.write(w)
 }
 
+func writeIdle(w io.Writer, rows []*result) {
+	fmt.Fprintln(w, "\nIdle, connected and quiet (CPU time as % of one core, and context switches per second, of this process and of the peer process)")
+	g := grid{text: 1}
+	g.add("case", "window", "cpu% self", "cpu% peer", "csw/s self", "csw/s peer")
+	for _, res := range rows {
+		ns, ok := res.value("ns/op")
+		window := "-"
+		if ok {
+			window = strconv.FormatFloat(ns/1e9, 'f', 1, 64) + " s"
+		}
+		cell := func(unit string) string {
+			v, ok := res.value(unit)
+			return small(v, ok)
+		}
+		g.add(strings.TrimPrefix(res.name, idleCPU), window,
+			cell("cpu%-self"), cell("cpu%-peer"), cell("csw/s-self"), cell("csw/s-peer"))
+	}
+	g.write(w)
+}
+
 func writeOther(w io.Writer, rows []*result) {
 	fmt.Fprintln(w, "\nOther benchmarks")
 	g := grid{text: 1}
@@ -307,6 +340,14 @@ func num(v float64, ok bool) string {
 	}
 }
 
+// small is num with three decimals below 1, for values such as 0.004 (% of a core).
+func small(v float64, ok bool) string {
+	if ok && v < 1 {
+		return strconv.FormatFloat(v, 'f', 3, 64)
+	}
+	return num(v, ok)
+}
+
 func ratio(v, base float64, ok bool) string {
 	if !ok || base <= 0 {
 		return "-"
@@ -317,8 +358,10 @@ func ratio(v, base float64, ok bool) string {
 		return fmt.Sprintf("%.0f×", r)
 	case r >= 10:
 		return fmt.Sprintf("%.1f×", r)
-	default:
+	case r >= 0.01:
 		return fmt.Sprintf("%.2f×", r)
+	default:
+		return fmt.Sprintf("%.2g×", r) // two significant digits: 0.0013×
 	}
 }
 
