@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -216,32 +217,42 @@ func sendValue[T any](ctx context.Context, ch chan<- T, closing <-chan struct{},
 	}
 }
 
-// Header of messages on lossless publish-subscribe channels: the publisher's tag
-// and the message's sequence number, so subscribers can drop the copies a
-// publisher sends again after a full subscriber refused a message.
-const seqHeaderSize = 16
+// Samples on iox's own services (pairs, lossless publish-subscribe) carry a user
+// header: the publisher's tag and the sample's sequence number, so subscribers can
+// drop the copies a publisher sends again after a full subscriber refused a sample,
+// and how many messages the sample packs. A packed sample holds that many frames,
+// each a 4-byte length and the message; 0 means the sample is one plain message.
+// Packing many small messages into one sample makes one native send, one queue
+// slot and one receive serve them all.
+const (
+	headerSize = 24
+	frameSize  = 4
+)
 
-func putSeqHeader(h []byte, tag, seq uint64) {
+func putHeader(h []byte, tag, seq, count uint64) {
 	binary.NativeEndian.PutUint64(h, tag)
 	binary.NativeEndian.PutUint64(h[8:], seq)
+	binary.NativeEndian.PutUint64(h[16:], count)
 }
 
-// inbox takes messages out of a subscriber, decodes them and queues them for a Go
-// channel.
+// inbox takes samples out of a subscriber, unpacks and decodes their messages and
+// queues them for a Go channel.
 type inbox[T any] struct {
-	name  string
-	sub   *Subscriber
-	codec Codec[T]
-	batch *Batch
-	queue []T
-	head  int
-	last  map[uint64]uint64 // publisher tag → last sequence number, with headers
+	name   string
+	sub    *Subscriber
+	codec  Codec[T]
+	batch  *Batch
+	queue  []T
+	head   int
+	framed bool              // samples carry iox headers
+	dedup  bool              // drop samples seen already (lossless publish-subscribe)
+	last   map[uint64]uint64 // publisher tag → last sequence number
 }
 
-func newInbox[T any](name string, sub *Subscriber, codec Codec[T], headers bool) *inbox[T] {
-	b := &inbox[T]{name: name, sub: sub, codec: codec, batch: NewBatch(64<<10, 64)}
-	if headers {
-		b.batch.withHeaders(seqHeaderSize)
+func newInbox[T any](name string, sub *Subscriber, codec Codec[T], framed, dedup bool) *inbox[T] {
+	b := &inbox[T]{name: name, sub: sub, codec: codec, batch: NewBatch(256<<10, 64), framed: framed, dedup: dedup}
+	if framed {
+		b.batch.withHeaders(headerSize)
 		b.last = map[uint64]uint64{}
 	}
 	return b
@@ -258,39 +269,73 @@ func (b *inbox[T]) pop() {
 	}
 }
 
-// take receives one batch, or everything waiting when all is true, and returns how
-// many messages left shared memory.
-func (b *inbox[T]) take(all bool) (int, error) {
+// take receives waiting samples until none is left or it took limit of them, and
+// returns how many samples left shared memory.
+func (b *inbox[T]) take(limit int) (int, error) {
 	took := 0
-	for {
+	for took < limit {
 		k, err := b.sub.ReceiveBatch(b.batch)
 		if err != nil {
 			return took, err
 		}
 		for i := 0; i < k; i++ {
-			if b.last != nil && b.duplicate(b.batch.header(i)) {
-				continue
+			if err := b.unpack(i); err != nil {
+				return took, err
 			}
-			v, err := b.codec.Decode(b.batch.Message(i))
-			if err != nil {
-				return took, &Error{Op: "decode", Name: b.name, Kind: ErrInvalidArgument, Detail: err.Error()}
-			}
-			b.queue = append(b.queue, v)
 		}
 		took += k
-		if k == 0 || !all {
-			return took, nil
+		if k == 0 {
+			break
 		}
 	}
+	return took, nil
 }
 
-func (b *inbox[T]) duplicate(h []byte) bool {
-	tag, seq := binary.NativeEndian.Uint64(h), binary.NativeEndian.Uint64(h[8:])
-	if last, ok := b.last[tag]; ok && seq <= last {
-		return true
+// unpack queues the messages of sample i of the batch.
+func (b *inbox[T]) unpack(i int) error {
+	msg := b.batch.Message(i)
+	count := uint64(0)
+	if b.framed {
+		h := b.batch.header(i)
+		tag, seq := binary.NativeEndian.Uint64(h), binary.NativeEndian.Uint64(h[8:])
+		if b.dedup {
+			if last, ok := b.last[tag]; ok && seq <= last {
+				return nil // a copy sent again: this subscriber has it already
+			}
+			b.last[tag] = seq
+		}
+		count = binary.NativeEndian.Uint64(h[16:])
 	}
-	b.last[tag] = seq
-	return false
+	if count == 0 {
+		return b.decode(msg)
+	}
+	for ; count > 0; count-- {
+		if len(msg) < frameSize {
+			return b.corrupt()
+		}
+		n := int(binary.NativeEndian.Uint32(msg))
+		if len(msg)-frameSize < n {
+			return b.corrupt()
+		}
+		if err := b.decode(msg[frameSize : frameSize+n : frameSize+n]); err != nil {
+			return err
+		}
+		msg = msg[frameSize+n:]
+	}
+	return nil
+}
+
+func (b *inbox[T]) decode(m []byte) error {
+	v, err := b.codec.Decode(m)
+	if err != nil {
+		return &Error{Op: "decode", Name: b.name, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
+	b.queue = append(b.queue, v)
+	return nil
+}
+
+func (b *inbox[T]) corrupt() error {
+	return &Error{Op: "receive", Name: b.name, Kind: ErrInvalidArgument, Detail: "malformed packed sample"}
 }
 
 // delivery describes how an inbox is pumped into a Go channel.
@@ -321,7 +366,7 @@ func (b *inbox[T]) deliver(out chan<- T, d delivery) {
 		if !d.byeSaid() {
 			return true
 		}
-		if _, err := b.take(true); err != nil {
+		if _, err := b.take(math.MaxInt); err != nil {
 			return b.failed(err, d)
 		}
 		d.room()
@@ -331,14 +376,14 @@ func (b *inbox[T]) deliver(out chan<- T, d delivery) {
 	}
 	for {
 		if !b.pending() && !ended {
-			n, err := b.take(false)
+			n, err := b.take(d.full)
 			if err != nil && !b.failed(err, d) {
 				return
 			}
 			// A sender waits only on a full queue, and then nothing else empties
-			// it: telling it about room only after taking a full queue (or a full
-			// batch) is enough, and saves the peer a wake-up per message.
-			if n >= min(d.full, len(b.batch.lens)) {
+			// it: telling it about room only after taking a full queue is enough,
+			// and saves the peer a wake-up per message.
+			if n >= d.full {
 				d.room()
 			}
 			if !drainAtBye() {
@@ -400,43 +445,35 @@ type outbox[T any] struct {
 	name    string
 	out     <-chan T
 	enc     func([]byte, T) ([]byte, error)
+	max     int             // largest message
+	pack    bool            // small messages may share a sample (dynamic payloads on iox services)
 	flush   <-chan struct{} // send what out holds, then close flushed
 	flushed chan struct{}
 	stop    <-chan struct{}
 	fail    func(error)
 }
 
-// Batching: small messages that are already waiting in the Go channel go to the
-// native library together, one crossing for up to batchMessages of them.
+// Packing: small messages already waiting in the Go channel share one sample.
 const (
-	batchMessages = 64
-	batchBytes    = 64 << 10
-	batchSmall    = 4 << 10 // larger messages are sent alone, without staging copies
+	packMessages = 64
+	packBytes    = 64 << 10
+	packSmall    = 4 << 10 // larger messages go alone, without a staging copy
+	packLimit    = packBytes + packSmall + frameSize
 )
 
-// outBatch is a run of encoded messages, back to back in data.
-type outBatch struct {
-	data []byte
-	lens []uint64
+// outSample is one sample to send: its bytes and how many messages it packs (0: it
+// is one plain message).
+type outSample struct {
+	data  []byte
+	count int
 }
 
-// sent drops the first k messages.
-func (b *outBatch) sent(k int) {
-	off := 0
-	for _, n := range b.lens[:k] {
-		off += int(n)
-	}
-	b.data, b.lens = b.data[off:], b.lens[k:]
-}
-
-// pump moves values from out into shared memory with publish, a batch at a time,
-// until stop, a failure, or a finished flush; publish returns false when it must
-// stop.
-func (o outbox[T]) pump(publish func(b *outBatch) bool) {
+// pump moves values from out into shared memory with publish, one sample at a
+// time, until stop, a failure, or a finished flush; publish returns false when it
+// must stop.
+func (o outbox[T]) pump(publish func(s outSample) bool) {
 	var scratch, staging []byte
-	lens := make([]uint64, 0, batchMessages)
 	flushing := false
-	var b outBatch
 	for {
 		var v T
 		if flushing {
@@ -460,47 +497,55 @@ func (o outbox[T]) pump(publish func(b *outBatch) bool) {
 		if err != nil {
 			return
 		}
-		if len(msg) > batchSmall {
-			b = outBatch{data: msg, lens: append(lens[:0], uint64(len(msg)))}
-		} else {
-			staging = append(staging[:0], msg...)
-			b = outBatch{lens: append(lens[:0], uint64(len(msg)))}
-		more:
-			for len(b.lens) < batchMessages && len(staging) < batchBytes {
-				select {
-				case v = <-o.out:
-				default:
-					break more
-				}
-				if msg, err = o.encode(scratch, v); err != nil {
-					return
-				}
-				if len(msg) > batchSmall { // send the batch, then this one alone
-					b.data = staging
-					if !publish(&b) {
-						return
-					}
-					staging, b = staging[:0], outBatch{data: msg, lens: append(lens[:0], uint64(len(msg)))}
-					break more
-				}
-				staging = append(staging, msg...)
-				b.lens = append(b.lens, uint64(len(msg)))
-			}
-			if b.data == nil {
-				b.data = staging
-			}
-		}
 		if _, raw := any(v).([]byte); !raw {
 			scratch = msg[:0]
 		}
-		if !publish(&b) {
+		if !o.pack || len(msg) > packSmall {
+			if !publish(outSample{data: msg}) {
+				return
+			}
+			continue
+		}
+		staging = appendFrame(staging[:0], msg)
+		count := 1
+	more:
+		for count < packMessages && len(staging) < packBytes {
+			select {
+			case v = <-o.out:
+			default:
+				break more
+			}
+			if msg, err = o.encode(scratch, v); err != nil {
+				return
+			}
+			if len(msg) > packSmall { // send the pack, then this one alone
+				if !publish(outSample{data: staging, count: count}) || !publish(outSample{data: msg}) {
+					return
+				}
+				staging, count = staging[:0], 0
+				break more
+			}
+			staging = appendFrame(staging, msg)
+			count++
+		}
+		if count > 0 && !publish(outSample{data: staging, count: count}) {
 			return
 		}
 	}
 }
 
+func appendFrame(dst, msg []byte) []byte {
+	dst = binary.NativeEndian.AppendUint32(dst, uint32(len(msg)))
+	return append(dst, msg...)
+}
+
 func (o outbox[T]) encode(scratch []byte, v T) ([]byte, error) {
 	msg, err := o.enc(scratch, v)
+	if err == nil && len(msg) > o.max {
+		err = fmt.Errorf("%d bytes, at most %d", len(msg), o.max)
+		o.fail(&Error{Op: "send", Name: o.name, Kind: ErrMessageTooLarge, Detail: err.Error()})
+		return msg, err
+	}
 	if err != nil {
 		o.fail(&Error{Op: "encode", Name: o.name, Kind: ErrInvalidArgument, Detail: err.Error()})
 	}

@@ -35,6 +35,7 @@ type Pair[T any] struct {
 	cfg   chanConfig
 	codec Codec[T]
 	enc   func([]byte, T) ([]byte, error)
+	fixed bool // a fixed-size payload: one message per sample
 	slot  int
 
 	mineSvc, peerSvc *PubSubService // I publish on mine and subscribe to the peer's
@@ -96,7 +97,9 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		wakeSend: newSignal(), wakeRecv: newSignal(), byeSig: newSignal(), drained: newSignal(), checkSig: newSignal(),
 		end: newEnding(), recvDone: make(chan struct{}), torn: make(chan struct{}),
 	}
-	if err := p.join(payloadTypeOf(codec)); err != nil {
+	pt := payloadTypeOf(codec)
+	p.fixed = pt.Fixed
+	if err := p.join(pt); err != nil {
 		p.release()
 		return nil, err
 	}
@@ -116,7 +119,7 @@ func pairSuffix(slot int) string { return fmt.Sprintf(".iox-pair%d", slot) }
 // on the other slot's service and a notifier for events addressed to it.
 func (p *Pair[T]) join(pt PayloadType) error {
 	p.node.CleanupDeadNodes() // frees the slot of a crashed former end
-	svcOpts := []ServiceOption{WithPayloadType(pt), MaxPublishers(1), MaxSubscribers(1),
+	svcOpts := []ServiceOption{WithPayloadType(pt), withHeader(), MaxPublishers(1), MaxSubscribers(1),
 		BufferSize(p.cfg.queue), SafeOverflow(false)}
 	evOpts := []ServiceOption{MaxNotifiers(2), MaxListeners(2), MaxEventID(evMaxID),
 		NotifierCreatedEvent(evHello), NotifierDeadEvent(evDead)}
@@ -125,8 +128,8 @@ func (p *Pair[T]) join(pt PayloadType) error {
 		if err != nil {
 			return err
 		}
-		pub, err := svc.Publisher(FailWhenFull(0), MaxMessageSize(p.cfg.maxMessage),
-			InitialMessageSize(min(4096, max(p.cfg.maxMessage, 1))))
+		pub, err := svc.Publisher(FailWhenFull(0), MaxMessageSize(max(p.cfg.maxMessage, packLimit)),
+			InitialMessageSize(packLimit))
 		if errors.Is(err, ErrLimitReached) {
 			svc.Close()
 			continue
@@ -277,28 +280,27 @@ func (p *Pair[T]) sendLoop() {
 	defer p.pumps.Done()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	outbox[T]{name: p.name, out: p.out, enc: p.enc, flush: p.flush, flushed: p.flushed,
-		stop: p.stopCtx.Done(), fail: p.fail}.pump(func(b *outBatch) bool { return p.deliver(b, retry) })
+	hdr := make([]byte, headerSize)
+	outbox[T]{name: p.name, out: p.out, enc: p.enc, max: p.cfg.maxMessage, pack: !p.fixed,
+		flush: p.flush, flushed: p.flushed, stop: p.stopCtx.Done(), fail: p.fail,
+	}.pump(func(s outSample) bool { return p.deliver(s, hdr, retry) })
 }
 
-// deliver sends the batch until the peer's queue has taken all of it; false when
-// the pair stops.
-func (p *Pair[T]) deliver(b *outBatch, retry *time.Timer) bool {
+// deliver sends the sample until the peer's queue has taken it; false when the
+// pair stops.
+func (p *Pair[T]) deliver(s outSample, hdr []byte, retry *time.Timer) bool {
+	putHeader(hdr, 0, 0, uint64(s.count))
 	for {
-		k, err := p.pub.sendBatch(b.data, b.lens, nil, 1)
-		if err != nil {
-			p.fail(err)
-			return false
-		}
-		b.sent(k)
-		if len(b.lens) == 0 {
+		n, err := p.pub.sendHeader(s.data, hdr)
+		if err == nil && n > 0 {
 			if len(p.out) == 0 {
 				p.ntf.Notify(evData)
 			}
 			return true
 		}
-		if k > 0 {
-			continue
+		if err != nil && !errors.Is(err, ErrWouldBlock) {
+			p.fail(err)
+			return false
 		}
 		// the peer is absent or its queue is full: make sure it drains, then wait
 		p.ntf.Notify(evData)
@@ -318,7 +320,7 @@ func (p *Pair[T]) deliver(b *outBatch, retry *time.Timer) bool {
 // everything left at once, acknowledges it, delivers it and closes In.
 func (p *Pair[T]) recvLoop() {
 	defer close(p.recvDone)
-	box := newInbox(p.name, p.sub, p.codec, false)
+	box := newInbox(p.name, p.sub, p.codec, true, false)
 	box.deliver(p.in, delivery{
 		ctx: p.ctx, quit: p.quit, wake: p.wakeRecv, bye: p.byeSig,
 		byeSaid: func() bool { return p.byePending.Swap(false) },

@@ -65,13 +65,17 @@ func joinService[S any](open func(string, ...ServiceOption) (S, error), name str
 	return open(name, append(append([]ServiceOption{}, base...), settings...)...)
 }
 
+// withHeader gives a service the iox header (see headerSize).
+func withHeader() ServiceOption {
+	return func(c *serviceConfig) { c.ps.HeaderSize = headerSize }
+}
+
 func pubsubService(node *Node, name string, pt PayloadType, cfg chanConfig) (*PubSubService, error) {
-	header := func(c *serviceConfig) {
-		if !cfg.lossy {
-			c.ps.HeaderSize = seqHeaderSize
-		}
+	typed := []ServiceOption{WithPayloadType(pt)}
+	if !cfg.lossy {
+		typed = append(typed, withHeader())
 	}
-	return joinService(node.PublishSubscribe, name, []ServiceOption{WithPayloadType(pt), header},
+	return joinService(node.PublishSubscribe, name, typed,
 		[]ServiceOption{BufferSize(cfg.queue), History(cfg.history), SafeOverflow(cfg.lossy),
 			MaxSubscribers(cfg.maxSubscribers), MaxPublishers(cfg.maxPublishers)})
 }
@@ -136,6 +140,7 @@ type Pub[T any] struct {
 	chanBase
 	codec    Codec[T]
 	enc      func([]byte, T) ([]byte, error)
+	fixed    bool // a fixed-size payload: one message per sample
 	pub      *Publisher
 	ntf      *Notifier // data events to subscribers
 	spaceLis *Listener // space events from lossless subscribers
@@ -170,7 +175,9 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	var tag [8]byte
 	rand.Read(tag[:])
 	p.tag = binary.NativeEndian.Uint64(tag[:])
-	if err := p.open(payloadTypeOf(codec)); err != nil {
+	pt := payloadTypeOf(codec)
+	p.fixed = pt.Fixed
+	if err := p.open(pt); err != nil {
 		p.release()
 		return nil, err
 	}
@@ -191,8 +198,8 @@ func (p *Pub[T]) open(pt PayloadType) error {
 		return err
 	}
 	p.opened(p.svc)
-	if p.pub, err = p.svc.Publisher(MaxMessageSize(p.cfg.maxMessage), FailWhenFull(0),
-		InitialMessageSize(min(4096, max(p.cfg.maxMessage, 1)))); err != nil {
+	if p.pub, err = p.svc.Publisher(MaxMessageSize(max(p.cfg.maxMessage, packLimit)), FailWhenFull(0),
+		InitialMessageSize(packLimit)); err != nil {
 		return err
 	}
 	p.opened(p.pub)
@@ -256,37 +263,46 @@ func (p *Pub[T]) sendLoop() {
 	defer p.pumps.Done()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	hdrs := make([]byte, seqHeaderSize*batchMessages)
-	outbox[T]{name: p.name, out: p.out, enc: p.enc, flush: p.flush, flushed: p.flushed,
-		stop: p.stopCtx.Done(), fail: p.end.end}.pump(func(b *outBatch) bool { return p.publish(b, hdrs, retry) })
+	hdr := make([]byte, headerSize)
+	outbox[T]{name: p.name, out: p.out, enc: p.enc, max: p.cfg.maxMessage, pack: !p.cfg.lossy && !p.fixed && p.cfg.history == 0, // history counts samples
+		flush: p.flush, flushed: p.flushed, stop: p.stopCtx.Done(), fail: p.end.end,
+	}.pump(func(s outSample) bool { return p.publish(s, hdr, retry) })
 }
 
-// publish sends the batch to every subscriber. In lossless mode a full subscriber
-// makes it wait for room and send the refused message again; subscribers drop the
-// copies they already have (same tag and sequence number).
-func (p *Pub[T]) publish(b *outBatch, hdrs []byte, retry *time.Timer) bool {
-	for len(b.lens) > 0 {
+// publish sends the sample to every subscriber. In lossless mode a full
+// subscriber makes it wait for room and send the sample again; subscribers drop
+// the copies they already have (same tag and sequence number).
+func (p *Pub[T]) publish(s outSample, hdr []byte, retry *time.Timer) bool {
+	p.seq++
+	putHeader(hdr, p.tag, p.seq, uint64(s.count))
+	lens := [1]uint64{uint64(len(s.data))}
+	backoff := time.Duration(0)
+	for {
 		var k int
 		var err error
 		if p.cfg.lossy {
-			k, err = p.pub.sendBatch(b.data, b.lens, nil, 0)
+			k, err = p.pub.sendBatch(s.data, lens[:], nil, 0)
 		} else {
-			for i := range b.lens {
-				putSeqHeader(hdrs[i*seqHeaderSize:], p.tag, p.seq+1+uint64(i))
-			}
-			k, err = p.pub.sendBatch(b.data, b.lens, hdrs[:len(b.lens)*seqHeaderSize], ffi.AllSubscribers)
+			k, err = p.pub.sendBatch(s.data, lens[:], hdr, ffi.AllSubscribers)
 		}
 		if err != nil && !errors.Is(err, ErrWouldBlock) {
 			p.end.end(err)
 			return false
 		}
-		p.seq += uint64(k)
-		b.sent(k)
-		if len(b.lens) == 0 || k > 0 {
-			continue
+		if k == 1 {
+			break
 		}
 		p.ntf.Notify(evData)
-		retry.Reset(p.cfg.peerTimeout / 4)
+		// A full subscriber reports ErrWouldBlock and signals room when it has
+		// taken its queue. A subscriber that was not reached without saying so
+		// (not yet attached to the publisher's newest memory segment) signals
+		// nothing: look again soon, backing off.
+		wait := p.cfg.peerTimeout / 4
+		if err == nil {
+			backoff = min(max(2*backoff, 50*time.Microsecond), wait)
+			wait = backoff
+		}
+		retry.Reset(wait)
 		select {
 		case <-p.wakeSend:
 		case <-retry.C:
@@ -552,7 +568,7 @@ func (s *Sub[T]) dispatch() {
 // recvLoop moves messages from shared memory to C.
 func (s *Sub[T]) recvLoop() {
 	defer close(s.recvDone)
-	box := newInbox(s.name, s.sub, s.codec, !s.cfg.lossy)
+	box := newInbox(s.name, s.sub, s.codec, !s.cfg.lossy, !s.cfg.lossy)
 	box.deliver(s.in, delivery{
 		ctx: s.ctx, quit: s.quit, wake: s.wake, bye: s.byeSig,
 		byeSaid: func() bool { s.expireAck(); return s.bye.Swap(false) },

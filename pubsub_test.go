@@ -41,6 +41,8 @@ func childSubSeq() error {
 	}
 	defer s.Close()
 	slow, _ := time.ParseDuration(os.Getenv("IOX_SLOW"))
+	every, _ := strconv.ParseUint(os.Getenv("IOX_SLOW_EVERY"), 10, 64)
+	every = max(every, 1)
 	n, _ := strconv.ParseUint(os.Getenv("IOX_COUNT"), 10, 64)
 	fmt.Println("ready")
 	got, next := uint64(0), uint64(0)
@@ -55,7 +57,7 @@ func childSubSeq() error {
 		}
 		got++
 		next = seq + 1
-		if slow > 0 {
+		if slow > 0 && got%every == 0 {
 			time.Sleep(slow)
 		}
 	}
@@ -82,8 +84,8 @@ func TestPubSubLosslessEverySubscriberGetsEverythingInOrder(t *testing.T) {
 	var kids []*child
 	for i := 0; i < 4; i++ {
 		env := []string{"IOX_SERVICE=lossless", fmt.Sprintf("IOX_COUNT=%d", n)}
-		if i == 0 {
-			env = append(env, "IOX_SLOW=50us")
+		if i == 0 { // sleeps (about a millisecond) after every 16 messages
+			env = append(env, "IOX_SLOW=50us", "IOX_SLOW_EVERY=16")
 		}
 		c := spawn(t, ns, "sub-seq", env...)
 		c.expect("ready")
@@ -136,7 +138,8 @@ func TestPubSubSubscriberCrashIsReportedAndOthersKeepGoing(t *testing.T) {
 	p, err := iox.OpenPub(ctx, node, "crash-sub", iox.WithQueue(4))
 	require.NoError(t, err)
 	defer p.Close()
-	healthy := spawn(t, ns, "sub-seq", "IOX_SERVICE=crash-sub", "IOX_COUNT=300")
+	const n = 20000
+	healthy := spawn(t, ns, "sub-seq", "IOX_SERVICE=crash-sub", fmt.Sprintf("IOX_COUNT=%d", n))
 	healthy.expect("ready")
 	victim := spawn(t, ns, "sub-seq", "IOX_SERVICE=crash-sub", "IOX_COUNT=1000000", "IOX_SLOW=1h")
 	victim.expect("ready")
@@ -150,7 +153,7 @@ func TestPubSubSubscriberCrashIsReportedAndOthersKeepGoing(t *testing.T) {
 	// the victim takes one message and sleeps: its queue fills and holds the publisher
 	sent := make(chan error, 1)
 	go func() {
-		for i := 0; i < 300; i++ {
+		for i := 0; i < n; i++ {
 			if err := p.Send(ctx, seqMsg(uint64(i))); err != nil {
 				sent <- err
 				return
@@ -174,7 +177,7 @@ func TestPubSubSubscriberCrashIsReportedAndOthersKeepGoing(t *testing.T) {
 		t.Fatal("crash not reported")
 	}
 	require.NoError(t, <-sent)
-	healthy.expect("got 300")
+	healthy.expect(fmt.Sprintf("got %d", n))
 	healthy.say("done")
 	healthy.wait()
 
