@@ -991,7 +991,9 @@ func benchIdle(b *testing.B, kind string, setup idleSetup) {
 	c, closeSide := setup(b, ns, "IOX_BENCH_KIND="+kind)
 	window := idleWindow()
 	time.Sleep(idleSettle)
-	runtime.GC() // no garbage of earlier benchmarks collected during the window
+	// Collect the garbage of earlier benchmarks and return freed memory to the OS
+	// now, so that neither happens during the window.
+	debug.FreeOSMemory()
 
 	c.say("start")
 	c.expect("started")
