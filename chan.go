@@ -242,6 +242,8 @@ type inbox[T any] struct {
 	sub    *Subscriber
 	codec  Codec[T]
 	batch  *Batch
+	small  []byte // the batch's own buffer; a larger message gets one of its own
+	raw    bool   // []byte messages: such a buffer is handed over as the message
 	queue  []T
 	head   int
 	framed bool              // samples carry iox headers
@@ -251,6 +253,8 @@ type inbox[T any] struct {
 
 func newInbox[T any](name string, sub *Subscriber, codec Codec[T], framed, dedup bool) *inbox[T] {
 	b := &inbox[T]{name: name, sub: sub, codec: codec, batch: NewBatch(256<<10, 64), framed: framed, dedup: dedup}
+	b.small = b.batch.buf
+	_, b.raw = any(codec).(Raw)
 	if framed {
 		b.batch.withHeaders(headerSize)
 		b.last = map[uint64]uint64{}
@@ -283,6 +287,9 @@ func (b *inbox[T]) take(limit int) (int, error) {
 				return took, err
 			}
 		}
+		if cap(b.batch.buf) != cap(b.small) {
+			b.batch.buf = b.small // the large message's own buffer now belongs to it
+		}
 		took += k
 		if k == 0 {
 			break
@@ -307,6 +314,12 @@ func (b *inbox[T]) unpack(i int) error {
 		count = binary.NativeEndian.Uint64(h[16:])
 	}
 	if count == 0 {
+		if b.raw && cap(b.batch.buf) != cap(b.small) {
+			// ReceiveBatch gave this large message a buffer of its own (it is
+			// alone in it): hand it over instead of copying it again
+			b.queue = append(b.queue, any(msg).(T))
+			return nil
+		}
 		return b.decode(msg)
 	}
 	for ; count > 0; count-- {
@@ -408,10 +421,8 @@ func (b *inbox[T]) deliver(out chan<- T, d delivery) {
 		if ended {
 			return
 		}
-		if d.spin > 0 {
-			for deadline := time.Now().Add(d.spin); time.Now().Before(deadline) && !d.hasWaiter(); {
-				runtime.Gosched()
-			}
+		if d.spin > 0 && spinFor(d) {
+			continue // a message came while spinning: no need to wait for its event
 		}
 		idle.Reset(d.idle)
 		select {
@@ -428,6 +439,16 @@ func (b *inbox[T]) deliver(out chan<- T, d delivery) {
 		}
 		idle.Stop()
 	}
+}
+
+// spinFor busy-polls for up to d.spin and reports whether a message arrived.
+func spinFor(d delivery) bool {
+	for deadline := time.Now().Add(d.spin); time.Now().Before(deadline); runtime.Gosched() {
+		if d.hasWaiter() {
+			return true
+		}
+	}
+	return false
 }
 
 // failed reports a receive failure; false means stop. A closed subscriber is the

@@ -584,10 +584,20 @@ func (s *Sub[T]) recvLoop() {
 		},
 		full:      min(s.cfg.queue, s.svc.BufferSize()),
 		spin:      s.cfg.spin,
-		idle:      s.cfg.poll,
+		idle:      s.idle(),
 		hasWaiter: func() bool { has, err := s.sub.HasMessages(); return err != nil || has },
 		fail:      s.end.end,
 	})
+}
+
+// idle is how long the receiver waits for a notification before looking anyway:
+// lossy services may have publishers that never notify; iox's lossless publishers
+// always do.
+func (s *Sub[T]) idle() time.Duration {
+	if s.cfg.lossy {
+		return s.cfg.poll
+	}
+	return s.cfg.peerTimeout / 4
 }
 
 // acknowledge tells a closing lossless publisher that everything it sent has left
