@@ -491,10 +491,11 @@ func childEchoPair() error {
 //   - ports-copy: Publisher.Send (copy into shared memory) on a service without
 //     safe overflow, FailWhenFull(0), retried after runtime.Gosched on
 //     ErrWouldBlock; the child drains with Subscriber.ReceiveBatch.
-//   - ports-loan: Publisher.Loan + SampleMut.Send on the same service. The sender
-//     writes an 8-byte sequence number in place and leaves the rest of the sample
-//     as it is: a producer fills the loaned memory instead of its own buffer, so
-//     what the loan saves is ports-copy's memcpy (the receiver still copies out).
+//   - ports-loan: the zero-copy path. Publisher.Loan + SampleMut.Send on the same
+//     service; the sender writes an 8-byte sequence number in place and leaves the
+//     rest of the sample as it is (a producer fills the loaned memory instead of
+//     its own buffer), and the child borrows each sample (Subscriber.Borrow), checks
+//     the sequence number in place and releases it: no copy on either side.
 //   - pair: Pair.Send of the same buffer b.N times on a Pair with default settings
 //     (the pump copies each message into shared memory, so reusing the buffer is
 //     safe); the child counts what arrives on In.
@@ -611,7 +612,11 @@ func benchThroughputPorts(b *testing.B, size int, loan bool) {
 		b.Fatal(err)
 	}
 	defer pub.Close()
-	c := spawn(b, ns, "bench-sink-ports", "IOX_SERVICE=tp", "IOX_BENCH_SIZE="+strconv.Itoa(size))
+	env := []string{"IOX_SERVICE=tp", "IOX_BENCH_SIZE=" + strconv.Itoa(size)}
+	if loan {
+		env = append(env, "IOX_BENCH_BORROW=1")
+	}
+	c := spawn(b, ns, "bench-sink-ports", env...)
 	c.expect("ready")
 
 	msg := pattern(size, 0)
@@ -693,9 +698,30 @@ func childSinkPorts() error {
 		parentSays()
 		gone.Store(true)
 	}()
+	got := 0
+	if os.Getenv("IOX_BENCH_BORROW") != "" { // zero copy: read the sequence number in place
+		for got < n {
+			s, ok, err := sub.Borrow()
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if gone.Load() {
+					return fmt.Errorf("parent left after %d of %d messages", got, n)
+				}
+				continue
+			}
+			if m := s.Bytes(); len(m) != size || size >= 8 && binary.LittleEndian.Uint64(m) != uint64(got) {
+				return fmt.Errorf("message %d: %d bytes or out of order", got, len(m))
+			}
+			s.Release()
+			got++
+		}
+		fmt.Printf("got %d\n", got)
+		return nil
+	}
 	room := min(queueDepth(size)*size, 8<<20)
 	batch := iox.NewBatch(room, max(room/max(size, 1), 1))
-	got := 0
 	for got < n {
 		k, err := sub.ReceiveBatch(batch)
 		if err != nil {
