@@ -361,6 +361,7 @@ type delivery struct {
 	acked     func()          // everything up to the bye has left shared memory
 	endAtBye  bool            // deliver what is queued after the ack, then stop
 	room      func()          // a full queue was emptied: a waiting sender may go on
+	got       func()          // messages arrived (optional)
 	full      int             // taking this many at once means the queue was full
 	spin      time.Duration
 	idle      time.Duration // look again after this long without a wake-up
@@ -392,6 +393,9 @@ func (b *inbox[T]) deliver(out chan<- T, d delivery) {
 			n, err := b.take(d.full)
 			if err != nil && !b.failed(err, d) {
 				return
+			}
+			if n > 0 && d.got != nil {
+				d.got()
 			}
 			// A sender waits only on a full queue, and then nothing else empties
 			// it: telling it about room only after taking a full queue is enough,

@@ -64,6 +64,7 @@ type Pair[T any] struct {
 	byeSig     chan struct{}
 	drained    chan struct{}
 	checkSig   chan struct{}
+	contact    atomic.Bool // a peer said hello, took a message or sent one
 	peerBye    atomic.Bool // the peer said bye
 	byePending atomic.Bool // ... and the receiver has not acknowledged it yet
 	peerDead   atomic.Bool
@@ -258,6 +259,7 @@ func (p *Pair[T]) dispatch() {
 			case evSpace:
 				wake(p.wakeSend)
 			case evHello:
+				p.contact.Store(true)
 				wake(p.checkSig)
 				wake(p.wakeSend)
 			case evDead:
@@ -297,6 +299,7 @@ func (p *Pair[T]) deliver(s outSample, hdr []byte, retry *time.Timer) bool {
 	for {
 		n, err := p.pub.sendHeader(s.data, hdr)
 		if err == nil && n > 0 {
+			p.contact.Store(true)
 			if len(p.out) == 0 {
 				p.ntf.Notify(evData)
 			}
@@ -334,6 +337,7 @@ func (p *Pair[T]) recvLoop() {
 		},
 		endAtBye:  true,
 		room:      func() { p.ntf.Notify(evSpace) },
+		got:       func() { p.contact.Store(true) },
 		full:      p.cfg.queue,
 		spin:      p.cfg.spin,
 		idle:      p.cfg.peerTimeout / 4,
@@ -416,8 +420,14 @@ func (p *Pair[T]) check() error {
 			p.peerSeen, p.peerNode = true, node
 			p.connected.Store(true)
 			wake(p.wakeSend)
+			return nil
 		}
-		return nil
+		if !p.contact.Load() && !p.peerDead.Load() {
+			return nil
+		}
+		// messages went to or came from a peer this end never got to see:
+		// it came and went between two looks
+		p.peerSeen = true
 	}
 	if present && node == p.peerNode {
 		p.suspicious = false
