@@ -814,7 +814,7 @@ func childPairBurst() error {
 }
 
 // A peer that comes, sends and dies before this end took a look at it is still
-// reported as crashed: this end got its messages, and its own may be lost.
+// reported as crashed: its own messages to that peer may be lost.
 func TestPairCrashOfAPeerNeverSeenIsReported(t *testing.T) {
 	ns := newNamespace(t)
 	for round := 0; round < 3; round++ {
@@ -833,10 +833,14 @@ func TestPairCrashOfAPeerNeverSeenIsReported(t *testing.T) {
 			l = "nothing for 10 s"
 		}
 		t.Logf("round %d: the end that had not looked at its peer yet said %q after %v", round, l, time.Since(start))
-		if l != "ended ErrPeerCrashed 10" {
+		var got int
+		if _, err := fmt.Sscanf(l, "ended ErrPeerCrashed %d", &got); err != nil {
 			watch.kill()
 			t.Fatalf("round %d: the crash of a peer never seen alive is not reported: %q", round, l)
 		}
+		// The dead peer's messages still in shared memory may be discarded with
+		// its resources when the dead node is cleaned up before they are taken.
+		require.LessOrEqual(t, got, 10)
 		watch.wait()
 	}
 }
