@@ -3,12 +3,17 @@ GO          ?= go
 CARGO       ?= cargo
 PYTHON      ?= python3
 ICEORYX2    := 0.10.0
+ICEORYX2_OLD := 0.9.3
 NATIVE_DIR  := internal/native
 LIB         := $(NATIVE_DIR)/target/release/libiox_native.so
 VENV        := .venv
 PYOK        := $(VENV)/.iceoryx2-$(ICEORYX2)
+VENV_OLD    := .venv-old
+PYOK_OLD    := $(VENV_OLD)/.iceoryx2-$(ICEORYX2_OLD)
+OLDPY       := IOX_PYTHON_OLD=$(CURDIR)/$(VENV_OLD)/bin/python
+FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders
 
-.PHONY: all native pyenv test test-nocgo test-race vet demo bench fuzz clean
+.PHONY: all native pyenv pyenv-old test test-nocgo test-race vet demo bench fuzz torture clean
 
 all: native
 
@@ -26,15 +31,23 @@ $(PYOK):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check iceoryx2==$(ICEORYX2)
 	@touch $@
 
+# An older iceoryx2 release as a peer that must be refused (version tests).
+pyenv-old: $(PYOK_OLD)
+
+$(PYOK_OLD):
+	$(PYTHON) -m venv $(VENV_OLD)
+	$(VENV_OLD)/bin/pip install --quiet --disable-pip-version-check iceoryx2==$(ICEORYX2_OLD)
+	@touch $@
+
 vet:
 	CGO_ENABLED=0 $(GO) vet ./...
 
-test-nocgo: native pyenv
-	CGO_ENABLED=0 $(GO) test -count=1 ./...
+test-nocgo: native pyenv pyenv-old
+	$(OLDPY) CGO_ENABLED=0 $(GO) test -count=1 ./...
 
 # -race needs cgo; the package itself still has no import "C".
-test-race: native pyenv
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+test-race: native pyenv pyenv-old
+	$(OLDPY) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 test: vet test-nocgo test-race
 	@CGO_ENABLED=0 $(GO) build ./... && echo "make test: all passed"
@@ -51,8 +64,14 @@ bench: native
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench . -benchmem -benchtime=1s -count=1 . | tee bench.out
 	CGO_ENABLED=0 $(GO) run ./cmd/benchtable bench.out
 
+# Full counts of the crash, exit and soak tests (make test runs short versions).
+torture: native pyenv pyenv-old
+	$(OLDPY) IOX_TORTURE=1 CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m -v \
+	  -run 'TestCrashTorture|TestSoak|TestExitDuringTeardown|TestExitWithoutClose' .
+
 fuzz: native
-	CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz FuzzServiceName -fuzztime 60s .
+	for f in $(FUZZ_TARGETS); do \
+	  CGO_ENABLED=0 $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 60s . || exit 1; done
 
 clean:
-	rm -rf $(NATIVE_DIR)/target $(VENV) bench.out
+	rm -rf $(NATIVE_DIR)/target $(VENV) $(VENV_OLD) bench.out

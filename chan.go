@@ -81,6 +81,13 @@ func WithMaxSubscribers(n int) ChanOption { return func(c *chanConfig) { c.maxSu
 // WithMaxPublishers bounds the publishers of a publish-subscribe channel (default 2).
 func WithMaxPublishers(n int) ChanOption { return func(c *chanConfig) { c.maxPublishers = n } }
 
+// Bounds of the adapters' settings: larger values cannot be allocated or would
+// overflow iceoryx2's size computations.
+const (
+	maxChanCap = 1 << 20
+	maxCount   = 1 << 16
+)
+
 func newChanConfig(op, name string, opts []ChanOption) (chanConfig, error) {
 	c := defaultChanConfig()
 	for _, o := range opts {
@@ -104,6 +111,10 @@ func newChanConfig(op, name string, opts []ChanOption) (chanConfig, error) {
 		return bad(fmt.Sprintf("history %d must be between 0 and the queue (%d)", c.history, c.queue))
 	case c.maxSubscribers < 1 || c.maxPublishers < 1:
 		return bad("need room for at least one publisher and one subscriber")
+	case c.chanCap > maxChanCap:
+		return bad(fmt.Sprintf("channel capacity %d over %d", c.chanCap, maxChanCap))
+	case c.queue > maxCount || c.history > maxCount || c.maxSubscribers > maxCount || c.maxPublishers > maxCount:
+		return bad(fmt.Sprintf("queue, history, subscribers and publishers must each be at most %d", maxCount))
 	}
 	return c, nil
 }
@@ -445,11 +456,19 @@ func (b *inbox[T]) deliver(out chan<- T, d delivery) {
 	}
 }
 
-// spinFor busy-polls for up to d.spin and reports whether a message arrived.
+// spinFor busy-polls for up to d.spin and reports whether a message arrived; it
+// stops at once when the receiver is told to stop.
 func spinFor(d delivery) bool {
 	for deadline := time.Now().Add(d.spin); time.Now().Before(deadline); runtime.Gosched() {
 		if d.hasWaiter() {
 			return true
+		}
+		select {
+		case <-d.quit: // told to stop: the wait below returns
+			return false
+		case <-d.ctx.Done():
+			return false
+		default:
 		}
 	}
 	return false

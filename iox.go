@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/iox-go/iox/internal/ffi"
 	"github.com/iox-go/iox/internal/layout"
@@ -159,6 +161,7 @@ const (
 type nodeConfig struct {
 	name, prefix, root, library string
 	logLevel                    LogLevel
+	shared                      bool
 }
 
 // NodeOption configures NewNode.
@@ -174,6 +177,12 @@ func WithNodeName(name string) NodeOption { return func(c *nodeConfig) { c.name 
 func WithIsolation(prefix, rootDir string) NodeOption {
 	return func(c *nodeConfig) { c.prefix, c.root = prefix, rootDir }
 }
+
+// WithSharedNamespace lets processes of other users create nodes in the
+// namespace: iceoryx2 makes the namespace's node-counter segment writable by
+// everyone, which NewNode otherwise restricts to the owner (services and ports
+// are private to their owner either way).
+func WithSharedNamespace() NodeOption { return func(c *nodeConfig) { c.shared = true } }
 
 // WithLogLevel sets the native library's log level (process-wide; default LogError).
 func WithLogLevel(l LogLevel) NodeOption { return func(c *nodeConfig) { c.logLevel = l } }
@@ -276,11 +285,59 @@ func NewNode(opts ...NodeOption) (*Node, error) {
 	var eb ffi.ErrBuf
 	h, st := lib.NodeCreate(c.name, c.prefix, c.root, &eb)
 	if st != ffi.OK {
-		return nil, statusError(lib, "new node", c.name, st, &eb)
+		e := statusError(lib, "new node", c.name, st, &eb).(*Error)
+		if e.Kind == ErrInternal && !writableRoot(c.root) {
+			e.Kind = ErrPermission
+			e.Detail += "; the namespace's root folder is not writable by this user"
+		}
+		return nil, e
+	}
+	if !c.shared {
+		restrictCounter(c.prefix, lib.IceoryxVersion())
 	}
 	n := &Node{lib: lib, name: c.name, prefix: c.prefix, root: c.root}
 	n.ref.h = h
 	return n, nil
+}
+
+// writableRoot reports whether this user may write the root folder, or the
+// nearest existing folder above it where iceoryx2 would create it.
+func writableRoot(root string) bool {
+	if root == "" {
+		root = "/tmp/iceoryx2/"
+	}
+	for dir := filepath.Clean(root); ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(dir); err == nil {
+			return syscall.Access(dir, 0x2|0x1) == nil // W_OK|X_OK
+		}
+		if dir == "/" {
+			return true
+		}
+	}
+}
+
+// restrictCounter takes group and others' access away from the namespace's
+// node-counter segment when this user owns it.
+func restrictCounter(prefix, version string) {
+	if prefix == "" {
+		prefix = "iox2_"
+	}
+	suffix := "_node." + strings.ReplaceAll(version, ".", "_") + ".global_mgmt"
+	entries, _ := os.ReadDir("/dev/shm")
+	for _, d := range entries {
+		name := d.Name()
+		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) || len(name) != len(prefix)+40+len(suffix) {
+			continue
+		}
+		path := filepath.Join("/dev/shm", name)
+		info, err := os.Stat(path)
+		if err != nil || info.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == os.Geteuid() {
+			os.Chmod(path, info.Mode().Perm()&0o700)
+		}
+	}
 }
 
 // Name returns the node's name.
@@ -308,6 +365,81 @@ func (n *Node) CleanupDeadNodes() (int, error) {
 		return 0, statusError(n.lib, "cleanup dead nodes", n.name, st, nil)
 	}
 	return int(cleaned), nil
+}
+
+// versionCheck turns a refusal that iceoryx2 reports as a corrupted service into
+// ErrVersionMismatch when the service's static configuration was written by
+// another iceoryx2 release (releases before 0.10 record no version at all).
+func (n *Node) versionCheck(err error, name string) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != ErrInternal || !strings.Contains(e.Detail, "CorruptedState") {
+		return err
+	}
+	root, prefix := n.root, n.prefix
+	if root == "" {
+		root = "/tmp/iceoryx2/"
+	}
+	if prefix == "" {
+		prefix = "iox2_"
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "services"))
+	for _, d := range entries {
+		if !strings.HasPrefix(d.Name(), prefix) || !strings.HasSuffix(d.Name(), ".service") {
+			continue
+		}
+		b, rerr := os.ReadFile(filepath.Join(root, "services", d.Name()))
+		if rerr != nil || len(b) > 1<<20 {
+			continue
+		}
+		v, named := staticVersion(string(b), name)
+		mine := n.lib.IceoryxVersion()
+		if !named || v == mine {
+			continue
+		}
+		detail := fmt.Sprintf("the service was created by iceoryx2 %s, this library uses %s", v, mine)
+		if v == "" {
+			detail = fmt.Sprintf("the service was created by an iceoryx2 release before 0.10, which records no version; this library uses %s", mine)
+		}
+		return &Error{Op: e.Op, Name: e.Name, Kind: ErrVersionMismatch, Detail: detail}
+	}
+	return err
+}
+
+// staticVersion reads a service's static configuration (TOML): whether it names
+// the service, and the iceoryx2 version it records ("" when none).
+func staticVersion(toml, name string) (version string, named bool) {
+	var ver [3]string
+	section := ""
+	for _, line := range strings.Split(toml, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = strings.Trim(line, "[]")
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case section == "" && k == "service_name":
+			s, err := strconv.Unquote(v)
+			if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+				s, err = v[1:len(v)-1], nil
+			}
+			named = err == nil && s == name
+		case section == "iceoryx2_version" && k == "major":
+			ver[0] = v
+		case section == "iceoryx2_version" && k == "minor":
+			ver[1] = v
+		case section == "iceoryx2_version" && k == "patch":
+			ver[2] = v
+		}
+	}
+	if ver[0] != "" {
+		version = strings.Join(ver[:], ".")
+	}
+	return version, named
 }
 
 // checkName applies iceoryx2's naming rules: ASCII bytes 1..127, at most max bytes,
@@ -394,7 +526,10 @@ func (Raw) Decode(b []byte) ([]byte, error) {
 // FixedCodec carries a fixed-layout T as its memory image, with the type name,
 // size and alignment a Rust #[repr(C)] peer declares, so Rust, C and Python peers
 // can open the same service.
-type FixedCodec[T any] struct{ pt PayloadType }
+type FixedCodec[T any] struct {
+	pt    PayloadType
+	bools []uintptr // offsets of T's bools
+}
 
 // Fixed makes the codec of a fixed-layout T (numbers, bools, arrays and structs of
 // them; no pointers, slices, strings or maps). rustName is the type name the peer's
@@ -406,7 +541,7 @@ func Fixed[T any](rustName string) (FixedCodec[T], error) {
 	if rustName == "" || layout.Size[T]() == 0 {
 		return FixedCodec[T]{}, &Error{Op: "fixed codec", Name: rustName, Kind: ErrInvalidArgument, Detail: "needs a type name and a non-empty type"}
 	}
-	return FixedCodec[T]{PayloadType{Name: rustName, Size: layout.Size[T](), Align: layout.Align[T](), Fixed: true}}, nil
+	return FixedCodec[T]{PayloadType{Name: rustName, Size: layout.Size[T](), Align: layout.Align[T](), Fixed: true}, layout.Bools[T]()}, nil
 }
 
 // PayloadType is the fixed-size payload type of T.
@@ -419,6 +554,13 @@ func (c FixedCodec[T]) Decode(b []byte) (T, error) {
 		var zero T
 		return zero, &Error{Op: "decode", Name: c.pt.Name, Kind: ErrInvalidArgument,
 			Detail: fmt.Sprintf("message has %d bytes, the type %d", len(b), c.pt.Size)}
+	}
+	for _, off := range c.bools {
+		if b[off] > 1 {
+			var zero T
+			return zero, &Error{Op: "decode", Name: c.pt.Name, Kind: ErrInvalidArgument,
+				Detail: fmt.Sprintf("byte %d is a bool of value %d", off, b[off])}
+		}
 	}
 	return layout.Load[T](b), nil
 }

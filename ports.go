@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -137,6 +139,30 @@ func newServiceConfig(opts []ServiceOption) serviceConfig {
 	return c
 }
 
+// maxServiceCount bounds every count setting of a service: beyond it iceoryx2's
+// size computations overflow (and panic or leave half-made services behind).
+const maxServiceCount = 1 << 20
+
+func (c *serviceConfig) checkCounts() error {
+	for _, v := range []uint64{c.ps.MaxPublishers, c.ps.MaxSubscribers, c.ps.MaxNodes, c.ps.BufferSize,
+		c.ps.HistorySize, c.ps.MaxBorrowed, c.ev.MaxNotifiers, c.ev.MaxListeners, c.ev.MaxNodes} {
+		if v > maxServiceCount {
+			return fmt.Errorf("count %d over %d", v, maxServiceCount)
+		}
+	}
+	return nil
+}
+
+// removeStale removes the service name of pattern (0 publish-subscribe, 1 event)
+// when it is busy because a process died while creating or removing it: iceoryx2
+// reports such a service as being created or removed for ever. It reports
+// whether it removed something; a service that a live node holds stays.
+func (n *Node) removeStale(nh ffi.Handle, name string, pattern int) bool {
+	var eb ffi.ErrBuf
+	removed, st := n.lib.ServiceRemoveStale(nh, name, pattern, &eb)
+	return st == ffi.OK && removed
+}
+
 // acquireNode checks a service name and holds the node for an open call.
 func (n *Node) acquireNode(op, name string) (ffi.Handle, error) {
 	if err := checkName("service name", name, 255, false); err != nil {
@@ -165,6 +191,9 @@ type PubSubService struct {
 func (n *Node) PublishSubscribe(name string, opts ...ServiceOption) (*PubSubService, error) {
 	const op = "open publish-subscribe"
 	c := newServiceConfig(opts)
+	if err := c.checkCounts(); err != nil {
+		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
 	p := c.payload
 	if p.Name == "" || p.Size <= 0 || p.Align <= 0 || p.Align&(p.Align-1) != 0 {
 		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("payload type %+v", p)}
@@ -180,8 +209,12 @@ func (n *Node) PublishSubscribe(name string, opts ...ServiceOption) (*PubSubServ
 	defer n.ref.release()
 	var eb ffi.ErrBuf
 	h, st := n.lib.PubSubOpen(nh, name, c.mode, &c.ps, p.Name, &eb)
+	if st == ffi.EBusy && n.removeStale(nh, name, 0) {
+		eb = ffi.ErrBuf{}
+		h, st = n.lib.PubSubOpen(nh, name, c.mode, &c.ps, p.Name, &eb)
+	}
 	if st != ffi.OK {
-		return nil, statusError(n.lib, op, name, st, &eb)
+		return nil, n.versionCheck(statusError(n.lib, op, name, st, &eb), name)
 	}
 	s := &PubSubService{lib: n.lib, name: name, payload: p}
 	s.ref.h = h
@@ -360,11 +393,33 @@ func (p *Publisher) checkSize(op string, n int) error {
 		return &Error{Op: op, Name: p.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", n, p.maxSize)}
 	}
+	if c := shmCapacity(); n > c {
+		return &Error{Op: op, Name: p.name, Kind: ErrOutOfMemory,
+			Detail: fmt.Sprintf("%d bytes do not fit in /dev/shm (%d bytes)", n, c)}
+	}
 	if n%p.elem != 0 || (p.fixed && n != p.elem) {
 		return &Error{Op: op, Name: p.name, Kind: ErrInvalidArgument,
 			Detail: fmt.Sprintf("%d bytes do not fit the payload type's element size %d", n, p.elem)}
 	}
 	return nil
+}
+
+var shmCap struct {
+	once sync.Once
+	n    int
+}
+
+// shmCapacity is the size of /dev/shm: no message can be larger, and asking
+// iceoryx2 for one leaves a half-made data segment behind.
+func shmCapacity() int {
+	shmCap.once.Do(func() {
+		shmCap.n = math.MaxInt
+		var fs syscall.Statfs_t
+		if syscall.Statfs("/dev/shm", &fs) == nil && fs.Blocks > 0 {
+			shmCap.n = int(min(fs.Blocks*uint64(fs.Bsize), math.MaxInt))
+		}
+	})
+	return shmCap.n
 }
 
 // Send copies msg into shared memory and delivers it in one native call. It
@@ -705,6 +760,9 @@ type EventService struct {
 func (n *Node) Event(name string, opts ...ServiceOption) (*EventService, error) {
 	const op = "open event"
 	c := newServiceConfig(opts)
+	if err := c.checkCounts(); err != nil {
+		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
 	nh, err := n.acquireNode(op, name)
 	if err != nil {
 		return nil, err
@@ -712,6 +770,10 @@ func (n *Node) Event(name string, opts ...ServiceOption) (*EventService, error) 
 	defer n.ref.release()
 	var eb ffi.ErrBuf
 	h, st := n.lib.EventOpen(nh, name, c.mode, &c.ev, &eb)
+	if st == ffi.EBusy && n.removeStale(nh, name, 1) {
+		eb = ffi.ErrBuf{}
+		h, st = n.lib.EventOpen(nh, name, c.mode, &c.ev, &eb)
+	}
 	if st != ffi.OK {
 		return nil, statusError(n.lib, op, name, st, &eb)
 	}

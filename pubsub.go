@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -604,12 +605,21 @@ func (s *Sub[T]) idle() time.Duration {
 // shared memory: the publisher counts the acknowledging notifiers.
 func (s *Sub[T]) acknowledge() {
 	if s.ackEv == nil || s.ack != nil {
-		s.ackUntil = time.Now().Add(2 * s.cfg.linger)
+		s.ackUntil = time.Now().Add(ackTime(s.cfg.linger))
 		return
 	}
 	if n, err := s.ackEv.Notifier(); err == nil {
-		s.ack, s.ackUntil = n, time.Now().Add(2*s.cfg.linger)
+		s.ack, s.ackUntil = n, time.Now().Add(ackTime(s.cfg.linger))
 	}
+}
+
+// ackTime is how long an acknowledgement stays: twice the linger time, without
+// overflowing for a linger meant as "forever".
+func ackTime(linger time.Duration) time.Duration {
+	if linger > math.MaxInt64/2 {
+		return math.MaxInt64
+	}
+	return 2 * linger
 }
 
 // expireAck withdraws an acknowledgement once the publisher had time to see it.

@@ -59,45 +59,46 @@ type Handle uintptr
 type Lib struct {
 	Path string
 
-	StatusTextFn        uintptr `sym:"iox_status_text"`
-	SetLogLevelFn       uintptr `sym:"iox_set_log_level"`
-	ServiceNameCheckFn  uintptr `sym:"iox_service_name_check"`
-	IceoryxVersionFn    uintptr `sym:"iox_iceoryx2_version"`
-	NodeCreateFn        uintptr `sym:"iox_node_create"`
-	NodeDropFn          uintptr `sym:"iox_node_drop"`
-	NodeCleanupDeadFn   uintptr `sym:"iox_node_cleanup_dead"`
-	NodeIDFn            uintptr `sym:"iox_node_id"`
-	PubSubOpenFn        uintptr `sym:"iox_pubsub_open"`
-	PubSubDropFn        uintptr `sym:"iox_pubsub_drop"`
-	PubSubCountsFn      uintptr `sym:"iox_pubsub_counts"`
-	PubSubConfigFn      uintptr `sym:"iox_pubsub_config"`
-	PubSubCleanupDeadFn uintptr `sym:"iox_pubsub_cleanup_dead"`
-	PubSubListFn        uintptr `sym:"iox_pubsub_list"`
-	SubscriberIDFn      uintptr `sym:"iox_subscriber_id"`
-	PublisherCreateFn   uintptr `sym:"iox_publisher_create"`
-	PublisherDropFn     uintptr `sym:"iox_publisher_drop"`
-	PublisherSendCopyFn uintptr `sym:"iox_publisher_send_copy"`
-	PublisherSendManyFn uintptr `sym:"iox_publisher_send_batch"`
-	PublisherLoanFn     uintptr `sym:"iox_publisher_loan"`
-	PublisherUpdateFn   uintptr `sym:"iox_publisher_update"`
-	SampleMutSendFn     uintptr `sym:"iox_sample_mut_send"`
-	SampleMutDropFn     uintptr `sym:"iox_sample_mut_drop"`
-	SubscriberCreateFn  uintptr `sym:"iox_subscriber_create"`
-	SubscriberDropFn    uintptr `sym:"iox_subscriber_drop"`
-	SubscriberReceiveFn uintptr `sym:"iox_subscriber_receive"`
-	SubscriberBorrowFn  uintptr `sym:"iox_subscriber_borrow"`
-	SubscriberHasFn     uintptr `sym:"iox_subscriber_has_samples"`
-	SampleReleaseFn     uintptr `sym:"iox_sample_release"`
-	EventOpenFn         uintptr `sym:"iox_event_open"`
-	EventDropFn         uintptr `sym:"iox_event_drop"`
-	EventInfoFn         uintptr `sym:"iox_event_info"`
-	NotifierCreateFn    uintptr `sym:"iox_notifier_create"`
-	NotifierDropFn      uintptr `sym:"iox_notifier_drop"`
-	NotifierNotifyFn    uintptr `sym:"iox_notifier_notify"`
-	ListenerCreateFn    uintptr `sym:"iox_listener_create"`
-	ListenerDropFn      uintptr `sym:"iox_listener_drop"`
-	ListenerFdFn        uintptr `sym:"iox_listener_fd"`
-	ListenerTryWaitFn   uintptr `sym:"iox_listener_try_wait"`
+	StatusTextFn         uintptr `sym:"iox_status_text"`
+	SetLogLevelFn        uintptr `sym:"iox_set_log_level"`
+	ServiceNameCheckFn   uintptr `sym:"iox_service_name_check"`
+	IceoryxVersionFn     uintptr `sym:"iox_iceoryx2_version"`
+	NodeCreateFn         uintptr `sym:"iox_node_create"`
+	NodeDropFn           uintptr `sym:"iox_node_drop"`
+	NodeCleanupDeadFn    uintptr `sym:"iox_node_cleanup_dead"`
+	ServiceRemoveStaleFn uintptr `sym:"iox_service_remove_stale"`
+	NodeIDFn             uintptr `sym:"iox_node_id"`
+	PubSubOpenFn         uintptr `sym:"iox_pubsub_open"`
+	PubSubDropFn         uintptr `sym:"iox_pubsub_drop"`
+	PubSubCountsFn       uintptr `sym:"iox_pubsub_counts"`
+	PubSubConfigFn       uintptr `sym:"iox_pubsub_config"`
+	PubSubCleanupDeadFn  uintptr `sym:"iox_pubsub_cleanup_dead"`
+	PubSubListFn         uintptr `sym:"iox_pubsub_list"`
+	SubscriberIDFn       uintptr `sym:"iox_subscriber_id"`
+	PublisherCreateFn    uintptr `sym:"iox_publisher_create"`
+	PublisherDropFn      uintptr `sym:"iox_publisher_drop"`
+	PublisherSendCopyFn  uintptr `sym:"iox_publisher_send_copy"`
+	PublisherSendManyFn  uintptr `sym:"iox_publisher_send_batch"`
+	PublisherLoanFn      uintptr `sym:"iox_publisher_loan"`
+	PublisherUpdateFn    uintptr `sym:"iox_publisher_update"`
+	SampleMutSendFn      uintptr `sym:"iox_sample_mut_send"`
+	SampleMutDropFn      uintptr `sym:"iox_sample_mut_drop"`
+	SubscriberCreateFn   uintptr `sym:"iox_subscriber_create"`
+	SubscriberDropFn     uintptr `sym:"iox_subscriber_drop"`
+	SubscriberReceiveFn  uintptr `sym:"iox_subscriber_receive"`
+	SubscriberBorrowFn   uintptr `sym:"iox_subscriber_borrow"`
+	SubscriberHasFn      uintptr `sym:"iox_subscriber_has_samples"`
+	SampleReleaseFn      uintptr `sym:"iox_sample_release"`
+	EventOpenFn          uintptr `sym:"iox_event_open"`
+	EventDropFn          uintptr `sym:"iox_event_drop"`
+	EventInfoFn          uintptr `sym:"iox_event_info"`
+	NotifierCreateFn     uintptr `sym:"iox_notifier_create"`
+	NotifierDropFn       uintptr `sym:"iox_notifier_drop"`
+	NotifierNotifyFn     uintptr `sym:"iox_notifier_notify"`
+	ListenerCreateFn     uintptr `sym:"iox_listener_create"`
+	ListenerDropFn       uintptr `sym:"iox_listener_drop"`
+	ListenerFdFn         uintptr `sym:"iox_listener_fd"`
+	ListenerTryWaitFn    uintptr `sym:"iox_listener_try_wait"`
 }
 
 // Bind resolves every symbol of the table from an opened library.
@@ -221,6 +222,15 @@ func (l *Lib) NodeCreate(name, prefix, root string, eb *ErrBuf) (Handle, Status)
 
 // NodeDrop frees a node handle.
 func (l *Lib) NodeDrop(h Handle) { purego.SyscallN(l.NodeDropFn, uintptr(h)) }
+
+// ServiceRemoveStale removes a service that a dead process left half created or
+// half removed (pattern 0 publish-subscribe, 1 event).
+func (l *Lib) ServiceRemoveStale(h Handle, name string, pattern int, eb *ErrBuf) (bool, Status) {
+	var removed uint64
+	r, _, _ := purego.SyscallN(l.ServiceRemoveStaleFn, uintptr(h), uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)),
+		uintptr(pattern), uintptr(unsafe.Pointer(&removed)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	return removed != 0, Status(int32(r))
+}
 
 // NodeCleanupDead removes the resources of dead nodes.
 func (l *Lib) NodeCleanupDead(h Handle) (cleaned, failed uint64, s Status) {

@@ -34,6 +34,29 @@ func check(t reflect.Type) error {
 	return fmt.Errorf("%s is not fixed-layout (kind %s)", t, t.Kind())
 }
 
+// Bools returns the byte offsets of every bool in T (in fields and arrays), whose
+// byte must be 0 or 1: Go cannot represent any other value.
+func Bools[T any]() []uintptr {
+	var out []uintptr
+	var walk func(t reflect.Type, off uintptr)
+	walk = func(t reflect.Type, off uintptr) {
+		switch t.Kind() {
+		case reflect.Bool:
+			out = append(out, off)
+		case reflect.Array:
+			for i := 0; i < t.Len(); i++ {
+				walk(t.Elem(), off+uintptr(i)*t.Elem().Size())
+			}
+		case reflect.Struct:
+			for i := 0; i < t.NumField(); i++ {
+				walk(t.Field(i).Type, off+t.Field(i).Offset)
+			}
+		}
+	}
+	walk(reflect.TypeFor[T](), 0)
+	return out
+}
+
 // Size and Align of T.
 func Size[T any]() int  { var v T; return int(unsafe.Sizeof(v)) }
 func Align[T any]() int { var v T; return int(unsafe.Alignof(v)) }

@@ -28,7 +28,7 @@ use iceoryx2::service::port_factory::{event as event_factory, publish_subscribe 
 use iceoryx2::service::static_config::message_type_details::{TypeDetail, TypeVariant};
 
 /// Version of this C ABI. The Go loader refuses a library with another value.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// The iceoryx2 release this library is built on (pinned in Cargo.toml).
 pub const ICEORYX2_VERSION: &str = "0.10.0";
@@ -306,6 +306,62 @@ pub unsafe extern "C" fn iox_node_create(
 #[no_mangle]
 pub unsafe extern "C" fn iox_node_drop(h: *mut NodeH) {
     let _ = catch_unwind(AssertUnwindSafe(|| drop_handle(h)));
+}
+
+/// Removes the service `name` (`pattern` 0 publish-subscribe, 1 event) when a
+/// process died while it created or removed it, so that it can be neither opened
+/// nor created. It refuses with `IOX_E_BUSY` while a live node of the namespace
+/// holds the service. Sets `removed` to 1 when it removed something.
+#[no_mangle]
+pub unsafe extern "C" fn iox_service_remove_stale(
+    h: *mut NodeH,
+    name: *const u8,
+    name_len: usize,
+    pattern: u32,
+    removed: *mut u64,
+    errbuf: *mut u8,
+    errcap: usize,
+) -> i32 {
+    guard(|| {
+        let Some(n) = handle(h) else { return IOX_E_INVALID_ARGUMENT };
+        let name = match service_name(name, name_len, errbuf, errcap) {
+            Ok(v) => v,
+            Err(e) => return e,
+        };
+        let pattern = match pattern {
+            0 => iceoryx2::service::messaging_pattern::MessagingPattern::PublishSubscribe,
+            1 => iceoryx2::service::messaging_pattern::MessagingPattern::Event,
+            _ => return IOX_E_INVALID_ARGUMENT,
+        };
+        let hash = iceoryx2::service::service_hash::ServiceHash::new::<
+            <Svc as iceoryx2::service::Service>::ServiceNameHasher,
+        >(&name, pattern);
+        let config = n.node.config();
+        let mut held = false;
+        let listed = Node::<Svc>::list(config, |state| {
+            if let NodeState::Alive(view) = state {
+                if iceoryx2::testing::does_service_tag_exist::<Svc>(&hash, config, iceoryx2::node::NodeView::id(&view)).unwrap_or(true) {
+                    held = true;
+                    return CallbackProgression::Stop;
+                }
+            }
+            CallbackProgression::Continue
+        });
+        if let Err(e) = listed {
+            return fail(e, errbuf, errcap);
+        }
+        if held {
+            write_text("a live node holds the service", errbuf, errcap);
+            return IOX_E_BUSY;
+        }
+        match n.node.force_remove_service(&name, pattern) {
+            Ok(r) => {
+                put(removed, r as u64);
+                IOX_OK
+            }
+            Err(e) => fail(e, errbuf, errcap),
+        }
+    })
 }
 
 /// Removes the resources of dead nodes that share this node's configuration.
@@ -710,6 +766,32 @@ fn send_error(e: SendError) -> i32 {
     }
 }
 
+extern "C" {
+    fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+}
+
+/// Messages from this size on have their pages backed before they are written.
+const POPULATE_FROM: usize = 64 << 10;
+
+/// Backs the pages of `len` bytes at `ptr` with memory before anything writes
+/// them. A shared-memory file system that is full makes the first write to a page
+/// raise SIGBUS, which kills the process; MADV_POPULATE_WRITE (Linux 5.14) reports
+/// it as an error instead. False means there is no memory for the message.
+fn populate(ptr: *mut u8, len: usize) -> bool {
+    const MADV_POPULATE_WRITE: i32 = 23;
+    if len < POPULATE_FROM {
+        return true;
+    }
+    let page = 4096usize;
+    let start = (ptr as usize) & !(page - 1);
+    let end = ptr as usize + len;
+    if unsafe { madvise(start as *mut std::ffi::c_void, end - start, MADV_POPULATE_WRITE) } == 0 {
+        return true;
+    }
+    // EINVAL: a kernel without MADV_POPULATE_WRITE; go on as before.
+    std::io::Error::last_os_error().raw_os_error() == Some(22)
+}
+
 impl PublisherH {
     /// Number of elements for a payload of `len` bytes, or an error status.
     fn elements(&self, len: usize) -> Result<usize, i32> {
@@ -730,6 +812,9 @@ impl PublisherH {
         let uninit = unsafe { self.publisher.loan_custom_payload(n) }.map_err(loan_error)?;
         let mut sample = unsafe { uninit.assume_init() };
         let ptr = sample.payload_mut().as_mut_ptr() as *mut u8;
+        if !populate(ptr, len) {
+            return Err(IOX_E_OUT_OF_MEMORY); // dropping the sample returns the chunk
+        }
         Ok((sample, ptr))
     }
 }
