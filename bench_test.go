@@ -1222,3 +1222,103 @@ func TestSendAndReceiveIntoDoNotAllocate(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCall measures one call on each side of a 64-byte message, in one
+// process: the cost a caller pays, without the other process's work.
+//   - send: Publisher.Send to a subscriber whose queue never fills (safe
+//     overflow): loan, copy and deliver in one native call.
+//   - receive: Subscriber.TryReceive of a waiting message into a reused buffer;
+//     the message is sent with the timer stopped.
+//   - uds-write: conn.Write of 64 bytes on a Unix stream socket whose other end a
+//     goroutine drains (the baseline for send).
+//   - uds-read: conn.Read of 64 bytes that are already waiting (the baseline for
+//     receive); they are written with the timer stopped.
+func BenchmarkCall(b *testing.B) {
+	msg := make([]byte, 64)
+	ports := func(b *testing.B) (*iox.Publisher, *iox.Subscriber) {
+		ns := newNamespace(b)
+		node := ns.node(b)
+		svc, err := node.PublishSubscribe("call", iox.BufferSize(1024), iox.SafeOverflow(true))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { svc.Close() })
+		sub, err := svc.Subscriber()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { sub.Close() })
+		pub, err := svc.Publisher()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { pub.Close() })
+		return pub, sub
+	}
+	b.Run("send", func(b *testing.B) {
+		pub, _ := ports(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := pub.Send(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("receive", func(b *testing.B) {
+		pub, sub := ports(b)
+		buf := make([]byte, 64)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			if _, err := pub.Send(msg); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, ok, err := sub.TryReceive(buf); err != nil || !ok {
+				b.Fatalf("receive: %v %v", ok, err)
+			}
+		}
+	})
+	sockets := func(b *testing.B) (net.Conn, net.Conn) {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn := func(fd int) net.Conn {
+			f := os.NewFile(uintptr(fd), "uds")
+			c, err := net.FileConn(f)
+			f.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { c.Close() })
+			return c
+		}
+		return conn(fds[0]), conn(fds[1])
+	}
+	b.Run("uds-write", func(b *testing.B) {
+		w, r := sockets(b)
+		go io.Copy(io.Discard, r)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := w.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("uds-read", func(b *testing.B) {
+		w, r := sockets(b)
+		buf := make([]byte, 64)
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			if _, err := w.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := io.ReadFull(r, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
