@@ -24,6 +24,7 @@ type chanConfig struct {
 	history        int
 	maxSubscribers int
 	maxPublishers  int
+	recycle        int // spare receive buffers kept for Recycle
 }
 
 func defaultChanConfig() chanConfig {
@@ -75,6 +76,11 @@ func Lossy() ChanOption { return func(c *chanConfig) { c.lossy = true } }
 // WithHistory keeps the last k messages for subscribers that join late.
 func WithHistory(k int) ChanOption { return func(c *chanConfig) { c.history = k } }
 
+// WithRecycling keeps up to n received []byte buffers that the reader hands back
+// with Recycle, and receives into them instead of allocating: a reader that is
+// done with each message before the next one gets to zero allocations.
+func WithRecycling(n int) ChanOption { return func(c *chanConfig) { c.recycle = n } }
+
 // WithMaxSubscribers bounds the subscribers of a publish-subscribe channel (default 8).
 func WithMaxSubscribers(n int) ChanOption { return func(c *chanConfig) { c.maxSubscribers = n } }
 
@@ -97,6 +103,8 @@ func newChanConfig(op, name string, opts []ChanOption) (chanConfig, error) {
 		return c, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: detail}
 	}
 	switch {
+	case c.recycle < 0 || c.recycle > 1<<20:
+		return bad("recycling keeps between 0 and 1<<20 buffers")
 	case c.queue < 1:
 		return bad("queue must hold at least one message")
 	case c.chanCap < 0:
@@ -189,6 +197,25 @@ func (e *ending) reason() error {
 	}
 }
 
+// newSpares makes the free list of WithRecycling (nil without it).
+func newSpares(cfg chanConfig) chan []byte {
+	if cfg.recycle <= 0 {
+		return nil
+	}
+	return make(chan []byte, cfg.recycle)
+}
+
+// recycle gives b back to a free list without blocking.
+func recycle(spare chan []byte, b []byte) {
+	if spare == nil || cap(b) == 0 {
+		return
+	}
+	select {
+	case spare <- b[:0]:
+	default:
+	}
+}
+
 // recvValue waits for the next value on in; once in is closed it returns the
 // reason the adapter ended.
 func recvValue[T any](ctx context.Context, in <-chan T, e *ending) (T, error) {
@@ -257,6 +284,7 @@ type inbox[T any] struct {
 	raw    bool   // []byte messages: such a buffer is handed over as the message
 	queue  []T
 	head   int
+	spare  chan []byte       // buffers given back by the reader, reused for []byte messages
 	framed bool              // samples carry iox headers
 	dedup  bool              // drop samples seen already (lossless publish-subscribe)
 	last   map[uint64]uint64 // publisher tag → last sequence number
@@ -350,6 +378,18 @@ func (b *inbox[T]) unpack(i int) error {
 }
 
 func (b *inbox[T]) decode(m []byte) error {
+	if b.raw && b.spare != nil {
+		select {
+		case buf := <-b.spare: // a buffer the reader gave back with Recycle
+			if cap(buf) >= len(m) {
+				buf = buf[:len(m)]
+				copy(buf, m)
+				b.queue = append(b.queue, any(buf).(T))
+				return nil
+			}
+		default:
+		}
+	}
 	v, err := b.codec.Decode(m)
 	if err != nil {
 		return &Error{Op: "decode", Name: b.name, Kind: ErrInvalidArgument, Detail: err.Error()}

@@ -46,6 +46,7 @@ type Pair[T any] struct {
 	lis              *Listener
 	ntf              *Notifier
 	closers          []interface{ Close() error } // everything opened, in order
+	spare            chan []byte                  // WithRecycling's free list
 
 	out chan T // the user's messages to the peer
 	in  chan T // the peer's messages to the user
@@ -97,7 +98,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		ctx: ctx, quit: make(chan struct{}), closeReq: make(chan struct{}),
 		flush: make(chan struct{}), flushed: make(chan struct{}),
 		wakeSend: newSignal(), wakeRecv: newSignal(), byeSig: newSignal(), drained: newSignal(), checkSig: newSignal(),
-		end: newEnding(), recvDone: make(chan struct{}), torn: make(chan struct{}),
+		end: newEnding(), recvDone: make(chan struct{}), torn: make(chan struct{}), spare: newSpares(cfg),
 	}
 	pt := payloadTypeOf(codec)
 	p.fixed = pt.Fixed
@@ -221,6 +222,10 @@ func (p *Pair[T]) Recv(ctx context.Context) (T, error) {
 	return recvValue(ctx, p.in, &p.end)
 }
 
+// Recycle hands a received message's buffer back for reuse (with WithRecycling;
+// otherwise it does nothing). Do not use b afterwards.
+func (p *Pair[T]) Recycle(b []byte) { recycle(p.spare, b) }
+
 // Close ends the pair gracefully (see the type's documentation) and waits until
 // every goroutine it started has stopped. A second Close returns ErrClosed.
 func (p *Pair[T]) Close() error {
@@ -328,6 +333,7 @@ func (p *Pair[T]) deliver(s outSample, hdr []byte, retry *time.Timer) bool {
 func (p *Pair[T]) recvLoop() {
 	defer close(p.recvDone)
 	box := newInbox(p.name, p.sub, p.codec, true, false)
+	box.spare = p.spare
 	box.deliver(p.in, delivery{
 		ctx: p.ctx, quit: p.quit, wake: p.wakeRecv, bye: p.byeSig,
 		byeSaid: func() bool { return p.byePending.Swap(false) },

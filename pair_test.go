@@ -430,3 +430,28 @@ func TestPairConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestPairRecyclesReceiveBuffers(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPair(ctx, node, "recycle")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "recycle", iox.WithRecycling(4))
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, a.Send(ctx, []byte("first message")))
+	first, err := b.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []byte("first message"), first)
+	b.Recycle(first)
+	require.NoError(t, a.Send(ctx, []byte("second")))
+	second, err := b.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []byte("second"), second)
+	assert.Same(t, &first[:1][0], &second[:1][0], "the recycled buffer carries the next message")
+
+	_, err = iox.OpenPair(ctx, node, "recycle-bad", iox.WithRecycling(-1))
+	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
+}

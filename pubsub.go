@@ -457,6 +457,7 @@ type Sub[T any] struct {
 	byeSig   chan struct{}
 	bye      atomic.Bool
 	recvDone chan struct{}
+	spare    chan []byte // WithRecycling's free list
 }
 
 // OpenSub opens a subscriber of []byte messages on the channel called name; ctx
@@ -473,7 +474,7 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 		return nil, err
 	}
 	s := &Sub[T]{codec: codec, in: make(chan T, cfg.chanCap), quit: make(chan struct{}),
-		wake: newSignal(), byeSig: newSignal(), recvDone: make(chan struct{})}
+		wake: newSignal(), byeSig: newSignal(), recvDone: make(chan struct{}), spare: newSpares(cfg)}
 	s.init(ctx, node, name, cfg)
 	if err := s.open(payloadTypeOf(codec)); err != nil {
 		s.release()
@@ -536,6 +537,10 @@ func (s *Sub[T]) Recv(ctx context.Context) (T, error) {
 	return recvValue(ctx, s.in, &s.end)
 }
 
+// Recycle hands a received message's buffer back for reuse (with WithRecycling;
+// otherwise it does nothing). Do not use b afterwards.
+func (s *Sub[T]) Recycle(b []byte) { recycle(s.spare, b) }
+
 // Close stops the subscriber and waits for its goroutines. A second Close returns
 // ErrClosed.
 func (s *Sub[T]) Close() error {
@@ -574,6 +579,7 @@ func (s *Sub[T]) dispatch() {
 func (s *Sub[T]) recvLoop() {
 	defer close(s.recvDone)
 	box := newInbox(s.name, s.sub, s.codec, !s.cfg.lossy, !s.cfg.lossy)
+	box.spare = s.spare
 	box.deliver(s.in, delivery{
 		ctx: s.ctx, quit: s.quit, wake: s.wake, bye: s.byeSig,
 		byeSaid: func() bool { s.expireAck(); return s.bye.Swap(false) },

@@ -676,6 +676,9 @@ pub struct PublisherOpts {
 pub struct PublisherH {
     publisher: Publisher<Svc, Bytes, Hdr>,
     service: Arc<PubSubFactory>,
+    /// Chunks whose pages are known to be backed: address → bytes populated.
+    /// Chunks are reused, so after the first round a loan needs no system call.
+    populated: Mutex<std::collections::HashMap<usize, usize>>,
     size: usize,
     dynamic: bool,
     header: usize,
@@ -730,6 +733,7 @@ pub unsafe extern "C" fn iox_publisher_create(
                 put(out, into_handle(PublisherH {
                     publisher,
                     service: s.factory.clone(),
+                    populated: Mutex::new(std::collections::HashMap::new()),
                     size: s.size,
                     dynamic: s.dynamic,
                     header: s.header,
@@ -812,8 +816,14 @@ impl PublisherH {
         let uninit = unsafe { self.publisher.loan_custom_payload(n) }.map_err(loan_error)?;
         let mut sample = unsafe { uninit.assume_init() };
         let ptr = sample.payload_mut().as_mut_ptr() as *mut u8;
-        if !populate(ptr, len) {
-            return Err(IOX_E_OUT_OF_MEMORY); // dropping the sample returns the chunk
+        if len >= POPULATE_FROM {
+            let mut done = self.populated.lock().unwrap_or_else(|p| p.into_inner());
+            if done.get(&(ptr as usize)).is_none_or(|&n| n < len) {
+                if !populate(ptr, len) {
+                    return Err(IOX_E_OUT_OF_MEMORY); // dropping the sample returns the chunk
+                }
+                done.insert(ptr as usize, len);
+            }
         }
         Ok((sample, ptr))
     }
