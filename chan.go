@@ -648,3 +648,62 @@ func prepare(ctx context.Context, op, name, suffix string, opts []ChanOption) (c
 	}
 	return cfg, ctx.Err()
 }
+
+// chanBase holds what every channel adapter shares: the ports it opened and its
+// life cycle.
+type chanBase struct {
+	node     *Node
+	name     string
+	cfg      chanConfig
+	closers  []interface{ Close() error }
+	ctx      context.Context
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	closeReq chan struct{}
+	once     sync.Once
+	end      ending
+	pumps    sync.WaitGroup
+	torn     chan struct{}
+}
+
+func (b *chanBase) init(ctx context.Context, node *Node, name string, cfg chanConfig) {
+	b.node, b.name, b.cfg, b.ctx = node, name, cfg, ctx
+	b.closeReq, b.end, b.torn = make(chan struct{}), newEnding(), make(chan struct{})
+	b.stopCtx, b.stop = context.WithCancel(context.Background())
+}
+
+func (b *chanBase) opened(c interface{ Close() error }) { b.closers = append(b.closers, c) }
+
+func (b *chanBase) release() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i].Close()
+	}
+	b.closers = nil
+}
+
+// Done is closed when the channel has ended; Err says why.
+func (b *chanBase) Done() <-chan struct{} { return b.end.done }
+
+// Err is nil while the channel is open, then why it ended.
+func (b *chanBase) Err() error { return b.end.reason() }
+
+// teardown ends the adapter with reason (unless it ended already), stops its
+// pumps, waits for them and closes everything it opened.
+func (b *chanBase) teardown(reason error) {
+	b.end.end(reason)
+	b.stop()
+	b.pumps.Wait()
+	b.release()
+	close(b.torn)
+}
+
+// close asks the supervisor to end the channel and waits until it has.
+func (b *chanBase) close(op string) error {
+	first := false
+	b.once.Do(func() { first = true; close(b.closeReq) })
+	<-b.torn
+	if !first {
+		return &Error{Op: op, Name: b.name, Kind: ErrClosed}
+	}
+	return nil
+}

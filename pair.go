@@ -19,8 +19,10 @@ import (
 // fills, then Out blocks), so Out stays usable in select. Messages sent before the
 // peer arrives are delivered when it does.
 //
-// Ending: Err says why a pair ended and Done is closed then. The peer's Close is
-// a clean end (ErrPeerClosed): In delivers everything the peer sent, then closes.
+// Ending: Err says why a pair ended (ErrPeerClosed, ErrPeerCrashed, ErrClosed
+// after Close, the context's error, or a failure) and Done is closed then. The
+// peer's Close is a clean end (ErrPeerClosed): In delivers everything the peer
+// sent, then closes.
 // A peer that dies without closing is noticed within the peer timeout (default
 // 1 s) and reported as ErrPeerCrashed; a restarted process can open the same name
 // again, and so can this one, without manual cleanup.
@@ -31,9 +33,7 @@ import (
 // peer sees a clean end. After either, Send fails with the reason; a bare send on
 // Out blocks, so select on Done as well.
 type Pair[T any] struct {
-	node  *Node
-	name  string
-	cfg   chanConfig
+	chanBase
 	codec Codec[T]
 	enc   func([]byte, T) ([]byte, error)
 	fixed bool // a fixed-size payload: one message per sample
@@ -45,20 +45,14 @@ type Pair[T any] struct {
 	sub              *Subscriber
 	lis              *Listener
 	ntf              *Notifier
-	closers          []interface{ Close() error } // everything opened, in order
-	spare            chan []byte                  // WithRecycling's free list
+	spare            chan []byte // WithRecycling's free list
 
 	out chan T // the user's messages to the peer
 	in  chan T // the peer's messages to the user
 
-	ctx        context.Context
-	stopCtx    context.Context // ends the dispatcher and the sender
-	stop       context.CancelFunc
 	quit       chan struct{} // ends the receiver
-	closeReq   chan struct{}
 	flush      chan struct{} // Close asks the sender to send what it holds
 	flushed    chan struct{}
-	closeOnce  sync.Once
 	quitOnce   sync.Once
 	wakeSend   chan struct{}
 	wakeRecv   chan struct{}
@@ -69,10 +63,7 @@ type Pair[T any] struct {
 	peerBye    atomic.Bool // the peer said bye
 	byePending atomic.Bool // ... and the receiver has not acknowledged it yet
 	peerDead   atomic.Bool
-	end        ending
-	pumps      sync.WaitGroup
 	recvDone   chan struct{}
-	torn       chan struct{}
 	connected  atomic.Bool
 	peerSeen   bool // supervisor-owned from here on
 	peerNode   UniqueID
@@ -93,20 +84,20 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		return nil, err
 	}
 	p := &Pair[T]{
-		node: node, name: name, cfg: cfg, codec: codec, enc: encoder(codec),
-		out: make(chan T, cfg.chanCap), in: make(chan T, cfg.chanCap),
-		ctx: ctx, quit: make(chan struct{}), closeReq: make(chan struct{}),
+		codec: codec, enc: encoder(codec),
+		out: make(chan T, cfg.chanCap), in: make(chan T, cfg.chanCap), quit: make(chan struct{}),
 		flush: make(chan struct{}), flushed: make(chan struct{}),
 		wakeSend: newSignal(), wakeRecv: newSignal(), byeSig: newSignal(), drained: newSignal(), checkSig: newSignal(),
-		end: newEnding(), recvDone: make(chan struct{}), torn: make(chan struct{}), spare: newSpares(cfg),
+		recvDone: make(chan struct{}), spare: newSpares(cfg),
 	}
+	p.init(ctx, node, name, cfg)
 	pt := payloadTypeOf(codec)
 	p.fixed = pt.Fixed
 	if err := p.join(pt); err != nil {
 		p.release()
+		p.stop()
 		return nil, err
 	}
-	p.stopCtx, p.stop = context.WithCancel(context.Background())
 	p.pumps.Add(2)
 	go p.dispatch()
 	go p.sendLoop()
@@ -176,30 +167,12 @@ func (p *Pair[T]) join(pt PayloadType) error {
 	return nil
 }
 
-// opened records a port or service for release.
-func (p *Pair[T]) opened(c interface{ Close() error }) { p.closers = append(p.closers, c) }
-
-// release closes every port and service the pair opened, newest first.
-func (p *Pair[T]) release() {
-	for i := len(p.closers) - 1; i >= 0; i-- {
-		p.closers[i].Close()
-	}
-	p.closers = nil
-}
-
 // Out is the channel of messages to the peer.
 func (p *Pair[T]) Out() chan<- T { return p.out }
 
 // In is the channel of messages from the peer; it is closed when the pair ends
 // (after the peer's last message when the peer closed cleanly).
 func (p *Pair[T]) In() <-chan T { return p.in }
-
-// Done is closed when the pair has ended; Err says why.
-func (p *Pair[T]) Done() <-chan struct{} { return p.end.done }
-
-// Err is nil while the pair is open, then why it ended: ErrPeerClosed,
-// ErrPeerCrashed, ErrClosed after Close, the context's error, or a failure.
-func (p *Pair[T]) Err() error { return p.end.reason() }
 
 // Connected reports whether the peer has arrived.
 func (p *Pair[T]) Connected() bool { return p.connected.Load() }
@@ -229,15 +202,10 @@ func (p *Pair[T]) Recycle(b []byte) { recycle(p.spare, b) }
 // Close ends the pair gracefully (see the type's documentation) and waits until
 // every goroutine it started has stopped. A second Close returns ErrClosed.
 func (p *Pair[T]) Close() error {
-	first := false
-	p.closeOnce.Do(func() { first = true; close(p.closeReq) })
-	<-p.torn
+	err := p.close("close pair")
 	p.quitOnce.Do(func() { close(p.quit) })
 	<-p.recvDone
-	if !first {
-		return &Error{Op: "close pair", Name: p.name, Kind: ErrClosed}
-	}
-	return nil
+	return err
 }
 
 // fail ends the pair with err (the first reason wins).
@@ -379,14 +347,10 @@ func (p *Pair[T]) supervise() {
 	} else if !errors.Is(reason, ErrPeerGone) {
 		p.ntf.Notify(evBye) // the peer sees a clean end
 	}
-	p.fail(reason)
-	p.stop()
 	if !errors.Is(reason, ErrPeerClosed) {
 		p.quitOnce.Do(func() { close(p.quit) })
 	}
-	p.pumps.Wait()
-	p.release()
-	close(p.torn)
+	p.teardown(reason)
 }
 
 // linger sends what Out holds, says bye, and waits until the peer has taken it

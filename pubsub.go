@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -87,59 +86,11 @@ func eventService(node *Node, name string, cfg chanConfig) (*EventService, error
 	return joinService(node.Event, name, nil, []ServiceOption{MaxNotifiers(n), MaxListeners(n), MaxEventID(evMaxID)})
 }
 
-// chanBase holds what Pub and Sub share: services, ports and the life cycle.
-type chanBase struct {
-	node     *Node
-	name     string
-	cfg      chanConfig
-	svc      *PubSubService
-	closers  []interface{ Close() error }
-	ctx      context.Context
-	stopCtx  context.Context
-	stop     context.CancelFunc
-	closeReq chan struct{}
-	once     sync.Once
-	end      ending
-	pumps    sync.WaitGroup
-	torn     chan struct{}
-}
-
-func (b *chanBase) init(ctx context.Context, node *Node, name string, cfg chanConfig) {
-	b.node, b.name, b.cfg, b.ctx = node, name, cfg, ctx
-	b.closeReq, b.end, b.torn = make(chan struct{}), newEnding(), make(chan struct{})
-	b.stopCtx, b.stop = context.WithCancel(context.Background())
-}
-
-func (b *chanBase) opened(c interface{ Close() error }) { b.closers = append(b.closers, c) }
-
-func (b *chanBase) release() {
-	for i := len(b.closers) - 1; i >= 0; i-- {
-		b.closers[i].Close()
-	}
-	b.closers = nil
-}
-
-// Done is closed when the channel has ended; Err says why.
-func (b *chanBase) Done() <-chan struct{} { return b.end.done }
-
-// Err is nil while the channel is open, then why it ended.
-func (b *chanBase) Err() error { return b.end.reason() }
-
-// close asks the supervisor to end the channel and waits until it has.
-func (b *chanBase) close(op string) error {
-	first := false
-	b.once.Do(func() { first = true; close(b.closeReq) })
-	<-b.torn
-	if !first {
-		return &Error{Op: op, Name: b.name, Kind: ErrClosed}
-	}
-	return nil
-}
-
 // Pub is the sending end of a publish-subscribe channel. It is safe for use by
 // multiple goroutines.
 type Pub[T any] struct {
 	chanBase
+	svc      *PubSubService
 	codec    Codec[T]
 	enc      func([]byte, T) ([]byte, error)
 	fixed    bool // a fixed-size payload: one message per sample
@@ -181,6 +132,7 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	p.fixed = pt.Fixed
 	if err := p.open(pt); err != nil {
 		p.release()
+		p.stop()
 		return nil, err
 	}
 	p.scan()
@@ -403,11 +355,7 @@ func (p *Pub[T]) supervise() {
 		p.linger(tick)
 	}
 	p.ntf.Notify(evBye)
-	p.end.end(reason)
-	p.stop()
-	p.pumps.Wait()
-	p.release()
-	close(p.torn)
+	p.teardown(reason)
 }
 
 // linger sends what C holds and, in lossless mode, says bye and waits until every
@@ -444,6 +392,7 @@ func (p *Pub[T]) linger(tick *time.Ticker) {
 // Sub is the receiving end of a publish-subscribe channel.
 type Sub[T any] struct {
 	chanBase
+	svc      *PubSubService
 	codec    Codec[T]
 	sub      *Subscriber
 	lis      *Listener
@@ -478,6 +427,7 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	s.init(ctx, node, name, cfg)
 	if err := s.open(payloadTypeOf(codec)); err != nil {
 		s.release()
+		s.stop()
 		return nil, err
 	}
 	s.pumps.Add(1)
@@ -649,12 +599,9 @@ func (s *Sub[T]) supervise() {
 	}
 	s.end.end(reason)
 	close(s.quit)
-	<-s.recvDone
-	s.stop()
-	s.pumps.Wait()
+	<-s.recvDone // the receiver owns the acknowledging notifier until it stops
 	if s.ack != nil {
 		s.ack.Close()
 	}
-	s.release()
-	close(s.torn)
+	s.teardown(reason)
 }

@@ -2186,7 +2186,7 @@ func oldPython(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
 	p := filepath.Join(filepath.Dir(file), ".venv-old", "bin", "python")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("no Python with an older iceoryx2 at %s: create it with `pip install iceoryx2==0.9.3` or set IOX_PYTHON_OLD", p)
+		t.Fatalf("no Python with an older iceoryx2 at %s: run `make pyenv-old` (part of `make test`) or set IOX_PYTHON_OLD", p)
 	}
 	return p
 }
