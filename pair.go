@@ -217,8 +217,10 @@ func (p *Pair[T]) fail(err error) {
 // It waits in the runtime poller, holding no OS thread.
 func (p *Pair[T]) dispatch() {
 	defer p.pumps.Done()
+	var ids []EventID // reused: a wait allocates nothing
 	for {
-		ids, err := p.lis.Wait(p.stopCtx)
+		var err error
+		ids, err = p.lis.waitInto(p.stopCtx, ids)
 		if err != nil {
 			if p.stopCtx.Err() == nil {
 				p.fail(err)
@@ -347,6 +349,7 @@ func (p *Pair[T]) supervise() {
 	} else if !errors.Is(reason, ErrPeerGone) {
 		p.ntf.Notify(evBye) // the peer sees a clean end
 	}
+	p.fail(reason) // before In closes, so a reader that sees it closed finds the reason
 	if !errors.Is(reason, ErrPeerClosed) {
 		p.quitOnce.Do(func() { close(p.quit) })
 	}

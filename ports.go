@@ -870,6 +870,11 @@ type Listener struct {
 	conn syscall.RawConn // readiness of file
 	turn chan struct{}   // one waiter at a time owns the read deadline
 	done chan struct{}   // closed by Close
+
+	// owned by the goroutine holding turn
+	got     []EventID
+	werr    error
+	drained func(uintptr) bool // drains into got; made once, so a wait allocates nothing
 }
 
 // Listener creates a listener port.
@@ -886,6 +891,10 @@ func (e *EventService) Listener() (*Listener, error) {
 		return nil, statusError(e.lib, op, e.name, st, &eb)
 	}
 	l := &Listener{lib: e.lib, name: e.name, turn: make(chan struct{}, 1), done: make(chan struct{})}
+	l.drained = func(uintptr) bool {
+		l.got, l.werr = l.tryWaitInto(l.got)
+		return l.werr != nil || len(l.got) > 0
+	}
 	l.ref.h = lh
 	if err := l.attach(); err != nil {
 		e.lib.ListenerDrop(lh)
@@ -921,31 +930,28 @@ func (l *Listener) attach() error {
 
 // TryWait returns the event ids signalled since the last wait, without waiting
 // (nil when there are none).
-func (l *Listener) TryWait() ([]EventID, error) {
+func (l *Listener) TryWait() ([]EventID, error) { return l.tryWaitInto(nil) }
+
+// tryWaitInto is TryWait appending to dst.
+func (l *Listener) tryWaitInto(dst []EventID) ([]EventID, error) {
 	h, ok := l.ref.acquire()
 	if !ok {
-		return nil, closedError("try wait", l.name)
+		return dst, closedError("try wait", l.name)
 	}
 	defer l.ref.release()
-	var out []EventID
-	var ids [64]uint64
-	for {
-		k, st := l.lib.ListenerTryWait(h, ids[:])
-		if st != ffi.OK {
-			return out, statusError(l.lib, "try wait", l.name, st, nil)
-		}
-		for _, id := range ids[:k] {
-			out = append(out, EventID(id))
-		}
-		if k < len(ids) {
-			return out, nil
-		}
+	dst, st := ffi.ListenerDrain(l.lib, h, dst)
+	if st != ffi.OK {
+		return dst, statusError(l.lib, "try wait", l.name, st, nil)
 	}
+	return dst, nil
 }
 
 // Wait blocks until at least one event id is signalled and returns the ids. It
 // returns ctx.Err() when ctx ends first and ErrClosed when the listener is closed.
-func (l *Listener) Wait(ctx context.Context) ([]EventID, error) {
+func (l *Listener) Wait(ctx context.Context) ([]EventID, error) { return l.waitInto(ctx, nil) }
+
+// waitInto is Wait appending the ids to dst, so a loop can reuse one slice.
+func (l *Listener) waitInto(ctx context.Context, dst []EventID) ([]EventID, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -965,17 +971,12 @@ func (l *Listener) Wait(ctx context.Context) ([]EventID, error) {
 	// The poller calls drained, parks the goroutine while it reports nothing,
 	// and calls it again once the socket is readable. Draining inside the
 	// callback, after the poller reset its readiness, loses no wake-up.
-	var ids []EventID
-	var werr error
-	drained := func(uintptr) bool {
-		ids, werr = l.TryWait()
-		return werr != nil || len(ids) > 0
-	}
+	l.got, l.werr = dst[:0], nil
 	for {
-		err := l.conn.Read(drained)
+		err := l.conn.Read(l.drained)
 		switch {
 		case err == nil:
-			return ids, werr
+			return l.got, l.werr
 		case l.isClosed():
 			return nil, closedError("wait", l.name)
 		case ctx.Err() != nil:

@@ -217,27 +217,27 @@ func (p *Pub[T]) sendLoop() {
 	defer p.pumps.Done()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
-	hdr := make([]byte, headerSize)
+	hdr, lens := make([]byte, headerSize), make([]uint64, 1)
 	outbox[T]{name: p.name, out: p.out, enc: p.enc, max: p.cfg.maxMessage, pack: !p.cfg.lossy && !p.fixed && p.cfg.history == 0, // history counts samples
 		flush: p.flush, flushed: p.flushed, stop: p.stopCtx.Done(), fail: p.end.end,
-	}.pump(func(s outSample) bool { return p.publish(s, hdr, retry) })
+	}.pump(func(s outSample) bool { return p.publish(s, hdr, lens, retry) })
 }
 
 // publish sends the sample to every subscriber. In lossless mode a full
 // subscriber makes it wait for room and send the sample again; subscribers drop
 // the copies they already have (same tag and sequence number).
-func (p *Pub[T]) publish(s outSample, hdr []byte, retry *time.Timer) bool {
+func (p *Pub[T]) publish(s outSample, hdr []byte, lens []uint64, retry *time.Timer) bool {
 	p.seq++
 	putHeader(hdr, p.tag, p.seq, uint64(s.count))
-	lens := [1]uint64{uint64(len(s.data))}
+	lens[0] = uint64(len(s.data))
 	backoff := time.Duration(0)
 	for {
 		var k int
 		var err error
 		if p.cfg.lossy {
-			k, err = p.pub.sendBatch(s.data, lens[:], nil, 0)
+			k, err = p.pub.sendBatch(s.data, lens, nil, 0)
 		} else {
-			k, err = p.pub.sendBatch(s.data, lens[:], hdr, ffi.AllSubscribers)
+			k, err = p.pub.sendBatch(s.data, lens, hdr, ffi.AllSubscribers)
 		}
 		if err != nil && !errors.Is(err, ErrWouldBlock) {
 			p.end.end(err)
@@ -502,8 +502,10 @@ func (s *Sub[T]) Close() error {
 // dispatch turns data and bye notifications into wake-ups of the receiver.
 func (s *Sub[T]) dispatch() {
 	defer s.pumps.Done()
+	var ids []EventID // reused: a wait allocates nothing
 	for {
-		ids, err := s.lis.Wait(s.stopCtx)
+		var err error
+		ids, err = s.lis.waitInto(s.stopCtx, ids)
 		if err != nil {
 			if s.stopCtx.Err() == nil {
 				s.end.end(err)

@@ -134,7 +134,8 @@ func split(r uintptr) (uintptr, Status) {
 // heap on every call; passing a pooled list with ... allocates nothing.
 type call struct {
 	a   [8]uintptr
-	out [1]uint64 // a small out-parameter that must not live on the stack
+	out [1]uint64  // a small out-parameter that must not live on the stack
+	ids [64]uint64 // event ids drained from a listener
 }
 
 var calls = sync.Pool{New: func() any { return new(call) }}
@@ -567,14 +568,25 @@ func (l *Lib) ListenerFd(h Handle) int {
 	return int(int32(r))
 }
 
-// ListenerTryWait drains pending event ids into ids without blocking.
-func (l *Lib) ListenerTryWait(h Handle, ids []uint64) (int, Status) {
+// ListenerDrain drains every pending event id without blocking and appends them
+// to dst as E.
+func ListenerDrain[E ~uint64](l *Lib, h Handle, dst []E) ([]E, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), addr(uintptr(unsafe.Pointer(&ids[0]))), uintptr(len(ids))
-	r := c.run(l.ListenerTryWaitFn, 3)
-	runtime.KeepAlive(ids)
-	v, s := split(r)
-	return int(v), s
+	defer calls.Put(c)
+	for {
+		c.a = [8]uintptr{uintptr(h), uintptr(unsafe.Pointer(&c.ids[0])), uintptr(len(c.ids))}
+		r, _, _ := purego.SyscallN(l.ListenerTryWaitFn, c.a[:3]...)
+		k, s := split(r)
+		if s != OK {
+			return dst, s
+		}
+		for _, id := range c.ids[:k] {
+			dst = append(dst, E(id))
+		}
+		if int(k) < len(c.ids) {
+			return dst, OK
+		}
+	}
 }
 
 // String describes a status for debugging.
