@@ -863,7 +863,7 @@ func childSinkSub() error {
 	if err != nil {
 		return fmt.Errorf("message count: %w", err)
 	}
-	if err := countMessages(sub.C(), n, size, sub.Err); err != nil {
+	if err := countMessages(sub.In(), n, size, sub.Err); err != nil {
 		return err
 	}
 	parentSays() // the publisher closes first and waits until this side took everything

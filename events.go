@@ -2,149 +2,195 @@ package iox
 
 import (
 	"context"
-	"runtime"
+	"errors"
 	"sync"
-	"time"
+	"sync/atomic"
 )
 
 // Events is an event service as a channel: Notify signals an event id to every
-// Events (and Listener) of the name, and C delivers the ids signalled to this one.
-// Notifications of one id coalesce until they are delivered. The goroutine behind C
-// waits in the runtime's network poller, so a quiet Events holds no OS thread.
+// Events (and Listener) of the name, and Recv or In deliver the ids signalled
+// to this one. Notifications of one id coalesce until they are delivered. Recv
+// waits in the runtime's network poller on the caller's goroutine; In is fed by
+// a goroutine that starts on its first use, so a quiet Events holds no
+// goroutine and no OS thread.
 //
-// Shutdown follows the channel adapters: cancelling ctx or calling Close ends the
-// goroutine and closes C; ids not yet delivered are dropped; Notify then fails.
+// Shutdown follows the channel adapters: Close, or the end of the context it was
+// opened with, ends it; Err is set first, then In is closed; ids not yet
+// delivered are dropped; Notify and Recv then return Err.
 type Events struct {
-	name string
-	cfg  chanConfig
-	svc  *EventService
-	ntf  *Notifier
-	lis  *Listener
-	c    chan EventID
+	name  string
+	cfg   chanConfig
+	life  *life
+	ports ports
+	ntf   *Notifier
+	lis   *Listener
 
-	ctx      context.Context
-	stopCtx  context.Context
-	stop     context.CancelFunc
-	closeReq chan struct{}
-	once     sync.Once
-	mu       sync.RWMutex // Notify holds it shared; teardown exclusively
-	end      ending
-	done     chan struct{}
+	sem        chan struct{} // one receiving goroutine at a time
+	ids        []EventID     // drained, not yet delivered
+	spin       spinner
+	in         chan EventID
+	inOnce     sync.Once
+	feeds      sync.WaitGroup
+	torn       chan struct{}
+	mu         sync.RWMutex // Notify holds it shared; teardown exclusively
+	once       sync.Once
+	userClosed atomic.Bool
+	closed     chan struct{}
+	stopCtx    func() bool
 }
 
-// OpenEvents opens (or creates, with iceoryx2's default settings) the event service
-// name and returns it as a channel of event ids. WithSpin makes the waiting
-// goroutine poll briefly before parking; WithChanCap sizes C.
+// OpenEvents opens (or creates, with iceoryx2's default settings) the event
+// service name and returns it as a channel of event ids. WithSpin makes the
+// receiver poll before parking; WithChanCap sizes In.
 func OpenEvents(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Events, error) {
-	cfg, err := prepare(ctx, "open events", name, "", opts)
+	const op = "open events"
+	cfg, err := prepare(ctx, op, name, "", opts)
 	if err != nil {
 		return nil, err
 	}
-	e := &Events{name: name, cfg: cfg, c: make(chan EventID, cfg.chanCap), ctx: ctx,
-		closeReq: make(chan struct{}), end: newEnding(), done: make(chan struct{})}
-	if e.svc, err = joinService(node.Event, name, nil, nil); err != nil {
+	if err := cfg.only(op, name, "event channel", optQueue, optMaxMessage, optPeerTimeout, optPoll, optLinger, optLossy,
+		optHistory, optRecycling, optMaxSubscribers, optMaxPublishers, optWaitSubs, optOnDrop); err != nil {
 		return nil, err
 	}
-	if e.ntf, err = e.svc.Notifier(); err != nil {
-		e.svc.Close()
+	e := &Events{name: name, cfg: cfg, life: newLife(), sem: make(chan struct{}, 1),
+		spin: newSpinner(cfg.spin), in: make(chan EventID, cfg.chanCap), torn: make(chan struct{}), closed: make(chan struct{})}
+	svc, err := joinService(node.Event, name, nil, nil)
+	if err != nil {
 		return nil, err
 	}
-	if e.lis, err = e.svc.Listener(); err != nil {
-		e.ntf.Close()
-		e.svc.Close()
+	e.ports.add(svc)
+	if e.ntf, err = svc.Notifier(); err != nil {
+		e.ports.release()
 		return nil, err
 	}
-	e.stopCtx, e.stop = context.WithCancel(context.Background())
-	go e.run()
+	e.ports.add(e.ntf)
+	if e.lis, err = svc.Listener(); err != nil {
+		e.ports.release()
+		return nil, err
+	}
+	e.ports.add(e.lis)
+	e.stopCtx = context.AfterFunc(ctx, func() {
+		e.once.Do(func() { e.shutdown(contextEnded("events", name, ctx)) })
+	})
 	return e, nil
 }
-
-// C delivers the event ids signalled to this service; it is closed at the end.
-func (e *Events) C() <-chan EventID { return e.c }
-
-// Done is closed when the Events has ended; Err says why.
-func (e *Events) Done() <-chan struct{} { return e.end.done }
-
-// Err is nil while open, then ErrClosed, the context's error, or a failure.
-func (e *Events) Err() error { return e.end.reason() }
 
 // Notify signals id to every listener of the service (this one included) and
 // returns how many it reached.
 func (e *Events) Notify(id EventID) (int, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if err := e.end.reason(); err != nil {
+	if err := e.life.err(); err != nil {
 		return 0, err
 	}
 	return e.ntf.Notify(id)
 }
 
+// Recv returns the next event id signalled to this Events, waiting for one.
+func (e *Events) Recv(ctx context.Context) (EventID, error) {
+	select {
+	case e.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-e.life.Done():
+		return 0, e.life.err()
+	}
+	defer func() { <-e.sem }()
+	for len(e.ids) == 0 {
+		if err := e.life.err(); err != nil {
+			return 0, err
+		}
+		ids, err := e.lis.tryWaitInto(e.ids)
+		if err != nil {
+			return 0, e.fault(err)
+		}
+		e.ids = ids
+		if len(e.ids) > 0 {
+			break
+		}
+		if e.spin.spin(func() bool {
+			e.ids, err = e.lis.tryWaitInto(e.ids)
+			return err != nil || len(e.ids) > 0
+		}, e.life.Done()) {
+			continue
+		}
+		ids, err = e.lis.waitInto(ctx, e.life.Done(), e.ids)
+		e.spin.parked()
+		if errors.Is(err, errDone) {
+			return 0, e.life.err()
+		}
+		if err != nil {
+			return 0, e.fault(err)
+		}
+		e.ids = ids
+	}
+	id := e.ids[0]
+	e.ids = append(e.ids[:0], e.ids[1:]...)
+	return id, nil
+}
+
+func (e *Events) fault(err error) error {
+	if end := e.life.err(); end != nil {
+		return end
+	}
+	return err
+}
+
+// In delivers the event ids signalled to this Events; it is closed after the
+// end, and Err is set before that. A goroutine behind it starts on the first
+// call.
+func (e *Events) In() <-chan EventID {
+	e.inOnce.Do(func() {
+		e.feeds.Add(1)
+		go func() {
+			defer e.feeds.Done()
+			defer close(e.in)
+			for {
+				id, err := e.Recv(context.Background())
+				if err != nil {
+					return
+				}
+				select {
+				case e.in <- id:
+				case <-e.torn:
+					return
+				}
+			}
+		}()
+	})
+	return e.in
+}
+
+// Done is closed when the Events has ended; Err says why.
+func (e *Events) Done() <-chan struct{} { return e.life.Done() }
+
+// Err is nil while open, then ErrClosed, an *Error wrapping the cause of its
+// context, or a failure.
+func (e *Events) Err() error { return e.life.err() }
+
 // Close ends the Events and waits for its goroutine. A second Close returns
 // ErrClosed.
 func (e *Events) Close() error {
-	first := false
-	e.once.Do(func() { first = true; close(e.closeReq) })
-	<-e.done
+	first := !e.userClosed.Swap(true)
+	e.once.Do(func() {
+		e.stopCtx()
+		e.shutdown(&Error{Op: "events", Name: e.name, Kind: ErrClosed})
+	})
+	<-e.closed
 	if !first {
 		return &Error{Op: "close events", Name: e.name, Kind: ErrClosed}
 	}
 	return nil
 }
 
-// run moves signalled ids into C until the Events ends.
-func (e *Events) run() {
-	defer e.teardown()
-	go func() {
-		select {
-		case <-e.closeReq:
-			e.end.end(&Error{Op: "events", Name: e.name, Kind: ErrClosed})
-		case <-e.ctx.Done():
-			e.end.end(e.ctx.Err())
-		case <-e.stopCtx.Done():
-		}
-		e.stop()
-	}()
-	for {
-		ids, err := e.wait()
-		if err != nil {
-			if e.stopCtx.Err() == nil {
-				e.end.end(err)
-			}
-			return
-		}
-		for _, id := range ids {
-			select {
-			case e.c <- id:
-			case <-e.stopCtx.Done():
-				return
-			}
-		}
-	}
-}
-
-// wait returns the next ids, polling for up to the spin time before parking.
-func (e *Events) wait() ([]EventID, error) {
-	if e.cfg.spin > 0 {
-		for deadline := time.Now().Add(e.cfg.spin); time.Now().Before(deadline); runtime.Gosched() {
-			if ids, err := e.lis.TryWait(); err != nil || len(ids) > 0 {
-				return ids, err
-			}
-			if e.stopCtx.Err() != nil {
-				return nil, e.stopCtx.Err()
-			}
-		}
-	}
-	return e.lis.Wait(e.stopCtx)
-}
-
-func (e *Events) teardown() {
-	e.end.end(&Error{Op: "events", Name: e.name, Kind: ErrClosed})
-	e.stop()
+func (e *Events) shutdown(reason error) {
+	e.life.end(reason, true)
+	e.lis.kick()
+	close(e.torn)
+	e.feeds.Wait()
+	e.sem <- struct{}{}
 	e.mu.Lock()
-	e.lis.Close()
-	e.ntf.Close()
-	e.svc.Close()
+	e.ports.release()
 	e.mu.Unlock()
-	close(e.c)
-	close(e.done)
+	close(e.closed)
 }

@@ -30,7 +30,7 @@ func childEventsPing() error {
 	}
 	defer ev.Close()
 	fmt.Println("ready")
-	for id := range ev.C() {
+	for id := range ev.In() {
 		switch {
 		case id == 0:
 			return nil
@@ -61,7 +61,7 @@ func TestEventsAsChannelsAcrossProcesses(t *testing.T) {
 			wait:
 				for {
 					select {
-					case got := <-ev.C():
+					case got := <-ev.In():
 						if got == id { // our own notification comes back too
 							continue
 						}
@@ -91,7 +91,7 @@ func TestEventsShutdown(t *testing.T) {
 	cancel()
 	<-a.Done()
 	assert.ErrorIs(t, a.Err(), context.Canceled)
-	_, ok := <-a.C()
+	_, ok := <-a.In()
 	assert.False(t, ok)
 	_, err = a.Notify(1)
 	assert.ErrorIs(t, err, context.Canceled)

@@ -97,7 +97,7 @@ func ExampleOpenSub() {
 	defer sub.Close()
 	for i := 0; i < 3; i++ {
 		select {
-		case msg := <-sub.C():
+		case msg := <-sub.In():
 			fmt.Println(string(msg))
 		case <-ctx.Done():
 			fmt.Println("timed out")
@@ -144,7 +144,7 @@ func ExampleOpenEvents() {
 		panic(err)
 	}
 	defer ev.Close()
-	for id := range ev.C() {
+	for id := range ev.In() {
 		fmt.Println("rang", id)
 		if id == 3 {
 			break

@@ -338,13 +338,13 @@ func FuzzFixedDecode(f *testing.F) {
 }
 
 // FuzzInboxHeaders sends samples with arbitrary iox headers through real shared
-// memory into a lossless subscriber's inbox, as a buggy or hostile publisher
-// could: sequence numbers that repeat, go back or sit at the top of the range,
-// and packed samples whose frame count or frame lengths lie. The inbox must never
-// panic; it delivers exactly the messages of the samples whose sequence number is
-// above the last one seen from the same publisher tag, intact, and refuses the
-// first malformed sample with ErrInvalidArgument (after the frames before the
-// damage).
+// memory into a lossless subscriber's receiver, as a buggy or hostile publisher
+// could: sequence numbers that repeat, go back, jump or sit at the top of the
+// range, and packed samples whose frame count or frame lengths lie. The
+// receiver must never panic; it delivers exactly the messages of the samples in
+// sequence, intact, drops copies silently, and reports every sample it drops for
+// another reason (a jump, or the damaged rest of a malformed sample) as one
+// ErrProtocol item in its place, after the frames before the damage.
 func FuzzInboxHeaders(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0, 1, 0, 1, 0, 2, 1, 3, 0, 3, 0, 5})
@@ -354,6 +354,7 @@ func FuzzInboxHeaders(f *testing.F) {
 	f.Add([]byte{0, 1, 1, 4, 0, 2, 2, 4, 0, 3, 0, 1})
 	f.Add([]byte{0, 1, 3, 9, 0, 2, 0, 1})
 	f.Add([]byte{0, 1, 1, 200, 0, 2, 3, 200})
+	f.Add([]byte{0, 1, 0, 1, 0, 0xfe, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1}) // a forged jump, then the real stream
 	s := newFuzzSpace(f)
 	svc, err := s.node.PublishSubscribe("inbox", withHeader(), BufferSize(64), SafeOverflow(false))
 	if err != nil {
@@ -372,16 +373,17 @@ func FuzzInboxHeaders(f *testing.F) {
 	defer sub.Close()
 	tags := []uint64{0, 1, 0x0123456789abcdef, math.MaxUint64}
 	scratch := NewBatch(1<<20, 64)
+	cfg := defaultChanConfig()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for { // what an earlier input left behind after a refused sample
+		for { // what an earlier input left behind
 			if k, err := sub.ReceiveBatch(scratch); err != nil || k == 0 {
 				break
 			}
 		}
-		box := newInbox[[]byte]("inbox", sub, Raw{}, true, true)
-		last := map[uint64]uint64{}
-		var want [][]byte
-		bad := false // a malformed sample is expected to stop the inbox
+		r := newReceiver[[]byte]("inbox", sub, nil, newLife(), Raw{}, cfg, true, true)
+		type state struct{ last, jump uint64 }
+		model := map[uint64]*state{}
+		var want []string // messages, and "!" for a reported drop
 		hdr := make([]byte, headerSize)
 		for i := 0; i+3 < len(data) && i < 4*48; i += 4 {
 			tag := tags[data[i]%4]
@@ -396,34 +398,53 @@ func FuzzInboxHeaders(f *testing.F) {
 			}
 			kind, size := data[i+2]%4, int(data[i+3])
 			payload, count, frames, ok := hostileSample(kind, size, i)
-			putHeader(hdr, tag, seq, count)
+			h := header{tag: tag, seq: seq, count: uint32(min(count, math.MaxUint32))}
+			h.put(hdr)
 			if k, err := pub.sendHeader(payload, hdr); err != nil || k != 1 {
 				t.Fatalf("send %d: %d, %v", i/4, k, err)
 			}
-			if bad {
+			st, seen := model[tag]
+			switch {
+			case !seen:
+				model[tag] = &state{last: seq}
+			case seq == st.last+1 || (st.jump != 0 && seq == st.jump+1):
+				st.last, st.jump = seq, 0
+			case seq <= st.last:
+				continue // a copy: dropped without a word
+			default:
+				st.jump = seq
+				want = append(want, "!")
 				continue
 			}
-			if l, seen := last[tag]; seen && seq <= l {
-				continue // a copy: dropped before it is looked at
+			for _, m := range frames {
+				want = append(want, string(m))
 			}
-			last[tag] = seq
-			want = append(want, frames...)
-			bad = !ok
+			if !ok {
+				want = append(want, "!")
+			}
 		}
-		_, err := box.take(math.MaxInt)
-		switch {
-		case bad && !errors.Is(err, ErrInvalidArgument):
-			t.Fatalf("malformed sample: take gave %v, want ErrInvalidArgument", err)
-		case !bad && err != nil:
-			t.Fatalf("take: %v", err)
+		for {
+			k, err := r.take()
+			if err != nil {
+				t.Fatalf("take: %v", err)
+			}
+			if k == 0 {
+				break
+			}
 		}
-		got := box.queue[box.head:]
+		got := r.queue[r.head:]
 		if len(got) != len(want) {
-			t.Fatalf("delivered %d messages, want %d", len(got), len(want))
+			t.Fatalf("delivered %d items, want %d", len(got), len(want))
 		}
 		for i := range want {
-			if string(got[i]) != string(want[i]) {
-				t.Fatalf("message %d damaged: %d bytes, want %d", i, len(got[i]), len(want[i]))
+			if want[i] == "!" {
+				if !errors.Is(got[i].err, ErrProtocol) {
+					t.Fatalf("item %d: %v, want a reported drop (ErrProtocol)", i, got[i].err)
+				}
+				continue
+			}
+			if got[i].err != nil || string(got[i].v) != want[i] {
+				t.Fatalf("item %d damaged: %d bytes (%v), want %d", i, len(got[i].v), got[i].err, len(want[i]))
 			}
 		}
 	})

@@ -11,6 +11,8 @@ package iox
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,7 +42,7 @@ var (
 	ErrIncompatible = errors.New("iox: incompatible service")
 	// ErrIncompatibleType: an existing service carries another payload type.
 	// errors.Is(err, ErrIncompatible) also holds for it.
-	ErrIncompatibleType = &subError{"iox: incompatible payload type", ErrIncompatible}
+	ErrIncompatibleType = &subError{"iox: incompatible payload type", []error{ErrIncompatible}}
 	ErrVersionMismatch  = errors.New("iox: iceoryx2 version mismatch")
 	ErrLimitReached     = errors.New("iox: limit reached")
 	ErrPermission       = errors.New("iox: permission denied")
@@ -53,24 +55,40 @@ var (
 	ErrConnection     = errors.New("iox: connection failure")
 	ErrBusy           = errors.New("iox: service is being created or removed by another process")
 	ErrPeerGone       = errors.New("iox: peer gone")
-	// ErrPeerClosed: the peer ended the conversation cleanly (errors.Is ErrPeerGone).
-	ErrPeerClosed = &subError{"iox: peer closed", ErrPeerGone}
+	// ErrPeerClosed: the peer ended the conversation cleanly. errors.Is also
+	// matches ErrPeerGone and io.EOF, so readers can treat it as end of stream.
+	ErrPeerClosed = &subError{"iox: peer closed", []error{ErrPeerGone, io.EOF}}
 	// ErrPeerCrashed: the peer's process died without closing (errors.Is ErrPeerGone).
-	ErrPeerCrashed = &subError{"iox: peer crashed", ErrPeerGone}
+	ErrPeerCrashed = &subError{"iox: peer crashed", []error{ErrPeerGone}}
 	// ErrPairFull: both ends of the pair are taken.
 	ErrPairFull = errors.New("iox: pair already has two ends")
-	ErrClosed   = errors.New("iox: use of closed handle")
-	ErrInternal = errors.New("iox: internal failure")
+	// ErrClosed: use after Close. errors.Is also matches net.ErrClosed.
+	ErrClosed = &subError{"iox: use of closed handle", []error{net.ErrClosed}}
+	// ErrProtocol: a message on one of iox's own services did not follow iox's
+	// wire format (malformed, or out of sequence); it was dropped and the
+	// channel went on.
+	ErrProtocol = errors.New("iox: peer broke the protocol")
+	// ErrUndelivered: Close could not confirm that the peer took every message;
+	// the error's detail says how many.
+	ErrUndelivered = errors.New("iox: messages not delivered")
+	ErrInternal    = errors.New("iox: internal failure")
 )
 
 // subError is a sentinel that also matches its parent with errors.Is.
 type subError struct {
-	msg    string
-	parent error
+	msg     string
+	parents []error
 }
 
-func (e *subError) Error() string        { return e.msg }
-func (e *subError) Is(target error) bool { return target == e.parent }
+func (e *subError) Error() string { return e.msg }
+func (e *subError) Is(target error) bool {
+	for _, p := range e.parents {
+		if target == p {
+			return true
+		}
+	}
+	return false
+}
 
 // Error describes a failed operation. Kind is one of the package's Err* values.
 type Error struct {

@@ -2,41 +2,51 @@ package iox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Pair is one end of a bidirectional, ordered, lossless channel between two
-// processes — nng's pair pattern over iceoryx2 shared memory. Exactly two ends
-// share a name; each sends on Out and receives on In.
+// processes: nng's pair pattern over iceoryx2 shared memory. Exactly two ends
+// share a name; each sends with Send or Out and receives with Recv or In.
 //
-// Delivery: every message sent reaches the peer once, in order. While the peer's
-// queue is full, or before the peer has arrived, sending blocks (the Go channel
-// fills, then Out blocks), so Out stays usable in select. Messages sent before the
-// peer arrives are delivered when it does.
+// Delivery: every message sent reaches the peer once, in order. Send copies the
+// message into shared memory on the caller's goroutine, so the caller may reuse
+// its buffer as soon as Send returns; while the peer's queue is full, or before
+// the peer has arrived, messages wait in a bounded queue (WithChanCap) and Send
+// blocks once that is full. Recv takes the next message on the caller's own
+// goroutine, spinning briefly while the peer answers quickly and parking in the
+// runtime poller otherwise. In and Out are ordinary Go channels fed by a
+// goroutine that starts when they are first used; a value sent on Out is handed
+// over to the pair, as with any Go channel.
 //
-// Ending: Err says why a pair ended (ErrPeerClosed, ErrPeerCrashed, ErrClosed
-// after Close, the context's error, or a failure) and Done is closed then. The
-// peer's Close is a clean end (ErrPeerClosed): In delivers everything the peer
-// sent, then closes.
-// A peer that dies without closing is noticed within the peer timeout (default
-// 1 s) and reported as ErrPeerCrashed; a restarted process can open the same name
-// again, and so can this one, without manual cleanup.
+// Ending: Err says why a pair ended and Done is closed then; Err is set before
+// Recv or In report the end. The peer's Close is a clean end: Recv and In
+// deliver everything the peer sent, then report ErrPeerClosed (which matches
+// io.EOF). A peer process that dies without closing is noticed within
+// milliseconds (the pair waits on the process with a pidfd; without pidfd
+// support it looks every quarter of WithPeerTimeout) and reported as
+// ErrPeerCrashed. A restarted process can open the same name again without
+// manual cleanup.
 //
-// Shutdown: Close stops accepting messages, sends what Out had accepted, and waits
-// up to the linger time (default 1 s) until the peer has taken it all. Cancelling
-// the context stops at once: messages the peer has not taken yet are lost, and the
-// peer sees a clean end. After either, Send fails with the reason; a bare send on
-// Out blocks, so select on Done as well.
+// Shutdown: Close stops accepting messages, sends what was queued and a bye
+// behind it, and waits up to the linger time (WithLinger, default 1 s) until the
+// peer confirms that it took everything. It returns nil only then; otherwise an
+// error matching ErrUndelivered says how many messages the peer did not
+// confirm. The context given to OpenPair bounds the pair's life: when it ends,
+// the pair ends at once (Err wraps the context's cause), queued messages are
+// dropped, and the peer sees a clean end. Always Close a pair, also after it
+// ended, to release its shared memory.
 type Pair[T any] struct {
-	chanBase
-	codec Codec[T]
-	enc   func([]byte, T) ([]byte, error)
-	fixed bool // a fixed-size payload: one message per sample
+	node  *Node
+	name  string
+	cfg   chanConfig
+	life  *life
+	fixed bool
 	slot  int
 
 	mineSvc, peerSvc *PubSubService // I publish on mine and subscribe to the peer's
@@ -45,33 +55,41 @@ type Pair[T any] struct {
 	sub              *Subscriber
 	lis              *Listener
 	ntf              *Notifier
-	spare            chan []byte // WithRecycling's free list
+	closers          []interface{ Close() error }
 
-	out chan T // the user's messages to the peer
-	in  chan T // the peer's messages to the user
+	hub *hub
+	rx  *receiver[T]
+	tx  *sender[T]
+	hb  []byte // the header of the sample being sent (under tx.mu)
+	txW chan struct{}
 
-	quit       chan struct{} // ends the receiver
-	flush      chan struct{} // Close asks the sender to send what it holds
-	flushed    chan struct{}
-	quitOnce   sync.Once
-	wakeSend   chan struct{}
-	wakeRecv   chan struct{}
-	byeSig     chan struct{}
-	drained    chan struct{}
-	checkSig   chan struct{}
-	contact    atomic.Bool // a peer said hello, took a message or sent one
-	peerBye    atomic.Bool // the peer said bye
-	byePending atomic.Bool // ... and the receiver has not acknowledged it yet
-	peerDead   atomic.Bool
-	recvDone   chan struct{}
-	connected  atomic.Bool
-	peerSeen   bool // supervisor-owned from here on
-	peerNode   UniqueID
-	suspicious bool
+	in, out      chan T
+	inOnce       sync.Once
+	outOnce      sync.Once
+	feeds        sync.WaitGroup // the goroutines behind In and Out
+	torn         chan struct{}  // teardown began: those goroutines stop
+	stopTx       chan struct{}  // the send queue's goroutine stops
+	stopTxOnce   sync.Once
+	gone         chan struct{} // the peer closed or crashed
+	goneOnce     sync.Once
+	closeOnce    sync.Once
+	userClosed   atomic.Bool
+	closeErr     error
+	closed       chan struct{} // teardown finished
+	stopCtxWatch func() bool
+
+	mu          sync.Mutex // guards the peer fields below
+	peerNode    UniqueID
+	peerKnown   atomic.Bool
+	unwatch     func()
+	peerBye     bool
+	peerGot     uint64
+	acked       atomic.Bool // the peer confirmed it took everything up to our bye
+	senderWaits atomic.Bool // the peer waits for room in our queue
 }
 
 // OpenPair opens one end of the []byte pair called name. ctx bounds the pair's
-// life: when it ends, so does the pair.
+// life (see Pair); use WithOpenTimeout to bound only the opening.
 func OpenPair(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Pair[[]byte], error) {
 	return OpenPairOf[[]byte](ctx, node, name, Raw{}, opts...)
 }
@@ -79,34 +97,46 @@ func OpenPair(ctx context.Context, node *Node, name string, opts ...ChanOption) 
 // OpenPairOf opens one end of the pair called name carrying values of T encoded
 // by codec (see Fixed for fixed-layout types).
 func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Pair[T], error) {
-	cfg, err := prepare(ctx, "open pair", name, pairSuffix(1), opts)
+	const op = "open pair"
+	cfg, err := prepare(ctx, op, name, pairSuffix(1), opts)
 	if err != nil {
 		return nil, err
 	}
-	p := &Pair[T]{
-		codec: codec, enc: encoder(codec),
-		out: make(chan T, cfg.chanCap), in: make(chan T, cfg.chanCap), quit: make(chan struct{}),
-		flush: make(chan struct{}), flushed: make(chan struct{}),
-		wakeSend: newSignal(), wakeRecv: newSignal(), byeSig: newSignal(), drained: newSignal(), checkSig: newSignal(),
-		recvDone: make(chan struct{}), spare: newSpares(cfg),
+	if err := cfg.only(op, name, "pair", optLossy, optHistory, optMaxSubscribers, optMaxPublishers, optPoll, optWaitSubs); err != nil {
+		return nil, err
 	}
-	p.init(ctx, node, name, cfg)
+	p := &Pair[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), txW: newSignal(),
+		in: make(chan T, cfg.chanCap), out: make(chan T), torn: make(chan struct{}), stopTx: make(chan struct{}),
+		gone: make(chan struct{}), closed: make(chan struct{})}
 	pt := payloadTypeOf(codec)
 	p.fixed = pt.Fixed
 	if err := p.join(pt); err != nil {
 		p.release()
-		p.stop()
 		return nil, err
 	}
-	p.pumps.Add(2)
-	go p.dispatch()
-	go p.sendLoop()
-	go p.recvLoop()
-	go p.supervise()
+	p.hub = newHub(p.lis, p.onIDs)
+	p.rx = newReceiver(name, p.sub, p.hub, p.life, codec, cfg, true, false)
+	p.rx.onBye, p.rx.onTake = p.peerSaidBye, p.afterTake
+	p.tx = newSender(name, p.life, codec, cfg, !p.fixed)
+	p.tx.tag = randomTag()
+	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
+	p.tx.fail = func(err error) { p.end(err) }
+	p.lookForPeer()
+	p.feeds.Add(1)
+	go func() { defer p.feeds.Done(); p.rx.keep(p.torn, cfg.queue+cfg.chanCap) }()
+	p.stopCtxWatch = context.AfterFunc(ctx, func() {
+		p.closeOnce.Do(func() { p.closeErr = p.shutdown(contextEnded("pair", name, ctx), false) })
+	})
 	return p, nil
 }
 
 func pairSuffix(slot int) string { return fmt.Sprintf(".iox-pair%d", slot) }
+
+func randomTag() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.NativeEndian.Uint64(b[:]) | 1
+}
 
 // join claims a free end (slot) of the pair and opens the ports: a publisher on
 // the slot's service, a listener for events addressed to the slot, a subscriber
@@ -121,6 +151,11 @@ func (p *Pair[T]) join(pt PayloadType) error {
 		svc, err := p.node.PublishSubscribe(p.name+pairSuffix(k), svcOpts...)
 		if err != nil {
 			return err
+		}
+		if svc.BufferSize() != p.cfg.queue {
+			svc.Close()
+			return &Error{Op: "open pair", Name: p.name, Kind: ErrIncompatible,
+				Detail: fmt.Sprintf("the other end was opened with WithQueue(%d), this one with WithQueue(%d)", svc.BufferSize(), p.cfg.queue)}
 		}
 		pub, err := svc.Publisher(FailWhenFull(0), MaxMessageSize(max(p.cfg.maxMessage, packLimit)),
 			InitialMessageSize(packLimit))
@@ -167,267 +202,313 @@ func (p *Pair[T]) join(pt PayloadType) error {
 	return nil
 }
 
-// Out is the channel of messages to the peer.
-func (p *Pair[T]) Out() chan<- T { return p.out }
+func (p *Pair[T]) opened(c interface{ Close() error }) { p.closers = append(p.closers, c) }
 
-// In is the channel of messages from the peer; it is closed when the pair ends
-// (after the peer's last message when the peer closed cleanly).
-func (p *Pair[T]) In() <-chan T { return p.in }
-
-// Connected reports whether the peer has arrived.
-func (p *Pair[T]) Connected() bool { return p.connected.Load() }
-
-// Send hands v to the pair, waiting while the pipeline is full. It fails with
-// ctx's error, with ErrClosed after Close, or with the reason the pair ended;
-// ErrMessageTooLarge for a []byte over the limit. nil means accepted, not yet
-// delivered.
-func (p *Pair[T]) Send(ctx context.Context, v T) error {
-	if b, ok := any(v).([]byte); ok && len(b) > p.cfg.maxMessage {
-		return &Error{Op: "send", Name: p.name, Kind: ErrMessageTooLarge,
-			Detail: fmt.Sprintf("%d bytes, at most %d", len(b), p.cfg.maxMessage)}
+func (p *Pair[T]) release() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i].Close()
 	}
-	return sendValue(ctx, p.out, p.closeReq, &p.end, v)
+	p.closers = nil
 }
 
-// Recv waits for the next message. When the pair has ended and every message is
-// delivered it returns the reason (ErrPeerClosed after a clean close).
-func (p *Pair[T]) Recv(ctx context.Context) (T, error) {
-	return recvValue(ctx, p.in, &p.end)
+// Send hands v to the pair: it is encoded and copied into shared memory (or
+// into the send queue while the peer cannot take it) before Send returns, so
+// the caller may reuse v's memory. Send waits while the queue is full. An
+// oversized or unencodable value fails this Send alone (ErrMessageTooLarge,
+// ErrInvalidArgument) and the pair goes on; once the pair has ended Send returns
+// Err (ErrClosed after Close). nil means accepted, not yet confirmed.
+func (p *Pair[T]) Send(ctx context.Context, v T) error { return p.tx.send(ctx, v) }
+
+// Recv returns the next message. After the peer closed it returns the rest of
+// the peer's messages, then ErrPeerClosed; after Close it returns ErrClosed. A
+// message that had to be dropped (too large, undecodable) comes back as its
+// error, and the next Recv goes on.
+func (p *Pair[T]) Recv(ctx context.Context) (T, error) { return p.rx.recv(ctx) }
+
+// In is the channel of messages from the peer; it is closed after the pair
+// ended (once the peer's messages are delivered, when the peer closed) and Err
+// is set before that. A goroutine behind it starts on the first call.
+func (p *Pair[T]) In() <-chan T {
+	p.inOnce.Do(func() {
+		p.feeds.Add(1)
+		go func() { defer p.feeds.Done(); p.rx.feed(p.in, p.torn) }()
+	})
+	return p.in
 }
+
+// Out is the channel of messages to the peer. It has no buffer: a value sent on
+// it is handed to the pair as by Send, and after the pair ended a send on Out
+// blocks, so select on Done as well. Values Send refuses go to OnDrop. A
+// goroutine behind it starts on the first call.
+func (p *Pair[T]) Out() chan<- T {
+	p.outOnce.Do(func() {
+		p.feeds.Add(1)
+		go func() { defer p.feeds.Done(); forward(p.out, p.tx, p.life, p.cfg.onDrop) }()
+	})
+	return p.out
+}
+
+// forward sends what arrives on out until the channel ends.
+func forward[T any](out <-chan T, tx *sender[T], l *life, onDrop func(error)) {
+	for {
+		select {
+		case v := <-out:
+			if err := tx.send(context.Background(), v); err != nil {
+				if l.err() != nil {
+					return
+				}
+				if onDrop != nil {
+					onDrop(err)
+				}
+			}
+		case <-l.Done():
+			return
+		}
+	}
+}
+
+// Done is closed when the pair has ended; Err says why.
+func (p *Pair[T]) Done() <-chan struct{} { return p.life.Done() }
+
+// Err is nil while the pair is open, then why it ended: ErrPeerClosed,
+// ErrPeerCrashed, ErrClosed after Close, an *Error wrapping the cause of the
+// context it was opened with, or a failure.
+func (p *Pair[T]) Err() error { return p.life.err() }
+
+// Connected reports whether this end has seen its peer.
+func (p *Pair[T]) Connected() bool { return p.peerKnown.Load() }
 
 // Recycle hands a received message's buffer back for reuse (with WithRecycling;
 // otherwise it does nothing). Do not use b afterwards.
-func (p *Pair[T]) Recycle(b []byte) { recycle(p.spare, b) }
+func (p *Pair[T]) Recycle(b []byte) { recycle(p.rx.spare, b) }
 
-// Close ends the pair gracefully (see the type's documentation) and waits until
-// every goroutine it started has stopped. A second Close returns ErrClosed.
+// Close ends the pair gracefully (see Pair) and releases it. It returns nil only
+// when the peer confirmed every message, an error matching ErrUndelivered
+// otherwise. A second Close returns ErrClosed.
 func (p *Pair[T]) Close() error {
-	err := p.close("close pair")
-	p.quitOnce.Do(func() { close(p.quit) })
-	<-p.recvDone
+	first := !p.userClosed.Swap(true)
+	p.closeOnce.Do(func() {
+		p.stopCtxWatch()
+		p.closeErr = p.shutdown(&Error{Op: "pair", Name: p.name, Kind: ErrClosed}, true)
+	})
+	<-p.closed
+	if !first {
+		return &Error{Op: "close pair", Name: p.name, Kind: ErrClosed}
+	}
+	return p.closeErr
+}
+
+// end ends the pair with err, which is not this end's doing.
+func (p *Pair[T]) end(err error) {
+	p.life.end(err, false)
+	p.hub.kick()
+}
+
+// deliver sends one sample of the send queue or of Send.
+func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
+	h.got = p.rx.got.Load()
+	h.put(p.hb)
+	n, err := p.pub.sendNotify(data, p.hb, p.ntf, evData)
+	if err == nil && n > 0 {
+		if !p.peerKnown.Load() {
+			p.lookForPeer()
+		}
+		return true, nil
+	}
+	if err == nil || errors.Is(err, ErrWouldBlock) {
+		return false, nil
+	}
+	return false, err
+}
+
+// awaitRoom waits until the peer made room or arrived. It tells a full peer
+// that a sender waits (evFull); as a safety net it also looks again after a
+// quarter of the peer timeout, which costs nothing while nothing is queued.
+func (p *Pair[T]) awaitRoom(stop <-chan struct{}) error {
+	if p.gonePeer() {
+		return errDone
+	}
+	p.ntf.Notify(evFull)
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.peerTimeout/4)
+	defer cancel()
+	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello), p.txW)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
 	return err
 }
 
-// fail ends the pair with err (the first reason wins).
-func (p *Pair[T]) fail(err error) {
-	p.end.end(err)
-}
-
-// dispatch turns notifications addressed to this end into wake-ups of the pumps.
-// It waits in the runtime poller, holding no OS thread.
-func (p *Pair[T]) dispatch() {
-	defer p.pumps.Done()
-	var ids []EventID // reused: a wait allocates nothing
-	for {
-		var err error
-		ids, err = p.lis.waitInto(p.stopCtx, ids)
-		if err != nil {
-			if p.stopCtx.Err() == nil {
-				p.fail(err)
-			}
-			return
-		}
-		for _, id := range ids {
-			switch id {
-			case evData:
-				wake(p.wakeRecv)
-			case evSpace:
-				wake(p.wakeSend)
-			case evHello:
-				p.contact.Store(true)
-				wake(p.checkSig)
-				wake(p.wakeSend)
-			case evDead:
-				p.peerDead.Store(true)
-				wake(p.checkSig)
-			case evBye:
-				p.peerBye.Store(true)
-				p.byePending.Store(true)
-				wake(p.byeSig)
-				wake(p.wakeRecv)
-			case evDrained:
-				wake(p.drained)
-			}
-		}
-		// Let the woken pumps run before this goroutine re-arms the wait: the
-		// message reaches its reader a system call sooner.
-		runtime.Gosched()
+// onIDs sees every batch of event ids drained from the listener.
+func (p *Pair[T]) onIDs(bits uint64) {
+	if bits&bit(evFull) != 0 {
+		p.senderWaits.Store(true)
+	}
+	if bits&(bit(evHello)|bit(evDead)) != 0 {
+		p.lookForPeer()
 	}
 }
 
-// sendLoop moves messages from Out into shared memory, one native call each,
-// waiting (not spinning) while the peer is absent or its queue is full.
-func (p *Pair[T]) sendLoop() {
-	defer p.pumps.Done()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	hdr := make([]byte, headerSize)
-	outbox[T]{name: p.name, out: p.out, enc: p.enc, max: p.cfg.maxMessage, pack: !p.fixed,
-		flush: p.flush, flushed: p.flushed, stop: p.stopCtx.Done(), fail: p.fail,
-	}.pump(func(s outSample) bool { return p.deliver(s, hdr, retry) })
-}
-
-// deliver sends the sample until the peer's queue has taken it; false when the
-// pair stops.
-func (p *Pair[T]) deliver(s outSample, hdr []byte, retry *time.Timer) bool {
-	putHeader(hdr, 0, 0, uint64(s.count))
-	for {
-		n, err := p.pub.sendHeader(s.data, hdr)
-		if err == nil && n > 0 {
-			p.contact.Store(true)
-			if len(p.out) == 0 {
-				p.ntf.Notify(evData)
-			}
-			return true
-		}
-		if err != nil && !errors.Is(err, ErrWouldBlock) {
-			p.fail(err)
-			return false
-		}
-		// the peer is absent or its queue is full: make sure it drains, then wait
-		p.ntf.Notify(evData)
-		retry.Reset(p.cfg.peerTimeout / 4)
-		select {
-		case <-p.wakeSend:
-		case <-retry.C:
-		case <-p.stopCtx.Done():
-			retry.Stop()
-			return false
-		}
-		retry.Stop()
+// afterTake runs after every look into shared memory by the receiver.
+func (p *Pair[T]) afterTake() {
+	if p.senderWaits.Swap(false) {
+		p.ntf.Notify(evSpace)
+	}
+	if !p.peerKnown.Load() && p.rx.got.Load() > 0 {
+		p.lookForPeer()
 	}
 }
 
-// recvLoop moves messages from shared memory to In. After the peer's bye it takes
-// everything left at once, acknowledges it, delivers it and closes In.
-func (p *Pair[T]) recvLoop() {
-	defer close(p.recvDone)
-	box := newInbox(p.name, p.sub, p.codec, true, false)
-	box.spare = p.spare
-	box.deliver(p.in, delivery{
-		ctx: p.ctx, quit: p.quit, wake: p.wakeRecv, bye: p.byeSig,
-		byeSaid: func() bool { return p.byePending.Swap(false) },
-		acked: func() {
-			p.ntf.Notify(evDrained)
-			p.fail(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed})
-		},
-		endAtBye:  true,
-		room:      func() { p.ntf.Notify(evSpace) },
-		got:       func() { p.contact.Store(true) },
-		full:      p.cfg.queue,
-		spin:      p.cfg.spin,
-		idle:      p.cfg.peerTimeout / 4,
-		hasWaiter: func() bool { has, err := p.sub.HasMessages(); return err != nil || has },
-		fail:      p.fail,
-	})
-}
-
-// supervise watches the peer, ends the pair when asked or when the peer goes, and
-// releases everything.
-func (p *Pair[T]) supervise() {
-	tick := time.NewTicker(p.cfg.peerTimeout / 4)
-	defer tick.Stop()
-	p.check()
-	var reason error
-	graceful := false
-	for reason == nil {
-		select {
-		case <-tick.C:
-			reason = p.check()
-		case <-p.checkSig:
-			reason = p.check()
-		case <-p.end.done:
-			reason = p.end.reason()
-		case <-p.closeReq:
-			graceful, reason = true, &Error{Op: "pair", Name: p.name, Kind: ErrClosed}
-		case <-p.ctx.Done():
-			reason = p.ctx.Err()
-		}
-	}
-	if graceful {
-		p.linger(tick)
-	} else if !errors.Is(reason, ErrPeerGone) {
-		p.ntf.Notify(evBye) // the peer sees a clean end
-	}
-	p.fail(reason) // before In closes, so a reader that sees it closed finds the reason
-	if !errors.Is(reason, ErrPeerClosed) {
-		p.quitOnce.Do(func() { close(p.quit) })
-	}
-	p.teardown(reason)
-}
-
-// linger sends what Out holds, says bye, and waits until the peer has taken it
-// all, the peer is gone, or the linger time is over.
-func (p *Pair[T]) linger(tick *time.Ticker) {
-	deadline := time.NewTimer(p.cfg.linger)
-	defer deadline.Stop()
-	close(p.flush)
-	wait := func(c <-chan struct{}) bool {
-		for {
-			select {
-			case <-c:
-				return true
-			case <-deadline.C:
-				return false
-			case <-tick.C:
-				if p.check() != nil {
-					return false
-				}
-			}
-		}
-	}
-	if !wait(p.flushed) || !p.peerSeen || p.peerBye.Load() && p.peerGone() {
-		return
-	}
-	p.ntf.Notify(evBye)
-	wait(p.drained)
-}
-
-// check looks for the peer: it notes its arrival, and reports ErrPeerCrashed when
-// a peer that was there is gone without having said bye.
-func (p *Pair[T]) check() error {
-	p.node.CleanupDeadNodes()
-	node, present := p.peer()
-	if !p.peerSeen {
-		if present {
-			p.peerSeen, p.peerNode = true, node
-			p.connected.Store(true)
-			wake(p.wakeSend)
-			return nil
-		}
-		if !p.contact.Load() && !p.peerDead.Load() {
-			return nil
-		}
-		// messages went to or came from a peer this end never got to see:
-		// it came and went between two looks
-		p.peerSeen = true
-	}
-	if present && node == p.peerNode {
-		p.suspicious = false
-		return nil
-	}
-	if p.peerBye.Load() {
-		return nil // the receiver ends the pair once it delivered the rest
-	}
-	if p.suspicious || p.peerDead.Load() || present { // present: another process took the slot
-		return &Error{Op: "pair", Name: p.name, Kind: ErrPeerCrashed}
-	}
-	p.suspicious = true // a bye may still be on its way: confirm on the next look
-	return nil
-}
-
-// peer reports the node of the peer's subscriber on this end's service, and
-// whether the peer has both of its ports.
-func (p *Pair[T]) peer() (UniqueID, bool) {
+// lookForPeer finds the peer's node (through its subscriber on this end's
+// service) and watches its process.
+func (p *Pair[T]) lookForPeer() {
 	subs, err := p.mineSvc.Subscribers()
 	if err != nil || len(subs) == 0 {
-		return UniqueID{}, false
+		return
 	}
-	pubs, _, err := p.peerSvc.Counts()
-	return subs[0].Node, err == nil && pubs > 0
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.peerKnown.Load() && subs[0].Node == p.peerNode {
+		return
+	}
+	if p.unwatch != nil {
+		p.unwatch() // another process took the slot: the one before is gone
+	}
+	p.peerNode = subs[0].Node
+	p.unwatch = watchNode(p.node.lib, p.peerNode, p.cfg.peerTimeout/4, p.peerExited)
+	p.peerKnown.Store(true)
 }
 
-func (p *Pair[T]) peerGone() bool {
-	_, present := p.peer()
-	return !present
+// peerExited runs when the peer's process is gone.
+func (p *Pair[T]) peerExited() {
+	p.mu.Lock()
+	bye := p.peerBye
+	p.mu.Unlock()
+	p.markGone()
+	if !bye {
+		p.end(&Error{Op: "pair", Name: p.name, Kind: ErrPeerCrashed})
+	}
+}
+
+func (p *Pair[T]) markGone() {
+	p.goneOnce.Do(func() { close(p.gone) })
+	p.stopTxOnce.Do(func() { close(p.stopTx) })
+	p.hub.kick()
+}
+
+func (p *Pair[T]) gonePeer() bool { return isDone(p.gone) }
+
+// peerSaidBye runs when the receiver reads the peer's bye: everything the peer
+// sent has arrived. It confirms that to the peer.
+func (p *Pair[T]) peerSaidBye(h header) {
+	p.mu.Lock()
+	p.peerBye, p.peerGot = true, h.got
+	p.mu.Unlock()
+	p.ntf.Notify(evDrained)
+	p.life.end(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed}, false)
+	p.markGone()
+}
+
+// shutdown ends the pair with reason and releases it. Gracefully, it first
+// delivers the queue and a bye and waits for the peer's confirmation.
+func (p *Pair[T]) shutdown(reason error, graceful bool) error {
+	p.life.end(reason, true)
+	p.hub.kick()
+	var result error
+	if graceful {
+		result = p.linger()
+	} else {
+		result = p.unconfirmed("the context ended first")
+	}
+	close(p.torn)
+	p.rx.stepAside()
+	p.stopTxOnce.Do(func() { close(p.stopTx) })
+	p.hub.kick()
+	p.tx.wg.Wait()
+	if !graceful && !p.gonePeer() {
+		p.tx.sendBye(nil) // the peer sees a clean end; what was queued is lost
+	}
+	p.feeds.Wait()
+	p.mu.Lock()
+	if p.unwatch != nil {
+		p.unwatch()
+	}
+	p.mu.Unlock()
+	p.release()
+	close(p.closed)
+	return result
+}
+
+// linger delivers what is queued and a bye, then waits for the peer to confirm.
+func (p *Pair[T]) linger() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
+	defer cancel()
+	if !p.gonePeer() && p.tx.sendBye(ctx) {
+		p.awaitAck(ctx)
+	}
+	p.mu.Lock()
+	bye := p.peerBye
+	p.mu.Unlock()
+	why := "the peer did not confirm them within the linger time"
+	switch {
+	case bye:
+		why = "the peer closed first"
+	case p.gonePeer():
+		why = "the peer's process died"
+	case !p.peerKnown.Load():
+		why = "no peer arrived"
+	}
+	return p.unconfirmed(why)
+}
+
+// unconfirmed is Close's result: nil when the peer confirmed every message
+// (its bye's or last sample's count, or its acknowledgement of our bye), an
+// ErrUndelivered error saying how many it did not, and why, otherwise.
+func (p *Pair[T]) unconfirmed(why string) error {
+	sent, queued := p.tx.counts()
+	got := p.rx.acked.Load()
+	p.mu.Lock()
+	got = max(got, p.peerGot)
+	p.mu.Unlock()
+	missing := uint64(queued)
+	if !p.acked.Load() {
+		missing += sent - min(got, sent)
+	}
+	if missing == 0 {
+		return nil
+	}
+	return &Error{Op: "close pair", Name: p.name, Kind: ErrUndelivered,
+		Detail: fmt.Sprintf("%d of %d messages not confirmed: %s", missing, sent+uint64(queued), why)}
+}
+
+// awaitAck waits for the peer's confirmation of the bye (evDrained), meanwhile
+// taking what the peer sends so that a peer closing at the same time gets its
+// own confirmation.
+func (p *Pair[T]) awaitAck(ctx context.Context) {
+	p.rx.busy.Store(int64(nanotime()))
+	p.rx.stepAside()
+	select {
+	case p.rx.sem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-p.rx.sem }()
+	if sent, _ := p.tx.counts(); sent == 0 {
+		p.acked.Store(true) // nothing to confirm; a peer's pending bye is confirmed below
+		p.rx.take()
+		return
+	}
+	w := newSignal()
+	for !p.gonePeer() {
+		if _, err := p.rx.take(); err != nil {
+			return
+		}
+		got, err := p.hub.wait(ctx, p.gone, bit(evDrained)|bit(evData), w)
+		if got&bit(evDrained) != 0 {
+			p.acked.Store(true)
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"sync"
@@ -122,6 +123,8 @@ func TestPairStreamsBothWaysWithoutLossDuplicationOrReordering(t *testing.T) {
 	c.expect("streamed")
 	t.Logf("%d messages each way in %v", n, time.Since(start))
 	c.say("done")
+	_, err = p.Recv(ctx) // the child's bye: its Close then knows everything arrived
+	require.ErrorIs(t, err, io.EOF)
 	c.wait()
 }
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -452,6 +453,26 @@ func (p *Publisher) sendHeader(msg, hdr []byte) (int, error) {
 	return n, p.sendError(st)
 }
 
+// sendNotify is sendHeader (hdr may be empty) that also notifies id on ntf when
+// the message reached a subscriber: a channel's whole send in one native call.
+func (p *Publisher) sendNotify(msg, hdr []byte, ntf *Notifier, id EventID) (int, error) {
+	if err := p.checkSize("send", len(msg)); err != nil {
+		return 0, err
+	}
+	h, ok := p.ref.acquire()
+	if !ok {
+		return 0, closedError("send", p.name)
+	}
+	defer p.ref.release()
+	nh, ok := ntf.ref.acquire()
+	if !ok {
+		return 0, closedError("send", p.name)
+	}
+	n, st := p.lib.PublisherSendNotify(h, msg, hdr, nh, uint64(id))
+	ntf.ref.release()
+	return n, p.sendError(st)
+}
+
 // sendBatch sends the messages of lens, back to back in data, in one native call
 // (with user headers from hdrs when not empty). It returns how many it sent; it
 // stops before the first that fails or reaches fewer than minRecipients
@@ -500,7 +521,9 @@ func (p *Publisher) Loan(n int) (*SampleMut, error) {
 	if st != ffi.OK {
 		return nil, statusError(p.lib, "loan", p.name, st, nil)
 	}
-	return &SampleMut{lib: p.lib, name: p.name, h: sh, data: ffi.SampleBytes(sh)}, nil
+	m := &SampleMut{lib: p.lib, name: p.name, data: ffi.SampleBytes(sh)}
+	m.h.Store(uintptr(sh))
+	return m, nil
 }
 
 // Update connects the publisher to subscribers that joined since its last send,
@@ -530,7 +553,7 @@ func (p *Publisher) Close() error {
 type SampleMut struct {
 	lib  *ffi.Lib
 	name string
-	h    ffi.Handle
+	h    atomic.Uintptr // the native sample until Send or Discard
 	data []byte
 }
 
@@ -539,11 +562,11 @@ func (s *SampleMut) Bytes() []byte { return s.data }
 
 // Send delivers the message and returns how many subscribers received it.
 func (s *SampleMut) Send() (int, error) {
-	if s.h == 0 {
+	h := ffi.Handle(s.h.Swap(0)) // only one of racing calls gets the handle
+	if h == 0 {
 		return 0, closedError("send sample", s.name)
 	}
-	h := s.h
-	s.h, s.data = 0, nil
+	s.data = nil
 	n, st := s.lib.SampleMutSend(h)
 	if st != ffi.OK {
 		return n, statusError(s.lib, "send sample", s.name, st, nil)
@@ -553,11 +576,12 @@ func (s *SampleMut) Send() (int, error) {
 
 // Discard returns the message unsent.
 func (s *SampleMut) Discard() error {
-	if s.h == 0 {
+	h := ffi.Handle(s.h.Swap(0))
+	if h == 0 {
 		return closedError("discard sample", s.name)
 	}
-	s.lib.SampleMutDrop(s.h)
-	s.h, s.data = 0, nil
+	s.data = nil
+	s.lib.SampleMutDrop(h)
 	return nil
 }
 
@@ -631,12 +655,15 @@ type Batch struct {
 	n       int
 	hdrs    []byte // user headers, hdrSize bytes per message, when asked for
 	hdrSize int
+	limit   int                // larger messages are dropped (0: no limit)
+	grow    func(n int) []byte // a buffer for one message larger than buf (nil: make)
 }
 
 // NewBatch makes a batch for up to maxMessages messages in a buffer of bufSize
 // bytes; the buffer grows when a single message needs more.
 func NewBatch(bufSize, maxMessages int) *Batch {
-	maxMessages = max(maxMessages, 1)
+	maxMessages = min(max(maxMessages, 1), 1<<16)
+	bufSize = max(bufSize, 0)
 	return &Batch{buf: make([]byte, bufSize), lens: make([]uint64, maxMessages), offs: make([]int, maxMessages+1)}
 }
 
@@ -665,7 +692,21 @@ func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
 	}
 	k, st := s.lib.SubscriberReceive(h, b.buf, b.lens, b.hdrs)
 	if st == ffi.EBufferTooSmall {
-		b.buf = make([]byte, b.lens[0])
+		need := int(b.lens[0])
+		if b.limit > 0 && need > b.limit {
+			// drop it where it is: the message never reaches Go memory
+			if sh, bst := s.lib.SubscriberBorrow(h); bst == ffi.OK && sh != 0 {
+				s.lib.SampleRelease(sh)
+			}
+			s.ref.release()
+			return 0, &Error{Op: "receive", Name: s.name, Kind: ErrMessageTooLarge,
+				Detail: fmt.Sprintf("a message of %d bytes arrived, at most %d accepted; it was dropped", need, b.limit)}
+		}
+		if b.grow != nil {
+			b.buf = b.grow(need)
+		} else {
+			b.buf = make([]byte, need)
+		}
 		k, st = s.lib.SubscriberReceive(h, b.buf, b.lens, b.hdrs)
 	}
 	s.ref.release()
@@ -698,7 +739,9 @@ func (s *Subscriber) Borrow() (sample *Sample, ok bool, err error) {
 	if sh == 0 {
 		return nil, false, nil
 	}
-	return &Sample{lib: s.lib, name: s.name, h: sh, data: ffi.SampleBytes(sh)}, true, nil
+	smp := &Sample{lib: s.lib, name: s.name, data: ffi.SampleBytes(sh)}
+	smp.h.Store(uintptr(sh))
+	return smp, true, nil
 }
 
 // HasMessages reports whether a message is waiting.
@@ -727,7 +770,7 @@ func (s *Subscriber) Close() error {
 type Sample struct {
 	lib  *ffi.Lib
 	name string
-	h    ffi.Handle
+	h    atomic.Uintptr // the native sample until Release
 	data []byte
 }
 
@@ -736,11 +779,12 @@ func (s *Sample) Bytes() []byte { return s.data }
 
 // Release gives the message's memory back to the publisher.
 func (s *Sample) Release() error {
-	if s.h == 0 {
+	h := ffi.Handle(s.h.Swap(0)) // only one of racing calls gets the handle
+	if h == 0 {
 		return closedError("release sample", s.name)
 	}
-	s.lib.SampleRelease(s.h)
-	s.h, s.data = 0, nil
+	s.data = nil
+	s.lib.SampleRelease(h)
 	return nil
 }
 
@@ -948,10 +992,15 @@ func (l *Listener) tryWaitInto(dst []EventID) ([]EventID, error) {
 
 // Wait blocks until at least one event id is signalled and returns the ids. It
 // returns ctx.Err() when ctx ends first and ErrClosed when the listener is closed.
-func (l *Listener) Wait(ctx context.Context) ([]EventID, error) { return l.waitInto(ctx, nil) }
+func (l *Listener) Wait(ctx context.Context) ([]EventID, error) { return l.waitInto(ctx, nil, nil) }
 
-// waitInto is Wait appending the ids to dst, so a loop can reuse one slice.
-func (l *Listener) waitInto(ctx context.Context, dst []EventID) ([]EventID, error) {
+// errDone is what a wait returns when the done channel given to it was closed.
+var errDone = errors.New("iox: wait ended")
+
+// waitInto is Wait appending the ids to dst, so a loop can reuse one slice. It
+// also returns errDone once done (which may be nil) is closed and the listener
+// was kicked (see kick).
+func (l *Listener) waitInto(ctx context.Context, done <-chan struct{}, dst []EventID) ([]EventID, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -959,15 +1008,16 @@ func (l *Listener) waitInto(ctx context.Context, dst []EventID) ([]EventID, erro
 	case l.turn <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-done:
+		return nil, errDone
 	case <-l.done:
 		return nil, closedError("wait", l.name)
 	}
 	defer func() { <-l.turn }()
-	if err := l.file.SetReadDeadline(time.Time{}); err != nil {
-		return nil, closedError("wait", l.name)
+	if ctx.Done() != nil { // a context that can end: wake the poller then
+		stop := context.AfterFunc(ctx, l.kick)
+		defer stop()
 	}
-	stop := context.AfterFunc(ctx, func() { l.file.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
 	// The poller calls drained, parks the goroutine while it reports nothing,
 	// and calls it again once the socket is readable. Draining inside the
 	// callback, after the poller reset its readiness, loses no wake-up.
@@ -981,12 +1031,36 @@ func (l *Listener) waitInto(ctx context.Context, dst []EventID) ([]EventID, erro
 			return nil, closedError("wait", l.name)
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
+		case isDone(done):
+			return nil, errDone
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			// a deadline left over from an earlier, cancelled wait
+			// a kick meant for an earlier wait: clear it, then look again at
+			// what a kick meant for this one would have changed
 			l.file.SetReadDeadline(time.Time{})
+			switch {
+			case l.isClosed():
+				return nil, closedError("wait", l.name)
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			case isDone(done):
+				return nil, errDone
+			}
 		default:
 			return nil, &Error{Op: "wait", Name: l.name, Kind: ErrInternal, Detail: err.Error()}
 		}
+	}
+}
+
+// kick wakes the goroutine waiting in waitInto, which then checks whether its
+// context or done channel ended; call it after ending them.
+func (l *Listener) kick() { l.file.SetReadDeadline(time.Unix(1, 0)) }
+
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -1003,14 +1077,18 @@ func (l *Listener) isClosed() bool {
 // returns ErrClosed.
 func (l *Listener) Close() error {
 	l.ref.mu.Lock()
-	if l.ref.h == 0 {
-		l.ref.mu.Unlock()
+	closing := l.ref.h == 0 || l.isClosed()
+	if !closing {
+		close(l.done)
+	}
+	l.ref.mu.Unlock()
+	if closing {
 		return closedError("close listener", l.name)
 	}
-	close(l.done)
+	// Wake a waiting Read and let it finish before the descriptor goes; its
+	// callback takes the handle shared, so no lock may be held here.
+	l.kick()
 	l.file.Close()
-	l.lib.ListenerDrop(l.ref.h)
-	l.ref.h = 0
-	l.ref.mu.Unlock()
+	l.ref.close(l.lib.ListenerDrop)
 	return nil
 }

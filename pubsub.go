@@ -2,38 +2,35 @@ package iox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/iox-go/iox/internal/ffi"
 )
 
 // One-to-many channels: Pub sends every message to every Sub of a name.
 //
 // Lossless (the default): each subscriber receives every message published after
 // it joined, in order, once. A subscriber whose queue is full holds the publisher
-// back; a subscriber that crashed is noticed within the peer timeout and removed,
-// so it never blocks the publisher for longer. Messages carry a small header
-// (publisher tag and sequence number), so only iox peers use lossless services.
+// back; a subscriber whose process died is noticed at once (pidfd) and removed,
+// so it never blocks the publisher for longer. Messages carry iox's header
+// (see wire.go), so only iox peers use lossless services.
 //
 // Lossy: the publisher never waits; a slow subscriber loses its oldest messages.
 // The service is a plain iceoryx2 one that Rust, C++ or Python peers can open;
 // subscribers also poll (WithPoll) for publishers that never notify.
 //
-// Publishers come and go: a Sub stays open across them and receives from whichever
-// are there. iceoryx2 discards what a publisher sent but a subscriber had not taken
-// when that publisher closes, so a lossless Pub's Close waits (up to the linger
-// time) until every subscriber has taken everything.
+// Services: a channel called NAME uses the publish-subscribe service NAME, the
+// event service NAME for "data waiting" notifications (event id 0, as in
+// iceoryx2's event-based-communication examples), and the event service
+// NAME.iox-space for iox's own signals from subscribers to publishers. A
+// lossless publisher's Close also opens NAME.iox-ack.<tag> for the
+// subscribers' confirmations.
 
 const (
 	spaceSuffix = ".iox-space" // events from subscribers to publishers
-	ackSuffix   = ".iox-ack"   // subscribers' acknowledgements of a publisher's bye
+	ackSuffix   = ".iox-ack."  // + a publisher's tag: confirmations of its bye
 )
 
 // PeerEventKind says what happened to a subscriber.
@@ -46,7 +43,15 @@ const (
 )
 
 func (k PeerEventKind) String() string {
-	return [...]string{"joined", "left", "crashed"}[k]
+	switch k {
+	case PeerJoined:
+		return "joined"
+	case PeerLeft:
+		return "left"
+	case PeerCrashed:
+		return "crashed"
+	}
+	return fmt.Sprintf("PeerEventKind(%d)", int(k))
 }
 
 // PeerEvent reports a change among a publisher's subscribers.
@@ -71,42 +76,103 @@ func withHeader() ServiceOption {
 	return func(c *serviceConfig) { c.ps.HeaderSize = headerSize }
 }
 
-func pubsubService(node *Node, name string, pt PayloadType, cfg chanConfig) (*PubSubService, error) {
+// pubsubService joins the channel's publish-subscribe service. A publisher's
+// WithQueue must match the service's buffer, a subscriber's must fit in it (it
+// is that subscriber's own buffer); both are checked whichever end came first.
+func pubsubService(node *Node, op, name string, pt PayloadType, cfg chanConfig, subscriber bool) (*PubSubService, error) {
 	typed := []ServiceOption{WithPayloadType(pt)}
 	if !cfg.lossy {
 		typed = append(typed, withHeader())
 	}
-	return joinService(node.PublishSubscribe, name, typed,
+	svc, err := joinService(node.PublishSubscribe, name, typed,
 		[]ServiceOption{BufferSize(cfg.queue), History(cfg.history), SafeOverflow(cfg.lossy),
 			MaxSubscribers(cfg.maxSubscribers), MaxPublishers(cfg.maxPublishers)})
+	if errors.Is(err, ErrIncompatibleType) {
+		var e *Error
+		if errors.As(err, &e) {
+			if cfg.lossy {
+				e.Detail += "; an iox lossless channel may use this name: open it without Lossy()"
+			} else {
+				e.Detail += "; a lossless channel carries iox's header, which plain iceoryx2 peers do not: use Lossy() to join a plain service"
+			}
+		}
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cfg.set&optQueue != 0 && (svc.BufferSize() < cfg.queue || (!subscriber && svc.BufferSize() != cfg.queue)) {
+		svc.Close()
+		return nil, &Error{Op: op, Name: name, Kind: ErrIncompatible,
+			Detail: fmt.Sprintf("the service holds %d messages per subscriber, WithQueue asks for %d", svc.BufferSize(), cfg.queue)}
+	}
+	if !cfg.lossy && svc.SafeOverflow() {
+		svc.Close()
+		return nil, &Error{Op: op, Name: name, Kind: ErrIncompatible,
+			Detail: "a lossless channel needs a service without safe overflow; use Lossy() to join this one"}
+	}
+	return svc, nil
 }
 
+// eventService joins the event service of a channel: data events (suffix "")
+// or iox's space events.
 func eventService(node *Node, name string, cfg chanConfig) (*EventService, error) {
 	n := 2 * (cfg.maxSubscribers + cfg.maxPublishers) // room for crashed ports not yet removed
-	return joinService(node.Event, name, nil, []ServiceOption{MaxNotifiers(n), MaxListeners(n), MaxEventID(evMaxID)})
+	settings := []ServiceOption{MaxNotifiers(n), MaxListeners(n), MaxEventID(evMaxID)}
+	if len(name) > len(spaceSuffix) && name[len(name)-len(spaceSuffix):] == spaceSuffix {
+		settings = append(settings, NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead))
+	}
+	return joinService(node.Event, name, nil, settings)
+}
+
+// ports collects what a channel opened, to close it in reverse order.
+type ports []interface{ Close() error }
+
+func (p *ports) add(c interface{ Close() error }) { *p = append(*p, c) }
+
+func (p *ports) release() {
+	for i := len(*p) - 1; i >= 0; i-- {
+		(*p)[i].Close()
+	}
+	*p = nil
 }
 
 // Pub is the sending end of a publish-subscribe channel. It is safe for use by
 // multiple goroutines.
 type Pub[T any] struct {
-	chanBase
-	svc      *PubSubService
-	codec    Codec[T]
-	enc      func([]byte, T) ([]byte, error)
-	fixed    bool // a fixed-size payload: one message per sample
-	pub      *Publisher
-	ntf      *Notifier // data events to subscribers
-	spaceLis *Listener // space events from lossless subscribers
-	ackEv    *EventService
-	out      chan T
-	tag      uint64
-	seq      uint64
-	flush    chan struct{}
-	flushed  chan struct{}
-	wakeSend chan struct{}
-	peers    chan PeerEvent
-	known    map[UniqueID]PortInfo
-	subs     atomic.Int64
+	node  *Node
+	name  string
+	cfg   chanConfig
+	life  *life
+	ports ports
+	svc   *PubSubService
+	pub   *Publisher
+	ntf   *Notifier // data events to subscribers
+	space *EventService
+	lis   *Listener // hello and space events from subscribers
+	hub   *hub
+	tx    *sender[T]
+	hb    []byte
+	lens  []uint64
+	txW   chan struct{}
+
+	out        chan T
+	outOnce    sync.Once
+	peers      chan PeerEvent
+	peersOnce  sync.Once
+	feeds      sync.WaitGroup
+	torn       chan struct{}
+	stopTx     chan struct{}
+	closeOnce  sync.Once
+	userClosed atomic.Bool
+	closeErr   error
+	closed     chan struct{}
+	stopCtx    func() bool
+
+	mu      sync.Mutex
+	known   map[UniqueID]PortInfo // subscribers at the last look
+	watched map[UniqueID]func()   // subscriber nodes whose processes are watched
+	crashed map[UniqueID]bool     // ... and whose processes died
 }
 
 // OpenPub opens a publisher of []byte messages on the channel called name; ctx
@@ -117,213 +183,255 @@ func OpenPub(ctx context.Context, node *Node, name string, opts ...ChanOption) (
 
 // OpenPubOf opens a publisher of T values encoded by codec.
 func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Pub[T], error) {
-	cfg, err := prepare(ctx, "open publisher channel", name, spaceSuffix, opts)
+	const op = "open publisher channel"
+	cfg, err := prepare(ctx, op, name, ackSuffix+"0123456789abcdef", opts)
 	if err != nil {
 		return nil, err
 	}
-	p := &Pub[T]{codec: codec, enc: encoder(codec), out: make(chan T, cfg.chanCap),
-		flush: make(chan struct{}), flushed: make(chan struct{}), wakeSend: newSignal(),
-		peers: make(chan PeerEvent, 64), known: map[UniqueID]PortInfo{}}
-	p.init(ctx, node, name, cfg)
-	var tag [8]byte
-	rand.Read(tag[:])
-	p.tag = binary.NativeEndian.Uint64(tag[:])
-	pt := payloadTypeOf(codec)
-	p.fixed = pt.Fixed
-	if err := p.open(pt); err != nil {
-		p.release()
-		p.stop()
+	if err := cfg.only(op, name, "publisher", optSpin, optPoll, optRecycling, optOnDrop); err != nil {
 		return nil, err
 	}
-	p.scan()
-	p.pumps.Add(1)
-	go p.sendLoop()
-	if !cfg.lossy {
-		p.pumps.Add(1)
-		go p.listenSpace()
+	p := &Pub[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), lens: make([]uint64, 1),
+		txW: newSignal(), out: make(chan T), peers: make(chan PeerEvent, 64), torn: make(chan struct{}),
+		stopTx: make(chan struct{}), closed: make(chan struct{}),
+		known: map[UniqueID]PortInfo{}, watched: map[UniqueID]func(){}, crashed: map[UniqueID]bool{}}
+	pt := payloadTypeOf(codec)
+	if err := p.open(op, pt); err != nil {
+		p.ports.release()
+		return nil, err
 	}
-	go p.supervise()
+	p.hub = newHub(p.lis, nil)
+	p.tx = newSender(name, p.life, codec, cfg, !cfg.lossy && !pt.Fixed && cfg.history == 0) // history counts samples
+	p.tx.tag = randomTag()
+	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
+	p.tx.fail = func(err error) { p.life.end(err, false); p.hub.kick() }
+	p.scan()
+	if cfg.history > 0 {
+		p.watchPeers() // late joiners get the history even while nothing is sent
+	}
+	p.stopCtx = context.AfterFunc(ctx, func() {
+		p.closeOnce.Do(func() { p.closeErr = p.shutdown(contextEnded("publisher channel", name, ctx), false) })
+	})
 	return p, nil
 }
 
-func (p *Pub[T]) open(pt PayloadType) error {
+func (p *Pub[T]) open(op string, pt PayloadType) error {
 	var err error
-	if p.svc, err = pubsubService(p.node, p.name, pt, p.cfg); err != nil {
+	if p.svc, err = pubsubService(p.node, op, p.name, pt, p.cfg, false); err != nil {
 		return err
 	}
-	p.opened(p.svc)
+	p.ports.add(p.svc)
 	if p.pub, err = p.svc.Publisher(MaxMessageSize(max(p.cfg.maxMessage, packLimit)), FailWhenFull(0),
-		InitialMessageSize(packLimit)); err != nil {
+		InitialMessageSize(min(packLimit, max(p.cfg.maxMessage, 1)))); err != nil {
 		return err
 	}
-	p.opened(p.pub)
+	p.ports.add(p.pub)
 	ev, err := eventService(p.node, p.name, p.cfg)
 	if err != nil {
 		return err
 	}
-	p.opened(ev)
+	p.ports.add(ev)
 	if p.ntf, err = ev.Notifier(); err != nil {
 		return err
 	}
-	p.opened(p.ntf)
-	if p.cfg.lossy {
-		return nil
-	}
-	space, err := eventService(p.node, p.name+spaceSuffix, p.cfg)
-	if err != nil {
+	p.ports.add(p.ntf)
+	if p.space, err = eventService(p.node, p.name+spaceSuffix, p.cfg); err != nil {
 		return err
 	}
-	p.opened(space)
-	if p.spaceLis, err = space.Listener(); err != nil {
+	p.ports.add(p.space)
+	if p.lis, err = p.space.Listener(); err != nil {
 		return err
 	}
-	p.opened(p.spaceLis)
-	if p.ackEv, err = eventService(p.node, p.name+ackSuffix, p.cfg); err != nil {
-		return err
-	}
-	p.opened(p.ackEv)
+	p.ports.add(p.lis)
 	return nil
 }
 
-// C is the channel of messages to publish.
-func (p *Pub[T]) C() chan<- T { return p.out }
+// Send hands v to the publisher: it is encoded and copied into shared memory
+// (or into the send queue while a lossless subscriber is full, or while fewer
+// than WaitSubscribers subscribers are there) before Send returns, so the caller
+// may reuse v's memory. Send waits while the queue is full. An oversized or
+// unencodable value fails this Send alone; once the channel has ended Send
+// returns Err.
+func (p *Pub[T]) Send(ctx context.Context, v T) error { return p.tx.send(ctx, v) }
 
-// Send hands v to the publisher, waiting while the pipeline is full (lossless
-// mode). It fails with ctx's error, with ErrClosed after Close, or with the reason
-// the channel ended; ErrMessageTooLarge for a []byte over the limit.
-func (p *Pub[T]) Send(ctx context.Context, v T) error {
-	if b, ok := any(v).([]byte); ok && len(b) > p.cfg.maxMessage {
-		return &Error{Op: "send", Name: p.name, Kind: ErrMessageTooLarge,
-			Detail: fmt.Sprintf("%d bytes, at most %d", len(b), p.cfg.maxMessage)}
+// Out is the channel of messages to publish; it has no buffer, and a value sent
+// on it is handed over as by Send. After the channel ended a send on Out blocks,
+// so select on Done as well. A goroutine behind it starts on the first call.
+func (p *Pub[T]) Out() chan<- T {
+	p.outOnce.Do(func() {
+		p.feeds.Add(1)
+		go func() { defer p.feeds.Done(); forward(p.out, p.tx, p.life, p.cfg.onDrop) }()
+	})
+	return p.out
+}
+
+// Subscribers returns how many subscribers the service has now.
+func (p *Pub[T]) Subscribers() int {
+	_, n, err := p.svc.Counts()
+	if err != nil {
+		return 0
 	}
-	return sendValue(ctx, p.out, p.closeReq, &p.end, v)
+	return n
 }
 
-// Subscribers returns how many subscribers the publisher saw at its last look
-// (it looks every quarter of the peer timeout).
-func (p *Pub[T]) Subscribers() int { return int(p.subs.Load()) }
-
-// Peers reports subscribers joining, leaving and crashing. Events are dropped when
-// nobody reads them and 64 are waiting.
-func (p *Pub[T]) Peers() <-chan PeerEvent { return p.peers }
-
-// Close stops publishing: it sends what C had accepted and, in lossless mode,
-// waits up to the linger time until every subscriber has taken it. A second Close
-// returns ErrClosed.
-func (p *Pub[T]) Close() error { return p.close("close publisher channel") }
-
-// sendLoop publishes the messages of C, one native call each.
-func (p *Pub[T]) sendLoop() {
-	defer p.pumps.Done()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
-	hdr, lens := make([]byte, headerSize), make([]uint64, 1)
-	outbox[T]{name: p.name, out: p.out, enc: p.enc, max: p.cfg.maxMessage, pack: !p.cfg.lossy && !p.fixed && p.cfg.history == 0, // history counts samples
-		flush: p.flush, flushed: p.flushed, stop: p.stopCtx.Done(), fail: p.end.end,
-	}.pump(func(s outSample) bool { return p.publish(s, hdr, lens, retry) })
+// Peers reports subscribers joining, leaving and crashing, and is closed when
+// the publisher is closed. Events are dropped when nobody reads them and 64 are
+// waiting. A goroutine behind it starts on the first call.
+func (p *Pub[T]) Peers() <-chan PeerEvent {
+	p.watchPeers()
+	return p.peers
 }
 
-// publish sends the sample to every subscriber. In lossless mode a full
-// subscriber makes it wait for room and send the sample again; subscribers drop
-// the copies they already have (same tag and sequence number).
-func (p *Pub[T]) publish(s outSample, hdr []byte, lens []uint64, retry *time.Timer) bool {
-	p.seq++
-	putHeader(hdr, p.tag, p.seq, uint64(s.count))
-	lens[0] = uint64(len(s.data))
-	backoff := time.Duration(0)
-	for {
-		var k int
-		var err error
-		if p.cfg.lossy {
-			k, err = p.pub.sendBatch(s.data, lens, nil, 0)
-		} else {
-			k, err = p.pub.sendBatch(s.data, lens, hdr, ffi.AllSubscribers)
+// Done is closed when the publisher has ended; Err says why.
+func (p *Pub[T]) Done() <-chan struct{} { return p.life.Done() }
+
+// Err is nil while the publisher is open, then why it ended: ErrClosed after
+// Close, an *Error wrapping the cause of its context, or a failure.
+func (p *Pub[T]) Err() error { return p.life.err() }
+
+// Close stops publishing: it sends what was queued and, in lossless mode, a bye
+// behind it, and waits up to the linger time until every subscriber confirmed
+// that it took everything. It returns nil only then; otherwise an error
+// matching ErrUndelivered says how many subscribers did not confirm. A second
+// Close returns ErrClosed.
+func (p *Pub[T]) Close() error {
+	first := !p.userClosed.Swap(true)
+	p.closeOnce.Do(func() {
+		p.stopCtx()
+		p.closeErr = p.shutdown(&Error{Op: "publisher channel", Name: p.name, Kind: ErrClosed}, true)
+	})
+	<-p.closed
+	if !first {
+		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrClosed}
+	}
+	return p.closeErr
+}
+
+// deliver sends one sample to every subscriber. In lossless mode a subscriber
+// that is full makes it fail, and the queue's goroutine sends it again once
+// there is room; subscribers drop the copies they already have (same tag and
+// sequence number).
+func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
+	if p.cfg.waitSubs > 0 && h.kind == kindData && p.Subscribers() < p.cfg.waitSubs {
+		return false, nil
+	}
+	if p.cfg.lossy {
+		if h.kind != kindData {
+			return true, nil // lossy services carry no iox headers, hence no bye
 		}
-		if err != nil && !errors.Is(err, ErrWouldBlock) {
-			p.end.end(err)
-			return false
-		}
-		if k == 1 {
-			break
-		}
+		_, err := p.pub.sendNotify(data, nil, p.ntf, evData)
+		return err == nil, err
+	}
+	h.put(p.hb)
+	p.lens[0] = uint64(len(data))
+	k, err := p.pub.sendBatch(data, p.lens, p.hb, -1)
+	if err != nil && !errors.Is(err, ErrWouldBlock) {
+		return false, err
+	}
+	if k == 1 {
 		p.ntf.Notify(evData)
-		// A full subscriber reports ErrWouldBlock and signals room when it has
-		// taken its queue. A subscriber that was not reached without saying so
-		// (not yet attached to the publisher's newest memory segment) signals
-		// nothing: look again soon, backing off.
-		wait := p.cfg.peerTimeout / 4
-		if err == nil {
-			backoff = min(max(2*backoff, 50*time.Microsecond), wait)
-			wait = backoff
-		}
-		retry.Reset(wait)
-		select {
-		case <-p.wakeSend:
-		case <-retry.C:
-		case <-p.stopCtx.Done():
-			retry.Stop()
-			return false
-		}
-		retry.Stop()
+		return true, nil
 	}
-	if len(p.out) == 0 {
-		p.ntf.Notify(evData)
-	}
-	return true
+	return false, nil
 }
 
-// listenSpace wakes the sender when a subscriber made room.
-func (p *Pub[T]) listenSpace() {
-	defer p.pumps.Done()
-	for {
-		if _, err := p.spaceLis.Wait(p.stopCtx); err != nil {
-			if p.stopCtx.Err() == nil {
-				p.end.end(err)
+// awaitRoom waits until a subscriber made room, joined, left or died. It tells
+// the subscribers that a publisher waits (evFull), removes crashed ones, and as
+// a safety net looks again after a quarter of the peer timeout.
+func (p *Pub[T]) awaitRoom(stop <-chan struct{}) error {
+	p.ntf.Notify(evData)
+	p.ntf.Notify(evFull)
+	p.scan()
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.peerTimeout/4)
+	defer cancel()
+	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft)|bit(evDead), p.txW)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// watchPeers starts the goroutine that follows the subscribers (once).
+func (p *Pub[T]) watchPeers() {
+	p.peersOnce.Do(func() {
+		p.feeds.Add(1)
+		go func() {
+			defer p.feeds.Done()
+			defer close(p.peers)
+			w := newSignal()
+			for {
+				_, err := p.hub.wait(context.Background(), p.torn, bit(evHello)|bit(evLeft)|bit(evDead), w)
+				if err != nil {
+					return
+				}
+				p.scan()
 			}
-			return
-		}
-		wake(p.wakeSend)
-	}
+		}()
+	})
 }
 
-// scan removes crashed processes' ports, then compares the subscribers with the
-// last look and reports the differences.
+// scan removes crashed processes' ports, compares the subscribers with the last
+// look, reports the differences, and watches the processes of new subscribers.
 func (p *Pub[T]) scan() {
-	before, err := p.svc.Subscribers()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.crashed) > 0 {
+		p.node.CleanupDeadNodes()
+	}
+	now, err := p.svc.Subscribers()
 	if err != nil {
 		return
 	}
-	p.node.CleanupDeadNodes()
-	after, err := p.svc.Subscribers()
-	if err != nil {
-		return
-	}
-	now := map[UniqueID]PortInfo{}
-	for _, s := range after {
-		now[s.Port] = s
-	}
-	listed := map[UniqueID]bool{}
-	for _, s := range before {
-		listed[s.Port] = true
+	current := map[UniqueID]PortInfo{}
+	for _, s := range now {
+		current[s.Port] = s
 	}
 	for id, s := range p.known {
-		if _, ok := now[id]; !ok {
+		if _, ok := current[id]; !ok {
 			kind := PeerLeft
-			if listed[id] { // still listed before the cleanup: its process had died
+			if p.crashed[s.Node] {
 				kind = PeerCrashed
-				wake(p.wakeSend)
 			}
 			p.report(PeerEvent{kind, s})
 		}
 	}
-	for id, s := range now {
+	nodes := map[UniqueID]bool{}
+	joined := false
+	for id, s := range current {
+		nodes[s.Node] = true
 		if _, ok := p.known[id]; !ok {
 			p.report(PeerEvent{PeerJoined, s})
+			joined = true
+		}
+		if _, ok := p.watched[s.Node]; !ok && s.Node != (UniqueID{}) {
+			node := s.Node
+			p.watched[node] = watchNode(p.node.lib, node, p.cfg.peerTimeout/4, func() { p.subscriberDied(node) })
 		}
 	}
-	p.known = now
-	p.subs.Store(int64(len(now)))
-	p.pub.Update() // late joiners get the history even while nothing is sent
+	for node, cancel := range p.watched {
+		if !nodes[node] {
+			cancel()
+			delete(p.watched, node)
+			delete(p.crashed, node)
+		}
+	}
+	p.known = current
+	if joined && p.cfg.history > 0 {
+		p.pub.Update()       // late joiners get the history ...
+		p.ntf.Notify(evData) // ... and learn that it is there
+	}
+}
+
+// subscriberDied runs when a subscriber's process is gone: its ports are
+// removed so that it holds nobody back.
+func (p *Pub[T]) subscriberDied(node UniqueID) {
+	p.mu.Lock()
+	p.crashed[node] = true
+	p.mu.Unlock()
+	p.node.CleanupDeadNodes()
+	p.scan()
+	p.hub.kick()
+	wake(p.txW)
 }
 
 func (p *Pub[T]) report(e PeerEvent) {
@@ -333,80 +441,116 @@ func (p *Pub[T]) report(e PeerEvent) {
 	}
 }
 
-// supervise looks at the subscribers regularly and ends the channel when asked.
-func (p *Pub[T]) supervise() {
-	tick := time.NewTicker(p.cfg.peerTimeout / 4)
-	defer tick.Stop()
-	var reason error
-	graceful := false
-	for reason == nil {
-		select {
-		case <-tick.C:
-			p.scan()
-		case <-p.end.done:
-			reason = p.end.reason()
-		case <-p.closeReq:
-			graceful, reason = true, &Error{Op: "publisher channel", Name: p.name, Kind: ErrClosed}
-		case <-p.ctx.Done():
-			reason = p.ctx.Err()
-		}
-	}
+// shutdown ends the publisher with reason and releases it; gracefully, it first
+// delivers the queue and, in lossless mode, waits for every subscriber's
+// confirmation.
+func (p *Pub[T]) shutdown(reason error, graceful bool) error {
+	p.life.end(reason, true)
+	p.hub.kick()
+	var result error
 	if graceful {
-		p.linger(tick)
+		result = p.linger()
+	} else if sent, queued := p.tx.counts(); queued > 0 || (sent > 0 && !p.cfg.lossy) {
+		result = &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+			Detail: fmt.Sprintf("the context ended first: %d messages dropped from the queue, %d sent but not confirmed", queued, sent)}
 	}
-	p.ntf.Notify(evBye)
-	p.teardown(reason)
+	close(p.torn)
+	close(p.stopTx)
+	p.hub.kick()
+	p.tx.wg.Wait()
+	p.feeds.Wait()
+	if !graceful && !p.cfg.lossy {
+		p.tx.sendBye(nil)
+	}
+	p.mu.Lock()
+	for _, cancel := range p.watched {
+		cancel()
+	}
+	p.mu.Unlock()
+	p.ports.release()
+	close(p.closed)
+	return result
 }
 
-// linger sends what C holds and, in lossless mode, says bye and waits until every
-// subscriber acknowledged that it took everything, or the linger time is over.
-func (p *Pub[T]) linger(tick *time.Ticker) {
-	deadline := time.NewTimer(p.cfg.linger)
-	defer deadline.Stop()
-	close(p.flush)
-	select {
-	case <-p.flushed:
-	case <-deadline.C:
-		return
+// linger delivers the queue and a bye, then waits until every subscriber
+// confirmed (lossless) or the linger time is over.
+func (p *Pub[T]) linger() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
+	defer cancel()
+	var acks *EventService
+	var ackLis *Listener
+	if !p.cfg.lossy {
+		var err error
+		acks, err = p.node.Event(fmt.Sprintf("%s%s%016x", p.name, ackSuffix, p.tx.tag),
+			MaxNotifiers(2*p.cfg.maxSubscribers), MaxListeners(1), MaxEventID(evMaxID), NotifierCreatedEvent(evHello))
+		if err != nil {
+			return err
+		}
+		defer acks.Close()
+		if ackLis, err = acks.Listener(); err != nil {
+			return err
+		}
+		defer ackLis.Close()
+	}
+	sent := p.tx.sendBye(ctx)
+	_, queued := p.tx.counts()
+	if !sent {
+		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+			Detail: fmt.Sprintf("%d messages were still queued when the linger time ended", queued)}
 	}
 	if p.cfg.lossy {
-		return
+		return nil
 	}
-	p.ntf.Notify(evBye)
+	w := newSignal()
+	h := newHub(ackLis, nil)
 	for {
-		_, subs, err := p.svc.Counts()
-		acks, _, err2 := p.ackEv.Counts()
-		if err != nil || err2 != nil || acks >= subs {
-			return
+		p.scan()
+		confirmed, _, err := acks.Counts()
+		if err != nil {
+			return err
 		}
-		select {
-		case <-deadline.C:
-			return
-		case <-time.After(time.Millisecond):
-		case <-tick.C:
-			p.node.CleanupDeadNodes()
+		subs := p.Subscribers()
+		if confirmed >= subs {
+			return nil
+		}
+		if _, err := h.wait(ctx, nil, bit(evHello), w); err != nil {
+			return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+				Detail: fmt.Sprintf("%d of %d subscribers did not confirm within the linger time", subs-confirmed, subs)}
 		}
 	}
 }
 
 // Sub is the receiving end of a publish-subscribe channel.
 type Sub[T any] struct {
-	chanBase
+	node     *Node
+	name     string
+	cfg      chanConfig
+	life     *life
+	ports    ports
 	svc      *PubSubService
-	codec    Codec[T]
 	sub      *Subscriber
 	lis      *Listener
 	spaceNtf *Notifier
-	ackEv    *EventService
-	ack      *Notifier // present while acknowledging a publisher's bye
-	ackUntil time.Time
-	in       chan T
-	quit     chan struct{}
-	wake     chan struct{}
-	byeSig   chan struct{}
-	bye      atomic.Bool
-	recvDone chan struct{}
-	spare    chan []byte // WithRecycling's free list
+	hub      *hub
+	rx       *receiver[T]
+
+	in         chan T
+	inOnce     sync.Once
+	feeds      sync.WaitGroup
+	torn       chan struct{}
+	closeOnce  sync.Once
+	userClosed atomic.Bool
+	closed     chan struct{}
+	stopCtx    func() bool
+
+	pubWaits atomic.Bool
+	acks     []ack // confirmations of publishers' byes, kept for twice the linger time
+}
+
+type ack struct {
+	svc   *EventService
+	ntf   *Notifier
+	until time.Time
 }
 
 // OpenSub opens a subscriber of []byte messages on the channel called name; ctx
@@ -418,192 +562,162 @@ func OpenSub(ctx context.Context, node *Node, name string, opts ...ChanOption) (
 
 // OpenSubOf opens a subscriber of T values decoded by codec.
 func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Sub[T], error) {
-	cfg, err := prepare(ctx, "open subscriber channel", name, spaceSuffix, opts)
+	const op = "open subscriber channel"
+	cfg, err := prepare(ctx, op, name, ackSuffix+"0123456789abcdef", opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Sub[T]{codec: codec, in: make(chan T, cfg.chanCap), quit: make(chan struct{}),
-		wake: newSignal(), byeSig: newSignal(), recvDone: make(chan struct{}), spare: newSpares(cfg)}
-	s.init(ctx, node, name, cfg)
-	if err := s.open(payloadTypeOf(codec)); err != nil {
-		s.release()
-		s.stop()
+	if err := cfg.only(op, name, "subscriber", optWaitSubs); err != nil {
 		return nil, err
 	}
-	s.pumps.Add(1)
-	go s.dispatch()
-	go s.recvLoop()
-	go s.supervise()
+	s := &Sub[T]{node: node, name: name, cfg: cfg, life: newLife(), in: make(chan T, cfg.chanCap),
+		torn: make(chan struct{}), closed: make(chan struct{})}
+	if err := s.open(op, payloadTypeOf(codec)); err != nil {
+		s.ports.release()
+		return nil, err
+	}
+	s.hub = newHub(s.lis, func(bits uint64) {
+		if bits&bit(evFull) != 0 {
+			s.pubWaits.Store(true)
+		}
+	})
+	s.rx = newReceiver(name, s.sub, s.hub, s.life, codec, cfg, !cfg.lossy, !cfg.lossy)
+	s.rx.onBye, s.rx.onTake = s.acknowledge, s.afterTake
+	if cfg.lossy {
+		s.rx.every = cfg.poll // publishers in other languages may never notify
+	} else {
+		s.feeds.Add(1)
+		go func() { defer s.feeds.Done(); s.rx.keep(s.torn, cfg.queue+cfg.chanCap) }()
+	}
+	s.stopCtx = context.AfterFunc(ctx, func() {
+		s.closeOnce.Do(func() { s.shutdown(contextEnded("subscriber channel", name, ctx)) })
+	})
 	return s, nil
 }
 
-func (s *Sub[T]) open(pt PayloadType) error {
+func (s *Sub[T]) open(op string, pt PayloadType) error {
 	var err error
-	if s.svc, err = pubsubService(s.node, s.name, pt, s.cfg); err != nil {
+	if s.svc, err = pubsubService(s.node, op, s.name, pt, s.cfg, true); err != nil {
 		return err
 	}
-	s.opened(s.svc)
-	if !s.cfg.lossy && s.svc.SafeOverflow() {
-		return &Error{Op: "open subscriber channel", Name: s.name, Kind: ErrIncompatible,
-			Detail: "a lossless channel needs a service without safe overflow"}
-	}
+	s.ports.add(s.svc)
 	if s.sub, err = s.svc.Subscriber(SubscriberBuffer(min(s.cfg.queue, s.svc.BufferSize()))); err != nil {
 		return err
 	}
-	s.opened(s.sub)
+	s.ports.add(s.sub)
 	ev, err := eventService(s.node, s.name, s.cfg)
 	if err != nil {
 		return err
 	}
-	s.opened(ev)
+	s.ports.add(ev)
 	if s.lis, err = ev.Listener(); err != nil {
 		return err
 	}
-	s.opened(s.lis)
-	if s.cfg.lossy {
-		return nil
-	}
+	s.ports.add(s.lis)
 	space, err := eventService(s.node, s.name+spaceSuffix, s.cfg)
 	if err != nil {
 		return err
 	}
-	s.opened(space)
-	if s.spaceNtf, err = space.Notifier(); err != nil {
+	s.ports.add(space)
+	if s.spaceNtf, err = space.Notifier(); err != nil { // publishers see it join (evHello)
 		return err
 	}
-	s.opened(s.spaceNtf)
-	if s.ackEv, err = eventService(s.node, s.name+ackSuffix, s.cfg); err != nil {
-		return err
-	}
-	s.opened(s.ackEv)
+	s.ports.add(s.spaceNtf)
 	return nil
 }
 
-// C is the channel of received messages; it is closed when the subscriber ends.
-func (s *Sub[T]) C() <-chan T { return s.in }
+// Recv returns the next message. After Close it returns ErrClosed. A message
+// that had to be dropped (too large, undecodable, out of sequence) comes back
+// as its error, and the next Recv goes on.
+func (s *Sub[T]) Recv(ctx context.Context) (T, error) { return s.rx.recv(ctx) }
 
-// Recv waits for the next message; after the end it returns the reason.
-func (s *Sub[T]) Recv(ctx context.Context) (T, error) {
-	return recvValue(ctx, s.in, &s.end)
+// In is the channel of received messages; it is closed after the subscriber
+// ended, and Err is set before that. A goroutine behind it starts on the first
+// call; messages it had to drop go to OnDrop.
+func (s *Sub[T]) In() <-chan T {
+	s.inOnce.Do(func() {
+		s.feeds.Add(1)
+		go func() { defer s.feeds.Done(); s.rx.feed(s.in, s.torn) }()
+	})
+	return s.in
 }
+
+// Done is closed when the subscriber has ended; Err says why.
+func (s *Sub[T]) Done() <-chan struct{} { return s.life.Done() }
+
+// Err is nil while the subscriber is open, then why it ended: ErrClosed after
+// Close, an *Error wrapping the cause of its context, or a failure.
+func (s *Sub[T]) Err() error { return s.life.err() }
 
 // Recycle hands a received message's buffer back for reuse (with WithRecycling;
 // otherwise it does nothing). Do not use b afterwards.
-func (s *Sub[T]) Recycle(b []byte) { recycle(s.spare, b) }
+func (s *Sub[T]) Recycle(b []byte) { recycle(s.rx.spare, b) }
 
-// Close stops the subscriber and waits for its goroutines. A second Close returns
-// ErrClosed.
+// Close stops the subscriber and releases it. A second Close returns ErrClosed.
 func (s *Sub[T]) Close() error {
-	err := s.close("close subscriber channel")
-	<-s.recvDone
-	return err
-}
-
-// dispatch turns data and bye notifications into wake-ups of the receiver.
-func (s *Sub[T]) dispatch() {
-	defer s.pumps.Done()
-	var ids []EventID // reused: a wait allocates nothing
-	for {
-		var err error
-		ids, err = s.lis.waitInto(s.stopCtx, ids)
-		if err != nil {
-			if s.stopCtx.Err() == nil {
-				s.end.end(err)
-			}
-			return
-		}
-		for _, id := range ids {
-			switch id {
-			case evData:
-				wake(s.wake)
-			case evBye:
-				s.bye.Store(true)
-				wake(s.byeSig)
-			}
-		}
-		// Let the woken pumps run before this goroutine re-arms the wait: the
-		// message reaches its reader a system call sooner.
-		runtime.Gosched()
-	}
-}
-
-// recvLoop moves messages from shared memory to C.
-func (s *Sub[T]) recvLoop() {
-	defer close(s.recvDone)
-	box := newInbox(s.name, s.sub, s.codec, !s.cfg.lossy, !s.cfg.lossy)
-	box.spare = s.spare
-	box.deliver(s.in, delivery{
-		ctx: s.ctx, quit: s.quit, wake: s.wake, bye: s.byeSig,
-		byeSaid: func() bool { s.expireAck(); return s.bye.Swap(false) },
-		acked:   s.acknowledge,
-		room: func() {
-			if s.spaceNtf != nil {
-				s.spaceNtf.Notify(evSpace)
-			}
-		},
-		full:      min(s.cfg.queue, s.svc.BufferSize()),
-		spin:      s.cfg.spin,
-		idle:      s.idle(),
-		hasWaiter: func() bool { has, err := s.sub.HasMessages(); return err != nil || has },
-		fail:      s.end.end,
+	first := !s.userClosed.Swap(true)
+	s.closeOnce.Do(func() {
+		s.stopCtx()
+		s.shutdown(&Error{Op: "subscriber channel", Name: s.name, Kind: ErrClosed})
 	})
-}
-
-// idle is how long the receiver waits for a notification before looking anyway:
-// lossy services may have publishers that never notify; iox's lossless publishers
-// always do.
-func (s *Sub[T]) idle() time.Duration {
-	if s.cfg.lossy {
-		return s.cfg.poll
+	<-s.closed
+	if !first {
+		return &Error{Op: "close subscriber channel", Name: s.name, Kind: ErrClosed}
 	}
-	return s.cfg.peerTimeout / 4
+	return nil
 }
 
-// acknowledge tells a closing lossless publisher that everything it sent has left
-// shared memory: the publisher counts the acknowledging notifiers.
-func (s *Sub[T]) acknowledge() {
-	if s.ackEv == nil || s.ack != nil {
-		s.ackUntil = time.Now().Add(ackTime(s.cfg.linger))
+func (s *Sub[T]) shutdown(reason error) {
+	s.life.end(reason, true)
+	s.hub.kick()
+	close(s.torn)
+	s.rx.stepAside()
+	s.feeds.Wait()
+	s.rx.sem <- struct{}{} // the receiver owns the confirmations until it stops
+	for _, a := range s.acks {
+		a.ntf.Close()
+		a.svc.Close()
+	}
+	s.acks = nil
+	s.ports.release()
+	close(s.closed)
+}
+
+// afterTake runs after every look into shared memory: it tells a waiting
+// publisher that there is room, and withdraws old confirmations.
+func (s *Sub[T]) afterTake() {
+	if s.pubWaits.Swap(false) {
+		s.spaceNtf.Notify(evSpace)
+	}
+	if len(s.acks) > 0 && time.Now().After(s.acks[0].until) {
+		a := s.acks[0]
+		a.ntf.Close()
+		a.svc.Close()
+		s.acks = s.acks[1:]
+	}
+}
+
+// acknowledge confirms a lossless publisher's bye: everything it sent has left
+// shared memory. The publisher counts the confirming notifiers on the event
+// service of its own tag, so confirmations never mix between publishers.
+func (s *Sub[T]) acknowledge(h header) {
+	svc, err := s.node.Event(fmt.Sprintf("%s%s%016x", s.name, ackSuffix, h.tag), OpenOnly())
+	if err != nil {
+		return // the publisher is gone already
+	}
+	ntf, err := svc.Notifier()
+	if err != nil {
+		svc.Close()
 		return
 	}
-	if n, err := s.ackEv.Notifier(); err == nil {
-		s.ack, s.ackUntil = n, time.Now().Add(ackTime(s.cfg.linger))
-	}
+	s.acks = append(s.acks, ack{svc: svc, ntf: ntf, until: time.Now().Add(ackTime(s.cfg.linger))})
 }
 
-// ackTime is how long an acknowledgement stays: twice the linger time, without
+// ackTime is how long a confirmation stays: twice the linger time, without
 // overflowing for a linger meant as "forever".
 func ackTime(linger time.Duration) time.Duration {
-	if linger > math.MaxInt64/2 {
-		return math.MaxInt64
+	if linger > time.Duration(1<<62) {
+		return 1 << 62
 	}
 	return 2 * linger
-}
-
-// expireAck withdraws an acknowledgement once the publisher had time to see it.
-func (s *Sub[T]) expireAck() {
-	if s.ack != nil && time.Now().After(s.ackUntil) {
-		s.ack.Close()
-		s.ack = nil
-	}
-}
-
-// supervise ends the subscriber when asked and releases everything.
-func (s *Sub[T]) supervise() {
-	var reason error
-	select {
-	case <-s.end.done:
-		reason = s.end.reason()
-	case <-s.closeReq:
-		reason = &Error{Op: "subscriber channel", Name: s.name, Kind: ErrClosed}
-	case <-s.ctx.Done():
-		reason = s.ctx.Err()
-	}
-	s.end.end(reason)
-	close(s.quit)
-	<-s.recvDone // the receiver owns the acknowledging notifier until it stops
-	if s.ack != nil {
-		s.ack.Close()
-	}
-	s.teardown(reason)
 }

@@ -149,7 +149,7 @@ func TestPubSubSubscriberCrashIsReportedAndOthersKeepGoing(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPub(ctx, node, "crash-sub", iox.WithQueue(4))
+	p, err := iox.OpenPub(ctx, node, "crash-sub", iox.WithQueue(16))
 	require.NoError(t, err)
 	defer p.Close()
 	const n = 20000
@@ -250,7 +250,7 @@ func TestPubSubCloseDeliversWhatWasSent(t *testing.T) {
 		assert.Equal(t, i, binary.LittleEndian.Uint64(m))
 	}
 	require.NoError(t, s.Close())
-	_, ok := <-s.C()
+	_, ok := <-s.In()
 	assert.False(t, ok)
 	assert.ErrorIs(t, s.Close(), iox.ErrClosed)
 }
@@ -304,7 +304,7 @@ func TestPythonPublisherWithoutEventsReachesAGoSubscriberChannel(t *testing.T) {
 	cmd, _ := pyPeer(t, ns, "pub", "py-chan", strings.Join(list, ","))
 	for i, n := range sizes {
 		select {
-		case m := <-s.C():
+		case m := <-s.In():
 			assert.Equal(t, pattern(n, 0), m, "message %d", i)
 		case <-time.After(20 * time.Second):
 			t.Fatalf("message %d did not arrive", i)
@@ -331,7 +331,7 @@ func TestTypedValuesRoundTripBetweenGoAndPython(t *testing.T) {
 	}
 	for i := 0; i < n; i++ {
 		select {
-		case v := <-back.C():
+		case v := <-back.In():
 			assert.Equal(t, point{X: int32(i) + 1, Y: int32(-i) * 2, Z: (float64(i) + 0.5) / 2}, v)
 		case <-time.After(20 * time.Second):
 			t.Fatalf("value %d did not come back", i)

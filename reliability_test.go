@@ -28,6 +28,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -206,7 +207,9 @@ func within(t testing.TB, d time.Duration, what string, f func()) {
 	select {
 	case <-done:
 	case <-time.After(d):
-		t.Fatalf("%s did not finish within %v", what, d)
+		var stacks strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Fatalf("%s did not finish within %v; goroutines:\n%s", what, d, stacks.String())
 	}
 }
 
@@ -582,7 +585,9 @@ func tortureParentPair(t *testing.T, ns namespace, node *iox.Node, rng *rand.Ran
 	require.NoError(t, r.err)
 	require.ErrorIs(t, p.Err(), iox.ErrPeerCrashed)
 	assert.LessOrEqual(t, detect, detectBound(), "crash detection")
-	require.NoError(t, p.Close())
+	if err := p.Close(); err != nil { // what the dead peer had not confirmed is reported
+		require.ErrorIs(t, err, iox.ErrUndelivered)
+	}
 
 	q, err := iox.OpenPair(ctx, node, name, iox.WithQueue(8), iox.WithPeerTimeout(torturePeerTimeout))
 	require.NoError(t, err)

@@ -59,46 +59,48 @@ type Handle uintptr
 type Lib struct {
 	Path string
 
-	StatusTextFn         uintptr `sym:"iox_status_text"`
-	SetLogLevelFn        uintptr `sym:"iox_set_log_level"`
-	ServiceNameCheckFn   uintptr `sym:"iox_service_name_check"`
-	IceoryxVersionFn     uintptr `sym:"iox_iceoryx2_version"`
-	NodeCreateFn         uintptr `sym:"iox_node_create"`
-	NodeDropFn           uintptr `sym:"iox_node_drop"`
-	NodeCleanupDeadFn    uintptr `sym:"iox_node_cleanup_dead"`
-	ServiceRemoveStaleFn uintptr `sym:"iox_service_remove_stale"`
-	NodeIDFn             uintptr `sym:"iox_node_id"`
-	PubSubOpenFn         uintptr `sym:"iox_pubsub_open"`
-	PubSubDropFn         uintptr `sym:"iox_pubsub_drop"`
-	PubSubCountsFn       uintptr `sym:"iox_pubsub_counts"`
-	PubSubConfigFn       uintptr `sym:"iox_pubsub_config"`
-	PubSubCleanupDeadFn  uintptr `sym:"iox_pubsub_cleanup_dead"`
-	PubSubListFn         uintptr `sym:"iox_pubsub_list"`
-	SubscriberIDFn       uintptr `sym:"iox_subscriber_id"`
-	PublisherCreateFn    uintptr `sym:"iox_publisher_create"`
-	PublisherDropFn      uintptr `sym:"iox_publisher_drop"`
-	PublisherSendCopyFn  uintptr `sym:"iox_publisher_send_copy"`
-	PublisherSendManyFn  uintptr `sym:"iox_publisher_send_batch"`
-	PublisherLoanFn      uintptr `sym:"iox_publisher_loan"`
-	PublisherUpdateFn    uintptr `sym:"iox_publisher_update"`
-	SampleMutSendFn      uintptr `sym:"iox_sample_mut_send"`
-	SampleMutDropFn      uintptr `sym:"iox_sample_mut_drop"`
-	SubscriberCreateFn   uintptr `sym:"iox_subscriber_create"`
-	SubscriberDropFn     uintptr `sym:"iox_subscriber_drop"`
-	SubscriberReceiveFn  uintptr `sym:"iox_subscriber_receive"`
-	SubscriberBorrowFn   uintptr `sym:"iox_subscriber_borrow"`
-	SubscriberHasFn      uintptr `sym:"iox_subscriber_has_samples"`
-	SampleReleaseFn      uintptr `sym:"iox_sample_release"`
-	EventOpenFn          uintptr `sym:"iox_event_open"`
-	EventDropFn          uintptr `sym:"iox_event_drop"`
-	EventInfoFn          uintptr `sym:"iox_event_info"`
-	NotifierCreateFn     uintptr `sym:"iox_notifier_create"`
-	NotifierDropFn       uintptr `sym:"iox_notifier_drop"`
-	NotifierNotifyFn     uintptr `sym:"iox_notifier_notify"`
-	ListenerCreateFn     uintptr `sym:"iox_listener_create"`
-	ListenerDropFn       uintptr `sym:"iox_listener_drop"`
-	ListenerFdFn         uintptr `sym:"iox_listener_fd"`
-	ListenerTryWaitFn    uintptr `sym:"iox_listener_try_wait"`
+	StatusTextFn          uintptr `sym:"iox_status_text"`
+	SetLogLevelFn         uintptr `sym:"iox_set_log_level"`
+	ServiceNameCheckFn    uintptr `sym:"iox_service_name_check"`
+	IceoryxVersionFn      uintptr `sym:"iox_iceoryx2_version"`
+	NodeCreateFn          uintptr `sym:"iox_node_create"`
+	NodeDropFn            uintptr `sym:"iox_node_drop"`
+	NodeCleanupDeadFn     uintptr `sym:"iox_node_cleanup_dead"`
+	ServiceRemoveStaleFn  uintptr `sym:"iox_service_remove_stale"`
+	NodeIDFn              uintptr `sym:"iox_node_id"`
+	PubSubOpenFn          uintptr `sym:"iox_pubsub_open"`
+	PubSubDropFn          uintptr `sym:"iox_pubsub_drop"`
+	PubSubCountsFn        uintptr `sym:"iox_pubsub_counts"`
+	PubSubConfigFn        uintptr `sym:"iox_pubsub_config"`
+	PubSubCleanupDeadFn   uintptr `sym:"iox_pubsub_cleanup_dead"`
+	PubSubListFn          uintptr `sym:"iox_pubsub_list"`
+	SubscriberIDFn        uintptr `sym:"iox_subscriber_id"`
+	PublisherCreateFn     uintptr `sym:"iox_publisher_create"`
+	PublisherDropFn       uintptr `sym:"iox_publisher_drop"`
+	PublisherSendCopyFn   uintptr `sym:"iox_publisher_send_copy"`
+	PublisherSendManyFn   uintptr `sym:"iox_publisher_send_batch"`
+	PublisherLoanFn       uintptr `sym:"iox_publisher_loan"`
+	PublisherUpdateFn     uintptr `sym:"iox_publisher_update"`
+	SampleMutSendFn       uintptr `sym:"iox_sample_mut_send"`
+	SampleMutDropFn       uintptr `sym:"iox_sample_mut_drop"`
+	SubscriberCreateFn    uintptr `sym:"iox_subscriber_create"`
+	SubscriberDropFn      uintptr `sym:"iox_subscriber_drop"`
+	SubscriberReceiveFn   uintptr `sym:"iox_subscriber_receive"`
+	SubscriberBorrowFn    uintptr `sym:"iox_subscriber_borrow"`
+	SubscriberHasFn       uintptr `sym:"iox_subscriber_has_samples"`
+	SampleReleaseFn       uintptr `sym:"iox_sample_release"`
+	EventOpenFn           uintptr `sym:"iox_event_open"`
+	EventDropFn           uintptr `sym:"iox_event_drop"`
+	EventInfoFn           uintptr `sym:"iox_event_info"`
+	NotifierCreateFn      uintptr `sym:"iox_notifier_create"`
+	NotifierDropFn        uintptr `sym:"iox_notifier_drop"`
+	NotifierNotifyFn      uintptr `sym:"iox_notifier_notify"`
+	ListenerCreateFn      uintptr `sym:"iox_listener_create"`
+	ListenerDropFn        uintptr `sym:"iox_listener_drop"`
+	ListenerFdFn          uintptr `sym:"iox_listener_fd"`
+	ListenerTryWaitFn     uintptr `sym:"iox_listener_try_wait"`
+	NodeIDDetailsFn       uintptr `sym:"iox_node_id_details"`
+	PublisherSendNotifyFn uintptr `sym:"iox_publisher_send_notify"`
 }
 
 // Bind resolves every symbol of the table from an opened library.
@@ -358,6 +360,32 @@ func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Stat
 	runtime.KeepAlive(hdr)
 	v, s := split(r)
 	return int(v), s
+}
+
+// PublisherSendNotify sends p with the user header hdr (may be empty) and, when
+// it reached a subscriber and ntf is not 0, notifies event id on ntf: one crossing.
+func (l *Lib) PublisherSendNotify(h Handle, p []byte, hdr []byte, ntf Handle, id uint64) (int, Status) {
+	c := getCall()
+	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), bytesAddr(p), uintptr(len(p)), bytesAddr(hdr)
+	c.a[4], c.a[5] = uintptr(ntf), uintptr(id)
+	r := c.run(l.PublisherSendNotifyFn, 6)
+	runtime.KeepAlive(p)
+	runtime.KeepAlive(hdr)
+	v, s := split(r)
+	return int(v), s
+}
+
+// NodeIDDetails returns the process id that created node id (lo, hi) and the
+// CLOCK_MONOTONIC time in ns at which it did.
+func (l *Lib) NodeIDDetails(lo, hi uint64) (pid int, createdNs int64, s Status) {
+	c := getCall()
+	c.a[0], c.a[1] = uintptr(lo), uintptr(hi)
+	c.a[2], c.a[3] = addr(uintptr(unsafe.Pointer(&c.out[0]))), addr(uintptr(unsafe.Pointer(&c.ids[0])))
+	r, _, _ := purego.SyscallN(l.NodeIDDetailsFn, c.a[:4]...)
+	pid, createdNs = int(c.out[0]), int64(c.ids[0])
+	c.a = [8]uintptr{}
+	calls.Put(c)
+	return pid, createdNs, Status(int32(r))
 }
 
 // AllSubscribers as minRecipients asks every subscriber of the service to get a message.

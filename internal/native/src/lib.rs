@@ -28,7 +28,7 @@ use iceoryx2::service::port_factory::{event as event_factory, publish_subscribe 
 use iceoryx2::service::static_config::message_type_details::{TypeDetail, TypeVariant};
 
 /// Version of this C ABI. The Go loader refuses a library with another value.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// The iceoryx2 release this library is built on (pinned in Cargo.toml).
 pub const ICEORYX2_VERSION: &str = "0.10.0";
@@ -1372,5 +1372,56 @@ pub unsafe extern "C" fn iox_listener_try_wait(h: *mut ListenerH, ids: *mut u64,
             return Err(IOX_E_INTERNAL);
         }
         Ok(n as i64)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// channel core: liveness and one-crossing sends
+// ---------------------------------------------------------------------------
+
+/// Decodes a node id (low, high) into the id of the process that created the
+/// node and the CLOCK_MONOTONIC time (ns) at which it did, so that the caller can
+/// wait for that process to exit and tell it from a later process that reuses its
+/// pid. Returns `IOX_E_INVALID_ARGUMENT` when the id carries no such details.
+#[no_mangle]
+pub unsafe extern "C" fn iox_node_id_details(lo: u64, hi: u64, pid: *mut u64, created_ns: *mut u64) -> i32 {
+    guard(|| {
+        let value = (lo as u128) | ((hi as u128) << 64);
+        let id: iceoryx2_bb_posix::unique_system_id::UniqueSystemId = value.into();
+        let p = id.pid().value();
+        if p <= 0 {
+            return IOX_E_INVALID_ARGUMENT;
+        }
+        let t = id.creation_time();
+        put(pid, p as u64);
+        put(created_ns, t.seconds().saturating_mul(1_000_000_000).saturating_add(t.nanoseconds() as u64));
+        IOX_OK
+    })
+}
+
+/// Sends one message like `iox_publisher_send_copy` and, when it reached at least
+/// one subscriber and `ntf` is not null, notifies event `id` on `ntf`: the whole
+/// hot path of a channel send in one crossing. Returns the number of subscribers
+/// that got the message, or a negated status.
+#[no_mangle]
+pub unsafe extern "C" fn iox_publisher_send_notify(
+    h: *mut PublisherH,
+    data: *const u8,
+    len: usize,
+    hdr: *const u8,
+    ntf: *mut NotifierH,
+    id: u64,
+) -> i64 {
+    guard_value(|| {
+        let p = handle(h).ok_or(IOX_E_INVALID_ARGUMENT)?;
+        let k = p.send_one(data, len, hdr)?;
+        if k > 0 {
+            if let Some(n) = handle(ntf) {
+                n.notifier
+                    .notify_with_custom_event_id(EventId::new(id as usize))
+                    .map_err(|_| IOX_E_INTERNAL)?;
+            }
+        }
+        Ok(k as i64)
     })
 }

@@ -1,0 +1,121 @@
+package iox
+
+import (
+	"context"
+	"sync"
+)
+
+// hub shares one Listener among the goroutines of a channel that wait for
+// different event ids (a receiver for data, a sender for room, Close for an
+// acknowledgement). One of them at a time waits in the runtime poller; it
+// records the ids it drained and wakes the others, so whoever the poller wakes
+// is the goroutine that goes on, and a lone receiver pays exactly one wake-up.
+type hub struct {
+	lis     *Listener
+	onIDs   func(bits uint64) // sees every drained batch, on the polling goroutine
+	mu      sync.Mutex
+	pending uint64 // ids drained and not yet taken, as bits
+	polling bool
+	waiters []chan struct{}
+	ids     []EventID // the poller's scratch
+}
+
+// bit is id's bit in a mask; ids beyond 63 share the last bit.
+func bit(id EventID) uint64 { return 1 << min(uint64(id), 63) }
+
+func newHub(lis *Listener, onIDs func(uint64)) *hub { return &hub{lis: lis, onIDs: onIDs} }
+
+// wait returns the pending ids of mask, waiting until one of them is signalled,
+// ctx ends (its error), done is closed (errDone), or the listener is closed.
+// The wait channel w (capacity 1) is the caller's own, reused across calls.
+func (h *hub) wait(ctx context.Context, done <-chan struct{}, mask uint64, w chan struct{}) (uint64, error) {
+	for {
+		h.mu.Lock()
+		if got := h.pending & mask; got != 0 {
+			h.pending &^= got
+			h.mu.Unlock()
+			return got, nil
+		}
+		if isDone(done) {
+			h.mu.Unlock()
+			return 0, errDone
+		}
+		if !h.polling {
+			h.polling = true
+			h.mu.Unlock()
+			if err := h.poll(ctx, done); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		h.waiters = append(h.waiters, w)
+		h.mu.Unlock()
+		select {
+		case <-w:
+		case <-done:
+			h.leave(w)
+			return 0, errDone
+		case <-ctx.Done():
+			h.leave(w)
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// poll waits in the poller once, records what it drained and wakes the other
+// waiters, one of which then polls in turn.
+func (h *hub) poll(ctx context.Context, done <-chan struct{}) error {
+	ids, err := h.lis.waitInto(ctx, done, h.ids[:0])
+	h.ids = ids[:0]
+	var bits uint64
+	for _, id := range ids {
+		bits |= bit(id)
+	}
+	if bits != 0 && h.onIDs != nil {
+		h.onIDs(bits)
+	}
+	h.mu.Lock()
+	h.polling = false
+	h.pending |= bits
+	for _, c := range h.waiters {
+		wake(c)
+	}
+	h.waiters = h.waiters[:0]
+	h.mu.Unlock()
+	return err
+}
+
+// leave withdraws w, and passes a wake-up it may have received on to another
+// waiter so that someone polls.
+func (h *hub) leave(w chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, c := range h.waiters {
+		if c == w {
+			h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
+			return
+		}
+	}
+	select {
+	case <-w: // woken meanwhile: let another waiter poll instead
+		if len(h.waiters) > 0 && !h.polling {
+			wake(h.waiters[0])
+			h.waiters = h.waiters[1:]
+		}
+	default:
+	}
+}
+
+// kick makes the polling goroutine look at its context and done channel again;
+// call it after ending one of them.
+func (h *hub) kick() { h.lis.kick() }
+
+// wake signals c without blocking; signals coalesce.
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func newSignal() chan struct{} { return make(chan struct{}, 1) }

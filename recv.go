@@ -1,0 +1,387 @@
+package iox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// receiver takes messages out of a Subscriber on the goroutine that asks for
+// them (Recv, or the goroutine behind In): it polls shared memory while spinning
+// pays, and otherwise waits on the channel's listener itself, so the goroutine
+// the poller wakes is the one that hands the message over.
+type receiver[T any] struct {
+	name   string
+	sub    *Subscriber
+	hub    *hub
+	life   *life
+	codec  Codec[T]
+	raw    bool // []byte messages
+	framed bool // samples carry iox headers
+	max    int
+	spin   spinner
+	every  time.Duration // look again after this long without an event (0: never)
+	sem    chan struct{} // one receiving goroutine at a time
+	w      chan struct{} // its hub wait channel
+	mask   uint64        // the ids that may mean "look again"
+	batch  *Batch
+	small  []byte
+	queue  []rxItem[T]
+	head   int
+	seq    seqCheck
+	spare  chan []byte // buffers handed back with Recycle
+	got    atomic.Uint64
+	acked  atomic.Uint64 // the most messages a peer said it had taken from us (its headers' got)
+	busy   atomic.Int64                  // when a receiving goroutine last came or went (nanotime)
+	yield  atomic.Pointer[chan struct{}] // closed to make the keeper step aside
+	onBye  func(h header)                // a port said bye (called while receiving)
+	onTake func()                        // after every look into shared memory
+	onDrop func(error)
+	drops  atomic.Uint64
+}
+
+type rxItem[T any] struct {
+	v   T
+	err error
+}
+
+func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Codec[T], cfg chanConfig, framed, dedup bool) *receiver[T] {
+	r := &receiver[T]{name: name, sub: sub, hub: h, life: l, codec: codec, framed: framed, max: cfg.maxMessage,
+		spin: newSpinner(cfg.spin), sem: make(chan struct{}, 1), w: newSignal(), mask: bit(evData) | bit(evFull),
+		batch: NewBatch(packLimit*2, 64), spare: newSpares(cfg), onDrop: cfg.onDrop}
+	r.small = r.batch.buf
+	r.batch.limit = max(cfg.maxMessage, 1)
+	if cfg.maxMessage == 0 {
+		r.batch.limit = -1
+	}
+	r.batch.grow = r.buffer
+	_, r.raw = any(codec).(Raw)
+	r.seq.dedup = dedup
+	if framed {
+		r.batch.withHeaders(headerSize)
+		r.batch.limit = max(r.batch.limit, packLimit)
+	}
+	return r
+}
+
+// recv returns the next message. Once the channel has ended it returns what is
+// still on its way from a peer that closed or crashed, then the reason; after
+// this end closed it returns the reason at once. A message it had to drop comes
+// back as its error, and the next call goes on.
+func (r *receiver[T]) recv(ctx context.Context) (T, error) {
+	it, err := r.next(ctx)
+	if err != nil {
+		return it.v, err
+	}
+	return it.v, it.err
+}
+
+// next is recv telling a dropped message (it.err) from the end (err).
+func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
+	var zero rxItem[T]
+	r.busy.Store(int64(nanotime()))
+	defer func() { r.busy.Store(int64(nanotime())) }()
+	select {
+	case r.sem <- struct{}{}:
+	default:
+		r.stepAside()
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		case <-r.life.Done():
+			return zero, r.life.err()
+		}
+	}
+	defer func() { <-r.sem }()
+	for {
+		if r.head < len(r.queue) {
+			return r.pop(), nil
+		}
+		if r.life.endedHere() {
+			return zero, r.life.err()
+		}
+		k, err := r.take()
+		if err != nil {
+			if e := r.life.err(); e != nil {
+				return zero, e
+			}
+			return zero, err
+		}
+		if k > 0 || r.head < len(r.queue) {
+			continue
+		}
+		if err := r.life.err(); err != nil {
+			return zero, err
+		}
+		if r.spin.spin(r.poll, r.life.Done()) {
+			continue
+		}
+		if r.every > 0 {
+			wctx, cancel := context.WithTimeout(ctx, r.every)
+			_, err = r.hub.wait(wctx, r.life.Done(), r.mask, r.w)
+			cancel()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = nil
+			}
+		} else {
+			_, err = r.hub.wait(ctx, r.life.Done(), r.mask, r.w)
+		}
+		r.spin.parked()
+		if err != nil && !errors.Is(err, errDone) {
+			if e := r.life.err(); e != nil && errors.Is(err, ErrClosed) {
+				return zero, e
+			}
+			return zero, err
+		}
+	}
+}
+
+func (r *receiver[T]) poll() bool {
+	k, err := r.take()
+	return err != nil || k > 0 || r.head < len(r.queue)
+}
+
+func (r *receiver[T]) pop() rxItem[T] {
+	it := r.queue[r.head]
+	r.queue[r.head] = rxItem[T]{}
+	r.head++
+	if r.head == len(r.queue) {
+		r.queue, r.head = r.queue[:0], 0
+	}
+	return it
+}
+
+// take moves the samples waiting in shared memory (up to one batch) into the
+// queue and returns how many samples it took.
+func (r *receiver[T]) take() (int, error) {
+	k, err := r.sub.ReceiveBatch(r.batch)
+	if err != nil {
+		if errors.Is(err, ErrMessageTooLarge) {
+			r.drop(err)
+			k = 1
+		} else {
+			return 0, err
+		}
+	}
+	for i := 0; i < r.batch.Len(); i++ {
+		r.unpack(i)
+	}
+	if cap(r.batch.buf) != cap(r.small) {
+		r.batch.buf = r.small // the large message's own buffer now belongs to it
+	}
+	if r.onTake != nil {
+		r.onTake()
+	}
+	return k, nil
+}
+
+// unpack queues the messages of sample i of the batch.
+func (r *receiver[T]) unpack(i int) {
+	msg := r.batch.Message(i)
+	count := uint32(0)
+	if r.framed {
+		h := readHeader(r.batch.header(i))
+		fresh, err := r.seq.check(h.tag, h.seq)
+		if err != nil {
+			r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol, Detail: err.Error() + "; the sample was dropped"})
+		}
+		if !fresh {
+			return
+		}
+		for a := r.acked.Load(); h.got > a && !r.acked.CompareAndSwap(a, h.got); a = r.acked.Load() {
+		}
+		if h.kind == kindBye {
+			r.seq.forget(h.tag)
+			if r.onBye != nil {
+				r.onBye(h)
+			}
+			return
+		}
+		if h.kind != kindData {
+			r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol, Detail: fmt.Sprintf("sample of unknown kind %d dropped", h.kind)})
+			return
+		}
+		count = h.count
+	}
+	if count == 0 {
+		if r.raw && cap(r.batch.buf) != cap(r.small) {
+			// ReceiveBatch gave this large message a buffer of its own (it is
+			// alone in it): hand it over instead of copying it again
+			r.deliver(any(msg).(T))
+			return
+		}
+		r.decode(msg)
+		return
+	}
+	for ; count > 0; count-- {
+		m, rest, err := nextFrame(msg)
+		if err != nil {
+			r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol,
+				Detail: fmt.Sprintf("malformed packed sample: %v; its last %d messages were dropped", err, count)})
+			return
+		}
+		r.decode(m)
+		msg = rest
+	}
+}
+
+func (r *receiver[T]) deliver(v T) {
+	r.queue = append(r.queue, rxItem[T]{v: v})
+	r.got.Add(1)
+}
+
+func (r *receiver[T]) decode(m []byte) {
+	if r.max > 0 && len(m) > r.max {
+		r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrMessageTooLarge,
+			Detail: fmt.Sprintf("a message of %d bytes arrived, at most %d accepted; it was dropped", len(m), r.max)})
+		return
+	}
+	if r.raw {
+		buf := r.buffer(len(m))
+		copy(buf, m)
+		r.deliver(any(buf).(T))
+		return
+	}
+	v, err := r.codec.Decode(m)
+	if err != nil {
+		r.drop(&Error{Op: "decode", Name: r.name, Kind: ErrInvalidArgument, Detail: err.Error() + "; the message was dropped"})
+		return
+	}
+	r.deliver(v)
+}
+
+// buffer returns a buffer of n bytes for a []byte message: one the reader handed
+// back with Recycle when one is large enough, a new one otherwise.
+func (r *receiver[T]) buffer(n int) []byte {
+	if r.spare != nil {
+		select {
+		case b := <-r.spare:
+			if cap(b) >= n {
+				return b[:n]
+			}
+		default:
+		}
+	}
+	return make([]byte, n)
+}
+
+// drop reports a message that could not be delivered: Recv returns err in its
+// place, and the goroutine behind In hands it to OnDrop.
+func (r *receiver[T]) drop(err error) {
+	r.drops.Add(1)
+	r.queue = append(r.queue, rxItem[T]{err: err})
+}
+
+// newSpares makes the free list of WithRecycling (nil without it).
+func newSpares(cfg chanConfig) chan []byte {
+	if cfg.recycle <= 0 {
+		return nil
+	}
+	return make(chan []byte, cfg.recycle)
+}
+
+// recycle gives b back to a free list without blocking.
+func recycle(spare chan []byte, b []byte) {
+	if spare == nil || cap(b) == 0 {
+		return
+	}
+	select {
+	case spare <- b[:0]:
+	default:
+	}
+}
+
+// keepAfter is how long a channel's receiving side must have been idle before
+// its keeper takes over.
+const keepAfter = 2 * time.Millisecond
+
+// keep is the goroutine that looks after the receiving side while nobody
+// receives: it takes what arrives into the queue (up to room items), so that a
+// peer's bye is seen (Done closes, Err says so, and the peer's Close gets its
+// confirmation), a waiting sender learns about room, and a peer that arrived is
+// watched. It waits in the poller, with no timer while idle, and steps aside
+// for Recv at once; it takes over only after receivers were idle for
+// keepAfter, so that a busy receiving loop never meets it.
+func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
+	w := newSignal()
+	for {
+		for {
+			idle := nanotime() - time.Duration(r.busy.Load())
+			if idle >= keepAfter {
+				break
+			}
+			t.Reset(keepAfter - idle)
+			select {
+			case <-t.C:
+			case <-torn:
+				return
+			}
+		}
+		yield := make(chan struct{})
+		r.yield.Store(&yield)
+		select {
+		case r.sem <- struct{}{}:
+		case <-yield:
+			continue
+		case <-torn:
+			return
+		}
+		if isDone(torn) { // Close began after yield was published: it may have missed it
+			<-r.sem
+			return
+		}
+		for nanotime()-time.Duration(r.busy.Load()) >= keepAfter {
+			if len(r.queue)-r.head < room {
+				if _, err := r.take(); err != nil {
+					break
+				}
+			}
+			if _, err := r.hub.wait(context.Background(), yield, r.mask, w); err != nil {
+				break
+			}
+		}
+		r.yield.CompareAndSwap(&yield, nil)
+		<-r.sem
+		if isDone(torn) {
+			return
+		}
+	}
+}
+
+// stepAside makes the keeper give up the receiving side.
+func (r *receiver[T]) stepAside() {
+	if y := r.yield.Swap(nil); y != nil {
+		close(*y)
+		r.hub.kick()
+	}
+}
+
+// feed is the goroutine behind In: it receives until the channel ends, then
+// closes out. Messages that had to be dropped go to OnDrop.
+// It stops early when torn is closed (the channel is being torn down).
+func (r *receiver[T]) feed(out chan<- T, torn <-chan struct{}) {
+	defer close(out)
+	for {
+		it, err := r.next(context.Background())
+		if err != nil {
+			return
+		}
+		if it.err != nil {
+			if r.onDrop != nil {
+				r.onDrop(it.err)
+			}
+			continue
+		}
+		select {
+		case out <- it.v:
+		case <-torn:
+			return
+		}
+	}
+}

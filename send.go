@@ -1,0 +1,278 @@
+package iox
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// sender moves messages into shared memory. Send encodes the value and, when
+// nothing is queued ahead of it, copies it into shared memory and notifies the
+// receivers on the caller's goroutine: one native call. When the receivers
+// cannot take it (full, or not there yet) the message is copied into a bounded
+// queue, and a goroutine that runs only while the queue holds something waits
+// for room and delivers it, packing small messages into shared samples. Order
+// is kept either way.
+type sender[T any] struct {
+	name    string
+	life    *life
+	enc     func([]byte, T) ([]byte, error)
+	max     int
+	pack    bool
+	tag     uint64
+	deliver func(data []byte, h *header) (bool, error) // one sample; false: nobody could take it yet
+	await   func(stop <-chan struct{}) error           // wait for room after a failed delivery
+	stop    <-chan struct{}                            // ends the queue's goroutine (teardown)
+	fail    func(error)                                // a queued message could not be sent
+
+	sem     chan struct{} // one Send at a time: they encode into scratch
+	scratch []byte
+
+	wg      sync.WaitGroup // the queue's goroutine
+	mu      sync.Mutex
+	q       []outMsg
+	qcap    int
+	pumping bool
+	room    chan struct{} // the queue shrank
+	empty   chan struct{} // the queue emptied (for Close)
+	free    [][]byte      // delivered queue buffers, reused
+	seq     uint64        // samples sent
+	sent    uint64        // messages sent
+	staging []byte
+	hdr     header
+}
+
+type outMsg struct {
+	data  []byte
+	kind  uint32
+	alone bool // a send of it failed already: it goes again exactly as it went
+}
+
+func newSender[T any](name string, l *life, codec Codec[T], cfg chanConfig, pack bool) *sender[T] {
+	return &sender[T]{name: name, life: l, enc: encoder(codec), max: cfg.maxMessage, pack: pack,
+		sem: make(chan struct{}, 1), qcap: max(cfg.chanCap, 1), room: newSignal(), empty: newSignal()}
+}
+
+// encoder returns the function that turns a T into message bytes, reusing buf.
+func encoder[T any](codec Codec[T]) func(buf []byte, v T) ([]byte, error) {
+	if _, raw := any(codec).(Raw); raw {
+		return func(_ []byte, v T) ([]byte, error) { return any(v).([]byte), nil }
+	}
+	return func(buf []byte, v T) ([]byte, error) { return codec.Append(buf[:0], v) }
+}
+
+// send encodes v and delivers it or queues a copy; once it returns, the caller
+// may reuse v's memory. An oversized or unencodable value fails this send alone.
+func (s *sender[T]) send(ctx context.Context, v T) error {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.life.Done():
+			return s.life.err()
+		}
+	}
+	defer func() { <-s.sem }()
+	if err := s.life.err(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	msg, err := s.enc(s.scratch, v)
+	if err != nil {
+		return &Error{Op: "encode", Name: s.name, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
+	if _, raw := any(v).([]byte); !raw {
+		s.scratch = msg[:0]
+	}
+	if len(msg) > s.max {
+		return &Error{Op: "send", Name: s.name, Kind: ErrMessageTooLarge,
+			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), s.max)}
+	}
+	return s.put(ctx, msg, kindData)
+}
+
+// put delivers msg at once when nothing is queued, or queues a copy.
+func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
+	s.mu.Lock()
+	tried := len(s.q) == 0 && !s.pumping
+	if tried {
+		ok, err := s.sendOne(msg, kind)
+		if err != nil || ok {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	for len(s.q) >= s.qcap {
+		s.mu.Unlock()
+		select {
+		case <-s.room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.life.Done():
+			if kind != kindBye {
+				return s.life.err()
+			}
+		}
+		s.mu.Lock()
+	}
+	// A sample that reached some receivers but not all must go again with the
+	// same sequence number and content, so that those drop the copy.
+	s.q = append(s.q, outMsg{data: append(s.buffer(), msg...), kind: kind, alone: tried})
+	if !s.pumping {
+		s.pumping = true
+		s.wg.Add(1)
+		go s.pump()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sender[T]) buffer() []byte {
+	if n := len(s.free); n > 0 {
+		b := s.free[n-1]
+		s.free = s.free[:n-1]
+		return b[:0]
+	}
+	return nil
+}
+
+// sendOne sends one plain message (or a bye) as one sample; held under mu.
+func (s *sender[T]) sendOne(msg []byte, kind uint32) (bool, error) {
+	s.hdr = header{tag: s.tag, seq: s.seq + 1, first: s.sent, kind: kind}
+	ok, err := s.deliver(msg, &s.hdr)
+	if ok {
+		s.seq++
+		if kind == kindData {
+			s.sent++
+		}
+	}
+	return ok, err
+}
+
+// pump delivers the queue, waiting for room whenever the receivers are full.
+func (s *sender[T]) pump() {
+	defer s.wg.Done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer wake(s.empty)
+	for len(s.q) > 0 {
+		data, n, count, kind := s.next()
+		for {
+			s.hdr = header{tag: s.tag, seq: s.seq + 1, first: s.sent, count: uint32(count), kind: kind}
+			ok, err := s.deliver(data, &s.hdr)
+			if err != nil {
+				s.fail(err)
+				s.pumping = false
+				return
+			}
+			if ok {
+				break
+			}
+			s.mu.Unlock()
+			err = s.await(s.stop)
+			s.mu.Lock()
+			if err != nil {
+				s.pumping = false
+				return
+			}
+		}
+		s.seq++
+		for _, m := range s.q[:n] {
+			if m.kind == kindData {
+				s.sent++
+			}
+			if cap(m.data) <= 64<<10 && len(s.free) < 64 {
+				s.free = append(s.free, m.data)
+			}
+		}
+		s.q = append(s.q[:0], s.q[n:]...)
+		wake(s.room)
+	}
+	s.pumping = false
+}
+
+// next returns the head of the queue as one sample: a bye, a large message
+// alone, or (when packing) as many small messages as fit in one sample.
+func (s *sender[T]) next() (data []byte, n, count int, kind uint32) {
+	head := s.q[0]
+	if head.kind != kindData || head.alone || !s.pack || len(head.data) > packSmall || len(s.q) == 1 {
+		return head.data, 1, 0, head.kind
+	}
+	s.staging = s.staging[:0]
+	for n < len(s.q) && n < packMessages && len(s.staging) < packBytes {
+		m := s.q[n]
+		if m.kind != kindData || m.alone || len(m.data) > packSmall {
+			break
+		}
+		s.staging = appendFrame(s.staging, m.data)
+		n++
+	}
+	return s.staging, n, n, kindData
+}
+
+// queued returns how many messages wait in the queue.
+func (s *sender[T]) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q)
+}
+
+// counts returns how many messages were sent into shared memory and queued.
+func (s *sender[T]) counts() (sent uint64, queued int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.q {
+		if m.kind == kindData {
+			n++
+		}
+	}
+	return s.sent, n
+}
+
+// flush waits until the queue is empty, ctx ends, or the queue's goroutine stops.
+func (s *sender[T]) flush(ctx context.Context) bool {
+	for {
+		s.mu.Lock()
+		idle := len(s.q) == 0 && !s.pumping
+		stuck := len(s.q) > 0 && !s.pumping
+		s.mu.Unlock()
+		if idle {
+			return true
+		}
+		if stuck {
+			return false
+		}
+		select {
+		case <-s.empty:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// sendBye puts a bye behind the queued messages; with a nil ctx it only tries
+// once, at once, and drops the queue. It reports whether the bye went out.
+func (s *sender[T]) sendBye(ctx context.Context) bool {
+	if ctx == nil { // the queue's goroutine has stopped
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		ok, _ := s.sendOne(nil, kindBye)
+		return ok
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	defer func() { <-s.sem }()
+	if s.put(ctx, nil, kindBye) != nil {
+		return false
+	}
+	return s.flush(ctx)
+}
