@@ -9,30 +9,38 @@ import (
 // from the moment Done is closed, so a reader that sees the end also finds its
 // reason.
 type life struct {
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	mu     sync.Mutex
-	local  bool // ended by this end (Close or its context): receivers stop at once
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	mu      sync.Mutex
+	here    chan struct{} // closed when this end closes (Close or its context)
+	hereErr error
 }
 
 func newLife() *life {
-	l := &life{}
+	l := &life{here: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	return l
 }
 
 // end ends the channel with err unless it ended already; it reports whether err
-// became the reason.
+// became the reason. local means this end closes (Close or its context):
+// receivers and senders stop at once, with err, even when the peer ended first.
 func (l *life) end(err error, local bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if local && l.hereErr == nil {
+		l.hereErr = err
+		close(l.here)
+	}
 	if l.ctx.Err() != nil {
 		return false
 	}
-	l.local = local
 	l.cancel(err)
 	return true
 }
+
+// closing is closed when this end closes.
+func (l *life) closing() <-chan struct{} { return l.here }
 
 // Done is closed when the channel has ended.
 func (l *life) Done() <-chan struct{} { return l.ctx.Done() }
@@ -45,11 +53,16 @@ func (l *life) err() error {
 	return context.Cause(l.ctx)
 }
 
-// endedHere reports whether this end ended the channel itself.
-func (l *life) endedHere() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ctx.Err() != nil && l.local
+// closedHere is the reason this end closed, nil while it has not.
+func (l *life) closedHere() error {
+	select {
+	case <-l.here:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.hereErr
+	default:
+		return nil
+	}
 }
 
 // contextEnded is the reason a channel ends when the context it was opened with

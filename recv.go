@@ -13,33 +13,34 @@ import (
 // pays, and otherwise waits on the channel's listener itself, so the goroutine
 // the poller wakes is the one that hands the message over.
 type receiver[T any] struct {
-	name   string
-	sub    *Subscriber
-	hub    *hub
-	life   *life
-	codec  Codec[T]
-	raw    bool // []byte messages
-	framed bool // samples carry iox headers
-	max    int
-	spin   spinner
-	every  time.Duration // look again after this long without an event (0: never)
-	sem    chan struct{} // one receiving goroutine at a time
-	w      chan struct{} // its hub wait channel
-	mask   uint64        // the ids that may mean "look again"
-	batch  *Batch
-	small  []byte
-	queue  []rxItem[T]
-	head   int
-	seq    seqCheck
-	spare  chan []byte // buffers handed back with Recycle
-	got    atomic.Uint64
-	acked  atomic.Uint64 // the most messages a peer said it had taken from us (its headers' got)
-	busy   atomic.Int64                  // when a receiving goroutine last came or went (nanotime)
-	yield  atomic.Pointer[chan struct{}] // closed to make the keeper step aside
-	onBye  func(h header)                // a port said bye (called while receiving)
-	onTake func()                        // after every look into shared memory
-	onDrop func(error)
-	drops  atomic.Uint64
+	name    string
+	sub     *Subscriber
+	hub     *hub
+	life    *life
+	codec   Codec[T]
+	raw     bool // []byte messages
+	framed  bool // samples carry iox headers
+	max     int
+	spin    spinner
+	every   time.Duration // look again after this long without an event (0: never)
+	sem     chan struct{} // one receiving goroutine at a time
+	w       chan struct{} // its hub wait channel
+	mask    uint64        // the ids that may mean "look again"
+	batch   *Batch
+	small   []byte
+	queue   []rxItem[T]
+	head    int
+	seq     seqCheck
+	spare   chan []byte // buffers handed back with Recycle
+	got     atomic.Uint64
+	acked   atomic.Uint64                 // the most messages a peer said it had taken from us (its headers' got)
+	busy    atomic.Int64                  // when a receiving goroutine last came or went (nanotime)
+	yield   atomic.Pointer[chan struct{}] // closed to make the keeper step aside
+	waiting atomic.Int32                  // receiving goroutines waiting for sem
+	onBye   func(h header)                // a port said bye (called while receiving)
+	onTake  func()                        // after every look into shared memory
+	onDrop  func(error)
+	drops   atomic.Uint64
 }
 
 type rxItem[T any] struct {
@@ -86,13 +87,20 @@ func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
 	select {
 	case r.sem <- struct{}{}:
 	default:
+		r.waiting.Add(1) // before stepAside: the keeper looks at it after taking sem
 		r.stepAside()
+		// The end is no reason to stop waiting here, unless this end ended
+		// the channel: after a peer's bye or crash what the holder of sem
+		// took is still to be delivered.
 		select {
 		case r.sem <- struct{}{}:
+			r.waiting.Add(-1)
 		case <-ctx.Done():
+			r.waiting.Add(-1)
 			return zero, ctx.Err()
-		case <-r.life.Done():
-			return zero, r.life.err()
+		case <-r.life.closing():
+			r.waiting.Add(-1)
+			return zero, r.life.closedHere()
 		}
 	}
 	defer func() { <-r.sem }()
@@ -100,8 +108,8 @@ func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
 		if r.head < len(r.queue) {
 			return r.pop(), nil
 		}
-		if r.life.endedHere() {
-			return zero, r.life.err()
+		if err := r.life.closedHere(); err != nil {
+			return zero, err
 		}
 		k, err := r.take()
 		if err != nil {
@@ -336,7 +344,7 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 			<-r.sem
 			return
 		}
-		for nanotime()-time.Duration(r.busy.Load()) >= keepAfter {
+		for r.waiting.Load() == 0 && nanotime()-time.Duration(r.busy.Load()) >= keepAfter {
 			if len(r.queue)-r.head < room {
 				if _, err := r.take(); err != nil {
 					break

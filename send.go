@@ -76,6 +76,9 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 		}
 	}
 	defer func() { <-s.sem }()
+	if err := s.life.closedHere(); err != nil {
+		return err
+	}
 	if err := s.life.err(); err != nil {
 		return err
 	}
