@@ -30,7 +30,7 @@ type Events struct {
 	spin       spinner
 	in         chan EventID
 	inOnce     sync.Once
-	feeds      sync.WaitGroup
+	feeds      group
 	torn       chan struct{}
 	mu         sync.RWMutex // Notify holds it shared; teardown exclusively
 	once       sync.Once
@@ -141,9 +141,7 @@ func (e *Events) fault(err error) error {
 // call.
 func (e *Events) In() <-chan EventID {
 	e.inOnce.Do(func() {
-		e.feeds.Add(1)
-		go func() {
-			defer e.feeds.Done()
+		started := e.feeds.start(func() {
 			defer close(e.in)
 			for {
 				id, err := e.Recv(context.Background())
@@ -156,7 +154,10 @@ func (e *Events) In() <-chan EventID {
 					return
 				}
 			}
-		}()
+		})
+		if !started {
+			close(e.in) // it ended before In was first used
+		}
 	})
 	return e.in
 }
@@ -187,7 +188,7 @@ func (e *Events) shutdown(reason error) {
 	e.life.end(reason, true)
 	e.lis.kick()
 	close(e.torn)
-	e.feeds.Wait()
+	e.feeds.stop()
 	e.sem <- struct{}{}
 	e.mu.Lock()
 	e.ports.release()

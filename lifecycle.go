@@ -70,3 +70,36 @@ func (l *life) closedHere() error {
 func contextEnded(op, name string, ctx context.Context) error {
 	return &Error{Op: op, Name: name, Kind: context.Cause(ctx), Detail: "the context the channel was opened with ended"}
 }
+
+// group runs the goroutines a channel starts on demand (behind In, Out, Peers)
+// and stops accepting new ones when the channel is torn down, so that a first
+// use racing with the end never starts one that nobody waits for.
+type group struct {
+	mu      sync.Mutex
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+// start runs fn on a new goroutine unless the group stopped; it reports whether
+// it did.
+func (g *group) start(fn func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return false
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// stop refuses new goroutines and waits for the running ones.
+func (g *group) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+	g.wg.Wait()
+}

@@ -60,11 +60,14 @@ var nsCounter atomic.Int64
 // one test and its child processes share, so tests never see each other.
 type namespace struct{ prefix, root string }
 
-func newNamespace(t testing.TB) namespace {
+func newNamespace(t testing.TB) namespace { return newNamespaceIn(t, "/tmp/ioxt") }
+
+// newNamespaceIn is newNamespace with the root folder under base.
+func newNamespaceIn(t testing.TB, base string) namespace {
 	k := nsCounter.Add(1)
 	ns := namespace{
 		prefix: fmt.Sprintf("%s_%d_", runPrefix(), k),
-		root:   fmt.Sprintf("/tmp/ioxt/%d-%d/", os.Getpid(), k),
+		root:   fmt.Sprintf("%s/%d-%d/", base, os.Getpid(), k),
 	}
 	t.Cleanup(func() { ns.check(t) })
 	return ns

@@ -66,11 +66,13 @@ type Pair[T any] struct {
 	in, out      chan T
 	inOnce       sync.Once
 	outOnce      sync.Once
-	feeds        sync.WaitGroup // the goroutines behind In and Out
-	torn         chan struct{}  // teardown began: those goroutines stop
-	stopTx       chan struct{}  // the send queue's goroutine stops
+	feeds        group         // the keeper and the goroutines behind In and Out
+	torn         chan struct{} // teardown began: those goroutines stop
+	stopTx       chan struct{} // the send queue's goroutine stops
 	stopTxOnce   sync.Once
 	gone         chan struct{} // the peer closed or crashed
+	dead         chan struct{} // the peer's process is gone
+	deadOnce     sync.Once
 	goneOnce     sync.Once
 	closeOnce    sync.Once
 	userClosed   atomic.Bool
@@ -107,7 +109,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	}
 	p := &Pair[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), txW: newSignal(),
 		in: make(chan T, cfg.chanCap), out: make(chan T), torn: make(chan struct{}), stopTx: make(chan struct{}),
-		gone: make(chan struct{}), closed: make(chan struct{})}
+		gone: make(chan struct{}), dead: make(chan struct{}), closed: make(chan struct{})}
 	pt := payloadTypeOf(codec)
 	p.fixed = pt.Fixed
 	if err := p.join(pt); err != nil {
@@ -122,8 +124,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.end(err) }
 	p.lookForPeer()
-	p.feeds.Add(1)
-	go func() { defer p.feeds.Done(); p.rx.keep(p.torn, cfg.queue+cfg.chanCap) }()
+	p.feeds.start(func() { p.rx.keep(p.torn, cfg.queue+cfg.chanCap) })
 	p.stopCtxWatch = context.AfterFunc(ctx, func() {
 		p.closeOnce.Do(func() { p.closeErr = p.shutdown(contextEnded("pair", name, ctx), false) })
 	})
@@ -147,24 +148,33 @@ func (p *Pair[T]) join(pt PayloadType) error {
 		BufferSize(p.cfg.queue), SafeOverflow(false)}
 	evOpts := []ServiceOption{MaxNotifiers(2), MaxListeners(2), MaxEventID(evMaxID),
 		NotifierCreatedEvent(evHello), NotifierDeadEvent(evDead)}
+	var svcs [2]*PubSubService
+	defer func() { // the services this end did not keep
+		for _, svc := range svcs {
+			if svc != nil && svc != p.mineSvc && svc != p.peerSvc {
+				svc.Close()
+			}
+		}
+	}()
 	for k := 0; k < 2 && p.pub == nil; k++ {
 		svc, err := p.node.PublishSubscribe(p.name+pairSuffix(k), svcOpts...)
 		if err != nil {
 			return err
 		}
+		svcs[k] = svc
 		if svc.BufferSize() != p.cfg.queue {
-			svc.Close()
 			return &Error{Op: "open pair", Name: p.name, Kind: ErrIncompatible,
 				Detail: fmt.Sprintf("the other end was opened with WithQueue(%d), this one with WithQueue(%d)", svc.BufferSize(), p.cfg.queue)}
+		}
+		if pubs, _, err := svc.Counts(); err == nil && pubs > 0 {
+			continue // the slot is taken (a crashed end's was freed above)
 		}
 		pub, err := svc.Publisher(FailWhenFull(0), MaxMessageSize(max(p.cfg.maxMessage, packLimit)),
 			InitialMessageSize(packLimit))
 		if errors.Is(err, ErrLimitReached) {
-			svc.Close()
 			continue
 		}
 		if err != nil {
-			svc.Close()
 			return err
 		}
 		p.slot, p.mineSvc, p.pub = k, svc, pub
@@ -183,8 +193,10 @@ func (p *Pair[T]) join(pt PayloadType) error {
 		return err
 	}
 	p.opened(p.lis)
-	if p.peerSvc, err = p.node.PublishSubscribe(p.name+pairSuffix(1-p.slot), svcOpts...); err != nil {
-		return err
+	if p.peerSvc = svcs[1-p.slot]; p.peerSvc == nil {
+		if p.peerSvc, err = p.node.PublishSubscribe(p.name+pairSuffix(1-p.slot), svcOpts...); err != nil {
+			return err
+		}
 	}
 	p.opened(p.peerSvc)
 	if p.sub, err = p.peerSvc.Subscriber(); err != nil {
@@ -230,8 +242,9 @@ func (p *Pair[T]) Recv(ctx context.Context) (T, error) { return p.rx.recv(ctx) }
 // is set before that. A goroutine behind it starts on the first call.
 func (p *Pair[T]) In() <-chan T {
 	p.inOnce.Do(func() {
-		p.feeds.Add(1)
-		go func() { defer p.feeds.Done(); p.rx.feed(p.in, p.torn) }()
+		if !p.feeds.start(func() { p.rx.feed(p.in, p.torn) }) {
+			close(p.in) // the pair ended before In was first used
+		}
 	})
 	return p.in
 }
@@ -242,23 +255,29 @@ func (p *Pair[T]) In() <-chan T {
 // goroutine behind it starts on the first call.
 func (p *Pair[T]) Out() chan<- T {
 	p.outOnce.Do(func() {
-		p.feeds.Add(1)
-		go func() { defer p.feeds.Done(); forward(p.out, p.tx, p.life, p.cfg.onDrop) }()
+		p.feeds.start(func() { forward(p.out, p.tx, p.life, p.cfg.onDrop) })
 	})
 	return p.out
 }
 
-// forward sends what arrives on out until the channel ends.
+// forward sends what arrives on out until the channel ends. A value it took
+// but could not send (refused, or the channel ended at that moment) goes to
+// onDrop.
 func forward[T any](out <-chan T, tx *sender[T], l *life, onDrop func(error)) {
 	for {
 		select {
+		case <-l.Done(): // an ended channel takes nothing more
+			return
+		default:
+		}
+		select {
 		case v := <-out:
 			if err := tx.send(context.Background(), v); err != nil {
-				if l.err() != nil {
-					return
-				}
 				if onDrop != nil {
 					onDrop(err)
+				}
+				if l.err() != nil {
+					return
 				}
 			}
 		case <-l.Done():
@@ -383,6 +402,7 @@ func (p *Pair[T]) peerExited() {
 	p.mu.Lock()
 	bye := p.peerBye
 	p.mu.Unlock()
+	p.deadOnce.Do(func() { close(p.dead) })
 	p.markGone()
 	if !bye {
 		p.end(&Error{Op: "pair", Name: p.name, Kind: ErrPeerCrashed})
@@ -424,10 +444,14 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 	p.stopTxOnce.Do(func() { close(p.stopTx) })
 	p.hub.kick()
 	p.tx.wg.Wait()
-	if !graceful && !p.gonePeer() {
-		p.tx.sendBye(nil) // the peer sees a clean end; what was queued is lost
+	if !graceful && !p.gonePeer() && p.tx.sendBye(nil) {
+		// the peer sees a clean end once it took the bye, which it can only
+		// while this end's publisher exists; what was queued is lost
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
+		p.awaitAck(ctx)
+		cancel()
 	}
-	p.feeds.Wait()
+	p.feeds.stop()
 	p.mu.Lock()
 	if p.unwatch != nil {
 		p.unwatch()
@@ -442,7 +466,8 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 func (p *Pair[T]) linger() error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
 	defer cancel()
-	if !p.gonePeer() && p.tx.sendBye(ctx) {
+	_, queued := p.tx.counts()
+	if !p.gonePeer() && (queued > 0 || p.peerThere()) && p.tx.sendBye(ctx) {
 		p.awaitAck(ctx)
 	}
 	p.mu.Lock()
@@ -465,13 +490,16 @@ func (p *Pair[T]) linger() error {
 // ErrUndelivered error saying how many it did not, and why, otherwise.
 func (p *Pair[T]) unconfirmed(why string) error {
 	sent, queued := p.tx.counts()
-	got := p.rx.acked.Load()
 	p.mu.Lock()
-	got = max(got, p.peerGot)
+	bye, byeGot := p.peerBye, p.peerGot
 	p.mu.Unlock()
 	missing := uint64(queued)
-	if !p.acked.Load() {
-		missing += sent - min(got, sent)
+	switch {
+	case bye: // the peer closed: what it had taken by then is final
+		missing += sent - min(byeGot, sent)
+	case p.acked.Load(): // the peer took everything up to our bye
+	default: // what the peer's own messages said it had taken
+		missing += sent - min(p.rx.acked.Load(), sent)
 	}
 	if missing == 0 {
 		return nil
@@ -492,23 +520,31 @@ func (p *Pair[T]) awaitAck(ctx context.Context) {
 		return
 	}
 	defer func() { <-p.rx.sem }()
-	if sent, _ := p.tx.counts(); sent == 0 {
-		p.acked.Store(true) // nothing to confirm; a peer's pending bye is confirmed below
-		p.rx.take()
-		return
-	}
 	w := newSignal()
-	for !p.gonePeer() {
+	for !p.acked.Load() && !p.saidBye() {
 		if _, err := p.rx.take(); err != nil {
 			return
 		}
-		got, err := p.hub.wait(ctx, p.gone, bit(evDrained)|bit(evData), w)
+		got, err := p.hub.wait(ctx, p.dead, bit(evDrained)|bit(evData), w)
 		if got&bit(evDrained) != 0 {
 			p.acked.Store(true)
-			return
 		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// saidBye reports whether the peer's bye arrived: it closed, and its count of
+// what it took from us is final (what it takes while closing is dropped).
+func (p *Pair[T]) saidBye() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peerBye
+}
+
+// peerThere reports whether the peer's subscriber is on this end's service.
+func (p *Pair[T]) peerThere() bool {
+	_, subs, err := p.mineSvc.Counts()
+	return err == nil && subs > 0
 }

@@ -916,9 +916,11 @@ type Listener struct {
 	done chan struct{}   // closed by Close
 
 	// owned by the goroutine holding turn
-	got     []EventID
-	werr    error
-	drained func(uintptr) bool // drains into got; made once, so a wait allocates nothing
+	after     context.Context // the context whose end kicks the wait
+	stopAfter func() bool
+	got       []EventID
+	werr      error
+	drained   func(uintptr) bool // drains into got; made once, so a wait allocates nothing
 }
 
 // Listener creates a listener port.
@@ -1014,9 +1016,14 @@ func (l *Listener) waitInto(ctx context.Context, done <-chan struct{}, dst []Eve
 		return nil, closedError("wait", l.name)
 	}
 	defer func() { <-l.turn }()
-	if ctx.Done() != nil { // a context that can end: wake the poller then
-		stop := context.AfterFunc(ctx, l.kick)
-		defer stop()
+	if ctx.Done() != nil && ctx != l.after {
+		// A context that can end wakes the poller then. The registration stays
+		// for the next waits with the same context, so a loop of waits
+		// allocates once; a late kick from it is harmless (see below).
+		if l.stopAfter != nil {
+			l.stopAfter()
+		}
+		l.after, l.stopAfter = ctx, context.AfterFunc(ctx, l.kick)
 	}
 	// The poller calls drained, parks the goroutine while it reports nothing,
 	// and calls it again once the socket is readable. Draining inside the
@@ -1088,6 +1095,10 @@ func (l *Listener) Close() error {
 	// Wake a waiting Read and let it finish before the descriptor goes; its
 	// callback takes the handle shared, so no lock may be held here.
 	l.kick()
+	l.turn <- struct{}{} // no wait runs any more
+	if l.stopAfter != nil {
+		l.stopAfter()
+	}
 	l.file.Close()
 	l.ref.close(l.lib.ListenerDrop)
 	return nil

@@ -160,7 +160,7 @@ type Pub[T any] struct {
 	outOnce    sync.Once
 	peers      chan PeerEvent
 	peersOnce  sync.Once
-	feeds      sync.WaitGroup
+	feeds      group
 	torn       chan struct{}
 	stopTx     chan struct{}
 	closeOnce  sync.Once
@@ -259,8 +259,7 @@ func (p *Pub[T]) Send(ctx context.Context, v T) error { return p.tx.send(ctx, v)
 // so select on Done as well. A goroutine behind it starts on the first call.
 func (p *Pub[T]) Out() chan<- T {
 	p.outOnce.Do(func() {
-		p.feeds.Add(1)
-		go func() { defer p.feeds.Done(); forward(p.out, p.tx, p.life, p.cfg.onDrop) }()
+		p.feeds.start(func() { forward(p.out, p.tx, p.life, p.cfg.onDrop) })
 	})
 	return p.out
 }
@@ -354,9 +353,7 @@ func (p *Pub[T]) awaitRoom(stop <-chan struct{}) error {
 // watchPeers starts the goroutine that follows the subscribers (once).
 func (p *Pub[T]) watchPeers() {
 	p.peersOnce.Do(func() {
-		p.feeds.Add(1)
-		go func() {
-			defer p.feeds.Done()
+		started := p.feeds.start(func() {
 			defer close(p.peers)
 			w := newSignal()
 			for {
@@ -366,7 +363,10 @@ func (p *Pub[T]) watchPeers() {
 				}
 				p.scan()
 			}
-		}()
+		})
+		if !started {
+			close(p.peers) // the publisher ended before Peers was first used
+		}
 	})
 }
 
@@ -458,7 +458,7 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 	close(p.stopTx)
 	p.hub.kick()
 	p.tx.wg.Wait()
-	p.feeds.Wait()
+	p.feeds.stop()
 	if !graceful && !p.cfg.lossy {
 		p.tx.sendBye(nil)
 	}
@@ -536,7 +536,7 @@ type Sub[T any] struct {
 
 	in         chan T
 	inOnce     sync.Once
-	feeds      sync.WaitGroup
+	feeds      group
 	torn       chan struct{}
 	closeOnce  sync.Once
 	userClosed atomic.Bool
@@ -586,8 +586,7 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	if cfg.lossy {
 		s.rx.every = cfg.poll // publishers in other languages may never notify
 	} else {
-		s.feeds.Add(1)
-		go func() { defer s.feeds.Done(); s.rx.keep(s.torn, cfg.queue+cfg.chanCap) }()
+		s.feeds.start(func() { s.rx.keep(s.torn, cfg.queue+cfg.chanCap) })
 	}
 	s.stopCtx = context.AfterFunc(ctx, func() {
 		s.closeOnce.Do(func() { s.shutdown(contextEnded("subscriber channel", name, ctx)) })
@@ -636,8 +635,9 @@ func (s *Sub[T]) Recv(ctx context.Context) (T, error) { return s.rx.recv(ctx) }
 // call; messages it had to drop go to OnDrop.
 func (s *Sub[T]) In() <-chan T {
 	s.inOnce.Do(func() {
-		s.feeds.Add(1)
-		go func() { defer s.feeds.Done(); s.rx.feed(s.in, s.torn) }()
+		if !s.feeds.start(func() { s.rx.feed(s.in, s.torn) }) {
+			close(s.in) // the subscriber ended before In was first used
+		}
 	})
 	return s.in
 }
@@ -672,8 +672,11 @@ func (s *Sub[T]) shutdown(reason error) {
 	s.hub.kick()
 	close(s.torn)
 	s.rx.stepAside()
-	s.feeds.Wait()
+	s.feeds.stop()
 	s.rx.sem <- struct{}{} // the receiver owns the confirmations until it stops
+	// The subscriber goes before the notifier that told publishers it came:
+	// when they hear of the notifier leaving, the subscriber is gone too.
+	s.sub.Close()
 	for _, a := range s.acks {
 		a.ntf.Close()
 		a.svc.Close()

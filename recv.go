@@ -105,11 +105,11 @@ func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
 	}
 	defer func() { <-r.sem }()
 	for {
+		if err := r.life.closedHere(); err != nil {
+			return zero, err // after this end closed, what is queued is dropped
+		}
 		if r.head < len(r.queue) {
 			return r.pop(), nil
-		}
-		if err := r.life.closedHere(); err != nil {
-			return zero, err
 		}
 		k, err := r.take()
 		if err != nil {
@@ -167,12 +167,15 @@ func (r *receiver[T]) pop() rxItem[T] {
 func (r *receiver[T]) take() (int, error) {
 	k, err := r.sub.ReceiveBatch(r.batch)
 	if err != nil {
-		if errors.Is(err, ErrMessageTooLarge) {
-			r.drop(err)
-			k = 1
-		} else {
+		if !errors.Is(err, ErrMessageTooLarge) {
 			return 0, err
 		}
+		if r.framed { // the dropped sample still counts in its port's sequence
+			h := readHeader(r.batch.header(0))
+			r.seq.check(h.tag, h.seq)
+		}
+		r.drop(err)
+		k = 1
 	}
 	for i := 0; i < r.batch.Len(); i++ {
 		r.unpack(i)
@@ -194,7 +197,11 @@ func (r *receiver[T]) unpack(i int) {
 		h := readHeader(r.batch.header(i))
 		fresh, err := r.seq.check(h.tag, h.seq)
 		if err != nil {
-			r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol, Detail: err.Error() + "; the sample was dropped"})
+			detail := err.Error()
+			if !fresh {
+				detail += "; the sample was dropped"
+			}
+			r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol, Detail: detail})
 		}
 		if !fresh {
 			return

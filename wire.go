@@ -82,18 +82,21 @@ func nextFrame(b []byte) (msg, rest []byte, err error) {
 }
 
 // seqCheck follows the sequence numbers of the ports a receiver hears from.
-// A sample whose number jumps ahead is reported and dropped, unless the next one
-// continues from it (then the jump was real and the stream follows it), so one
-// forged sample can neither silence a port nor slip in unnoticed.
+// iox's own services never lose a sample (no safe overflow), a port numbers its
+// samples 1, 2, 3, …, and a lossless publisher sends a sample again only until
+// every subscriber has it, so a copy always carries the last number. Anything
+// else, a number that jumps ahead or goes back, cannot come from the port whose
+// tag it carries: it is reported and dropped, and the port's own stream goes on.
+// So forged samples can neither silence a port nor slip in unnoticed.
 type seqCheck struct {
 	ports map[uint64]*seqState
 	dedup bool // copies of samples are expected (lossless publish-subscribe)
 }
 
-type seqState struct{ last, jump uint64 }
+type seqState struct{ last uint64 }
 
-// check reports whether the sample is new and in sequence; err describes one
-// that must be reported.
+// check reports whether the sample is to be delivered; err describes one that
+// must be reported.
 func (c *seqCheck) check(tag, seq uint64) (fresh bool, err error) {
 	st, ok := c.ports[tag]
 	if !ok {
@@ -104,16 +107,14 @@ func (c *seqCheck) check(tag, seq uint64) (fresh bool, err error) {
 		return true, nil
 	}
 	switch {
-	case seq == st.last+1 || (st.jump != 0 && seq == st.jump+1):
-		st.last, st.jump = seq, 0
+	case seq == st.last+1:
+		st.last = seq
 		return true, nil
+	case seq == st.last && c.dedup:
+		return false, nil
 	case seq <= st.last:
-		if c.dedup {
-			return false, nil
-		}
-		return false, fmt.Errorf("sample %d of port %x repeats (last was %d)", seq, tag, st.last)
+		return false, fmt.Errorf("sample %d of port %x repeats or goes back (last was %d)", seq, tag, st.last)
 	default:
-		st.jump = seq
 		return false, fmt.Errorf("sample %d of port %x jumps ahead of %d", seq, tag, st.last)
 	}
 }

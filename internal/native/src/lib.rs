@@ -1026,7 +1026,8 @@ impl SubscriberH {
 /// Drains up to `max` messages into `buf` back to back; `lens[i]` receives the length
 /// of message i. Returns how many were copied, or a negated status. A message larger
 /// than the room left stays queued for the next call; one larger than the whole `cap`
-/// gives `IOX_E_BUFFER_TOO_SMALL` with its length in `lens[0]`. When `hdrs` is not
+/// gives `IOX_E_BUFFER_TOO_SMALL` with its length in `lens[0]` (and its header in
+/// `hdrs`, when asked for). When `hdrs` is not
 /// null and the service has a user header, message i's header is copied to
 /// `hdrs + i * header_size`.
 #[no_mangle]
@@ -1056,11 +1057,17 @@ pub unsafe extern "C" fn iox_subscriber_receive(
             let data = payload_of(&sample);
             if data.len() > cap - used {
                 let need = data.len() as u64;
-                *pending = Some(sample);
                 if n == 0 {
                     *lens = need;
+                    if s.header > 0 && !hdrs.is_null() {
+                        // the caller may drop the message and still needs its header
+                        let src = sample.user_header() as *const Hdr as *const u8;
+                        std::ptr::copy_nonoverlapping(src, hdrs, s.header);
+                    }
+                    *pending = Some(sample);
                     return Err(IOX_E_BUFFER_TOO_SMALL);
                 }
+                *pending = Some(sample);
                 break;
             }
             if !data.is_empty() {
