@@ -99,6 +99,7 @@ type Lib struct {
 	ListenerDropFn       uintptr `sym:"iox_listener_drop"`
 	ListenerFdFn         uintptr `sym:"iox_listener_fd"`
 	ListenerTryWaitFn    uintptr `sym:"iox_listener_try_wait"`
+	PanicCountFn         uintptr `sym:"iox_panic_count"`
 }
 
 // Bind resolves every symbol of the table from an opened library.
@@ -196,6 +197,13 @@ func (l *Lib) IceoryxVersion() string {
 	var buf [64]byte
 	r, _, _ := purego.SyscallN(l.IceoryxVersionFn, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	return string(buf[:min(int(r), len(buf))])
+}
+
+// PanicCount returns how many panics the native library caught since it was
+// loaded (each logged as one line and returned as EPanic).
+func (l *Lib) PanicCount() uint64 {
+	r, _, _ := purego.SyscallN(l.PanicCountFn)
+	return uint64(r)
 }
 
 // SetLogLevel sets the crate's global log level (0 trace .. 5 fatal).
