@@ -11,7 +11,7 @@ PYOK        := $(VENV)/.iceoryx2-$(ICEORYX2)
 VENV_OLD    := .venv-old
 PYOK_OLD    := $(VENV_OLD)/.iceoryx2-$(ICEORYX2_OLD)
 OLDPY       := IOX_PYTHON_OLD=$(CURDIR)/$(VENV_OLD)/bin/python
-FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders
+FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders FuzzServiceOptions
 
 .PHONY: all native pyenv pyenv-old test test-nocgo test-race vet demo bench fuzz torture clean
 
