@@ -129,14 +129,20 @@ impl PubSubShape {
     /// One publisher-subscriber connection (shared memory, written in full when
     /// it is made): used-chunk flags per sample and segment, and the queues.
     pub fn connection(&self) -> u128 {
-        self.samples() * (SEGMENTS + 1) + 16 * (2 * self.buffer + self.borrowed + 1) + 4096
+        self.samples() * SEGMENTS + 8 * (self.buffer + self.borrowed) + 8448
+    }
+
+    /// A publisher's first data segment: the samples and 8 bytes of the pool
+    /// allocator's bookkeeping for each.
+    pub fn data_segment(&self) -> u128 {
+        self.samples() * (self.chunk() + 8) + self.alignment.max(8)
     }
 
     /// One publisher: its data segment, its reference counters, its history and
     /// its connections to every subscriber the service admits.
     pub fn publisher(&self) -> u128 {
         let s = self.samples();
-        s * self.chunk() + s * SEGMENTS * 8 + self.history * 16 + self.subscribers * self.connection() + 65536
+        self.data_segment() + s * SEGMENTS * 8 + self.history * 16 + self.subscribers * self.connection() + 65536
     }
 
     /// One subscriber: its bookkeeping per publisher slot and borrowed sample.
@@ -435,4 +441,72 @@ pub fn take_last_panic() -> String {
 /// Panics since the library was loaded.
 pub fn panic_count() -> u64 {
     PANICS.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_counted_and_described_in_one_line() {
+        install_panic_hook();
+        let before = panic_count();
+        let r = std::panic::catch_unwind(|| panic!("boom\nsecond line"));
+        assert!(r.is_err());
+        assert_eq!(panic_count(), before + 1);
+        let d = take_last_panic();
+        assert!(d.starts_with("panic at ") && d.contains("boom"), "{d}");
+        assert!(!d.contains("second line"), "{d}");
+        assert_eq!(take_last_panic(), "");
+    }
+
+    fn defaults() -> PubSubShape {
+        // iceoryx2's defaults, 4 KiB byte messages
+        PubSubShape {
+            publishers: 2,
+            subscribers: 8,
+            nodes: 20,
+            buffer: 2,
+            borrowed: 2,
+            history: 0,
+            loans: 2,
+            size: 1,
+            alignment: 1,
+            header_size: 0,
+            elements: 4096,
+        }
+    }
+
+    // Sizes iceoryx2 0.10.0 really creates for the defaults (measured: data
+    // segment 141175 bytes = 34 samples of 4144 + 8 + 7, connection 17098 bytes).
+    #[test]
+    fn the_estimate_follows_the_crates_layout() {
+        let s = defaults();
+        assert_eq!(s.samples(), 34);
+        assert_eq!(s.chunk(), 4144);
+        assert!((141175..141175 + 64).contains(&s.data_segment()), "data segment {}", s.data_segment());
+        let c = s.connection();
+        assert!((17098..17098 + 128).contains(&c), "connection {c}");
+        // BufferSize 16384: 33698490 bytes.
+        let c = PubSubShape { buffer: 16384, ..s }.connection();
+        assert!((33698490..33698490 + 1024).contains(&c), "connection {c}");
+    }
+
+    #[test]
+    fn the_largest_fit_is_the_boundary() {
+        let s = PubSubShape { buffer: 1 << 20, ..defaults() };
+        let budget = 1u128 << 30;
+        let f = largest_fit(&s, Knob::Buffer, budget, PubSubShape::service).unwrap();
+        let at = PubSubShape { buffer: f, ..s };
+        let over = PubSubShape { buffer: f + 1, ..s };
+        assert!(at.service() <= budget && over.service() > budget);
+        assert!(largest_fit(&PubSubShape { subscribers: 1 << 40, ..s }, Knob::Buffer, budget, PubSubShape::service).is_none());
+    }
+
+    #[test]
+    fn event_sizes_overflow_cleanly() {
+        assert!(listener_bytes(u64::MAX).is_some()); // u128 arithmetic
+        assert!(event_service(16, 16, 36, u64::MAX).is_some());
+        assert!(matches!(check_event(16, 16, 36, 1 << 40, [false, false, true]), Err((true, m)) if m.contains("MaxEventID")));
+    }
 }
