@@ -48,9 +48,10 @@ type serviceConfig struct {
 // MaxSubscribers×(BufferSize+MaxBorrowed)+History+MaxLoans samples, and its
 // bookkeeping and connections grow with the same count. Before a service is
 // created, iox computes what it needs once every port it admits exists, and
-// refuses with ErrOutOfMemory when that is more than half of what /dev/shm and
-// RAM can hold at that moment; the error names the setting to lower and the
-// largest value that would fit with the others.
+// refuses with ErrOutOfMemory when that is more than a quarter of what
+// /dev/shm and RAM (MemAvailable) can hold at that moment; the error names the
+// settings that alone would make it fit and their largest values. Publisher,
+// Subscriber, Notifier and Listener check their own share the same way.
 type ServiceOption func(*serviceConfig)
 
 // MaxServiceCount bounds every count a ServiceOption takes, whatever the
