@@ -11,9 +11,9 @@ PYOK        := $(VENV)/.iceoryx2-$(ICEORYX2)
 VENV_OLD    := .venv-old
 PYOK_OLD    := $(VENV_OLD)/.iceoryx2-$(ICEORYX2_OLD)
 OLDPY       := IOX_PYTHON_OLD=$(CURDIR)/$(VENV_OLD)/bin/python
-FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders
+FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders FuzzServiceOptions
 
-.PHONY: all native pyenv pyenv-old test test-nocgo test-race vet demo bench fuzz torture clean
+.PHONY: all native pyenv pyenv-old test test-native test-nocgo test-race vet demo bench fuzz torture clean
 
 all: native
 
@@ -49,7 +49,11 @@ test-nocgo: native pyenv pyenv-old
 test-race: native pyenv pyenv-old
 	$(OLDPY) CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
-test: vet test-nocgo test-race
+# Unit tests of the native library (memory estimates, panic hook).
+test-native:
+	cd $(NATIVE_DIR) && $(CARGO) test --release --locked --lib
+
+test: vet test-native test-nocgo test-race
 	@CGO_ENABLED=0 $(GO) build ./... && echo "make test: all passed"
 
 demo: native

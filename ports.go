@@ -42,7 +42,22 @@ type serviceConfig struct {
 // are stored when the service is created; when it is opened, each setting given
 // explicitly must be satisfied by the existing service, or the open fails with
 // ErrIncompatible.
+//
+// Bounds: every count is at most MaxServiceCount, and the counts that size
+// something must be at least 1 (ErrInvalidArgument otherwise). iceoryx2 sizes
+// a service up front: each publisher's data segment holds
+// MaxSubscribers×(BufferSize+MaxBorrowed)+History+MaxLoans samples, and its
+// bookkeeping and connections grow with the same count. Before a service is
+// created, iox computes what it needs once every port it admits exists, and
+// refuses with ErrOutOfMemory when that is more than a quarter of what
+// /dev/shm and RAM (MemAvailable) can hold at that moment; the error names the
+// settings that alone would make it fit and their largest values. Publisher,
+// Subscriber, Notifier and Listener check their own share the same way.
 type ServiceOption func(*serviceConfig)
+
+// MaxServiceCount bounds every count a ServiceOption takes, whatever the
+// machine holds: beyond it iceoryx2's size computations are no longer safe.
+const MaxServiceCount = 1 << 20
 
 // OpenOnly opens an existing service and fails with ErrServiceNotFound otherwise.
 func OpenOnly() ServiceOption { return func(c *serviceConfig) { c.mode = ffi.Open } }
@@ -50,20 +65,28 @@ func OpenOnly() ServiceOption { return func(c *serviceConfig) { c.mode = ffi.Ope
 // CreateOnly creates the service and fails with ErrServiceExists if it exists.
 func CreateOnly() ServiceOption { return func(c *serviceConfig) { c.mode = ffi.Create } }
 
-// WithPayloadType sets the payload type of a publish-subscribe service (default Bytes).
+// WithPayloadType sets the payload type of a publish-subscribe service (default
+// Bytes). Size is 1 to 1<<32-1 bytes; Align a power of two of at most 1<<29 (the
+// largest a Rust type can ask for). Every sample is at least Align bytes, so a
+// large alignment also counts against the memory bound (see ServiceOption).
 func WithPayloadType(t PayloadType) ServiceOption { return func(c *serviceConfig) { c.payload = t } }
 
-// MaxPublishers bounds the publishers of a publish-subscribe service.
+// MaxPublishers bounds the publishers of a publish-subscribe service:
+// 1..MaxServiceCount, and each publisher counts fully against the memory bound
+// (see ServiceOption).
 func MaxPublishers(n int) ServiceOption {
 	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxPublishers; c.ps.MaxPublishers = uint64(n) }
 }
 
-// MaxSubscribers bounds the subscribers of a publish-subscribe service.
+// MaxSubscribers bounds the subscribers of a publish-subscribe service:
+// 1..MaxServiceCount. Every publisher's data segment has room for each
+// subscriber's buffer, so this multiplies BufferSize and MaxBorrowed in the
+// memory bound (see ServiceOption).
 func MaxSubscribers(n int) ServiceOption {
 	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxSubscribers; c.ps.MaxSubscribers = uint64(n) }
 }
 
-// MaxNodes bounds the nodes that may open the service at once.
+// MaxNodes bounds the nodes that may open the service at once: 1..MaxServiceCount.
 func MaxNodes(n int) ServiceOption {
 	return func(c *serviceConfig) {
 		c.ps.Set |= ffi.PSMaxNodes
@@ -73,12 +96,16 @@ func MaxNodes(n int) ServiceOption {
 	}
 }
 
-// BufferSize sets how many messages each subscriber can hold unread.
+// BufferSize sets how many messages each subscriber can hold unread:
+// 1..MaxServiceCount, and MaxSubscribers×BufferSize samples must fit the memory
+// bound (see ServiceOption); BufferSize(1024) with the other settings at their
+// defaults needs about 70 MiB per publisher of 4 KiB messages.
 func BufferSize(n int) ServiceOption {
 	return func(c *serviceConfig) { c.ps.Set |= ffi.PSBufferSize; c.ps.BufferSize = uint64(n) }
 }
 
-// History keeps the last n messages for subscribers that join late.
+// History keeps the last n messages for subscribers that join late:
+// 0..MaxServiceCount, within the memory bound (see ServiceOption).
 func History(n int) ServiceOption {
 	return func(c *serviceConfig) { c.ps.Set |= ffi.PSHistorySize; c.ps.HistorySize = uint64(n) }
 }
@@ -96,22 +123,29 @@ func SafeOverflow(on bool) ServiceOption {
 	}
 }
 
-// MaxBorrowed bounds how many messages one subscriber may hold borrowed at once.
+// MaxBorrowed bounds how many messages one subscriber may hold borrowed at once:
+// 1..MaxServiceCount, and like BufferSize it is multiplied by MaxSubscribers in
+// the memory bound (see ServiceOption).
 func MaxBorrowed(n int) ServiceOption {
 	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxBorrowed; c.ps.MaxBorrowed = uint64(n) }
 }
 
-// MaxNotifiers bounds the notifiers of an event service.
+// MaxNotifiers bounds the notifiers of an event service: 1..MaxServiceCount.
+// Each notifier keeps about 1.2 KiB per listener the service admits.
 func MaxNotifiers(n int) ServiceOption {
 	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxNotifiers; c.ev.MaxNotifiers = uint64(n) }
 }
 
-// MaxListeners bounds the listeners of an event service.
+// MaxListeners bounds the listeners of an event service: 1..MaxServiceCount,
+// within the memory bound (see ServiceOption and MaxEventID).
 func MaxListeners(n int) ServiceOption {
 	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxListeners; c.ev.MaxListeners = uint64(n) }
 }
 
-// MaxEventID sets the largest event id of an event service.
+// MaxEventID sets the largest event id of an event service. Each listener keeps
+// an 8-byte counter per id, which every wait scans, so MaxListeners×8×(id+1)
+// bytes must fit the memory bound (see ServiceOption): ErrOutOfMemory otherwise,
+// ErrInvalidArgument when the size overflows.
 func MaxEventID(id EventID) ServiceOption {
 	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxEventID; c.ev.MaxEventID = uint64(id) }
 }
@@ -140,15 +174,27 @@ func newServiceConfig(opts []ServiceOption) serviceConfig {
 	return c
 }
 
-// maxServiceCount bounds every count setting of a service: beyond it iceoryx2's
-// size computations overflow (and panic or leave half-made services behind).
-const maxServiceCount = 1 << 20
-
+// checkCounts refuses counts outside their bounds (see ServiceOption) before
+// the native library sees them; the native library checks them again, and the
+// memory they add up to.
 func (c *serviceConfig) checkCounts() error {
-	for _, v := range []uint64{c.ps.MaxPublishers, c.ps.MaxSubscribers, c.ps.MaxNodes, c.ps.BufferSize,
-		c.ps.HistorySize, c.ps.MaxBorrowed, c.ev.MaxNotifiers, c.ev.MaxListeners, c.ev.MaxNodes} {
-		if v > maxServiceCount {
-			return fmt.Errorf("count %d over %d", v, maxServiceCount)
+	for _, b := range []struct {
+		name  string
+		set   bool
+		v     uint64
+		least int64
+	}{
+		{"MaxPublishers", c.ps.Set&ffi.PSMaxPublishers != 0, c.ps.MaxPublishers, 1},
+		{"MaxSubscribers", c.ps.Set&ffi.PSMaxSubscribers != 0, c.ps.MaxSubscribers, 1},
+		{"MaxNodes", c.ps.Set&ffi.PSMaxNodes != 0, c.ps.MaxNodes, 1},
+		{"BufferSize", c.ps.Set&ffi.PSBufferSize != 0, c.ps.BufferSize, 1},
+		{"History", c.ps.Set&ffi.PSHistorySize != 0, c.ps.HistorySize, 0},
+		{"MaxBorrowed", c.ps.Set&ffi.PSMaxBorrowed != 0, c.ps.MaxBorrowed, 1},
+		{"MaxNotifiers", c.ev.Set&ffi.EVMaxNotifiers != 0, c.ev.MaxNotifiers, 1},
+		{"MaxListeners", c.ev.Set&ffi.EVMaxListeners != 0, c.ev.MaxListeners, 1},
+	} {
+		if v := int64(b.v); b.set && (v < b.least || v > MaxServiceCount) {
+			return fmt.Errorf("%s %d is outside %d..%d", b.name, v, b.least, MaxServiceCount)
 		}
 	}
 	return nil
@@ -199,6 +245,10 @@ func (n *Node) PublishSubscribe(name string, opts ...ServiceOption) (*PubSubServ
 	if p.Name == "" || p.Size <= 0 || p.Align <= 0 || p.Align&(p.Align-1) != 0 {
 		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("payload type %+v", p)}
 	}
+	if p.Align > maxAlign || uint64(p.Size) > math.MaxUint32 {
+		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("payload type %+v: Size at most %d, Align at most %d", p, uint64(math.MaxUint32), maxAlign)}
+	}
 	c.ps.Size, c.ps.Alignment = uint64(p.Size), uint64(p.Align)
 	if p.Fixed {
 		c.ps.Variant = 1
@@ -222,6 +272,9 @@ func (n *Node) PublishSubscribe(name string, opts ...ServiceOption) (*PubSubServ
 	s.config, _ = n.lib.PubSubConfigOf(h)
 	return s, nil
 }
+
+// maxAlign is the largest payload alignment (a Rust #[repr(align)] allows no more).
+const maxAlign = 1 << 29
 
 // Name returns the service name.
 func (s *PubSubService) Name() string { return s.name }
@@ -323,23 +376,42 @@ type publisherConfig struct {
 type PublisherOption func(*publisherConfig)
 
 // MaxMessageSize bounds the size of one message in bytes (default
-// DefaultMaxMessageSize); a larger Send fails with ErrMessageTooLarge.
+// DefaultMaxMessageSize; not negative); a larger Send fails with
+// ErrMessageTooLarge. The data segment grows to hold messages up to this size
+// on demand, so the bound the machine sets is checked when a message needs the
+// room: a message larger than /dev/shm, or a segment that cannot grow, fails
+// with ErrOutOfMemory.
 func MaxMessageSize(n int) PublisherOption { return func(c *publisherConfig) { c.maxSize = n } }
 
 // InitialMessageSize sizes the first shared-memory segment for messages of n bytes;
-// it grows on demand up to MaxMessageSize (default 4 KiB).
+// it grows on demand up to MaxMessageSize (default 4 KiB; not negative; larger
+// values are cut to MaxMessageSize). The segment holds every sample that can be
+// in flight at once (see ServiceOption), each of this size: when that does not
+// fit the memory bound, Publisher fails with ErrOutOfMemory naming the largest
+// InitialMessageSize that would.
 func InitialMessageSize(n int) PublisherOption {
 	return func(c *publisherConfig) { c.opts.InitialMaxLen = uint64(n) }
 }
 
-// MaxLoans bounds how many samples may be loaned from the publisher at once.
+// MaxLoans bounds how many samples may be loaned from the publisher at once
+// (0 = iceoryx2's default of 2; at most MaxServiceCount, within the memory bound).
 func MaxLoans(n int) PublisherOption {
 	return func(c *publisherConfig) { c.opts.MaxLoaned = uint64(n) }
 }
 
+// MaxSpin bounds FailWhenFull's retries: beyond them iceoryx2 sleeps inside the
+// send call, which cannot be cancelled.
+const MaxSpin = 10000
+
 // FailWhenFull makes Send return ErrWouldBlock when a subscriber's buffer is full
-// (on a service without SafeOverflow), after retrying at most spin times, instead
-// of skipping that subscriber. The message may have reached other subscribers.
+// (on a service without SafeOverflow), instead of skipping that subscriber. The
+// message may have reached other subscribers. While the subscriber has taken
+// part since the publisher connected, Send first retries up to spin times
+// (0..MaxSpin; iceoryx2 yields the thread between tries); a subscriber that has
+// not looked for messages since then fails at once. Send then returns (k, nil)
+// with k > 0 when every subscriber got the message, (0, nil) when there is no
+// subscriber, and (0, ErrWouldBlock) when one was full. A subscriber that leaves
+// during the Send can also cause ErrWouldBlock.
 func FailWhenFull(spin int) PublisherOption {
 	return func(c *publisherConfig) { c.opts.Backpressure = ffi.BPFail; c.opts.Spin = uint64(spin) }
 }
@@ -368,6 +440,9 @@ func (s *PubSubService) Publisher(opts ...PublisherOption) (*Publisher, error) {
 	if c.maxSize < 0 {
 		return nil, &Error{Op: op, Name: s.name, Kind: ErrInvalidArgument, Detail: "negative MaxMessageSize"}
 	}
+	if err := c.check(); err != nil {
+		return nil, &Error{Op: op, Name: s.name, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
 	if s.payload.Fixed {
 		c.opts.InitialMaxLen = uint64(s.payload.Size)
 		c.maxSize = s.payload.Size
@@ -387,6 +462,19 @@ func (s *PubSubService) Publisher(opts ...PublisherOption) (*Publisher, error) {
 		full: &Error{Op: "send", Name: s.name, Kind: ErrWouldBlock}}
 	p.ref.h = ph
 	return p, nil
+}
+
+// check refuses publisher options outside their bounds.
+func (c *publisherConfig) check() error {
+	switch o := c.opts; {
+	case int64(o.InitialMaxLen) < 0:
+		return fmt.Errorf("InitialMessageSize %d is negative", int64(o.InitialMaxLen))
+	case int64(o.MaxLoaned) < 0 || o.MaxLoaned > MaxServiceCount:
+		return fmt.Errorf("MaxLoans %d is outside 0..%d", int64(o.MaxLoaned), MaxServiceCount)
+	case o.Backpressure == ffi.BPFail && (int64(o.Spin) < 0 || o.Spin > MaxSpin):
+		return fmt.Errorf("FailWhenFull spin %d is outside 0..%d", int64(o.Spin), MaxSpin)
+	}
+	return nil
 }
 
 func (p *Publisher) checkSize(op string, n int) error {
@@ -590,7 +678,10 @@ type subscriberConfig struct{ bufferSize uint64 }
 // SubscriberOption configures a Subscriber.
 type SubscriberOption func(*subscriberConfig)
 
-// SubscriberBuffer sets this subscriber's buffer, at most the service's BufferSize.
+// SubscriberBuffer sets this subscriber's buffer: 1 to the service's BufferSize
+// (0 = the service's BufferSize); ErrInvalidArgument otherwise. A subscriber
+// keeps bookkeeping for every publisher the service admits: when that does not
+// fit the memory bound (see ServiceOption), Subscriber fails with ErrOutOfMemory.
 func SubscriberBuffer(n int) SubscriberOption {
 	return func(c *subscriberConfig) { c.bufferSize = uint64(n) }
 }
@@ -609,6 +700,10 @@ func (s *PubSubService) Subscriber(opts ...SubscriberOption) (*Subscriber, error
 	var c subscriberConfig
 	for _, o := range opts {
 		o(&c)
+	}
+	if int64(c.bufferSize) < 0 {
+		return nil, &Error{Op: op, Name: s.name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("SubscriberBuffer %d is negative", int64(c.bufferSize))}
 	}
 	h, ok := s.ref.acquire()
 	if !ok {
@@ -659,11 +754,19 @@ type Batch struct {
 	grow    func(n int) []byte // a buffer for one message larger than buf (nil: make)
 }
 
+// Limits of NewBatch's arguments.
+const (
+	MaxBatchBuffer   = 1 << 30 // bytes; a message larger than the buffer still grows it
+	MaxBatchMessages = 1 << 16
+)
+
 // NewBatch makes a batch for up to maxMessages messages in a buffer of bufSize
-// bytes; the buffer grows when a single message needs more.
+// bytes; the buffer grows when a single message needs more. Out-of-range values
+// are clamped, never a panic: bufSize to 0..MaxBatchBuffer, maxMessages to
+// 1..MaxBatchMessages.
 func NewBatch(bufSize, maxMessages int) *Batch {
-	maxMessages = min(max(maxMessages, 1), 1<<16)
-	bufSize = max(bufSize, 0)
+	bufSize = min(max(bufSize, 0), MaxBatchBuffer)
+	maxMessages = min(max(maxMessages, 1), MaxBatchMessages)
 	return &Batch{buf: make([]byte, bufSize), lens: make([]uint64, maxMessages), offs: make([]int, maxMessages+1)}
 }
 

@@ -101,6 +101,7 @@ type Lib struct {
 	ListenerTryWaitFn     uintptr `sym:"iox_listener_try_wait"`
 	NodeIDDetailsFn       uintptr `sym:"iox_node_id_details"`
 	PublisherSendNotifyFn uintptr `sym:"iox_publisher_send_notify"`
+	PanicCountFn          uintptr `sym:"iox_panic_count"`
 }
 
 // Bind resolves every symbol of the table from an opened library.
@@ -198,6 +199,13 @@ func (l *Lib) IceoryxVersion() string {
 	var buf [64]byte
 	r, _, _ := purego.SyscallN(l.IceoryxVersionFn, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	return string(buf[:min(int(r), len(buf))])
+}
+
+// PanicCount returns how many panics the native library caught since it was
+// loaded (each logged as one line and returned as EPanic).
+func (l *Lib) PanicCount() uint64 {
+	r, _, _ := purego.SyscallN(l.PanicCountFn)
+	return uint64(r)
 }
 
 // SetLogLevel sets the crate's global log level (0 trace .. 5 fatal).

@@ -27,6 +27,8 @@ use iceoryx2::service::marker::{CustomHeaderMarker, CustomPayloadMarker};
 use iceoryx2::service::port_factory::{event as event_factory, publish_subscribe as ps_factory};
 use iceoryx2::service::static_config::message_type_details::{TypeDetail, TypeVariant};
 
+mod bounds;
+
 /// Version of this C ABI. The Go loader refuses a library with another value.
 pub const ABI_VERSION: u32 = 5;
 
@@ -137,12 +139,30 @@ fn fail<E: std::fmt::Debug>(e: E, errbuf: *mut u8, errcap: usize) -> i32 {
 
 /// Runs `f`, turning a panic into `IOX_E_PANIC`.
 fn guard<F: FnOnce() -> i32>(f: F) -> i32 {
+    bounds::install_panic_hook();
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(IOX_E_PANIC)
+}
+
+/// Cold-path form of `guard`: a panic also writes its one-line description into
+/// the caller's error buffer.
+fn guard_err<F: FnOnce() -> i32>(errbuf: *mut u8, errcap: usize, f: F) -> i32 {
+    bounds::install_panic_hook();
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        write_text(&format!("panic inside the native library: {}", bounds::take_last_panic()), errbuf, errcap);
+        IOX_E_PANIC
+    })
+}
+
+/// Writes `msg` into the error buffer and returns `code`.
+fn refuse(code: i32, msg: &str, errbuf: *mut u8, errcap: usize) -> i32 {
+    write_text(msg, errbuf, errcap);
+    code
 }
 
 /// Hot-path form: `f` yields a count (or handle address) on success and a status on
 /// failure; the export returns the value, or the negated status.
 fn guard_value<F: FnOnce() -> Result<i64, i32>>(f: F) -> i64 {
+    bounds::install_panic_hook();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(code)) => -(code as i64),
@@ -251,7 +271,7 @@ pub unsafe extern "C" fn iox_node_create(
     errbuf: *mut u8,
     errcap: usize,
 ) -> i32 {
-    guard(|| {
+    guard_err(errbuf, errcap, || {
         let (Some(name), Some(prefix), Some(root)) = (
             text_arg(name, name_len),
             text_arg(prefix, prefix_len),
@@ -263,6 +283,19 @@ pub unsafe extern "C" fn iox_node_create(
             return IOX_E_INVALID_ARGUMENT;
         }
         let mut config = Config::default();
+        // A listener's socket is <root><prefix><id><suffix>: keep it within the
+        // unix socket path limit, or creating a listener fails later.
+        let root_len = if root.is_empty() { config.global.root_path().len() } else { root.len() };
+        let prefix_len = if prefix.is_empty() { config.global.prefix.len() } else { prefix.len() };
+        let suffix_len = config.global.service.event_connection_suffix.len();
+        if root_len + prefix_len + bounds::LISTENER_ID_DIGITS + suffix_len > bounds::SOCKET_PATH_MAX {
+            let room = bounds::SOCKET_PATH_MAX - bounds::LISTENER_ID_DIGITS - suffix_len;
+            let msg = format!(
+                "isolation root ({root_len} bytes) and prefix ({prefix_len} bytes) together may have at most {room} bytes: a listener's socket path (root + prefix + {} digit id + {:?}) must fit in {} bytes",
+                bounds::LISTENER_ID_DIGITS, config.global.service.event_connection_suffix.to_string(), bounds::SOCKET_PATH_MAX + 1
+            );
+            return refuse(IOX_E_INVALID_ARGUMENT, &msg, errbuf, errcap);
+        }
         if !prefix.is_empty() {
             match FileName::new(prefix.as_bytes()) {
                 Ok(p) => config.global.prefix = p,
@@ -478,7 +511,7 @@ pub unsafe extern "C" fn iox_pubsub_open(
     errbuf: *mut u8,
     errcap: usize,
 ) -> i32 {
-    guard(|| {
+    guard_err(errbuf, errcap, || {
         let (Some(n), Some(o)) = (handle(node), opts.as_ref()) else {
             return IOX_E_INVALID_ARGUMENT;
         };
@@ -496,6 +529,9 @@ pub unsafe extern "C" fn iox_pubsub_open(
         if o.size == 0 && !dynamic || o.alignment == 0 || !o.alignment.is_power_of_two() {
             write_text("type size and alignment must be positive, alignment a power of two", errbuf, errcap);
             return IOX_E_INVALID_ARGUMENT;
+        }
+        if let Err(msg) = pubsub_bounds(n, o, mode) {
+            return refuse(msg.0, &msg.1, errbuf, errcap);
         }
         let variant = if dynamic { TypeVariant::Dynamic } else { TypeVariant::FixedSize };
         let payload = match TypeDetail::__internal_new_from_parts(variant, tname, o.size as usize, o.alignment as usize) {
@@ -558,6 +594,66 @@ pub unsafe extern "C" fn iox_pubsub_open(
             Err(c) => c,
         }
     })
+}
+
+/// Checks a publish-subscribe request before iceoryx2 sees it: counts of at
+/// least 1 where the crate needs one (it would panic on 0), sizes that do not
+/// overflow, and, when the service may be created, that the memory it needs
+/// once every port it admits exists fits the machine.
+fn pubsub_bounds(n: &NodeH, o: &PubSubOpts, mode: u32) -> Result<(), (i32, String)> {
+    let bad = |m: String| Err((IOX_E_INVALID_ARGUMENT, m));
+    let set = |bit: u64| o.set & bit != 0;
+    for (bit, name, v, least) in [
+        (PS_SET_MAX_PUBLISHERS, "MaxPublishers", o.max_publishers, 1),
+        (PS_SET_MAX_SUBSCRIBERS, "MaxSubscribers", o.max_subscribers, 1),
+        (PS_SET_MAX_NODES, "MaxNodes", o.max_nodes, 1),
+        (PS_SET_BUFFER_SIZE, "BufferSize", o.buffer_size, 1),
+        (PS_SET_MAX_BORROWED, "MaxBorrowed", o.max_borrowed, 1),
+        (PS_SET_HISTORY_SIZE, "History", o.history_size, 0),
+    ] {
+        if set(bit) && (v < least || v > bounds::MAX_COUNT) {
+            return bad(format!("{name} {v} is outside {least}..={}", bounds::MAX_COUNT));
+        }
+    }
+    if o.alignment > bounds::MAX_ALIGNMENT {
+        return bad(format!("payload alignment {} is over {}", o.alignment, bounds::MAX_ALIGNMENT));
+    }
+    if o.size > u32::MAX as u64 || o.header_size > u32::MAX as u64 {
+        return bad(format!("payload element size {} or header size {} is over {}", o.size, o.header_size, u32::MAX));
+    }
+    if mode == OPEN {
+        return Ok(());
+    }
+    let d = &n.node.config().defaults.publish_subscribe;
+    let pick = |bit: u64, v: u64, default: usize| if set(bit) { v as u128 } else { default as u128 };
+    let shape = bounds::PubSubShape {
+        publishers: pick(PS_SET_MAX_PUBLISHERS, o.max_publishers, d.max_publishers).max(1),
+        subscribers: pick(PS_SET_MAX_SUBSCRIBERS, o.max_subscribers, d.max_subscribers).max(1),
+        nodes: pick(PS_SET_MAX_NODES, o.max_nodes, d.max_nodes).max(1),
+        buffer: pick(PS_SET_BUFFER_SIZE, o.buffer_size, d.subscriber_max_buffer_size).max(1),
+        borrowed: pick(PS_SET_MAX_BORROWED, o.max_borrowed, d.subscriber_max_borrowed_samples).max(1),
+        history: pick(PS_SET_HISTORY_SIZE, o.history_size, d.publisher_history_size),
+        loans: d.publisher_max_loaned_samples as u128,
+        size: (o.size as u128).max(1),
+        alignment: o.alignment as u128,
+        header_size: o.header_size as u128,
+        elements: 1,
+    };
+    let mut knobs = Vec::new();
+    for (bit, k) in [
+        (PS_SET_MAX_PUBLISHERS, bounds::Knob::Publishers),
+        (PS_SET_MAX_SUBSCRIBERS, bounds::Knob::Subscribers),
+        (PS_SET_MAX_NODES, bounds::Knob::Nodes),
+        (PS_SET_BUFFER_SIZE, bounds::Knob::Buffer),
+        (PS_SET_MAX_BORROWED, bounds::Knob::Borrowed),
+        (PS_SET_HISTORY_SIZE, bounds::Knob::History),
+    ] {
+        if set(bit) {
+            knobs.push(k);
+        }
+    }
+    bounds::check_fit("the service", &shape, &knobs, bounds::PubSubShape::service, 0)
+        .map_err(|m| (IOX_E_OUT_OF_MEMORY, m))
 }
 
 #[no_mangle]
@@ -675,6 +771,8 @@ pub struct PublisherOpts {
 
 pub struct PublisherH {
     publisher: Publisher<Svc, Bytes, Hdr>,
+    /// `BP_FAIL`: a send that misses a subscriber that was there before it fails.
+    fail: bool,
     service: Arc<PubSubFactory>,
     /// Chunks whose pages are known to be backed: address → bytes populated.
     /// Chunks are reused, so after the first round a loan needs no system call.
@@ -692,7 +790,7 @@ pub unsafe extern "C" fn iox_publisher_create(
     errbuf: *mut u8,
     errcap: usize,
 ) -> i32 {
-    guard(|| {
+    guard_err(errbuf, errcap, || {
         let (Some(s), Some(o)) = (handle(svc), opts.as_ref()) else {
             return IOX_E_INVALID_ARGUMENT;
         };
@@ -709,6 +807,9 @@ pub unsafe extern "C" fn iox_publisher_create(
             1 => AllocationStrategy::PowerOfTwo,
             _ => AllocationStrategy::BestFit,
         };
+        if let Err((code, msg)) = publisher_bounds(s, o, elems) {
+            return refuse(code, &msg, errbuf, errcap);
+        }
         let mut b = s
             .factory
             .publisher_builder()
@@ -732,6 +833,7 @@ pub unsafe extern "C" fn iox_publisher_create(
             Ok(publisher) => {
                 put(out, into_handle(PublisherH {
                     publisher,
+                    fail: o.backpressure as u32 == BP_FAIL,
                     service: s.factory.clone(),
                     populated: Mutex::new(std::collections::HashMap::new()),
                     size: s.size,
@@ -743,6 +845,45 @@ pub unsafe extern "C" fn iox_publisher_create(
             Err(e) => fail(e, errbuf, errcap),
         }
     })
+}
+
+/// Most retries a `BP_FAIL` publisher may spin on a full receiver: beyond them
+/// iceoryx2's adaptive wait sleeps inside the send call, which Go cannot cancel.
+pub const MAX_SPIN: u64 = 10_000;
+
+/// Checks a publisher request against the service it belongs to: the loans and
+/// spin it asks for, and the memory its data segment, bookkeeping and
+/// connections need.
+fn publisher_bounds(s: &PubSubH, o: &PublisherOpts, elems: usize) -> Result<(), (i32, String)> {
+    if o.max_loaned > bounds::MAX_COUNT {
+        return Err((IOX_E_INVALID_ARGUMENT, format!("MaxLoans {} is over {}", o.max_loaned, bounds::MAX_COUNT)));
+    }
+    if o.backpressure as u32 == BP_FAIL && o.spin > MAX_SPIN {
+        return Err((IOX_E_INVALID_ARGUMENT, format!("FailWhenFull spin {} is over {MAX_SPIN}", o.spin)));
+    }
+    let c = s.factory.static_config();
+    let p = &c.message_type_details().payload;
+    let loans = if o.max_loaned > 0 { o.max_loaned as u128 } else { 2 };
+    let shape = bounds::PubSubShape {
+        publishers: c.max_publishers() as u128,
+        subscribers: c.max_subscribers() as u128,
+        nodes: c.max_nodes() as u128,
+        buffer: c.subscriber_max_buffer_size() as u128,
+        borrowed: c.subscriber_max_borrowed_samples() as u128,
+        history: c.history_size() as u128,
+        loans,
+        size: (p.size() as u128).max(1),
+        alignment: p.alignment() as u128,
+        header_size: c.message_type_details().user_header.size() as u128,
+        elements: elems as u128,
+    };
+    let knobs: &[bounds::Knob] = if s.dynamic {
+        &[bounds::Knob::Elements, bounds::Knob::Loans]
+    } else {
+        &[bounds::Knob::Loans]
+    };
+    bounds::check_fit("the publisher", &shape, knobs, bounds::PubSubShape::publisher, s.size as u128)
+        .map_err(|m| (IOX_E_OUT_OF_MEMORY, m))
 }
 
 #[no_mangle]
@@ -854,7 +995,33 @@ impl PublisherH {
             let dst = sample.user_header_mut() as *mut Hdr as *mut u8;
             std::ptr::copy_nonoverlapping(hdr, dst, self.header);
         }
-        sample.send().map_err(send_error)
+        let expected = self.expected_recipients();
+        let k = sample.send().map_err(send_error)?;
+        full_check(k, expected)
+    }
+
+    /// For a `BP_FAIL` publisher, the subscribers registered before a send.
+    ///
+    /// iceoryx2 0.10.0 calls the backpressure handler only while a connection
+    /// has both ends attached (`zero_copy_connection::common::blocking_send`
+    /// checks `is_connected()`). A subscriber attaches its end when it first
+    /// updates its connections (on creation, if the publisher already exists,
+    /// otherwise on its next receive). A full buffer of a subscriber that has not
+    /// attached yet gives `NoConnectedReceiverAndBufferIsFull`, which the sender
+    /// skips silently (`port/details/sender.rs`): the send returns Ok with that
+    /// subscriber missing from the count, handler or not. Counting the
+    /// subscribers before the send finds that case too.
+    fn expected_recipients(&self) -> Option<usize> {
+        self.fail.then(|| self.service.dynamic_config().number_of_subscribers())
+    }
+}
+
+/// `IOX_E_WOULD_BLOCK` when a send reached fewer subscribers than were
+/// registered before it (a full one was skipped), else the count.
+fn full_check(k: usize, expected: Option<usize>) -> Result<usize, i32> {
+    match expected {
+        Some(e) if k < e => Err(IOX_E_WOULD_BLOCK),
+        _ => Ok(k),
     }
 }
 
@@ -904,6 +1071,8 @@ pub struct SampleMutH {
     ptr: *mut u8,
     len: u64,
     sample: SampleMut<Svc, Bytes, Hdr>,
+    /// The service, when the publisher is `BP_FAIL` (see `expected_recipients`).
+    fail: Option<Arc<PubSubFactory>>,
 }
 
 /// Loans a writable sample of `len` bytes in shared memory. Returns the handle
@@ -913,7 +1082,8 @@ pub unsafe extern "C" fn iox_publisher_loan(h: *mut PublisherH, len: usize) -> i
     guard_value(|| {
         let p = handle(h).ok_or(IOX_E_INVALID_ARGUMENT)?;
         let (sample, ptr) = p.loan(len)?;
-        Ok(into_handle(SampleMutH { ptr, len: len as u64, sample }) as i64)
+        let fail = p.fail.then(|| p.service.clone());
+        Ok(into_handle(SampleMutH { ptr, len: len as u64, sample, fail }) as i64)
     })
 }
 
@@ -926,7 +1096,9 @@ pub unsafe extern "C" fn iox_sample_mut_send(h: *mut SampleMutH) -> i64 {
             return Err(IOX_E_INVALID_ARGUMENT);
         }
         let s = Box::from_raw(h);
-        s.sample.send().map(|n| n as i64).map_err(send_error)
+        let expected = s.fail.as_ref().map(|f| f.dynamic_config().number_of_subscribers());
+        let k = s.sample.send().map_err(send_error)?;
+        full_check(k, expected).map(|n| n as i64)
     })
 }
 
@@ -969,10 +1141,32 @@ pub unsafe extern "C" fn iox_subscriber_create(
     errbuf: *mut u8,
     errcap: usize,
 ) -> i32 {
-    guard(|| {
+    guard_err(errbuf, errcap, || {
         let Some(s) = handle(svc) else { return IOX_E_INVALID_ARGUMENT };
         if out.is_null() {
             return IOX_E_INVALID_ARGUMENT;
+        }
+        let c = s.factory.static_config();
+        if buffer_size > c.subscriber_max_buffer_size() as u64 {
+            let msg = format!("SubscriberBuffer {buffer_size} is over the service's BufferSize {}", c.subscriber_max_buffer_size());
+            return refuse(IOX_E_INVALID_ARGUMENT, &msg, errbuf, errcap);
+        }
+        let shape = bounds::PubSubShape {
+            publishers: c.max_publishers() as u128,
+            subscribers: c.max_subscribers() as u128,
+            nodes: c.max_nodes() as u128,
+            buffer: c.subscriber_max_buffer_size() as u128,
+            borrowed: c.subscriber_max_borrowed_samples() as u128,
+            history: c.history_size() as u128,
+            loans: 2,
+            size: 1,
+            alignment: 1,
+            header_size: 0,
+            elements: 1,
+        };
+        let need = shape.subscriber() + shape.publishers * shape.connection();
+        if let Err(msg) = bounds::check_bytes("the subscriber (with a connection to every publisher the service admits)", need) {
+            return refuse(IOX_E_OUT_OF_MEMORY, &msg, errbuf, errcap);
         }
         let mut b = s.factory.subscriber_builder();
         if buffer_size > 0 {
@@ -1179,7 +1373,7 @@ pub unsafe extern "C" fn iox_event_open(
     errbuf: *mut u8,
     errcap: usize,
 ) -> i32 {
-    guard(|| {
+    guard_err(errbuf, errcap, || {
         let (Some(n), Some(o)) = (handle(node), opts.as_ref()) else {
             return IOX_E_INVALID_ARGUMENT;
         };
@@ -1190,6 +1384,9 @@ pub unsafe extern "C" fn iox_event_open(
             Ok(n) => n,
             Err(c) => return c,
         };
+        if let Err((code, msg)) = event_bounds(n, o, mode) {
+            return refuse(code, &msg, errbuf, errcap);
+        }
         let mut b = n.node.service_builder(&name).event();
         let v = |bit: u64| o.set & bit != 0;
         if v(EV_SET_MAX_NOTIFIERS) {
@@ -1229,6 +1426,37 @@ pub unsafe extern "C" fn iox_event_open(
     })
 }
 
+/// Checks an event service request before iceoryx2 sees it: counts of at least
+/// 1, and, when the service may be created, that the listeners' event-id sets
+/// and the notifiers' connection tables fit the machine.
+fn event_bounds(n: &NodeH, o: &EventOpts, mode: u32) -> Result<(), (i32, String)> {
+    let set = |bit: u64| o.set & bit != 0;
+    for (bit, name, v) in [
+        (EV_SET_MAX_NOTIFIERS, "MaxNotifiers", o.max_notifiers),
+        (EV_SET_MAX_LISTENERS, "MaxListeners", o.max_listeners),
+        (EV_SET_MAX_NODES, "MaxNodes", o.max_nodes),
+    ] {
+        if set(bit) && (v < 1 || v > bounds::MAX_COUNT) {
+            return Err((IOX_E_INVALID_ARGUMENT, format!("{name} {v} is outside 1..={}", bounds::MAX_COUNT)));
+        }
+    }
+    let d = &n.node.config().defaults.event;
+    let pick = |bit: u64, v: u64, default: usize| if set(bit) { v } else { default as u64 };
+    let max_id = pick(EV_SET_MAX_EVENT_ID, o.max_event_id, d.event_id_max_value);
+    if max_id >= usize::MAX as u64 / 8 {
+        return Err((IOX_E_INVALID_ARGUMENT, format!("MaxEventID {max_id} overflows the size of a listener's event-id set")));
+    }
+    if mode == OPEN {
+        return Ok(());
+    }
+    let listeners = pick(EV_SET_MAX_LISTENERS, o.max_listeners, d.max_listeners).max(1);
+    let notifiers = pick(EV_SET_MAX_NOTIFIERS, o.max_notifiers, d.max_notifiers).max(1);
+    let nodes = pick(EV_SET_MAX_NODES, o.max_nodes, d.max_nodes).max(1);
+    let given = [set(EV_SET_MAX_LISTENERS), set(EV_SET_MAX_NOTIFIERS), set(EV_SET_MAX_EVENT_ID)];
+    bounds::check_event(listeners, notifiers, nodes, max_id, given)
+        .map_err(|(oom, m)| (if oom { IOX_E_OUT_OF_MEMORY } else { IOX_E_INVALID_ARGUMENT }, m))
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn iox_event_drop(h: *mut EventH) {
     let _ = catch_unwind(AssertUnwindSafe(|| drop_handle(h)));
@@ -1264,10 +1492,14 @@ pub unsafe extern "C" fn iox_notifier_create(
     errbuf: *mut u8,
     errcap: usize,
 ) -> i32 {
-    guard(|| {
+    guard_err(errbuf, errcap, || {
         let Some(e) = handle(svc) else { return IOX_E_INVALID_ARGUMENT };
         if out.is_null() {
             return IOX_E_INVALID_ARGUMENT;
+        }
+        let need = bounds::notifier_bytes(e.factory.static_config().max_listeners() as u64);
+        if let Err(msg) = bounds::check_bytes("the notifier (a connection slot per listener the service admits)", need) {
+            return refuse(IOX_E_OUT_OF_MEMORY, &msg, errbuf, errcap);
         }
         match e
             .factory
@@ -1316,10 +1548,23 @@ pub unsafe extern "C" fn iox_listener_create(
     errbuf: *mut u8,
     errcap: usize,
 ) -> i32 {
-    guard(|| {
+    guard_err(errbuf, errcap, || {
         let Some(e) = handle(svc) else { return IOX_E_INVALID_ARGUMENT };
         if out.is_null() {
             return IOX_E_INVALID_ARGUMENT;
+        }
+        // The service may come from another process with any largest id.
+        let max_id = e.factory.static_config().event_id_max_value() as u64;
+        match bounds::listener_bytes(max_id) {
+            None => {
+                let msg = format!("the service's MaxEventID {max_id} overflows the size of a listener's event-id set");
+                return refuse(IOX_E_INVALID_ARGUMENT, &msg, errbuf, errcap);
+            }
+            Some(need) => {
+                if let Err(msg) = bounds::check_bytes("the listener (8 bytes per event id of the service)", need) {
+                    return refuse(IOX_E_OUT_OF_MEMORY, &msg, errbuf, errcap);
+                }
+            }
         }
         match e.factory.listener_builder().create() {
             Ok(listener) => {
@@ -1431,4 +1676,15 @@ pub unsafe extern "C" fn iox_publisher_send_notify(
         }
         Ok(k as i64)
     })
+}
+
+// ---------------------------------------------------------------------------
+// diagnostics
+// ---------------------------------------------------------------------------
+
+/// How many panics the library has caught since it was loaded (each was logged
+/// as one line through the crate's logger and returned as `IOX_E_PANIC`).
+#[no_mangle]
+pub extern "C" fn iox_panic_count() -> u64 {
+    bounds::panic_count()
 }
