@@ -115,9 +115,11 @@ func parse(r io.Reader) (*input, error) {
 }
 
 const (
-	roundTrip  = "BenchmarkRoundTrip/"
-	throughput = "BenchmarkThroughput/"
-	idleCPU    = "BenchmarkIdleCPU/"
+	roundTrip       = "BenchmarkRoundTrip/"
+	throughput      = "BenchmarkThroughput/"
+	idleCPU         = "BenchmarkIdleCPU/"
+	roundTripLoaded = "BenchmarkRoundTripLoaded/"
+	idlePairs       = "BenchmarkIdlePairs"
 )
 
 func main() {
@@ -158,21 +160,26 @@ func write(w io.Writer, in *input) {
 			break
 		}
 	}
-	var rt, tp, idle, other []*result
+	var rt, loaded, tp, idle, other []*result
 	for _, res := range in.results {
 		switch {
 		case strings.HasPrefix(res.name, roundTrip):
 			rt = append(rt, res)
+		case strings.HasPrefix(res.name, roundTripLoaded):
+			loaded = append(loaded, res)
 		case strings.HasPrefix(res.name, throughput) && strings.Count(res.name, "/") == 2:
 			tp = append(tp, res)
-		case strings.HasPrefix(res.name, idleCPU):
+		case strings.HasPrefix(res.name, idleCPU) || res.name == idlePairs:
 			idle = append(idle, res)
 		default:
 			other = append(other, res)
 		}
 	}
 	if len(rt) > 0 {
-		writeRoundTrip(w, in, rt)
+		writeRoundTrip(w, in, rt, roundTrip, "Round trip, 64 B")
+	}
+	if len(loaded) > 0 {
+		writeRoundTrip(w, in, loaded, roundTripLoaded, "Round trip, 64 B, while another process keeps one core busy")
 	}
 	if len(tp) > 0 {
 		writeThroughput(w, in, tp)
@@ -221,16 +228,18 @@ func (g *grid) write(w io.Writer) {
 	}
 }
 
-func writeRoundTrip(w io.Writer, in *input, rows []*result) {
-	fmt.Fprintln(w, "\nRound trip, 64 B (time per round trip; ×uds and ×floor = this time / that row's time, lower is better)")
-	uds, hasUDS := lookup(in, roundTrip+"uds", "ns/op")
+func writeRoundTrip(w io.Writer, in *input, rows []*result, prefix, title string) {
+	fmt.Fprintln(w, "\n"+title+" (time per round trip: mean, median, 99th percentile; ×uds and ×floor = mean / that row's mean, lower is better)")
+	uds, hasUDS := lookup(in, prefix+"uds", "ns/op")
 	floor, hasFloor := lookup(in, roundTrip+"native-floor", "ns/op")
 	g := grid{text: 1}
-	g.add("case", "ns/rt", "×uds", "×floor", "allocs/op")
+	g.add("case", "ns/rt", "p50", "p99", "×uds", "×floor", "allocs/op")
 	for _, res := range rows {
 		ns, ok := res.value("ns/op")
-		g.add(strings.TrimPrefix(res.name, roundTrip),
-			num(ns, ok), ratio(ns, uds, ok && hasUDS), ratio(ns, floor, ok && hasFloor), allocs(res))
+		p50, has50 := res.value("p50-ns")
+		p99, has99 := res.value("p99-ns")
+		g.add(strings.TrimPrefix(res.name, prefix), num(ns, ok), num(p50, has50), num(p99, has99),
+			ratio(ns, uds, ok && hasUDS), ratio(ns, floor, ok && hasFloor), allocs(res))
 	}
 	g.write(w)
 }
@@ -269,7 +278,7 @@ func writeThroughput(w io.Writer, in *input, rows []*result) {
 func writeIdle(w io.Writer, rows []*result) {
 	fmt.Fprintln(w, "\nIdle, connected and quiet (CPU time as % of one core, and context switches per second, of this process and of the peer process)")
 	g := grid{text: 1}
-	g.add("case", "window", "cpu% self", "cpu% peer", "csw/s self", "csw/s peer")
+	g.add("case", "window", "cpu% self", "cpu% peer", "csw/s self", "csw/s peer", "goroutines/pair")
 	for _, res := range rows {
 		ns, ok := res.value("ns/op")
 		window := "-"
@@ -280,8 +289,11 @@ func writeIdle(w io.Writer, rows []*result) {
 			v, ok := res.value(unit)
 			return small(v, ok)
 		}
-		g.add(strings.TrimPrefix(res.name, idleCPU), window,
-			cell("cpu%-self"), cell("cpu%-peer"), cell("csw/s-self"), cell("csw/s-peer"))
+		name := strings.TrimPrefix(res.name, idleCPU)
+		if res.name == idlePairs {
+			name = "many idle pairs"
+		}
+		g.add(name, window, cell("cpu%-self"), cell("cpu%-peer"), cell("csw/s-self"), cell("csw/s-peer"), cell("goroutines/pair"))
 	}
 	g.write(w)
 }
@@ -289,11 +301,13 @@ func writeIdle(w io.Writer, rows []*result) {
 func writeOther(w io.Writer, rows []*result) {
 	fmt.Fprintln(w, "\nOther benchmarks")
 	g := grid{text: 1}
-	g.add("name", "ns/op", "MB/s", "allocs/op")
+	g.add("name", "ns/op", "p50", "p99", "MB/s", "allocs/op")
 	for _, res := range rows {
 		ns, ok := res.value("ns/op")
+		p50, has50 := res.value("p50-ns")
+		p99, has99 := res.value("p99-ns")
 		mbs, hasMB := res.value("MB/s")
-		g.add(strings.TrimPrefix(res.name, "Benchmark"), num(ns, ok), num(mbs, hasMB), allocs(res))
+		g.add(strings.TrimPrefix(res.name, "Benchmark"), num(ns, ok), num(p50, has50), num(p99, has99), num(mbs, hasMB), allocs(res))
 	}
 	g.write(w)
 }
