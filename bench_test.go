@@ -119,8 +119,8 @@ func openBenchPair(b *testing.B, ns namespace, name, role string, spin bool, env
 
 // openChildPair opens the child's end of the pair IOX_SERVICE and waits until
 // the parent's end is there.
-func openChildPair(node *iox.Node) (*iox.Pair[[]byte], error) {
-	p, err := iox.OpenPair(context.Background(), node, os.Getenv("IOX_SERVICE"), childPairOptions()...)
+func openChildPair(node *iox.Node, extra ...iox.ChanOption) (*iox.Pair[[]byte], error) {
+	p, err := iox.OpenPair(context.Background(), node, os.Getenv("IOX_SERVICE"), append(childPairOptions(), extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -576,11 +576,12 @@ func childBurn() error {
 //     its own buffer), and the child borrows each sample (Subscriber.Borrow), checks
 //     the sequence number in place and releases it: no copy on either side.
 //   - pair: Pair.Send of the same buffer b.N times on a Pair with default settings
-//     (the pump copies each message into shared memory, so reusing the buffer is
-//     safe); the child counts what arrives on In.
+//     (Send copies each message into shared memory before it returns, so reusing
+//     the buffer is safe); the child counts what arrives on In and hands each
+//     buffer back with Recycle (WithRecycling(8)).
 //   - pubsub: Pub.Send on a lossless Pub with default settings to one Sub in the
-//     child, which counts what arrives on C. Timing starts once the publisher
-//     lists the subscriber.
+//     child, which counts what arrives on In and recycles the buffers the same
+//     way. Timing starts once the publisher lists the subscriber.
 //   - chan: a buffered Go channel to a goroutine in this process; buffers come
 //     from a free list and the sender copies the message into one (a hand-over of
 //     ownership, no allocation), the receiver hands them back.
@@ -840,8 +841,9 @@ func benchThroughputPair(b *testing.B, size int) {
 	c.wait()
 }
 
-// countMessages takes n messages of size bytes from in, then says "got N".
-func countMessages(in <-chan []byte, n, size int, ended func() error) error {
+// countMessages takes n messages of size bytes from in, hands each buffer
+// back with recycle, then says "got N".
+func countMessages(in <-chan []byte, n, size int, ended func() error, recycle func([]byte)) error {
 	for got := range n {
 		m, ok := <-in
 		if !ok {
@@ -850,6 +852,7 @@ func countMessages(in <-chan []byte, n, size int, ended func() error) error {
 		if len(m) != size {
 			return fmt.Errorf("message %d has %d bytes, want %d", got, len(m), size)
 		}
+		recycle(m)
 	}
 	fmt.Printf("got %d\n", n)
 	return nil
@@ -868,7 +871,7 @@ func childSinkPair() error {
 		return err
 	}
 	defer node.Close()
-	p, err := openChildPair(node)
+	p, err := openChildPair(node, iox.WithRecycling(8))
 	if err != nil {
 		return err
 	}
@@ -878,7 +881,7 @@ func childSinkPair() error {
 	if err != nil {
 		return fmt.Errorf("message count: %w", err)
 	}
-	if err := countMessages(p.In(), n, size, p.Err); err != nil {
+	if err := countMessages(p.In(), n, size, p.Err, p.Recycle); err != nil {
 		return err
 	}
 	if _, ok := <-p.In(); ok {
@@ -932,7 +935,7 @@ func childSinkSub() error {
 		return err
 	}
 	defer node.Close()
-	sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"))
+	sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.WithRecycling(8))
 	if err != nil {
 		return err
 	}
@@ -942,7 +945,7 @@ func childSinkSub() error {
 	if err != nil {
 		return fmt.Errorf("message count: %w", err)
 	}
-	if err := countMessages(sub.In(), n, size, sub.Err); err != nil {
+	if err := countMessages(sub.In(), n, size, sub.Err, sub.Recycle); err != nil {
 		return err
 	}
 	parentSays() // the publisher closes first and waits until this side took everything

@@ -60,9 +60,10 @@ func WithPeerTimeout(d time.Duration) ChanOption {
 
 // WithSpin makes receivers busy-poll shared memory for exactly d before they
 // park in the runtime poller, whatever the load; WithSpin(0) never spins. The
-// default is adaptive: a receiver spins for at most 50µs, and only while spinning
-// has recently paid off (the peer answered within that time) and the thread was
-// not preempted while spinning; otherwise it parks at once.
+// default is adaptive: a receiver spins for at most 100µs, and only while
+// spinning has recently paid off (the peer answered within that time); spins
+// that fail make it park at once for a growing number of waits, so a busy
+// machine ends up parking.
 func WithSpin(d time.Duration) ChanOption {
 	return func(c *chanConfig) { c.set |= optSpin; c.spin = d }
 }

@@ -343,15 +343,15 @@ func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
 // awaitRoom waits until the peer made room or arrived. It tells a full peer
 // that a sender waits (evFull); as a safety net it also looks again after a
 // quarter of the peer timeout, which costs nothing while nothing is queued.
-func (p *Pair[T]) awaitRoom(stop <-chan struct{}) error {
+func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
 	if p.gonePeer() {
 		return errDone
 	}
 	p.ntf.Notify(evFull)
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.peerTimeout/4)
+	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
 	defer cancel()
 	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello), p.txW)
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 		return nil
 	}
 	return err

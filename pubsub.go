@@ -337,14 +337,14 @@ func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
 // awaitRoom waits until a subscriber made room, joined, left or died. It tells
 // the subscribers that a publisher waits (evFull), removes crashed ones, and as
 // a safety net looks again after a quarter of the peer timeout.
-func (p *Pub[T]) awaitRoom(stop <-chan struct{}) error {
+func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
 	p.ntf.Notify(evData)
 	p.ntf.Notify(evFull)
 	p.scan()
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.peerTimeout/4)
+	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
 	defer cancel()
 	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft)|bit(evDead), p.txW)
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 		return nil
 	}
 	return err

@@ -311,7 +311,10 @@ func recycle(spare chan []byte, b []byte) {
 
 // keepAfter is how long a channel's receiving side must have been idle before
 // its keeper takes over.
-const keepAfter = 2 * time.Millisecond
+const (
+	keepAfter   = 2 * time.Millisecond
+	keepMaxLook = 100 * time.Millisecond
+)
 
 // keep is the goroutine that looks after the receiving side while nobody
 // receives: it takes what arrives into the queue (up to room items), so that a
@@ -326,12 +329,16 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 	defer t.Stop()
 	w := newSignal()
 	for {
+		// While receivers stay busy, look less and less often (up to every
+		// keepMaxLook), so that a long exchange costs the keeper few wake-ups.
+		look := keepAfter
 		for {
 			idle := nanotime() - time.Duration(r.busy.Load())
 			if idle >= keepAfter {
 				break
 			}
-			t.Reset(keepAfter - idle)
+			t.Reset(max(keepAfter-idle, look))
+			look = min(2*look, keepMaxLook)
 			select {
 			case <-t.C:
 			case <-torn:

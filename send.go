@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // sender moves messages into shared memory. Send encodes the value and, when
@@ -20,13 +21,15 @@ type sender[T any] struct {
 	max     int
 	pack    bool
 	tag     uint64
-	deliver func(data []byte, h *header) (bool, error) // one sample; false: nobody could take it yet
-	await   func(stop <-chan struct{}) error           // wait for room after a failed delivery
-	stop    <-chan struct{}                            // ends the queue's goroutine (teardown)
-	fail    func(error)                                // a queued message could not be sent
+	deliver func(data []byte, h *header) (bool, error)            // one sample; false: nobody could take it yet
+	await   func(ctx context.Context, stop <-chan struct{}) error // wait for room after a failed delivery
+	stop    <-chan struct{}                                       // ends the queue's goroutine (teardown)
+	fail    func(error)                                           // a queued message could not be sent
 
-	sem     chan struct{} // one Send at a time: they encode into scratch
-	scratch []byte
+	sem       chan struct{} // one Send at a time: they encode into scratch
+	scratch   []byte
+	last      time.Duration // when the last Send returned (nanotime)
+	streaming bool          // this Send follows the last one closely
 
 	wg      sync.WaitGroup // the queue's goroutine
 	mu      sync.Mutex
@@ -96,13 +99,29 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 		return &Error{Op: "send", Name: s.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), s.max)}
 	}
-	return s.put(ctx, msg, kindData)
+	// Sends that follow each other within streamGap are a stream: their small
+	// messages go through the queue, whose goroutine packs them many to a
+	// sample. A lone message, or one per round trip, goes straight out.
+	now := nanotime()
+	s.streaming = s.pack && now-s.last < streamGap
+	err = s.put(ctx, msg, kindData)
+	s.last = nanotime()
+	return err
 }
 
-// put delivers msg at once when nothing is queued, or queues a copy.
+// streamGap is how soon a Send must follow the previous one to count as part
+// of a stream.
+const streamGap = 5 * time.Microsecond
+
+// put delivers msg at once when nothing is queued, or queues a copy. A large
+// message is not copied: the caller waits until it goes straight from its
+// buffer into shared memory, after what is queued.
 func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
+	if kind == kindData && len(msg) > packSmall {
+		return s.putDirect(ctx, msg)
+	}
 	s.mu.Lock()
-	tried := len(s.q) == 0 && !s.pumping
+	tried := len(s.q) == 0 && !s.pumping && !(s.streaming && kind == kindData)
 	if tried {
 		ok, err := s.sendOne(msg, kind)
 		if err != nil || ok {
@@ -133,6 +152,38 @@ func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
 	}
 	s.mu.Unlock()
 	return nil
+}
+
+// putDirect sends msg once the queue is empty and the receivers have room.
+func (s *sender[T]) putDirect(ctx context.Context, msg []byte) error {
+	for {
+		s.mu.Lock()
+		if len(s.q) == 0 && !s.pumping {
+			ok, err := s.sendOne(msg, kindData)
+			s.mu.Unlock()
+			if err != nil || ok {
+				return err
+			}
+			if err := s.await(ctx, s.stop); err != nil {
+				if e := s.life.err(); e != nil {
+					return e
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return err
+			}
+			continue
+		}
+		s.mu.Unlock()
+		select { // the queue goes first
+		case <-s.empty:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.life.Done():
+			return s.life.err()
+		}
+	}
 }
 
 func (s *sender[T]) buffer() []byte {
@@ -177,7 +228,7 @@ func (s *sender[T]) pump() {
 				break
 			}
 			s.mu.Unlock()
-			err = s.await(s.stop)
+			err = s.await(context.Background(), s.stop)
 			s.mu.Lock()
 			if err != nil {
 				s.pumping = false

@@ -8,20 +8,23 @@ import (
 // A receiver spins (polls shared memory) before it parks in the poller, because
 // a cross-process wake-up costs 10-15µs on these machines while a message that
 // arrives during the spin costs nothing extra. Spinning only pays while the peer
-// answers quickly and a core is free, so the default budget adapts:
+// answers quickly and a core is free, so the default budget adapts to what
+// spinning achieved, as Go's mutex and Aeron's backoff idle strategy do:
 //
 //   - after a park, the time the receiver waited says whether a spin would have
 //     caught the message: a wait shorter than spinMax sets the budget to twice
 //     that wait, a longer one halves the budget (down to zero: park at once);
-//   - a spin iteration that took longer than spinPreempted means the thread was
-//     descheduled, i.e. the CPUs are busy: spinning stops for spinQuiet.
+//   - a spin that used up its budget without a message did not pay: the next
+//     wait parks at once, and after each further such spin twice as many waits
+//     do (up to spinBackoffMax), until a spin pays again. On a busy machine,
+//     where the peer cannot run while this receiver spins, spins keep failing
+//     and the receiver ends up parking nearly always.
 //
 // WithSpin(d) replaces this with a fixed budget.
 const (
-	spinAdaptive  time.Duration = -1
-	spinMax                     = 50 * time.Microsecond
-	spinPreempted               = 20 * time.Microsecond
-	spinQuiet                   = 100 * time.Millisecond
+	spinAdaptive   time.Duration = -1
+	spinMax                      = 100 * time.Microsecond
+	spinBackoffMax               = 1024
 )
 
 var spinEpoch = time.Now()
@@ -29,13 +32,14 @@ var spinEpoch = time.Now()
 func nanotime() time.Duration { return time.Since(spinEpoch) }
 
 type spinner struct {
-	fixed  time.Duration // WithSpin, or spinAdaptive
-	budget time.Duration
-	quiet  time.Duration // no spinning before this time (CPU pressure)
-	start  time.Duration // when the current wait began
+	fixed   time.Duration // WithSpin, or spinAdaptive
+	budget  time.Duration
+	skip    int           // waits left that park without spinning
+	backoff int           // waits to skip after the next spin that fails
+	start   time.Duration // when the current wait began
 }
 
-func newSpinner(cfg time.Duration) spinner { return spinner{fixed: cfg} }
+func newSpinner(cfg time.Duration) spinner { return spinner{fixed: cfg, backoff: 1} }
 
 // spin polls until poll reports something, the budget is spent or done is
 // closed; it reports whether poll found something.
@@ -45,30 +49,31 @@ func (s *spinner) spin(poll func() bool, done <-chan struct{}) bool {
 	budget := s.fixed
 	if budget == spinAdaptive {
 		budget = s.budget
-		if now < s.quiet || runtime.GOMAXPROCS(0) < 2 {
-			budget = 0
+		if s.skip > 0 || runtime.GOMAXPROCS(0) < 2 {
+			s.skip = max(s.skip-1, 0)
+			return false
 		}
 	}
 	if budget <= 0 {
 		return false
 	}
-	deadline, last := now+budget, now
+	deadline := now + budget
 	for {
 		if poll() {
 			if s.fixed == spinAdaptive {
 				s.budget = min(spinMax, max(s.budget, 2*(nanotime()-s.start)))
+				s.backoff = 1
 			}
 			return true
 		}
 		now = nanotime()
-		if s.fixed == spinAdaptive && now-last > spinPreempted {
-			s.quiet, s.budget = now+spinQuiet, 0
-			return false
-		}
 		if now >= deadline || isDone(done) {
+			if s.fixed == spinAdaptive && now >= deadline {
+				s.skip = s.backoff
+				s.backoff = min(2*s.backoff, spinBackoffMax)
+			}
 			return false
 		}
-		last = now
 		runtime.Gosched()
 	}
 }
