@@ -123,6 +123,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.tag = randomTag()
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.end(err) }
+	p.tx.present = p.peerThere
 	p.lookForPeer()
 	p.feeds.start(func() { p.rx.keep(p.torn, cfg.queue+cfg.chanCap) })
 	p.stopCtxWatch = context.AfterFunc(ctx, func() {

@@ -205,6 +205,7 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	p.tx.tag = randomTag()
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.life.end(err, false); p.hub.kick() }
+	p.tx.present = func() bool { return p.Subscribers() >= max(p.cfg.waitSubs, 1) }
 	p.scan()
 	if cfg.history > 0 {
 		p.watchPeers() // late joiners get the history even while nothing is sent

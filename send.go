@@ -25,6 +25,7 @@ type sender[T any] struct {
 	await   func(ctx context.Context, stop <-chan struct{}) error // wait for room after a failed delivery
 	stop    <-chan struct{}                                       // ends the queue's goroutine (teardown)
 	fail    func(error)                                           // a queued message could not be sent
+	present func() bool                                           // the receivers are there (large messages wait for them)
 
 	sem       chan struct{} // one Send at a time: they encode into scratch
 	scratch   []byte
@@ -114,10 +115,10 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 const streamGap = 5 * time.Microsecond
 
 // put delivers msg at once when nothing is queued, or queues a copy. A large
-// message is not copied: the caller waits until it goes straight from its
-// buffer into shared memory, after what is queued.
+// message for receivers that are there is not copied: the caller waits until it
+// goes straight from its buffer into shared memory, after what is queued.
 func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
-	if kind == kindData && len(msg) > packSmall {
+	if kind == kindData && len(msg) > packSmall && s.present != nil && s.present() {
 		return s.putDirect(ctx, msg)
 	}
 	s.mu.Lock()
