@@ -54,15 +54,26 @@ func ExamplePair() {
 	if err != nil {
 		panic(err)
 	}
-	for _, word := range []string{"zero", "copy", "channels"} {
-		pair.Out() <- []byte(word) // waits for the peer if it is not there yet
-		fmt.Printf("%s -> %s\n", word, <-pair.In())
+	for _, word := range []string{"zero", "copy"} {
+		if err := pair.Send(ctx, []byte(word)); err != nil { // waits for the peer if it is not there yet
+			panic(err)
+		}
+		reply, err := pair.Recv(ctx)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%s -> %s\n", word, reply)
 	}
-	pair.Close() // the peer sees a clean end
+	pair.Out() <- []byte("channels") // the same as Go channels
+	fmt.Printf("channels -> %s\n", <-pair.In())
+	// Close confirms that the peer took every message, and the peer sees a
+	// clean end.
+	fmt.Println("close:", pair.Close())
 	// Output:
 	// zero -> ZERO
 	// copy -> COPY
 	// channels -> CHANNELS
+	// close: <nil>
 }
 
 func exampleEchoPeer() error {

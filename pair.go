@@ -91,7 +91,8 @@ type Pair[T any] struct {
 }
 
 // OpenPair opens one end of the []byte pair called name. ctx bounds the pair's
-// life (see Pair); use WithOpenTimeout to bound only the opening.
+// life (see Pair): when it ends, the pair ends. Opening never waits for the
+// peer, so the context needs no room for that.
 func OpenPair(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Pair[[]byte], error) {
 	return OpenPairOf[[]byte](ctx, node, name, Raw{}, opts...)
 }
