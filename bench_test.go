@@ -1185,6 +1185,7 @@ func childIdle() error {
 	for {
 		switch cmd := parentSays(); cmd {
 		case "start":
+			debug.FreeOSMemory() // as the parent does: no collection in the window
 			var err error
 			if before, err = selfUsage(); err != nil {
 				return err

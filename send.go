@@ -110,6 +110,10 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 	return err
 }
 
+// directFrom is the size from which a message for receivers that are there
+// waits in Send rather than in the queue: copying it costs more than waiting.
+const directFrom = 64 << 10
+
 // streamGap is how soon a Send must follow the previous one to count as part
 // of a stream.
 const streamGap = 5 * time.Microsecond
@@ -118,7 +122,7 @@ const streamGap = 5 * time.Microsecond
 // message for receivers that are there is not copied: the caller waits until it
 // goes straight from its buffer into shared memory, after what is queued.
 func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
-	if kind == kindData && len(msg) > packSmall && s.present != nil && s.present() {
+	if kind == kindData && len(msg) >= directFrom && s.present != nil && s.present() {
 		return s.putDirect(ctx, msg)
 	}
 	s.mu.Lock()
