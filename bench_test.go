@@ -1180,12 +1180,20 @@ func childIdle() error {
 		return fmt.Errorf("unknown IOX_BENCH_KIND %q", kind)
 	}
 	fmt.Println("ready")
+	return reportIdle(closeEnd)
+}
+
+// reportIdle serves a child's idle window: on "start" it returns freed memory to
+// the OS (as the parent does), notes its CPU usage and says "started"; on "stop"
+// it says "idle <cpu ns> <context switches> <wall ns>" for the time in between;
+// on "close", or when the parent closes standard input, it returns closeEnd().
+func reportIdle(closeEnd func() error) error {
 	var before cpuUsage
 	var start time.Time
 	for {
 		switch cmd := parentSays(); cmd {
 		case "start":
-			debug.FreeOSMemory() // as the parent does: no collection in the window
+			debug.FreeOSMemory()
 			var err error
 			if before, err = selfUsage(); err != nil {
 				return err
@@ -1197,9 +1205,8 @@ func childIdle() error {
 			if err != nil {
 				return err
 			}
-			elapsed := time.Since(start)
-			fmt.Printf("idle %d %d %d\n", int64(after.cpu-before.cpu), after.csw-before.csw, int64(elapsed))
-		case "":
+			fmt.Printf("idle %d %d %d\n", int64(after.cpu-before.cpu), after.csw-before.csw, int64(time.Since(start)))
+		case "", "close":
 			return closeEnd()
 		default:
 			return fmt.Errorf("unknown command %q", cmd)
@@ -1552,35 +1559,15 @@ func childIdlePairs() error {
 		}
 	}
 	fmt.Println("exchanged")
-	var before cpuUsage
-	var start time.Time
-	for {
-		switch cmd := parentSays(); cmd {
-		case "start":
-			debug.FreeOSMemory() // as the parent does: no collection in the window
-			if before, err = selfUsage(); err != nil {
+	return reportIdle(func() error {
+		for _, p := range pairs {
+			if err := p.Close(); err != nil {
 				return err
 			}
-			start = time.Now()
-			fmt.Println("started")
-		case "stop":
-			after, err := selfUsage()
-			if err != nil {
-				return err
-			}
-			fmt.Printf("idle %d %d %d\n", int64(after.cpu-before.cpu), after.csw-before.csw, int64(time.Since(start)))
-		case "close":
-			for _, p := range pairs {
-				if err := p.Close(); err != nil {
-					return err
-				}
-			}
-			pairs = nil
-			return nil
-		default:
-			return fmt.Errorf("unknown command %q", cmd)
 		}
-	}
+		pairs = nil
+		return nil
+	})
 }
 
 // raiseFileLimit lifts this process's descriptor limit to 64 Ki where it may.

@@ -383,7 +383,11 @@ func FuzzInboxHeaders(f *testing.F) {
 		r := newReceiver[[]byte]("inbox", sub, nil, newLife(), Raw{}, cfg, true, true)
 		type state struct{ last uint64 }
 		model := map[uint64]*state{}
-		var want []string // messages, and "!" for a reported drop
+		type item struct {
+			msg  string
+			drop bool // a reported drop (ErrProtocol)
+		}
+		var want []item
 		hdr := make([]byte, headerSize)
 		for i := 0; i+3 < len(data) && i < 4*48; i += 4 {
 			tag := tags[data[i]%4]
@@ -412,14 +416,14 @@ func FuzzInboxHeaders(f *testing.F) {
 			case seq == st.last:
 				continue // a copy: dropped without a word
 			default:
-				want = append(want, "!") // forged: reported and dropped
+				want = append(want, item{drop: true}) // forged: reported and dropped
 				continue
 			}
 			for _, m := range frames {
-				want = append(want, string(m))
+				want = append(want, item{msg: string(m)})
 			}
 			if !ok {
-				want = append(want, "!")
+				want = append(want, item{drop: true})
 			}
 		}
 		for {
@@ -435,15 +439,15 @@ func FuzzInboxHeaders(f *testing.F) {
 		if len(got) != len(want) {
 			t.Fatalf("delivered %d items, want %d", len(got), len(want))
 		}
-		for i := range want {
-			if want[i] == "!" {
+		for i, w := range want {
+			if w.drop {
 				if !errors.Is(got[i].err, ErrProtocol) {
 					t.Fatalf("item %d: %v, want a reported drop (ErrProtocol)", i, got[i].err)
 				}
 				continue
 			}
-			if got[i].err != nil || string(got[i].v) != want[i] {
-				t.Fatalf("item %d damaged: %d bytes (%v), want %d", i, len(got[i].v), got[i].err, len(want[i]))
+			if got[i].err != nil || string(got[i].v) != w.msg {
+				t.Fatalf("item %d damaged: %d bytes (%v), want %d", i, len(got[i].v), got[i].err, len(w.msg))
 			}
 		}
 	})
