@@ -62,7 +62,7 @@ func TestEventsAsChannelsAcrossProcesses(t *testing.T) {
 				for {
 					select {
 					case got := <-ev.In():
-						if got == id { // our own notification comes back too
+						if got < 100 { // our own notifications come back too, in any order with the answers
 							continue
 						}
 						require.Equal(t, id+100, got)
