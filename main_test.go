@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/iox-go/iox"
@@ -243,14 +244,9 @@ func pattern(n, seed int) []byte {
 	return b
 }
 
-// eventually polls cond every millisecond until it holds or 20 s pass.
+// eventually waits until cond holds, looking every millisecond, and fails the
+// test after 20 s.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	require.Eventually(t, cond, 20*time.Second, time.Millisecond, "timed out waiting for %s", what)
 }

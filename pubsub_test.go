@@ -217,7 +217,7 @@ func TestPubSubHistoryForLateJoiners(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		require.NoError(t, p.Send(ctx, seqMsg(uint64(i))))
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Send returned: the messages are in shared memory, and the history with them.
 	s, err := iox.OpenSub(ctx, node, "history", iox.WithHistory(3), iox.WithQueue(8))
 	require.NoError(t, err)
 	defer s.Close()
