@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 )
 
 // Events is an event service as a channel: Notify signals an event id to every
@@ -25,18 +24,15 @@ type Events struct {
 	ntf   *Notifier
 	lis   *Listener
 
-	sem        chan struct{} // one receiving goroutine at a time
-	ids        []EventID     // drained, not yet delivered
-	spin       spinner
-	in         chan EventID
-	inOnce     sync.Once
-	feeds      group
-	torn       chan struct{}
-	mu         sync.RWMutex // Notify holds it shared; teardown exclusively
-	once       sync.Once
-	userClosed atomic.Bool
-	closed     chan struct{}
-	stopCtx    func() bool
+	sem    chan struct{} // one receiving goroutine at a time
+	ids    []EventID     // drained, not yet delivered
+	spin   spinner
+	in     chan EventID
+	inOnce sync.Once
+	feeds  group
+	torn   chan struct{}
+	mu     sync.RWMutex // Notify holds it shared; teardown exclusively
+	closer closer
 }
 
 // OpenEvents opens (or creates, with iceoryx2's default settings) the event
@@ -53,7 +49,7 @@ func OpenEvents(ctx context.Context, node *Node, name string, opts ...ChanOption
 		return nil, err
 	}
 	e := &Events{name: name, cfg: cfg, life: newLife(), sem: make(chan struct{}, 1),
-		spin: newSpinner(cfg.spin), in: make(chan EventID, cfg.chanCap), torn: make(chan struct{}), closed: make(chan struct{})}
+		spin: newSpinner(cfg.spin), in: make(chan EventID, cfg.chanCap), torn: make(chan struct{})}
 	svc, err := joinService(node.Event, name, nil, nil)
 	if err != nil {
 		return nil, err
@@ -69,9 +65,7 @@ func OpenEvents(ctx context.Context, node *Node, name string, opts ...ChanOption
 		return nil, err
 	}
 	e.ports.add(e.lis)
-	e.stopCtx = context.AfterFunc(ctx, func() {
-		e.once.Do(func() { e.shutdown(contextEnded("events", name, ctx)) })
-	})
+	e.closer.watch(ctx, "events", name, e.shutdown)
 	return e, nil
 }
 
@@ -171,20 +165,9 @@ func (e *Events) Err() error { return e.life.err() }
 
 // Close ends the Events and waits for its goroutine. A second Close returns
 // ErrClosed.
-func (e *Events) Close() error {
-	first := !e.userClosed.Swap(true)
-	e.once.Do(func() {
-		e.stopCtx()
-		e.shutdown(&Error{Op: "events", Name: e.name, Kind: ErrClosed})
-	})
-	<-e.closed
-	if !first {
-		return &Error{Op: "close events", Name: e.name, Kind: ErrClosed}
-	}
-	return nil
-}
+func (e *Events) Close() error { return e.closer.close("events", "close events", e.name) }
 
-func (e *Events) shutdown(reason error) {
+func (e *Events) shutdown(reason error, _ bool) error {
 	e.life.end(reason, true)
 	e.lis.kick()
 	close(e.torn)
@@ -193,5 +176,5 @@ func (e *Events) shutdown(reason error) {
 	e.mu.Lock()
 	e.ports.release()
 	e.mu.Unlock()
-	close(e.closed)
+	return nil
 }

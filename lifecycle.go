@@ -3,6 +3,7 @@ package iox
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // life records how a channel ends. The first reason wins, and Err is non-nil
@@ -102,4 +103,44 @@ func (g *group) stop() {
 	g.stopped = true
 	g.mu.Unlock()
 	g.wg.Wait()
+}
+
+// closer runs a channel's teardown once, whether Close or the end of the
+// context the channel was opened with asks first, and tells a user's first
+// Close (the teardown's result) from later ones (ErrClosed).
+type closer struct {
+	once     sync.Once
+	user     atomic.Bool
+	err      error
+	done     chan struct{}
+	teardown func(reason error, graceful bool) error
+	unwatch  func() bool
+}
+
+// watch arms the closer: teardown runs gracefully on Close, at once when ctx
+// ends (with an *Error naming op and name that wraps the context's cause).
+func (c *closer) watch(ctx context.Context, op, name string, teardown func(reason error, graceful bool) error) {
+	c.done, c.teardown = make(chan struct{}), teardown
+	c.unwatch = context.AfterFunc(ctx, func() { c.run(contextEnded(op, name, ctx), false) })
+}
+
+func (c *closer) run(reason error, graceful bool) {
+	c.once.Do(func() {
+		c.err = c.teardown(reason, graceful)
+		close(c.done)
+	})
+}
+
+// close is Close: the graceful teardown ending the channel with ErrClosed (op),
+// waited for; the first call returns what it reported, later ones ErrClosed
+// (closeOp).
+func (c *closer) close(op, closeOp, name string) error {
+	first := !c.user.Swap(true)
+	c.unwatch()
+	c.run(&Error{Op: op, Name: name, Kind: ErrClosed}, true)
+	<-c.done
+	if !first {
+		return &Error{Op: closeOp, Name: name, Kind: ErrClosed}
+	}
+	return c.err
 }

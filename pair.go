@@ -63,22 +63,18 @@ type Pair[T any] struct {
 	hb  []byte // the header of the sample being sent (under tx.mu)
 	txW chan struct{}
 
-	in, out      chan T
-	inOnce       sync.Once
-	outOnce      sync.Once
-	feeds        group         // the keeper and the goroutines behind In and Out
-	torn         chan struct{} // teardown began: those goroutines stop
-	stopTx       chan struct{} // the send queue's goroutine stops
-	stopTxOnce   sync.Once
-	gone         chan struct{} // the peer closed or crashed
-	dead         chan struct{} // the peer's process is gone
-	deadOnce     sync.Once
-	goneOnce     sync.Once
-	closeOnce    sync.Once
-	userClosed   atomic.Bool
-	closeErr     error
-	closed       chan struct{} // teardown finished
-	stopCtxWatch func() bool
+	in, out    chan T
+	inOnce     sync.Once
+	outOnce    sync.Once
+	feeds      group         // the keeper and the goroutines behind In and Out
+	torn       chan struct{} // teardown began: those goroutines stop
+	stopTx     chan struct{} // the send queue's goroutine stops
+	stopTxOnce sync.Once
+	gone       chan struct{} // the peer closed or crashed
+	dead       chan struct{} // the peer's process is gone
+	deadOnce   sync.Once
+	goneOnce   sync.Once
+	closer     closer
 
 	mu          sync.Mutex // guards the peer fields below
 	peerNode    UniqueID
@@ -110,7 +106,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	}
 	p := &Pair[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), txW: newSignal(),
 		in: make(chan T, cfg.chanCap), out: make(chan T), torn: make(chan struct{}), stopTx: make(chan struct{}),
-		gone: make(chan struct{}), dead: make(chan struct{}), closed: make(chan struct{})}
+		gone: make(chan struct{}), dead: make(chan struct{})}
 	pt := payloadTypeOf(codec)
 	p.fixed = pt.Fixed
 	if err := p.join(pt); err != nil {
@@ -127,9 +123,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.present = p.peerThere
 	p.lookForPeer()
 	p.feeds.start(func() { p.rx.keep(p.torn, cfg.queue+cfg.chanCap) })
-	p.stopCtxWatch = context.AfterFunc(ctx, func() {
-		p.closeOnce.Do(func() { p.closeErr = p.shutdown(contextEnded("pair", name, ctx), false) })
-	})
+	p.closer.watch(ctx, "pair", name, p.shutdown)
 	return p, nil
 }
 
@@ -306,18 +300,7 @@ func (p *Pair[T]) Recycle(b []byte) { recycle(p.rx.spare, b) }
 // Close ends the pair gracefully (see Pair) and releases it. It returns nil only
 // when the peer confirmed every message, an error matching ErrUndelivered
 // otherwise. A second Close returns ErrClosed.
-func (p *Pair[T]) Close() error {
-	first := !p.userClosed.Swap(true)
-	p.closeOnce.Do(func() {
-		p.stopCtxWatch()
-		p.closeErr = p.shutdown(&Error{Op: "pair", Name: p.name, Kind: ErrClosed}, true)
-	})
-	<-p.closed
-	if !first {
-		return &Error{Op: "close pair", Name: p.name, Kind: ErrClosed}
-	}
-	return p.closeErr
-}
+func (p *Pair[T]) Close() error { return p.closer.close("pair", "close pair", p.name) }
 
 // end ends the pair with err, which is not this end's doing.
 func (p *Pair[T]) end(err error) {
@@ -460,7 +443,6 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 	}
 	p.mu.Unlock()
 	p.release()
-	close(p.closed)
 	return result
 }
 

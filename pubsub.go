@@ -156,18 +156,14 @@ type Pub[T any] struct {
 	lens  []uint64
 	txW   chan struct{}
 
-	out        chan T
-	outOnce    sync.Once
-	peers      chan PeerEvent
-	peersOnce  sync.Once
-	feeds      group
-	torn       chan struct{}
-	stopTx     chan struct{}
-	closeOnce  sync.Once
-	userClosed atomic.Bool
-	closeErr   error
-	closed     chan struct{}
-	stopCtx    func() bool
+	out       chan T
+	outOnce   sync.Once
+	peers     chan PeerEvent
+	peersOnce sync.Once
+	feeds     group
+	torn      chan struct{}
+	stopTx    chan struct{}
+	closer    closer
 
 	mu      sync.Mutex
 	known   map[UniqueID]PortInfo // subscribers at the last look
@@ -193,8 +189,8 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	}
 	p := &Pub[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), lens: make([]uint64, 1),
 		txW: newSignal(), out: make(chan T), peers: make(chan PeerEvent, 64), torn: make(chan struct{}),
-		stopTx: make(chan struct{}), closed: make(chan struct{}),
-		known: map[UniqueID]PortInfo{}, watched: map[UniqueID]func(){}, crashed: map[UniqueID]bool{}}
+		stopTx: make(chan struct{}),
+		known:  map[UniqueID]PortInfo{}, watched: map[UniqueID]func(){}, crashed: map[UniqueID]bool{}}
 	pt := payloadTypeOf(codec)
 	if err := p.open(op, pt); err != nil {
 		p.ports.release()
@@ -210,9 +206,7 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	if cfg.history > 0 {
 		p.watchPeers() // late joiners get the history even while nothing is sent
 	}
-	p.stopCtx = context.AfterFunc(ctx, func() {
-		p.closeOnce.Do(func() { p.closeErr = p.shutdown(contextEnded("publisher channel", name, ctx), false) })
-	})
+	p.closer.watch(ctx, "publisher channel", name, p.shutdown)
 	return p, nil
 }
 
@@ -295,16 +289,7 @@ func (p *Pub[T]) Err() error { return p.life.err() }
 // matching ErrUndelivered says how many subscribers did not confirm. A second
 // Close returns ErrClosed.
 func (p *Pub[T]) Close() error {
-	first := !p.userClosed.Swap(true)
-	p.closeOnce.Do(func() {
-		p.stopCtx()
-		p.closeErr = p.shutdown(&Error{Op: "publisher channel", Name: p.name, Kind: ErrClosed}, true)
-	})
-	<-p.closed
-	if !first {
-		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrClosed}
-	}
-	return p.closeErr
+	return p.closer.close("publisher channel", "close publisher channel", p.name)
 }
 
 // deliver sends one sample to every subscriber. In lossless mode a subscriber
@@ -469,7 +454,6 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 	}
 	p.mu.Unlock()
 	p.ports.release()
-	close(p.closed)
 	return result
 }
 
@@ -535,14 +519,11 @@ type Sub[T any] struct {
 	hub      *hub
 	rx       *receiver[T]
 
-	in         chan T
-	inOnce     sync.Once
-	feeds      group
-	torn       chan struct{}
-	closeOnce  sync.Once
-	userClosed atomic.Bool
-	closed     chan struct{}
-	stopCtx    func() bool
+	in     chan T
+	inOnce sync.Once
+	feeds  group
+	torn   chan struct{}
+	closer closer
 
 	pubWaits atomic.Bool
 	acks     []ack // confirmations of publishers' byes, kept for twice the linger time
@@ -572,7 +553,7 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 		return nil, err
 	}
 	s := &Sub[T]{node: node, name: name, cfg: cfg, life: newLife(), in: make(chan T, cfg.chanCap),
-		torn: make(chan struct{}), closed: make(chan struct{})}
+		torn: make(chan struct{})}
 	if err := s.open(op, payloadTypeOf(codec)); err != nil {
 		s.ports.release()
 		return nil, err
@@ -589,9 +570,7 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	} else {
 		s.feeds.start(func() { s.rx.keep(s.torn, cfg.queue+cfg.chanCap) })
 	}
-	s.stopCtx = context.AfterFunc(ctx, func() {
-		s.closeOnce.Do(func() { s.shutdown(contextEnded("subscriber channel", name, ctx)) })
-	})
+	s.closer.watch(ctx, "subscriber channel", name, s.shutdown)
 	return s, nil
 }
 
@@ -656,19 +635,10 @@ func (s *Sub[T]) Recycle(b []byte) { recycle(s.rx.spare, b) }
 
 // Close stops the subscriber and releases it. A second Close returns ErrClosed.
 func (s *Sub[T]) Close() error {
-	first := !s.userClosed.Swap(true)
-	s.closeOnce.Do(func() {
-		s.stopCtx()
-		s.shutdown(&Error{Op: "subscriber channel", Name: s.name, Kind: ErrClosed})
-	})
-	<-s.closed
-	if !first {
-		return &Error{Op: "close subscriber channel", Name: s.name, Kind: ErrClosed}
-	}
-	return nil
+	return s.closer.close("subscriber channel", "close subscriber channel", s.name)
 }
 
-func (s *Sub[T]) shutdown(reason error) {
+func (s *Sub[T]) shutdown(reason error, _ bool) error {
 	s.life.end(reason, true)
 	s.hub.kick()
 	close(s.torn)
@@ -684,7 +654,7 @@ func (s *Sub[T]) shutdown(reason error) {
 	}
 	s.acks = nil
 	s.ports.release()
-	close(s.closed)
+	return nil
 }
 
 // afterTake runs after every look into shared memory: it tells a waiting

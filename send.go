@@ -274,13 +274,6 @@ func (s *sender[T]) next() (data []byte, n, count int, kind uint32) {
 	return s.staging, n, n, kindData
 }
 
-// queued returns how many messages wait in the queue.
-func (s *sender[T]) queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.q)
-}
-
 // counts returns how many messages were sent into shared memory and queued.
 func (s *sender[T]) counts() (sent uint64, queued int) {
 	s.mu.Lock()

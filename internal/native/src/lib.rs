@@ -782,6 +782,29 @@ pub struct PublisherH {
     header: usize,
 }
 
+/// The shape of an existing service, as the bounds see it, for a publisher with
+/// `loans` loaned samples of `elements` payload elements.
+fn existing_shape(
+    c: &iceoryx2::service::static_config::publish_subscribe::StaticConfig,
+    loans: u128,
+    elements: u128,
+) -> bounds::PubSubShape {
+    let p = &c.message_type_details().payload;
+    bounds::PubSubShape {
+        publishers: c.max_publishers() as u128,
+        subscribers: c.max_subscribers() as u128,
+        nodes: c.max_nodes() as u128,
+        buffer: c.subscriber_max_buffer_size() as u128,
+        borrowed: c.subscriber_max_borrowed_samples() as u128,
+        history: c.history_size() as u128,
+        loans,
+        size: (p.size() as u128).max(1),
+        alignment: p.alignment() as u128,
+        header_size: c.message_type_details().user_header.size() as u128,
+        elements,
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn iox_publisher_create(
     svc: *mut PubSubH,
@@ -862,21 +885,8 @@ fn publisher_bounds(s: &PubSubH, o: &PublisherOpts, elems: usize) -> Result<(), 
         return Err((IOX_E_INVALID_ARGUMENT, format!("FailWhenFull spin {} is over {MAX_SPIN}", o.spin)));
     }
     let c = s.factory.static_config();
-    let p = &c.message_type_details().payload;
     let loans = if o.max_loaned > 0 { o.max_loaned as u128 } else { 2 };
-    let shape = bounds::PubSubShape {
-        publishers: c.max_publishers() as u128,
-        subscribers: c.max_subscribers() as u128,
-        nodes: c.max_nodes() as u128,
-        buffer: c.subscriber_max_buffer_size() as u128,
-        borrowed: c.subscriber_max_borrowed_samples() as u128,
-        history: c.history_size() as u128,
-        loans,
-        size: (p.size() as u128).max(1),
-        alignment: p.alignment() as u128,
-        header_size: c.message_type_details().user_header.size() as u128,
-        elements: elems as u128,
-    };
+    let shape = existing_shape(c, loans, elems as u128);
     let knobs: &[bounds::Knob] = if s.dynamic {
         &[bounds::Knob::Elements, bounds::Knob::Loans]
     } else {
@@ -1151,19 +1161,7 @@ pub unsafe extern "C" fn iox_subscriber_create(
             let msg = format!("SubscriberBuffer {buffer_size} is over the service's BufferSize {}", c.subscriber_max_buffer_size());
             return refuse(IOX_E_INVALID_ARGUMENT, &msg, errbuf, errcap);
         }
-        let shape = bounds::PubSubShape {
-            publishers: c.max_publishers() as u128,
-            subscribers: c.max_subscribers() as u128,
-            nodes: c.max_nodes() as u128,
-            buffer: c.subscriber_max_buffer_size() as u128,
-            borrowed: c.subscriber_max_borrowed_samples() as u128,
-            history: c.history_size() as u128,
-            loans: 2,
-            size: 1,
-            alignment: 1,
-            header_size: 0,
-            elements: 1,
-        };
+        let shape = existing_shape(c, 2, 1);
         let need = shape.subscriber() + shape.publishers * shape.connection();
         if let Err(msg) = bounds::check_bytes("the subscriber (with a connection to every publisher the service admits)", need) {
             return refuse(IOX_E_OUT_OF_MEMORY, &msg, errbuf, errcap);
