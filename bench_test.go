@@ -229,6 +229,12 @@ func timeRoundTrips(b *testing.B, roundTrip func()) {
 		lat[i] = time.Since(start)
 	}
 	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+// reportPercentiles reports the median and the 99th percentile of lat
+// ("p50-ns", "p99-ns"); it sorts lat.
+func reportPercentiles(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	at := func(q float64) float64 { return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Nanoseconds()) }
 	b.ReportMetric(at(0.50), "p50-ns")
@@ -1103,6 +1109,16 @@ func benchIdle(b *testing.B, kind string, setup idleSetup) {
 	// now, so that neither happens during the window.
 	debug.FreeOSMemory()
 
+	watchIdle(b, c, window)
+	closeSide()
+	c.wait()
+}
+
+// watchIdle measures both processes over one idle window, timed, and reports
+// the window as ns/op with cpu%-self, cpu%-peer, csw/s-self and csw/s-peer; the
+// child serves it with reportIdle.
+func watchIdle(b *testing.B, c *child, window time.Duration) {
+	b.Helper()
 	c.say("start")
 	c.expect("started")
 	before, err := selfUsage()
@@ -1131,8 +1147,6 @@ func benchIdle(b *testing.B, kind string, setup idleSetup) {
 	b.ReportMetric(percent(peer.cpu, peerElapsed), "cpu%-peer")
 	b.ReportMetric(perSecond(after.csw-before.csw, elapsed), "csw/s-self")
 	b.ReportMetric(perSecond(peer.csw, peerElapsed), "csw/s-peer")
-	closeSide()
-	c.wait()
 }
 
 // childIdle holds its end of an IOX_BENCH_KIND connection (uds, pair or pubsub)
@@ -1474,38 +1488,12 @@ func BenchmarkIdlePairs(b *testing.B) {
 	time.Sleep(idleSettle)
 	debug.FreeOSMemory()
 	goroutines := runtime.NumGoroutine() - before
-	c.say("start")
-	c.expect("started")
-	self, err := selfUsage()
-	if err != nil {
-		b.Fatal(err)
-	}
-	window := idleWindow()
-	b.ResetTimer()
-	start := time.Now()
-	time.Sleep(window)
-	after, err := selfUsage()
-	if err != nil {
-		b.Fatal(err)
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	c.say("stop")
-	var peer cpuUsage
-	var peerElapsed time.Duration
-	if _, err := fmt.Sscanf(c.line(), "idle %d %d %d", &peer.cpu, &peer.csw, &peerElapsed); err != nil || peerElapsed <= 0 {
-		b.Fatalf("child's report: %v", err)
-	}
+	watchIdle(b, c, idleWindow())
 	for _, p := range pairs {
 		if err := p.Err(); err != nil {
 			b.Fatalf("a pair did not stay open: %v", err)
 		}
 	}
-	b.ReportMetric(float64(elapsed.Nanoseconds()), "ns/op")
-	b.ReportMetric(100*(after.cpu-self.cpu).Seconds()/elapsed.Seconds(), "cpu%-self")
-	b.ReportMetric(100*peer.cpu.Seconds()/peerElapsed.Seconds(), "cpu%-peer")
-	b.ReportMetric(float64(after.csw-self.csw)/elapsed.Seconds(), "csw/s-self")
-	b.ReportMetric(float64(peer.csw)/peerElapsed.Seconds(), "csw/s-peer")
 	b.ReportMetric(float64(goroutines)/idlePairs, "goroutines/pair")
 	c.say("close")
 	for _, p := range pairs {
@@ -1616,9 +1604,7 @@ func benchOpenPair(b *testing.B, ns namespace) {
 		pairs = append(pairs, p)
 	}
 	b.StopTimer()
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Nanoseconds()), "p99-ns")
+	reportPercentiles(b, lat)
 	c.say("close")
 	for _, p := range pairs {
 		p.Recv(ctx) // the child's bye
@@ -1695,12 +1681,10 @@ func BenchmarkCrashDetect(b *testing.B) {
 		<-c.done
 		c.done <- nil
 	}
-	slices.Sort(lat)
 	var sum time.Duration
 	for _, d := range lat {
 		sum += d
 	}
 	b.ReportMetric(float64(sum.Nanoseconds())/float64(len(lat)), "ns/op")
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Nanoseconds()), "p99-ns")
+	reportPercentiles(b, lat)
 }
