@@ -1,0 +1,72 @@
+package iox
+
+import (
+	"fmt"
+
+	"github.com/iox-go/iox/internal/layout"
+)
+
+// Codec turns values of T into message bytes and back, so that typed channels
+// ride on the same byte transport.
+type Codec[T any] interface {
+	// Append appends the encoding of v to dst and returns the result.
+	Append(dst []byte, v T) ([]byte, error)
+	// Decode decodes one message; b is valid only during the call.
+	Decode(b []byte) (T, error)
+}
+
+// PayloadTyper is implemented by codecs whose messages have a payload type other
+// than Bytes, so that services opened with them carry that type.
+type PayloadTyper interface{ PayloadType() PayloadType }
+
+// Raw is the identity codec of []byte channels; Decode copies the message.
+type Raw struct{}
+
+func (Raw) Append(dst []byte, v []byte) ([]byte, error) { return append(dst, v...), nil }
+func (Raw) Decode(b []byte) ([]byte, error) {
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out, nil
+}
+
+// FixedCodec carries a fixed-layout T as its memory image, with the type name,
+// size and alignment a Rust #[repr(C)] peer declares, so Rust, C and Python peers
+// can open the same service.
+type FixedCodec[T any] struct {
+	pt    PayloadType
+	bools []uintptr // offsets of T's bools
+}
+
+// Fixed makes the codec of a fixed-layout T (numbers, bools, arrays and structs of
+// them; no pointers, slices, strings or maps). rustName is the type name the peer's
+// iceoryx2 uses, e.g. "my_app::Point" for Rust or the ctypes struct's type_name().
+func Fixed[T any](rustName string) (FixedCodec[T], error) {
+	if err := layout.Check[T](); err != nil {
+		return FixedCodec[T]{}, &Error{Op: "fixed codec", Name: rustName, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
+	if rustName == "" || layout.Size[T]() == 0 {
+		return FixedCodec[T]{}, &Error{Op: "fixed codec", Name: rustName, Kind: ErrInvalidArgument, Detail: "needs a type name and a non-empty type"}
+	}
+	return FixedCodec[T]{PayloadType{Name: rustName, Size: layout.Size[T](), Align: layout.Align[T](), Fixed: true}, layout.Bools[T]()}, nil
+}
+
+// PayloadType is the fixed-size payload type of T.
+func (c FixedCodec[T]) PayloadType() PayloadType { return c.pt }
+
+func (c FixedCodec[T]) Append(dst []byte, v T) ([]byte, error) { return layout.Append(dst, &v), nil }
+
+func (c FixedCodec[T]) Decode(b []byte) (T, error) {
+	if len(b) != c.pt.Size {
+		var zero T
+		return zero, &Error{Op: "decode", Name: c.pt.Name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("message has %d bytes, the type %d", len(b), c.pt.Size)}
+	}
+	for _, off := range c.bools {
+		if b[off] > 1 {
+			var zero T
+			return zero, &Error{Op: "decode", Name: c.pt.Name, Kind: ErrInvalidArgument,
+				Detail: fmt.Sprintf("byte %d is a bool of value %d", off, b[off])}
+		}
+	}
+	return layout.Load[T](b), nil
+}
