@@ -82,15 +82,15 @@ const pairSpin = 50 * time.Microsecond
 
 // pairOptions are the options of both ends of a benchmark pair: none in the
 // default mode, pairSpin in the low-latency mode.
-func pairOptions(spin bool) []iox.ChanOption {
+func pairOptions(spin bool) []iox.Option {
 	if spin {
-		return []iox.ChanOption{iox.WithSpin(pairSpin)}
+		return []iox.Option{iox.WithSpin(pairSpin)}
 	}
 	return nil
 }
 
 // childPairOptions are pairOptions(IOX_BENCH_SPIN == "1").
-func childPairOptions() []iox.ChanOption { return pairOptions(os.Getenv("IOX_BENCH_SPIN") == "1") }
+func childPairOptions() []iox.Option { return pairOptions(os.Getenv("IOX_BENCH_SPIN") == "1") }
 
 func spinEnv(spin bool) string {
 	if spin {
@@ -119,7 +119,7 @@ func openBenchPair(b *testing.B, ns namespace, name, role string, spin bool, env
 
 // openChildPair opens the child's end of the pair IOX_SERVICE and waits until
 // the parent's end is there.
-func openChildPair(node *iox.Node, extra ...iox.ChanOption) (*iox.Pair[[]byte], error) {
+func openChildPair(node *iox.Node, extra ...iox.Option) (*iox.Pair[[]byte], error) {
 	p, err := iox.OpenPair(context.Background(), node, os.Getenv("IOX_SERVICE"), append(childPairOptions(), extra...)...)
 	if err != nil {
 		return nil, err
@@ -291,8 +291,8 @@ func childEchoUDS() error {
 
 // rtServiceOptions match the native floor: one publisher and one subscriber, a
 // buffer of one message that the newest overwrites.
-func rtServiceOptions() []iox.ServiceOption {
-	return []iox.ServiceOption{iox.MaxPublishers(1), iox.MaxSubscribers(1), iox.BufferSize(1), iox.SafeOverflow(true)}
+func rtServiceOptions() []iox.Option {
+	return []iox.Option{iox.MaxPublishers(1), iox.MaxSubscribers(1), iox.BufferSize(1), iox.SafeOverflow(true)}
 }
 
 func benchRoundTripPorts(b *testing.B) {
@@ -680,8 +680,8 @@ func childSinkUDS() error {
 }
 
 // tpServiceOptions make the lossless service of the throughput benchmarks.
-func tpServiceOptions(size int) []iox.ServiceOption {
-	return []iox.ServiceOption{iox.MaxPublishers(1), iox.MaxSubscribers(1),
+func tpServiceOptions(size int) []iox.Option {
+	return []iox.Option{iox.MaxPublishers(1), iox.MaxSubscribers(1),
 		iox.BufferSize(queueDepth(size)), iox.SafeOverflow(false)}
 }
 

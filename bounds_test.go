@@ -73,13 +73,13 @@ func TestBoundsHugeServiceSettingsGiveOutOfMemory(t *testing.T) {
 	node := ns.node(t)
 	for _, tc := range []struct {
 		option string
-		opts   []iox.ServiceOption
+		opts   []iox.Option
 	}{
-		{"BufferSize", []iox.ServiceOption{iox.BufferSize(1 << 20)}},
-		{"MaxBorrowed", []iox.ServiceOption{iox.MaxBorrowed(1 << 20)}},
-		{"MaxPublishers", []iox.ServiceOption{iox.MaxPublishers(1 << 20)}},
-		{"MaxSubscribers", []iox.ServiceOption{iox.MaxSubscribers(1 << 20)}},
-		{"History", []iox.ServiceOption{iox.History(1 << 20)}},
+		{"BufferSize", []iox.Option{iox.BufferSize(1 << 20)}},
+		{"MaxBorrowed", []iox.Option{iox.MaxBorrowed(1 << 20)}},
+		{"MaxPublishers", []iox.Option{iox.MaxPublishers(1 << 20)}},
+		{"MaxSubscribers", []iox.Option{iox.MaxSubscribers(1 << 20)}},
+		{"History", []iox.Option{iox.History(1 << 20)}},
 	} {
 		t.Run(tc.option, func(t *testing.T) {
 			var err error
@@ -107,10 +107,10 @@ func TestBoundsHugeServiceSettingsGiveOutOfMemory(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		option string
-		opts   []iox.ServiceOption
+		opts   []iox.Option
 	}{
-		{"MaxListeners", []iox.ServiceOption{iox.MaxListeners(1 << 20)}},
-		{"MaxEventID", []iox.ServiceOption{iox.MaxEventID(1 << 40)}},
+		{"MaxListeners", []iox.Option{iox.MaxListeners(1 << 20)}},
+		{"MaxEventID", []iox.Option{iox.MaxEventID(1 << 40)}},
 	} {
 		t.Run(tc.option, func(t *testing.T) {
 			var err error
@@ -176,7 +176,7 @@ func TestBoundsZeroCountsGiveInvalidArgument(t *testing.T) {
 	node := ns.node(t)
 	for _, tc := range []struct {
 		option string
-		opt    iox.ServiceOption
+		opt    iox.Option
 	}{
 		{"MaxNodes", iox.MaxNodes(0)},
 		{"MaxPublishers", iox.MaxPublishers(0)},
@@ -195,7 +195,7 @@ func TestBoundsZeroCountsGiveInvalidArgument(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		option string
-		opt    iox.ServiceOption
+		opt    iox.Option
 	}{
 		{"MaxNodes", iox.MaxNodes(0)},
 		{"MaxNotifiers", iox.MaxNotifiers(0)},
@@ -306,15 +306,15 @@ func TestBoundsPortOptions(t *testing.T) {
 	for _, tc := range []struct {
 		option string
 		kind   error
-		opts   []iox.PublisherOption
+		opts   []iox.Option
 	}{
-		{"InitialMessageSize", iox.ErrInvalidArgument, []iox.PublisherOption{iox.InitialMessageSize(-1)}},
-		{"MaxLoans", iox.ErrInvalidArgument, []iox.PublisherOption{iox.MaxLoans(-1)}},
-		{"MaxLoans", iox.ErrInvalidArgument, []iox.PublisherOption{iox.MaxLoans(iox.MaxServiceCount + 1)}},
-		{"FailWhenFull", iox.ErrInvalidArgument, []iox.PublisherOption{iox.FailWhenFull(-1)}},
-		{"FailWhenFull", iox.ErrInvalidArgument, []iox.PublisherOption{iox.FailWhenFull(iox.MaxSpin + 1)}},
-		{"InitialMessageSize", iox.ErrOutOfMemory, []iox.PublisherOption{iox.MaxMessageSize(math.MaxInt), iox.InitialMessageSize(1 << 40)}},
-		{"MaxLoans", iox.ErrOutOfMemory, []iox.PublisherOption{iox.MaxLoans(iox.MaxServiceCount)}},
+		{"InitialMessageSize", iox.ErrInvalidArgument, []iox.Option{iox.InitialMessageSize(-1)}},
+		{"MaxLoans", iox.ErrInvalidArgument, []iox.Option{iox.MaxLoans(-1)}},
+		{"MaxLoans", iox.ErrInvalidArgument, []iox.Option{iox.MaxLoans(iox.MaxServiceCount + 1)}},
+		{"FailWhenFull", iox.ErrInvalidArgument, []iox.Option{iox.FailWhenFull(-1)}},
+		{"FailWhenFull", iox.ErrInvalidArgument, []iox.Option{iox.FailWhenFull(iox.MaxSpin + 1)}},
+		{"InitialMessageSize", iox.ErrOutOfMemory, []iox.Option{iox.MaxMessageSize(math.MaxInt), iox.InitialMessageSize(1 << 40)}},
+		{"MaxLoans", iox.ErrOutOfMemory, []iox.Option{iox.MaxLoans(iox.MaxServiceCount)}},
 	} {
 		var err error
 		peak := peakRSS(t, func() {

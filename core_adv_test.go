@@ -464,10 +464,10 @@ func TestAdvSendCopiesBeforeItReturns(t *testing.T) {
 	}
 
 	t.Run("peer-present", func(t *testing.T) {
-		a, err := iox.OpenPair(ctx, node, "copy-present", iox.WithQueue(4))
+		a, err := iox.OpenPair(ctx, node, "copy-present", iox.BufferSize(4))
 		require.NoError(t, err)
 		defer a.Close()
-		b, err := iox.OpenPair(ctx, node, "copy-present", iox.WithQueue(4))
+		b, err := iox.OpenPair(ctx, node, "copy-present", iox.BufferSize(4))
 		require.NoError(t, err)
 		defer b.Close()
 		got := make(chan error, 1)
@@ -497,10 +497,10 @@ func TestAdvSendCopiesBeforeItReturns(t *testing.T) {
 	})
 
 	t.Run("pub-sub-backpressure", func(t *testing.T) {
-		s, err := iox.OpenSub(ctx, node, "copy-pubsub", iox.WithQueue(4))
+		s, err := iox.OpenSub(ctx, node, "copy-pubsub", iox.BufferSize(4))
 		require.NoError(t, err)
 		defer s.Close()
-		p, err := iox.OpenPub(ctx, node, "copy-pubsub", iox.WithQueue(4))
+		p, err := iox.OpenPub(ctx, node, "copy-pubsub", iox.BufferSize(4))
 		require.NoError(t, err)
 		defer p.Close()
 		got := make(chan error, 1)
@@ -537,7 +537,7 @@ func TestAdvOneBadMessageFailsOneSend(t *testing.T) {
 	ctx := advCtx(t)
 
 	t.Run("too-large", func(t *testing.T) {
-		a, err := iox.OpenPair(ctx, node, "bad-size", iox.WithMaxMessage(16))
+		a, err := iox.OpenPair(ctx, node, "bad-size", iox.MaxMessageSize(16))
 		require.NoError(t, err)
 		defer a.Close()
 		b, err := iox.OpenPair(ctx, node, "bad-size")
@@ -558,7 +558,7 @@ func TestAdvOneBadMessageFailsOneSend(t *testing.T) {
 		s, err := iox.OpenSub(ctx, node, "bad-size-ps")
 		require.NoError(t, err)
 		defer s.Close()
-		p, err := iox.OpenPub(ctx, node, "bad-size-ps", iox.WithMaxMessage(16))
+		p, err := iox.OpenPub(ctx, node, "bad-size-ps", iox.MaxMessageSize(16))
 		require.NoError(t, err)
 		defer p.Close()
 		require.ErrorIs(t, p.Send(ctx, make([]byte, 17)), iox.ErrMessageTooLarge)
@@ -787,13 +787,13 @@ func TestAdvSettingsBothEndsMustAgreeOn(t *testing.T) {
 	ctx := advCtx(t)
 
 	pairs := func(t *testing.T, name string, first, second int) {
-		a, err := iox.OpenPair(ctx, node, name, iox.WithQueue(first))
+		a, err := iox.OpenPair(ctx, node, name, iox.BufferSize(first))
 		require.NoError(t, err)
 		defer a.Close()
-		_, err = iox.OpenPair(ctx, node, name, iox.WithQueue(second))
-		require.ErrorIs(t, err, iox.ErrIncompatible, "WithQueue(%d) after WithQueue(%d)", second, first)
+		_, err = iox.OpenPair(ctx, node, name, iox.BufferSize(second))
+		require.ErrorIs(t, err, iox.ErrIncompatible, "BufferSize(%d) after BufferSize(%d)", second, first)
 		// the refused end took nothing: a matching end still pairs
-		b, err := iox.OpenPair(ctx, node, name, iox.WithQueue(first))
+		b, err := iox.OpenPair(ctx, node, name, iox.BufferSize(first))
 		require.NoError(t, err)
 		defer b.Close()
 		require.NoError(t, a.Send(ctx, []byte("hi")))
@@ -805,18 +805,18 @@ func TestAdvSettingsBothEndsMustAgreeOn(t *testing.T) {
 	t.Run("pair-16-then-8", func(t *testing.T) { pairs(t, "agree-pair-b", 16, 8) })
 
 	t.Run("pub-16-then-sub-32", func(t *testing.T) {
-		p, err := iox.OpenPub(ctx, node, "agree-ps-a", iox.WithQueue(16))
+		p, err := iox.OpenPub(ctx, node, "agree-ps-a", iox.BufferSize(16))
 		require.NoError(t, err)
 		defer p.Close()
-		_, err = iox.OpenSub(ctx, node, "agree-ps-a", iox.WithQueue(32))
+		_, err = iox.OpenSub(ctx, node, "agree-ps-a", iox.BufferSize(32))
 		require.ErrorIs(t, err, iox.ErrIncompatible)
 		require.Equal(t, 0, p.Subscribers(), "the refused subscriber must not stay")
 	})
 	t.Run("sub-32-then-pub-16", func(t *testing.T) {
-		s, err := iox.OpenSub(ctx, node, "agree-ps-b", iox.WithQueue(32))
+		s, err := iox.OpenSub(ctx, node, "agree-ps-b", iox.BufferSize(32))
 		require.NoError(t, err)
 		defer s.Close()
-		_, err = iox.OpenPub(ctx, node, "agree-ps-b", iox.WithQueue(16))
+		_, err = iox.OpenPub(ctx, node, "agree-ps-b", iox.BufferSize(16))
 		require.ErrorIs(t, err, iox.ErrIncompatible)
 	})
 	t.Run("options-that-do-not-apply", func(t *testing.T) {

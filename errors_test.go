@@ -76,7 +76,7 @@ func TestOpenExistingServiceWithIncompatibleSettings(t *testing.T) {
 	svc, err := node.PublishSubscribe("settings", iox.SafeOverflow(true), iox.MaxSubscribers(2), iox.BufferSize(2))
 	require.NoError(t, err)
 	defer svc.Close()
-	for name, opt := range map[string]iox.ServiceOption{
+	for name, opt := range map[string]iox.Option{
 		"overflow":    iox.SafeOverflow(false),
 		"subscribers": iox.MaxSubscribers(8),
 		"buffer":      iox.BufferSize(64),

@@ -38,13 +38,13 @@ type Events struct {
 // OpenEvents opens (or creates, with iceoryx2's default settings) the event
 // service name and returns it as a channel of event ids. WithSpin makes the
 // receiver poll before parking; WithChanCap sizes In.
-func OpenEvents(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Events, error) {
+func OpenEvents(ctx context.Context, node *Node, name string, opts ...Option) (*Events, error) {
 	const op = "open events"
 	cfg, err := prepare(ctx, op, name, "", opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.only(op, name, "event channel", optQueue, optMaxMessage, optPeerTimeout, optPoll, optLinger, optLossy,
+	if err := cfg.only(op, name, "event channel", optBufferSize, optMaxMessage, optPeerTimeout, optPoll, optLinger, optLossy,
 		optHistory, optRecycling, optMaxSubscribers, optMaxPublishers, optWaitSubs, optOnDrop); err != nil {
 		return nil, err
 	}

@@ -80,10 +80,10 @@ func FuzzServiceOptions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, set uint32, pubs, subs, nodes, buffer, history, borrowed, size, align int64, fixed, safe bool,
 		notifiers, listeners int64, maxID uint64, initial, maxMsg, loans, spin, subBuffer int64) {
 		on := func(bit uint32) bool { return set&bit != 0 }
-		var opts []ServiceOption
+		var opts []Option
 		for _, o := range []struct {
 			bit uint32
-			opt func(int) ServiceOption
+			opt func(int) Option
 			v   int64
 		}{
 			{fzPubs, MaxPublishers, pubs}, {fzSubs, MaxSubscribers, subs}, {fzNodes, MaxNodes, nodes},
@@ -105,17 +105,17 @@ func FuzzServiceOptions(f *testing.F) {
 		if on(fzMaxID) {
 			opts = append(opts, MaxEventID(EventID(maxID)))
 		}
-		var popts []PublisherOption
+		var popts []Option
 		for _, o := range []struct {
 			bit uint32
-			opt func(int) PublisherOption
+			opt func(int) Option
 			v   int64
 		}{{fzInitial, InitialMessageSize, initial}, {fzMaxMsg, MaxMessageSize, maxMsg}, {fzLoans, MaxLoans, loans}, {fzSpin, FailWhenFull, spin}} {
 			if on(o.bit) {
 				popts = append(popts, o.opt(int(o.v)))
 			}
 		}
-		var sopts []SubscriberOption
+		var sopts []Option
 		if on(fzSubBuffer) {
 			sopts = append(sopts, SubscriberBuffer(int(subBuffer)))
 		}
@@ -150,7 +150,7 @@ func refusal(what string, err error) error {
 	return nil
 }
 
-func fuzzServicePubSub(s *fuzzSpace, opts []ServiceOption, popts []PublisherOption, sopts []SubscriberOption, pt PayloadType, ports bool) error {
+func fuzzServicePubSub(s *fuzzSpace, opts []Option, popts []Option, sopts []Option, pt PayloadType, ports bool) error {
 	svc, err := s.node.PublishSubscribe(s.name(), opts...)
 	if err != nil {
 		return refusal("open publish-subscribe", err)
@@ -179,7 +179,7 @@ func fuzzServicePubSub(s *fuzzSpace, opts []ServiceOption, popts []PublisherOpti
 	return nil
 }
 
-func fuzzServiceEvent(s *fuzzSpace, opts []ServiceOption, ports bool) error {
+func fuzzServiceEvent(s *fuzzSpace, opts []Option, ports bool) error {
 	ev, err := s.node.Event(s.name(), opts...)
 	if err != nil {
 		return refusal("open event", err)

@@ -166,10 +166,10 @@ func FuzzChanOptions(f *testing.F) {
 	f.Add(int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), int64(math.MaxInt64), true)
 	s := newFuzzSpace(f)
 	f.Fuzz(func(t *testing.T, queue, chanCap, maxMsg, peerTimeout, spin, poll, linger, history, maxSubs, maxPubs int64, lossy bool) {
-		opts := []ChanOption{WithQueue(int(queue)), WithChanCap(int(chanCap)), WithMaxMessage(int(maxMsg)),
+		opts := []Option{BufferSize(int(queue)), WithChanCap(int(chanCap)), MaxMessageSize(int(maxMsg)),
 			WithPeerTimeout(time.Duration(peerTimeout)), WithSpin(time.Duration(spin)), WithPoll(time.Duration(poll)),
-			WithLinger(time.Duration(linger)), WithHistory(int(history)), WithMaxSubscribers(int(maxSubs)),
-			WithMaxPublishers(int(maxPubs))}
+			WithLinger(time.Duration(linger)), History(int(history)), MaxSubscribers(int(maxSubs)),
+			MaxPublishers(int(maxPubs))}
 		if lossy {
 			opts = append(opts, Lossy())
 		}
@@ -199,7 +199,7 @@ func FuzzChanOptions(f *testing.F) {
 	})
 }
 
-func fuzzPair(ctx context.Context, s *fuzzSpace, opts []ChanOption, msg []byte) error {
+func fuzzPair(ctx context.Context, s *fuzzSpace, opts []Option, msg []byte) error {
 	name := s.name()
 	a, err := OpenPair(ctx, s.node, name, opts...)
 	if err != nil {
@@ -229,7 +229,7 @@ func fuzzPair(ctx context.Context, s *fuzzSpace, opts []ChanOption, msg []byte) 
 	return b.Close()
 }
 
-func fuzzPubSub(ctx context.Context, s *fuzzSpace, opts []ChanOption, msg []byte) error {
+func fuzzPubSub(ctx context.Context, s *fuzzSpace, opts []Option, msg []byte) error {
 	name := s.name()
 	sub, err := OpenSub(ctx, s.node, name, opts...)
 	if err != nil {
@@ -260,7 +260,7 @@ func fuzzPubSub(ctx context.Context, s *fuzzSpace, opts []ChanOption, msg []byte
 // make(chan) of it panics or kills the process with an out-of-memory error.
 func TestChanOptionsRefuseChannelsNoProcessCanHold(t *testing.T) {
 	for _, n := range []int{maxChanEntries + 1, 1 << 40, math.MaxInt} {
-		_, err := newChanConfig("open pair", "x", []ChanOption{WithChanCap(n)})
+		_, err := newChanConfig("open pair", "x", []Option{WithChanCap(n)})
 		if !errors.Is(err, ErrInvalidArgument) {
 			t.Errorf("WithChanCap(%d): %v, want ErrInvalidArgument", n, err)
 		}

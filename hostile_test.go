@@ -34,7 +34,7 @@ type forger struct {
 
 func newForger(t *testing.T, node *Node, name string, framed bool) *forger {
 	t.Helper()
-	opts := []ServiceOption{WithPayloadType(Bytes), OpenOnly()}
+	opts := []Option{WithPayloadType(Bytes), OpenOnly()}
 	if framed {
 		opts = append(opts, withHeader())
 	}
@@ -405,7 +405,7 @@ func requireRSSWithin(t *testing.T, before, limit int64) {
 	require.LessOrEqual(t, grew, limit, "peak RSS grew by %d bytes", grew)
 }
 
-// A subscriber opened WithMaxMessage(1024) refuses larger messages as they
+// A subscriber opened MaxMessageSize(1024) refuses larger messages as they
 // arrive: each comes back as ErrMessageTooLarge without being copied into the
 // process, and the messages after it arrive.
 func TestHostileReceiveSideSizeLimit(t *testing.T) {
@@ -417,7 +417,7 @@ func TestHostileReceiveSideSizeLimit(t *testing.T) {
 		s := newFuzzSpace(t)
 		name := s.name()
 		ctx := hostileCtx(t)
-		sub, err := OpenSub(ctx, s.node, name, Lossy(), WithMaxMessage(1024))
+		sub, err := OpenSub(ctx, s.node, name, Lossy(), MaxMessageSize(1024))
 		require.NoError(t, err)
 		defer sub.Close()
 		f := newForger(t, s.node, name, false)
@@ -441,7 +441,7 @@ func TestHostileReceiveSideSizeLimit(t *testing.T) {
 		s := newFuzzSpace(t)
 		name := s.name()
 		ctx := hostileCtx(t)
-		sub, err := OpenSub(ctx, s.node, name, WithMaxMessage(1024))
+		sub, err := OpenSub(ctx, s.node, name, MaxMessageSize(1024))
 		require.NoError(t, err)
 		defer sub.Close()
 		f := newForger(t, s.node, name, true)
@@ -477,7 +477,7 @@ func TestHostileReceiveSideSizeLimit(t *testing.T) {
 		s := newFuzzSpace(t)
 		name := s.name()
 		ctx := hostileCtx(t)
-		sub, err := OpenSub(ctx, s.node, name, WithMaxMessage(1024))
+		sub, err := OpenSub(ctx, s.node, name, MaxMessageSize(1024))
 		require.NoError(t, err)
 		defer sub.Close()
 		pub, err := OpenPub(ctx, s.node, name)
@@ -499,7 +499,7 @@ func TestHostileReceiveSideSizeLimit(t *testing.T) {
 		a, err := OpenPair(ctx, s.node, name)
 		require.NoError(t, err)
 		defer a.Close()
-		b, err := OpenPair(ctx, s.node, name, WithMaxMessage(1024))
+		b, err := OpenPair(ctx, s.node, name, MaxMessageSize(1024))
 		require.NoError(t, err)
 		defer b.Close()
 		for _, m := range [][]byte{[]byte("a"), big, []byte("ten bytes!")} {

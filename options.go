@@ -3,6 +3,8 @@ package iox
 import (
 	"fmt"
 	"time"
+
+	"github.com/iox-go/iox/internal/ffi"
 )
 
 // Settings shared by the channel adapters (Pair, Pub, Sub).
@@ -20,7 +22,7 @@ type chanConfig struct {
 	maxPublishers  int
 	recycle        int     // spare receive buffers kept for Recycle
 	waitSubs       int     // a publisher holds its messages until this many subscribers are there
-	set            chanOpt // the options given
+	set            optSet // the options given
 	onDrop         func(error)
 }
 
@@ -38,95 +40,45 @@ func defaultChanConfig() chanConfig {
 	}
 }
 
-// ChanOption configures a channel adapter (Pair, Pub, Sub).
-type ChanOption func(*chanConfig)
+// Option configures a service, a port or a channel adapter. iox has one
+// vocabulary for both layers: a setting that is iceoryx2's own bears iceoryx2's
+// name (BufferSize is the subscriber buffer size, History the history size,
+// MaxPublishers, MaxSubscribers, MaxNodes, …) and means the same on a service
+// opened with Node.PublishSubscribe as on a channel opened with OpenPub. Every
+// constructor refuses an option that does not apply to it with
+// ErrInvalidArgument, naming the option.
+//
+// Settings of a service are stored when it is created; when it is opened, each
+// setting given explicitly must be satisfied by the existing service, or the
+// open fails with ErrIncompatible.
+//
+// Bounds: every count is at most MaxServiceCount, and the counts that size
+// something must be at least 1 (ErrInvalidArgument otherwise). iceoryx2 sizes
+// a service up front: each publisher's data segment holds
+// MaxSubscribers×(BufferSize+MaxBorrowed)+History+MaxLoans samples, and its
+// bookkeeping and connections grow with the same count. Before a service is
+// created, iox computes what it needs once every port it admits exists, and
+// refuses with ErrOutOfMemory when that is more than a quarter of what
+// /dev/shm and RAM (MemAvailable) can hold at that moment; the error names the
+// settings that alone would make it fit and their largest values. Publisher,
+// Subscriber, Notifier and Listener check their own share the same way.
+type Option func(*options)
 
-// WithQueue sets how many messages each receiver holds in shared memory before a
-// lossless sender waits (default 64). Both ends must agree.
-func WithQueue(n int) ChanOption { return func(c *chanConfig) { c.set |= optQueue; c.queue = n } }
-
-// WithChanCap sets the capacity of the Go channels (default 64).
-func WithChanCap(n int) ChanOption { return func(c *chanConfig) { c.set |= optChanCap; c.chanCap = n } }
-
-// WithMaxMessage bounds one message in bytes (default DefaultMaxMessageSize).
-func WithMaxMessage(n int) ChanOption {
-	return func(c *chanConfig) { c.set |= optMaxMessage; c.maxMessage = n }
+// options collects what the given Options set, for every layer; set records
+// which options were given, so that a constructor can refuse the others.
+type options struct {
+	set optSet
+	ch  chanConfig
+	svc serviceConfig
+	pub publisherConfig
+	sub subscriberConfig
 }
 
-// WithPeerTimeout bounds how long a crashed peer goes unnoticed (default 1 s).
-func WithPeerTimeout(d time.Duration) ChanOption {
-	return func(c *chanConfig) { c.set |= optPeerTimeout; c.peerTimeout = d }
-}
-
-// WithSpin makes receivers busy-poll shared memory for exactly d before they
-// park in the runtime poller, whatever the load; WithSpin(0) never spins. The
-// default is adaptive: a receiver spins for at most 100µs, and only while
-// spinning has recently paid off (the peer answered within that time); spins
-// that fail make it park at once for a growing number of waits, so a busy
-// machine ends up parking.
-func WithSpin(d time.Duration) ChanOption {
-	return func(c *chanConfig) { c.set |= optSpin; c.spin = d }
-}
-
-// WaitSubscribers makes a publisher hold its messages (Send then waits, as under
-// backpressure) until at least n subscribers are there: nng's "wait for N
-// subscribers" for publishers whose first messages must not go to nobody.
-func WaitSubscribers(n int) ChanOption {
-	return func(c *chanConfig) { c.set |= optWaitSubs; c.waitSubs = n }
-}
-
-// OnDrop receives the errors of messages a receiving channel had to drop while
-// it delivered through In(): too large for WithMaxMessage, undecodable, or
-// malformed or out of sequence on iox's own services. Recv returns such errors
-// itself, one per dropped message, and the channel goes on. fn runs on the
-// goroutine that feeds In and must not block.
-func OnDrop(fn func(error)) ChanOption {
-	return func(c *chanConfig) { c.set |= optOnDrop; c.onDrop = fn }
-}
-
-// WithPoll sets how often a subscriber looks for messages from publishers that
-// never notify, such as plain Rust or Python ones (default 10 ms).
-func WithPoll(d time.Duration) ChanOption {
-	return func(c *chanConfig) { c.set |= optPoll; c.poll = d }
-}
-
-// WithLinger sets how long Close waits for the peer to take the messages already
-// sent (default 1 s).
-func WithLinger(d time.Duration) ChanOption {
-	return func(c *chanConfig) { c.set |= optLinger; c.linger = d }
-}
-
-// Lossy makes a publish-subscribe channel never block the publisher: a slow
-// subscriber loses its oldest messages. The service is then a plain iceoryx2
-// [u8] (or fixed-type) service that peers in other languages can open.
-func Lossy() ChanOption { return func(c *chanConfig) { c.set |= optLossy; c.lossy = true } }
-
-// WithHistory keeps the last k messages for subscribers that join late.
-func WithHistory(k int) ChanOption { return func(c *chanConfig) { c.set |= optHistory; c.history = k } }
-
-// WithRecycling keeps up to n received []byte buffers that the reader hands back
-// with Recycle, and receives into them instead of allocating: a reader that is
-// done with each message before the next one gets to zero allocations.
-func WithRecycling(n int) ChanOption {
-	return func(c *chanConfig) { c.set |= optRecycling; c.recycle = n }
-}
-
-// WithMaxSubscribers bounds the subscribers of a publish-subscribe channel (default 8).
-func WithMaxSubscribers(n int) ChanOption {
-	return func(c *chanConfig) { c.set |= optMaxSubscribers; c.maxSubscribers = n }
-}
-
-// WithMaxPublishers bounds the publishers of a publish-subscribe channel (default 2).
-func WithMaxPublishers(n int) ChanOption {
-	return func(c *chanConfig) { c.set |= optMaxPublishers; c.maxPublishers = n }
-}
-
-// chanOpt names the channel options, so that an adapter can refuse those that
-// do not apply to it.
-type chanOpt uint32
+// optSet names options as bits.
+type optSet uint64
 
 const (
-	optQueue chanOpt = 1 << iota
+	optBufferSize optSet = 1 << iota
 	optChanCap
 	optMaxMessage
 	optPeerTimeout
@@ -140,22 +92,389 @@ const (
 	optMaxPublishers
 	optWaitSubs
 	optOnDrop
+	optOpenMode
+	optPayloadType
+	optHeader
+	optMaxNodes
+	optSafeOverflow
+	optMaxBorrowed
+	optMaxNotifiers
+	optMaxListeners
+	optMaxEventID
+	optDeadEvent
+	optDroppedEvent
+	optCreatedEvent
+	optInitialMessage
+	optMaxLoans
+	optFailWhenFull
+	optSubscriberBuffer
 )
 
-var chanOptNames = map[chanOpt]string{optQueue: "WithQueue", optChanCap: "WithChanCap", optMaxMessage: "WithMaxMessage",
+var optNames = map[optSet]string{optBufferSize: "BufferSize", optChanCap: "WithChanCap", optMaxMessage: "MaxMessageSize",
 	optPeerTimeout: "WithPeerTimeout", optSpin: "WithSpin", optPoll: "WithPoll", optLinger: "WithLinger", optLossy: "Lossy",
-	optHistory: "WithHistory", optRecycling: "WithRecycling", optMaxSubscribers: "WithMaxSubscribers",
-	optMaxPublishers: "WithMaxPublishers", optWaitSubs: "WaitSubscribers", optOnDrop: "OnDrop"}
+	optHistory: "History", optRecycling: "WithRecycling", optMaxSubscribers: "MaxSubscribers",
+	optMaxPublishers: "MaxPublishers", optWaitSubs: "WaitSubscribers", optOnDrop: "OnDrop",
+	optOpenMode: "OpenOnly/CreateOnly", optPayloadType: "WithPayloadType", optHeader: "the iox header",
+	optMaxNodes: "MaxNodes", optSafeOverflow: "SafeOverflow", optMaxBorrowed: "MaxBorrowed",
+	optMaxNotifiers: "MaxNotifiers", optMaxListeners: "MaxListeners", optMaxEventID: "MaxEventID",
+	optDeadEvent: "NotifierDeadEvent", optDroppedEvent: "NotifierDroppedEvent", optCreatedEvent: "NotifierCreatedEvent",
+	optInitialMessage: "InitialMessageSize", optMaxLoans: "MaxLoans", optFailWhenFull: "FailWhenFull",
+	optSubscriberBuffer: "SubscriberBuffer"}
+
+// What each constructor takes.
+const (
+	chanOpts = optBufferSize | optChanCap | optMaxMessage | optPeerTimeout | optSpin | optPoll | optLinger |
+		optLossy | optHistory | optRecycling | optMaxSubscribers | optMaxPublishers | optWaitSubs | optOnDrop
+	pubSubOpts = optOpenMode | optPayloadType | optHeader | optMaxPublishers | optMaxSubscribers | optMaxNodes |
+		optBufferSize | optHistory | optSafeOverflow | optMaxBorrowed
+	eventOpts = optOpenMode | optMaxNodes | optMaxNotifiers | optMaxListeners | optMaxEventID |
+		optDeadEvent | optDroppedEvent | optCreatedEvent
+	publisherOpts  = optMaxMessage | optInitialMessage | optMaxLoans | optFailWhenFull
+	subscriberOpts = optSubscriberBuffer
+)
+
+// applyOptions runs opts over every layer's defaults and refuses, naming it,
+// the first option outside allowed, which does not apply to what.
+func applyOptions(op, name, what string, allowed optSet, opts []Option) (options, error) {
+	o := options{ch: defaultChanConfig(), svc: serviceConfig{mode: ffi.OpenOrCreate, payload: Bytes},
+		pub: publisherConfig{maxSize: DefaultMaxMessageSize}}
+	o.pub.opts.InitialMaxLen = 4096
+	o.pub.opts.Allocation = 1 // power-of-two growth
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	o.ch.set = o.set
+	if extra := o.set &^ allowed; extra != 0 {
+		return o, &Error{Op: op, Name: name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("%s does not apply to a %s", optNames[extra&-extra], what)}
+	}
+	return o, nil
+}
 
 // only refuses the options of refused, which do not apply to the adapter what.
-func (c chanConfig) only(op, name, what string, refused ...chanOpt) error {
+func (c chanConfig) only(op, name, what string, refused ...optSet) error {
 	for _, o := range refused {
 		if c.set&o != 0 {
 			return &Error{Op: op, Name: name, Kind: ErrInvalidArgument,
-				Detail: fmt.Sprintf("%s does not apply to a %s", chanOptNames[o], what)}
+				Detail: fmt.Sprintf("%s does not apply to a %s", optNames[o], what)}
 		}
 	}
 	return nil
+}
+
+// MaxServiceCount bounds every count an Option takes, whatever the machine
+// holds: beyond it iceoryx2's size computations are no longer safe.
+const MaxServiceCount = 1 << 20
+
+// ---- settings of iceoryx2 services, shared by ports and channels ----
+
+// BufferSize sets how many messages each subscriber can hold unread (iceoryx2's
+// subscriber buffer size): 1..MaxServiceCount. On a lossless channel it is how
+// many messages a receiver holds in shared memory before the sender waits
+// (default 64; both ends must agree). MaxSubscribers×BufferSize samples must fit
+// the memory bound (see Option); BufferSize(1024) with the other settings at
+// their defaults needs about 70 MiB per publisher of 4 KiB messages.
+func BufferSize(n int) Option {
+	return func(o *options) {
+		o.set |= optBufferSize
+		o.ch.queue = n
+		o.svc.ps.Set |= ffi.PSBufferSize
+		o.svc.ps.BufferSize = uint64(n)
+	}
+}
+
+// History keeps the last n messages for subscribers that join late (iceoryx2's
+// history size): 0..MaxServiceCount, within the memory bound (see Option); on a
+// lossless channel at most BufferSize.
+func History(n int) Option {
+	return func(o *options) {
+		o.set |= optHistory
+		o.ch.history = n
+		o.svc.ps.Set |= ffi.PSHistorySize
+		o.svc.ps.HistorySize = uint64(n)
+	}
+}
+
+// MaxPublishers bounds the publishers of a publish-subscribe service:
+// 1..MaxServiceCount (channels: default 2), and each publisher counts fully
+// against the memory bound (see Option).
+func MaxPublishers(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxPublishers
+		o.ch.maxPublishers = n
+		o.svc.ps.Set |= ffi.PSMaxPublishers
+		o.svc.ps.MaxPublishers = uint64(n)
+	}
+}
+
+// MaxSubscribers bounds the subscribers of a publish-subscribe service:
+// 1..MaxServiceCount (channels: default 8). Every publisher's data segment has
+// room for each subscriber's buffer, so this multiplies BufferSize and
+// MaxBorrowed in the memory bound (see Option).
+func MaxSubscribers(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxSubscribers
+		o.ch.maxSubscribers = n
+		o.svc.ps.Set |= ffi.PSMaxSubscribers
+		o.svc.ps.MaxSubscribers = uint64(n)
+	}
+}
+
+// MaxMessageSize bounds one message in bytes (default DefaultMaxMessageSize; not
+// negative); a larger Send fails with ErrMessageTooLarge, and a channel drops a
+// larger incoming message with that error. A publisher's data segment grows to
+// hold messages up to this size on demand, so the bound the machine sets is
+// checked when a message needs the room: a message larger than /dev/shm, or a
+// segment that cannot grow, fails with ErrOutOfMemory.
+func MaxMessageSize(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxMessage
+		o.ch.maxMessage = n
+		o.pub.maxSize = n
+	}
+}
+
+// ---- services (Node.PublishSubscribe, Node.Event) ----
+
+// OpenOnly opens an existing service and fails with ErrServiceNotFound otherwise.
+func OpenOnly() Option { return func(o *options) { o.set |= optOpenMode; o.svc.mode = ffi.Open } }
+
+// CreateOnly creates the service and fails with ErrServiceExists if it exists.
+func CreateOnly() Option { return func(o *options) { o.set |= optOpenMode; o.svc.mode = ffi.Create } }
+
+// WithPayloadType sets the payload type of a publish-subscribe service (default
+// Bytes). Size is 1 to 1<<32-1 bytes; Align a power of two of at most 1<<29 (the
+// largest a Rust type can ask for). Every sample is at least Align bytes, so a
+// large alignment also counts against the memory bound (see Option).
+func WithPayloadType(t PayloadType) Option {
+	return func(o *options) { o.set |= optPayloadType; o.svc.payload = t }
+}
+
+// MaxNodes bounds the nodes that may open the service at once: 1..MaxServiceCount.
+func MaxNodes(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxNodes
+		c := &o.svc
+
+		c.ps.Set |= ffi.PSMaxNodes
+		c.ps.MaxNodes = uint64(n)
+		c.ev.Set |= ffi.EVMaxNodes
+		c.ev.MaxNodes = uint64(n)
+	}
+}
+
+// SafeOverflow chooses what a full subscriber buffer does: true replaces the
+// oldest unread message (the publisher never blocks), false keeps it and lets the
+// publisher decide (drop, or ErrWouldBlock with FailWhenFull).
+func SafeOverflow(on bool) Option {
+	return func(o *options) {
+		o.set |= optSafeOverflow
+		c := &o.svc
+
+		c.ps.Set |= ffi.PSSafeOverflow
+		c.ps.SafeOverflow = 0
+		if on {
+			c.ps.SafeOverflow = 1
+		}
+	}
+}
+
+// MaxBorrowed bounds how many messages one subscriber may hold borrowed at once:
+// 1..MaxServiceCount, and like BufferSize it is multiplied by MaxSubscribers in
+// the memory bound (see Option).
+func MaxBorrowed(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxBorrowed
+		c := &o.svc
+		c.ps.Set |= ffi.PSMaxBorrowed
+		c.ps.MaxBorrowed = uint64(n)
+	}
+}
+
+// MaxNotifiers bounds the notifiers of an event service: 1..MaxServiceCount.
+// Each notifier keeps about 1.2 KiB per listener the service admits.
+func MaxNotifiers(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxNotifiers
+		c := &o.svc
+		c.ev.Set |= ffi.EVMaxNotifiers
+		c.ev.MaxNotifiers = uint64(n)
+	}
+}
+
+// MaxListeners bounds the listeners of an event service: 1..MaxServiceCount,
+// within the memory bound (see Option and MaxEventID).
+func MaxListeners(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxListeners
+		c := &o.svc
+		c.ev.Set |= ffi.EVMaxListeners
+		c.ev.MaxListeners = uint64(n)
+	}
+}
+
+// MaxEventID sets the largest event id of an event service. Each listener keeps
+// an 8-byte counter per id, which every wait scans, so MaxListeners×8×(id+1)
+// bytes must fit the memory bound (see Option): ErrOutOfMemory otherwise,
+// ErrInvalidArgument when the size overflows.
+func MaxEventID(id EventID) Option {
+	return func(o *options) {
+		o.set |= optMaxEventID
+		c := &o.svc
+		c.ev.Set |= ffi.EVMaxEventID
+		c.ev.MaxEventID = uint64(id)
+	}
+}
+
+// NotifierDeadEvent makes iceoryx2 signal id to the listeners when a notifier's
+// process dies (seen when dead nodes are cleaned up).
+func NotifierDeadEvent(id EventID) Option {
+	return func(o *options) {
+		o.set |= optDeadEvent
+		c := &o.svc
+		c.ev.Set |= ffi.EVDeadEvent
+		c.ev.DeadEvent = uint64(id)
+	}
+}
+
+// NotifierDroppedEvent makes iceoryx2 signal id when a notifier is closed.
+func NotifierDroppedEvent(id EventID) Option {
+	return func(o *options) {
+		o.set |= optDroppedEvent
+		c := &o.svc
+		c.ev.Set |= ffi.EVDroppedEvent
+		c.ev.DroppedEvent = uint64(id)
+	}
+}
+
+// NotifierCreatedEvent makes iceoryx2 signal id when a notifier is created.
+func NotifierCreatedEvent(id EventID) Option {
+	return func(o *options) {
+		o.set |= optCreatedEvent
+		c := &o.svc
+		c.ev.Set |= ffi.EVCreatedEvent
+		c.ev.CreatedEvent = uint64(id)
+	}
+}
+
+// ---- ports (Publisher, Subscriber) ----
+
+// InitialMessageSize sizes the first shared-memory segment for messages of n bytes;
+// it grows on demand up to MaxMessageSize (default 4 KiB; not negative; larger
+// values are cut to MaxMessageSize). The segment holds every sample that can be
+// in flight at once (see Option), each of this size: when that does not
+// fit the memory bound, Publisher fails with ErrOutOfMemory naming the largest
+// InitialMessageSize that would.
+func InitialMessageSize(n int) Option {
+	return func(o *options) {
+		o.set |= optInitialMessage
+		c := &o.pub
+		c.opts.InitialMaxLen = uint64(n)
+	}
+}
+
+// MaxLoans bounds how many samples may be loaned from the publisher at once
+// (0 = iceoryx2's default of 2; at most MaxServiceCount, within the memory bound).
+func MaxLoans(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxLoans
+		c := &o.pub
+		c.opts.MaxLoaned = uint64(n)
+	}
+}
+
+// MaxSpin bounds FailWhenFull's retries: beyond them iceoryx2 sleeps inside the
+// send call, which cannot be cancelled.
+const MaxSpin = 10000
+
+// FailWhenFull makes Send return ErrWouldBlock when a subscriber's buffer is full
+// (on a service without SafeOverflow), instead of skipping that subscriber. The
+// message may have reached other subscribers. While the subscriber has taken
+// part since the publisher connected, Send first retries up to spin times
+// (0..MaxSpin; iceoryx2 yields the thread between tries); a subscriber that has
+// not looked for messages since then fails at once. Send then returns (k, nil)
+// with k > 0 when every subscriber got the message, (0, nil) when there is no
+// subscriber, and (0, ErrWouldBlock) when one was full. A subscriber that leaves
+// during the Send can also cause ErrWouldBlock.
+func FailWhenFull(spin int) Option {
+	return func(o *options) {
+		o.set |= optFailWhenFull
+		c := &o.pub
+		c.opts.Backpressure = ffi.BPFail
+		c.opts.Spin = uint64(spin)
+	}
+}
+
+// SubscriberBuffer sets this subscriber's buffer: 1 to the service's BufferSize
+// (0 = the service's BufferSize); ErrInvalidArgument otherwise. A subscriber
+// keeps bookkeeping for every publisher the service admits: when that does not
+// fit the memory bound (see Option), Subscriber fails with ErrOutOfMemory.
+func SubscriberBuffer(n int) Option {
+	return func(o *options) { o.set |= optSubscriberBuffer; o.sub.bufferSize = uint64(n) }
+}
+
+// ---- channel adapters (Pair, Pub, Sub, Events) ----
+
+// WithChanCap sets the capacity of the Go channels (default 64).
+func WithChanCap(n int) Option {
+	return func(o *options) { o.set |= optChanCap; c := &o.ch; c.chanCap = n }
+}
+
+// WithPeerTimeout bounds how long a crashed peer goes unnoticed (default 1 s).
+func WithPeerTimeout(d time.Duration) Option {
+	return func(o *options) { o.set |= optPeerTimeout; c := &o.ch; c.peerTimeout = d }
+}
+
+// WithSpin makes receivers busy-poll shared memory for exactly d before they
+// park in the runtime poller, whatever the load; WithSpin(0) never spins. The
+// default is adaptive: a receiver spins for at most 100µs, and only while
+// spinning has recently paid off (the peer answered within that time); spins
+// that fail make it park at once for a growing number of waits, so a busy
+// machine ends up parking.
+func WithSpin(d time.Duration) Option {
+	return func(o *options) { o.set |= optSpin; c := &o.ch; c.spin = d }
+}
+
+// WaitSubscribers makes a publisher hold its messages (Send then waits, as under
+// backpressure) until at least n subscribers are there: nng's "wait for N
+// subscribers" for publishers whose first messages must not go to nobody.
+func WaitSubscribers(n int) Option {
+	return func(o *options) { o.set |= optWaitSubs; c := &o.ch; c.waitSubs = n }
+}
+
+// OnDrop receives the errors of messages a receiving channel had to drop while
+// it delivered through In(): too large for MaxMessageSize, undecodable, or
+// malformed or out of sequence on iox's own services. Recv returns such errors
+// itself, one per dropped message, and the channel goes on. fn runs on the
+// goroutine that feeds In and must not block.
+func OnDrop(fn func(error)) Option {
+	return func(o *options) { o.set |= optOnDrop; c := &o.ch; c.onDrop = fn }
+}
+
+// WithPoll sets how often a subscriber looks for messages from publishers that
+// never notify, such as plain Rust or Python ones (default 10 ms).
+func WithPoll(d time.Duration) Option {
+	return func(o *options) { o.set |= optPoll; c := &o.ch; c.poll = d }
+}
+
+// WithLinger sets how long Close waits for the peer to take the messages already
+// sent (default 1 s).
+func WithLinger(d time.Duration) Option {
+	return func(o *options) { o.set |= optLinger; c := &o.ch; c.linger = d }
+}
+
+// Lossy makes a publish-subscribe channel never block the publisher: a slow
+// subscriber loses its oldest messages. The service is then a plain iceoryx2
+// [u8] (or fixed-type) service that peers in other languages can open.
+func Lossy() Option { return func(o *options) { o.set |= optLossy; o.ch.lossy = true } }
+
+// WithRecycling keeps up to n received []byte buffers that the reader hands back
+// with Recycle, and receives into them instead of allocating: a reader that is
+// done with each message before the next one gets to zero allocations.
+func WithRecycling(n int) Option {
+	return func(o *options) { o.set |= optRecycling; c := &o.ch; c.recycle = n }
 }
 
 // Bounds of the adapters' settings: larger values cannot be allocated or would
@@ -165,10 +484,11 @@ const (
 	maxCount   = 1 << 16
 )
 
-func newChanConfig(op, name string, opts []ChanOption) (chanConfig, error) {
-	c := defaultChanConfig()
-	for _, o := range opts {
-		o(&c)
+func newChanConfig(op, name string, opts []Option) (chanConfig, error) {
+	o, err := applyOptions(op, name, "channel", chanOpts, opts)
+	c := o.ch
+	if err != nil {
+		return c, err
 	}
 	bad := func(detail string) (chanConfig, error) {
 		return c, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: detail}
@@ -202,7 +522,7 @@ func newChanConfig(op, name string, opts []ChanOption) (chanConfig, error) {
 
 // prepare checks what every adapter constructor checks: the name (with room for
 // suffix), the options, and that ctx is still live.
-func prepare(ctx interface{ Err() error }, op, name, suffix string, opts []ChanOption) (chanConfig, error) {
+func prepare(ctx interface{ Err() error }, op, name, suffix string, opts []Option) (chanConfig, error) {
 	if err := checkName("service name", name, 255-len(suffix), false); err != nil {
 		return chanConfig{}, &Error{Op: op, Name: name, Kind: ErrInvalidName, Detail: err.Error()}
 	}

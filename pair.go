@@ -89,13 +89,13 @@ type Pair[T any] struct {
 // OpenPair opens one end of the []byte pair called name. ctx bounds the pair's
 // life (see Pair): when it ends, the pair ends. Opening never waits for the
 // peer, so the context needs no room for that.
-func OpenPair(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Pair[[]byte], error) {
+func OpenPair(ctx context.Context, node *Node, name string, opts ...Option) (*Pair[[]byte], error) {
 	return OpenPairOf[[]byte](ctx, node, name, Raw{}, opts...)
 }
 
 // OpenPairOf opens one end of the pair called name carrying values of T encoded
 // by codec (see Fixed for fixed-layout types).
-func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Pair[T], error) {
+func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Pair[T], error) {
 	const op = "open pair"
 	cfg, err := prepare(ctx, op, name, pairSuffix(1), opts)
 	if err != nil {
@@ -140,9 +140,9 @@ func randomTag() uint64 {
 // on the other slot's service and a notifier for events addressed to it.
 func (p *Pair[T]) join(pt PayloadType) error {
 	p.node.CleanupDeadNodes() // frees the slot of a crashed former end
-	svcOpts := []ServiceOption{WithPayloadType(pt), withHeader(), MaxPublishers(1), MaxSubscribers(1),
+	svcOpts := []Option{WithPayloadType(pt), withHeader(), MaxPublishers(1), MaxSubscribers(1),
 		BufferSize(p.cfg.queue), SafeOverflow(false)}
-	evOpts := []ServiceOption{MaxNotifiers(2), MaxListeners(2), MaxEventID(evMaxID),
+	evOpts := []Option{MaxNotifiers(2), MaxListeners(2), MaxEventID(evMaxID),
 		NotifierCreatedEvent(evHello), NotifierDeadEvent(evDead)}
 	var svcs [2]*PubSubService
 	defer func() { // the services this end did not keep
@@ -160,7 +160,7 @@ func (p *Pair[T]) join(pt PayloadType) error {
 		svcs[k] = svc
 		if svc.BufferSize() != p.cfg.queue {
 			return &Error{Op: "open pair", Name: p.name, Kind: ErrIncompatible,
-				Detail: fmt.Sprintf("the other end was opened with WithQueue(%d), this one with WithQueue(%d)", svc.BufferSize(), p.cfg.queue)}
+				Detail: fmt.Sprintf("the other end was opened with BufferSize(%d), this one with BufferSize(%d)", svc.BufferSize(), p.cfg.queue)}
 		}
 		if pubs, _, err := svc.Counts(); err == nil && pubs > 0 {
 			continue // the slot is taken (a crashed end's was freed above)

@@ -34,7 +34,7 @@ func childPairFlood() error {
 	}
 	defer node.Close()
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(8))
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(8))
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func childPairStream() error {
 	defer node.Close()
 	n, _ := strconv.ParseUint(os.Getenv("IOX_COUNT"), 10, 64)
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(8), iox.WithChanCap(16))
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(8), iox.WithChanCap(16))
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func TestPairStreamsBothWaysWithoutLossDuplicationOrReordering(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, "stream", iox.WithQueue(8), iox.WithChanCap(16))
+	p, err := iox.OpenPair(ctx, node, "stream", iox.BufferSize(8), iox.WithChanCap(16))
 	require.NoError(t, err)
 	defer p.Close()
 	c := spawn(t, ns, "pair-stream", "IOX_SERVICE=stream", "IOX_COUNT="+strconv.FormatUint(n, 10))
@@ -205,7 +205,7 @@ func childPairSendClose() error {
 	}
 	defer node.Close()
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(4), iox.WithLinger(20*time.Second))
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(4), iox.WithLinger(20*time.Second))
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func TestPairPeerCloseIsACleanEndAfterEveryMessage(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, "clean-end", iox.WithQueue(4))
+	p, err := iox.OpenPair(ctx, node, "clean-end", iox.BufferSize(4))
 	require.NoError(t, err)
 	defer p.Close()
 	c := spawn(t, ns, "pair-send-close", "IOX_SERVICE=clean-end", "IOX_COUNT=100")
@@ -320,14 +320,14 @@ func TestPairInvalidInput(t *testing.T) {
 	assert.ErrorIs(t, err, iox.ErrInvalidName)
 	_, err = iox.OpenPair(ctx, node, string(make([]byte, 250)))
 	assert.ErrorIs(t, err, iox.ErrInvalidName)
-	_, err = iox.OpenPair(ctx, node, "bad-queue", iox.WithQueue(0))
+	_, err = iox.OpenPair(ctx, node, "bad-queue", iox.BufferSize(0))
 	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = iox.OpenPair(cancelled, node, "cancelled")
 	assert.ErrorIs(t, err, context.Canceled)
 
-	a, err := iox.OpenPair(ctx, node, "limits", iox.WithMaxMessage(16))
+	a, err := iox.OpenPair(ctx, node, "limits", iox.MaxMessageSize(16))
 	require.NoError(t, err)
 	defer a.Close()
 	assert.ErrorIs(t, a.Send(ctx, make([]byte, 17)), iox.ErrMessageTooLarge)
@@ -372,7 +372,7 @@ func TestPairPeerCrashIsReportedAndARestartedPeerPairsAgain(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, "crash", iox.WithPeerTimeout(time.Second), iox.WithQueue(8))
+	p, err := iox.OpenPair(ctx, node, "crash", iox.WithPeerTimeout(time.Second), iox.BufferSize(8))
 	require.NoError(t, err)
 	c := spawn(t, ns, "pair-flood", "IOX_SERVICE=crash")
 	for i := uint64(0); i < 1000; i++ { // mid-stream: the peer keeps sending

@@ -38,143 +38,7 @@ type serviceConfig struct {
 	ev      ffi.EventOpts
 }
 
-// ServiceOption configures opening a publish-subscribe or event service. Settings
-// are stored when the service is created; when it is opened, each setting given
-// explicitly must be satisfied by the existing service, or the open fails with
-// ErrIncompatible.
-//
-// Bounds: every count is at most MaxServiceCount, and the counts that size
-// something must be at least 1 (ErrInvalidArgument otherwise). iceoryx2 sizes
-// a service up front: each publisher's data segment holds
-// MaxSubscribers×(BufferSize+MaxBorrowed)+History+MaxLoans samples, and its
-// bookkeeping and connections grow with the same count. Before a service is
-// created, iox computes what it needs once every port it admits exists, and
-// refuses with ErrOutOfMemory when that is more than a quarter of what
-// /dev/shm and RAM (MemAvailable) can hold at that moment; the error names the
-// settings that alone would make it fit and their largest values. Publisher,
-// Subscriber, Notifier and Listener check their own share the same way.
-type ServiceOption func(*serviceConfig)
-
-// MaxServiceCount bounds every count a ServiceOption takes, whatever the
-// machine holds: beyond it iceoryx2's size computations are no longer safe.
-const MaxServiceCount = 1 << 20
-
-// OpenOnly opens an existing service and fails with ErrServiceNotFound otherwise.
-func OpenOnly() ServiceOption { return func(c *serviceConfig) { c.mode = ffi.Open } }
-
-// CreateOnly creates the service and fails with ErrServiceExists if it exists.
-func CreateOnly() ServiceOption { return func(c *serviceConfig) { c.mode = ffi.Create } }
-
-// WithPayloadType sets the payload type of a publish-subscribe service (default
-// Bytes). Size is 1 to 1<<32-1 bytes; Align a power of two of at most 1<<29 (the
-// largest a Rust type can ask for). Every sample is at least Align bytes, so a
-// large alignment also counts against the memory bound (see ServiceOption).
-func WithPayloadType(t PayloadType) ServiceOption { return func(c *serviceConfig) { c.payload = t } }
-
-// MaxPublishers bounds the publishers of a publish-subscribe service:
-// 1..MaxServiceCount, and each publisher counts fully against the memory bound
-// (see ServiceOption).
-func MaxPublishers(n int) ServiceOption {
-	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxPublishers; c.ps.MaxPublishers = uint64(n) }
-}
-
-// MaxSubscribers bounds the subscribers of a publish-subscribe service:
-// 1..MaxServiceCount. Every publisher's data segment has room for each
-// subscriber's buffer, so this multiplies BufferSize and MaxBorrowed in the
-// memory bound (see ServiceOption).
-func MaxSubscribers(n int) ServiceOption {
-	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxSubscribers; c.ps.MaxSubscribers = uint64(n) }
-}
-
-// MaxNodes bounds the nodes that may open the service at once: 1..MaxServiceCount.
-func MaxNodes(n int) ServiceOption {
-	return func(c *serviceConfig) {
-		c.ps.Set |= ffi.PSMaxNodes
-		c.ps.MaxNodes = uint64(n)
-		c.ev.Set |= ffi.EVMaxNodes
-		c.ev.MaxNodes = uint64(n)
-	}
-}
-
-// BufferSize sets how many messages each subscriber can hold unread:
-// 1..MaxServiceCount, and MaxSubscribers×BufferSize samples must fit the memory
-// bound (see ServiceOption); BufferSize(1024) with the other settings at their
-// defaults needs about 70 MiB per publisher of 4 KiB messages.
-func BufferSize(n int) ServiceOption {
-	return func(c *serviceConfig) { c.ps.Set |= ffi.PSBufferSize; c.ps.BufferSize = uint64(n) }
-}
-
-// History keeps the last n messages for subscribers that join late:
-// 0..MaxServiceCount, within the memory bound (see ServiceOption).
-func History(n int) ServiceOption {
-	return func(c *serviceConfig) { c.ps.Set |= ffi.PSHistorySize; c.ps.HistorySize = uint64(n) }
-}
-
-// SafeOverflow chooses what a full subscriber buffer does: true replaces the
-// oldest unread message (the publisher never blocks), false keeps it and lets the
-// publisher decide (drop, or ErrWouldBlock with FailWhenFull).
-func SafeOverflow(on bool) ServiceOption {
-	return func(c *serviceConfig) {
-		c.ps.Set |= ffi.PSSafeOverflow
-		c.ps.SafeOverflow = 0
-		if on {
-			c.ps.SafeOverflow = 1
-		}
-	}
-}
-
-// MaxBorrowed bounds how many messages one subscriber may hold borrowed at once:
-// 1..MaxServiceCount, and like BufferSize it is multiplied by MaxSubscribers in
-// the memory bound (see ServiceOption).
-func MaxBorrowed(n int) ServiceOption {
-	return func(c *serviceConfig) { c.ps.Set |= ffi.PSMaxBorrowed; c.ps.MaxBorrowed = uint64(n) }
-}
-
-// MaxNotifiers bounds the notifiers of an event service: 1..MaxServiceCount.
-// Each notifier keeps about 1.2 KiB per listener the service admits.
-func MaxNotifiers(n int) ServiceOption {
-	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxNotifiers; c.ev.MaxNotifiers = uint64(n) }
-}
-
-// MaxListeners bounds the listeners of an event service: 1..MaxServiceCount,
-// within the memory bound (see ServiceOption and MaxEventID).
-func MaxListeners(n int) ServiceOption {
-	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxListeners; c.ev.MaxListeners = uint64(n) }
-}
-
-// MaxEventID sets the largest event id of an event service. Each listener keeps
-// an 8-byte counter per id, which every wait scans, so MaxListeners×8×(id+1)
-// bytes must fit the memory bound (see ServiceOption): ErrOutOfMemory otherwise,
-// ErrInvalidArgument when the size overflows.
-func MaxEventID(id EventID) ServiceOption {
-	return func(c *serviceConfig) { c.ev.Set |= ffi.EVMaxEventID; c.ev.MaxEventID = uint64(id) }
-}
-
-// NotifierDeadEvent makes iceoryx2 signal id to the listeners when a notifier's
-// process dies (seen when dead nodes are cleaned up).
-func NotifierDeadEvent(id EventID) ServiceOption {
-	return func(c *serviceConfig) { c.ev.Set |= ffi.EVDeadEvent; c.ev.DeadEvent = uint64(id) }
-}
-
-// NotifierDroppedEvent makes iceoryx2 signal id when a notifier is closed.
-func NotifierDroppedEvent(id EventID) ServiceOption {
-	return func(c *serviceConfig) { c.ev.Set |= ffi.EVDroppedEvent; c.ev.DroppedEvent = uint64(id) }
-}
-
-// NotifierCreatedEvent makes iceoryx2 signal id when a notifier is created.
-func NotifierCreatedEvent(id EventID) ServiceOption {
-	return func(c *serviceConfig) { c.ev.Set |= ffi.EVCreatedEvent; c.ev.CreatedEvent = uint64(id) }
-}
-
-func newServiceConfig(opts []ServiceOption) serviceConfig {
-	c := serviceConfig{mode: ffi.OpenOrCreate, payload: Bytes}
-	for _, o := range opts {
-		o(&c)
-	}
-	return c
-}
-
-// checkCounts refuses counts outside their bounds (see ServiceOption) before
+// checkCounts refuses counts outside their bounds (see Option) before
 // the native library sees them; the native library checks them again, and the
 // memory they add up to.
 func (c *serviceConfig) checkCounts() error {
@@ -235,9 +99,13 @@ type PubSubService struct {
 
 // PublishSubscribe opens or creates (see OpenOnly, CreateOnly) the publish-subscribe
 // service name.
-func (n *Node) PublishSubscribe(name string, opts ...ServiceOption) (*PubSubService, error) {
+func (n *Node) PublishSubscribe(name string, opts ...Option) (*PubSubService, error) {
 	const op = "open publish-subscribe"
-	c := newServiceConfig(opts)
+	o, err := applyOptions(op, name, "publish-subscribe service", pubSubOpts, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := o.svc
 	if err := c.checkCounts(); err != nil {
 		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: err.Error()}
 	}
@@ -372,50 +240,6 @@ type publisherConfig struct {
 	maxSize int
 }
 
-// PublisherOption configures a Publisher.
-type PublisherOption func(*publisherConfig)
-
-// MaxMessageSize bounds the size of one message in bytes (default
-// DefaultMaxMessageSize; not negative); a larger Send fails with
-// ErrMessageTooLarge. The data segment grows to hold messages up to this size
-// on demand, so the bound the machine sets is checked when a message needs the
-// room: a message larger than /dev/shm, or a segment that cannot grow, fails
-// with ErrOutOfMemory.
-func MaxMessageSize(n int) PublisherOption { return func(c *publisherConfig) { c.maxSize = n } }
-
-// InitialMessageSize sizes the first shared-memory segment for messages of n bytes;
-// it grows on demand up to MaxMessageSize (default 4 KiB; not negative; larger
-// values are cut to MaxMessageSize). The segment holds every sample that can be
-// in flight at once (see ServiceOption), each of this size: when that does not
-// fit the memory bound, Publisher fails with ErrOutOfMemory naming the largest
-// InitialMessageSize that would.
-func InitialMessageSize(n int) PublisherOption {
-	return func(c *publisherConfig) { c.opts.InitialMaxLen = uint64(n) }
-}
-
-// MaxLoans bounds how many samples may be loaned from the publisher at once
-// (0 = iceoryx2's default of 2; at most MaxServiceCount, within the memory bound).
-func MaxLoans(n int) PublisherOption {
-	return func(c *publisherConfig) { c.opts.MaxLoaned = uint64(n) }
-}
-
-// MaxSpin bounds FailWhenFull's retries: beyond them iceoryx2 sleeps inside the
-// send call, which cannot be cancelled.
-const MaxSpin = 10000
-
-// FailWhenFull makes Send return ErrWouldBlock when a subscriber's buffer is full
-// (on a service without SafeOverflow), instead of skipping that subscriber. The
-// message may have reached other subscribers. While the subscriber has taken
-// part since the publisher connected, Send first retries up to spin times
-// (0..MaxSpin; iceoryx2 yields the thread between tries); a subscriber that has
-// not looked for messages since then fails at once. Send then returns (k, nil)
-// with k > 0 when every subscriber got the message, (0, nil) when there is no
-// subscriber, and (0, ErrWouldBlock) when one was full. A subscriber that leaves
-// during the Send can also cause ErrWouldBlock.
-func FailWhenFull(spin int) PublisherOption {
-	return func(c *publisherConfig) { c.opts.Backpressure = ffi.BPFail; c.opts.Spin = uint64(spin) }
-}
-
 // Publisher sends messages to every subscriber of a service. It is safe for use
 // by multiple goroutines.
 type Publisher struct {
@@ -429,14 +253,13 @@ type Publisher struct {
 }
 
 // Publisher creates a publisher port.
-func (s *PubSubService) Publisher(opts ...PublisherOption) (*Publisher, error) {
+func (s *PubSubService) Publisher(opts ...Option) (*Publisher, error) {
 	const op = "create publisher"
-	c := publisherConfig{maxSize: DefaultMaxMessageSize}
-	c.opts.InitialMaxLen = 4096
-	c.opts.Allocation = 1 // power-of-two growth
-	for _, o := range opts {
-		o(&c)
+	o, err := applyOptions(op, s.name, "publisher", publisherOpts, opts)
+	if err != nil {
+		return nil, err
 	}
+	c := o.pub
 	if c.maxSize < 0 {
 		return nil, &Error{Op: op, Name: s.name, Kind: ErrInvalidArgument, Detail: "negative MaxMessageSize"}
 	}
@@ -675,17 +498,6 @@ func (s *SampleMut) Discard() error {
 
 type subscriberConfig struct{ bufferSize uint64 }
 
-// SubscriberOption configures a Subscriber.
-type SubscriberOption func(*subscriberConfig)
-
-// SubscriberBuffer sets this subscriber's buffer: 1 to the service's BufferSize
-// (0 = the service's BufferSize); ErrInvalidArgument otherwise. A subscriber
-// keeps bookkeeping for every publisher the service admits: when that does not
-// fit the memory bound (see ServiceOption), Subscriber fails with ErrOutOfMemory.
-func SubscriberBuffer(n int) SubscriberOption {
-	return func(c *subscriberConfig) { c.bufferSize = uint64(n) }
-}
-
 // Subscriber receives every message published to its service after it joined. It
 // is safe for use by multiple goroutines.
 type Subscriber struct {
@@ -695,12 +507,13 @@ type Subscriber struct {
 }
 
 // Subscriber creates a subscriber port.
-func (s *PubSubService) Subscriber(opts ...SubscriberOption) (*Subscriber, error) {
+func (s *PubSubService) Subscriber(opts ...Option) (*Subscriber, error) {
 	const op = "create subscriber"
-	var c subscriberConfig
-	for _, o := range opts {
-		o(&c)
+	o, err := applyOptions(op, s.name, "subscriber", subscriberOpts, opts)
+	if err != nil {
+		return nil, err
 	}
+	c := o.sub
 	if int64(c.bufferSize) < 0 {
 		return nil, &Error{Op: op, Name: s.name, Kind: ErrInvalidArgument,
 			Detail: fmt.Sprintf("SubscriberBuffer %d is negative", int64(c.bufferSize))}
@@ -904,9 +717,13 @@ type EventService struct {
 
 // Event opens or creates (see OpenOnly, CreateOnly) the event service name. An event
 // service and a publish-subscribe service may share a name.
-func (n *Node) Event(name string, opts ...ServiceOption) (*EventService, error) {
+func (n *Node) Event(name string, opts ...Option) (*EventService, error) {
 	const op = "open event"
-	c := newServiceConfig(opts)
+	o, err := applyOptions(op, name, "event service", eventOpts, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := o.svc
 	if err := c.checkCounts(); err != nil {
 		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: err.Error()}
 	}

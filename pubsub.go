@@ -63,29 +63,29 @@ type PeerEvent struct {
 // joinService opens the service name checking only base (the payload type), so
 // channels join services that other programs created with other settings; when
 // there is none it creates one with base and settings.
-func joinService[S any](open func(string, ...ServiceOption) (S, error), name string, base, settings []ServiceOption) (S, error) {
-	s, err := open(name, append(append([]ServiceOption{}, base...), OpenOnly())...)
+func joinService[S any](open func(string, ...Option) (S, error), name string, base, settings []Option) (S, error) {
+	s, err := open(name, append(append([]Option{}, base...), OpenOnly())...)
 	if !errors.Is(err, ErrServiceNotFound) {
 		return s, err
 	}
-	return open(name, append(append([]ServiceOption{}, base...), settings...)...)
+	return open(name, append(append([]Option{}, base...), settings...)...)
 }
 
 // withHeader gives a service the iox header (see headerSize).
-func withHeader() ServiceOption {
-	return func(c *serviceConfig) { c.ps.HeaderSize = headerSize }
+func withHeader() Option {
+	return func(o *options) { o.set |= optHeader; o.svc.ps.HeaderSize = headerSize }
 }
 
 // pubsubService joins the channel's publish-subscribe service. A publisher's
-// WithQueue must match the service's buffer, a subscriber's must fit in it (it
+// BufferSize must match the service's buffer, a subscriber's must fit in it (it
 // is that subscriber's own buffer); both are checked whichever end came first.
 func pubsubService(node *Node, op, name string, pt PayloadType, cfg chanConfig, subscriber bool) (*PubSubService, error) {
-	typed := []ServiceOption{WithPayloadType(pt)}
+	typed := []Option{WithPayloadType(pt)}
 	if !cfg.lossy {
 		typed = append(typed, withHeader())
 	}
 	svc, err := joinService(node.PublishSubscribe, name, typed,
-		[]ServiceOption{BufferSize(cfg.queue), History(cfg.history), SafeOverflow(cfg.lossy),
+		[]Option{BufferSize(cfg.queue), History(cfg.history), SafeOverflow(cfg.lossy),
 			MaxSubscribers(cfg.maxSubscribers), MaxPublishers(cfg.maxPublishers)})
 	if errors.Is(err, ErrIncompatibleType) {
 		var e *Error
@@ -101,10 +101,10 @@ func pubsubService(node *Node, op, name string, pt PayloadType, cfg chanConfig, 
 	if err != nil {
 		return nil, err
 	}
-	if cfg.set&optQueue != 0 && (svc.BufferSize() < cfg.queue || (!subscriber && svc.BufferSize() != cfg.queue)) {
+	if cfg.set&optBufferSize != 0 && (svc.BufferSize() < cfg.queue || (!subscriber && svc.BufferSize() != cfg.queue)) {
 		svc.Close()
 		return nil, &Error{Op: op, Name: name, Kind: ErrIncompatible,
-			Detail: fmt.Sprintf("the service holds %d messages per subscriber, WithQueue asks for %d", svc.BufferSize(), cfg.queue)}
+			Detail: fmt.Sprintf("the service holds %d messages per subscriber, BufferSize asks for %d", svc.BufferSize(), cfg.queue)}
 	}
 	if !cfg.lossy && svc.SafeOverflow() {
 		svc.Close()
@@ -118,7 +118,7 @@ func pubsubService(node *Node, op, name string, pt PayloadType, cfg chanConfig, 
 // or iox's space events.
 func eventService(node *Node, name string, cfg chanConfig) (*EventService, error) {
 	n := 2 * (cfg.maxSubscribers + cfg.maxPublishers) // room for crashed ports not yet removed
-	settings := []ServiceOption{MaxNotifiers(n), MaxListeners(n), MaxEventID(evMaxID)}
+	settings := []Option{MaxNotifiers(n), MaxListeners(n), MaxEventID(evMaxID)}
 	if len(name) > len(spaceSuffix) && name[len(name)-len(spaceSuffix):] == spaceSuffix {
 		settings = append(settings, NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead))
 	}
@@ -173,12 +173,12 @@ type Pub[T any] struct {
 
 // OpenPub opens a publisher of []byte messages on the channel called name; ctx
 // bounds its life.
-func OpenPub(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Pub[[]byte], error) {
+func OpenPub(ctx context.Context, node *Node, name string, opts ...Option) (*Pub[[]byte], error) {
 	return OpenPubOf[[]byte](ctx, node, name, Raw{}, opts...)
 }
 
 // OpenPubOf opens a publisher of T values encoded by codec.
-func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Pub[T], error) {
+func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Pub[T], error) {
 	const op = "open publisher channel"
 	cfg, err := prepare(ctx, op, name, ackSuffix+"0123456789abcdef", opts)
 	if err != nil {
@@ -537,13 +537,13 @@ type ack struct {
 
 // OpenSub opens a subscriber of []byte messages on the channel called name; ctx
 // bounds its life. It receives the messages published after it joined (and the
-// history, WithHistory).
-func OpenSub(ctx context.Context, node *Node, name string, opts ...ChanOption) (*Sub[[]byte], error) {
+// history, History).
+func OpenSub(ctx context.Context, node *Node, name string, opts ...Option) (*Sub[[]byte], error) {
 	return OpenSubOf[[]byte](ctx, node, name, Raw{}, opts...)
 }
 
 // OpenSubOf opens a subscriber of T values decoded by codec.
-func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...ChanOption) (*Sub[T], error) {
+func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Sub[T], error) {
 	const op = "open subscriber channel"
 	cfg, err := prepare(ctx, op, name, ackSuffix+"0123456789abcdef", opts)
 	if err != nil {

@@ -30,7 +30,7 @@ func childSubSeq() error {
 	}
 	defer node.Close()
 	ctx := context.Background()
-	opts := []iox.ChanOption{iox.WithQueue(16), iox.WithChanCap(4)}
+	opts := []iox.Option{iox.BufferSize(16), iox.WithChanCap(4)}
 	lossy := os.Getenv("IOX_LOSSY") != ""
 	if lossy {
 		opts = append(opts, iox.Lossy())
@@ -79,7 +79,7 @@ func TestPubSubLosslessEverySubscriberGetsEverythingInOrder(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPub(ctx, node, "lossless", iox.WithQueue(16))
+	p, err := iox.OpenPub(ctx, node, "lossless", iox.BufferSize(16))
 	require.NoError(t, err)
 	var kids []*child
 	for i := 0; i < 4; i++ {
@@ -110,7 +110,7 @@ func TestPubSubLossyNeverBlocksThePublisher(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPub(ctx, node, "lossy", iox.Lossy(), iox.WithQueue(16))
+	p, err := iox.OpenPub(ctx, node, "lossy", iox.Lossy(), iox.BufferSize(16))
 	require.NoError(t, err)
 	defer p.Close()
 	var kids []*child
@@ -149,7 +149,7 @@ func TestPubSubSubscriberCrashIsReportedAndOthersKeepGoing(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPub(ctx, node, "crash-sub", iox.WithQueue(16))
+	p, err := iox.OpenPub(ctx, node, "crash-sub", iox.BufferSize(16))
 	require.NoError(t, err)
 	defer p.Close()
 	const n = 20000
@@ -211,14 +211,14 @@ func TestPubSubHistoryForLateJoiners(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	p, err := iox.OpenPub(ctx, node, "history", iox.WithHistory(3), iox.WithQueue(8), iox.WithPeerTimeout(100*time.Millisecond))
+	p, err := iox.OpenPub(ctx, node, "history", iox.History(3), iox.BufferSize(8), iox.WithPeerTimeout(100*time.Millisecond))
 	require.NoError(t, err)
 	defer p.Close()
 	for i := 0; i < 5; i++ {
 		require.NoError(t, p.Send(ctx, seqMsg(uint64(i))))
 	}
 	// Send returned: the messages are in shared memory, and the history with them.
-	s, err := iox.OpenSub(ctx, node, "history", iox.WithHistory(3), iox.WithQueue(8))
+	s, err := iox.OpenSub(ctx, node, "history", iox.History(3), iox.BufferSize(8))
 	require.NoError(t, err)
 	defer s.Close()
 	for want := uint64(2); want < 5; want++ {
@@ -232,10 +232,10 @@ func TestPubSubCloseDeliversWhatWasSent(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	s, err := iox.OpenSub(ctx, node, "linger", iox.WithQueue(16), iox.WithChanCap(1))
+	s, err := iox.OpenSub(ctx, node, "linger", iox.BufferSize(16), iox.WithChanCap(1))
 	require.NoError(t, err)
 	defer s.Close()
-	p, err := iox.OpenPub(ctx, node, "linger", iox.WithQueue(16), iox.WithLinger(10*time.Second))
+	p, err := iox.OpenPub(ctx, node, "linger", iox.BufferSize(16), iox.WithLinger(10*time.Second))
 	require.NoError(t, err)
 	waitSubscribers(t, p, 1)
 	for i := 0; i < 12; i++ {
@@ -268,7 +268,7 @@ func TestPubSubModesMustMatch(t *testing.T) {
 	assert.ErrorIs(t, err, iox.ErrIncompatibleType)
 	_, err = iox.OpenPub(ctx, node, "", iox.Lossy())
 	assert.ErrorIs(t, err, iox.ErrInvalidName)
-	_, err = iox.OpenSub(ctx, node, "x", iox.WithHistory(100), iox.WithQueue(4))
+	_, err = iox.OpenSub(ctx, node, "x", iox.History(100), iox.BufferSize(4))
 	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
 }
 
@@ -295,7 +295,7 @@ func TestPythonPublisherWithoutEventsReachesAGoSubscriberChannel(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	s, err := iox.OpenSub(ctx, node, "py-chan", iox.Lossy(), iox.WithQueue(16), iox.WithPoll(5*time.Millisecond))
+	s, err := iox.OpenSub(ctx, node, "py-chan", iox.Lossy(), iox.BufferSize(16), iox.WithPoll(5*time.Millisecond))
 	require.NoError(t, err)
 	var list []string
 	for _, n := range sizes {
@@ -320,9 +320,9 @@ func TestTypedValuesRoundTripBetweenGoAndPython(t *testing.T) {
 	node := ns.node(t)
 	ctx := context.Background()
 	codec := mustFixed[point](t, "iox_test::Point")
-	back, err := iox.OpenSubOf(ctx, node, "typed-back", codec, iox.Lossy(), iox.WithQueue(16))
+	back, err := iox.OpenSubOf(ctx, node, "typed-back", codec, iox.Lossy(), iox.BufferSize(16))
 	require.NoError(t, err)
-	fwd, err := iox.OpenPubOf(ctx, node, "typed-fwd", codec, iox.Lossy(), iox.WithQueue(16))
+	fwd, err := iox.OpenPubOf(ctx, node, "typed-fwd", codec, iox.Lossy(), iox.BufferSize(16))
 	require.NoError(t, err)
 	cmd, lines := pyPeer(t, ns, "echo-typed", "typed-fwd", "typed-back", strconv.Itoa(n))
 	waitSubscribers(t, fwd, 1)

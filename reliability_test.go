@@ -296,7 +296,7 @@ func childRelPair() error {
 	defer node.Close()
 	ctx := context.Background()
 	name := os.Getenv("IOX_SERVICE")
-	opts := []iox.ChanOption{iox.WithQueue(8), iox.WithPeerTimeout(envDur("IOX_PEER_TIMEOUT", time.Second))}
+	opts := []iox.Option{iox.BufferSize(8), iox.WithPeerTimeout(envDur("IOX_PEER_TIMEOUT", time.Second))}
 	p, err := iox.OpenPair(ctx, node, name, opts...)
 	if err != nil {
 		return err
@@ -345,7 +345,7 @@ func childRelSub() error {
 	}
 	defer node.Close()
 	ctx := context.Background()
-	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(16),
+	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(16),
 		iox.WithPeerTimeout(envDur("IOX_PEER_TIMEOUT", time.Second)))
 	if err != nil {
 		return err
@@ -433,7 +433,7 @@ func childRelPub() error {
 	}
 	defer node.Close()
 	ctx := context.Background()
-	p, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(16), iox.WithLinger(20*time.Second),
+	p, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(16), iox.WithLinger(20*time.Second),
 		iox.WithPeerTimeout(envDur("IOX_PEER_TIMEOUT", time.Second)))
 	if err != nil {
 		return err
@@ -547,7 +547,7 @@ func tortureParentPair(t *testing.T, ns namespace, node *iox.Node, rng *rand.Ran
 	const name, resumeN = "torture-pair", 2000
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := iox.OpenPair(ctx, node, name, iox.WithQueue(8), iox.WithPeerTimeout(torturePeerTimeout))
+	p, err := iox.OpenPair(ctx, node, name, iox.BufferSize(8), iox.WithPeerTimeout(torturePeerTimeout))
 	require.NoError(t, err)
 	defer p.Close()
 	c := spawn(t, ns, "rel-pair", tortureEnv(name, "IOX_MODE=resume", "IOX_COUNT=1000000000")...)
@@ -589,7 +589,7 @@ func tortureParentPair(t *testing.T, ns namespace, node *iox.Node, rng *rand.Ran
 		require.ErrorIs(t, err, iox.ErrUndelivered)
 	}
 
-	q, err := iox.OpenPair(ctx, node, name, iox.WithQueue(8), iox.WithPeerTimeout(torturePeerTimeout))
+	q, err := iox.OpenPair(ctx, node, name, iox.BufferSize(8), iox.WithPeerTimeout(torturePeerTimeout))
 	require.NoError(t, err)
 	defer q.Close()
 	again := spawn(t, ns, "rel-pair", tortureEnv(name, "IOX_MODE=resume", fmt.Sprintf("IOX_COUNT=%d", resumeN))...)
@@ -646,7 +646,7 @@ func tortureSubscriber(t *testing.T, ns namespace, node *iox.Node, rng *rand.Ran
 	name := fmt.Sprintf("torture-ps-%d", round)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := iox.OpenPub(ctx, node, name, iox.WithQueue(16), iox.WithPeerTimeout(torturePeerTimeout))
+	p, err := iox.OpenPub(ctx, node, name, iox.BufferSize(16), iox.WithPeerTimeout(torturePeerTimeout))
 	require.NoError(t, err)
 	defer p.Close()
 	env := tortureEnv(name, "IOX_FROM_ZERO=1")
@@ -735,7 +735,7 @@ func torturePublisher(t *testing.T, ns namespace, node *iox.Node, rng *rand.Rand
 	const restartN = 2000
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := iox.OpenSub(ctx, node, name, iox.WithQueue(16), iox.WithPeerTimeout(torturePeerTimeout))
+	s, err := iox.OpenSub(ctx, node, name, iox.BufferSize(16), iox.WithPeerTimeout(torturePeerTimeout))
 	require.NoError(t, err)
 	defer s.Close()
 	next := map[uint64]uint64{} // generation → next sequence number
@@ -867,7 +867,7 @@ func TestLosslessPublisherHoldsBackForASubscriberThatHasNotReceivedYet(t *testin
 		}
 	}()
 	ctx := context.Background()
-	p, err := iox.OpenPub(ctx, node, "unconnected", iox.WithQueue(16), iox.WithChanCap(0))
+	p, err := iox.OpenPub(ctx, node, "unconnected", iox.BufferSize(16), iox.WithChanCap(0))
 	require.NoError(t, err)
 	defer p.Close()
 	waitSubscribers(t, p, 1)
@@ -903,7 +903,7 @@ func childExitPair() error {
 		return err
 	}
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(8))
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(8))
 	if err != nil {
 		return err
 	}
@@ -934,7 +934,7 @@ func childExitPub() error {
 		return err
 	}
 	ctx := context.Background()
-	p, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(16))
+	p, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(16))
 	if err != nil {
 		return err
 	}
@@ -965,7 +965,7 @@ func childExitSub() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(16))
+	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(16))
 	if err != nil {
 		return err
 	}
@@ -1007,7 +1007,7 @@ func TestExitWithoutCloseLeavesNothingInTheWay(t *testing.T) {
 	defer cancel()
 	const n = 5000
 	var p *iox.Pair[[]byte]
-	require.NoError(t, reopen(func() (err error) { p, err = iox.OpenPair(ctx, node, "exit-pair", iox.WithQueue(8)); return }))
+	require.NoError(t, reopen(func() (err error) { p, err = iox.OpenPair(ctx, node, "exit-pair", iox.BufferSize(8)); return }))
 	c := spawn(t, ns, "rel-pair", "IOX_SERVICE=exit-pair", "IOX_MODE=resume", fmt.Sprintf("IOX_COUNT=%d", n))
 	c.expect("ready")
 	require.NoError(t, streamBoth(ctx, p, n))
@@ -1017,7 +1017,7 @@ func TestExitWithoutCloseLeavesNothingInTheWay(t *testing.T) {
 	require.NoError(t, p.Close())
 
 	var s *iox.Sub[[]byte]
-	require.NoError(t, reopen(func() (err error) { s, err = iox.OpenSub(ctx, node, "exit-ps", iox.WithQueue(16)); return }))
+	require.NoError(t, reopen(func() (err error) { s, err = iox.OpenSub(ctx, node, "exit-ps", iox.BufferSize(16)); return }))
 	pc := spawn(t, ns, "rel-pub", "IOX_SERVICE=exit-ps", "IOX_GEN=7", fmt.Sprintf("IOX_COUNT=%d", n))
 	pc.expect("ready")
 	for i := uint64(0); i < n; i++ {
@@ -1205,7 +1205,7 @@ func childSoakPair() error {
 	}
 	defer node.Close()
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithQueue(16))
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(16))
 	if err != nil {
 		return err
 	}
@@ -1275,7 +1275,7 @@ func childSoakSub() error {
 	defer node.Close()
 	ctx := context.Background()
 	lossy := os.Getenv("IOX_LOSSY") != ""
-	opts := []iox.ChanOption{iox.WithQueue(16)}
+	opts := []iox.Option{iox.BufferSize(16)}
 	if lossy {
 		opts = append(opts, iox.Lossy())
 	}
@@ -1368,7 +1368,7 @@ func TestSoak(t *testing.T) {
 	var pairKids []*child
 	for i := 0; i < 2; i++ {
 		name := fmt.Sprintf("soak-pair-%d", i)
-		p, err := iox.OpenPair(ctx, node, name, iox.WithQueue(16))
+		p, err := iox.OpenPair(ctx, node, name, iox.BufferSize(16))
 		require.NoError(t, err)
 		defer p.Close()
 		c := spawn(t, ns, "rel-soak-pair", "IOX_SERVICE="+name)
@@ -1376,10 +1376,10 @@ func TestSoak(t *testing.T) {
 		pairKids = append(pairKids, c)
 		ends = append(ends, startSoakEnd(ctx, p))
 	}
-	pub, err := iox.OpenPub(ctx, node, "soak-ps", iox.WithQueue(16))
+	pub, err := iox.OpenPub(ctx, node, "soak-ps", iox.BufferSize(16))
 	require.NoError(t, err)
 	defer pub.Close()
-	lossy, err := iox.OpenPub(ctx, node, "soak-lossy", iox.Lossy(), iox.WithQueue(16))
+	lossy, err := iox.OpenPub(ctx, node, "soak-lossy", iox.Lossy(), iox.BufferSize(16))
 	require.NoError(t, err)
 	defer lossy.Close()
 	var subKids []*child
@@ -1568,7 +1568,7 @@ func TestExhaustionPortAndNodeLimits(t *testing.T) {
 	assert.ErrorIs(t, err, iox.ErrLimitReached, "second notifier")
 
 	// The channel adapters release everything when a limit refuses them.
-	pub, err := iox.OpenPub(ctx, node, "chan-limits", iox.WithMaxSubscribers(2), iox.WithMaxPublishers(1))
+	pub, err := iox.OpenPub(ctx, node, "chan-limits", iox.MaxSubscribers(2), iox.MaxPublishers(1))
 	require.NoError(t, err)
 	defer pub.Close()
 	for i := 0; i < 2; i++ {
@@ -2283,13 +2283,13 @@ func TestExtremeChannelOptionsGiveTypedErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		what string
-		opts []iox.ChanOption
+		opts []iox.Option
 	}{
-		{"queue MaxInt", []iox.ChanOption{iox.WithQueue(math.MaxInt)}},
-		{"history MaxInt (lossy)", []iox.ChanOption{iox.Lossy(), iox.WithHistory(math.MaxInt)}},
-		{"subscribers MaxInt", []iox.ChanOption{iox.WithMaxSubscribers(math.MaxInt)}},
-		{"publishers MaxInt", []iox.ChanOption{iox.WithMaxPublishers(math.MaxInt)}},
-		{"queue 1<<40", []iox.ChanOption{iox.WithQueue(1 << 40)}},
+		{"queue MaxInt", []iox.Option{iox.BufferSize(math.MaxInt)}},
+		{"history MaxInt (lossy)", []iox.Option{iox.Lossy(), iox.History(math.MaxInt)}},
+		{"subscribers MaxInt", []iox.Option{iox.MaxSubscribers(math.MaxInt)}},
+		{"publishers MaxInt", []iox.Option{iox.MaxPublishers(math.MaxInt)}},
+		{"queue 1<<40", []iox.Option{iox.BufferSize(1 << 40)}},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			var err error
