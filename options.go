@@ -20,8 +20,8 @@ type chanConfig struct {
 	history        int
 	maxSubscribers int
 	maxPublishers  int
-	recycle        int     // spare receive buffers kept for Recycle
-	waitSubs       int     // a publisher holds its messages until this many subscribers are there
+	recycle        int    // spare receive buffers kept for Recycle
+	waitSubs       int    // a publisher holds its messages until this many subscribers are there
 	set            optSet // the options given
 	onDrop         func(error)
 }
