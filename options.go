@@ -486,12 +486,16 @@ const (
 
 func newChanConfig(op, name string, opts []Option) (chanConfig, error) {
 	o, err := applyOptions(op, name, "channel", chanOpts, opts)
-	c := o.ch
 	if err != nil {
-		return c, err
+		return o.ch, err
 	}
-	bad := func(detail string) (chanConfig, error) {
-		return c, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: detail}
+	return o.ch, o.ch.check(op, name)
+}
+
+// check refuses channel settings outside their bounds.
+func (c chanConfig) check(op, name string) error {
+	bad := func(detail string) error {
+		return &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: detail}
 	}
 	switch {
 	case c.recycle < 0 || c.recycle > 1<<20:
@@ -517,7 +521,7 @@ func newChanConfig(op, name string, opts []Option) (chanConfig, error) {
 	case c.queue > maxCount || c.history > maxCount || c.maxSubscribers > maxCount || c.maxPublishers > maxCount:
 		return bad(fmt.Sprintf("queue, history, subscribers and publishers must each be at most %d", maxCount))
 	}
-	return c, nil
+	return nil
 }
 
 // prepare checks what every adapter constructor checks: the name (with room for
