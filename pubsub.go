@@ -115,12 +115,16 @@ func pubsubService(node *Node, op, name string, pt PayloadType, cfg chanConfig, 
 }
 
 // eventService joins the event service of a channel: data events (suffix "")
-// or iox's space events.
+// or iox's space events. The data events' service has the channel's own name,
+// as in iceoryx2's event-based examples, so programs in other languages share
+// it: it is created with iceoryx2's default largest event id, which leaves them
+// the ids iox does not use (iox signals evData and evFull there and ignores the
+// others).
 func eventService(node *Node, name string, cfg chanConfig) (*EventService, error) {
 	n := 2 * (cfg.maxSubscribers + cfg.maxPublishers) // room for crashed ports not yet removed
-	settings := []Option{MaxNotifiers(n), MaxListeners(n), MaxEventID(evMaxID)}
+	settings := []Option{MaxNotifiers(n), MaxListeners(n)}
 	if len(name) > len(spaceSuffix) && name[len(name)-len(spaceSuffix):] == spaceSuffix {
-		settings = append(settings, NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead))
+		settings = append(settings, MaxEventID(evMaxID), NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead))
 	}
 	return joinService(node.Event, name, nil, settings)
 }
