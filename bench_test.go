@@ -14,6 +14,7 @@ package iox_test
 // (cmd/benchtable).
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -1247,8 +1248,8 @@ func builtWithRace() bool {
 	return false
 }
 
-// The hot paths of the ports must not allocate: one native call per message into
-// a buffer the caller reuses.
+// The hot paths of the ports and events must not allocate: one native call per
+// message or notification, into buffers and slices the caller reuses.
 func TestSendAndReceiveIntoDoNotAllocate(t *testing.T) {
 	if builtWithRace() {
 		t.Skip("the race detector allocates on its own")
@@ -1270,9 +1271,26 @@ func TestSendAndReceiveIntoDoNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	ev, err := node.Event("allocs-ev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	ntf, err := ev.Notifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ntf.Close()
+	lis, err := ev.Listener()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
 
 	msg, buf := pattern(64, 1), make([]byte, 64)
 	batch := iox.NewBatch(1024, 4)
+	four, fourLens := pattern(4*16, 2), []uint64{16, 16, 16, 16}
+	ids := make([]iox.EventID, 0, 8)
 	var failure error
 	check := func(what string, err error, ok bool) {
 		if failure == nil && err != nil {
@@ -1289,6 +1307,10 @@ func TestSendAndReceiveIntoDoNotAllocate(t *testing.T) {
 		n, ok, err := sub.TryReceive(buf)
 		check("try receive", err, ok == want && (!ok || n == len(msg)))
 	}
+	// gotEvent checks that ids holds id alone.
+	gotEvent := func(what string, err error, id iox.EventID) {
+		check(what, err, len(ids) == 1 && ids[0] == id)
+	}
 	drain := func() {
 		for {
 			_, ok, err := sub.TryReceive(buf)
@@ -1296,8 +1318,11 @@ func TestSendAndReceiveIntoDoNotAllocate(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !ok {
-				return
+				break
 			}
+		}
+		if _, err := lis.TryWait(); err != nil {
+			t.Fatal(err)
 		}
 	}
 	for _, tc := range []struct {
@@ -1311,6 +1336,42 @@ func TestSendAndReceiveIntoDoNotAllocate(t *testing.T) {
 			send()
 			k, err := sub.ReceiveBatch(batch)
 			check("receive batch", err, k == 1 && len(batch.Message(0)) == len(msg))
+		}},
+		{"SendBatch+ReceiveBatch", func() {
+			k, err := pub.SendBatch(four, fourLens)
+			check("send batch", err, k == 4)
+			k, err = sub.ReceiveBatch(batch)
+			check("receive batch", err, k == 4 && bytes.Equal(batch.Message(3), four[48:]))
+		}},
+		{"Send+HasMessages+TryReceive", func() {
+			send()
+			has, err := sub.HasMessages()
+			check("has messages", err, has)
+			tryReceive(true)
+		}},
+		{"TryWait-empty", func() {
+			var err error
+			ids, err = lis.TryWaitInto(ids[:0])
+			check("try wait", err, len(ids) == 0)
+		}},
+		{"Notify+TryWait", func() {
+			k, err := ntf.Notify(3)
+			check("notify", err, k == 1)
+			ids, err = lis.TryWaitInto(ids[:0])
+			gotEvent("try wait", err, 3)
+		}},
+		{"Notify+Wait", func() {
+			k, err := ntf.Notify(4)
+			check("notify", err, k == 1)
+			ids, err = lis.WaitInto(context.Background(), ids[:0])
+			gotEvent("wait", err, 4)
+		}},
+		{"SendNotify+Wait+TryReceive", func() {
+			k, err := pub.SendNotify(msg, nil, ntf, 5)
+			check("send notify", err, k == 1)
+			ids, err = lis.WaitInto(context.Background(), ids[:0])
+			gotEvent("wait", err, 5)
+			tryReceive(true)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

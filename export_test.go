@@ -1,5 +1,11 @@
 package iox
 
+import (
+	"context"
+
+	"github.com/iox-go/iox/internal/ffi"
+)
+
 // NativePanics is how many panics the native library has caught since it was
 // loaded (each was logged as one line and returned as ErrInternal).
 func NativePanics() uint64 {
@@ -8,4 +14,25 @@ func NativePanics() uint64 {
 		return 0
 	}
 	return lib.PanicCount()
+}
+
+// SendNotify is the send of the channel adapters: msg with the user header hdr
+// (may be empty) and, when it reached a subscriber, a notification of id on ntf,
+// in one native call.
+func (p *Publisher) SendNotify(msg, hdr []byte, ntf *Notifier, id EventID) (int, error) {
+	return p.sendNotify(msg, hdr, ntf, id)
+}
+
+// SendBatch sends the messages of lens, back to back in data, in one native call,
+// to every subscriber.
+func (p *Publisher) SendBatch(data []byte, lens []uint64) (int, error) {
+	return p.sendBatch(data, lens, nil, ffi.AllSubscribers)
+}
+
+// TryWaitInto is TryWait appending to dst, so that a loop reuses one slice.
+func (l *Listener) TryWaitInto(dst []EventID) ([]EventID, error) { return l.tryWaitInto(dst) }
+
+// WaitInto is Wait appending to dst, so that a loop reuses one slice.
+func (l *Listener) WaitInto(ctx context.Context, dst []EventID) ([]EventID, error) {
+	return l.waitInto(ctx, nil, dst)
 }

@@ -4,13 +4,24 @@
 //
 // Hot-path exports return an int64 that is a count or handle when >= 0 and a
 // negated Status when < 0, so no out-parameter has to escape to the heap.
+//
+// Native code gets Go memory (message buffers, length arrays, option structs,
+// strings, out-parameters) as addresses in uintptr arguments. A uintptr keeps
+// nothing alive and is not updated when the runtime moves an object (goroutine
+// stacks move when they grow), so every such address is taken through a call
+// (call.go), which pins the object with a runtime.Pinner for the length of the
+// native call: pinned, an object is on the heap, stays where it is and is not
+// freed. That is the runtime's documented contract for handing Go memory to
+// foreign code; it does not rest on the collector never moving heap objects nor
+// on purego.SyscallN's //go:uintptrescapes, which covers only conversions written
+// in its own argument list. Native code keeps no address after a call returns.
+// Calls are pooled with their Pinners, so the hot ones allocate nothing. Calls
+// that pass no Go memory may use purego.SyscallN directly.
 package ffi
 
 import (
 	"fmt"
 	"reflect"
-	"runtime"
-	"sync"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -132,49 +143,6 @@ func split(r uintptr) (uintptr, Status) {
 	return uintptr(v), OK
 }
 
-// call is the argument list of one hot-path native call. purego.SyscallN takes its
-// arguments variadically and, being //go:uintptrescapes, moves a fresh list to the
-// heap on every call; passing a pooled list with ... allocates nothing.
-type call struct {
-	a   [8]uintptr
-	out [1]uint64  // a small out-parameter that must not live on the stack
-	ids [64]uint64 // event ids drained from a listener
-}
-
-var calls = sync.Pool{New: func() any { return new(call) }}
-
-func getCall() *call { return calls.Get().(*call) }
-
-// run calls fn with the first n arguments and returns the call to the pool.
-func (c *call) run(fn uintptr, n int) uintptr {
-	r, _, _ := purego.SyscallN(fn, c.a[:n]...)
-	c.a = [8]uintptr{}
-	calls.Put(c)
-	return r
-}
-
-// addr returns the address p. Being //go:uintptrescapes, the conversion written in
-// its call makes the compiler keep the object on the heap, where it never moves;
-// callers keep it alive across the native call with runtime.KeepAlive.
-//
-//go:uintptrescapes
-//go:noinline
-func addr(p uintptr) uintptr { return p }
-
-func bytesAddr(b []byte) uintptr {
-	if len(b) == 0 {
-		return 0
-	}
-	return addr(uintptr(unsafe.Pointer(&b[0])))
-}
-
-func strPtr(s string) *byte {
-	if s == "" {
-		return nil
-	}
-	return unsafe.StringData(s)
-}
-
 // ErrBuf receives the crate's own description of a cold-path failure.
 type ErrBuf [512]byte
 
@@ -190,14 +158,18 @@ func (b *ErrBuf) String() string {
 // StatusText returns the native description of a status code.
 func (l *Lib) StatusText(s Status) string {
 	var buf [128]byte
-	r, _, _ := purego.SyscallN(l.StatusTextFn, uintptr(s), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(s), c.bytes(buf[:]), uintptr(len(buf))
+	r := c.run(l.StatusTextFn, 3)
 	return string(buf[:min(int(r), len(buf))])
 }
 
 // IceoryxVersion returns the iceoryx2 release the library was built on.
 func (l *Lib) IceoryxVersion() string {
 	var buf [64]byte
-	r, _, _ := purego.SyscallN(l.IceoryxVersionFn, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	c := getCall()
+	c.a[0], c.a[1] = c.bytes(buf[:]), uintptr(len(buf))
+	r := c.run(l.IceoryxVersionFn, 2)
 	return string(buf[:min(int(r), len(buf))])
 }
 
@@ -216,18 +188,22 @@ func (l *Lib) SetLogLevel(level int) Status {
 
 // ServiceNameCheck applies the crate's service-name rules.
 func (l *Lib) ServiceNameCheck(name string) Status {
-	r, _, _ := purego.SyscallN(l.ServiceNameCheckFn, uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)))
+	c := getCall()
+	c.a[0], c.a[1] = c.str(name), uintptr(len(name))
+	r := c.run(l.ServiceNameCheckFn, 2)
 	return Status(int32(r))
 }
 
 // NodeCreate creates a node; prefix and root select an isolated configuration.
 func (l *Lib) NodeCreate(name, prefix, root string, eb *ErrBuf) (Handle, Status) {
 	var h Handle
-	r, _, _ := purego.SyscallN(l.NodeCreateFn,
-		uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)),
-		uintptr(unsafe.Pointer(strPtr(prefix))), uintptr(len(prefix)),
-		uintptr(unsafe.Pointer(strPtr(root))), uintptr(len(root)),
-		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	c := getCall()
+	c.a = [maxArgs]uintptr{
+		c.str(name), uintptr(len(name)),
+		c.str(prefix), uintptr(len(prefix)),
+		c.str(root), uintptr(len(root)),
+		c.ptr(unsafe.Pointer(&h)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.NodeCreateFn, 9)
 	return h, Status(int32(r))
 }
 
@@ -238,20 +214,26 @@ func (l *Lib) NodeDrop(h Handle) { purego.SyscallN(l.NodeDropFn, uintptr(h)) }
 // half removed (pattern 0 publish-subscribe, 1 event).
 func (l *Lib) ServiceRemoveStale(h Handle, name string, pattern int, eb *ErrBuf) (bool, Status) {
 	var removed uint64
-	r, _, _ := purego.SyscallN(l.ServiceRemoveStaleFn, uintptr(h), uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)),
-		uintptr(pattern), uintptr(unsafe.Pointer(&removed)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(h), c.str(name), uintptr(len(name)),
+		uintptr(pattern), c.ptr(unsafe.Pointer(&removed)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.ServiceRemoveStaleFn, 7)
 	return removed != 0, Status(int32(r))
 }
 
 // NodeCleanupDead removes the resources of dead nodes.
 func (l *Lib) NodeCleanupDead(h Handle) (cleaned, failed uint64, s Status) {
-	r, _, _ := purego.SyscallN(l.NodeCleanupDeadFn, uintptr(h), uintptr(unsafe.Pointer(&cleaned)), uintptr(unsafe.Pointer(&failed)))
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&cleaned)), c.ptr(unsafe.Pointer(&failed))
+	r := c.run(l.NodeCleanupDeadFn, 3)
 	return cleaned, failed, Status(int32(r))
 }
 
 // NodeID returns the node's 128-bit unique id.
 func (l *Lib) NodeID(h Handle) (lo, hi uint64, s Status) {
-	r, _, _ := purego.SyscallN(l.NodeIDFn, uintptr(h), uintptr(unsafe.Pointer(&lo)), uintptr(unsafe.Pointer(&hi)))
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&lo)), c.ptr(unsafe.Pointer(&hi))
+	r := c.run(l.NodeIDFn, 3)
 	return lo, hi, Status(int32(r))
 }
 
@@ -281,11 +263,13 @@ type PubSubConfig struct {
 // PubSubOpen opens or creates a publish-subscribe service.
 func (l *Lib) PubSubOpen(node Handle, name string, mode int, o *PubSubOpts, typeName string, eb *ErrBuf) (Handle, Status) {
 	var h Handle
-	r, _, _ := purego.SyscallN(l.PubSubOpenFn, uintptr(node),
-		uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)), uintptr(mode),
-		uintptr(unsafe.Pointer(o)),
-		uintptr(unsafe.Pointer(strPtr(typeName))), uintptr(len(typeName)),
-		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(node),
+		c.str(name), uintptr(len(name)), uintptr(mode),
+		c.ptr(unsafe.Pointer(o)),
+		c.str(typeName), uintptr(len(typeName)),
+		c.ptr(unsafe.Pointer(&h)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.PubSubOpenFn, 10)
 	return h, Status(int32(r))
 }
 
@@ -294,19 +278,25 @@ func (l *Lib) PubSubDrop(h Handle) { purego.SyscallN(l.PubSubDropFn, uintptr(h))
 
 // PubSubCounts returns the number of publishers and subscribers.
 func (l *Lib) PubSubCounts(h Handle) (pubs, subs uint64, s Status) {
-	r, _, _ := purego.SyscallN(l.PubSubCountsFn, uintptr(h), uintptr(unsafe.Pointer(&pubs)), uintptr(unsafe.Pointer(&subs)))
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&pubs)), c.ptr(unsafe.Pointer(&subs))
+	r := c.run(l.PubSubCountsFn, 3)
 	return pubs, subs, Status(int32(r))
 }
 
 // PubSubConfigOf returns the settings stored with the service.
-func (l *Lib) PubSubConfigOf(h Handle) (c PubSubConfig, s Status) {
-	r, _, _ := purego.SyscallN(l.PubSubConfigFn, uintptr(h), uintptr(unsafe.Pointer(&c)))
-	return c, Status(int32(r))
+func (l *Lib) PubSubConfigOf(h Handle) (cfg PubSubConfig, s Status) {
+	c := getCall()
+	c.a[0], c.a[1] = uintptr(h), c.ptr(unsafe.Pointer(&cfg))
+	r := c.run(l.PubSubConfigFn, 2)
+	return cfg, Status(int32(r))
 }
 
 // PubSubCleanupDead removes dead nodes' ports from one service.
 func (l *Lib) PubSubCleanupDead(h Handle) (cleaned, failed uint64, s Status) {
-	r, _, _ := purego.SyscallN(l.PubSubCleanupDeadFn, uintptr(h), uintptr(unsafe.Pointer(&cleaned)), uintptr(unsafe.Pointer(&failed)))
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&cleaned)), c.ptr(unsafe.Pointer(&failed))
+	r := c.run(l.PubSubCleanupDeadFn, 3)
 	return cleaned, failed, Status(int32(r))
 }
 
@@ -316,13 +306,12 @@ type PortInfo struct{ PortLo, PortHi, NodeLo, NodeHi uint64 }
 // PubSubList lists the publishers (which=0) or subscribers (which=1) into out and
 // returns how many exist.
 func (l *Lib) PubSubList(h Handle, which int, out []PortInfo) (int, Status) {
-	var r uintptr
-	if len(out) == 0 {
-		r, _, _ = purego.SyscallN(l.PubSubListFn, uintptr(h), uintptr(which), 0, 0)
-	} else {
-		r, _, _ = purego.SyscallN(l.PubSubListFn, uintptr(h), uintptr(which), uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)))
+	c := getCall()
+	c.a[0], c.a[1], c.a[3] = uintptr(h), uintptr(which), uintptr(len(out))
+	if len(out) > 0 {
+		c.a[2] = c.ptr(unsafe.Pointer(&out[0]))
 	}
-	v, s := split(r)
+	v, s := split(c.run(l.PubSubListFn, 4))
 	return int(v), s
 }
 
@@ -340,8 +329,10 @@ type PublisherOpts struct {
 // PublisherCreate creates a publisher port.
 func (l *Lib) PublisherCreate(svc Handle, o *PublisherOpts, eb *ErrBuf) (Handle, Status) {
 	var h Handle
-	r, _, _ := purego.SyscallN(l.PublisherCreateFn, uintptr(svc), uintptr(unsafe.Pointer(o)),
-		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(svc), c.ptr(unsafe.Pointer(o)),
+		c.ptr(unsafe.Pointer(&h)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.PublisherCreateFn, 5)
 	return h, Status(int32(r))
 }
 
@@ -351,10 +342,8 @@ func (l *Lib) PublisherDrop(h Handle) { purego.SyscallN(l.PublisherDropFn, uintp
 // PublisherSendCopy copies p into a fresh sample and sends it; returns the recipients.
 func (l *Lib) PublisherSendCopy(h Handle, p []byte) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), bytesAddr(p), uintptr(len(p))
-	r := c.run(l.PublisherSendCopyFn, 4)
-	runtime.KeepAlive(p)
-	v, s := split(r)
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.bytes(p), uintptr(len(p))
+	v, s := split(c.run(l.PublisherSendCopyFn, 4))
 	return int(v), s
 }
 
@@ -362,11 +351,8 @@ func (l *Lib) PublisherSendCopy(h Handle, p []byte) (int, Status) {
 // from hdr (which must hold the service's header size).
 func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), bytesAddr(p), uintptr(len(p)), bytesAddr(hdr)
-	r := c.run(l.PublisherSendCopyFn, 4)
-	runtime.KeepAlive(p)
-	runtime.KeepAlive(hdr)
-	v, s := split(r)
+	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), c.bytes(p), uintptr(len(p)), c.bytes(hdr)
+	v, s := split(c.run(l.PublisherSendCopyFn, 4))
 	return int(v), s
 }
 
@@ -374,12 +360,9 @@ func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Stat
 // it reached a subscriber and ntf is not 0, notifies event id on ntf: one crossing.
 func (l *Lib) PublisherSendNotify(h Handle, p []byte, hdr []byte, ntf Handle, id uint64) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), bytesAddr(p), uintptr(len(p)), bytesAddr(hdr)
+	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), c.bytes(p), uintptr(len(p)), c.bytes(hdr)
 	c.a[4], c.a[5] = uintptr(ntf), uintptr(id)
-	r := c.run(l.PublisherSendNotifyFn, 6)
-	runtime.KeepAlive(p)
-	runtime.KeepAlive(hdr)
-	v, s := split(r)
+	v, s := split(c.run(l.PublisherSendNotifyFn, 6))
 	return int(v), s
 }
 
@@ -388,11 +371,10 @@ func (l *Lib) PublisherSendNotify(h Handle, p []byte, hdr []byte, ntf Handle, id
 func (l *Lib) NodeIDDetails(lo, hi uint64) (pid int, createdNs int64, s Status) {
 	c := getCall()
 	c.a[0], c.a[1] = uintptr(lo), uintptr(hi)
-	c.a[2], c.a[3] = addr(uintptr(unsafe.Pointer(&c.out[0]))), addr(uintptr(unsafe.Pointer(&c.ids[0])))
-	r, _, _ := purego.SyscallN(l.NodeIDDetailsFn, c.a[:4]...)
+	c.a[2], c.a[3] = c.ptr(unsafe.Pointer(&c.out[0])), c.ptr(unsafe.Pointer(&c.ids[0]))
+	r := c.invoke(l.NodeIDDetailsFn, 4)
 	pid, createdNs = int(c.out[0]), int64(c.ids[0])
-	c.a = [8]uintptr{}
-	calls.Put(c)
+	c.release()
 	return pid, createdNs, Status(int32(r))
 }
 
@@ -405,13 +387,9 @@ const AllSubscribers = -1
 // it sent.
 func (l *Lib) PublisherSendBatch(h Handle, data []byte, lens []uint64, hdrs []byte, minRecipients int) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), bytesAddr(data), addr(uintptr(unsafe.Pointer(&lens[0])))
-	c.a[3], c.a[4], c.a[5] = uintptr(len(lens)), bytesAddr(hdrs), uintptr(minRecipients)
-	r := c.run(l.PublisherSendManyFn, 6)
-	runtime.KeepAlive(data)
-	runtime.KeepAlive(lens)
-	runtime.KeepAlive(hdrs)
-	v, s := split(r)
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.bytes(data), c.ptr(unsafe.Pointer(&lens[0]))
+	c.a[3], c.a[4], c.a[5] = uintptr(len(lens)), c.bytes(hdrs), uintptr(minRecipients)
+	v, s := split(c.run(l.PublisherSendManyFn, 6))
 	return int(v), s
 }
 
@@ -458,8 +436,10 @@ func (l *Lib) SampleMutDrop(h Handle) {
 // SubscriberCreate creates a subscriber port (bufferSize 0 = the service's maximum).
 func (l *Lib) SubscriberCreate(svc Handle, bufferSize uint64, eb *ErrBuf) (Handle, Status) {
 	var h Handle
-	r, _, _ := purego.SyscallN(l.SubscriberCreateFn, uintptr(svc), uintptr(bufferSize),
-		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(svc), uintptr(bufferSize),
+		c.ptr(unsafe.Pointer(&h)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.SubscriberCreateFn, 5)
 	return h, Status(int32(r))
 }
 
@@ -471,13 +451,9 @@ func (l *Lib) SubscriberDrop(h Handle) { purego.SyscallN(l.SubscriberDropFn, uin
 // each message's user header (hdrs must hold len(lens) headers).
 func (l *Lib) SubscriberReceive(h Handle, buf []byte, lens []uint64, hdrs []byte) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), bytesAddr(buf), uintptr(len(buf))
-	c.a[3], c.a[4], c.a[5] = addr(uintptr(unsafe.Pointer(&lens[0]))), uintptr(len(lens)), bytesAddr(hdrs)
-	r := c.run(l.SubscriberReceiveFn, 6)
-	runtime.KeepAlive(buf)
-	runtime.KeepAlive(lens)
-	runtime.KeepAlive(hdrs)
-	v, s := split(r)
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.bytes(buf), uintptr(len(buf))
+	c.a[3], c.a[4], c.a[5] = c.ptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), c.bytes(hdrs)
+	v, s := split(c.run(l.SubscriberReceiveFn, 6))
 	return int(v), s
 }
 
@@ -485,22 +461,20 @@ func (l *Lib) SubscriberReceive(h Handle, buf []byte, lens []uint64, hdrs []byte
 // on EBufferTooSmall the length it needs.
 func (l *Lib) SubscriberReceiveOne(h Handle, buf []byte) (k, n int, s Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), bytesAddr(buf), uintptr(len(buf))
-	c.a[3], c.a[4] = uintptr(unsafe.Pointer(&c.out[0])), 1
-	out := &c.out[0]
-	r, _, _ := purego.SyscallN(l.SubscriberReceiveFn, c.a[:6]...)
-	runtime.KeepAlive(buf)
-	n = int(*out)
-	*out = 0
-	c.a = [8]uintptr{}
-	calls.Put(c)
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.bytes(buf), uintptr(len(buf))
+	c.a[3], c.a[4] = c.ptr(unsafe.Pointer(&c.out[0])), 1
+	r := c.invoke(l.SubscriberReceiveFn, 6)
+	n = int(c.out[0])
+	c.release()
 	v, s := split(r)
 	return int(v), n, s
 }
 
 // SubscriberID returns the subscriber's unique port id.
 func (l *Lib) SubscriberID(h Handle) (lo, hi uint64, s Status) {
-	r, _, _ := purego.SyscallN(l.SubscriberIDFn, uintptr(h), uintptr(unsafe.Pointer(&lo)), uintptr(unsafe.Pointer(&hi)))
+	c := getCall()
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&lo)), c.ptr(unsafe.Pointer(&hi))
+	r := c.run(l.SubscriberIDFn, 3)
 	return lo, hi, Status(int32(r))
 }
 
@@ -522,13 +496,10 @@ func (l *Lib) SampleRelease(h Handle) {
 // SubscriberHasSamples reports whether a message is waiting.
 func (l *Lib) SubscriberHasSamples(h Handle) (bool, Status) {
 	c := getCall()
-	c.a[0], c.a[1] = uintptr(h), uintptr(unsafe.Pointer(&c.out[0]))
-	out := &c.out[0]
-	r, _, _ := purego.SyscallN(l.SubscriberHasFn, c.a[:2]...)
-	has := *out != 0
-	*out = 0
-	c.a = [8]uintptr{}
-	calls.Put(c)
+	c.a[0], c.a[1] = uintptr(h), c.ptr(unsafe.Pointer(&c.out[0]))
+	r := c.invoke(l.SubscriberHasFn, 2)
+	has := c.out[0] != 0
+	c.release()
 	return has, Status(int32(r))
 }
 
@@ -551,10 +522,12 @@ type EventOpts struct {
 // EventOpen opens or creates an event service.
 func (l *Lib) EventOpen(node Handle, name string, mode int, o *EventOpts, eb *ErrBuf) (Handle, Status) {
 	var h Handle
-	r, _, _ := purego.SyscallN(l.EventOpenFn, uintptr(node),
-		uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)), uintptr(mode),
-		uintptr(unsafe.Pointer(o)), uintptr(unsafe.Pointer(&h)),
-		uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(node),
+		c.str(name), uintptr(len(name)), uintptr(mode),
+		c.ptr(unsafe.Pointer(o)), c.ptr(unsafe.Pointer(&h)),
+		c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.EventOpenFn, 8)
 	return h, Status(int32(r))
 }
 
@@ -563,16 +536,20 @@ func (l *Lib) EventDrop(h Handle) { purego.SyscallN(l.EventDropFn, uintptr(h)) }
 
 // EventInfo returns the number of notifiers and listeners and the largest event id.
 func (l *Lib) EventInfo(h Handle) (notifiers, listeners, maxID uint64, s Status) {
-	r, _, _ := purego.SyscallN(l.EventInfoFn, uintptr(h), uintptr(unsafe.Pointer(&notifiers)),
-		uintptr(unsafe.Pointer(&listeners)), uintptr(unsafe.Pointer(&maxID)))
+	c := getCall()
+	c.a[0], c.a[1] = uintptr(h), c.ptr(unsafe.Pointer(&notifiers))
+	c.a[2], c.a[3] = c.ptr(unsafe.Pointer(&listeners)), c.ptr(unsafe.Pointer(&maxID))
+	r := c.run(l.EventInfoFn, 4)
 	return notifiers, listeners, maxID, Status(int32(r))
 }
 
 // NotifierCreate creates a notifier port.
 func (l *Lib) NotifierCreate(svc Handle, defaultID uint64, eb *ErrBuf) (Handle, Status) {
 	var h Handle
-	r, _, _ := purego.SyscallN(l.NotifierCreateFn, uintptr(svc), uintptr(defaultID),
-		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(svc), uintptr(defaultID),
+		c.ptr(unsafe.Pointer(&h)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.NotifierCreateFn, 5)
 	return h, Status(int32(r))
 }
 
@@ -590,8 +567,10 @@ func (l *Lib) NotifierNotify(h Handle, id uint64) (int, Status) {
 // ListenerCreate creates a listener port.
 func (l *Lib) ListenerCreate(svc Handle, eb *ErrBuf) (Handle, Status) {
 	var h Handle
-	r, _, _ := purego.SyscallN(l.ListenerCreateFn, uintptr(svc),
-		uintptr(unsafe.Pointer(&h)), uintptr(unsafe.Pointer(&eb[0])), uintptr(len(eb)))
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(svc),
+		c.ptr(unsafe.Pointer(&h)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.ListenerCreateFn, 4)
 	return h, Status(int32(r))
 }
 
@@ -608,11 +587,10 @@ func (l *Lib) ListenerFd(h Handle) int {
 // to dst as E.
 func ListenerDrain[E ~uint64](l *Lib, h Handle, dst []E) ([]E, Status) {
 	c := getCall()
-	defer calls.Put(c)
+	defer c.release()
 	for {
-		c.a = [8]uintptr{uintptr(h), uintptr(unsafe.Pointer(&c.ids[0])), uintptr(len(c.ids))}
-		r, _, _ := purego.SyscallN(l.ListenerTryWaitFn, c.a[:3]...)
-		k, s := split(r)
+		c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&c.ids[0])), uintptr(len(c.ids))
+		k, s := split(c.invoke(l.ListenerTryWaitFn, 3))
 		if s != OK {
 			return dst, s
 		}
