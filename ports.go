@@ -36,6 +36,9 @@ type serviceConfig struct {
 	payload PayloadType
 	ps      ffi.PubSubOpts
 	ev      ffi.EventOpts
+	rr      ffi.ReqResOpts
+	request PayloadType // of a request-response service (zero: Bytes)
+	reply   PayloadType
 }
 
 // ServiceOption configures opening a publish-subscribe or event service. Settings
@@ -93,6 +96,8 @@ func MaxNodes(n int) ServiceOption {
 		c.ps.MaxNodes = uint64(n)
 		c.ev.Set |= ffi.EVMaxNodes
 		c.ev.MaxNodes = uint64(n)
+		c.rr.Set |= ffi.RRMaxNodes
+		c.rr.MaxNodes = uint64(n)
 	}
 }
 
@@ -112,14 +117,20 @@ func History(n int) ServiceOption {
 
 // SafeOverflow chooses what a full subscriber buffer does: true replaces the
 // oldest unread message (the publisher never blocks), false keeps it and lets the
-// publisher decide (drop, or ErrWouldBlock with FailWhenFull).
+// publisher decide (drop, or ErrWouldBlock with FailWhenFull). On a
+// request-response service it applies to the servers' request buffers and the
+// clients' response buffers alike: false makes a Send to a full one fail with
+// ErrWouldBlock.
 func SafeOverflow(on bool) ServiceOption {
 	return func(c *serviceConfig) {
-		c.ps.Set |= ffi.PSSafeOverflow
-		c.ps.SafeOverflow = 0
+		v := uint64(0)
 		if on {
-			c.ps.SafeOverflow = 1
+			v = 1
 		}
+		c.ps.Set |= ffi.PSSafeOverflow
+		c.ps.SafeOverflow = v
+		c.rr.Set |= ffi.RRSafeOverflowRequests | ffi.RRSafeOverflowResponses
+		c.rr.SafeOverflowRequests, c.rr.SafeOverflowResponses = v, v
 	}
 }
 
