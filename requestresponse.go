@@ -624,8 +624,11 @@ func (s *Server) HasRequests() (bool, error) {
 	return ok, nil
 }
 
-// Close releases the server. Its ActiveRequests stay usable. A second Close
-// returns ErrClosed.
+// Close releases the server. Its ActiveRequests stay usable. Once the server
+// and all its ActiveRequests are closed, iceoryx2 releases the server's shared
+// memory, and responses that clients have not received yet may be lost: keep
+// the server, or the ActiveRequest, open until its clients are done. A second
+// Close returns ErrClosed.
 func (s *Server) Close() error {
 	if s.ref.close(s.lib.ServerDrop) != nil {
 		return closedError("close server", s.name)
