@@ -585,6 +585,7 @@ func TestRequestResponseAllocations(t *testing.T) {
 		fail(p.Close())
 	})
 	require.NoError(t, failure)
+	t.Logf("a round trip with both closes: %v allocations", allocs)
 	assert.LessOrEqual(t, allocs, 2.0, "Send and TryReceive allocate only the PendingResponse and the ActiveRequest")
 
 	roundTrip()

@@ -346,8 +346,9 @@ pub unsafe extern "C" fn iox_node_drop(h: *mut NodeH) {
 
 /// Removes the service `name` (`pattern` 0 publish-subscribe, 1 event, 2
 /// request-response) when a process died while it created or removed it, so
-/// that it can be neither opened nor created. It refuses with `IOX_E_BUSY` while a live node of the namespace
-/// holds the service. Sets `removed` to 1 when it removed something.
+/// that it can be neither opened nor created. It refuses with `IOX_E_BUSY`
+/// while a live node of the namespace holds the service. Sets `removed` to 1
+/// when it removed something.
 #[no_mangle]
 pub unsafe extern "C" fn iox_service_remove_stale(
     h: *mut NodeH,
