@@ -212,9 +212,9 @@ func (c *serviceConfig) checkCounts() error {
 }
 
 // removeStale removes the service name of pattern (0 publish-subscribe, 1 event,
-// 2 request-response)
-// when it is busy because a process died while creating or removing it: iceoryx2
-// reports such a service as being created or removed for ever. It reports
+// 2 request-response) when it is busy because a process died while creating or
+// removing it: iceoryx2 reports such a service as being created or removed for
+// ever. It reports
 // whether it removed something; a service that a live node holds stays.
 func (n *Node) removeStale(nh ffi.Handle, name string, pattern int) bool {
 	var eb ffi.ErrBuf
