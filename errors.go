@@ -45,6 +45,9 @@ var (
 	ErrPeerClosed = &subError{"iox: peer closed", []error{ErrPeerGone, io.EOF}}
 	// ErrPeerCrashed: the peer's process died without closing (errors.Is ErrPeerGone).
 	ErrPeerCrashed = &subError{"iox: peer crashed", []error{ErrPeerGone}}
+	// ErrNoServer: a request found no server of its request-response service
+	// (errors.Is ErrPeerGone).
+	ErrNoServer = &subError{"iox: no server", []error{ErrPeerGone}}
 	// ErrPairFull: both ends of the pair are taken.
 	ErrPairFull = errors.New("iox: pair already has two ends")
 	// ErrClosed: use after Close. errors.Is also matches net.ErrClosed.
@@ -130,6 +133,7 @@ var statusKinds = map[ffi.Status]error{
 	ffi.EBusy:             ErrBusy,
 	ffi.ETooManyLoans:     ErrTooManyLoans,
 	ffi.EEventID:          ErrInvalidArgument,
+	ffi.EDisconnected:     ErrPeerGone,
 }
 
 // statusError turns a native status into an *Error.

@@ -108,6 +108,14 @@ const (
 	optMaxLoans
 	optFailWhenFull
 	optSubscriberBuffer
+	optMaxClients
+	optMaxServers
+	optMaxActiveRequests
+	optResponseBuffer
+	optMaxBorrowedResponses
+	optFireAndForget
+	optRequestType
+	optResponseType
 )
 
 var optNames = map[optSet]string{optBufferSize: "BufferSize", optChanCap: "WithChanCap", optMaxMessage: "MaxMessageSize",
@@ -119,7 +127,10 @@ var optNames = map[optSet]string{optBufferSize: "BufferSize", optChanCap: "WithC
 	optMaxNotifiers: "MaxNotifiers", optMaxListeners: "MaxListeners", optMaxEventID: "MaxEventID",
 	optDeadEvent: "NotifierDeadEvent", optDroppedEvent: "NotifierDroppedEvent", optCreatedEvent: "NotifierCreatedEvent",
 	optInitialMessage: "InitialMessageSize", optMaxLoans: "MaxLoans", optFailWhenFull: "FailWhenFull",
-	optSubscriberBuffer: "SubscriberBuffer"}
+	optSubscriberBuffer: "SubscriberBuffer", optMaxClients: "MaxClients", optMaxServers: "MaxServers",
+	optMaxActiveRequests: "MaxActiveRequests", optResponseBuffer: "ResponseBufferSize",
+	optMaxBorrowedResponses: "MaxBorrowedResponses", optFireAndForget: "FireAndForget",
+	optRequestType: "WithRequestType", optResponseType: "WithResponseType"}
 
 // What each constructor takes.
 const (
@@ -131,6 +142,10 @@ const (
 		optDeadEvent | optDroppedEvent | optCreatedEvent
 	publisherOpts  = optMaxMessage | optInitialMessage | optMaxLoans | optFailWhenFull
 	subscriberOpts = optSubscriberBuffer
+	reqResOpts     = optOpenMode | optMaxNodes | optSafeOverflow | optMaxClients | optMaxServers | optMaxActiveRequests |
+		optResponseBuffer | optMaxBorrowedResponses | optFireAndForget | optRequestType | optResponseType
+	clientOpts = optMaxMessage | optInitialMessage | optFailWhenFull | optMaxLoans
+	serverOpts = optMaxMessage | optInitialMessage | optFailWhenFull | optMaxLoans
 )
 
 // applyOptions runs opts over every layer's defaults and refuses, naming it,
@@ -257,27 +272,33 @@ func MaxNodes(n int) Option {
 	return func(o *options) {
 		o.set |= optMaxNodes
 		c := &o.svc
-
 		c.ps.Set |= ffi.PSMaxNodes
 		c.ps.MaxNodes = uint64(n)
 		c.ev.Set |= ffi.EVMaxNodes
 		c.ev.MaxNodes = uint64(n)
+		c.rr.Set |= ffi.RRMaxNodes
+		c.rr.MaxNodes = uint64(n)
 	}
 }
 
 // SafeOverflow chooses what a full subscriber buffer does: true replaces the
 // oldest unread message (the publisher never blocks), false keeps it and lets the
-// publisher decide (drop, or ErrWouldBlock with FailWhenFull).
+// publisher decide (drop, or ErrWouldBlock with FailWhenFull). On a
+// request-response service it applies to the servers' request buffers and the
+// clients' response buffers alike: false makes a Send to a full one fail with
+// ErrWouldBlock.
 func SafeOverflow(on bool) Option {
 	return func(o *options) {
 		o.set |= optSafeOverflow
-		c := &o.svc
-
-		c.ps.Set |= ffi.PSSafeOverflow
-		c.ps.SafeOverflow = 0
+		v := uint64(0)
 		if on {
-			c.ps.SafeOverflow = 1
+			v = 1
 		}
+		c := &o.svc
+		c.ps.Set |= ffi.PSSafeOverflow
+		c.ps.SafeOverflow = v
+		c.rr.Set |= ffi.RRSafeOverflowRequests | ffi.RRSafeOverflowResponses
+		c.rr.SafeOverflowRequests, c.rr.SafeOverflowResponses = v, v
 	}
 }
 
@@ -357,6 +378,101 @@ func NotifierCreatedEvent(id EventID) Option {
 		c.ev.Set |= ffi.EVCreatedEvent
 		c.ev.CreatedEvent = uint64(id)
 	}
+}
+
+// ---- request/response services (Node.RequestResponse) ----
+
+// MaxClients bounds the clients of a request-response service: 1..MaxServiceCount.
+// Every server keeps room for each client's requests in flight, so it
+// multiplies MaxActiveRequests in the memory bound (see Option).
+func MaxClients(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxClients
+		c := &o.svc
+		c.rr.Set |= ffi.RRMaxClients
+		c.rr.MaxClients = uint64(n)
+	}
+}
+
+// MaxServers bounds the servers of a request-response service: 1..MaxServiceCount,
+// and every client keeps room for its requests at each server (see Option).
+func MaxServers(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxServers
+		c := &o.svc
+		c.rr.Set |= ffi.RRMaxServers
+		c.rr.MaxServers = uint64(n)
+	}
+}
+
+// MaxActiveRequests bounds the requests one client may have in flight, that is
+// PendingResponses not yet closed: 1..MaxServiceCount. A Send beyond it fails
+// with ErrLimitReached. The memory a service needs grows with its square (a
+// response channel per request, each tracking every response a server can
+// hold), so it counts heavily in the memory bound (see Option).
+func MaxActiveRequests(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxActiveRequests
+		c := &o.svc
+		c.rr.Set |= ffi.RRMaxActiveRequests
+		c.rr.MaxActiveRequests = uint64(n)
+	}
+}
+
+// ResponseBufferSize sets how many responses to one request a client holds
+// unread per server: 1..MaxServiceCount, within the memory bound (see
+// Option). When it is full, a server's Send replaces the oldest unread
+// response (SafeOverflow, iceoryx2's default) or fails with ErrWouldBlock
+// (SafeOverflow(false)).
+func ResponseBufferSize(n int) Option {
+	return func(o *options) {
+		o.set |= optResponseBuffer
+		c := &o.svc
+		c.rr.Set |= ffi.RRResponseBuffer
+		c.rr.ResponseBuffer = uint64(n)
+	}
+}
+
+// MaxBorrowedResponses bounds the responses a client may hold borrowed per
+// request: 1..MaxServiceCount, within the memory bound (see Option).
+// iox copies responses out, so it needs 1; peers that borrow may need more.
+func MaxBorrowedResponses(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxBorrowedResponses
+		c := &o.svc
+
+		c.rr.Set |= ffi.RRMaxBorrowedResponses
+		c.rr.MaxBorrowedResponses = uint64(n)
+	}
+}
+
+// FireAndForget chooses whether servers also receive requests whose client
+// already closed the PendingResponse (iceoryx2's default: true). Such a
+// request's ActiveRequest is not Connected, and sending on it fails with
+// ErrPeerClosed.
+func FireAndForget(on bool) Option {
+	return func(o *options) {
+		o.set |= optFireAndForget
+		c := &o.svc
+
+		c.rr.Set |= ffi.RRFireAndForget
+		c.rr.FireAndForget = 0
+		if on {
+			c.rr.FireAndForget = 1
+		}
+	}
+}
+
+// WithRequestType sets the request payload type of a request-response service
+// (default Bytes), with the bounds of WithPayloadType.
+func WithRequestType(t PayloadType) Option {
+	return func(o *options) { o.set |= optRequestType; o.svc.request = t }
+}
+
+// WithResponseType sets the response payload type of a request-response
+// service (default Bytes), with the bounds of WithPayloadType.
+func WithResponseType(t PayloadType) Option {
+	return func(o *options) { o.set |= optResponseType; o.svc.reply = t }
 }
 
 // ---- ports (Publisher, Subscriber) ----

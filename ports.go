@@ -36,6 +36,9 @@ type serviceConfig struct {
 	payload PayloadType
 	ps      ffi.PubSubOpts
 	ev      ffi.EventOpts
+	rr      ffi.ReqResOpts
+	request PayloadType // of a request-response service (zero: Bytes)
+	reply   PayloadType
 }
 
 // checkCounts refuses counts outside their bounds (see Option) before
@@ -64,9 +67,10 @@ func (c *serviceConfig) checkCounts() error {
 	return nil
 }
 
-// removeStale removes the service name of pattern (0 publish-subscribe, 1 event)
-// when it is busy because a process died while creating or removing it: iceoryx2
-// reports such a service as being created or removed for ever. It reports
+// removeStale removes the service name of pattern (0 publish-subscribe, 1 event,
+// 2 request-response) when it is busy because a process died while creating or
+// removing it: iceoryx2 reports such a service as being created or removed for
+// ever. It reports
 // whether it removed something; a service that a live node holds stays.
 func (n *Node) removeStale(nh ffi.Handle, name string, pattern int) bool {
 	var eb ffi.ErrBuf

@@ -54,6 +54,7 @@ const (
 	EPanic
 	EEventID
 	ETooManyLoans
+	EDisconnected
 )
 
 // Modes of opening a service.
@@ -113,6 +114,28 @@ type Lib struct {
 	NodeIDDetailsFn       uintptr `sym:"iox_node_id_details"`
 	PublisherSendNotifyFn uintptr `sym:"iox_publisher_send_notify"`
 	PanicCountFn          uintptr `sym:"iox_panic_count"`
+
+	ReqResOpenFn          uintptr `sym:"iox_reqres_open"`
+	ReqResDropFn          uintptr `sym:"iox_reqres_drop"`
+	ReqResConfigFn        uintptr `sym:"iox_reqres_config"`
+	ReqResCountsFn        uintptr `sym:"iox_reqres_counts"`
+	ReqResListFn          uintptr `sym:"iox_reqres_list"`
+	ReqResCleanupDeadFn   uintptr `sym:"iox_reqres_cleanup_dead"`
+	ClientCreateFn        uintptr `sym:"iox_client_create"`
+	ClientDropFn          uintptr `sym:"iox_client_drop"`
+	ClientIDFn            uintptr `sym:"iox_client_id"`
+	ClientSendNotifyFn    uintptr `sym:"iox_client_send_notify"`
+	PendingDropFn         uintptr `sym:"iox_pending_drop"`
+	PendingReceiveFn      uintptr `sym:"iox_pending_receive"`
+	PendingConnectedFn    uintptr `sym:"iox_pending_connected"`
+	PendingSkipFn         uintptr `sym:"iox_pending_skip"`
+	ServerCreateFn        uintptr `sym:"iox_server_create"`
+	ServerDropFn          uintptr `sym:"iox_server_drop"`
+	ServerHasRequestsFn   uintptr `sym:"iox_server_has_requests"`
+	ServerReceiveFn       uintptr `sym:"iox_server_receive"`
+	ActiveDropFn          uintptr `sym:"iox_active_drop"`
+	ActiveConnectedFn     uintptr `sym:"iox_active_connected"`
+	ActiveRespondNotifyFn uintptr `sym:"iox_active_respond_notify"`
 }
 
 // Bind resolves every symbol of the table from an opened library.

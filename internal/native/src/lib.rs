@@ -28,9 +28,10 @@ use iceoryx2::service::port_factory::{event as event_factory, publish_subscribe 
 use iceoryx2::service::static_config::message_type_details::{TypeDetail, TypeVariant};
 
 mod bounds;
+mod reqres;
 
 /// Version of this C ABI. The Go loader refuses a library with another value.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// The iceoryx2 release this library is built on (pinned in Cargo.toml).
 pub const ICEORYX2_VERSION: &str = "0.10.0";
@@ -63,6 +64,7 @@ pub const IOX_E_INTERNAL: i32 = 16;
 pub const IOX_E_PANIC: i32 = 17;
 pub const IOX_E_EVENT_ID: i32 = 18;
 pub const IOX_E_TOO_MANY_LOANS: i32 = 19;
+pub const IOX_E_DISCONNECTED: i32 = 20;
 
 const STATUS_TEXT: &[&str] = &[
     "ok",
@@ -85,6 +87,7 @@ const STATUS_TEXT: &[&str] = &[
     "panic inside the native library",
     "event id out of bounds",
     "too many samples loaned or borrowed at once",
+    "the peer is not connected (none there, or it ended the exchange)",
 ];
 
 /// Writes the text of `code` into `buf` (up to `cap` bytes) and returns its full length.
@@ -341,10 +344,11 @@ pub unsafe extern "C" fn iox_node_drop(h: *mut NodeH) {
     let _ = catch_unwind(AssertUnwindSafe(|| drop_handle(h)));
 }
 
-/// Removes the service `name` (`pattern` 0 publish-subscribe, 1 event) when a
-/// process died while it created or removed it, so that it can be neither opened
-/// nor created. It refuses with `IOX_E_BUSY` while a live node of the namespace
-/// holds the service. Sets `removed` to 1 when it removed something.
+/// Removes the service `name` (`pattern` 0 publish-subscribe, 1 event, 2
+/// request-response) when a process died while it created or removed it, so
+/// that it can be neither opened nor created. It refuses with `IOX_E_BUSY`
+/// while a live node of the namespace holds the service. Sets `removed` to 1
+/// when it removed something.
 #[no_mangle]
 pub unsafe extern "C" fn iox_service_remove_stale(
     h: *mut NodeH,
@@ -364,6 +368,7 @@ pub unsafe extern "C" fn iox_service_remove_stale(
         let pattern = match pattern {
             0 => iceoryx2::service::messaging_pattern::MessagingPattern::PublishSubscribe,
             1 => iceoryx2::service::messaging_pattern::MessagingPattern::Event,
+            2 => iceoryx2::service::messaging_pattern::MessagingPattern::RequestResponse,
             _ => return IOX_E_INVALID_ARGUMENT,
         };
         let hash = iceoryx2::service::service_hash::ServiceHash::new::<
