@@ -35,6 +35,7 @@ use iceoryx2::service::builder::request_response::{
 use iceoryx2::service::port_factory::client::ClientCreateError;
 use iceoryx2::service::port_factory::server::ServerCreateError;
 use iceoryx2::service::{ServiceDetailsError, ServiceListError, ServiceRemoveError};
+use iceoryx2_cal::named_concept::NamedConceptRemoveError;
 
 use crate::status::*;
 
@@ -82,6 +83,15 @@ impl Classify for ServiceRemoveError {
             ServiceRemoveError::InsufficientPermissions => IOX_E_PERMISSION,
             ServiceRemoveError::VersionMismatch => IOX_E_VERSION_MISMATCH,
             ServiceRemoveError::Interrupt | ServiceRemoveError::InternalError => IOX_E_INTERNAL,
+        }
+    }
+}
+
+impl Classify for NamedConceptRemoveError {
+    fn status(&self) -> i32 {
+        match self {
+            NamedConceptRemoveError::InsufficientPermissions => IOX_E_PERMISSION,
+            NamedConceptRemoveError::Interrupt | NamedConceptRemoveError::InternalError => IOX_E_INTERNAL,
         }
     }
 }

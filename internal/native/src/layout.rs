@@ -16,10 +16,12 @@ use iceoryx2_bb_elementary::package_version::PackageVersion;
 use iceoryx2_bb_posix::config::SHARED_MEMORY_DIRECTORY;
 use iceoryx2_bb_posix::shared_memory::SharedMemory;
 use iceoryx2_cal::hash::{sha1::Sha1, Hash};
-use iceoryx2_cal::named_concept::{NamedConceptBuilder, NamedConceptConfiguration, NamedConceptMgmt};
+use iceoryx2_cal::named_concept::{
+    NamedConceptBuilder, NamedConceptConfiguration, NamedConceptDoesExistError, NamedConceptMgmt,
+};
 use iceoryx2_cal::static_storage::{StaticStorage, StaticStorageBuilder, StaticStorageView};
 
-use crate::guard::{cold, text, Fail};
+use crate::guard::{cold, text, Fail, Outcome};
 use crate::status::*;
 use crate::Svc;
 
@@ -125,6 +127,22 @@ fn static_config_storage(config: &Config) -> Option<StaticStoreConfig> {
             .suffix(&config.global.service.static_config_storage_suffix)
             .path_hint(&dir),
     )
+}
+
+/// Removes the static configuration of the service `hash` when it was never
+/// finished: its creator died after it began writing it. iceoryx2 reads such a
+/// service as still being created for ever, and `Node::force_remove_service`
+/// reads it as absent and leaves it. Only for a service no live node holds.
+pub fn remove_unfinished_static_config(config: &Config, hash: &ServiceHash) -> Outcome<bool> {
+    let (Some(cfg), Ok(name)) = (static_config_storage(config), FileName::new(hash.as_str().as_bytes())) else {
+        return Ok(false);
+    };
+    match <StaticStore as NamedConceptMgmt>::does_exist_cfg(&name, &cfg) {
+        Err(NamedConceptDoesExistError::UnderlyingResourcesBeingSetUp) => {
+            Ok(unsafe { <StaticStore as NamedConceptMgmt>::remove_cfg(&name, &cfg) }?)
+        }
+        Ok(_) | Err(_) => Ok(false),
+    }
 }
 
 /// The stored bytes of the static configuration named `name`, if it exists and

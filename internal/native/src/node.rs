@@ -119,7 +119,10 @@ fn pattern_arg(pattern: u32) -> Outcome<MessagingPattern> {
 /// tag among the node's files. Who holds a service that is half made is not in
 /// the service itself (`Service::details` finds no service while its static
 /// configuration is unfinished), so the check looks for the tag of every live
-/// node (`layout::holds_service`).
+/// node (`layout::holds_service`). A service whose creator died before it
+/// finished its static configuration is handled too: the crate's forced
+/// removal reads it as absent, so the unfinished static configuration is
+/// removed here, and the name can be created again.
 #[no_mangle]
 pub unsafe extern "C" fn iox_service_remove_stale(
     h: *mut NodeH,
@@ -152,7 +155,10 @@ pub unsafe extern "C" fn iox_service_remove_stale(
         if held {
             return Err(Fail::new(IOX_E_BUSY, "a live node holds the service"));
         }
-        let r = n.node.force_remove_service(&name, pattern)?;
+        let mut r = n.node.force_remove_service(&name, pattern)?;
+        if !r {
+            r = layout::remove_unfinished_static_config(config, &hash)?;
+        }
         put(removed, r as u64);
         Ok(())
     })
@@ -198,4 +204,85 @@ pub unsafe extern "C" fn iox_node_id_details(lo: u64, hi: u64, pid: *mut u64, cr
         put(created_ns, t.seconds().saturating_mul(1_000_000_000).saturating_add(t.nanoseconds() as u64));
         IOX_OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iceoryx2::service::Service;
+    use iceoryx2_cal::named_concept::{NamedConceptBuilder, NamedConceptConfiguration, NamedConceptMgmt};
+    use iceoryx2_cal::static_storage::StaticStorageBuilder;
+
+    type Store = <Svc as Service>::StaticStorage;
+    type StoreConfig = <Store as NamedConceptMgmt>::Configuration;
+
+    fn node(config: &Config) -> *mut NodeH {
+        let node = NodeBuilder::new().signal_handling_mode(SignalHandlingMode::Disabled).config(config).create::<Svc>().unwrap();
+        into_handle(NodeH { node })
+    }
+
+    fn remove_stale(h: *mut NodeH, name: &str) -> (i32, u64, String) {
+        let mut removed = 0u64;
+        let mut buf = [0u8; 256];
+        let st = unsafe {
+            iox_service_remove_stale(h, name.as_ptr(), name.len(), 1, &mut removed, buf.as_mut_ptr(), buf.len())
+        };
+        let text = String::from_utf8_lossy(&buf).trim_end_matches('\0').to_string();
+        (st, removed, text)
+    }
+
+    /// A file of `dir` as the crate's static storage writes it, left unfinished
+    /// (as by a process that died while writing it).
+    fn unfinished(dir: &Path, prefix: &FileName, suffix: &FileName, name: &str) -> (FileName, StoreConfig) {
+        let cfg = StoreConfig::default().prefix(prefix).suffix(suffix).path_hint(dir);
+        let name = FileName::new(name.as_bytes()).unwrap();
+        let locked = <<Store as iceoryx2_cal::static_storage::StaticStorage>::Builder as NamedConceptBuilder<Store>>::new(&name)
+            .config(&cfg)
+            .has_ownership(false)
+            .create_locked()
+            .unwrap();
+        drop(locked);
+        (name, cfg)
+    }
+
+    #[test]
+    fn a_service_whose_creator_died_is_removed_unless_a_live_node_holds_it() {
+        let id = std::process::id();
+        let (prefix, root) = (format!("nn{id}_"), format!("/tmp/iox-native-test-{id}-n/"));
+        let config = isolated_config(&prefix, &root).unwrap();
+        let (a, b) = (node(&config), node(&config));
+        let name = ServiceName::new("half-made").unwrap();
+        let hash = ServiceHash::new::<<Svc as Service>::ServiceNameHasher>(&name, MessagingPattern::Event);
+
+        // The creator began the static configuration and never finished it.
+        let mut services = *config.global.root_path();
+        services.add_path_entry(&config.global.service.directory).unwrap();
+        let g = &config.global;
+        unfinished(&services, &g.prefix, &g.service.static_config_storage_suffix, hash.as_str());
+        let opened = unsafe { &(*b).node }.service_builder(&name).event().open_or_create();
+        assert!(opened.is_err(), "the name can be neither opened nor created");
+
+        // While a live node holds the service (its creator, say), it stays.
+        let mut node_dir = g.node_dir();
+        node_dir.add_path_entry(&FileName::new(unsafe { &(*a).node }.id().value().to_string().as_bytes()).unwrap().into()).unwrap();
+        let (tag, tag_cfg) = unfinished(&node_dir, &g.prefix, &g.node.service_tag_suffix, hash.as_str());
+        assert_eq!(remove_stale(b, "half-made"), (IOX_E_BUSY, 0, "a live node holds the service".to_string()));
+
+        // Once nothing live holds it, it goes, and the name works again.
+        assert!(unsafe { <Store as NamedConceptMgmt>::remove_cfg(&tag, &tag_cfg) }.unwrap());
+        assert_eq!(remove_stale(b, "half-made"), (IOX_OK, 1, String::new()));
+        let svc = unsafe { &(*b).node }.service_builder(&name).event().open_or_create().expect("created again");
+        assert_eq!(remove_stale(b, "half-made").0, IOX_E_BUSY, "now this node holds it");
+        drop(svc);
+        assert_eq!(remove_stale(b, "half-made"), (IOX_OK, 0, String::new()), "nothing left to remove");
+
+        unsafe {
+            iox_node_drop(a);
+            iox_node_drop(b);
+        }
+        let (p, r) = (prefix.as_bytes(), root.as_bytes());
+        let mut buf = [0u8; 64];
+        let st = unsafe { crate::layout::iox_remove_isolation(p.as_ptr(), p.len(), r.as_ptr(), r.len(), buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(st, IOX_OK);
+    }
 }
