@@ -261,7 +261,7 @@ func (l *Lib) ShmCapacity() uint64 {
 func (l *Lib) NodeDrop(h Handle) { purego.SyscallN(l.NodeDropFn, uintptr(h)) }
 
 // ServiceRemoveStale removes a service that a dead process left half created or
-// half removed (pattern 0 publish-subscribe, 1 event).
+// half removed (pattern 0 publish-subscribe, 1 event, 2 request-response).
 func (l *Lib) ServiceRemoveStale(h Handle, name string, pattern int, eb *ErrBuf) (bool, Status) {
 	var removed uint64
 	r, _, _ := purego.SyscallN(l.ServiceRemoveStaleFn, uintptr(h), uintptr(unsafe.Pointer(strPtr(name))), uintptr(len(name)),

@@ -39,7 +39,10 @@ pub enum Seen {
     Other,
 }
 
-/// A crate error from opening a service, with what it was.
+/// A crate error from opening a service, with what it was. Only the variants
+/// below need explaining; every other one (now or in a later release) is passed
+/// on as `classify` classified it, hence the catch-all arms of the `seen_*`
+/// functions, which decide nothing about the status.
 pub struct Refusal {
     pub fail: Fail,
     pub seen: Seen,
