@@ -66,8 +66,19 @@ func TestOpenExistingServiceWithAnotherPayloadType(t *testing.T) {
 	_, err = node.PublishSubscribe("typed", iox.WithPayloadType(iox.PayloadType{Name: "my::Point", Size: 8, Align: 4, Fixed: true}))
 	assert.ErrorIs(t, err, iox.ErrIncompatibleType)
 	assert.ErrorIs(t, err, iox.ErrIncompatible)
+	// The error names what the existing service carries, and what was asked for.
+	var e *iox.Error
+	require.ErrorAs(t, err, &e)
+	assert.Contains(t, e.Detail, `the service carries a slice of "u8" (size 1, alignment 1) with user header one "()" (size 0, alignment 1)`)
+	assert.Contains(t, e.Detail, `this end asks for one "my::Point" (size 8, alignment 4)`)
 	_, err = node.PublishSubscribe("typed", iox.WithPayloadType(iox.PayloadType{Name: "u16", Size: 2, Align: 2}))
 	assert.ErrorIs(t, err, iox.ErrIncompatibleType)
+	assert.Contains(t, err.Error(), `a slice of "u8" (size 1, alignment 1)`)
+	assert.Contains(t, err.Error(), `asks for a slice of "u16" (size 2, alignment 2)`)
+
+	pt, err := node.PubSubSettings("typed")
+	require.NoError(t, err)
+	assert.Equal(t, iox.Bytes, pt.Payload, "what the refusals named")
 }
 
 func TestOpenExistingServiceWithIncompatibleSettings(t *testing.T) {

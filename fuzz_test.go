@@ -130,7 +130,7 @@ func FuzzNodeName(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string) {
 		goErr := checkName("node name", name, 128, true)
 		var eb ffi.ErrBuf
-		h, st := lib.NodeCreate(name, s.prefix, s.root, &eb)
+		h, st := lib.NodeCreate(name, s.prefix, s.root, ffi.NodeSharedNamespace, &eb)
 		if st == ffi.OK {
 			lib.NodeDrop(h)
 		}

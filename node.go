@@ -1,14 +1,8 @@
 package iox
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/iox-go/iox/internal/ffi"
 	"github.com/iox-go/iox/loader"
@@ -78,6 +72,19 @@ func openLib(path string) (*ffi.Lib, error) {
 	return v.(*ffi.Lib), nil
 }
 
+// loadedLib returns a native library already loaded, or loads the default one.
+func loadedLib() (*ffi.Lib, error) {
+	var lib *ffi.Lib
+	libs.Range(func(_, v any) bool {
+		lib = v.(*ffi.Lib)
+		return false
+	})
+	if lib != nil {
+		return lib, nil
+	}
+	return openLib("")
+}
+
 // IceoryxVersion returns the iceoryx2 release the native library was built on;
 // peers in other languages must use the same release.
 func IceoryxVersion() (string, error) {
@@ -127,11 +134,9 @@ func closedError(op, name string) error { return &Error{Op: op, Name: name, Kind
 // Services and ports opened through a node stay usable after the node is closed;
 // close them on their own.
 type Node struct {
-	lib    *ffi.Lib
-	ref    ref
-	name   string
-	prefix string
-	root   string
+	lib  *ffi.Lib
+	ref  ref
+	name string
 }
 
 // NewNode creates a node. It loads the native library on first use.
@@ -151,62 +156,18 @@ func NewNode(opts ...NodeOption) (*Node, error) {
 	if err := checkName("node name", c.name, 128, true); err != nil {
 		return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidName, Detail: err.Error()}
 	}
+	var flags uint32
+	if c.shared {
+		flags |= ffi.NodeSharedNamespace
+	}
 	var eb ffi.ErrBuf
-	h, st := lib.NodeCreate(c.name, c.prefix, c.root, &eb)
+	h, st := lib.NodeCreate(c.name, c.prefix, c.root, flags, &eb)
 	if st != ffi.OK {
-		e := statusError(lib, "new node", c.name, st, &eb).(*Error)
-		if e.Kind == ErrInternal && !writableRoot(c.root) {
-			e.Kind = ErrPermission
-			e.Detail += "; the namespace's root folder is not writable by this user"
-		}
-		return nil, e
+		return nil, statusError(lib, "new node", c.name, st, &eb)
 	}
-	if !c.shared {
-		restrictCounter(c.prefix, lib.IceoryxVersion())
-	}
-	n := &Node{lib: lib, name: c.name, prefix: c.prefix, root: c.root}
+	n := &Node{lib: lib, name: c.name}
 	n.ref.h = h
 	return n, nil
-}
-
-// writableRoot reports whether this user may write the root folder, or the
-// nearest existing folder above it where iceoryx2 would create it.
-func writableRoot(root string) bool {
-	if root == "" {
-		root = "/tmp/iceoryx2/"
-	}
-	for dir := filepath.Clean(root); ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(dir); err == nil {
-			return syscall.Access(dir, 0x2|0x1) == nil // W_OK|X_OK
-		}
-		if dir == "/" {
-			return true
-		}
-	}
-}
-
-// restrictCounter takes group and others' access away from the namespace's
-// node-counter segment when this user owns it.
-func restrictCounter(prefix, version string) {
-	if prefix == "" {
-		prefix = "iox2_"
-	}
-	suffix := "_node." + strings.ReplaceAll(version, ".", "_") + ".global_mgmt"
-	entries, _ := os.ReadDir("/dev/shm")
-	for _, d := range entries {
-		name := d.Name()
-		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) || len(name) != len(prefix)+40+len(suffix) {
-			continue
-		}
-		path := filepath.Join("/dev/shm", name)
-		info, err := os.Stat(path)
-		if err != nil || info.Mode().Perm()&0o077 == 0 {
-			continue
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == os.Geteuid() {
-			os.Chmod(path, info.Mode().Perm()&0o700)
-		}
-	}
 }
 
 // Name returns the node's name.
@@ -234,81 +195,6 @@ func (n *Node) CleanupDeadNodes() (int, error) {
 		return 0, statusError(n.lib, "cleanup dead nodes", n.name, st, nil)
 	}
 	return int(cleaned), nil
-}
-
-// versionCheck turns a refusal that iceoryx2 reports as a corrupted service into
-// ErrVersionMismatch when the service's static configuration was written by
-// another iceoryx2 release (releases before 0.10 record no version at all).
-func (n *Node) versionCheck(err error, name string) error {
-	var e *Error
-	if !errors.As(err, &e) || e.Kind != ErrInternal || !strings.Contains(e.Detail, "CorruptedState") {
-		return err
-	}
-	root, prefix := n.root, n.prefix
-	if root == "" {
-		root = "/tmp/iceoryx2/"
-	}
-	if prefix == "" {
-		prefix = "iox2_"
-	}
-	entries, _ := os.ReadDir(filepath.Join(root, "services"))
-	for _, d := range entries {
-		if !strings.HasPrefix(d.Name(), prefix) || !strings.HasSuffix(d.Name(), ".service") {
-			continue
-		}
-		b, rerr := os.ReadFile(filepath.Join(root, "services", d.Name()))
-		if rerr != nil || len(b) > 1<<20 {
-			continue
-		}
-		v, named := staticVersion(string(b), name)
-		mine := n.lib.IceoryxVersion()
-		if !named || v == mine {
-			continue
-		}
-		detail := fmt.Sprintf("the service was created by iceoryx2 %s, this library uses %s", v, mine)
-		if v == "" {
-			detail = fmt.Sprintf("the service was created by an iceoryx2 release before 0.10, which records no version; this library uses %s", mine)
-		}
-		return &Error{Op: e.Op, Name: e.Name, Kind: ErrVersionMismatch, Detail: detail}
-	}
-	return err
-}
-
-// staticVersion reads a service's static configuration (TOML): whether it names
-// the service, and the iceoryx2 version it records ("" when none).
-func staticVersion(toml, name string) (version string, named bool) {
-	var ver [3]string
-	section := ""
-	for _, line := range strings.Split(toml, "\n") {
-		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "[") {
-			section = strings.Trim(line, "[]")
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		switch {
-		case section == "" && k == "service_name":
-			s, err := strconv.Unquote(v)
-			if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
-				s, err = v[1:len(v)-1], nil
-			}
-			named = err == nil && s == name
-		case section == "iceoryx2_version" && k == "major":
-			ver[0] = v
-		case section == "iceoryx2_version" && k == "minor":
-			ver[1] = v
-		case section == "iceoryx2_version" && k == "patch":
-			ver[2] = v
-		}
-	}
-	if ver[0] != "" {
-		version = strings.Join(ver[:], ".")
-	}
-	return version, named
 }
 
 // checkName applies iceoryx2's naming rules: ASCII bytes 1..127, at most max bytes,
@@ -340,31 +226,20 @@ func ValidServiceName(name string) error {
 	return nil
 }
 
-// RemoveIsolation deletes every iceoryx2 file of the namespace that WithIsolation
-// selected with the same prefix and rootDir: shared-memory objects in /dev/shm and
-// the root folder. iceoryx2 keeps a small node-counter segment per namespace on
-// purpose; call this once no process uses the namespace any more.
+// RemoveIsolation deletes every iceoryx2 resource of the namespace that
+// WithIsolation selected with the same prefix and rootDir: its shared-memory
+// objects and its root folder. iceoryx2 keeps a small node-counter segment per
+// namespace on purpose; call this once no process uses the namespace any more.
+// It uses a native library a node has loaded, or loads one from the usual places.
 func RemoveIsolation(prefix, rootDir string) error {
-	if prefix == "" || strings.ContainsRune(prefix, '/') || !filepath.IsAbs(rootDir) || filepath.Clean(rootDir) == "/" {
-		return &Error{Op: "remove isolation", Name: prefix, Kind: ErrInvalidArgument, Detail: "needs a prefix and an absolute root folder"}
-	}
-	entries, err := os.ReadDir("/dev/shm")
+	const op = "remove isolation"
+	lib, err := loadedLib()
 	if err != nil {
-		return &Error{Op: "remove isolation", Name: prefix, Kind: ErrInternal, Detail: err.Error()}
+		return err
 	}
-	var first error
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) {
-			if err := os.Remove(filepath.Join("/dev/shm", e.Name())); err != nil && first == nil {
-				first = err
-			}
-		}
-	}
-	if err := os.RemoveAll(rootDir); err != nil && first == nil {
-		first = err
-	}
-	if first != nil {
-		return &Error{Op: "remove isolation", Name: prefix, Kind: ErrInternal, Detail: first.Error()}
+	var eb ffi.ErrBuf
+	if st := lib.RemoveIsolation(prefix, rootDir, &eb); st != ffi.OK {
+		return statusError(lib, op, prefix, st, &eb)
 	}
 	return nil
 }

@@ -137,7 +137,7 @@ func (n *Node) PublishSubscribe(name string, opts ...Option) (*PubSubService, er
 		h, st = n.lib.PubSubOpen(nh, name, c.mode, &c.ps, p.Name, &eb)
 	}
 	if st != ffi.OK {
-		return nil, n.versionCheck(statusError(n.lib, op, name, st, &eb), name)
+		return nil, statusError(n.lib, op, name, st, &eb)
 	}
 	s := &PubSubService{lib: n.lib, name: name, payload: p}
 	s.ref.h = h
@@ -309,9 +309,9 @@ func (p *Publisher) checkSize(op string, n int) error {
 		return &Error{Op: op, Name: p.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", n, p.maxSize)}
 	}
-	if c := shmCapacity(); n > c {
+	if c := shmCapacity(p.lib); n > c {
 		return &Error{Op: op, Name: p.name, Kind: ErrOutOfMemory,
-			Detail: fmt.Sprintf("%d bytes do not fit in /dev/shm (%d bytes)", n, c)}
+			Detail: fmt.Sprintf("%d bytes do not fit in shared memory (%d bytes)", n, c)}
 	}
 	if n%p.elem != 0 || (p.fixed && n != p.elem) {
 		return &Error{Op: op, Name: p.name, Kind: ErrInvalidArgument,
@@ -320,22 +320,21 @@ func (p *Publisher) checkSize(op string, n int) error {
 	return nil
 }
 
-var shmCap struct {
-	once sync.Once
-	n    int
-}
-
-// shmCapacity is the size of /dev/shm: no message can be larger, and asking
-// iceoryx2 for one leaves a half-made data segment behind.
-func shmCapacity() int {
+// shmCapacity is the size of the file system that holds shared memory (cached:
+// it does not change while the process runs): no message can be larger.
+func shmCapacity(lib *ffi.Lib) int {
 	shmCap.once.Do(func() {
 		shmCap.n = math.MaxInt
-		var fs syscall.Statfs_t
-		if syscall.Statfs("/dev/shm", &fs) == nil && fs.Blocks > 0 {
-			shmCap.n = int(min(fs.Blocks*uint64(fs.Bsize), math.MaxInt))
+		if c := lib.ShmCapacity(); c > 0 {
+			shmCap.n = int(min(c, math.MaxInt))
 		}
 	})
 	return shmCap.n
+}
+
+var shmCap struct {
+	once sync.Once
+	n    int
 }
 
 // Send copies msg into shared memory and delivers it in one native call. It
@@ -713,10 +712,10 @@ type EventID uint64
 
 // EventService is an open event service; it makes Notifiers and Listeners.
 type EventService struct {
-	lib   *ffi.Lib
-	ref   ref
-	name  string
-	maxID uint64
+	lib    *ffi.Lib
+	ref    ref
+	name   string
+	config ffi.EventConfig
 }
 
 // Event opens or creates (see OpenOnly, CreateOnly) the event service name. An event
@@ -747,7 +746,7 @@ func (n *Node) Event(name string, opts ...Option) (*EventService, error) {
 	}
 	e := &EventService{lib: n.lib, name: name}
 	e.ref.h = h
-	_, _, e.maxID, _ = n.lib.EventInfo(h)
+	e.config, _ = n.lib.EventConfigOf(h)
 	return e, nil
 }
 
@@ -755,7 +754,7 @@ func (n *Node) Event(name string, opts ...Option) (*EventService, error) {
 func (e *EventService) Name() string { return e.name }
 
 // MaxEventID returns the largest event id the service accepts.
-func (e *EventService) MaxEventID() EventID { return EventID(e.maxID) }
+func (e *EventService) MaxEventID() EventID { return EventID(e.config.MaxEventID) }
 
 // Counts returns how many notifiers and listeners are connected now.
 func (e *EventService) Counts() (notifiers, listeners int, err error) {

@@ -2242,7 +2242,10 @@ func TestOlderIceoryx2PeerIsRefused(t *testing.T) {
 		t.Logf("iox %s opening a service of iceoryx2 %s: %v", mine, theirs, err)
 		requireTyped(t, err, tc.what)
 		assert.ErrorIs(t, err, iox.ErrVersionMismatch, "%s: refused as a version mismatch, not as %s", tc.what, kindOf(err))
+		assert.Contains(t, err.Error(), "before 0.10", "%s: the error says which release made the service", tc.what)
 	}
+	_, err = node.PubSubSettings("old-made")
+	assert.ErrorIs(t, err, iox.ErrVersionMismatch, "its settings cannot be read either, and the error says why")
 	stdin.Close()
 	require.NoError(t, waitTimeout(cmd, 20*time.Second))
 

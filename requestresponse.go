@@ -112,7 +112,7 @@ func (n *Node) RequestResponse(name string, opts ...Option) (*RequestResponseSer
 		h, st = n.lib.ReqResOpen(nh, name, c.mode, &c.rr, c.request.Name, c.reply.Name, &eb)
 	}
 	if st != ffi.OK {
-		return nil, n.versionCheck(statusError(n.lib, op, name, st, &eb), name)
+		return nil, statusError(n.lib, op, name, st, &eb)
 	}
 	s := &RequestResponseService{lib: n.lib, name: name, request: c.request, response: c.reply}
 	s.ref.h = h
@@ -226,13 +226,13 @@ type messageShape struct {
 	fixed     bool
 }
 
-func (m messageShape) check(op, name string, n int) error {
+func (m messageShape) check(lib *ffi.Lib, op, name string, n int) error {
 	if n > m.max {
 		return &Error{Op: op, Name: name, Kind: ErrMessageTooLarge, Detail: fmt.Sprintf("%d bytes, at most %d", n, m.max)}
 	}
-	if c := shmCapacity(); n > c {
+	if c := shmCapacity(lib); n > c {
 		return &Error{Op: op, Name: name, Kind: ErrOutOfMemory,
-			Detail: fmt.Sprintf("%d bytes do not fit in /dev/shm (%d bytes)", n, c)}
+			Detail: fmt.Sprintf("%d bytes do not fit in shared memory (%d bytes)", n, c)}
 	}
 	if n%m.elem != 0 || (m.fixed && n != m.elem) {
 		return &Error{Op: op, Name: name, Kind: ErrInvalidArgument,
@@ -326,7 +326,7 @@ func (c *Client) Send(req []byte) (*PendingResponse, error) { return c.sendNotif
 // sendNotify is Send that also notifies id on ntf (when not nil): a call's whole
 // send in one native call.
 func (c *Client) sendNotify(req []byte, ntf *Notifier, id EventID) (*PendingResponse, error) {
-	if err := c.msg.check("send request", c.name, len(req)); err != nil {
+	if err := c.msg.check(c.lib, "send request", c.name, len(req)); err != nil {
 		return nil, err
 	}
 	h, ok := c.ref.acquire()
@@ -598,7 +598,7 @@ func (a *ActiveRequest) Send(resp []byte) error { return a.sendNotify(resp, nil,
 // native call.
 func (a *ActiveRequest) sendNotify(resp []byte, ntf *Notifier, id EventID) error {
 	r := a.r
-	if err := r.msg.check("send response", r.name, len(resp)); err != nil {
+	if err := r.msg.check(r.lib, "send response", r.name, len(resp)); err != nil {
 		return err
 	}
 	h, ok := a.ref.acquire()

@@ -32,7 +32,7 @@ import (
 // Status is a native status code.
 type Status int32
 
-// Native status codes; keep in step with internal/native/src/lib.rs.
+// Native status codes; keep in step with internal/native/src/status.rs.
 const (
 	OK Status = iota
 	EInvalidArgument
@@ -84,6 +84,7 @@ type Lib struct {
 	PubSubDropFn          uintptr `sym:"iox_pubsub_drop"`
 	PubSubCountsFn        uintptr `sym:"iox_pubsub_counts"`
 	PubSubConfigFn        uintptr `sym:"iox_pubsub_config"`
+	PubSubDescribeFn      uintptr `sym:"iox_pubsub_describe"`
 	PubSubCleanupDeadFn   uintptr `sym:"iox_pubsub_cleanup_dead"`
 	PubSubListFn          uintptr `sym:"iox_pubsub_list"`
 	SubscriberIDFn        uintptr `sym:"iox_subscriber_id"`
@@ -104,6 +105,8 @@ type Lib struct {
 	EventOpenFn           uintptr `sym:"iox_event_open"`
 	EventDropFn           uintptr `sym:"iox_event_drop"`
 	EventInfoFn           uintptr `sym:"iox_event_info"`
+	EventConfigFn         uintptr `sym:"iox_event_config"`
+	EventDescribeFn       uintptr `sym:"iox_event_describe"`
 	NotifierCreateFn      uintptr `sym:"iox_notifier_create"`
 	NotifierDropFn        uintptr `sym:"iox_notifier_drop"`
 	NotifierNotifyFn      uintptr `sym:"iox_notifier_notify"`
@@ -114,6 +117,8 @@ type Lib struct {
 	NodeIDDetailsFn       uintptr `sym:"iox_node_id_details"`
 	PublisherSendNotifyFn uintptr `sym:"iox_publisher_send_notify"`
 	PanicCountFn          uintptr `sym:"iox_panic_count"`
+	RemoveIsolationFn     uintptr `sym:"iox_remove_isolation"`
+	ShmCapacityFn         uintptr `sym:"iox_shm_capacity"`
 
 	ReqResOpenFn          uintptr `sym:"iox_reqres_open"`
 	ReqResDropFn          uintptr `sym:"iox_reqres_drop"`
@@ -217,24 +222,45 @@ func (l *Lib) ServiceNameCheck(name string) Status {
 	return Status(int32(r))
 }
 
+// NodeSharedNamespace is the NodeCreate flag that leaves the namespace open to
+// nodes of other users.
+const NodeSharedNamespace = 1 << 0
+
 // NodeCreate creates a node; prefix and root select an isolated configuration.
-func (l *Lib) NodeCreate(name, prefix, root string, eb *ErrBuf) (Handle, Status) {
+func (l *Lib) NodeCreate(name, prefix, root string, flags uint32, eb *ErrBuf) (Handle, Status) {
 	var h Handle
 	c := getCall()
 	c.a = [maxArgs]uintptr{
 		c.str(name), uintptr(len(name)),
 		c.str(prefix), uintptr(len(prefix)),
-		c.str(root), uintptr(len(root)),
+		c.str(root), uintptr(len(root)), uintptr(flags),
 		c.ptr(unsafe.Pointer(&h)), c.bytes(eb[:]), uintptr(len(eb))}
-	r := c.run(l.NodeCreateFn, 9)
+	r := c.run(l.NodeCreateFn, 10)
 	return h, Status(int32(r))
+}
+
+// RemoveIsolation deletes the shared-memory objects and the root folder of the
+// namespace that prefix and root select.
+func (l *Lib) RemoveIsolation(prefix, root string, eb *ErrBuf) Status {
+	c := getCall()
+	c.a = [maxArgs]uintptr{c.str(prefix), uintptr(len(prefix)), c.str(root), uintptr(len(root)),
+		c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.RemoveIsolationFn, 6)
+	return Status(int32(r))
+}
+
+// ShmCapacity returns the size in bytes of the file system that holds
+// shared-memory objects (0 when unknown).
+func (l *Lib) ShmCapacity() uint64 {
+	r, _, _ := purego.SyscallN(l.ShmCapacityFn)
+	return uint64(r)
 }
 
 // NodeDrop frees a node handle.
 func (l *Lib) NodeDrop(h Handle) { purego.SyscallN(l.NodeDropFn, uintptr(h)) }
 
 // ServiceRemoveStale removes a service that a dead process left half created or
-// half removed (pattern 0 publish-subscribe, 1 event).
+// half removed (pattern 0 publish-subscribe, 1 event, 2 request-response).
 func (l *Lib) ServiceRemoveStale(h Handle, name string, pattern int, eb *ErrBuf) (bool, Status) {
 	var removed uint64
 	c := getCall()
@@ -277,10 +303,26 @@ type PubSubOpts struct {
 	SafeOverflow, MaxBorrowed, Variant, Size, Alignment, HeaderSize uint64
 }
 
-// PubSubConfig mirrors the native struct of the same name.
+// TypeNameMax is the longest type name iceoryx2 stores.
+const TypeNameMax = 256
+
+// PubSubConfig mirrors the native struct of the same name. Variants: 0 a
+// dynamic slice, 1 fixed size.
 type PubSubConfig struct {
 	MaxPublishers, MaxSubscribers, MaxNodes, BufferSize, HistorySize,
-	SafeOverflow, MaxBorrowed, Variant, Size, Alignment, HeaderSize uint64
+	SafeOverflow, MaxBorrowed, Variant, Size, Alignment, HeaderSize,
+	HeaderAlignment, HeaderVariant, PayloadNameLen, HeaderNameLen uint64
+	PayloadName, HeaderName [TypeNameMax]byte
+}
+
+// PayloadTypeName returns the stored payload type name.
+func (c *PubSubConfig) PayloadTypeName() string {
+	return string(c.PayloadName[:min(c.PayloadNameLen, TypeNameMax)])
+}
+
+// HeaderTypeName returns the stored user-header type name.
+func (c *PubSubConfig) HeaderTypeName() string {
+	return string(c.HeaderName[:min(c.HeaderNameLen, TypeNameMax)])
 }
 
 // PubSubOpen opens or creates a publish-subscribe service.
@@ -312,6 +354,16 @@ func (l *Lib) PubSubConfigOf(h Handle) (cfg PubSubConfig, s Status) {
 	c := getCall()
 	c.a[0], c.a[1] = uintptr(h), c.ptr(unsafe.Pointer(&cfg))
 	r := c.run(l.PubSubConfigFn, 2)
+	return cfg, Status(int32(r))
+}
+
+// PubSubDescribe returns the settings of the existing publish-subscribe service
+// name without joining it.
+func (l *Lib) PubSubDescribe(node Handle, name string, eb *ErrBuf) (cfg PubSubConfig, s Status) {
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(node), c.str(name), uintptr(len(name)),
+		c.ptr(unsafe.Pointer(&cfg)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.PubSubDescribeFn, 6)
 	return cfg, Status(int32(r))
 }
 
@@ -564,6 +616,33 @@ func (l *Lib) EventInfo(h Handle) (notifiers, listeners, maxID uint64, s Status)
 	c.a[2], c.a[3] = c.ptr(unsafe.Pointer(&listeners)), c.ptr(unsafe.Pointer(&maxID))
 	r := c.run(l.EventInfoFn, 4)
 	return notifiers, listeners, maxID, Status(int32(r))
+}
+
+// EVHasDeadline is the EventConfig.Set bit of a service with a deadline.
+const EVHasDeadline = 1 << 7
+
+// EventConfig mirrors the native struct of the same name: the notifier events
+// and the deadline count only when their bit is in Set.
+type EventConfig struct {
+	Set, MaxNotifiers, MaxListeners, MaxNodes, MaxEventID, CreatedEvent, DroppedEvent, DeadEvent, DeadlineNs uint64
+}
+
+// EventConfigOf returns the settings stored with the event service.
+func (l *Lib) EventConfigOf(h Handle) (cfg EventConfig, s Status) {
+	c := getCall()
+	c.a[0], c.a[1] = uintptr(h), c.ptr(unsafe.Pointer(&cfg))
+	r := c.run(l.EventConfigFn, 2)
+	return cfg, Status(int32(r))
+}
+
+// EventDescribe returns the settings of the existing event service name
+// without joining it.
+func (l *Lib) EventDescribe(node Handle, name string, eb *ErrBuf) (cfg EventConfig, s Status) {
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(node), c.str(name), uintptr(len(name)),
+		c.ptr(unsafe.Pointer(&cfg)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.EventDescribeFn, 6)
+	return cfg, Status(int32(r))
 }
 
 // NotifierCreate creates a notifier port.

@@ -9,11 +9,15 @@ Usage: peer.py ROLE SERVICE PREFIX ROOT [ARGS...]
   echo-typed FWD PREFIX ROOT BACK COUNT
                                   receive COUNT Point values on FWD and publish
                                   each on BACK with x+1, y*2, z/2.
+  settings SERVICE PREFIX ROOT    create services with settings other than the
+                                  defaults (see run_settings) and keep them
+                                  until standard input closes (at most 60 s).
 It prints "ready" once its port exists.
 """
 
 import ctypes
 import hashlib
+import select
 import sys
 import time
 
@@ -143,6 +147,58 @@ def run_echo_typed(fwd, prefix, root, back, count):
             break
 
 
+class Stamp(ctypes.Structure):
+    """A user header: #[repr(C)] struct { seq: u64, flags: u32 }."""
+
+    _fields_ = [("seq", ctypes.c_uint64), ("flags", ctypes.c_uint32)]
+
+    @staticmethod
+    def type_name():
+        return "iox_test::Stamp"
+
+
+def run_settings(name, prefix, root):
+    """Creates SERVICE (Point payload), SERVICE-header ([u8] with a Stamp user
+    header) and the event service SERVICE, all with settings iox would not
+    choose; the test reads them back."""
+    node = node_for(prefix, root)
+    sn = iox2.ServiceName.new(name)
+    typed = (
+        node.service_builder(sn)
+        .publish_subscribe(Point)
+        .max_publishers(3)
+        .max_subscribers(5)
+        .max_nodes(7)
+        .history_size(4)
+        .subscriber_max_buffer_size(6)
+        .subscriber_max_borrowed_samples(3)
+        .enable_safe_overflow(False)
+        .create()
+    )
+    headed = (
+        node.service_builder(iox2.ServiceName.new(name + "-header"))
+        .publish_subscribe(iox2.Slice[ctypes.c_uint8])
+        .user_header(Stamp)
+        .create()
+    )
+    events = (
+        node.service_builder(sn)
+        .event()
+        .max_notifiers(3)
+        .max_listeners(5)
+        .max_nodes(6)
+        .event_id_max_value(77)
+        .notifier_created_event(iox2.EventId.new(1))
+        .notifier_dropped_event(iox2.EventId.new(2))
+        .notifier_dead_event(iox2.EventId.new(3))
+        .deadline(iox2.Duration.from_millis(2500))
+        .create()
+    )
+    print("ready", flush=True)
+    select.select([sys.stdin], [], [], 60)
+    del typed, headed, events, node
+
+
 def main():
     role, name, prefix, root = sys.argv[1:5]
     iox2.set_log_level(iox2.LogLevel.Error)
@@ -153,6 +209,8 @@ def main():
         run_sub(name, prefix, root, int(sys.argv[5]))
     elif role == "echo-typed":
         run_echo_typed(name, prefix, root, sys.argv[5], int(sys.argv[6]))
+    elif role == "settings":
+        run_settings(name, prefix, root)
     else:
         raise SystemExit("peer: unknown role " + role)
 

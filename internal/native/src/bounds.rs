@@ -1,5 +1,5 @@
 //! Bounds on what a service or port may ask of the machine, checked before
-//! iceoryx2 creates anything, and the panic hook.
+//! iceoryx2 creates anything.
 //!
 //! iceoryx2 sizes everything up front from a service's settings: a publisher's
 //! data segment holds every sample that can be in flight at once, and its
@@ -7,10 +7,6 @@
 //! map, zero and track tens of gigabytes (or overflow and panic). The estimates
 //! below follow the crate's layout (iceoryx2 0.10.0); the coefficients were read
 //! from its source and checked against the sizes it really creates.
-
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Once;
 
 /// Largest value of any count setting; beyond it the crate's index types and
 /// size computations are no longer safe, whatever the machine holds.
@@ -385,81 +381,9 @@ pub const SOCKET_PATH_MAX: usize = 107;
 /// A listener's socket is `<root><prefix><listener id: u128 decimal, up to 39 digits><suffix>`.
 pub const LISTENER_ID_DIGITS: usize = 39;
 
-// ---------------------------------------------------------------------------
-// panics
-// ---------------------------------------------------------------------------
-
-static HOOK: Once = Once::new();
-static HOOKED: AtomicBool = AtomicBool::new(false);
-static PANICS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static LAST_PANIC: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-/// Installs (once) the hook that turns a panic into one short log line through
-/// the crate's logger, instead of the default message and backtrace on stderr.
-#[inline]
-pub fn install_panic_hook() {
-    if HOOKED.load(Ordering::Relaxed) {
-        return;
-    }
-    HOOK.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            PANICS.fetch_add(1, Ordering::Relaxed);
-            let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = info.payload().downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "unknown cause".to_string()
-            };
-            let mut msg = msg.lines().next().unwrap_or("").to_string();
-            if msg.len() > 200 {
-                let mut end = 200;
-                while !msg.is_char_boundary(end) {
-                    end -= 1;
-                }
-                msg.truncate(end);
-                msg.push('…');
-            }
-            let line = match info.location() {
-                Some(l) => format!("panic at {}:{}: {msg}", l.file(), l.line()),
-                None => format!("panic: {msg}"),
-            };
-            iceoryx2_log::error!(from "iox_native", "{}", line);
-            LAST_PANIC.with(|p| *p.borrow_mut() = line);
-        }));
-        HOOKED.store(true, Ordering::Relaxed);
-    });
-}
-
-/// The last panic's one-line description on this thread (empty when none).
-pub fn take_last_panic() -> String {
-    LAST_PANIC.with(|p| std::mem::take(&mut *p.borrow_mut()))
-}
-
-/// Panics since the library was loaded.
-pub fn panic_count() -> u64 {
-    PANICS.load(Ordering::Relaxed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_panic_is_counted_and_described_in_one_line() {
-        install_panic_hook();
-        let before = panic_count();
-        let r = std::panic::catch_unwind(|| panic!("boom\nsecond line"));
-        assert!(r.is_err());
-        assert_eq!(panic_count(), before + 1);
-        let d = take_last_panic();
-        assert!(d.starts_with("panic at ") && d.contains("boom"), "{d}");
-        assert!(!d.contains("second line"), "{d}");
-        assert_eq!(take_last_panic(), "");
-    }
 
     fn defaults() -> PubSubShape {
         // iceoryx2's defaults, 4 KiB byte messages

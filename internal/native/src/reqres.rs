@@ -16,8 +16,6 @@
 //! request keep what they need of their port alive, so they may outlive it.
 
 use std::collections::HashMap;
-use std::fmt::Debug;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use iceoryx2::active_request::ActiveRequest;
@@ -30,10 +28,11 @@ use iceoryx2::response::Response;
 use iceoryx2::service::port_factory::request_response as rr_factory;
 use iceoryx2::service::static_config::message_type_details::{TypeDetail, TypeVariant};
 
+use crate::guard::drop_export;
 use crate::{
-    bounds, drop_handle, fail, guard, guard_err, guard_value, handle, into_handle, put, refuse, service_name,
-    text_arg, write_text, Bytes, Hdr, NodeH, NotifierH, Svc, CREATE, IOX_E_BUFFER_TOO_SMALL, IOX_E_CONNECTION,
-    IOX_E_DISCONNECTED, IOX_E_EVENT_ID, IOX_E_INCOMPATIBLE_TYPE, IOX_E_INTERNAL, IOX_E_INVALID_ARGUMENT,
+    bounds, fail, guard, guard_err, guard_value, handle, into_handle, put, refuse, service_name,
+    text_arg, Bytes, Hdr, NodeH, NotifierH, Svc, CREATE, IOX_E_BUFFER_TOO_SMALL, IOX_E_CONNECTION,
+    IOX_E_DISCONNECTED, IOX_E_EVENT_ID, IOX_E_INTERNAL, IOX_E_INVALID_ARGUMENT,
     IOX_E_LIMIT_REACHED, IOX_E_OUT_OF_MEMORY, IOX_E_TOO_MANY_LOANS, IOX_E_WOULD_BLOCK, IOX_OK, MAX_SPIN, OPEN,
     OPEN_OR_CREATE,
 };
@@ -145,16 +144,6 @@ pub struct ReqResH {
     default_loaned_responses: usize,
 }
 
-/// `fail` that also tells a request or response type mismatch apart.
-fn rr_fail<E: Debug>(e: E, errbuf: *mut u8, errcap: usize) -> i32 {
-    let text = format!("{e:?}");
-    if text.contains("IncompatibleRequestOrResponseType") {
-        write_text(&text, errbuf, errcap);
-        return IOX_E_INCOMPATIBLE_TYPE;
-    }
-    fail(e, errbuf, errcap)
-}
-
 fn type_detail(p: &PayloadOpts, name: &str) -> Result<TypeDetail, String> {
     let variant = if p.variant == 0 { TypeVariant::Dynamic } else { TypeVariant::FixedSize };
     TypeDetail::__internal_new_from_parts(variant, name, p.size as usize, p.alignment as usize)
@@ -247,9 +236,9 @@ pub unsafe extern "C" fn iox_reqres_open(
             b = b.enable_safe_overflow_for_responses(o.safe_overflow_responses != 0);
         }
         let res = match mode {
-            OPEN => b.open().map_err(|e| rr_fail(e, errbuf, errcap)),
-            CREATE => b.create().map_err(|e| rr_fail(e, errbuf, errcap)),
-            _ => b.open_or_create().map_err(|e| rr_fail(e, errbuf, errcap)),
+            OPEN => b.open().map_err(|e| fail(e, errbuf, errcap)),
+            CREATE => b.create().map_err(|e| fail(e, errbuf, errcap)),
+            _ => b.open_or_create().map_err(|e| fail(e, errbuf, errcap)),
         };
         match res {
             Ok(factory) => {
@@ -320,10 +309,7 @@ fn reqres_bounds(n: &NodeH, o: &ReqResOpts, mode: u32) -> Result<(), (i32, Strin
     check_shape("the service", &shape, &knobs, Shape::service).map_err(|m| (IOX_E_OUT_OF_MEMORY, m))
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn iox_reqres_drop(h: *mut ReqResH) {
-    let _ = catch_unwind(AssertUnwindSafe(|| drop_handle(h)));
-}
+drop_export!(iox_reqres_drop, ReqResH);
 
 /// Writes the service's stored settings.
 #[no_mangle]
@@ -766,10 +752,7 @@ pub unsafe extern "C" fn iox_client_create(
     })
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn iox_client_drop(h: *mut ClientH) {
-    let _ = catch_unwind(AssertUnwindSafe(|| drop_handle(h)));
-}
+drop_export!(iox_client_drop, ClientH);
 
 /// Writes the client's unique port id (low, high): the origin servers see.
 #[no_mangle]
@@ -853,10 +836,7 @@ pub struct PendingH {
     state: Mutex<PendingState>,
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn iox_pending_drop(h: *mut PendingH) {
-    let _ = catch_unwind(AssertUnwindSafe(|| drop_handle(h)));
-}
+drop_export!(iox_pending_drop, PendingH);
 
 fn receive_error(e: ReceiveError) -> i32 {
     match e {
@@ -1036,10 +1016,7 @@ pub unsafe extern "C" fn iox_server_create(
     })
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn iox_server_drop(h: *mut ServerH) {
-    let _ = catch_unwind(AssertUnwindSafe(|| drop_handle(h)));
-}
+drop_export!(iox_server_drop, ServerH);
 
 /// Writes 1 to `out` when a request is waiting.
 #[no_mangle]
@@ -1118,12 +1095,12 @@ pub struct ActiveH {
     populated: Arc<Populated>,
 }
 
-/// Ends the response stream of the request: the client's pending response
-/// sees it once it has received what was sent before.
-#[no_mangle]
-pub unsafe extern "C" fn iox_active_drop(h: *mut ActiveH) {
-    let _ = catch_unwind(AssertUnwindSafe(|| drop_handle(h)));
-}
+drop_export!(
+    /// Ends the response stream of the request: the client's pending response
+    /// sees it once it has received what was sent before.
+    iox_active_drop,
+    ActiveH
+);
 
 /// Returns 1 while the client still waits for responses (its pending response
 /// exists), 0 once it gave up or is gone, or a negated status.

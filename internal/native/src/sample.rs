@@ -1,0 +1,80 @@
+//! Samples in place: a loaned sample Go writes before sending, and a received
+//! sample Go reads before releasing. Go reads each one's payload address and
+//! length straight from the handle's first two words.
+
+use std::sync::Arc;
+
+use iceoryx2::sample_mut::SampleMut;
+use iceoryx2::service::port_factory::PortFactory;
+
+use crate::classify::send_error;
+use crate::guard::{drop_export, guard_value, into_handle, on_hot};
+use crate::publisher::{full_check, PublisherH};
+use crate::pubsub::PubSubFactory;
+use crate::status::*;
+use crate::subscriber::{payload_of, RxSample};
+use crate::{Bytes, Hdr, Svc};
+
+/// A loaned sample.
+#[repr(C)]
+pub struct SampleMutH {
+    ptr: *mut u8,
+    len: u64,
+    sample: SampleMut<Svc, Bytes, Hdr>,
+    /// The service, when the publisher is `BP_FAIL` (see `expected_recipients`).
+    fail: Option<Arc<PubSubFactory>>,
+}
+
+/// Loans a writable sample of `len` bytes in shared memory. Returns the handle
+/// (whose first two words are the payload address and length), or a negated status.
+#[no_mangle]
+pub unsafe extern "C" fn iox_publisher_loan(h: *mut PublisherH, len: usize) -> i64 {
+    on_hot(h, |p| {
+        let (sample, ptr) = p.loan(len)?;
+        let fail = p.fail.then(|| p.service.clone());
+        Ok(into_handle(SampleMutH { ptr, len: len as u64, sample, fail }) as i64)
+    })
+}
+
+/// Sends a loaned sample and frees its handle, whatever the outcome. Returns the
+/// number of subscribers that got it, or a negated status.
+#[no_mangle]
+pub unsafe extern "C" fn iox_sample_mut_send(h: *mut SampleMutH) -> i64 {
+    guard_value(|| {
+        if h.is_null() {
+            return Err(IOX_E_INVALID_ARGUMENT);
+        }
+        let s = Box::from_raw(h);
+        let expected = s.fail.as_ref().map(|f| f.dynamic_config().number_of_subscribers());
+        let k = s.sample.send().map_err(send_error)?;
+        full_check(k, expected).map(|n| n as i64)
+    })
+}
+
+drop_export!(
+    /// Returns a loaned sample unsent.
+    iox_sample_mut_drop,
+    SampleMutH
+);
+
+/// A borrowed (received) sample.
+#[repr(C)]
+pub struct SampleH {
+    ptr: *const u8,
+    len: u64,
+    _sample: RxSample,
+}
+
+impl SampleH {
+    pub fn new(sample: RxSample) -> SampleH {
+        let data = payload_of(&sample);
+        let (ptr, len) = (data.as_ptr(), data.len() as u64);
+        SampleH { ptr, len, _sample: sample }
+    }
+}
+
+drop_export!(
+    /// Releases a borrowed sample: its memory goes back to the publisher.
+    iox_sample_release,
+    SampleH
+);
