@@ -48,6 +48,9 @@ var (
 	// ErrNoServer: a request found no server of its request-response service
 	// (errors.Is ErrPeerGone).
 	ErrNoServer = &subError{"iox: no server", []error{ErrPeerGone}}
+	// ErrNoResponse: the servers ended a call without answering it (the
+	// handler failed or panicked, or the server closed).
+	ErrNoResponse = errors.New("iox: no response")
 	// ErrPairFull: both ends of the pair are taken.
 	ErrPairFull = errors.New("iox: pair already has two ends")
 	// ErrClosed: use after Close. errors.Is also matches net.ErrClosed.

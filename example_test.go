@@ -3,9 +3,11 @@ package iox_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"time"
 
 	"github.com/iox-go/iox"
@@ -19,6 +21,7 @@ func init() {
 	children["example-echo"] = exampleEchoPeer
 	children["example-publisher"] = examplePublisherPeer
 	children["example-events"] = exampleEventsPeer
+	children["example-server"] = exampleServerPeer
 }
 
 // peer starts this binary again in role and returns the node of a private
@@ -223,4 +226,59 @@ func ExamplePublisher() {
 	// Output:
 	// copied
 	// written in place
+}
+
+// Request/response: the other process serves calls, here the length of each
+// word, with handlers that run on up to four goroutines at once.
+func ExampleOpenClient() {
+	node, wait := peer("example-server")
+	defer wait()
+
+	ctx := context.Background()
+	client, err := iox.OpenClient(ctx, node, "example/len", iox.Raw{}, iox.Raw{})
+	if err != nil {
+		panic(err)
+	}
+	for _, word := range []string{"zero", "copy", "calls"} {
+		n, err := client.Call(ctx, []byte(word)) // waits for the server if it is not there yet
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%s -> %s\n", word, n)
+	}
+	bye, err := client.Call(ctx, []byte("quit"))
+	fmt.Println(string(bye), err)
+	fmt.Println("close:", client.Close())
+	// Output:
+	// zero -> 4
+	// copy -> 4
+	// calls -> 5
+	// bye <nil>
+	// close: <nil>
+}
+
+func exampleServerPeer() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	server, err := iox.OpenServer(context.Background(), node, "example/len", iox.Raw{}, iox.Raw{})
+	if err != nil {
+		return err
+	}
+	defer server.Close()
+	err = server.Serve(ctx, 4, func(_ context.Context, req []byte) ([]byte, error) {
+		if string(req) == "quit" {
+			stop() // Serve returns once this handler has answered
+			return []byte("bye"), nil
+		}
+		return []byte(strconv.Itoa(len(req))), nil
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

@@ -1,0 +1,491 @@
+package iox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Request/response as Go calls: a Caller sends requests to the servers of a
+// request/response service and waits for their responses; a Responder (see
+// OpenServer) hands the requests to Go code and sends the answers back.
+//
+// The service itself is a plain iceoryx2 request/response service of [u8] (or
+// fixed-type) requests and responses without user headers, so Rust, C++ and
+// Python clients and servers of the same iceoryx2 release take part as they
+// are. Wake-ups travel on event services of their own: every iox server
+// listens on NAME.iox-req, which iox clients notify after each request, and
+// every iox client listens on NAME.iox-resp.<client id>, which iox servers
+// notify after each response. Peers in other languages do not notify: while
+// one is there, the side waiting for it looks every WithPoll interval.
+//
+// Semantics follow iceoryx2's: every server of the service receives every
+// request and may answer it, and a client receives the responses of all of
+// them, in the order each server sent its own. Call returns the first response;
+// Stream delivers them all. To spread work, run one server with Serve's
+// concurrency rather than several servers.
+const (
+	rpcReqSuffix  = ".iox-req"
+	rpcRespSuffix = ".iox-resp."
+	rpcIDLen      = 32 // hex digits of a client id
+)
+
+// Defaults of the request/response adapters' service settings.
+const (
+	rpcMaxActive   = 16 // requests in flight per client (MaxActiveRequests)
+	rpcRespBuffer  = 8  // responses a pending call holds unread (ResponseBufferSize)
+	rpcMaxClients  = 8
+	rpcMaxServers  = 2
+	rpcWaitRetries = time.Millisecond // first retry interval of a full server or client
+)
+
+// Caller is the client end of a request/response service: Call sends a request
+// and waits for the answer, Stream receives every response to one request.
+// Many calls may be in flight at once, from any number of goroutines, up to the
+// service's MaxActiveRequests; further calls wait for a slot.
+type Caller[Req, Resp any] struct {
+	name    string
+	node    *Node
+	cfg     chanConfig
+	svc     *RequestResponseService
+	client  *Client
+	wakeSrv *Notifier // wakes the servers after a request
+	lis     *Listener // servers wake this client here
+	self    *Notifier // wakes this client's own waiters when a server dies
+	reqEv   *EventService
+	bell    *bell
+	enc     func([]byte, Req) ([]byte, error)
+	dec     Codec[Resp]
+	slots   chan struct{}
+	bufs    sync.Pool
+	ports   ports
+	life    *life
+	closer  closer
+	spinMu  sync.Mutex
+	spin    spinner
+
+	mu      sync.Mutex
+	watched map[UniqueID]func() // server nodes whose death this client watches
+	crashes atomic.Uint64       // server processes seen to die
+}
+
+// OpenClient opens a client of the request/response service name, whose
+// requests are Req values encoded by reqCodec and whose responses are Resp
+// values decoded by respCodec (Raw for []byte, Fixed for fixed-layout types).
+// ctx bounds the client's life, as for every channel: when it ends, calls in
+// flight fail and the client ends. Opening never waits for a server; a Call
+// made while there is none waits for one (see Call).
+//
+// Options: MaxMessageSize bounds requests and responses, WithSpin,
+// WithPeerTimeout and WithPoll work as on channels, WithChanCap sizes Stream's
+// channel, and the service settings MaxActiveRequests, ResponseBufferSize,
+// MaxClients, MaxServers and MaxNodes apply when the client creates the
+// service (and are checked against it otherwise).
+func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, reqCodec Codec[Req], respCodec Codec[Resp], opts ...Option) (*Caller[Req, Resp], error) {
+	const op = "open client"
+	o, err := prepareRPC(ctx, op, name, "client", opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Caller[Req, Resp]{name: name, node: node, cfg: o.ch, enc: encoder(reqCodec), dec: respCodec, life: newLife(),
+		watched: map[UniqueID]func(){}, spin: newSpinner(o.ch.spin)}
+	if c.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
+		return nil, err
+	}
+	c.ports.add(c.svc)
+	if err := c.open(o); err != nil {
+		c.ports.release()
+		return nil, err
+	}
+	c.slots = make(chan struct{}, c.svc.Config().MaxActiveRequests)
+	c.bell = newBell(c.lis)
+	c.closer.watch(ctx, "client", name, c.shutdown)
+	return c, nil
+}
+
+func (c *Caller[Req, Resp]) open(o options) error {
+	var err error
+	if c.client, err = c.svc.Client(MaxMessageSize(o.ch.maxMessage)); err != nil {
+		return err
+	}
+	c.ports.add(c.client)
+	if c.reqEv, err = rpcEvents(c.node, c.name+rpcReqSuffix, c.svc.Config()); err != nil {
+		return err
+	}
+	c.ports.add(c.reqEv)
+	if c.wakeSrv, err = c.reqEv.Notifier(); err != nil {
+		return err
+	}
+	c.ports.add(c.wakeSrv)
+	own, err := rpcEvents(c.node, rpcRespName(c.name, c.client.ID()), c.svc.Config())
+	if err != nil {
+		return err
+	}
+	c.ports.add(own)
+	if c.lis, err = own.Listener(); err != nil {
+		return err
+	}
+	c.ports.add(c.lis)
+	if c.self, err = own.Notifier(); err != nil {
+		return err
+	}
+	c.ports.add(c.self)
+	return nil
+}
+
+// Call sends req and returns the first response. It waits, bounded by ctx,
+// while all of the client's request slots are taken, while no server is there
+// yet, and while the servers' request buffers are full. Errors:
+//   - ErrNoResponse (an *Error): the servers ended the call without answering,
+//     for example because the handler failed, panicked or the server closed;
+//   - ErrPeerCrashed: every server that had the request died;
+//   - ErrMessageTooLarge: req or the response exceeds MaxMessageSize;
+//   - the error of ctx; then the server sees that the caller went away.
+//
+// After the client ended Call returns Err.
+func (c *Caller[Req, Resp]) Call(ctx context.Context, req Req) (Resp, error) {
+	var zero Resp
+	call, err := c.start(ctx, req)
+	if err != nil {
+		return zero, err
+	}
+	defer c.finish(call)
+	v, ok, err := c.next(ctx, call)
+	switch {
+	case err != nil:
+		return zero, err
+	case !ok:
+		return zero, c.unanswered(call)
+	}
+	return v, nil
+}
+
+// call is one request in flight.
+type call struct {
+	pending *PendingResponse
+	crashes uint64 // server deaths seen when it was sent
+	buf     []byte // receive buffer
+	got     int    // responses received
+}
+
+// start takes a slot and sends req, waiting for a server when there is none.
+func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
+	if err := c.life.err(); err != nil {
+		return nil, err
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.life.Done():
+		return nil, c.life.err()
+	}
+	bp, _ := c.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	msg, err := c.enc(*bp, req)
+	defer func() {
+		if cap(msg) <= 64<<10 {
+			*bp = msg[:0]
+			c.bufs.Put(bp)
+		}
+	}()
+	if err == nil && len(msg) > c.cfg.maxMessage {
+		err = &Error{Op: "call", Name: c.name, Kind: ErrMessageTooLarge,
+			Detail: fmt.Sprintf("request of %d bytes, MaxMessageSize is %d", len(msg), c.cfg.maxMessage)}
+	}
+	if err != nil {
+		<-c.slots
+		return nil, err
+	}
+	retry := rpcWaitRetries
+	for {
+		crashes := c.crashes.Load()
+		p, err := c.client.sendNotify(msg, c.wakeSrv, evData)
+		if err == nil {
+			c.watchServers()
+			return &call{pending: p, crashes: crashes}, nil
+		}
+		if !errors.Is(err, ErrNoServer) && !errors.Is(err, ErrWouldBlock) && !errors.Is(err, ErrLimitReached) {
+			<-c.slots
+			if e := c.life.err(); e != nil {
+				return nil, e
+			}
+			return nil, err
+		}
+		// No server yet, or the servers' buffers are full: look again soon.
+		if err := c.pause(ctx, retry); err != nil {
+			<-c.slots
+			return nil, err
+		}
+		retry = min(2*retry, c.cfg.poll)
+	}
+}
+
+// pause waits d, or less when the client ends or ctx ends (their error).
+func (c *Caller[Req, Resp]) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.life.Done():
+		return c.life.err()
+	}
+}
+
+// finish gives the call's slot back; dropping its pending response tells the
+// servers that nobody waits for more answers.
+func (c *Caller[Req, Resp]) finish(cl *call) {
+	cl.pending.Close()
+	<-c.slots
+}
+
+// next returns the call's next response, or ok false at the end of its stream.
+func (c *Caller[Req, Resp]) next(ctx context.Context, cl *call) (v Resp, ok bool, err error) {
+	c.spinMu.Lock()
+	sp := c.spin
+	c.spinMu.Unlock()
+	defer func() {
+		c.spinMu.Lock()
+		c.spin = sp
+		c.spinMu.Unlock()
+	}()
+	for {
+		seen := c.bell.seen()
+		n, got, live, err := cl.pending.receive(cl.buf)
+		if err == nil && !got && live {
+			if err := c.ended(cl); err != nil {
+				return v, false, err
+			}
+			poll := func() bool {
+				n, got, live, err = cl.pending.receive(cl.buf)
+				return got || !live || err != nil
+			}
+			if !sp.spin(poll, c.life.Done()) {
+				err := c.park(ctx, seen)
+				sp.parked()
+				if err != nil {
+					return v, false, err
+				}
+				continue
+			}
+		}
+		var small *BufferTooSmallError
+		switch {
+		case errors.As(err, &small):
+			if small.Need > c.cfg.maxMessage {
+				return v, false, &Error{Op: "call", Name: c.name, Kind: ErrMessageTooLarge,
+					Detail: fmt.Sprintf("response of %d bytes, MaxMessageSize is %d", small.Need, c.cfg.maxMessage)}
+			}
+			cl.buf = make([]byte, small.Need)
+		case err != nil:
+			if e := c.life.err(); e != nil {
+				return v, false, e
+			}
+			return v, false, err
+		case got:
+			cl.got++
+			v, err := c.dec.Decode(cl.buf[:n])
+			if err != nil {
+				return v, false, &Error{Op: "call", Name: c.name, Kind: ErrProtocol, Detail: err.Error()}
+			}
+			return v, true, nil
+		default: // the end of the stream
+			return v, false, nil
+		}
+	}
+}
+
+// ended is the error that ends a call still waiting: the client's end, or the
+// death of every server after the call was sent.
+func (c *Caller[Req, Resp]) ended(cl *call) error {
+	if err := c.life.err(); err != nil {
+		return err
+	}
+	if c.crashes.Load() != cl.crashes && c.liveServers() == 0 {
+		return &Error{Op: "call", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
+	}
+	return nil
+}
+
+// park waits until the bell rings after seen: a server answered, a server
+// died, or, while a server that never notifies is there, the poll interval
+// passed.
+func (c *Caller[Req, Resp]) park(ctx context.Context, seen uint64) error {
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if c.foreignServers() {
+		wctx, cancel = context.WithTimeout(ctx, c.cfg.poll)
+	}
+	err := c.bell.wait(wctx, c.life.Done(), seen)
+	cancel()
+	switch {
+	case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return nil
+	case errors.Is(err, errDone):
+		return c.life.err()
+	}
+	if e := c.life.err(); e != nil {
+		return e
+	}
+	return err
+}
+
+// unanswered is the error of a call whose stream ended without a response.
+func (c *Caller[Req, Resp]) unanswered(cl *call) error {
+	if err := c.ended(cl); err != nil {
+		return err
+	}
+	return &Error{Op: "call", Name: c.name, Kind: ErrNoResponse,
+		Detail: "the server ended the call without a response (its handler failed or it closed)"}
+}
+
+// foreignServers reports whether a server is there that does not notify: one
+// without a listener on the request events.
+func (c *Caller[Req, Resp]) foreignServers() bool {
+	_, servers, err := c.svc.Counts()
+	if err != nil {
+		return true
+	}
+	_, listeners, err := c.reqEv.Counts()
+	return err != nil || servers > listeners
+}
+
+// watchServers watches the processes of the servers there now, so that calls
+// fail quickly when they die.
+func (c *Caller[Req, Resp]) watchServers() {
+	servers, err := c.svc.Servers()
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.life.err() != nil {
+		return
+	}
+	for _, s := range servers {
+		if _, ok := c.watched[s.Node]; ok || s.Node == (UniqueID{}) {
+			continue
+		}
+		c.watched[s.Node] = watchNode(c.node.lib, s.Node, c.cfg.peerTimeout/4, func() {
+			c.crashes.Add(1)
+			c.svc.CleanupDeadNodes()
+			c.self.Notify(evDead) // wakes the waiting calls
+		})
+	}
+}
+
+// liveServers counts the servers whose process is alive.
+func (c *Caller[Req, Resp]) liveServers() int {
+	c.svc.CleanupDeadNodes()
+	_, n, err := c.svc.Counts()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// Stream sends req and returns the responses as they come: every server's, in
+// the order each sent its own. It waits as Call does before the request is
+// sent. The stream's channel closes at its end; Err then says why.
+func (c *Caller[Req, Resp]) Stream(ctx context.Context, req Req) (*Stream[Resp], error) {
+	cl, err := c.start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stream[Resp]{c: make(chan Resp, c.cfg.chanCap), done: make(chan struct{})}
+	sctx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	go func() {
+		defer close(s.done)
+		defer close(s.c)
+		defer c.finish(cl)
+		defer cancel()
+		for {
+			v, ok, err := c.next(sctx, cl)
+			if err != nil || !ok {
+				if err == nil && c.crashes.Load() != cl.crashes && c.liveServers() == 0 {
+					err = &Error{Op: "stream", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
+				}
+				s.err = err
+				return
+			}
+			select {
+			case s.c <- v:
+			case <-sctx.Done():
+				s.err = sctx.Err()
+				return
+			case <-c.life.Done():
+				s.err = c.life.err()
+				return
+			}
+		}
+	}()
+	return s, nil
+}
+
+// Done is closed when the client has ended; Err says why.
+func (c *Caller[Req, Resp]) Done() <-chan struct{} { return c.life.Done() }
+
+// Err is nil while the client is open, then why it ended: ErrClosed after
+// Close, or an *Error wrapping the cause of its context.
+func (c *Caller[Req, Resp]) Err() error { return c.life.err() }
+
+// Close ends the client: calls in flight fail with ErrClosed and the servers
+// see their callers go away. A second Close returns ErrClosed.
+func (c *Caller[Req, Resp]) Close() error { return c.closer.close("client", "close client", c.name) }
+
+func (c *Caller[Req, Resp]) shutdown(reason error, _ bool) error {
+	c.life.end(reason, true)
+	c.lis.kick()
+	// Calls in flight see the end and give their slots back.
+	for i := 0; i < cap(c.slots); i++ {
+		c.slots <- struct{}{}
+	}
+	c.mu.Lock()
+	for _, stop := range c.watched {
+		stop()
+	}
+	c.watched = nil
+	c.mu.Unlock()
+	c.ports.release()
+	return nil
+}
+
+// Stream is the responses to one request (see Caller.Stream).
+type Stream[Resp any] struct {
+	c      chan Resp
+	done   chan struct{}
+	cancel context.CancelFunc
+	err    error
+}
+
+// In delivers the responses and is closed at the end of the stream.
+func (s *Stream[Resp]) In() <-chan Resp { return s.c }
+
+// Err is nil until In is closed, then why the stream ended: nil at its normal
+// end, ErrPeerCrashed, the context's error, or the client's end.
+func (s *Stream[Resp]) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Close stops receiving: the servers see that the caller went away. It returns
+// once the stream has ended.
+func (s *Stream[Resp]) Close() error {
+	s.cancel()
+	for range s.c {
+	}
+	<-s.done
+	return nil
+}

@@ -1,0 +1,482 @@
+package iox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// rpcIdleLook is how often an idle Responder with only iox clients looks
+// whether a client in another language (which never notifies) has joined.
+const rpcIdleLook = time.Second
+
+// Responder is the server end of a request/response service (see OpenServer).
+// Requests come from In or Recv; each is answered through its Request, or by a
+// handler run by Serve.
+type Responder[Req, Resp any] struct {
+	name   string
+	node   *Node
+	cfg    chanConfig
+	svc    *RequestResponseService
+	server *Server
+	reqEv  *EventService
+	lis    *Listener
+	bell   *bell
+	dec    Codec[Req]
+	enc    func([]byte, Resp) ([]byte, error)
+	ports  ports
+	life   *life
+	closer closer
+	feeds  group
+	inOnce sync.Once
+	in     chan *Request[Req, Resp]
+
+	rxMu sync.Mutex // one receive at a time, into buf
+	buf  []byte
+	spin spinner
+
+	mu    sync.Mutex
+	wakes map[UniqueID]*Notifier // per client; nil for clients that do not listen
+	open  map[*Request[Req, Resp]]struct{}
+}
+
+// OpenServer opens a server of the request/response service name, whose
+// requests are Req values decoded by reqCodec and whose responses are Resp
+// values encoded by respCodec. ctx bounds the server's life. Options as for
+// OpenClient, plus OnDrop, which receives the errors of requests that could
+// not be answered (undecodable or oversized requests, failed handlers).
+func OpenServer[Req, Resp any](ctx context.Context, node *Node, name string, reqCodec Codec[Req], respCodec Codec[Resp], opts ...Option) (*Responder[Req, Resp], error) {
+	const op = "open server"
+	o, err := prepareRPC(ctx, op, name, "server", opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Responder[Req, Resp]{name: name, node: node, cfg: o.ch, dec: reqCodec, enc: encoder(respCodec), life: newLife(),
+		in: make(chan *Request[Req, Resp], o.ch.chanCap), spin: newSpinner(o.ch.spin),
+		wakes: map[UniqueID]*Notifier{}, open: map[*Request[Req, Resp]]struct{}{}}
+	if r.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
+		return nil, err
+	}
+	r.ports.add(r.svc)
+	if err := r.openPorts(); err != nil {
+		r.ports.release()
+		return nil, err
+	}
+	r.bell = newBell(r.lis)
+	r.closer.watch(ctx, "server", name, r.shutdown)
+	return r, nil
+}
+
+func (r *Responder[Req, Resp]) openPorts() error {
+	var err error
+	if r.server, err = r.svc.Server(MaxMessageSize(r.cfg.maxMessage)); err != nil {
+		return err
+	}
+	r.ports.add(r.server)
+	if r.reqEv, err = rpcEvents(r.node, r.name+rpcReqSuffix, r.svc.Config()); err != nil {
+		return err
+	}
+	r.ports.add(r.reqEv)
+	if r.lis, err = r.reqEv.Listener(); err != nil {
+		return err
+	}
+	r.ports.add(r.lis)
+	return nil
+}
+
+// Recv returns the next request. A request that cannot be taken (larger than
+// MaxMessageSize, or undecodable) is ended without a response and reported by
+// Recv's error, one per request, after which the server goes on. Once the
+// server ended Recv returns Err.
+func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], error) {
+	r.rxMu.Lock()
+	defer r.rxMu.Unlock()
+	for {
+		if err := r.life.err(); err != nil {
+			return nil, err
+		}
+		seen := r.bell.seen()
+		q, err := r.take()
+		if q != nil || err != nil {
+			return q, err
+		}
+		if r.spin.spin(r.hasRequests, r.life.Done()) {
+			continue
+		}
+		every := rpcIdleLook
+		if r.foreignClients() {
+			every = r.cfg.poll
+		}
+		wctx, cancel := context.WithTimeout(ctx, every)
+		err = r.bell.wait(wctx, r.life.Done(), seen)
+		cancel()
+		r.spin.parked()
+		switch {
+		case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		case errors.Is(err, errDone):
+			return nil, r.life.err()
+		default:
+			if e := r.life.err(); e != nil {
+				return nil, e
+			}
+			return nil, err
+		}
+	}
+}
+
+func (r *Responder[Req, Resp]) hasRequests() bool {
+	ok, _ := r.server.HasRequests()
+	return ok
+}
+
+// take receives one request if there is one; held under rxMu.
+func (r *Responder[Req, Resp]) take() (*Request[Req, Resp], error) {
+	for {
+		a, n, ok, err := r.server.TryReceive(r.buf)
+		var small *BufferTooSmallError
+		if errors.As(err, &small) {
+			if small.Need > r.cfg.maxMessage {
+				// take it into a scratch buffer only to end it
+				if a, _, ok, err = r.server.TryReceive(make([]byte, small.Need)); ok && err == nil {
+					a.Close()
+				}
+				return nil, &Error{Op: "receive request", Name: r.name, Kind: ErrMessageTooLarge,
+					Detail: fmt.Sprintf("request of %d bytes, MaxMessageSize is %d", small.Need, r.cfg.maxMessage)}
+			}
+			r.buf = make([]byte, small.Need)
+			continue
+		}
+		if err != nil {
+			if e := r.life.err(); e != nil {
+				return nil, e
+			}
+			return nil, &Error{Op: "receive request", Name: r.name, Kind: err}
+		}
+		if !ok {
+			return nil, nil
+		}
+		v, err := r.dec.Decode(r.buf[:n])
+		if err != nil {
+			a.Close()
+			return nil, &Error{Op: "receive request", Name: r.name, Kind: ErrProtocol, Detail: err.Error()}
+		}
+		q := &Request[Req, Resp]{Value: v, r: r, active: a, wake: r.wakeFor(a.Origin())}
+		r.mu.Lock()
+		if r.open == nil { // the server closed meanwhile
+			r.mu.Unlock()
+			a.Close()
+			return nil, r.life.err()
+		}
+		r.open[q] = struct{}{}
+		r.mu.Unlock()
+		return q, nil
+	}
+}
+
+// foreignClients reports whether a client is there that does not notify: one
+// without a notifier on the request events.
+func (r *Responder[Req, Resp]) foreignClients() bool {
+	clients, _, err := r.svc.Counts()
+	if err != nil {
+		return true
+	}
+	notifiers, _, err := r.reqEv.Counts()
+	return err != nil || clients > notifiers
+}
+
+// wakeFor returns the notifier that wakes the client origin, nil for a client
+// that does not listen (one in another language).
+func (r *Responder[Req, Resp]) wakeFor(origin UniqueID) *Notifier {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.wakes[origin]; ok || r.wakes == nil {
+		return n
+	}
+	if len(r.wakes) >= 2*r.svc.Config().MaxClients { // clients came and went
+		r.forgetGone()
+	}
+	var n *Notifier
+	if ev, err := r.node.Event(rpcRespName(r.name, origin), OpenOnly()); err == nil {
+		n, _ = ev.Notifier()
+		ev.Close()
+	}
+	r.wakes[origin] = n
+	return n
+}
+
+// forgetGone closes the cached notifiers of clients that left; held under mu.
+func (r *Responder[Req, Resp]) forgetGone() {
+	clients, err := r.svc.Clients()
+	if err != nil {
+		return
+	}
+	here := make(map[UniqueID]bool, len(clients))
+	for _, c := range clients {
+		here[c.Port] = true
+	}
+	for id, n := range r.wakes {
+		if !here[id] {
+			if n != nil {
+				n.Close()
+			}
+			delete(r.wakes, id)
+		}
+	}
+}
+
+// In delivers the requests; it is closed when the server ends. Requests that
+// cannot be taken go to OnDrop. A goroutine behind it starts on the first call.
+func (r *Responder[Req, Resp]) In() <-chan *Request[Req, Resp] {
+	r.inOnce.Do(func() {
+		if !r.feeds.start(r.feed) {
+			close(r.in)
+		}
+	})
+	return r.in
+}
+
+func (r *Responder[Req, Resp]) feed() {
+	defer close(r.in)
+	ctx := r.life.ctx
+	for {
+		q, err := r.Recv(ctx)
+		if err != nil {
+			if r.life.err() != nil {
+				return
+			}
+			r.drop(err)
+			continue
+		}
+		select {
+		case r.in <- q:
+		case <-r.life.Done():
+			q.Close()
+			return
+		}
+	}
+}
+
+func (r *Responder[Req, Resp]) drop(err error) {
+	if r.cfg.onDrop != nil {
+		r.cfg.onDrop(err)
+	}
+}
+
+// Serve answers requests with handler, running up to workers handlers at once,
+// until ctx ends or the server ends; it returns why. A handler's error, or a
+// panic inside it (recovered: it does not take the process down), ends that
+// request without a response, so the caller's Call fails with ErrNoResponse,
+// and goes to OnDrop; the server goes on. Serve waits for its handlers before
+// it returns.
+func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler func(context.Context, Req) (Resp, error)) error {
+	if workers < 1 || workers > maxCount {
+		return &Error{Op: "serve", Name: r.name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("workers %d outside 1..%d", workers, maxCount)}
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.life.Done():
+			return r.life.err()
+		}
+		q, err := r.Recv(ctx)
+		if err != nil {
+			<-sem
+			if ctx.Err() != nil || r.life.err() != nil {
+				return err
+			}
+			r.drop(err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r.handle(ctx, q, handler)
+		}()
+	}
+}
+
+func (r *Responder[Req, Resp]) handle(ctx context.Context, q *Request[Req, Resp], handler func(context.Context, Req) (Resp, error)) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.Close()
+			r.drop(&Error{Op: "serve", Name: r.name, Kind: ErrNoResponse, Detail: fmt.Sprintf("the handler panicked: %v", p)})
+		}
+	}()
+	v, err := handler(ctx, q.Value)
+	if err != nil {
+		q.Close()
+		r.drop(&Error{Op: "serve", Name: r.name, Kind: ErrNoResponse, Detail: "the handler failed: " + err.Error()})
+		return
+	}
+	if err := q.Reply(ctx, v); err != nil {
+		r.drop(err)
+	}
+}
+
+// Done is closed when the server has ended; Err says why.
+func (r *Responder[Req, Resp]) Done() <-chan struct{} { return r.life.Done() }
+
+// Err is nil while the server is open, then why it ended: ErrClosed after
+// Close, or an *Error wrapping the cause of its context.
+func (r *Responder[Req, Resp]) Err() error { return r.life.err() }
+
+// Close ends the server: requests not yet answered end without a response, so
+// their callers' Calls fail with ErrNoResponse. A second Close returns
+// ErrClosed.
+func (r *Responder[Req, Resp]) Close() error { return r.closer.close("server", "close server", r.name) }
+
+func (r *Responder[Req, Resp]) shutdown(reason error, _ bool) error {
+	r.life.end(reason, true)
+	r.lis.kick()
+	r.feeds.stop()
+	r.rxMu.Lock() // no receive in progress from here on
+	r.mu.Lock()
+	open, wakes := r.open, r.wakes
+	r.open, r.wakes = nil, nil
+	r.mu.Unlock()
+	for q := range open {
+		q.end() // wakes its caller, which then sees the end
+	}
+	for _, n := range wakes {
+		if n != nil {
+			n.Close()
+		}
+	}
+	r.ports.release()
+	r.rxMu.Unlock()
+	return nil
+}
+
+// Request is one request a Responder received, with the means to answer it:
+// Reply for a single response, Send for each response of a stream and Close to
+// end the stream. A request not answered keeps its caller waiting, so every
+// Request ends with Reply or Close. It is safe for use by multiple goroutines.
+type Request[Req, Resp any] struct {
+	// Value is the request.
+	Value Req
+
+	r      *Responder[Req, Resp]
+	active *ActiveRequest
+	wake   *Notifier // wakes the caller; nil for callers that do not listen
+	mu     sync.Mutex
+	ended  bool
+	buf    []byte
+}
+
+// Reply sends v as the response and ends the request. It waits, bounded by
+// ctx, while the caller's response buffer is full. Errors: ErrPeerClosed when
+// the caller went away (its Call's context ended, or it closed), ErrClosed when
+// the request was already answered or the server closed, ErrMessageTooLarge.
+func (q *Request[Req, Resp]) Reply(ctx context.Context, v Resp) error { return q.send(ctx, v, true) }
+
+// Send sends v as one response of a stream; Close ends the stream. Errors as
+// for Reply.
+func (q *Request[Req, Resp]) Send(ctx context.Context, v Resp) error { return q.send(ctx, v, false) }
+
+// Connected reports whether the caller still waits for responses.
+func (q *Request[Req, Resp]) Connected() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.ended && q.active.Connected()
+}
+
+// Close ends the request; a caller still waiting for its first response gets
+// ErrNoResponse. Closing an ended request returns ErrClosed.
+func (q *Request[Req, Resp]) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ended {
+		return &Error{Op: "close request", Name: q.r.name, Kind: ErrClosed}
+	}
+	q.finish()
+	return nil
+}
+
+func (q *Request[Req, Resp]) send(ctx context.Context, v Resp, last bool) error {
+	op := "send response"
+	if last {
+		op = "reply"
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ended {
+		return &Error{Op: op, Name: q.r.name, Kind: ErrClosed, Detail: "the request was answered already or the server closed"}
+	}
+	msg, err := q.r.enc(q.buf, v)
+	if err != nil {
+		return &Error{Op: op, Name: q.r.name, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
+	if cap(msg) <= 64<<10 {
+		q.buf = msg[:0]
+	}
+	if len(msg) > q.r.cfg.maxMessage {
+		return &Error{Op: op, Name: q.r.name, Kind: ErrMessageTooLarge,
+			Detail: fmt.Sprintf("response of %d bytes, MaxMessageSize is %d", len(msg), q.r.cfg.maxMessage)}
+	}
+	retry := rpcWaitRetries
+	for {
+		err := q.active.sendNotify(msg, q.wake, evData)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrPeerClosed) {
+			q.finish()
+			return &Error{Op: op, Name: q.r.name, Kind: ErrPeerClosed, Detail: "the caller went away"}
+		}
+		if !errors.Is(err, ErrWouldBlock) {
+			return err
+		}
+		// the caller's buffer is full: it frees room as it reads
+		t := time.NewTimer(retry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-q.r.life.Done():
+			t.Stop()
+			return q.r.life.err()
+		}
+		retry = min(2*retry, q.r.cfg.poll)
+	}
+	if last {
+		q.finish()
+	}
+	return nil
+}
+
+// finish ends the request once; held under q.mu. The caller learns of the
+// end when it next looks, so it is woken.
+func (q *Request[Req, Resp]) finish() {
+	q.ended = true
+	q.active.Close()
+	if q.wake != nil {
+		q.wake.Notify(evData)
+	}
+	q.r.mu.Lock()
+	if q.r.open != nil {
+		delete(q.r.open, q)
+	}
+	q.r.mu.Unlock()
+}
+
+// end is finish for the server's shutdown.
+func (q *Request[Req, Resp]) end() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.ended {
+		q.ended = true
+		q.active.Close()
+		if q.wake != nil {
+			q.wake.Notify(evData)
+		}
+	}
+}
