@@ -1,6 +1,7 @@
 package iox_test
 
 import (
+	"context"
 	"errors"
 	"math"
 	"os"
@@ -421,4 +422,46 @@ func TestNewBatchClampsSizes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, k)
 	require.Equal(t, "grows", string(b.Message(0)))
+}
+
+// Extreme option values give typed errors from the native library (or work),
+// never a crash. (Values a Go channel cannot hold are checked in fuzz_test.go.)
+func TestExtremeChannelOptionsGiveTypedErrors(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		what string
+		opts []iox.Option
+	}{
+		{"queue MaxInt", []iox.Option{iox.BufferSize(math.MaxInt)}},
+		{"history MaxInt (lossy)", []iox.Option{iox.Lossy(), iox.History(math.MaxInt)}},
+		{"subscribers MaxInt", []iox.Option{iox.MaxSubscribers(math.MaxInt)}},
+		{"publishers MaxInt", []iox.Option{iox.MaxPublishers(math.MaxInt)}},
+		{"queue 1<<40", []iox.Option{iox.BufferSize(1 << 40)}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			var err error
+			within(t, 30*time.Second, "opening", func() {
+				var p *iox.Pub[[]byte]
+				var s *iox.Sub[[]byte]
+				if s, err = iox.OpenSub(ctx, node, "extreme", tc.opts...); err != nil {
+					return
+				}
+				defer s.Close()
+				if p, err = iox.OpenPub(ctx, node, "extreme", tc.opts...); err != nil {
+					return
+				}
+				defer p.Close()
+				if err = p.Send(ctx, []byte("x")); err == nil {
+					_, err = s.Recv(ctx)
+				}
+			})
+			t.Logf("%s: %s %v", tc.what, kindOf(err), err)
+			if err != nil {
+				requireTyped(t, err, tc.what)
+				assert.NotErrorIs(t, err, iox.ErrInternal, "a clear refusal, not an internal failure")
+			}
+		})
+	}
 }

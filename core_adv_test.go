@@ -1151,17 +1151,3 @@ func childAdvPairRecvClose() error {
 	parentSays()
 	return nil
 }
-
-// processState is the state letter of a process in /proc (R, S, T, ...).
-func processState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
-}

@@ -119,16 +119,3 @@ func TestGoPublisherToPythonSubscriber(t *testing.T) {
 	}
 	require.NoError(t, waitTimeout(cmd, 20*time.Second))
 }
-
-func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("%s did not exit in %v", cmd.Path, d)
-	}
-}

@@ -46,45 +46,6 @@ func childPairFlood() error {
 	}
 }
 
-func seqMsg(i uint64) []byte {
-	m := make([]byte, 8)
-	binary.LittleEndian.PutUint64(m, i)
-	return m
-}
-
-// streamBoth sends n sequence numbers on p while checking that n arrive in order.
-func streamBoth(ctx context.Context, p *iox.Pair[[]byte], n uint64) error {
-	errc := make(chan error, 2)
-	go func() {
-		for i := uint64(0); i < n; i++ {
-			if err := p.Send(ctx, seqMsg(i)); err != nil {
-				errc <- fmt.Errorf("send %d: %w", i, err)
-				return
-			}
-		}
-		errc <- nil
-	}()
-	go func() {
-		for i := uint64(0); i < n; i++ {
-			m, err := p.Recv(ctx)
-			if err != nil {
-				errc <- fmt.Errorf("receive %d: %w", i, err)
-				return
-			}
-			if len(m) != 8 {
-				errc <- fmt.Errorf("message %d has %d bytes", i, len(m))
-				return
-			}
-			if got := binary.LittleEndian.Uint64(m); got != i {
-				errc <- fmt.Errorf("message %d: got sequence %d (lost, duplicated or reordered)", i, got)
-				return
-			}
-		}
-		errc <- nil
-	}()
-	return errors.Join(<-errc, <-errc)
-}
-
 func childPairStream() error {
 	node, err := nsFromEnv().childNode()
 	if err != nil {

@@ -66,11 +66,6 @@ func childSubSeq() error {
 	return nil
 }
 
-func waitSubscribers[T any](t *testing.T, p *iox.Pub[T], n int) {
-	t.Helper()
-	eventually(t, fmt.Sprintf("%d subscribers", n), func() bool { return p.Subscribers() == n })
-}
-
 func TestPubSubLosslessEverySubscriberGetsEverythingInOrder(t *testing.T) {
 	n := 20000
 	if raceEnabled {

@@ -1,0 +1,263 @@
+package iox_test
+
+// Helpers the test files share: waiting for conditions, checking errors,
+// looking at a namespace's files, and the messages the streaming tests send.
+// The child-process harness (namespaces, spawn, the conversation with a
+// child) is in main_test.go.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+// eventually waits until cond holds, looking every millisecond, and fails the
+// test after 20 s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, 20*time.Second, time.Millisecond, "timed out waiting for %s", what)
+}
+
+// torture asks for the full loop counts and soak time. They are small by
+// default so that `go test` stays fast; IOX_TORTURE=1 runs the full counts (50
+// crash iterations, a 60 s soak), and IOX_TORTURE_SEED repeats the random
+// choices of an earlier run.
+var torture = os.Getenv("IOX_TORTURE") == "1"
+
+// loops picks a loop count: full under IOX_TORTURE=1, race under the race
+// detector, def otherwise.
+func loops(def, race, full int) int {
+	switch {
+	case torture:
+		return full
+	case raceEnabled:
+		return race
+	}
+	return def
+}
+
+// seeded returns a random source and logs its seed (IOX_TORTURE_SEED repeats one).
+func seeded(t *testing.T) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("IOX_TORTURE_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		require.NoError(t, err, "IOX_TORTURE_SEED")
+		seed = v
+	}
+	t.Logf("random seed %d (IOX_TORTURE_SEED=%d repeats this run)", seed, seed)
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// kinds names the package's error kinds, most specific first.
+var kinds = []struct {
+	name string
+	err  error
+}{
+	{"ErrPeerCrashed", iox.ErrPeerCrashed}, {"ErrPeerClosed", iox.ErrPeerClosed}, {"ErrPeerGone", iox.ErrPeerGone},
+	{"ErrPairFull", iox.ErrPairFull}, {"ErrClosed", iox.ErrClosed}, {"ErrInvalidName", iox.ErrInvalidName},
+	{"ErrInvalidArgument", iox.ErrInvalidArgument}, {"ErrServiceNotFound", iox.ErrServiceNotFound},
+	{"ErrServiceExists", iox.ErrServiceExists}, {"ErrIncompatibleType", iox.ErrIncompatibleType},
+	{"ErrIncompatible", iox.ErrIncompatible}, {"ErrVersionMismatch", iox.ErrVersionMismatch},
+	{"ErrLimitReached", iox.ErrLimitReached}, {"ErrPermission", iox.ErrPermission},
+	{"ErrMessageTooLarge", iox.ErrMessageTooLarge}, {"ErrWouldBlock", iox.ErrWouldBlock},
+	{"ErrBufferTooSmall", iox.ErrBufferTooSmall}, {"ErrOutOfMemory", iox.ErrOutOfMemory},
+	{"ErrTooManyLoans", iox.ErrTooManyLoans}, {"ErrConnection", iox.ErrConnection}, {"ErrBusy", iox.ErrBusy},
+	{"ErrInternal", iox.ErrInternal}, {"ErrLibraryNotFound", iox.ErrLibraryNotFound},
+	{"ErrABIMismatch", iox.ErrABIMismatch}, {"ErrMissingSymbol", iox.ErrMissingSymbol},
+	{"context.Canceled", context.Canceled}, {"context.DeadlineExceeded", context.DeadlineExceeded},
+}
+
+// kindOf names err's kind: "nil", one of the package's Err* names, or "untyped".
+func kindOf(err error) string {
+	if err == nil {
+		return "nil"
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "untyped"
+}
+
+// requireTyped fails unless err is an *iox.Error of one of the package's kinds.
+func requireTyped(t testing.TB, err error, what string) {
+	t.Helper()
+	require.Error(t, err, what)
+	var e *iox.Error
+	require.ErrorAs(t, err, &e, "%s: %v is not an *iox.Error", what, err)
+	require.NotEqual(t, "untyped", kindOf(err), "%s: %v", what, err)
+}
+
+func envInt(name string) int {
+	v, _ := strconv.Atoi(os.Getenv(name))
+	return v
+}
+
+func envDur(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
+}
+
+// within runs f and fails the test when it takes longer than d.
+func within(t testing.TB, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		var stacks strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Fatalf("%s did not finish within %v; goroutines:\n%s", what, d, stacks.String())
+	}
+}
+
+// nsFiles counts the namespace's objects in /dev/shm and its files under the root.
+func nsFiles(ns namespace) (shm, root int) {
+	shm = len(leftovers(ns.prefix))
+	filepath.WalkDir(ns.root, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			root++
+		}
+		return nil
+	})
+	return shm, root
+}
+
+// sweepCrashLeftovers removes and returns what processes that died while they
+// removed services or cleaned up dead nodes left in the namespace: iceoryx2's
+// removal is not crash-consistent, and half-removed objects are not found by
+// later cleanups. Only files of processes that are gone may be passed here.
+func sweepCrashLeftovers(t *testing.T, ns namespace) (shm, root []string) {
+	t.Helper()
+	for _, name := range leftovers(ns.prefix) {
+		if strings.HasSuffix(name, ".global_mgmt") {
+			continue
+		}
+		shm = append(shm, name)
+		os.Remove(filepath.Join("/dev/shm", name))
+	}
+	filepath.WalkDir(ns.root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			root = append(root, strings.TrimPrefix(p, ns.root))
+			os.Remove(p)
+		}
+		return nil
+	})
+	return shm, root
+}
+
+// reopen runs open, retrying for a while when the service is busy (being created
+// or removed by another process): that is legitimate while a process does it,
+// but not forever.
+func reopen(open func() error) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := open()
+		if !errors.Is(err, iox.ErrBusy) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pattern makes a message of n bytes whose content depends on n and seed.
+func pattern(n, seed int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + n + seed)
+	}
+	return b
+}
+
+func seqMsg(i uint64) []byte {
+	m := make([]byte, 8)
+	binary.LittleEndian.PutUint64(m, i)
+	return m
+}
+
+// streamBoth sends n sequence numbers on p while checking that n arrive in order.
+func streamBoth(ctx context.Context, p *iox.Pair[[]byte], n uint64) error {
+	errc := make(chan error, 2)
+	go func() {
+		for i := uint64(0); i < n; i++ {
+			if err := p.Send(ctx, seqMsg(i)); err != nil {
+				errc <- fmt.Errorf("send %d: %w", i, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	go func() {
+		for i := uint64(0); i < n; i++ {
+			m, err := p.Recv(ctx)
+			if err != nil {
+				errc <- fmt.Errorf("receive %d: %w", i, err)
+				return
+			}
+			if len(m) != 8 {
+				errc <- fmt.Errorf("message %d has %d bytes", i, len(m))
+				return
+			}
+			if got := binary.LittleEndian.Uint64(m); got != i {
+				errc <- fmt.Errorf("message %d: got sequence %d (lost, duplicated or reordered)", i, got)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return errors.Join(<-errc, <-errc)
+}
+
+func waitSubscribers[T any](t *testing.T, p *iox.Pub[T], n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d subscribers", n), func() bool { return p.Subscribers() == n })
+}
+
+func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%s did not exit in %v", cmd.Path, d)
+	}
+}
+
+// processState is the state letter of a process in /proc (R, S, T, ...).
+func processState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
