@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,17 +26,7 @@ func peakRSS(t *testing.T, f func()) int64 {
 	t.Helper()
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	f()
-	b, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			require.NoError(t, err)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc/self/status")
-	return 0
+	return procStatus(t, "VmHWM") << 10
 }
 
 const (

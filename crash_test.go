@@ -226,15 +226,7 @@ func tortureSubscriber(t *testing.T, ns namespace, node *iox.Node, rng *rand.Ran
 		c.expect("ready")
 	}
 	waitSubscribers(t, p, 2)
-	peerEvent := func(want iox.PeerEventKind) {
-		t.Helper()
-		select {
-		case e := <-p.Peers():
-			require.Equal(t, want, e.Kind, "peer event")
-		case <-time.After(20 * time.Second):
-			t.Fatalf("no %v peer event", want)
-		}
-	}
+	peerEvent := func(want iox.PeerEventKind) { nextPeerEvent(t, p.Peers(), want) }
 	peerEvent(iox.PeerJoined)
 	peerEvent(iox.PeerJoined)
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -180,6 +181,59 @@ func reopen(open func() error) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// procStatus returns the number a field of /proc/self/status holds (the
+// kernel's figures for this process: "VmRSS" and "VmHWM" in KiB, "Threads").
+func procStatus(t testing.TB, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field+":" {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			require.NoError(t, err, l)
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
+
+// sourcePath joins elem to the folder of the package's source files.
+func sourcePath(elem ...string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(append([]string{filepath.Dir(file)}, elem...)...)
+}
+
+// venvPython returns the Python interpreter named by the environment variable
+// env, or else the one of the virtual environment venv beside the sources,
+// which `make target` (part of `make test`) creates.
+func venvPython(t *testing.T, env, venv, target string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	p := sourcePath(venv, "bin", "python")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("no Python at %s: run `make %s` (part of `make test`) or set %s", p, target, env)
+	}
+	return p
+}
+
+// nextPeerEvent waits for the next event on peers (a publisher's Peers) and
+// requires it to be of kind want.
+func nextPeerEvent(t testing.TB, peers <-chan iox.PeerEvent, want iox.PeerEventKind) iox.PeerEvent {
+	t.Helper()
+	select {
+	case e, ok := <-peers:
+		require.True(t, ok, "Peers closed, want %v", want)
+		require.Equal(t, want, e.Kind, "peer event")
+		return e
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no %v peer event within 20 s", want)
+	}
+	return iox.PeerEvent{}
 }
 
 // pattern makes a message of n bytes whose content depends on n and seed.

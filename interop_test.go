@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,25 +19,13 @@ import (
 )
 
 // python returns the interpreter that has the iceoryx2 package of the pinned
-// version: $IOX_PYTHON, or the virtual environment `make test` creates.
-func python(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("IOX_PYTHON"); p != "" {
-		return p
-	}
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), ".venv", "bin", "python")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("no Python with iceoryx2 at %s: run `make pyenv` (part of `make test`) or set IOX_PYTHON", p)
-	}
-	return p
-}
+// version: $IOX_PYTHON, or the virtual environment `make pyenv` creates.
+func python(t *testing.T) string { return venvPython(t, "IOX_PYTHON", ".venv", "pyenv") }
 
 // pyPeer starts internal/pypeer/peer.py in role and waits until it says "ready".
 func pyPeer(t *testing.T, ns namespace, args ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "internal", "pypeer", "peer.py")
+	script := sourcePath("internal", "pypeer", "peer.py")
 	cmd := exec.Command(python(t), append([]string{script, args[0], args[1], ns.prefix, ns.root}, args[2:]...)...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

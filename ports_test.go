@@ -384,19 +384,8 @@ func TestManyWaitingListenersHoldFewThreads(t *testing.T) {
 	assert.Less(t, during, before+10, "waiting listeners must not hold OS threads")
 }
 
-func threads(t *testing.T) int {
-	b, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatal("no Threads line")
-	return 0
-}
+// threads is how many OS threads this process has.
+func threads(t *testing.T) int { return int(procStatus(t, "Threads")) }
 
 func TestConcurrentSendersAndReceivers(t *testing.T) {
 	ns := newNamespace(t)

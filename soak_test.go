@@ -12,7 +12,6 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -237,18 +236,7 @@ func childSoakSub() error {
 
 // rss returns the process's resident set (and its anonymous part) in KiB.
 func rss(t *testing.T) (total, anon int) {
-	b, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 2 && f[0] == "VmRSS:" {
-			total, _ = strconv.Atoi(f[1])
-		}
-		if len(f) >= 2 && f[0] == "RssAnon:" {
-			anon, _ = strconv.Atoi(f[1])
-		}
-	}
-	return total, anon
+	return int(procStatus(t, "VmRSS")), int(procStatus(t, "RssAnon"))
 }
 
 func TestSoak(t *testing.T) {

@@ -9,8 +9,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -22,24 +20,10 @@ import (
 )
 
 // oldPython returns a Python whose iceoryx2 package is an older release:
-// $IOX_PYTHON_OLD, or .venv-old beside this file (`make pyenv-old`).
-func oldPython(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("IOX_PYTHON_OLD"); p != "" {
-		return p
-	}
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), ".venv-old", "bin", "python")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("no Python with an older iceoryx2 at %s: run `make pyenv-old` (part of `make test`) or set IOX_PYTHON_OLD", p)
-	}
-	return p
-}
+// $IOX_PYTHON_OLD, or the virtual environment `make pyenv-old` creates.
+func oldPython(t *testing.T) string { return venvPython(t, "IOX_PYTHON_OLD", ".venv-old", "pyenv-old") }
 
-func oldPeerScript() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "internal", "pypeer", "oldpeer.py")
-}
+func oldPeerScript() string { return sourcePath("internal", "pypeer", "oldpeer.py") }
 
 func TestOlderIceoryx2PeerIsRefused(t *testing.T) {
 	py := oldPython(t)
