@@ -6,9 +6,9 @@ package iox_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -21,9 +21,9 @@ import (
 func TestLosslessPublisherHoldsBackForASubscriberThatHasNotReceivedYet(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
-	c := spawn(t, ns, "rel-sub", "IOX_SERVICE=unconnected", "IOX_FROM_ZERO=1", "IOX_IDLE=5s")
+	c := spawn(t, ns, "rel-sub", "IOX_SERVICE=unconnected", "IOX_FROM_ZERO=1", "IOX_IDLE=5s", "IOX_SAY_IDLE=1")
 	c.expect("ready")
-	time.Sleep(50 * time.Millisecond) // the subscriber looked for messages: no publisher yet
+	c.expect("idle") // the subscriber looked for messages: no publisher yet
 	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
 	stopped := true
 	defer func() {
@@ -31,22 +31,33 @@ func TestLosslessPublisherHoldsBackForASubscriberThatHasNotReceivedYet(t *testin
 			c.cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
+	eventually(t, "the subscriber to stop", func() bool { return processState(c.cmd.Process.Pid) == "T" })
 	ctx := context.Background()
 	p, err := iox.OpenPub(ctx, node, "unconnected", iox.BufferSize(16), iox.WithChanCap(0))
 	require.NoError(t, err)
 	defer p.Close()
 	waitSubscribers(t, p, 1)
 	const n = 200
-	accepted := 0
-	deadline, cancel := context.WithTimeout(ctx, time.Second)
-	for ; accepted < n; accepted++ {
-		if err := p.Send(deadline, seqMsg(uint64(accepted))); err != nil {
-			require.ErrorIs(t, err, context.DeadlineExceeded)
-			break
+	var sent atomic.Int64
+	sending, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sendErr := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			if err := p.Send(sending, seqMsg(uint64(i))); err != nil {
+				sendErr <- err
+				return
+			}
+			sent.Store(int64(i + 1))
 		}
-	}
+		sendErr <- nil
+	}()
+	waitHeldBack(t, "iox.(*Pub[...]).Send", sent.Load)
 	cancel()
-	t.Logf("a stopped subscriber's publisher accepted %d of %d messages in 1 s", accepted, n)
+	require.ErrorIs(t, <-sendErr, context.Canceled, "Send returns when its context ends")
+	accepted := int(sent.Load())
+	t.Logf("a stopped subscriber's publisher accepted %d of %d messages, then held back", accepted, n)
+	require.Less(t, accepted, n, "the publisher holds back")
 	require.NoError(t, c.cmd.Process.Signal(syscall.SIGCONT))
 	stopped = false
 	// Whatever the publisher accepted must arrive, in order, without gaps.

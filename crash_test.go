@@ -7,6 +7,7 @@ package iox_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -186,6 +187,8 @@ func tortureTwoChildren(t *testing.T, ns namespace, _ *iox.Node, rng *rand.Rand,
 	for _, c := range kids {
 		c.expect("flowing")
 	}
+	// The stimulus: the kill lands at a random moment of the stream; this
+	// synchronises nothing.
 	time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
 	k := rng.IntN(2)
 	victim, survivor := kids[k], kids[1-k]
@@ -251,6 +254,8 @@ func tortureSubscriber(t *testing.T, ns namespace, node *iox.Node, rng *rand.Ran
 	for _, c := range kids {
 		c.expect("flowing")
 	}
+	// The stimulus: the kill lands at a random moment of the stream; this
+	// synchronises nothing.
 	time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
 	k := rng.IntN(2)
 	victim, survivor := kids[k], kids[1-k]
@@ -323,6 +328,8 @@ func torturePublisher(t *testing.T, ns namespace, node *iox.Node, rng *rand.Rand
 		receive()
 	}
 	first.kill()
+	// The stimulus: the restarted publisher comes at a random moment before or
+	// after the dead one is noticed; this synchronises nothing.
 	time.Sleep(time.Duration(rng.IntN(int(torturePeerTimeout/time.Millisecond))) * time.Millisecond)
 	require.NoError(t, s.Err(), "the subscriber outlives its publisher")
 	again := spawn(t, ns, "rel-pub", tortureEnv(name, "IOX_GEN=2", fmt.Sprintf("IOX_COUNT=%d", restartN))...)
@@ -361,7 +368,7 @@ func childPairWatch() error {
 }
 
 // childPairBurst opens one end of the pair IOX_SERVICE, sends IOX_COUNT
-// messages and exits without closing.
+// messages and exits without closing once they are all in shared memory.
 func childPairBurst() error {
 	node, err := nsFromEnv().childNode()
 	if err != nil {
@@ -376,7 +383,11 @@ func childPairBurst() error {
 			return err
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // the pump hands everything to shared memory
+	// Sends in a row are queued and packed; the queue's goroutine ends once it
+	// has handed everything to shared memory.
+	if !waitUntil(20*time.Second, func() bool { return goroutinesIn("iox.(*sender[...]).pump", false) == 0 }) {
+		return errors.New("the send queue did not empty")
+	}
 	os.Exit(0)
 	return nil
 }
@@ -390,8 +401,10 @@ func TestPairCrashOfAPeerNeverSeenIsReported(t *testing.T) {
 		watch := spawn(t, ns, "rel-pair-watch", "IOX_SERVICE="+name)
 		watch.expect("ready")
 		require.NoError(t, watch.cmd.Process.Signal(syscall.SIGSTOP))
+		eventually(t, "the watching child to stop", func() bool { return processState(watch.cmd.Process.Pid) == "T" })
 		burst := spawn(t, ns, "rel-pair-burst", "IOX_SERVICE="+name, "IOX_COUNT=10")
 		burst.wait()
+		require.Equal(t, "T", processState(watch.cmd.Process.Pid), "the watching child took no look while the peer lived")
 		require.NoError(t, watch.cmd.Process.Signal(syscall.SIGCONT))
 		start := time.Now()
 		var l string

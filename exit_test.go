@@ -67,10 +67,8 @@ func childExitPub() error {
 	if err != nil {
 		return err
 	}
-	for deadline := time.Now().Add(20 * time.Second); p.Subscribers() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			return errors.New("no subscriber")
-		}
+	if !waitUntil(20*time.Second, func() bool { return p.Subscribers() > 0 }) {
+		return errors.New("no subscriber")
 	}
 	fmt.Println("ready")
 	exitAt := uint64(envInt("IOX_EXIT_AT"))
@@ -200,7 +198,7 @@ func childExitTeardown() error {
 	for _, c := range closers {
 		go c.Close()
 	}
-	time.Sleep(d)
+	time.Sleep(d) // the stimulus: the exit lands d into the teardown
 	os.Exit(0)
 	return nil
 }

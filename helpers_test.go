@@ -34,6 +34,74 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	require.Eventually(t, cond, 20*time.Second, time.Millisecond, "timed out waiting for %s", what)
 }
 
+// waitUntil looks at cond every millisecond until it holds (true) or d has
+// passed (false): eventually for child processes, which have no testing.T.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+	return true
+}
+
+// goroutinesIn counts this process's goroutines whose stack passes through the
+// function fn, named as a stack trace names it ("iox.(*Listener).Wait",
+// "iox.(*Pair[...]).Send"); with parked, only those that are blocked (neither
+// running, runnable nor in a system or native call).
+func goroutinesIn(fn string, parked bool) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, stack, _ := strings.Cut(g, "\n")
+		if !strings.Contains(stack, fn+"(") {
+			continue
+		}
+		state := header[strings.IndexByte(header, '[')+1:]
+		state, _, _ = strings.Cut(state, "]")
+		state, _, _ = strings.Cut(state, ",")
+		if parked && (state == "running" || state == "runnable" || state == "syscall") {
+			continue
+		}
+		count++
+	}
+	return count
+}
+
+// waitParked waits until n goroutines are blocked in the function fn (see
+// goroutinesIn): a call that is meant to block has got there.
+func waitParked(t testing.TB, fn string, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d goroutines blocked in %s", n, fn), func() bool { return goroutinesIn(fn, true) >= n })
+}
+
+// waitHeldBack waits until a sending goroutine is held back: blocked in the
+// function fn (see goroutinesIn) with sent, the count of what it sent, the same
+// as at the last look. It returns that count.
+func waitHeldBack(t testing.TB, fn string, sent func() int64) int64 {
+	t.Helper()
+	last := int64(-1)
+	eventually(t, "the sender to be held back in "+fn, func() bool {
+		k := sent()
+		held := k == last && goroutinesIn(fn, true) > 0
+		last = k
+		return held
+	})
+	return last
+}
+
 // torture asks for the full loop counts and soak time. They are small by
 // default so that `go test` stays fast; IOX_TORTURE=1 runs the full counts (50
 // crash iterations, a 60 s soak), and IOX_TORTURE_SEED repeats the random
@@ -172,15 +240,9 @@ func sweepCrashLeftovers(t *testing.T, ns namespace) (shm, root []string) {
 // reopen runs open, retrying for a while when the service is busy (being created
 // or removed by another process): that is legitimate while a process does it,
 // but not forever.
-func reopen(open func() error) error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := open()
-		if !errors.Is(err, iox.ErrBusy) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+func reopen(open func() error) (err error) {
+	waitUntil(5*time.Second, func() bool { err = open(); return !errors.Is(err, iox.ErrBusy) })
+	return err
 }
 
 // procStatus returns the number a field of /proc/self/status holds (the

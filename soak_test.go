@@ -123,13 +123,8 @@ func childSoakPair() error {
 		return err
 	}
 	want, _ := strconv.ParseUint(v, 10, 64)
-	for deadline := time.Now().Add(30 * time.Second); e.received.Load() < want; time.Sleep(time.Millisecond) {
-		if err := e.err(); err != nil {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("received %d of %d", e.received.Load(), want)
-		}
+	if !waitUntil(30*time.Second, func() bool { return e.received.Load() >= want || e.err() != nil }) {
+		return fmt.Errorf("received %d of %d", e.received.Load(), want)
 	}
 	if err := e.err(); err != nil {
 		return err
@@ -326,11 +321,11 @@ func TestSoak(t *testing.T) {
 			}
 			lossySent.Store(i + 1)
 			if i%16 == 15 {
-				time.Sleep(time.Millisecond) // leave the CPUs to the others
+				time.Sleep(time.Millisecond) // the stimulus's pace: leave the CPUs to the others
 			}
 		}
 	}()
-	time.Sleep(d)
+	time.Sleep(d) // the stimulus: the load runs for the soak's duration
 	rssEnd, anonEnd := rss(t)
 	close(stop)
 	within(t, 30*time.Second, "the publishers", wg.Wait)

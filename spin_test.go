@@ -12,15 +12,27 @@ import (
 	"github.com/iox-go/iox"
 )
 
-// A subscriber that busy-polls (WithSpin) must still end promptly on Close.
+// spinTime is a spin far longer than any of the waits below: a receiver that
+// only stops when its spin runs out fails them.
+const spinTime = 10 * time.Second
+
+// waitSpinning waits until a receiver of this process spins.
+func waitSpinning(t *testing.T) {
+	t.Helper()
+	eventually(t, "a receiver to spin", func() bool { return goroutinesIn("iox.(*spinner).spin", false) > 0 })
+}
+
+// A subscriber whose receiver busy-polls (WithSpin) must still end promptly on
+// Close and on the end of its context.
 func TestCloseEndsASpinningSubscriber(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := context.Background()
-	const spin = 10 * time.Second
-	s, err := iox.OpenSub(ctx, node, "spinning", iox.WithSpin(spin))
+	s, err := iox.OpenSub(ctx, node, "spinning", iox.WithSpin(spinTime))
 	require.NoError(t, err)
-	time.Sleep(50 * time.Millisecond) // the receiver is spinning now: nothing arrives
+	received := make(chan error, 1)
+	go func() { _, err := s.Recv(ctx); received <- err }()
+	waitSpinning(t) // nothing arrives: the receiver spins
 	start := time.Now()
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
@@ -29,17 +41,29 @@ func TestCloseEndsASpinningSubscriber(t *testing.T) {
 		require.NoError(t, err)
 		t.Logf("Close took %v", time.Since(start))
 	case <-time.After(5 * time.Second):
-		t.Fatalf("Close waits for the spin time (%v) to run out", spin)
+		t.Fatalf("Close waits for the spin time (%v) to run out", spinTime)
 	}
+	select {
+	case err := <-received:
+		require.ErrorIs(t, err, iox.ErrClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the spinning Recv did not return after Close")
+	}
+
 	c, cancelSub := context.WithCancel(ctx)
-	s2, err := iox.OpenSub(c, node, "spinning2", iox.WithSpin(spin))
+	s2, err := iox.OpenSub(c, node, "spinning2", iox.WithSpin(spinTime))
 	require.NoError(t, err)
-	time.Sleep(50 * time.Millisecond)
+	in := s2.In() // the goroutine behind In receives
+	waitSpinning(t)
 	cancelSub()
 	select {
 	case <-s2.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("cancelling the context does not end a spinning subscriber")
 	}
+	within(t, 5*time.Second, "In closing after cancel", func() {
+		for range in {
+		}
+	})
 	within(t, 5*time.Second, "Close after cancel", func() { s2.Close() })
 }

@@ -95,8 +95,9 @@ func childRelPair() error {
 }
 
 // childRelSub subscribes to IOX_SERVICE and checks that sequence numbers arrive
-// consecutively (from 0 with IOX_FROM_ZERO). It says "flowing" after 100; told
-// "expect L", it says "got COUNT first F" once L arrived, then waits for "done".
+// consecutively (from 0 with IOX_FROM_ZERO). With IOX_SAY_IDLE it says "idle"
+// once a look found nothing. It says "flowing" after 100; told "expect L", it
+// says "got COUNT first F" once L arrived, then waits for "done".
 func childRelSub() error {
 	node, err := nsFromEnv().childNode()
 	if err != nil {
@@ -127,6 +128,7 @@ func childRelSub() error {
 	want := int64(-1) // not known yet
 	lastMsg := time.Now()
 	idle := envDur("IOX_IDLE", 30*time.Second)
+	sayIdle := os.Getenv("IOX_SAY_IDLE") != ""
 	for want < 0 || last < want {
 		if want < 0 {
 			select {
@@ -142,6 +144,10 @@ func childRelSub() error {
 		m, err := s.Recv(rctx)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
+			if sayIdle {
+				fmt.Println("idle")
+				sayIdle = false
+			}
 			if time.Since(lastMsg) > idle {
 				return fmt.Errorf("nothing received for %v after %d", idle, last)
 			}
@@ -198,10 +204,8 @@ func childRelPub() error {
 		return err
 	}
 	defer p.Close()
-	for deadline := time.Now().Add(20 * time.Second); p.Subscribers() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			return errors.New("no subscriber")
-		}
+	if !waitUntil(20*time.Second, func() bool { return p.Subscribers() > 0 }) {
+		return errors.New("no subscriber")
 	}
 	fmt.Println("ready")
 	gen, n := uint64(envInt("IOX_GEN")), uint64(envInt("IOX_COUNT"))
