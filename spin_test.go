@@ -67,3 +67,27 @@ func TestCloseEndsASpinningSubscriber(t *testing.T) {
 	})
 	within(t, 5*time.Second, "Close after cancel", func() { s2.Close() })
 }
+
+// A Recv that spins returns promptly when its own context ends, as it does
+// when it waits in the poller.
+func TestRecvContextEndsASpin(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	s, err := iox.OpenSub(ctx, node, "spinning-recv", iox.WithSpin(spinTime))
+	require.NoError(t, err)
+	defer s.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	received := make(chan error, 1)
+	go func() { _, err := s.Recv(rctx); received <- err }()
+	waitSpinning(t)
+	cancel()
+	select {
+	case err := <-received:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Recv goes on spinning after its context ended, until its spin time (%v) runs out", spinTime)
+	}
+	require.NoError(t, s.Err(), "the end of one Recv's context does not end the subscriber")
+	require.NoError(t, s.Close())
+}
