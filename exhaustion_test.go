@@ -100,38 +100,80 @@ func TestExhaustionPortAndNodeLimits(t *testing.T) {
 	t.Logf("second publisher channel: %v", err)
 }
 
+// Huge loans, and messages over a publisher's own bound, give typed errors and
+// leave the service working; a second publisher gets its own bound where the
+// service has room for it, and ErrLimitReached where it has not.
 func TestExhaustionHugeMessagesGiveTypedErrors(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
-	svc, err := node.PublishSubscribe("huge")
-	require.NoError(t, err)
-	defer svc.Close()
-	sub, err := svc.Subscriber()
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := svc.Publisher(iox.MaxMessageSize(math.MaxInt))
-	require.NoError(t, err)
-	defer pub.Close()
-	// A loan reserves memory without touching it, so sizes far beyond the
-	// machine's memory are safe to ask for: iceoryx2 cannot map them.
-	for _, n := range []int{1 << 50, math.MaxInt / 2, math.MaxInt} {
-		_, err := pub.Loan(n)
-		assert.ErrorIs(t, err, iox.ErrOutOfMemory, "loan of %d bytes", n)
-		t.Logf("loan of %d bytes: %v", n, err)
+	// open makes the service name with room for publishers publishers, a
+	// subscriber and a publisher without a bound of its own.
+	open := func(t *testing.T, name string, publishers int) (*iox.PubSubService, *iox.Subscriber, *iox.Publisher) {
+		svc, err := node.PublishSubscribe(name, iox.MaxPublishers(publishers))
+		require.NoError(t, err)
+		t.Cleanup(func() { svc.Close() })
+		sub, err := svc.Subscriber()
+		require.NoError(t, err)
+		t.Cleanup(func() { sub.Close() })
+		pub, err := svc.Publisher(iox.MaxMessageSize(math.MaxInt))
+		require.NoError(t, err)
+		t.Cleanup(func() { pub.Close() })
+		return svc, sub, pub
 	}
-	// Over the publisher's own bound: refused before shared memory is touched
-	// (see also TestMessageOverMaximumIsRefusedAndNothingSent).
-	small, err := svc.Publisher(iox.MaxMessageSize(1 << 20))
-	if err == nil {
+	stillWorks := func(t *testing.T, sub *iox.Subscriber, pub *iox.Publisher) {
+		t.Helper()
+		n, err := pub.Send([]byte("still works"))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		buf := make([]byte, 64)
+		k, ok, err := sub.TryReceive(buf)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, "still works", string(buf[:k]))
+	}
+
+	t.Run("loans-beyond-memory", func(t *testing.T) {
+		_, sub, pub := open(t, "huge-loans", 1)
+		// A loan reserves memory without touching it, so sizes far beyond the
+		// machine's memory are safe to ask for: iceoryx2 cannot map them.
+		for _, n := range []int{1 << 50, math.MaxInt / 2, math.MaxInt} {
+			_, err := pub.Loan(n)
+			t.Logf("loan of %d bytes: %v", n, err)
+			require.ErrorIs(t, err, iox.ErrOutOfMemory, "loan of %d bytes", n)
+		}
+		stillWorks(t, sub, pub)
+	})
+
+	// Over the second publisher's own bound: refused before shared memory is
+	// touched (see also TestMessageOverMaximumIsRefusedAndNothingSent).
+	t.Run("room-for-a-second-publisher", func(t *testing.T) {
+		svc, sub, pub := open(t, "huge-bounded", 2)
+		small, err := svc.Publisher(iox.MaxMessageSize(1 << 20))
+		require.NoError(t, err, "the service has room for two publishers")
 		defer small.Close()
 		_, err = small.Send(make([]byte, 1<<20+1))
-		assert.ErrorIs(t, err, iox.ErrMessageTooLarge)
-	} else {
-		assert.ErrorIs(t, err, iox.ErrLimitReached, "the service has room for two publishers")
-	}
-	n, err := pub.Send([]byte("still works"))
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
+		require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+		has, err := sub.HasMessages()
+		require.NoError(t, err)
+		require.False(t, has, "nothing of the refused message arrived")
+		msg := pattern(1<<20, 3)
+		n, err := small.Send(msg)
+		require.NoError(t, err, "a message of exactly the bound")
+		require.Equal(t, 1, n)
+		buf := make([]byte, len(msg))
+		k, ok, err := sub.TryReceive(buf)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, msg, buf[:k])
+		stillWorks(t, sub, pub)
+	})
+
+	t.Run("no-room-for-a-second-publisher", func(t *testing.T) {
+		svc, sub, pub := open(t, "huge-full", 1)
+		_, err := svc.Publisher(iox.MaxMessageSize(1 << 20))
+		require.ErrorIs(t, err, iox.ErrLimitReached, "the service has room for one publisher")
+		stillWorks(t, sub, pub)
+	})
 }
 
 // childSmallShm runs in its own mount namespace with a small /dev/shm and sends
