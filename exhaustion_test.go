@@ -366,6 +366,8 @@ func TestExhaustionOpenFilesLimit(t *testing.T) {
 	assert.NotEqual(t, "untyped", f[1])
 	pair := c.expectPrefix("pair at the limit: ")
 	t.Logf("a pair opened at the limit: %s", pair)
+	// A pair needs more files than the service that was just refused.
+	assert.NotEqual(t, "nil", pair, "a pair opened where a single service could not")
 	assert.NotEqual(t, "untyped", pair)
 	c.expect("recovered")
 	c.wait()
