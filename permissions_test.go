@@ -255,8 +255,15 @@ func TestPermissions(t *testing.T) {
 	assert.Positive(t, total)
 	assert.Zero(t, w, "shared memory writable by another user")
 	assert.Equal(t, "false", report["root-write"], "root folder writable by another user")
-	// With the same prefix but a root folder of its own, the other user gets a
-	// separate service of the same name: what it sends must not reach root's.
+	// With the same prefix but a root folder of its own, a node of the other
+	// user sees none of root's services (and what it sends does not reach
+	// root's, see below); where the prefix's shared memory refuses it a node,
+	// that is a permission problem and is reported as one.
+	if ownKind := firstField(report["own-root-node"]); ownKind == "nil" {
+		assert.Equal(t, "ErrServiceNotFound", report["own-root-open"], "saw root's service from a root folder of its own")
+	} else {
+		assert.Equal(t, "ErrPermission", ownKind, "refused as a permission problem: %s", report["own-root-node"])
+	}
 
 	// Root's service is untouched and still works.
 	buf := make([]byte, 64)
