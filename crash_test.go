@@ -174,6 +174,21 @@ func tortureParentPair(t *testing.T, ns namespace, node *iox.Node, rng *rand.Ran
 	fig.add("pair child killed: ErrPeerCrashed, restarted child paired", detect, r.n+2*resumeN)
 }
 
+// killOneWhileFlowing waits until both kids say "flowing", then kills one of
+// them, picked at random, at a random moment; it returns which one, the other,
+// and when.
+func killOneWhileFlowing(kids []*child, rng *rand.Rand) (k int, survivor *child, killed time.Time) {
+	for _, c := range kids {
+		c.expect("flowing")
+	}
+	// The stimulus: the kill lands at a random moment of the stream; this
+	// synchronises nothing.
+	time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
+	k = rng.IntN(2)
+	kids[k].kill()
+	return k, kids[1-k], time.Now()
+}
+
 // tortureTwoChildren: two children stream both ways; a random one is killed; the
 // survivor must report ErrPeerCrashed, open the pair again and pair with a
 // restarted child.
@@ -184,16 +199,7 @@ func tortureTwoChildren(t *testing.T, ns namespace, _ *iox.Node, rng *rand.Rand,
 	for _, c := range kids {
 		c.expect("ready")
 	}
-	for _, c := range kids {
-		c.expect("flowing")
-	}
-	// The stimulus: the kill lands at a random moment of the stream; this
-	// synchronises nothing.
-	time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
-	k := rng.IntN(2)
-	victim, survivor := kids[k], kids[1-k]
-	victim.kill()
-	killed := time.Now()
+	k, survivor, killed := killOneWhileFlowing(kids, rng)
 	ended := survivor.expectPrefix("ended ")
 	detect := time.Since(killed)
 	f := strings.Fields(ended)
@@ -251,16 +257,7 @@ func tortureSubscriber(t *testing.T, ns namespace, node *iox.Node, rng *rand.Ran
 			sent.Store(int64(i + 1))
 		}
 	}()
-	for _, c := range kids {
-		c.expect("flowing")
-	}
-	// The stimulus: the kill lands at a random moment of the stream; this
-	// synchronises nothing.
-	time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
-	k := rng.IntN(2)
-	victim, survivor := kids[k], kids[1-k]
-	victim.kill()
-	killed := time.Now()
+	k, survivor, killed := killOneWhileFlowing(kids, rng)
 	peerEvent(iox.PeerCrashed)
 	detect := time.Since(killed)
 	assert.LessOrEqual(t, detect, detectBound(), "crash detection")

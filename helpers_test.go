@@ -6,10 +6,12 @@ package iox_test
 // child) is in main_test.go.
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -281,6 +283,23 @@ func venvPython(t *testing.T, env, venv, target string) string {
 		t.Fatalf("no Python at %s: run `make %s` (part of `make test`) or set %s", p, target, env)
 	}
 	return p
+}
+
+// startPython starts cmd, a Python peer, with pipes to its standard input and
+// from its standard output; it is killed when the test ends.
+func startPython(t *testing.T, cmd *exec.Cmd) (*exec.Cmd, io.WriteCloser, *bufio.Scanner) {
+	t.Helper()
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd, stdin, bufio.NewScanner(stdout)
 }
 
 // nextPeerEvent waits for the next event on peers (a publisher's Peers) and

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -26,16 +25,7 @@ func python(t *testing.T) string { return venvPython(t, "IOX_PYTHON", ".venv", "
 func pyPeer(t *testing.T, ns namespace, args ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
 	script := sourcePath("internal", "pypeer", "peer.py")
-	cmd := exec.Command(python(t), append([]string{script, args[0], args[1], ns.prefix, ns.root}, args[2:]...)...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	sc := bufio.NewScanner(out)
+	cmd, _, sc := startPython(t, exec.Command(python(t), append([]string{script, args[0], args[1], ns.prefix, ns.root}, args[2:]...)...))
 	require.True(t, sc.Scan(), "python peer exited early")
 	require.Equal(t, "ready", sc.Text())
 	return cmd, sc

@@ -5,9 +5,7 @@ package iox_test
 // version is refused by the loader; see TestWrongABIVersion in errors_test.go.)
 
 import (
-	"bufio"
 	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -34,18 +32,7 @@ func TestOlderIceoryx2PeerIsRefused(t *testing.T) {
 	defer cancel()
 
 	// The older peer creates a [u8] service; iox must refuse it, not misread it.
-	cmd := exec.CommandContext(ctx, py, oldPeerScript(), "create", "old-made", ns.prefix, ns.root)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	sc := bufio.NewScanner(stdout)
+	cmd, stdin, sc := startPython(t, exec.CommandContext(ctx, py, oldPeerScript(), "create", "old-made", ns.prefix, ns.root))
 	require.True(t, sc.Scan(), "old peer exited early")
 	theirs := strings.TrimPrefix(sc.Text(), "version ")
 	require.NotEqual(t, mine, theirs, "the old peer must use another iceoryx2 release")
