@@ -125,11 +125,9 @@ func openChildPair(node *iox.Node, extra ...iox.Option) (*iox.Pair[[]byte], erro
 	if err != nil {
 		return nil, err
 	}
-	for deadline := time.Now().Add(20 * time.Second); !p.Connected(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			p.Close()
-			return nil, errors.New("the parent's end of the pair never appeared")
-		}
+	if !waitUntil(20*time.Second, p.Connected) {
+		p.Close()
+		return nil, errors.New("the parent's end of the pair never appeared")
 	}
 	return p, nil
 }
@@ -1105,7 +1103,7 @@ func benchIdle(b *testing.B, kind string, setup idleSetup) {
 	ns := newNamespace(b)
 	c, closeSide := setup(b, ns, "IOX_BENCH_KIND="+kind)
 	window := idleWindow()
-	time.Sleep(idleSettle)
+	time.Sleep(idleSettle) // part of the measurement: the window starts after the start-up
 	// Collect the garbage of earlier benchmarks and return freed memory to the OS
 	// now, so that neither happens during the window.
 	debug.FreeOSMemory()
@@ -1128,7 +1126,7 @@ func watchIdle(b *testing.B, c *child, window time.Duration) {
 	}
 	b.ResetTimer()
 	start := time.Now()
-	time.Sleep(window)
+	time.Sleep(window) // the measurement: the idle window
 	after, err := selfUsage()
 	if err != nil {
 		b.Fatal(err)
@@ -1546,7 +1544,7 @@ func BenchmarkIdlePairs(b *testing.B) {
 		}
 	}
 	c.expect("exchanged")
-	time.Sleep(idleSettle)
+	time.Sleep(idleSettle) // part of the measurement: the window starts after the start-up
 	debug.FreeOSMemory()
 	goroutines := runtime.NumGoroutine() - before
 	watchIdle(b, c, idleWindow())

@@ -1,10 +1,11 @@
 package iox_test
 
 import (
+	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,17 +27,7 @@ func peakRSS(t *testing.T, f func()) int64 {
 	t.Helper()
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	f()
-	b, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			require.NoError(t, err)
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc/self/status")
-	return 0
+	return procStatus(t, "VmHWM") << 10
 }
 
 const (
@@ -421,4 +412,44 @@ func TestNewBatchClampsSizes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, k)
 	require.Equal(t, "grows", string(b.Message(0)))
+}
+
+// Extreme option values are refused by both channel ends with
+// ErrInvalidArgument before anything is created (the namespace check finds any
+// leftover), never with a crash or an internal failure. (Values a Go channel
+// cannot hold are checked in fuzz_test.go.)
+func TestExtremeChannelOptionsGiveTypedErrors(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		what string
+		opts []iox.Option
+	}{
+		{"queue MaxInt", []iox.Option{iox.BufferSize(math.MaxInt)}},
+		{"history MaxInt (lossy)", []iox.Option{iox.Lossy(), iox.History(math.MaxInt)}},
+		{"subscribers MaxInt", []iox.Option{iox.MaxSubscribers(math.MaxInt)}},
+		{"publishers MaxInt", []iox.Option{iox.MaxPublishers(math.MaxInt)}},
+		{"queue 1<<40", []iox.Option{iox.BufferSize(1 << 40)}},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			for _, end := range []struct {
+				what string
+				open func() (io.Closer, error)
+			}{
+				{"subscriber", func() (io.Closer, error) { return iox.OpenSub(ctx, node, "extreme", tc.opts...) }},
+				{"publisher", func() (io.Closer, error) { return iox.OpenPub(ctx, node, "extreme", tc.opts...) }},
+			} {
+				var c io.Closer
+				var err error
+				within(t, 30*time.Second, "opening a "+end.what, func() { c, err = end.open() })
+				t.Logf("%s, %s: %s %v", tc.what, end.what, kindOf(err), err)
+				if err == nil {
+					c.Close()
+				}
+				require.ErrorIs(t, err, iox.ErrInvalidArgument, "%s: %s", end.what, tc.what)
+				requireTyped(t, err, tc.what)
+			}
+		})
+	}
 }

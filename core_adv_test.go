@@ -40,18 +40,6 @@ func advCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// advWithin fails the test when f does not return within d (a hang guard).
-func advWithin(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s did not return within %v", what, d)
-	}
-}
-
 // childAdvPairCount opens the pair IOX_SERVICE, says ready, receives until the
 // pair ends and reports how many messages it got and how it ended.
 func childAdvPairCount() error {
@@ -358,7 +346,7 @@ func TestAdvPeerCloseDeliversEverythingBeforeTheEnd(t *testing.T) {
 				got = append(got, string(m))
 			}
 		} else {
-			advWithin(t, 10*time.Second, "In closing", func() {
+			within(t, 10*time.Second, "In closing", func() {
 				for m := range a.In() {
 					got = append(got, string(m))
 				}
@@ -773,7 +761,7 @@ func TestAdvPairOutlivesClosedNode(t *testing.T) {
 		t.Fatal("the peer's crash was not noticed within 5 s after the node was closed")
 	}
 	require.ErrorIs(t, p.Err(), iox.ErrPeerCrashed)
-	advWithin(t, 10*time.Second, "Close of a pair whose node is closed", func() { p.Close() })
+	within(t, 10*time.Second, "Close of a pair whose node is closed", func() { p.Close() })
 	sweep := ns.node(t) // removes what the killed child left
 	_, err = sweep.CleanupDeadNodes()
 	require.NoError(t, err)
@@ -841,18 +829,7 @@ func TestAdvPubPeers(t *testing.T) {
 		}
 	}()
 	peers := p.Peers()
-	next := func(want iox.PeerEventKind) iox.PeerEvent {
-		t.Helper()
-		select {
-		case e, ok := <-peers:
-			require.True(t, ok, "Peers closed, want %v", want)
-			require.Equal(t, want, e.Kind)
-			return e
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %v event within 10 s", want)
-		}
-		return iox.PeerEvent{}
-	}
+	next := func(want iox.PeerEventKind) iox.PeerEvent { return nextPeerEvent(t, peers, want) }
 	s, err := iox.OpenSub(ctx, node, "peers")
 	require.NoError(t, err)
 	defer s.Close()
@@ -866,7 +843,7 @@ func TestAdvPubPeers(t *testing.T) {
 	require.Equal(t, remote.Port, crashed.Port, "the crash must name the killed subscriber")
 	require.NoError(t, p.Close())
 	closed = true
-	advWithin(t, 5*time.Second, "ranging over Peers after Close", func() {
+	within(t, 5*time.Second, "ranging over Peers after Close", func() {
 		for e := range peers {
 			t.Errorf("event after Close: %v", e.Kind)
 		}
@@ -876,7 +853,7 @@ func TestAdvPubPeers(t *testing.T) {
 		q, err := iox.OpenPub(ctx, node, "peers-late")
 		require.NoError(t, err)
 		require.NoError(t, q.Close())
-		advWithin(t, 5*time.Second, "ranging over Peers first asked for after Close", func() {
+		within(t, 5*time.Second, "ranging over Peers first asked for after Close", func() {
 			for range q.Peers() {
 			}
 		})
@@ -892,18 +869,7 @@ func TestAdvPubPeersReportsALeavingSubscriber(t *testing.T) {
 	require.NoError(t, err)
 	defer p.Close()
 	peers := p.Peers()
-	next := func(want iox.PeerEventKind) iox.PeerEvent {
-		t.Helper()
-		select {
-		case e, ok := <-peers:
-			require.True(t, ok, "Peers closed, want %v", want)
-			require.Equal(t, want, e.Kind)
-			return e
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %v event within 10 s (Subscribers() says %d)", want, p.Subscribers())
-		}
-		return iox.PeerEvent{}
-	}
+	next := func(want iox.PeerEventKind) iox.PeerEvent { return nextPeerEvent(t, peers, want) }
 	for round := 0; round < 5; round++ {
 		s, err := iox.OpenSub(ctx, node, "peers-left")
 		require.NoError(t, err)
@@ -1150,18 +1116,4 @@ func childAdvPairRecvClose() error {
 	fmt.Println("closed", p.Close())
 	parentSays()
 	return nil
-}
-
-// processState is the state letter of a process in /proc (R, S, T, ...).
-func processState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
 }

@@ -136,8 +136,8 @@ func examplePublisherPeer() error {
 		return err
 	}
 	defer pub.Close() // waits until the subscriber has taken everything
-	for pub.Subscribers() == 0 {
-		time.Sleep(time.Millisecond)
+	if !waitUntil(20*time.Second, func() bool { return pub.Subscribers() > 0 }) {
+		return errors.New("no subscriber")
 	}
 	for i := 1; i <= 3; i++ {
 		if err := pub.Send(ctx, []byte(fmt.Sprintf("price %d", i))); err != nil {
@@ -184,13 +184,14 @@ func exampleEventsPeer() error {
 		return err
 	}
 	defer n.Close()
-	for {
-		reached, err := n.Notify(3)
-		if err != nil || reached > 0 {
-			return err
-		}
-		time.Sleep(time.Millisecond) // the listener is not there yet
+	if !waitUntil(20*time.Second, func() bool { // until the listener is there
+		var reached int
+		reached, err = n.Notify(3)
+		return err != nil || reached > 0
+	}) {
+		return errors.New("no listener")
 	}
+	return err
 }
 
 // The ports are the layer below the channels: a publisher copies each message into

@@ -5,10 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,35 +18,14 @@ import (
 )
 
 // python returns the interpreter that has the iceoryx2 package of the pinned
-// version: $IOX_PYTHON, or the virtual environment `make test` creates.
-func python(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("IOX_PYTHON"); p != "" {
-		return p
-	}
-	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), ".venv", "bin", "python")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("no Python with iceoryx2 at %s: run `make pyenv` (part of `make test`) or set IOX_PYTHON", p)
-	}
-	return p
-}
+// version: $IOX_PYTHON, or the virtual environment `make pyenv` creates.
+func python(t *testing.T) string { return venvPython(t, "IOX_PYTHON", ".venv", "pyenv") }
 
 // pyPeer starts internal/pypeer/peer.py in role and waits until it says "ready".
 func pyPeer(t *testing.T, ns namespace, args ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "internal", "pypeer", "peer.py")
-	cmd := exec.Command(python(t), append([]string{script, args[0], args[1], ns.prefix, ns.root}, args[2:]...)...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	sc := bufio.NewScanner(out)
+	script := sourcePath("internal", "pypeer", "peer.py")
+	cmd, _, sc := startPython(t, exec.Command(python(t), append([]string{script, args[0], args[1], ns.prefix, ns.root}, args[2:]...)...))
 	require.True(t, sc.Scan(), "python peer exited early")
 	require.Equal(t, "ready", sc.Text())
 	return cmd, sc
@@ -118,17 +94,4 @@ func TestGoPublisherToPythonSubscriber(t *testing.T) {
 		assert.Equal(t, fmt.Sprintf("%d %s", n, hex.EncodeToString(sum[:])), lines.Text(), "message %d", i)
 	}
 	require.NoError(t, waitTimeout(cmd, 20*time.Second))
-}
-
-func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("%s did not exit in %v", cmd.Path, d)
-	}
 }

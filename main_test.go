@@ -1,5 +1,9 @@
 package iox_test
 
+// The test harness: TestMain, isolated namespaces, and child processes (the
+// test binary re-executed in a role) with the line-by-line conversation between
+// a test and its children. Other shared helpers are in helpers_test.go.
+
 import (
 	"bufio"
 	"fmt"
@@ -9,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -235,18 +240,57 @@ func parentSays() string {
 	return ""
 }
 
-// pattern makes a message of n bytes whose content depends on n and seed.
-func pattern(n, seed int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*7 + n + seed)
-	}
-	return b
+// parentLines delivers the parent's lines in the background (inside a child); it
+// is closed when the parent closes standard input.
+func parentLines() <-chan string {
+	c := make(chan string, 16)
+	go func() {
+		for stdinLines.Scan() {
+			c <- stdinLines.Text()
+		}
+		close(c)
+	}()
+	return c
 }
 
-// eventually waits until cond holds, looking every millisecond, and fails the
-// test after 20 s.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	require.Eventually(t, cond, 20*time.Second, time.Millisecond, "timed out waiting for %s", what)
+// nextLine waits for the parent's next line starting with prefix and returns the
+// rest; it fails after d.
+func nextLine(lines <-chan string, prefix string, d time.Duration) (string, error) {
+	timeout := time.After(d)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return "", fmt.Errorf("parent hung up while waiting for %q", prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return strings.TrimSpace(strings.TrimPrefix(l, prefix)), nil
+			}
+		case <-timeout:
+			return "", fmt.Errorf("no %q from the parent for %v", prefix, d)
+		}
+	}
+}
+
+// expectPrefix waits for the child's next line, checks its prefix and returns
+// the rest.
+func (c *child) expectPrefix(prefix string) string {
+	c.t.Helper()
+	l := c.line()
+	if !strings.HasPrefix(l, prefix) {
+		c.t.Fatalf("child said %q, want %q...", l, prefix)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(l, prefix))
+}
+
+// kill sends SIGKILL and waits until the process is reaped.
+func (c *child) kill() {
+	c.t.Helper()
+	require.NoError(c.t, c.cmd.Process.Signal(syscall.SIGKILL))
+	select {
+	case err := <-c.done:
+		c.done <- err
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("killed child was not reaped")
+	}
 }

@@ -46,45 +46,6 @@ func childPairFlood() error {
 	}
 }
 
-func seqMsg(i uint64) []byte {
-	m := make([]byte, 8)
-	binary.LittleEndian.PutUint64(m, i)
-	return m
-}
-
-// streamBoth sends n sequence numbers on p while checking that n arrive in order.
-func streamBoth(ctx context.Context, p *iox.Pair[[]byte], n uint64) error {
-	errc := make(chan error, 2)
-	go func() {
-		for i := uint64(0); i < n; i++ {
-			if err := p.Send(ctx, seqMsg(i)); err != nil {
-				errc <- fmt.Errorf("send %d: %w", i, err)
-				return
-			}
-		}
-		errc <- nil
-	}()
-	go func() {
-		for i := uint64(0); i < n; i++ {
-			m, err := p.Recv(ctx)
-			if err != nil {
-				errc <- fmt.Errorf("receive %d: %w", i, err)
-				return
-			}
-			if len(m) != 8 {
-				errc <- fmt.Errorf("message %d has %d bytes", i, len(m))
-				return
-			}
-			if got := binary.LittleEndian.Uint64(m); got != i {
-				errc <- fmt.Errorf("message %d: got sequence %d (lost, duplicated or reordered)", i, got)
-				return
-			}
-		}
-		errc <- nil
-	}()
-	return errors.Join(<-errc, <-errc)
-}
-
 func childPairStream() error {
 	node, err := nsFromEnv().childNode()
 	if err != nil {
@@ -197,7 +158,8 @@ func TestPairSelectOverThreePairsAndAContext(t *testing.T) {
 	}
 }
 
-// childPairSendClose sends IOX_COUNT messages and closes the pair right away.
+// childPairSendClose queues IOX_COUNT messages, says "closing" and closes the
+// pair right away.
 func childPairSendClose() error {
 	node, err := nsFromEnv().childNode()
 	if err != nil {
@@ -205,16 +167,20 @@ func childPairSendClose() error {
 	}
 	defer node.Close()
 	ctx := context.Background()
-	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(4), iox.WithLinger(20*time.Second))
+	n := envInt("IOX_COUNT")
+	// The send queue holds every message, so that all Sends return while nobody
+	// reads and Close begins with the queue full.
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(4), iox.WithChanCap(n),
+		iox.WithLinger(20*time.Second))
 	if err != nil {
 		return err
 	}
-	n, _ := strconv.Atoi(os.Getenv("IOX_COUNT"))
 	for i := 0; i < n; i++ {
 		if err := p.Send(ctx, seqMsg(uint64(i))); err != nil {
 			return err
 		}
 	}
+	fmt.Println("closing")
 	return p.Close()
 }
 
@@ -226,7 +192,7 @@ func TestPairPeerCloseIsACleanEndAfterEveryMessage(t *testing.T) {
 	require.NoError(t, err)
 	defer p.Close()
 	c := spawn(t, ns, "pair-send-close", "IOX_SERVICE=clean-end", "IOX_COUNT=100")
-	time.Sleep(50 * time.Millisecond) // let the child fill the queue and start closing
+	c.expect("closing") // the child's queue is full and it closes: nothing was read yet
 	var got uint64
 	for m := range p.In() {
 		require.Equal(t, got, binary.LittleEndian.Uint64(m))
@@ -250,7 +216,8 @@ func TestPairMessagesSentBeforeThePeerArriveLater(t *testing.T) {
 		require.NoError(t, a.Send(ctx, seqMsg(uint64(i))))
 	}
 	assert.False(t, a.Connected())
-	time.Sleep(50 * time.Millisecond)
+	// The queue's goroutine found nobody to deliver to and waits for the peer.
+	waitParked(t, "iox.(*sender[...]).pump", 1)
 	b, err := iox.OpenPair(ctx, node, "early")
 	require.NoError(t, err)
 	defer b.Close()
@@ -288,7 +255,7 @@ func TestPairCancelDuringABlockedSend(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- p.Send(ctx, []byte("blocked")) }()
-	time.Sleep(20 * time.Millisecond)
+	waitParked(t, "iox.(*Pair[...]).Send", 1)
 	cancel()
 	select {
 	case err := <-errc:
@@ -298,7 +265,7 @@ func TestPairCancelDuringABlockedSend(t *testing.T) {
 	}
 	// cancelling the pair's own context ends it
 	go func() { errc <- p.Send(context.Background(), []byte("blocked again")) }()
-	time.Sleep(20 * time.Millisecond)
+	waitParked(t, "iox.(*Pair[...]).Send", 1)
 	stop()
 	select {
 	case err := <-errc:

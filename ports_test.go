@@ -319,7 +319,7 @@ func TestWaitReturnsOnCancelAndClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, err := l.Wait(ctx); errc <- err }()
-	time.Sleep(20 * time.Millisecond)
+	waitParked(t, "iox.(*Listener).Wait", 1)
 	cancel()
 	select {
 	case err := <-errc:
@@ -339,7 +339,7 @@ func TestWaitReturnsOnCancelAndClose(t *testing.T) {
 	assert.Equal(t, []iox.EventID{1}, ids)
 
 	go func() { _, err := l.Wait(context.Background()); errc <- err }()
-	time.Sleep(20 * time.Millisecond)
+	waitParked(t, "iox.(*Listener).Wait", 1)
 	require.NoError(t, l.Close())
 	select {
 	case err := <-errc:
@@ -373,7 +373,7 @@ func TestManyWaitingListenersHoldFewThreads(t *testing.T) {
 			assert.ErrorIs(t, err, context.Canceled)
 		}()
 	}
-	time.Sleep(200 * time.Millisecond) // let every waiter park
+	waitParked(t, "iox.(*Listener).Wait", waiters)
 	during := threads(t)
 	cancel()
 	wg.Wait()
@@ -384,19 +384,8 @@ func TestManyWaitingListenersHoldFewThreads(t *testing.T) {
 	assert.Less(t, during, before+10, "waiting listeners must not hold OS threads")
 }
 
-func threads(t *testing.T) int {
-	b, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatal("no Threads line")
-	return 0
-}
+// threads is how many OS threads this process has.
+func threads(t *testing.T) int { return int(procStatus(t, "Threads")) }
 
 func TestConcurrentSendersAndReceivers(t *testing.T) {
 	ns := newNamespace(t)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,17 +59,12 @@ func childSubSeq() error {
 		got++
 		next = seq + 1
 		if slow > 0 && got%every == 0 {
-			time.Sleep(slow)
+			time.Sleep(slow) // the stimulus: a slow reader, not a synchronisation
 		}
 	}
 	fmt.Println("got", got)
 	parentSays()
 	return nil
-}
-
-func waitSubscribers[T any](t *testing.T, p *iox.Pub[T], n int) {
-	t.Helper()
-	eventually(t, fmt.Sprintf("%d subscribers", n), func() bool { return p.Subscribers() == n })
 }
 
 func TestPubSubLosslessEverySubscriberGetsEverythingInOrder(t *testing.T) {
@@ -166,21 +162,24 @@ func TestPubSubSubscriberCrashIsReportedAndOthersKeepGoing(t *testing.T) {
 	}
 	// the victim takes one message and sleeps: its queue fills and holds the publisher
 	sent := make(chan error, 1)
+	var accepted atomic.Int64
 	go func() {
 		for i := 0; i < n; i++ {
 			if err := p.Send(ctx, seqMsg(uint64(i))); err != nil {
 				sent <- err
 				return
 			}
+			accepted.Store(int64(i + 1))
 		}
 		sent <- nil
 	}()
-	time.Sleep(200 * time.Millisecond)
+	last := waitHeldBack(t, "iox.(*Pub[...]).Send", accepted.Load)
 	select {
 	case <-sent:
 		t.Fatal("the sleeping subscriber did not hold the publisher back")
 	default:
 	}
+	t.Logf("the publisher was held back after %d of %d messages", last, n)
 	killed := time.Now()
 	require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
 	select {

@@ -1,7 +1,6 @@
 package iox_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -814,18 +813,9 @@ server.delete()
 // pyRR runs one of the inline Python peers and waits until it says "ready".
 func pyRR(t *testing.T, ns namespace, script, name string, args ...string) (*exec.Cmd, func() string) {
 	t.Helper()
-	cmd := exec.Command(python(t), append([]string{"-c", script, name, ns.prefix, ns.root}, args...)...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	cmd, _, sc := startPython(t, exec.Command(python(t), append([]string{"-c", script, name, ns.prefix, ns.root}, args...)...))
 	lines := make(chan string, 64)
 	go func() {
-		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			lines <- sc.Text()
 		}

@@ -1,11 +1,7 @@
 package iox_test
 
 import (
-	"bufio"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -20,20 +16,8 @@ import (
 // close them and waits for it to exit.
 func pySettingsPeer(t *testing.T, ns namespace, name string) (done func()) {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "internal", "pypeer", "peer.py")
-	cmd := exec.Command(python(t), script, "settings", name, ns.prefix, ns.root)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	sc := bufio.NewScanner(out)
+	script := sourcePath("internal", "pypeer", "peer.py")
+	cmd, stdin, sc := startPython(t, exec.Command(python(t), script, "settings", name, ns.prefix, ns.root))
 	require.True(t, sc.Scan(), "python peer exited early")
 	require.Equal(t, "ready", sc.Text())
 	return func() {

@@ -1,0 +1,256 @@
+package iox_test
+
+// Processes that exit without Close, or in the middle of Close, leave nothing
+// in the way: the next run opens the same names without manual cleanup.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+func init() {
+	children["rel-exit-pair"] = childExitPair
+	children["rel-exit-pub"] = childExitPub
+	children["rel-exit-sub"] = childExitSub
+	children["rel-exit-teardown"] = childExitTeardown
+}
+
+// childExitPair streams both ways on the pair IOX_SERVICE and calls os.Exit
+// without closing anything after IOX_EXIT_AT messages sent, or as soon as the
+// pair ends.
+func childExitPair() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(8))
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	exitAt := uint64(envInt("IOX_EXIT_AT"))
+	go func() {
+		for range p.In() {
+		}
+		fmt.Println("exiting at the end")
+		os.Exit(0)
+	}()
+	for i := uint64(0); ; i++ {
+		if i == exitAt {
+			fmt.Println("exiting mid-stream")
+			os.Exit(0)
+		}
+		if err := p.Send(ctx, seqMsg(i)); err != nil {
+			select {} // the receiving goroutine exits
+		}
+	}
+}
+
+// childExitPub publishes on IOX_SERVICE once a subscriber is there and calls
+// os.Exit without closing after IOX_EXIT_AT messages.
+func childExitPub() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	p, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(16))
+	if err != nil {
+		return err
+	}
+	if !waitUntil(20*time.Second, func() bool { return p.Subscribers() > 0 }) {
+		return errors.New("no subscriber")
+	}
+	fmt.Println("ready")
+	exitAt := uint64(envInt("IOX_EXIT_AT"))
+	for i := uint64(0); ; i++ {
+		if i == exitAt {
+			fmt.Println("exiting mid-stream")
+			os.Exit(0)
+		}
+		if err := p.Send(ctx, seqMsg(i)); err != nil {
+			return err
+		}
+	}
+}
+
+// childExitSub subscribes to IOX_SERVICE and calls os.Exit without closing after
+// IOX_EXIT_AT messages.
+func childExitSub() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(16))
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	exitAt := envInt("IOX_EXIT_AT")
+	for i := 0; i < exitAt; i++ {
+		if _, err := s.Recv(ctx); err != nil {
+			return err
+		}
+	}
+	fmt.Println("exiting mid-stream")
+	os.Exit(0)
+	return nil
+}
+
+func TestExitWithoutCloseLeavesNothingInTheWay(t *testing.T) {
+	ns := newNamespace(t)
+	// Run 1: every process of the namespace exits mid-stream without closing.
+	pa := spawn(t, ns, "rel-exit-pair", "IOX_SERVICE=exit-pair", "IOX_EXIT_AT=3000")
+	pb := spawn(t, ns, "rel-exit-pair", "IOX_SERVICE=exit-pair", "IOX_EXIT_AT=1000000000")
+	pub := spawn(t, ns, "rel-exit-pub", "IOX_SERVICE=exit-ps", "IOX_EXIT_AT=5000")
+	sub := spawn(t, ns, "rel-exit-sub", "IOX_SERVICE=exit-ps", "IOX_EXIT_AT=2000")
+	for _, c := range []*child{pa, pb, sub, pub} {
+		c.expect("ready")
+	}
+	pa.expect("exiting mid-stream")
+	sub.expect("exiting mid-stream")
+	pub.expect("exiting mid-stream")
+	pb.expectPrefix("exiting")
+	for _, c := range []*child{pa, pb, sub, pub} {
+		c.wait()
+	}
+	shm, root := nsFiles(ns)
+	t.Logf("after four processes exited without Close: %d objects in /dev/shm, %d files under the root", shm, root)
+
+	// Run 2: the same names work again, without manual cleanup.
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 5000
+	var p *iox.Pair[[]byte]
+	require.NoError(t, reopen(func() (err error) { p, err = iox.OpenPair(ctx, node, "exit-pair", iox.BufferSize(8)); return }))
+	c := spawn(t, ns, "rel-pair", "IOX_SERVICE=exit-pair", "IOX_MODE=resume", fmt.Sprintf("IOX_COUNT=%d", n))
+	c.expect("ready")
+	require.NoError(t, streamBoth(ctx, p, n))
+	c.expect("resumed")
+	c.say("done")
+	c.wait()
+	require.NoError(t, p.Close())
+
+	var s *iox.Sub[[]byte]
+	require.NoError(t, reopen(func() (err error) { s, err = iox.OpenSub(ctx, node, "exit-ps", iox.BufferSize(16)); return }))
+	pc := spawn(t, ns, "rel-pub", "IOX_SERVICE=exit-ps", "IOX_GEN=7", fmt.Sprintf("IOX_COUNT=%d", n))
+	pc.expect("ready")
+	for i := uint64(0); i < n; i++ {
+		m, err := s.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, relPubMsg(7, i), m)
+	}
+	pc.expect(fmt.Sprintf("sent %d", n))
+	pc.say("done")
+	pc.wait()
+	require.NoError(t, s.Close())
+	require.NoError(t, node.Close())
+	leftShm, leftRoot := sweepCrashLeftovers(t, ns)
+	t.Logf("the next run exchanged %d messages each way on the pair and %d on the pubsub; left behind for good: %d /dev/shm objects %v, %d root files %v",
+		n, n, len(leftShm), leftShm, len(leftRoot), leftRoot)
+}
+
+// childExitTeardown opens both ends of the pair IOX_SERVICE and a publisher and
+// subscriber on it, says "ready", and at "go D" closes everything while calling
+// os.Exit after D: the exit lands in the middle of removing services.
+func childExitTeardown() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	name := os.Getenv("IOX_SERVICE")
+	var closers []interface{ Close() error }
+	for i := 0; i < 2; i++ {
+		p, err := iox.OpenPair(ctx, node, name)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, p)
+	}
+	s, err := iox.OpenSub(ctx, node, name)
+	if err != nil {
+		return err
+	}
+	p, err := iox.OpenPub(ctx, node, name, iox.WithLinger(0))
+	if err != nil {
+		return err
+	}
+	closers = append(closers, p, s, node)
+	fmt.Println("ready")
+	v, err := nextLine(parentLines(), "go", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	d, _ := time.ParseDuration(v)
+	for _, c := range closers {
+		go c.Close()
+	}
+	time.Sleep(d) // the stimulus: the exit lands d into the teardown
+	os.Exit(0)
+	return nil
+}
+
+// A process that exits while it removes its services (at Close, or when a pair
+// ends) must not leave them half removed: the next run opens the same names.
+func TestExitDuringTeardownLeavesNothingInTheWay(t *testing.T) {
+	rounds := loops(30, 15, 200)
+	rng := seeded(t)
+	ns := newNamespace(t)
+	ctx := context.Background()
+	for i := 0; i < rounds; i++ {
+		name := fmt.Sprintf("teardown-%d", i%3)
+		c := spawn(t, ns, "rel-exit-teardown", "IOX_SERVICE="+name)
+		c.expect("ready")
+		d := time.Duration(rng.IntN(3000)) * time.Microsecond
+		c.say(fmt.Sprintf("go %v", d))
+		c.wait()
+		node := ns.node(t)
+		var err error
+		within(t, 30*time.Second, "reopening", func() {
+			var a, b *iox.Pair[[]byte]
+			var s *iox.Sub[[]byte]
+			var p *iox.Pub[[]byte]
+			if err = reopen(func() (e error) { a, e = iox.OpenPair(ctx, node, name); return }); err != nil {
+				err = fmt.Errorf("pair: %w", err)
+				return
+			}
+			defer a.Close()
+			if err = reopen(func() (e error) { b, e = iox.OpenPair(ctx, node, name); return }); err != nil {
+				err = fmt.Errorf("second pair end: %w", err)
+				return
+			}
+			defer b.Close()
+			if err = reopen(func() (e error) { s, e = iox.OpenSub(ctx, node, name); return }); err != nil {
+				err = fmt.Errorf("subscriber: %w", err)
+				return
+			}
+			defer s.Close()
+			if err = reopen(func() (e error) { p, e = iox.OpenPub(ctx, node, name); return }); err != nil {
+				err = fmt.Errorf("publisher: %w", err)
+				return
+			}
+			defer p.Close()
+			if err = a.Send(ctx, []byte("again")); err == nil {
+				_, err = b.Recv(ctx)
+			}
+		})
+		require.NoError(t, err, "round %d: the next run after an exit %v into teardown", i, d)
+		require.NoError(t, node.Close())
+	}
+	shm, root := sweepCrashLeftovers(t, ns)
+	t.Logf("%d exits during teardown; every next run opened the same names; left behind for good: %d /dev/shm objects %v, %d root files %v",
+		rounds, len(shm), shm, len(root), root)
+}
