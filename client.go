@@ -268,7 +268,7 @@ func (c *Caller[Req, Resp]) next(ctx context.Context, cl *call) (v Resp, ok bool
 				n, got, live, err = cl.pending.receive(cl.buf)
 				return got || !live || err != nil
 			}
-			if !sp.spin(poll, c.life.Done()) {
+			if !sp.spin(poll, c.life.Done(), ctx.Done()) {
 				err := c.park(ctx, seen)
 				sp.parked()
 				if err != nil {

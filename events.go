@@ -105,7 +105,7 @@ func (e *Events) Recv(ctx context.Context) (EventID, error) {
 		if e.spin.spin(func() bool {
 			e.ids, err = e.lis.tryWaitInto(e.ids)
 			return err != nil || len(e.ids) > 0
-		}, e.life.Done()) {
+		}, e.life.Done(), ctx.Done()) {
 			continue
 		}
 		ids, err = e.lis.waitInto(ctx, e.life.Done(), e.ids)

@@ -124,7 +124,7 @@ func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
 		if err := r.life.err(); err != nil {
 			return zero, err
 		}
-		if r.spin.spin(r.poll, r.life.Done()) {
+		if r.spin.spin(r.poll, r.life.Done(), ctx.Done()) {
 			continue
 		}
 		if r.every > 0 {

@@ -102,7 +102,7 @@ func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], e
 		if q != nil || err != nil {
 			return q, err
 		}
-		if r.spin.spin(r.hasRequests, r.life.Done()) {
+		if r.spin.spin(r.hasRequests, r.life.Done(), ctx.Done()) {
 			continue
 		}
 		every := rpcIdleLook

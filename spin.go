@@ -41,9 +41,10 @@ type spinner struct {
 
 func newSpinner(cfg time.Duration) spinner { return spinner{fixed: cfg, backoff: 1} }
 
-// spin polls until poll reports something, the budget is spent or done is
-// closed; it reports whether poll found something.
-func (s *spinner) spin(poll func() bool, done <-chan struct{}) bool {
+// spin polls until poll reports something, the budget is spent, or done or
+// stop (the wait's own context) is closed; it reports whether poll found
+// something.
+func (s *spinner) spin(poll func() bool, done, stop <-chan struct{}) bool {
 	now := nanotime()
 	s.start = now
 	budget := s.fixed
@@ -67,7 +68,7 @@ func (s *spinner) spin(poll func() bool, done <-chan struct{}) bool {
 			return true
 		}
 		now = nanotime()
-		if now >= deadline || isDone(done) {
+		if now >= deadline || isDone(done) || isDone(stop) {
 			if s.fixed == spinAdaptive && now >= deadline {
 				s.skip = s.backoff
 				s.backoff = min(2*s.backoff, spinBackoffMax)

@@ -77,6 +77,15 @@ pub fn restrict_counter(config: &Config) {
     }
 }
 
+/// Whether this user may read and write every node-counter segment of the
+/// namespace there is (iceoryx2 needs both to give a node its id).
+pub fn counter_writable(config: &Config) -> bool {
+    counter_segments(config).into_iter().all(|name| {
+        let Ok(c) = std::ffi::CString::new(shm_dir().join(name).as_os_str().as_encoded_bytes()) else { return true };
+        (unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) }) == 0
+    })
+}
+
 /// Whether this user may write the namespace's root folder, or the nearest
 /// existing folder above it where iceoryx2 would create it.
 pub fn root_writable(config: &Config) -> bool {

@@ -52,6 +52,9 @@ pub unsafe extern "C" fn iox_node_create(
             if f.code == IOX_E_INTERNAL && !layout::root_writable(&config) {
                 f.code = IOX_E_PERMISSION;
                 f.text += "; the namespace's root folder is not writable by this user";
+            } else if f.code == IOX_E_INTERNAL && !layout::counter_writable(&config) {
+                f.code = IOX_E_PERMISSION;
+                f.text += "; the namespace's node counter belongs to another user (see WithSharedNamespace)";
             }
             f
         })?;
