@@ -278,8 +278,11 @@ func exampleServerPeer() error {
 		}
 		return []byte(strconv.Itoa(len(req))), nil
 	})
-	if errors.Is(err, context.Canceled) {
-		return nil
+	if !errors.Is(err, context.Canceled) {
+		return err
 	}
-	return err
+	for server.Clients() > 0 { // the client may not have read "bye" yet
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }

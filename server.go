@@ -321,6 +321,20 @@ func (r *Responder[Req, Resp]) handle(ctx context.Context, q *Request[Req, Resp]
 	}
 }
 
+// Clients returns how many clients the service has now (0 once the server
+// ended). A server that is about to close can wait for its clients to leave:
+// Close releases the responses they have not read yet.
+func (r *Responder[Req, Resp]) Clients() int {
+	if r.life.err() != nil {
+		return 0
+	}
+	n, _, err := r.svc.Counts()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // Done is closed when the server has ended; Err says why.
 func (r *Responder[Req, Resp]) Done() <-chan struct{} { return r.life.Done() }
 
@@ -329,8 +343,10 @@ func (r *Responder[Req, Resp]) Done() <-chan struct{} { return r.life.Done() }
 func (r *Responder[Req, Resp]) Err() error { return r.life.err() }
 
 // Close ends the server: requests not yet answered end without a response, so
-// their callers' Calls fail with ErrNoResponse. A second Close returns
-// ErrClosed.
+// their callers' Calls fail with ErrNoResponse. iceoryx2 then frees the
+// server's shared memory, and with it the responses its clients have not read
+// yet: close a server once its clients are done (see Clients). A second Close
+// returns ErrClosed.
 func (r *Responder[Req, Resp]) Close() error { return r.closer.close("server", "close server", r.name) }
 
 func (r *Responder[Req, Resp]) shutdown(reason error, _ bool) error {
