@@ -65,7 +65,7 @@ demo: native
 # program is built here because $(LIB) does not depend on src/bin.
 bench: native
 	cd $(NATIVE_DIR) && $(CARGO) build --release --locked --bin iox_floor
-	CGO_ENABLED=0 $(GO) test -run '^$$' -bench '^Benchmark(RoundTrip|RoundTripLoaded|Throughput|IdleCPU|Call)$$' \
+	CGO_ENABLED=0 $(GO) test -run '^$$' -bench '^Benchmark(RoundTrip|RoundTripLoaded|Throughput|IdleCPU|Call|RPC)$$' \
 	  -benchmem -benchtime=1s -count=1 . | tee bench.out
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench '^Benchmark(OpenPair|CrashDetect)$$' -benchtime=200x -count=1 . | tee -a bench.out
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench '^BenchmarkIdlePairs$$' -benchtime=1x -count=1 . | tee -a bench.out

@@ -195,16 +195,21 @@ func (s *PubSubService) Publishers() ([]PortInfo, error) { return s.ports("publi
 func (s *PubSubService) Subscribers() ([]PortInfo, error) { return s.ports("subscribers", 1) }
 
 func (s *PubSubService) ports(op string, which int) ([]PortInfo, error) {
-	h, ok := s.ref.acquire()
+	return listPorts(&s.ref, s.lib, op, s.name, which, s.lib.PubSubList)
+}
+
+// listPorts lists the ports of a service (which: the native listing's kind).
+func listPorts(r *ref, lib *ffi.Lib, op, name string, which int, list func(ffi.Handle, int, []ffi.PortInfo) (int, ffi.Status)) ([]PortInfo, error) {
+	h, ok := r.acquire()
 	if !ok {
-		return nil, closedError(op, s.name)
+		return nil, closedError(op, name)
 	}
-	defer s.ref.release()
+	defer r.release()
 	raw := make([]ffi.PortInfo, 8)
 	for {
-		n, st := s.lib.PubSubList(h, which, raw)
+		n, st := list(h, which, raw)
 		if st != ffi.OK {
-			return nil, statusError(s.lib, op, s.name, st, nil)
+			return nil, statusError(lib, op, name, st, nil)
 		}
 		if n <= len(raw) {
 			out := make([]PortInfo, n)
@@ -219,14 +224,20 @@ func (s *PubSubService) ports(op string, which int) ([]PortInfo, error) {
 
 // CleanupDeadNodes removes the ports of crashed processes from this service.
 func (s *PubSubService) CleanupDeadNodes() (int, error) {
-	h, ok := s.ref.acquire()
+	return cleanupDead(&s.ref, s.lib, s.name, s.lib.PubSubCleanupDead)
+}
+
+// cleanupDead runs a service's removal of dead nodes' ports and returns how many
+// nodes it cleaned up.
+func cleanupDead(r *ref, lib *ffi.Lib, name string, clean func(ffi.Handle) (uint64, uint64, ffi.Status)) (int, error) {
+	h, ok := r.acquire()
 	if !ok {
-		return 0, closedError("cleanup dead nodes", s.name)
+		return 0, closedError("cleanup dead nodes", name)
 	}
-	defer s.ref.release()
-	c, _, st := s.lib.PubSubCleanupDead(h)
+	defer r.release()
+	c, _, st := clean(h)
 	if st != ffi.OK {
-		return 0, statusError(s.lib, "cleanup dead nodes", s.name, st, nil)
+		return 0, statusError(lib, "cleanup dead nodes", name, st, nil)
 	}
 	return int(c), nil
 }

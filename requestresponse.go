@@ -175,41 +175,13 @@ func (s *RequestResponseService) Clients() ([]PortInfo, error) { return s.ports(
 func (s *RequestResponseService) Servers() ([]PortInfo, error) { return s.ports("servers", 1) }
 
 func (s *RequestResponseService) ports(op string, which int) ([]PortInfo, error) {
-	h, ok := s.ref.acquire()
-	if !ok {
-		return nil, closedError(op, s.name)
-	}
-	defer s.ref.release()
-	raw := make([]ffi.PortInfo, 8)
-	for {
-		n, st := s.lib.ReqResList(h, which, raw)
-		if st != ffi.OK {
-			return nil, statusError(s.lib, op, s.name, st, nil)
-		}
-		if n <= len(raw) {
-			out := make([]PortInfo, n)
-			for i, r := range raw[:n] {
-				out[i] = PortInfo{Port: UniqueID{r.PortLo, r.PortHi}, Node: UniqueID{r.NodeLo, r.NodeHi}}
-			}
-			return out, nil
-		}
-		raw = make([]ffi.PortInfo, n+8)
-	}
+	return listPorts(&s.ref, s.lib, op, s.name, which, s.lib.ReqResList)
 }
 
 // CleanupDeadNodes removes the ports of crashed processes from this service and
 // returns how many nodes were cleaned up.
 func (s *RequestResponseService) CleanupDeadNodes() (int, error) {
-	h, ok := s.ref.acquire()
-	if !ok {
-		return 0, closedError("cleanup dead nodes", s.name)
-	}
-	defer s.ref.release()
-	c, _, st := s.lib.ReqResCleanupDead(h)
-	if st != ffi.OK {
-		return 0, statusError(s.lib, "cleanup dead nodes", s.name, st, nil)
-	}
-	return int(c), nil
+	return cleanupDead(&s.ref, s.lib, s.name, s.lib.ReqResCleanupDead)
 }
 
 // Close releases the service handle; clients and servers made from it stay usable.

@@ -437,9 +437,13 @@ func (q *Request[Req, Resp]) send(ctx context.Context, v Resp, last bool) error 
 		return &Error{Op: op, Name: q.r.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("response of %d bytes, MaxMessageSize is %d", len(msg), q.r.cfg.maxMessage)}
 	}
+	wake := q.wake
+	if last {
+		wake = nil // finish wakes the caller once, for the answer and the end
+	}
 	retry := rpcWaitRetries
 	for {
-		err := q.active.sendNotify(msg, q.wake, evData)
+		err := q.active.sendNotify(msg, wake, evData)
 		if err == nil {
 			break
 		}

@@ -258,3 +258,24 @@ func TestCommandRefusesBadInput(t *testing.T) {
 	assert.Contains(t, stderr.String(), "skipped stdin:2: parsing iteration count")
 	assert.NotContains(t, stdout.String(), "\npair ")
 }
+
+func TestRPCRatiosAgainstNetRPC(t *testing.T) {
+	const run = `goos: linux
+goarch: amd64
+pkg: github.com/iox-go/iox
+BenchmarkRPC/netrpc/serial-2         	   10000	     40000 ns/op	     38000 p50-ns	     90000 p99-ns	     400 B/op	       12 allocs/op
+BenchmarkRPC/netrpc/parallel-2       	   50000	     20000 ns/op	     50000 calls/s	     400 B/op	       12 allocs/op
+BenchmarkRPC/iox/serial-2            	   50000	     10000 ns/op	      9000 p50-ns	     30000 p99-ns	      64 B/op	        3 allocs/op
+BenchmarkRPC/iox/parallel-2          	  200000	      5000 ns/op	    200000 calls/s	      64 B/op	        3 allocs/op
+`
+	s := newResults()
+	require.NoError(t, s.read(strings.NewReader(run), "run"))
+	rows := rpcRows(s)
+	require.Len(t, rows, 2)
+	x := byName(t, rows, func(r rpcRow) string { return r.name }, "iox")
+	assert.InDelta(t, 0.25, x.vsNetRPC, 1e-9)    // 10 µs / 40 µs
+	assert.InDelta(t, 4.0, x.rateVsNetRPC, 1e-9) // 200k/s / 50k/s, from ns/op
+	assert.InDelta(t, ns(9000), x.p50.Center, 1e-12)
+	n := byName(t, rows, func(r rpcRow) string { return r.name }, "netrpc")
+	assert.InDelta(t, 1.0, n.vsNetRPC, 1e-9)
+}

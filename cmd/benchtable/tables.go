@@ -15,12 +15,14 @@ const (
 	idlePairs       = "IdlePairs"
 	openPair        = "OpenPair/"
 	crashDetect     = "CrashDetect"
+	rpc             = "RPC/"
 )
 
 // The baselines the ratios are taken against.
 const (
 	udsCase   = "uds"          // a Unix-domain socket between the same processes
 	floorCase = "native-floor" // the Rust ping-pong over the same crate
+	netRPC    = "netrpc"       // net/rpc over a Unix-domain socket
 )
 
 // roundTripRow is one case of a round-trip table.
@@ -149,7 +151,7 @@ func latencyRows(s *results) []latencyRow {
 
 // inTable reports whether a benchmark is in one of the README's tables.
 func inTable(name string) bool {
-	for _, p := range []string{roundTrip, roundTripLoaded, idleCPU, openPair} {
+	for _, p := range []string{roundTrip, roundTripLoaded, idleCPU, openPair, rpc} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}
@@ -178,6 +180,9 @@ func write(w io.Writer, s *results) {
 	}
 	if rows := latencyRows(s); len(rows) > 0 {
 		writeLatency(w, rows)
+	}
+	if rows := rpcRows(s); len(rows) > 0 {
+		writeRPC(w, rows)
 	}
 	writeOther(w, s)
 	if len(s.notes) > 0 {
@@ -249,4 +254,43 @@ func writeOther(w io.Writer, s *results) {
 		fmt.Fprintln(w, "\nOther benchmarks")
 		g.write(w)
 	}
+}
+
+// rpcRow is one case of the request/response table: RPC/<case>/serial (one
+// call at a time) and RPC/<case>/parallel (many callers).
+type rpcRow struct {
+	name           string
+	time, p50, p99 metric // of the serial calls
+	rate           metric // parallel calls per second
+	allocs         metric // per serial call
+	vsNetRPC       float64
+	rateVsNetRPC   float64
+}
+
+func rpcRows(s *results) []rpcRow {
+	base := s.metric(rpc+netRPC+"/serial", "sec/op")
+	baseRate := s.rate(rpc + netRPC + "/parallel")
+	var rows []rpcRow
+	for _, name := range s.order {
+		c, mode, ok := strings.Cut(strings.TrimPrefix(name, rpc), "/")
+		if !strings.HasPrefix(name, rpc) || !ok || mode != "serial" {
+			continue
+		}
+		t := s.metric(name, "sec/op")
+		r := s.rate(rpc + c + "/parallel")
+		rows = append(rows, rpcRow{name: c, time: t, p50: s.metric(name, "p50-sec"), p99: s.metric(name, "p99-sec"),
+			rate: r, allocs: s.metric(name, "allocs/op"), vsNetRPC: ratio(t, base), rateVsNetRPC: ratio(r, baseRate)})
+	}
+	return rows
+}
+
+func writeRPC(w io.Writer, rows []rpcRow) {
+	fmt.Fprintln(w, "\nCalls, 64 B request and response (time per call, one at a time: median ± its 95% confidence interval, p50, p99; calls/s with 64 callers; ×netrpc = time / net/rpc's time (lower is better) and calls/s / net/rpc's (higher is better))")
+	g := grid{text: 1}
+	g.add("case", "time", "±", "p50", "p99", "×netrpc", "calls/s (64)", "×netrpc", "allocs/op")
+	for _, r := range rows {
+		g.add(r.name, seconds(r.time), pct(r.time), seconds(r.p50), seconds(r.p99), times(r.vsNetRPC),
+			scaled(r.rate), times(r.rateVsNetRPC), count(r.allocs))
+	}
+	g.write(w)
 }
