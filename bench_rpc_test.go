@@ -25,6 +25,13 @@ func init() {
 // rpcCallers is how many goroutines call at once in the parallel cases.
 const rpcCallers = 64
 
+// rpcOptions size the benchmark's service for rpcCallers calls in flight from
+// one client: the memory a service needs grows with the square of
+// MaxActiveRequests, so the other counts stay small.
+func rpcOptions() []iox.Option {
+	return []iox.Option{iox.MaxActiveRequests(rpcCallers), iox.ResponseBufferSize(2), iox.MaxClients(2), iox.MaxServers(1)}
+}
+
 // BenchmarkRPC measures a call with a 64-byte request and a 64-byte response
 // to a server in a child process (one op = one call).
 //
@@ -122,7 +129,7 @@ func dialRPC(b *testing.B, ns namespace, kind, addr string) rpcCaller {
 		return udsCaller{conn}
 	default:
 		node := ns.node(b)
-		cl, err := iox.OpenClient(context.Background(), node, "rpc", iox.Raw{}, iox.Raw{}, iox.MaxActiveRequests(rpcCallers))
+		cl, err := iox.OpenClient(context.Background(), node, "rpc", iox.Raw{}, iox.Raw{}, rpcOptions()...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -240,7 +247,7 @@ func childIoxServer() error {
 	defer node.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv, err := iox.OpenServer(ctx, node, os.Getenv("IOX_SERVICE"), iox.Raw{}, iox.Raw{}, iox.MaxActiveRequests(rpcCallers))
+	srv, err := iox.OpenServer(ctx, node, os.Getenv("IOX_SERVICE"), iox.Raw{}, iox.Raw{}, rpcOptions()...)
 	if err != nil {
 		return err
 	}

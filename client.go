@@ -56,7 +56,6 @@ type Caller[Req, Resp any] struct {
 	lis     *Listener // servers wake this client here
 	self    *Notifier // wakes this client's own waiters when a server dies
 	reqEv   *EventService
-	bell    *bell
 	enc     func([]byte, Req) ([]byte, error)
 	dec     Codec[Resp]
 	slots   chan struct{}
@@ -68,6 +67,9 @@ type Caller[Req, Resp any] struct {
 	spin    spinner
 
 	mu      sync.Mutex
+	waiting map[*call]struct{}  // calls parked for a response
+	leading bool                // one of them waits in the poller
+	ids     []EventID           // the lead's scratch
 	watched map[UniqueID]func() // server nodes whose death this client watches
 	crashes atomic.Uint64       // server processes seen to die
 }
@@ -91,7 +93,7 @@ func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, req
 		return nil, err
 	}
 	c := &Caller[Req, Resp]{name: name, node: node, cfg: o.ch, enc: encoder(reqCodec), dec: respCodec, life: newLife(),
-		watched: map[UniqueID]func(){}, spin: newSpinner(o.ch.spin)}
+		watched: map[UniqueID]func(){}, waiting: map[*call]struct{}{}, spin: newSpinner(o.ch.spin)}
 	if c.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
 		return nil, err
 	}
@@ -101,7 +103,6 @@ func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, req
 		return nil, err
 	}
 	c.slots = make(chan struct{}, c.svc.Config().MaxActiveRequests)
-	c.bell = newBell(c.lis)
 	c.closer.watch(ctx, "client", name, c.shutdown)
 	return c, nil
 }
@@ -169,6 +170,24 @@ type call struct {
 	crashes uint64 // server deaths seen when it was sent
 	buf     []byte // receive buffer
 	got     int    // responses received
+	watched bool   // the servers' processes are watched for this call
+
+	// The outcome of the last look into the pending response, by the call's
+	// own goroutine or, while it waits, by the lead waiter on its behalf.
+	n        int
+	got1     bool // a response is in buf[:n]
+	live     bool
+	err      error
+	ready    bool          // something to act on: a response, the end, an error
+	wake     chan struct{} // a waiting call is woken here
+	pollFunc func() bool
+}
+
+// look receives into the call's buffer and records what it found.
+func (cl *call) look() bool {
+	cl.n, cl.got1, cl.live, cl.err = cl.pending.receive(cl.buf)
+	cl.ready = cl.got1 || !cl.live || cl.err != nil
+	return cl.ready
 }
 
 // start takes a slot and sends req, waiting for a server when there is none.
@@ -207,8 +226,9 @@ func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
 		crashes := c.crashes.Load()
 		p, err := c.client.sendNotify(msg, c.wakeSrv, evData)
 		if err == nil {
-			c.watchServers()
-			return &call{pending: p, crashes: crashes}, nil
+			cl := &call{pending: p, crashes: crashes, wake: make(chan struct{}, 1)}
+			cl.pollFunc = cl.look
+			return cl, nil
 		}
 		if !errors.Is(err, ErrNoServer) && !errors.Is(err, ErrWouldBlock) && !errors.Is(err, ErrLimitReached) {
 			<-c.slots
@@ -258,18 +278,12 @@ func (c *Caller[Req, Resp]) next(ctx context.Context, cl *call) (v Resp, ok bool
 		c.spinMu.Unlock()
 	}()
 	for {
-		seen := c.bell.seen()
-		n, got, live, err := cl.pending.receive(cl.buf)
-		if err == nil && !got && live {
+		if !cl.ready && !cl.look() {
 			if err := c.ended(cl); err != nil {
 				return v, false, err
 			}
-			poll := func() bool {
-				n, got, live, err = cl.pending.receive(cl.buf)
-				return got || !live || err != nil
-			}
-			if !sp.spin(poll, c.life.Done(), ctx.Done()) {
-				err := c.park(ctx, seen)
+			if !sp.spin(cl.pollFunc, c.life.Done(), ctx.Done()) {
+				err := c.park(ctx, cl)
 				sp.parked()
 				if err != nil {
 					return v, false, err
@@ -277,22 +291,23 @@ func (c *Caller[Req, Resp]) next(ctx context.Context, cl *call) (v Resp, ok bool
 				continue
 			}
 		}
+		cl.ready = false
 		var small *BufferTooSmallError
 		switch {
-		case errors.As(err, &small):
+		case errors.As(cl.err, &small):
 			if small.Need > c.cfg.maxMessage {
 				return v, false, &Error{Op: "call", Name: c.name, Kind: ErrMessageTooLarge,
 					Detail: fmt.Sprintf("response of %d bytes, MaxMessageSize is %d", small.Need, c.cfg.maxMessage)}
 			}
 			cl.buf = make([]byte, small.Need)
-		case err != nil:
+		case cl.err != nil:
 			if e := c.life.err(); e != nil {
 				return v, false, e
 			}
-			return v, false, err
-		case got:
+			return v, false, cl.err
+		case cl.got1:
 			cl.got++
-			v, err := c.dec.Decode(cl.buf[:n])
+			v, err := c.dec.Decode(cl.buf[:cl.n])
 			if err != nil {
 				return v, false, &Error{Op: "call", Name: c.name, Kind: ErrProtocol, Detail: err.Error()}
 			}
@@ -309,22 +324,82 @@ func (c *Caller[Req, Resp]) ended(cl *call) error {
 	if err := c.life.err(); err != nil {
 		return err
 	}
-	if c.crashes.Load() != cl.crashes && c.liveServers() == 0 {
-		return &Error{Op: "call", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
+	if now := c.crashes.Load(); now != cl.crashes {
+		if c.liveServers() == 0 {
+			return &Error{Op: "call", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
+		}
+		cl.crashes = now // another server is there and has the request too
 	}
 	return nil
 }
 
-// park waits until the bell rings after seen: a server answered, a server
+// park waits until the call has something to act on (cl.ready), a server
 // died, or, while a server that never notifies is there, the poll interval
-// passed.
-func (c *Caller[Req, Resp]) park(ctx context.Context, seen uint64) error {
+// passed. Of the calls that wait, one at a time (the lead) waits in the
+// runtime poller on the client's listener; when it wakes it looks into every
+// waiting call's pending response and wakes those that got something, so a
+// response wakes the call it belongs to and not every call in flight. A lead
+// whose own call is done hands the lead to another waiting call.
+func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
+	if !cl.watched {
+		cl.watched = true
+		c.watchServers()
+	}
+	c.mu.Lock()
+	c.waiting[cl] = struct{}{}
+	cl.look() // what arrived before it was there to be looked at by a lead
+	c.mu.Unlock()
+	defer c.leave(cl)
+	for {
+		c.mu.Lock()
+		if cl.ready || c.crashes.Load() != cl.crashes {
+			c.mu.Unlock()
+			return nil
+		}
+		if !c.leading {
+			c.leading = true
+			c.mu.Unlock()
+			if err := c.lead(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		c.mu.Unlock()
+		select {
+		case <-cl.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.life.Done():
+			return c.life.err()
+		}
+	}
+}
+
+// lead waits once in the poller, then looks into every waiting call and wakes
+// those that are ready (all of them after a server died), and gives up the lead.
+func (c *Caller[Req, Resp]) lead(ctx context.Context) error {
 	wctx, cancel := ctx, context.CancelFunc(func() {})
 	if c.foreignServers() {
 		wctx, cancel = context.WithTimeout(ctx, c.cfg.poll)
 	}
-	err := c.bell.wait(wctx, c.life.Done(), seen)
+	ids, err := c.lis.waitInto(wctx, c.life.Done(), c.ids[:0])
+	c.ids = ids[:0]
 	cancel()
+	c.mu.Lock()
+	c.leading = false
+	crashed := c.crashes.Load()
+	var next *call
+	for w := range c.waiting {
+		if w.ready || w.look() || w.crashes != crashed {
+			wake(w.wake)
+		} else if next == nil {
+			next = w
+		}
+	}
+	if next != nil {
+		wake(next.wake) // to take the lead, unless the lead's own call is still waiting
+	}
+	c.mu.Unlock()
 	switch {
 	case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		return nil
@@ -335,6 +410,17 @@ func (c *Caller[Req, Resp]) park(ctx context.Context, seen uint64) error {
 		return e
 	}
 	return err
+}
+
+// leave withdraws a call from the waiting ones.
+func (c *Caller[Req, Resp]) leave(cl *call) {
+	c.mu.Lock()
+	delete(c.waiting, cl)
+	c.mu.Unlock()
+	select { // a wake meant for this call is not needed any more
+	case <-cl.wake:
+	default:
+	}
 }
 
 // unanswered is the error of a call whose stream ended without a response.

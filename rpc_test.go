@@ -68,12 +68,14 @@ func childRPCServer() error {
 				return err
 			}
 		case "count":
-			for i := range n {
-				if err := q.Send(ctx, []byte(strconv.Itoa(i))); err != nil {
-					return err
+			gone := false
+			for i := 0; i < n && !gone; i++ {
+				err := q.Send(ctx, []byte(strconv.Itoa(i)))
+				if gone = errors.Is(err, iox.ErrPeerClosed); err != nil && !gone {
+					return err // a caller that took the first answer only goes away
 				}
 			}
-			if err := q.Close(); err != nil {
+			if err := q.Close(); err != nil && !gone {
 				return err
 			}
 		case "hold":

@@ -264,43 +264,38 @@ func (r *Responder[Req, Resp]) drop(err error) {
 	}
 }
 
-// Serve answers requests with handler, running up to workers handlers at once,
-// until ctx ends or the server ends; it returns why. A handler's error, or a
-// panic inside it (recovered: it does not take the process down), ends that
-// request without a response, so the caller's Call fails with ErrNoResponse,
-// and goes to OnDrop; the server goes on. Serve waits for its handlers before
-// it returns.
+// Serve answers requests with handler on workers goroutines, each of which
+// takes the next request and runs the handler for it, until ctx ends or the
+// server ends; it returns why. A handler's error, or a panic inside it
+// (recovered: it does not take the process down), ends that request without
+// a response, so the caller's Call fails with ErrNoResponse, and goes to
+// OnDrop; the server goes on. Serve waits for its handlers before it returns.
 func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler func(context.Context, Req) (Resp, error)) error {
 	if workers < 1 || workers > maxCount {
 		return &Error{Op: "serve", Name: r.name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("workers %d outside 1..%d", workers, maxCount)}
 	}
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-r.life.Done():
-			return r.life.err()
-		}
-		q, err := r.Recv(ctx)
-		if err != nil {
-			<-sem
-			if ctx.Err() != nil || r.life.err() != nil {
-				return err
-			}
-			r.drop(err)
-			continue
-		}
-		wg.Add(1)
+	errs := make(chan error, workers)
+	for range workers {
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			r.handle(ctx, q, handler)
+			for {
+				q, err := r.Recv(ctx)
+				if err != nil {
+					if ctx.Err() != nil || r.life.err() != nil {
+						errs <- err
+						return
+					}
+					r.drop(err)
+					continue
+				}
+				r.handle(ctx, q, handler)
+			}
 		}()
 	}
+	err := <-errs
+	for range workers - 1 {
+		<-errs
+	}
+	return err
 }
 
 func (r *Responder[Req, Resp]) handle(ctx context.Context, q *Request[Req, Resp], handler func(context.Context, Req) (Resp, error)) {
