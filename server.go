@@ -301,14 +301,14 @@ func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler f
 func (r *Responder[Req, Resp]) handle(ctx context.Context, q *Request[Req, Resp], handler func(context.Context, Req) (Resp, error)) {
 	defer func() {
 		if p := recover(); p != nil {
-			q.Close()
 			r.drop(&Error{Op: "serve", Name: r.name, Kind: ErrNoResponse, Detail: fmt.Sprintf("the handler panicked: %v", p)})
+			q.Close()
 		}
 	}()
 	v, err := handler(ctx, q.Value)
 	if err != nil {
-		q.Close()
 		r.drop(&Error{Op: "serve", Name: r.name, Kind: ErrNoResponse, Detail: "the handler failed: " + err.Error()})
+		q.Close()
 		return
 	}
 	if err := q.Reply(ctx, v); err != nil {
