@@ -13,7 +13,7 @@ PYOK_OLD    := $(VENV_OLD)/.iceoryx2-$(ICEORYX2_OLD)
 OLDPY       := IOX_PYTHON_OLD=$(CURDIR)/$(VENV_OLD)/bin/python
 FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders FuzzServiceOptions
 
-.PHONY: all native pyenv pyenv-old test test-native test-nocgo test-race vet demo bench fuzz torture clean
+.PHONY: all native embed pyenv pyenv-old test test-native test-nocgo test-race vet demo bench fuzz torture clean
 
 all: native
 
@@ -22,6 +22,17 @@ native: $(LIB)
 $(LIB): $(NATIVE_DIR)/Cargo.toml $(NATIVE_DIR)/Cargo.lock $(wildcard $(NATIVE_DIR)/src/*.rs)
 	cd $(NATIVE_DIR) && $(CARGO) build --release --locked
 	@touch $@
+
+# The library that Go programs carry (package internal/embedded): stripped,
+# gzip-compressed and described by a generated manifest. Run it after changing
+# the native sources; `make test` fails while the embedded copy is stale.
+STRIP       ?= strip
+EMBED_DIR   := internal/embedded
+STRIPPED    := $(NATIVE_DIR)/target/release/libiox_native.stripped.so
+
+embed: native
+	$(STRIP) --strip-all -o $(STRIPPED) $(LIB)
+	CGO_ENABLED=0 $(GO) run -tags iox_noembed ./$(EMBED_DIR)/gen -lib $(STRIPPED) -native $(NATIVE_DIR) -out $(EMBED_DIR)
 
 # Python peer for the cross-language tests: the iceoryx2 package of the same version.
 pyenv: $(PYOK)

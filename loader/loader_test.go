@@ -1,7 +1,10 @@
+//go:build linux
+
 package loader
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,16 +14,37 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/iox-go/iox/internal/embedded"
 	"github.com/iox-go/iox/internal/testlib"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// childRoles are what a re-executed test binary can do instead of the tests
+// (IOX_LOADER_CHILD names one); the benchmarks time first loads this way.
+var childRoles = map[string]func() error{}
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv("IOX_LOADER_CHILD"); role != "" {
+		run, ok := childRoles[role]
+		if !ok {
+			fmt.Fprintln(os.Stderr, "unknown child role", role)
+			os.Exit(3)
+		}
+		if err := run(); err != nil {
+			fmt.Fprintln(os.Stderr, "child", role+":", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestOpenFindsProjectBuild(t *testing.T) {
 	t.Setenv(EnvVar, "")
 	lib, err := Open("")
 	require.NoError(t, err, "run `make native` first")
 	assert.True(t, strings.HasSuffix(lib.Path, LibName))
+	assert.Equal(t, FromCheckout, lib.Source, "a checkout's own build goes ahead of the embedded copy")
+	assert.Contains(t, Loaded(), lib)
 	_, err = lib.Symbol("iox_publisher_send_copy")
 	assert.NoError(t, err)
 }
@@ -28,7 +52,7 @@ func TestOpenFindsProjectBuild(t *testing.T) {
 func TestNotFoundNamesEveryPathAndTheBuildCommand(t *testing.T) {
 	dir := t.TempDir()
 	paths := []string{filepath.Join(dir, "a", LibName), filepath.Join(dir, "b", LibName), "libiox_native_absent.so"}
-	_, err := openFirst(paths)
+	_, err := openFirst([]candidate{{paths[0], FromCheckout}, {paths[1], FromExecutableDir}, {paths[2], FromSystem}})
 	require.ErrorIs(t, err, ErrNotFound)
 	var nf *NotFoundError
 	require.True(t, errors.As(err, &nf))
@@ -50,12 +74,62 @@ func TestExplicitPathIsTheOnlyCandidate(t *testing.T) {
 
 func TestSearchOrder(t *testing.T) {
 	t.Setenv(EnvVar, "")
-	c := Candidates("")
-	require.GreaterOrEqual(t, len(c), 3)
-	assert.Contains(t, c[0], filepath.Join("internal", "native", "target", "release", LibName))
+	c := candidates("")
+	var sources []Source
+	for _, e := range c {
+		sources = append(sources, e.source)
+	}
+	want := []Source{FromCheckout, FromExecutableDir, FromSystem}
+	if _, ok := embedded.Library(); ok {
+		want = []Source{FromCheckout, FromExecutableDir, FromEmbedded, FromSystem}
+	}
+	require.Equal(t, want, sources)
+	assert.Equal(t, filepath.Join(sourceRoot(), "internal", "native", "target", "release", LibName), c[0].path)
 	exe, _ := os.Executable()
-	assert.Equal(t, filepath.Join(filepath.Dir(exe), LibName), c[1])
-	assert.Equal(t, LibName, c[len(c)-1])
+	assert.Equal(t, filepath.Join(filepath.Dir(exe), LibName), c[1].path)
+	assert.Equal(t, LibName, c[len(c)-1].path)
+	assert.Len(t, Candidates(""), len(c))
+}
+
+func TestBuildHintNamesTheCommandForThisMachine(t *testing.T) {
+	// A checkout one can write to: `make native` there, which the search finds by itself.
+	hint := buildHint(sourceRoot(), "linux/amd64", true)
+	assert.Contains(t, hint, BuildCommand+"` in "+sourceRoot())
+	assert.NotContains(t, hint, "iox_noembed")
+	// A copy one cannot write to (Go's module cache): cargo with a target
+	// folder of the user's, and the variable that points at the result.
+	ro := filepath.Join(t.TempDir(), "absent", "iox@v1.0.0")
+	hint = buildHint(ro, "linux/amd64", true)
+	assert.Contains(t, hint, "cargo build --release --locked --manifest-path "+filepath.Join(ro, "internal", "native", "Cargo.toml")+" --target-dir ")
+	assert.Contains(t, hint, EnvVar+"=")
+	// No sources known (-trimpath): a checkout, and the variable.
+	hint = buildHint("", "linux/amd64", true)
+	assert.Contains(t, hint, BuildCommand)
+	assert.Contains(t, hint, EnvVar)
+
+	// Without an embedded library: why, then how to build one.
+	hint = buildHint(sourceRoot(), "linux/arm64", false)
+	assert.Contains(t, hint, "iox embeds a native library for linux/amd64 only, and this is linux/arm64")
+	assert.Contains(t, hint, BuildCommand+"` in "+sourceRoot())
+	assert.Contains(t, buildHint(sourceRoot(), "linux/amd64", false), "built with the tag iox_noembed")
+}
+
+func TestNotFoundSaysWhyNoLibraryIsEmbedded(t *testing.T) {
+	_, carried := embeddedCandidate()
+	_, err := openFirst([]candidate{{"libiox_native_absent.so", FromSystem}})
+	require.ErrorIs(t, err, ErrNotFound)
+	if carried {
+		assert.NotContains(t, err.Error(), "iox_noembed")
+	} else {
+		assert.Contains(t, err.Error(), "iox_noembed")
+	}
+}
+
+func TestSourceNames(t *testing.T) {
+	for s, name := range map[Source]string{FromOption: "option", FromEnv: "environment", FromCheckout: "checkout",
+		FromExecutableDir: "executable folder", FromEmbedded: "embedded", FromSystem: "system", 0: "Source(0)"} {
+		assert.Equal(t, name, s.String())
+	}
 }
 
 func TestWrongABIVersionIsRefused(t *testing.T) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package liveness detects that a peer process has exited, event-driven and
 // without timers, so that thousands of idle channels cost no CPU.
 //
