@@ -13,7 +13,7 @@ PYOK_OLD    := $(VENV_OLD)/.iceoryx2-$(ICEORYX2_OLD)
 OLDPY       := IOX_PYTHON_OLD=$(CURDIR)/$(VENV_OLD)/bin/python
 FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders FuzzServiceOptions
 
-.PHONY: all native embed pyenv pyenv-old test test-native test-nocgo test-race vet demo bench fuzz torture clean
+.PHONY: all native embed pyenv pyenv-old test test-native test-nocgo test-race test-noembed vet demo bench fuzz torture clean
 
 all: native
 
@@ -64,7 +64,12 @@ test-race: native pyenv pyenv-old
 test-native:
 	cd $(NATIVE_DIR) && $(CARGO) test --release --locked --lib
 
-test: vet test-native test-nocgo test-race
+# Built without the embedded library (tag iox_noembed): the loader says why it has none.
+test-noembed: native
+	CGO_ENABLED=0 $(GO) vet -tags iox_noembed ./...
+	CGO_ENABLED=0 $(GO) test -tags iox_noembed -count=1 ./loader ./internal/embedded
+
+test: vet test-native test-nocgo test-race test-noembed
 	@CGO_ENABLED=0 $(GO) build ./... && echo "make test: all passed"
 
 demo: native

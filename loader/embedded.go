@@ -34,7 +34,13 @@ func embeddedCandidate() (candidate, bool) {
 // it, otherwise from the user's cache folder. It returns the path handed to
 // dlopen and the handle.
 func openEmbedded() (string, uintptr, error) {
-	path, h, memErr := openFromMemory()
+	return openEmbeddedVia(openFromMemory, cacheDir)
+}
+
+// openEmbeddedVia is openEmbedded with the ways to load from memory and to
+// find the cache folder given.
+func openEmbeddedVia(fromMemory func() (string, uintptr, error), cacheDir func() (string, error)) (string, uintptr, error) {
+	path, h, memErr := fromMemory()
 	if memErr == nil {
 		return path, h, nil
 	}

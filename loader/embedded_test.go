@@ -5,6 +5,7 @@ package loader
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,6 +53,23 @@ func TestOpenFallsBackToTheEmbeddedCopy(t *testing.T) {
 	again, err := openFirst([]candidate{c})
 	require.NoError(t, err)
 	assert.Same(t, lib, again, "the embedded copy is loaded once per process")
+}
+
+// Where memory files cannot be loaded (no memfd_create, no /proc), the cache
+// folder serves; where neither works, the error gives both reasons.
+func TestEmbeddedFallsBackToTheCacheFolder(t *testing.T) {
+	noMemory := func() (string, uintptr, error) { return "", 0, errors.New("memfd_create: function not implemented") }
+	dir := filepath.Join(t.TempDir(), "iox")
+	path, h, err := openEmbeddedVia(noMemory, func() (string, error) { return dir, nil })
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "libiox_native-"+manifest(t).LibrarySHA256+".so"), path)
+	require.NoError(t, (&Library{Path: path, handle: h}).checkABI())
+
+	noCache := func() (string, error) { return "", errors.New("neither $XDG_CACHE_HOME nor $HOME are defined") }
+	_, _, err = openEmbeddedVia(noMemory, noCache)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "from memory: memfd_create: function not implemented")
+	assert.Contains(t, err.Error(), "from the cache folder: neither $XDG_CACHE_HOME nor $HOME are defined")
 }
 
 func TestEmbeddedFromMemoryIsSealed(t *testing.T) {

@@ -25,7 +25,7 @@
 // that loads but has another ABI version stops the search with ErrABIMismatch.
 //
 // Building with the tag iox_noembed leaves the embedded copy out, for programs
-// that ship their own library (about 1.1 MB less in the binary).
+// that ship their own library (about 1.15 MB less in the binary).
 //
 // iox runs on Linux only; on other systems this package does not compile, and
 // the compiler's message says so.

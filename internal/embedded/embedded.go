@@ -8,7 +8,7 @@
 // toolchain, its ABI version and its sizes. `make embed` rebuilds both, and a
 // test fails while the sources have moved on since the last `make embed`.
 //
-// The build tag iox_noembed leaves the library out (about 1.1 MB less in every
+// The build tag iox_noembed leaves the library out (about 1.15 MB less in every
 // binary that imports iox), for programs that ship their own copy and point
 // the loader at it (see package loader).
 package embedded
