@@ -143,6 +143,13 @@ func TestWrongABIVersionIsRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), BuildCommand)
 }
 
+func TestABIMismatchOfTheEmbeddedCopyNamesTheEmbedCommand(t *testing.T) {
+	err := &ABIMismatchError{Path: "/proc/self/fd/7", Source: FromEmbedded, Got: ABIVersion - 1, Want: ABIVersion}
+	assert.ErrorIs(t, err, ErrABIMismatch)
+	assert.Contains(t, err.Error(), "embedded")
+	assert.Contains(t, err.Error(), EmbedCommand)
+}
+
 func TestMissingSymbolIsReported(t *testing.T) {
 	lib, err := Open(testlib.Stub(t, ABIVersion))
 	require.NoError(t, err)
