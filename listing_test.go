@@ -16,6 +16,9 @@ func init() {
 	children["listing-node"] = childListingNode
 }
 
+// noHeader is the user header type of services without one.
+var noHeader = iox.PayloadType{Name: "()", Size: 0, Align: 1, Fixed: true}
+
 // childListingNode creates a node called after its pid, says so, and waits
 // for the parent (which kills it).
 func childListingNode() error {
@@ -132,7 +135,7 @@ func TestServicesListsEveryPatternWithItsSettingsAndPorts(t *testing.T) {
 	require.False(t, ly.PubSub.Lossless())
 	require.True(t, ly.PubSub.SafeOverflow)
 	require.Equal(t, 3, ly.PubSub.History)
-	require.Equal(t, iox.PayloadType{Name: "()", Size: 0, Align: 1, Fixed: true}, ly.PubSub.UserHeader)
+	require.Equal(t, noHeader, ly.PubSub.UserHeader)
 	require.Equal(t, iox.PortCounts{Publishers: 1}, ly.Ports)
 
 	bell := got["bell event"]
@@ -146,7 +149,8 @@ func TestServicesListsEveryPatternWithItsSettingsAndPorts(t *testing.T) {
 	require.NotNil(t, rpc.RequestResponse)
 	require.Equal(t, iox.Bytes, rpc.RequestResponse.RequestType)
 	require.Equal(t, iox.Bytes, rpc.RequestResponse.ResponseType)
-	require.Equal(t, "()", rpc.RequestResponse.RequestHeader.Name)
+	require.Equal(t, noHeader, rpc.RequestResponse.RequestHeader)
+	require.Equal(t, noHeader, rpc.RequestResponse.ResponseHeader)
 	require.Equal(t, iox.PortCounts{Clients: 1, Servers: 1}, rpc.Ports)
 
 	// iox's own services, each told apart by its name.
