@@ -24,7 +24,7 @@ const (
 type nodeConfig struct {
 	name, prefix, root, library string
 	logLevel                    LogLevel
-	shared                      bool
+	shared, keepDead            bool
 }
 
 // NodeOption configures NewNode.
@@ -46,6 +46,13 @@ func WithIsolation(prefix, rootDir string) NodeOption {
 // everyone, which NewNode otherwise restricts to the owner (services and ports
 // are private to their owner either way).
 func WithSharedNamespace() NodeOption { return func(c *nodeConfig) { c.shared = true } }
+
+// WithoutAutoCleanup makes a node that leaves the resources of crashed
+// processes in place: iceoryx2 otherwise removes them whenever a node is
+// created or closed and whenever a service is opened. Tools that look at a
+// namespace use it, so that Nodes still shows dead nodes and CleanupDeadNodes
+// reports how many it removed.
+func WithoutAutoCleanup() NodeOption { return func(c *nodeConfig) { c.keepDead = true } }
 
 // WithLogLevel sets the native library's log level (process-wide; default LogError).
 func WithLogLevel(l LogLevel) NodeOption { return func(c *nodeConfig) { c.logLevel = l } }
@@ -159,6 +166,9 @@ func NewNode(opts ...NodeOption) (*Node, error) {
 	var flags uint32
 	if c.shared {
 		flags |= ffi.NodeSharedNamespace
+	}
+	if c.keepDead {
+		flags |= ffi.NodeNoAutoCleanup
 	}
 	var eb ffi.ErrBuf
 	h, st := lib.NodeCreate(c.name, c.prefix, c.root, flags, &eb)

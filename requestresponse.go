@@ -135,6 +135,9 @@ type RequestResponseConfig struct {
 	SafeOverflowRequests             bool // a full request buffer loses its oldest request
 	SafeOverflowResponses            bool // a full response buffer loses its oldest response
 	RequestType, ResponseType        PayloadType
+	// The user headers requests and responses carry besides their payload:
+	// Name "()" and Size 0 when there is none.
+	RequestHeader, ResponseHeader PayloadType
 }
 
 // Config returns the settings in force.
@@ -150,8 +153,13 @@ func (s *RequestResponseService) Config() RequestResponseConfig {
 		FireAndForget: c.FireAndForget != 0, SafeOverflowRequests: c.SafeOverflowRequests != 0,
 		SafeOverflowResponses: c.SafeOverflowResponses != 0,
 		RequestType:           typ(s.request, c.Request), ResponseType: typ(s.response, c.Response),
+		// iox opens request-response services with the plain "()" header only.
+		RequestHeader: noHeader, ResponseHeader: noHeader,
 	}
 }
+
+// noHeader is the user header type of services without one.
+var noHeader = PayloadType{Name: "()", Size: 0, Align: 1, Fixed: true}
 
 // Counts returns how many clients and servers are connected now (a crashed
 // process counts until dead nodes are cleaned up).

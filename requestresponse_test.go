@@ -418,7 +418,11 @@ func TestRequestResponseOpenModesAndSettings(t *testing.T) {
 	assert.Equal(t, iox.RequestResponseConfig{
 		MaxClients: 3, MaxServers: 1, MaxNodes: 4, MaxActiveRequests: 5, ResponseBufferSize: 6,
 		MaxBorrowedResponses: 2, MaxLoanedRequests: 2, RequestType: iox.Bytes, ResponseType: iox.Bytes,
+		RequestHeader: noHeader, ResponseHeader: noHeader,
 	}, svc.Config())
+	described, err := node.RequestResponseSettings("rr-modes")
+	require.NoError(t, err)
+	assert.Equal(t, svc.Config(), described, "the settings read without joining are those in force")
 	_, err = node.RequestResponse("rr-modes", iox.CreateOnly())
 	require.ErrorIs(t, err, iox.ErrServiceExists)
 	_, err = node.RequestResponse("rr-modes", iox.MaxClients(4))

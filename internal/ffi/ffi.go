@@ -119,6 +119,8 @@ type Lib struct {
 	PanicCountFn          uintptr `sym:"iox_panic_count"`
 	RemoveIsolationFn     uintptr `sym:"iox_remove_isolation"`
 	ShmCapacityFn         uintptr `sym:"iox_shm_capacity"`
+	ServiceListFn         uintptr `sym:"iox_service_list"`
+	NodeListFn            uintptr `sym:"iox_node_list"`
 
 	ReqResOpenFn          uintptr `sym:"iox_reqres_open"`
 	ReqResDropFn          uintptr `sym:"iox_reqres_drop"`
@@ -126,6 +128,7 @@ type Lib struct {
 	ReqResCountsFn        uintptr `sym:"iox_reqres_counts"`
 	ReqResListFn          uintptr `sym:"iox_reqres_list"`
 	ReqResCleanupDeadFn   uintptr `sym:"iox_reqres_cleanup_dead"`
+	ReqResDescribeFn      uintptr `sym:"iox_reqres_describe"`
 	ClientCreateFn        uintptr `sym:"iox_client_create"`
 	ClientDropFn          uintptr `sym:"iox_client_drop"`
 	ClientIDFn            uintptr `sym:"iox_client_id"`
@@ -225,6 +228,10 @@ func (l *Lib) ServiceNameCheck(name string) Status {
 // NodeSharedNamespace is the NodeCreate flag that leaves the namespace open to
 // nodes of other users.
 const NodeSharedNamespace = 1 << 0
+
+// NodeNoAutoCleanup is the NodeCreate flag that leaves dead nodes' resources
+// in place until an explicit NodeCleanupDead.
+const NodeNoAutoCleanup = 1 << 1
 
 // NodeCreate creates a node; prefix and root select an isolated configuration.
 func (l *Lib) NodeCreate(name, prefix, root string, flags uint32, eb *ErrBuf) (Handle, Status) {

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use crate::event::EventConfig;
 use crate::guard::{checked_service_name, on_cold, put, Fail, Outcome};
 use crate::pubsub::PubSubConfig;
+use crate::reqres::ReqResDescription;
 use crate::status::*;
 use crate::{layout, NodeH, Svc};
 
@@ -251,6 +252,29 @@ pub unsafe extern "C" fn iox_event_describe(
             StaticPattern::Event(ev) => put(out, EventConfig::of(ev)),
             // #[non_exhaustive] (see explain_pubsub)
             _ => return Err(Fail::new(IOX_E_INTERNAL, "not an event service")),
+        }
+        Ok(())
+    })
+}
+
+/// Writes the settings and types of the existing request-response service
+/// `name` without joining it.
+#[no_mangle]
+pub unsafe extern "C" fn iox_reqres_describe(
+    node: *mut NodeH,
+    name: *const u8,
+    name_len: usize,
+    out: *mut ReqResDescription,
+    errbuf: *mut u8,
+    errcap: usize,
+) -> i32 {
+    on_cold(node, errbuf, errcap, |n| {
+        let name = checked_service_name(name, name_len)?;
+        let c = existing(n, &name, MessagingPattern::RequestResponse)?;
+        match c.messaging_pattern() {
+            StaticPattern::RequestResponse(rr) => put(out, ReqResDescription::of(rr)),
+            // #[non_exhaustive] (see explain_pubsub)
+            _ => return Err(Fail::new(IOX_E_INTERNAL, "not a request-response service")),
         }
         Ok(())
     })

@@ -19,7 +19,8 @@
 //! `library`, `node`, `layout` (a namespace's files), `existing` (services made
 //! elsewhere), `pubsub`, `publisher`, `subscriber`, `sample`, `event`,
 //! `notifier`, `listener`, `reqres` (request-response services and their
-//! ports), `bounds` (memory bounds), `diagnostics` (panics).
+//! ports), `listing` (a namespace's services and nodes), `bounds` (memory
+//! bounds), `diagnostics` (panics).
 
 mod bounds;
 mod classify;
@@ -30,6 +31,7 @@ mod guard;
 mod layout;
 mod library;
 mod listener;
+mod listing;
 mod node;
 mod notifier;
 mod publisher;
@@ -63,7 +65,7 @@ pub(crate) use pubsub::{CREATE, HEADER_TYPE, OPEN, OPEN_OR_CREATE};
 pub use status::*;
 
 /// Version of this C ABI. The Go loader refuses a library with another value.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// The iceoryx2 release this library is built on (pinned in Cargo.toml).
 pub const ICEORYX2_VERSION: &str = "0.10.0";

@@ -19,6 +19,12 @@ pub struct NodeH {
 /// every user, as iceoryx2 makes it, so that other users can create nodes.
 pub const NODE_SHARED_NAMESPACE: u32 = 1 << 0;
 
+/// `iox_node_create` flag: leave dead nodes' resources in place when the node
+/// is created or dropped and when it opens a service (iceoryx2 removes them
+/// then by default), so that a listing shows them and `iox_node_cleanup_dead`
+/// reports them.
+pub const NODE_NO_AUTO_CLEANUP: u32 = 1 << 1;
+
 /// Creates a node with signal handling disabled. `prefix` and `root` (both may be
 /// empty) select an isolated iceoryx2 configuration; `root` must end with '/'.
 /// Unless `flags` has `NODE_SHARED_NAMESPACE`, the namespace's node-counter
@@ -41,7 +47,12 @@ pub unsafe extern "C" fn iox_node_create(
         let prefix = text("prefix", prefix, prefix_len)?;
         let root = text("root folder", root, root_len)?;
         need_out(out)?;
-        let config = isolated_config(prefix, root)?;
+        let mut config = isolated_config(prefix, root)?;
+        if flags & NODE_NO_AUTO_CLEANUP != 0 {
+            config.global.node.cleanup_dead_nodes_on_creation = false;
+            config.global.node.cleanup_dead_nodes_on_destruction = false;
+            config.global.service.cleanup_dead_nodes_on_open = false;
+        }
         let mut builder = NodeBuilder::new().signal_handling_mode(SignalHandlingMode::Disabled).config(&config);
         if !name.is_empty() {
             let n = NodeName::new(name).map_err(|e| Fail::new(IOX_E_INVALID_NAME, format!("invalid node name: {e:?}")))?;

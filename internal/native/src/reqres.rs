@@ -27,6 +27,7 @@ use iceoryx2::prelude::*;
 use iceoryx2::response::Response;
 use iceoryx2::service::port_factory::request_response as rr_factory;
 use iceoryx2::service::static_config::message_type_details::{TypeDetail, TypeVariant};
+use iceoryx2::service::static_config::request_response::StaticConfig as RrStatic;
 
 use crate::guard::drop_export;
 use crate::{
@@ -36,6 +37,7 @@ use crate::{
     IOX_E_LIMIT_REACHED, IOX_E_OUT_OF_MEMORY, IOX_E_TOO_MANY_LOANS, IOX_E_WOULD_BLOCK, IOX_OK, MAX_SPIN, OPEN,
     OPEN_OR_CREATE,
 };
+use crate::pubsub::TYPE_NAME_MAX;
 
 type Factory = rr_factory::PortFactory<Svc, Bytes, Hdr, Bytes, Hdr>;
 type Pending = PendingResponse<Svc, Bytes, Hdr, Bytes, Hdr>;
@@ -107,6 +109,83 @@ pub struct ReqResConfig {
     pub safe_overflow_responses: u64,
     pub request: PayloadOpts,
     pub response: PayloadOpts,
+}
+
+impl ReqResConfig {
+    /// The settings of the static configuration `c`.
+    pub fn of(c: &RrStatic) -> ReqResConfig {
+        let payload = |t: &TypeDetail| PayloadOpts {
+            variant: if t.variant() == TypeVariant::Dynamic { 0 } else { 1 },
+            size: t.size() as u64,
+            alignment: t.alignment() as u64,
+        };
+        ReqResConfig {
+            max_clients: c.max_clients() as u64,
+            max_servers: c.max_servers() as u64,
+            max_nodes: c.max_nodes() as u64,
+            max_active_requests: c.max_active_requests_per_client() as u64,
+            response_buffer: c.max_response_buffer_size() as u64,
+            max_borrowed_responses: c.max_borrowed_responses_per_pending_response() as u64,
+            max_loaned_requests: c.max_loaned_requests() as u64,
+            fire_and_forget: c.does_support_fire_and_forget_requests() as u64,
+            safe_overflow_requests: c.has_safe_overflow_for_requests() as u64,
+            safe_overflow_responses: c.has_safe_overflow_for_responses() as u64,
+            request: payload(&c.request_message_type_details().payload),
+            response: payload(&c.response_message_type_details().payload),
+        }
+    }
+}
+
+/// A type as a service stores it: `variant` 0 = dynamic slice of `size`-byte
+/// elements, 1 = one fixed-size value; the name is `name_len` bytes of `name`.
+#[repr(C)]
+pub struct TypeInfo {
+    pub variant: u64,
+    pub size: u64,
+    pub alignment: u64,
+    pub name_len: u64,
+    pub name: [u8; TYPE_NAME_MAX],
+}
+
+impl TypeInfo {
+    pub fn of(t: &TypeDetail) -> TypeInfo {
+        let mut out = TypeInfo {
+            variant: if t.variant() == TypeVariant::Dynamic { 0 } else { 1 },
+            size: t.size() as u64,
+            alignment: t.alignment() as u64,
+            name_len: 0,
+            name: [0; TYPE_NAME_MAX],
+        };
+        let name = t.type_name().to_string();
+        let n = name.len().min(TYPE_NAME_MAX);
+        out.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        out.name_len = n as u64;
+        out
+    }
+}
+
+/// Everything a request-response service stores: its settings, and the types
+/// of its requests and responses and of their user headers.
+#[repr(C)]
+pub struct ReqResDescription {
+    pub config: ReqResConfig,
+    pub request: TypeInfo,
+    pub request_header: TypeInfo,
+    pub response: TypeInfo,
+    pub response_header: TypeInfo,
+}
+
+impl ReqResDescription {
+    pub fn of(c: &RrStatic) -> ReqResDescription {
+        let (req, resp) = (c.request_message_type_details(), c.response_message_type_details());
+        ReqResDescription {
+            config: ReqResConfig::of(c),
+            request: TypeInfo::of(&req.payload),
+            request_header: TypeInfo::of(&req.user_header),
+            response: TypeInfo::of(&resp.payload),
+            response_header: TypeInfo::of(&resp.user_header),
+        }
+    }
 }
 
 /// How a message's byte length maps to payload elements.
@@ -316,29 +395,7 @@ drop_export!(iox_reqres_drop, ReqResH);
 pub unsafe extern "C" fn iox_reqres_config(h: *mut ReqResH, out: *mut ReqResConfig) -> i32 {
     guard(|| {
         let Some(s) = handle(h) else { return IOX_E_INVALID_ARGUMENT };
-        let c = s.factory.static_config();
-        let payload = |t: &TypeDetail| PayloadOpts {
-            variant: if t.variant() == TypeVariant::Dynamic { 0 } else { 1 },
-            size: t.size() as u64,
-            alignment: t.alignment() as u64,
-        };
-        put(
-            out,
-            ReqResConfig {
-                max_clients: c.max_clients() as u64,
-                max_servers: c.max_servers() as u64,
-                max_nodes: c.max_nodes() as u64,
-                max_active_requests: c.max_active_requests_per_client() as u64,
-                response_buffer: c.max_response_buffer_size() as u64,
-                max_borrowed_responses: c.max_borrowed_responses_per_pending_response() as u64,
-                max_loaned_requests: c.max_loaned_requests() as u64,
-                fire_and_forget: c.does_support_fire_and_forget_requests() as u64,
-                safe_overflow_requests: c.has_safe_overflow_for_requests() as u64,
-                safe_overflow_responses: c.has_safe_overflow_for_responses() as u64,
-                request: payload(&c.request_message_type_details().payload),
-                response: payload(&c.response_message_type_details().payload),
-            },
-        );
+        put(out, ReqResConfig::of(s.factory.static_config()));
         IOX_OK
     })
 }
