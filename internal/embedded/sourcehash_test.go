@@ -52,18 +52,21 @@ func TestSourceHashFollowsItsDefinition(t *testing.T) {
 
 	// Content moved from one file to the next, a new file, an edit, a rename: all count.
 	seen := map[string]bool{want: true}
-	for name, change := range map[string]func(){
-		"content moved": func() { write("src/bounds.rs", "pub fn a() {}\n"); write("src/lib.rs", "") },
-		"file added":    func() { write("src/zz.rs", "") },
-		"file edited":   func() { write("Cargo.lock", "# lock 2\n") },
-		"file renamed": func() {
+	for _, step := range []struct {
+		name   string
+		change func()
+	}{
+		{"content moved", func() { write("src/bounds.rs", "pub fn a() {}\n"); write("src/lib.rs", "") }},
+		{"file added", func() { write("src/zz.rs", "") }},
+		{"file edited", func() { write("Cargo.lock", "# lock 2\n") }},
+		{"file renamed", func() {
 			require.NoError(t, os.Rename(filepath.Join(dir, "src", "zz.rs"), filepath.Join(dir, "src", "yy.rs")))
-		},
+		}},
 	} {
-		change()
+		step.change()
 		got, _, err := SourceHash(dir)
 		require.NoError(t, err)
-		assert.False(t, seen[got], "%s: the hash did not change", name)
+		assert.False(t, seen[got], "%s: the hash did not change", step.name)
 		seen[got] = true
 	}
 
