@@ -400,16 +400,7 @@ func (c *Caller[Req, Resp]) lead(ctx context.Context) error {
 		wake(next.wake) // to take the lead, unless the lead's own call is still waiting
 	}
 	c.mu.Unlock()
-	switch {
-	case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		return nil
-	case errors.Is(err, errDone):
-		return c.life.err()
-	}
-	if e := c.life.err(); e != nil {
-		return e
-	}
-	return err
+	return c.life.waited(ctx, err)
 }
 
 // leave withdraws a call from the waiting ones.

@@ -2,6 +2,7 @@ package iox
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 )
@@ -52,6 +53,19 @@ func (l *life) err() error {
 		return nil
 	}
 	return context.Cause(l.ctx)
+}
+
+// waited is what a wait bounded by ctx (and possibly by a shorter timeout, to
+// look again) means for its caller: nil when it returned or only timed out,
+// the channel's reason once the channel ended, otherwise the wait's error.
+func (l *life) waited(ctx context.Context, err error) error {
+	switch {
+	case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return nil
+	case l.err() != nil:
+		return l.err()
+	}
+	return err
 }
 
 // closedHere is the reason this end closed, nil while it has not.

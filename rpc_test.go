@@ -547,3 +547,89 @@ func TestRPCGoClientCallsPythonServer(t *testing.T) {
 	require.NoError(t, cl.Close())
 	require.NoError(t, waitTimeout(cmd, 20*time.Second))
 }
+
+// Close racing calls in flight: every call ends, with an answer or ErrClosed,
+// and nothing hangs.
+func TestRPCCloseRacesCalls(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := iox.OpenServer(ctx, node, "race", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 4, func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
+	}()
+	cl, err := iox.OpenClient(ctx, node, "race", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var answered atomic.Int64
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				v, err := cl.Call(ctx, []byte(fmt.Sprint(g, i)))
+				if err != nil {
+					assert.ErrorIs(t, err, iox.ErrClosed)
+					return
+				}
+				assert.Equal(t, fmt.Sprint(g, i), string(v))
+				answered.Add(1)
+			}
+		}()
+	}
+	eventually(t, "calls answered", func() bool { return answered.Load() >= 100 })
+	require.NoError(t, cl.Close())
+	wg.Wait()
+	stop()
+	require.ErrorIs(t, <-served, context.Canceled)
+}
+
+// Closing a stream midway frees its slot, and the server's next Send learns
+// that the caller went away.
+func TestRPCStreamClosedMidway(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := iox.OpenServer(ctx, node, "midway", iox.Raw{}, iox.Raw{}, iox.MaxActiveRequests(1))
+	require.NoError(t, err)
+	defer srv.Close()
+	cl, err := iox.OpenClient(ctx, node, "midway", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	s, err := cl.Stream(ctx, []byte("many"))
+	require.NoError(t, err)
+	q, err := srv.Recv(ctx)
+	require.NoError(t, err)
+	sent := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ { // more than any buffer holds: Send waits for the reader
+			if err := q.Send(ctx, []byte(strconv.Itoa(i))); err != nil {
+				sent <- err
+				return
+			}
+		}
+	}()
+	for i := range 3 {
+		assert.Equal(t, strconv.Itoa(i), string(<-s.In()))
+	}
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, <-sent, iox.ErrPeerClosed)
+	require.ErrorIs(t, s.Err(), context.Canceled)
+	// the one request slot is free again
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(ctx, []byte("again"))
+		done <- err
+	}()
+	q2, err := srv.Recv(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "again", string(q2.Value))
+	require.NoError(t, q2.Reply(ctx, []byte("ok")))
+	require.NoError(t, <-done)
+}

@@ -23,7 +23,6 @@ type Responder[Req, Resp any] struct {
 	server *Server
 	reqEv  *EventService
 	lis    *Listener
-	bell   *bell
 	dec    Codec[Req]
 	enc    func([]byte, Resp) ([]byte, error)
 	ports  ports
@@ -35,6 +34,7 @@ type Responder[Req, Resp any] struct {
 
 	rxMu sync.Mutex // one receive at a time, into buf
 	buf  []byte
+	ids  []EventID // the listener's drained ids
 	spin spinner
 
 	mu    sync.Mutex
@@ -64,7 +64,6 @@ func OpenServer[Req, Resp any](ctx context.Context, node *Node, name string, req
 		r.ports.release()
 		return nil, err
 	}
-	r.bell = newBell(r.lis)
 	r.closer.watch(ctx, "server", name, r.shutdown)
 	return r, nil
 }
@@ -97,7 +96,6 @@ func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], e
 		if err := r.life.err(); err != nil {
 			return nil, err
 		}
-		seen := r.bell.seen()
 		q, err := r.take()
 		if q != nil || err != nil {
 			return q, err
@@ -109,18 +107,14 @@ func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], e
 		if r.foreignClients() {
 			every = r.cfg.poll
 		}
+		// Recv holds rxMu, so it waits alone: a notification that came after
+		// take looked keeps the listener readable and ends this wait at once.
 		wctx, cancel := context.WithTimeout(ctx, every)
-		err = r.bell.wait(wctx, r.life.Done(), seen)
+		ids, err := r.lis.waitInto(wctx, r.life.Done(), r.ids[:0])
+		r.ids = ids[:0]
 		cancel()
 		r.spin.parked()
-		switch {
-		case err == nil, errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		case errors.Is(err, errDone):
-			return nil, r.life.err()
-		default:
-			if e := r.life.err(); e != nil {
-				return nil, e
-			}
+		if err := r.life.waited(ctx, err); err != nil {
 			return nil, err
 		}
 	}
