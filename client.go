@@ -169,7 +169,6 @@ type call struct {
 	pending *PendingResponse
 	crashes uint64 // server deaths seen when it was sent
 	buf     []byte // receive buffer
-	got     int    // responses received
 	watched bool   // the servers' processes are watched for this call
 
 	// The outcome of the last look into the pending response, by the call's
@@ -238,25 +237,11 @@ func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
 			return nil, err
 		}
 		// No server yet, or the servers' buffers are full: look again soon.
-		if err := c.pause(ctx, retry); err != nil {
+		if err := c.life.pause(ctx, retry); err != nil {
 			<-c.slots
 			return nil, err
 		}
 		retry = min(2*retry, c.cfg.poll)
-	}
-}
-
-// pause waits d, or less when the client ends or ctx ends (their error).
-func (c *Caller[Req, Resp]) pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.life.Done():
-		return c.life.err()
 	}
 }
 
@@ -306,7 +291,6 @@ func (c *Caller[Req, Resp]) next(ctx context.Context, cl *call) (v Resp, ok bool
 			}
 			return v, false, cl.err
 		case cl.got1:
-			cl.got++
 			v, err := c.dec.Decode(cl.buf[:cl.n])
 			if err != nil {
 				return v, false, &Error{Op: "call", Name: c.name, Kind: ErrProtocol, Detail: err.Error()}

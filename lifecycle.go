@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // life records how a channel ends. The first reason wins, and Err is non-nil
@@ -66,6 +67,21 @@ func (l *life) waited(ctx context.Context, err error) error {
 		return l.err()
 	}
 	return err
+}
+
+// pause waits d, or less when ctx ends (its error) or the channel ends (its
+// reason): the retry interval of a sender whose receiver has no room yet.
+func (l *life) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.Done():
+		return l.err()
+	}
 }
 
 // closedHere is the reason this end closed, nil while it has not.

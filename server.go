@@ -444,15 +444,8 @@ func (q *Request[Req, Resp]) send(ctx context.Context, v Resp, last bool) error 
 			return err
 		}
 		// the caller's buffer is full: it frees room as it reads
-		t := time.NewTimer(retry)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-q.r.life.Done():
-			t.Stop()
-			return q.r.life.err()
+		if err := q.r.life.pause(ctx, retry); err != nil {
+			return err
 		}
 		retry = min(2*retry, q.r.cfg.poll)
 	}
