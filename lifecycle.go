@@ -96,6 +96,13 @@ func (l *life) closedHere() error {
 	}
 }
 
+// doneContext is a context that has ended: a wait bounded by it does not wait.
+var doneContext = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // contextEnded is the reason a channel ends when the context it was opened with
 // ends: an *Error naming the operation, wrapping the context's cause.
 func contextEnded(op, name string, ctx context.Context) error {

@@ -37,7 +37,11 @@ import (
 // behind it, and waits up to the linger time (WithLinger, default 1 s) until the
 // peer confirms that it took everything. It returns nil only then; otherwise an
 // error matching ErrUndelivered says how many messages the peer did not
-// confirm. The context given to OpenPair bounds the pair's life: when it ends,
+// confirm. A peer confirms what it took while it was open; when both ends close
+// at once, each confirms only what its application read (or finds in In's
+// buffer) before its own Close began, so a nil Close means the peer's
+// application read every message or still can. The peer sees a clean end also
+// when the bye did not fit because it was full. The context given to OpenPair bounds the pair's life: when it ends,
 // the pair ends at once (Err wraps the context's cause), queued messages are
 // dropped, and the peer sees a clean end. Always Close a pair, also after it
 // ended, to release its shared memory.
@@ -63,14 +67,14 @@ type Pair[T any] struct {
 	hb  []byte // the header of the sample being sent (under tx.mu)
 	txW chan struct{}
 
-	in, out    chan T
+	in         chan T
 	inOnce     sync.Once
-	outOnce    sync.Once
+	outs       *outlet[T]
 	feeds      group         // the keeper and the goroutines behind In and Out
 	torn       chan struct{} // teardown began: those goroutines stop
 	stopTx     chan struct{} // the send queue's goroutine stops
 	stopTxOnce sync.Once
-	gone       chan struct{} // the peer closed or crashed
+	gone       chan struct{} // the peer closed (its bye, or its end left) or crashed
 	dead       chan struct{} // the peer's process is gone
 	deadOnce   sync.Once
 	goneOnce   sync.Once
@@ -83,6 +87,7 @@ type Pair[T any] struct {
 	peerBye     bool
 	peerGot     uint64
 	acked       atomic.Bool // the peer confirmed it took everything up to our bye
+	left        atomic.Bool // the peer's end is gone (evLeft), with or without a bye
 	senderWaits atomic.Bool // the peer waits for room in our queue
 }
 
@@ -105,7 +110,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		return nil, err
 	}
 	p := &Pair[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), txW: newSignal(),
-		in: make(chan T, cfg.chanCap), out: make(chan T), torn: make(chan struct{}), stopTx: make(chan struct{}),
+		in: make(chan T, cfg.chanCap), outs: newOutlet[T](), torn: make(chan struct{}), stopTx: make(chan struct{}),
 		gone: make(chan struct{}), dead: make(chan struct{})}
 	pt := payloadTypeOf(codec)
 	p.fixed = pt.Fixed
@@ -143,7 +148,7 @@ func (p *Pair[T]) join(pt PayloadType) error {
 	svcOpts := []Option{WithPayloadType(pt), withHeader(), MaxPublishers(1), MaxSubscribers(1),
 		BufferSize(p.cfg.queue), SafeOverflow(false)}
 	evOpts := []Option{MaxNotifiers(2), MaxListeners(2), MaxEventID(evMaxID),
-		NotifierCreatedEvent(evHello), NotifierDeadEvent(evDead)}
+		NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead)}
 	var svcs [2]*PubSubService
 	defer func() { // the services this end did not keep
 		for _, svc := range svcs {
@@ -246,41 +251,11 @@ func (p *Pair[T]) In() <-chan T {
 }
 
 // Out is the channel of messages to the peer. It has no buffer: a value sent on
-// it is handed to the pair as by Send, and after the pair ended a send on Out
-// blocks, so select on Done as well. Values Send refuses go to OnDrop. A
+// it is handed to the pair as by Send; one that Out took before Close goes out
+// before the bye, and counts in Close's result. After the pair ended a send on
+// Out blocks, so select on Done as well. Values Send refuses go to OnDrop. A
 // goroutine behind it starts on the first call.
-func (p *Pair[T]) Out() chan<- T {
-	p.outOnce.Do(func() {
-		p.feeds.start(func() { forward(p.out, p.tx, p.life, p.cfg.onDrop) })
-	})
-	return p.out
-}
-
-// forward sends what arrives on out until the channel ends. A value it took
-// but could not send (refused, or the channel ended at that moment) goes to
-// onDrop.
-func forward[T any](out <-chan T, tx *sender[T], l *life, onDrop func(error)) {
-	for {
-		select {
-		case <-l.Done(): // an ended channel takes nothing more
-			return
-		default:
-		}
-		select {
-		case v := <-out:
-			if err := tx.send(context.Background(), v); err != nil {
-				if onDrop != nil {
-					onDrop(err)
-				}
-				if l.err() != nil {
-					return
-				}
-			}
-		case <-l.Done():
-			return
-		}
-	}
-}
+func (p *Pair[T]) Out() chan<- T { return p.outs.open(&p.feeds, p.tx, p.life, p.cfg.onDrop) }
 
 // Done is closed when the pair has ended; Err says why.
 func (p *Pair[T]) Done() <-chan struct{} { return p.life.Done() }
@@ -310,7 +285,7 @@ func (p *Pair[T]) end(err error) {
 
 // deliver sends one sample of the send queue or of Send.
 func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
-	h.got = p.rx.got.Load()
+	h.got = p.rx.confirmed()
 	h.put(p.hb)
 	n, err := p.pub.sendNotify(data, p.hb, p.ntf, evData)
 	if err == nil && n > 0 {
@@ -327,15 +302,17 @@ func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
 
 // awaitRoom waits until the peer made room or arrived. It tells a full peer
 // that a sender waits (evFull); as a safety net it also looks again after a
-// quarter of the peer timeout, which costs nothing while nothing is queued.
+// quarter of the peer timeout, which costs nothing while nothing is queued. It
+// gives up (errDone) once the peer's process died, or once the peer closed
+// and its subscriber is gone: nobody will take anything more.
 func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
-	if p.gonePeer() {
+	if isDone(p.dead) || (p.gonePeer() && !p.peerThere()) {
 		return errDone
 	}
 	p.ntf.Notify(evFull)
 	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
 	defer cancel()
-	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello), p.txW)
+	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft), p.txW)
 	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
 		return nil
 	}
@@ -350,6 +327,19 @@ func (p *Pair[T]) onIDs(bits uint64) {
 	if bits&(bit(evHello)|bit(evDead)) != 0 {
 		p.lookForPeer()
 	}
+	if bits&bit(evLeft) != 0 {
+		p.peerLeft()
+	}
+}
+
+// peerLeft runs when the peer's end is gone without a crash: it closed, and
+// its last sample (the bye, or whatever it could not confirm) is in shared
+// memory already, where the receiver still finds it. A peer whose bye found
+// this end full ends the pair this way, as cleanly as with its bye.
+func (p *Pair[T]) peerLeft() {
+	p.left.Store(true)
+	p.life.end(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed}, false)
+	p.markGone()
 }
 
 // afterTake runs after every look into shared memory by the receiver.
@@ -389,15 +379,29 @@ func (p *Pair[T]) peerExited() {
 	p.mu.Unlock()
 	p.deadOnce.Do(func() { close(p.dead) })
 	p.markGone()
-	if !bye {
+	if !bye && !p.left.Load() && !p.peerClosedItsEnd() {
 		p.end(&Error{Op: "pair", Name: p.name, Kind: ErrPeerCrashed})
 	}
+	p.hub.kick()
 }
 
+// peerClosedItsEnd reports whether the peer's notifier is gone from this end's
+// event service although its process died: a crashed process's ports stay
+// until they are cleaned up, a closed end's are gone. It tells a peer that
+// closed and exited at once, before its evLeft was read, from one that
+// crashed.
+func (p *Pair[T]) peerClosedItsEnd() bool {
+	n, _, err := p.mineEv.Counts()
+	return err == nil && n == 0
+}
+
+// markGone records that the peer closed or died. The send queue goes on while
+// the peer's subscriber is there (a peer that closes at the same time still
+// takes this end's bye); awaitRoom stops it once nobody can take anything.
 func (p *Pair[T]) markGone() {
 	p.goneOnce.Do(func() { close(p.gone) })
-	p.stopTxOnce.Do(func() { close(p.stopTx) })
 	p.hub.kick()
+	wake(p.txW)
 }
 
 func (p *Pair[T]) gonePeer() bool { return isDone(p.gone) }
@@ -408,19 +412,36 @@ func (p *Pair[T]) peerSaidBye(h header) {
 	p.mu.Lock()
 	p.peerBye, p.peerGot = true, h.got
 	p.mu.Unlock()
-	p.ntf.Notify(evDrained)
+	// A closing end confirms only what it took before it closed: what it takes
+	// while closing is dropped, and its own bye carries its count.
+	if p.rx.confirmed() >= h.first || p.life.closedHere() == nil {
+		p.ntf.Notify(evDrained)
+	}
 	p.life.end(&Error{Op: "receive", Name: p.name, Kind: ErrPeerClosed}, false)
 	p.markGone()
 }
 
 // shutdown ends the pair with reason and releases it. Gracefully, it first
-// delivers the queue and a bye and waits for the peer's confirmation.
+// sends the value Out holds, the queue and a bye, and waits for the peer's
+// confirmation. On the end of its context it drops the queue and tries the bye
+// once. Either way the peer's end learns of it: from the bye, or, when the bye
+// did not fit, from this end's notifier leaving (evLeft), which is released
+// after the ports that carry messages.
 func (p *Pair[T]) shutdown(reason error, graceful bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
+	defer cancel()
+	if graceful {
+		p.outs.finish(ctx)
+	}
 	p.life.end(reason, true)
 	p.hub.kick()
+	if !graceful {
+		p.outs.finish(doneContext)
+	}
+	p.rx.freeze()
 	var result error
 	if graceful {
-		result = p.linger()
+		result = p.linger(ctx)
 	} else {
 		result = p.unconfirmed("the context ended first")
 	}
@@ -429,12 +450,10 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 	p.stopTxOnce.Do(func() { close(p.stopTx) })
 	p.hub.kick()
 	p.tx.wg.Wait()
-	if !graceful && !p.gonePeer() && p.tx.sendBye(nil) {
-		// the peer sees a clean end once it took the bye, which it can only
-		// while this end's publisher exists; what was queued is lost
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
+	if !graceful && p.peerThere() && p.tx.sendBye(nil) {
+		// what was queued is lost; the peer sees a clean end once it took
+		// the bye (or from evLeft), and this end waits for it a little
 		p.awaitAck(ctx)
-		cancel()
 	}
 	p.feeds.stop()
 	p.mu.Lock()
@@ -442,16 +461,19 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 		p.unwatch()
 	}
 	p.mu.Unlock()
+	p.sub.Close() // the ports that carry messages go before the notifier (evLeft)
+	p.pub.Close()
 	p.release()
 	return result
 }
 
 // linger delivers what is queued and a bye, then waits for the peer to confirm.
-func (p *Pair[T]) linger() error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
-	defer cancel()
+// The bye goes also to a peer that closes at the same time: its count of what
+// it took from this end is final only in its own bye, which it sends while
+// this end's is on its way.
+func (p *Pair[T]) linger(ctx context.Context) error {
 	_, queued := p.tx.counts()
-	if !p.gonePeer() && (queued > 0 || p.peerThere()) && p.tx.sendBye(ctx) {
+	if !isDone(p.dead) && (queued > 0 || p.peerThere()) && p.tx.sendBye(ctx) {
 		p.awaitAck(ctx)
 	}
 	p.mu.Lock()
@@ -459,9 +481,9 @@ func (p *Pair[T]) linger() error {
 	p.mu.Unlock()
 	why := "the peer did not confirm them within the linger time"
 	switch {
-	case bye:
+	case bye, p.left.Load():
 		why = "the peer closed first"
-	case p.gonePeer():
+	case isDone(p.dead):
 		why = "the peer's process died"
 	case !p.peerKnown.Load():
 		why = "no peer arrived"
@@ -477,7 +499,7 @@ func (p *Pair[T]) unconfirmed(why string) error {
 	p.mu.Lock()
 	bye, byeGot := p.peerBye, p.peerGot
 	p.mu.Unlock()
-	missing := uint64(queued)
+	missing := uint64(queued) + p.outs.lost.Load()
 	switch {
 	case bye: // the peer closed: what it had taken by then is final
 		missing += sent - min(byeGot, sent)
@@ -489,27 +511,31 @@ func (p *Pair[T]) unconfirmed(why string) error {
 		return nil
 	}
 	return &Error{Op: "close pair", Name: p.name, Kind: ErrUndelivered,
-		Detail: fmt.Sprintf("%d of %d messages not confirmed: %s", missing, sent+uint64(queued), why)}
+		Detail: fmt.Sprintf("%d of %d messages not confirmed: %s", missing, sent+uint64(queued)+p.outs.lost.Load(), why)}
 }
 
 // awaitAck waits for the peer's confirmation of the bye (evDrained), meanwhile
 // taking what the peer sends so that a peer closing at the same time gets its
 // own confirmation.
 func (p *Pair[T]) awaitAck(ctx context.Context) {
-	p.rx.busy.Store(int64(nanotime()))
-	p.rx.stepAside()
-	select {
-	case p.rx.sem <- struct{}{}:
-	case <-ctx.Done():
+	if !p.rx.hold(ctx) {
 		return
 	}
 	defer func() { <-p.rx.sem }()
 	w := newSignal()
 	for !p.acked.Load() && !p.saidBye() {
-		if _, err := p.rx.take(); err != nil {
+		left := p.left.Load() // before the look: what it left is in shared memory by then
+		k, err := p.rx.take()
+		if err != nil {
 			return
 		}
-		got, err := p.hub.wait(ctx, p.dead, bit(evDrained)|bit(evData), w)
+		if k > 0 && ctx.Err() == nil { // more may be waiting behind one batch
+			continue
+		}
+		if left { // the peer left without a bye that reached this end
+			return
+		}
+		got, err := p.hub.wait(ctx, p.dead, bit(evDrained)|bit(evData)|bit(evFull)|bit(evLeft), w)
 		if got&bit(evDrained) != 0 {
 			p.acked.Store(true)
 		}

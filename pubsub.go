@@ -160,8 +160,7 @@ type Pub[T any] struct {
 	lens  []uint64
 	txW   chan struct{}
 
-	out       chan T
-	outOnce   sync.Once
+	outs      *outlet[T]
 	peers     chan PeerEvent
 	peersOnce sync.Once
 	feeds     group
@@ -188,11 +187,11 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.only(op, name, "publisher", optSpin, optPoll, optRecycling, optOnDrop); err != nil {
+	if err := cfg.only(op, name, "publisher", optSpin, optPoll, optRecycling); err != nil {
 		return nil, err
 	}
 	p := &Pub[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), lens: make([]uint64, 1),
-		txW: newSignal(), out: make(chan T), peers: make(chan PeerEvent, 64), torn: make(chan struct{}),
+		txW: newSignal(), outs: newOutlet[T](), peers: make(chan PeerEvent, 64), torn: make(chan struct{}),
 		stopTx: make(chan struct{}),
 		known:  map[UniqueID]PortInfo{}, watched: map[UniqueID]func(){}, crashed: map[UniqueID]bool{}}
 	pt := payloadTypeOf(codec)
@@ -254,14 +253,11 @@ func (p *Pub[T]) open(op string, pt PayloadType) error {
 func (p *Pub[T]) Send(ctx context.Context, v T) error { return p.tx.send(ctx, v) }
 
 // Out is the channel of messages to publish; it has no buffer, and a value sent
-// on it is handed over as by Send. After the channel ended a send on Out blocks,
-// so select on Done as well. A goroutine behind it starts on the first call.
-func (p *Pub[T]) Out() chan<- T {
-	p.outOnce.Do(func() {
-		p.feeds.start(func() { forward(p.out, p.tx, p.life, p.cfg.onDrop) })
-	})
-	return p.out
-}
+// on it is handed over as by Send; one that Out took before Close is published
+// before the bye, and counts in Close's result. After the channel ended a send
+// on Out blocks, so select on Done as well. Values Send refuses go to OnDrop. A
+// goroutine behind it starts on the first call.
+func (p *Pub[T]) Out() chan<- T { return p.outs.open(&p.feeds, p.tx, p.life, p.cfg.onDrop) }
 
 // Subscribers returns how many subscribers the service has now.
 func (p *Pub[T]) Subscribers() int {
@@ -435,14 +431,23 @@ func (p *Pub[T]) report(e PeerEvent) {
 // delivers the queue and, in lossless mode, waits for every subscriber's
 // confirmation.
 func (p *Pub[T]) shutdown(reason error, graceful bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
+	defer cancel()
+	if graceful {
+		p.outs.finish(ctx)
+	}
 	p.life.end(reason, true)
 	p.hub.kick()
 	var result error
 	if graceful {
-		result = p.linger()
-	} else if sent, queued := p.tx.counts(); queued > 0 || (sent > 0 && !p.cfg.lossy) {
-		result = &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
-			Detail: fmt.Sprintf("the context ended first: %d messages dropped from the queue, %d sent but not confirmed", queued, sent)}
+		result = p.linger(ctx)
+	} else {
+		p.outs.finish(doneContext)
+		if sent, queued := p.tx.counts(); queued > 0 || p.outs.lost.Load() > 0 || (sent > 0 && !p.cfg.lossy) {
+			result = &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+				Detail: fmt.Sprintf("the context ended first: %d messages dropped from the queue, %d sent but not confirmed",
+					uint64(queued)+p.outs.lost.Load(), sent)}
+		}
 	}
 	close(p.torn)
 	close(p.stopTx)
@@ -463,9 +468,7 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 
 // linger delivers the queue and a bye, then waits until every subscriber
 // confirmed (lossless) or the linger time is over.
-func (p *Pub[T]) linger() error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
-	defer cancel()
+func (p *Pub[T]) linger(ctx context.Context) error {
 	var acks *EventService
 	var ackLis *Listener
 	if !p.cfg.lossy {
@@ -483,6 +486,10 @@ func (p *Pub[T]) linger() error {
 	}
 	sent := p.tx.sendBye(ctx)
 	_, queued := p.tx.counts()
+	if lost := p.outs.lost.Load(); lost > 0 {
+		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+			Detail: fmt.Sprintf("%d messages taken by Out were not published before the linger time ended", lost)}
+	}
 	if !sent {
 		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 			Detail: fmt.Sprintf("%d messages were still queued when the linger time ended", queued)}

@@ -32,7 +32,9 @@ type receiver[T any] struct {
 	head    int
 	seq     seqCheck
 	spare   chan []byte // buffers handed back with Recycle
-	got     atomic.Uint64
+	got     atomic.Uint64                 // messages confirmed to the peer (see confirmed)
+	frozen  atomic.Bool                   // this end closed: got counts no more
+	holding atomic.Bool                   // the goroutine behind In holds a message it could not hand over yet
 	acked   atomic.Uint64                 // the most messages a peer said it had taken from us (its headers' got)
 	busy    atomic.Int64                  // when a receiving goroutine last came or went (nanotime)
 	yield   atomic.Pointer[chan struct{}] // closed to make the keeper step aside
@@ -244,8 +246,41 @@ func (r *receiver[T]) unpack(i int) {
 }
 
 func (r *receiver[T]) deliver(v T) {
+	if r.frozen.Load() { // this end closed: nobody reads it
+		return
+	}
 	r.queue = append(r.queue, rxItem[T]{v: v})
 	r.got.Add(1)
+}
+
+// confirmed is how many messages this end confirms to its peer: those it took
+// out of shared memory while it was open. Once it closes (freeze) the count is
+// final: what it takes later, and what it had queued but nobody read, is
+// dropped and not confirmed. So a nil Close of the peer means this end's
+// application read every message, or holds it still in In's buffer.
+func (r *receiver[T]) confirmed() uint64 { return r.got.Load() }
+
+// freeze makes the count final when this end closes (after its life ended
+// here, so that no Recv takes anything more for the application) and drops
+// what is queued. From then on the receiving side takes and drops what
+// arrives, so that a peer closing at the same time gets its bye through.
+func (r *receiver[T]) freeze() {
+	r.hold(context.Background())
+	unread := uint64(0)
+	for _, it := range r.queue[r.head:] {
+		if it.err == nil {
+			unread++
+		}
+	}
+	if r.holding.Load() {
+		unread++
+	}
+	clear(r.queue)
+	r.queue, r.head = r.queue[:0], 0
+	r.frozen.Store(true)
+	for g := r.got.Load(); !r.got.CompareAndSwap(g, g-min(unread, g)); g = r.got.Load() {
+	}
+	<-r.sem
 }
 
 func (r *receiver[T]) decode(m []byte) {
@@ -376,6 +411,28 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 	}
 }
 
+// hold takes the receiving side for a goroutine that is not a receiver (Close
+// confirming or looking for a bye): the keeper steps aside at once, as for
+// Recv. It reports false, holding nothing, when ctx ended first. Release with
+// <-r.sem.
+func (r *receiver[T]) hold(ctx context.Context) bool {
+	r.busy.Store(int64(nanotime()))
+	select {
+	case r.sem <- struct{}{}:
+		return true
+	default:
+	}
+	r.waiting.Add(1) // before stepAside: the keeper looks at it after taking sem
+	defer r.waiting.Add(-1)
+	r.stepAside()
+	select {
+	case r.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // stepAside makes the keeper give up the receiving side.
 func (r *receiver[T]) stepAside() {
 	if y := r.yield.Swap(nil); y != nil {
@@ -402,6 +459,13 @@ func (r *receiver[T]) feed(out chan<- T, torn <-chan struct{}) {
 		}
 		select {
 		case out <- it.v:
+			continue
+		default:
+		}
+		r.holding.Store(true)
+		select {
+		case out <- it.v:
+			r.holding.Store(false)
 		case <-torn:
 			return
 		}

@@ -134,16 +134,24 @@ func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
 			return err
 		}
 	}
+	// A bye waits for room only on the queue's goroutine (or ctx): the channel
+	// has ended by the time it is sent.
+	ended := s.life.Done()
+	if kind == kindBye {
+		ended = nil
+	}
 	for len(s.q) >= s.qcap {
+		if kind == kindBye && !s.pumping { // nobody makes room any more
+			s.mu.Unlock()
+			return errDone
+		}
 		s.mu.Unlock()
 		select {
 		case <-s.room:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-s.life.Done():
-			if kind != kindBye {
-				return s.life.err()
-			}
+		case <-ended:
+			return s.life.err()
 		}
 		s.mu.Lock()
 	}
