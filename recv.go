@@ -31,7 +31,7 @@ type receiver[T any] struct {
 	queue   []rxItem[T]
 	head    int
 	seq     seqCheck
-	spare   chan []byte // buffers handed back with Recycle
+	spare   chan []byte                   // buffers handed back with Recycle
 	got     atomic.Uint64                 // messages confirmed to the peer (see confirmed)
 	frozen  atomic.Bool                   // this end closed: got counts no more
 	holding atomic.Bool                   // the goroutine behind In holds a message it could not hand over yet
