@@ -323,7 +323,8 @@ func (c *Caller[Req, Resp]) ended(cl *call) error {
 // runtime poller on the client's listener; when it wakes it looks into every
 // waiting call's pending response and wakes those that got something, so a
 // response wakes the call it belongs to and not every call in flight. A lead
-// whose own call is done hands the lead to another waiting call.
+// whose call is done, or whose context ended, hands the lead to another
+// waiting call (see leave).
 func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 	if !cl.watched {
 		cl.watched = true
@@ -372,25 +373,31 @@ func (c *Caller[Req, Resp]) lead(ctx context.Context) error {
 	c.mu.Lock()
 	c.leading = false
 	crashed := c.crashes.Load()
-	var next *call
 	for w := range c.waiting {
 		if w.ready || w.look() || w.crashes != crashed {
 			wake(w.wake)
-		} else if next == nil {
-			next = w
 		}
 	}
-	if next != nil {
-		wake(next.wake) // to take the lead, unless the lead's own call is still waiting
-	}
 	c.mu.Unlock()
+	// A lead whose own call still waits takes the lead again; one that leaves
+	// hands it on in leave.
 	return c.life.waited(ctx, err)
 }
 
-// leave withdraws a call from the waiting ones.
+// leave withdraws a call from the waiting ones. While nobody leads, it wakes
+// one of the calls still waiting, which takes the lead: whichever way a call
+// leaves (answered, its context ended, a server died), including a lead and a
+// call that was woken to take the lead, the calls that stay are never left
+// without a lead to wake them.
 func (c *Caller[Req, Resp]) leave(cl *call) {
 	c.mu.Lock()
 	delete(c.waiting, cl)
+	if !c.leading {
+		for w := range c.waiting {
+			wake(w.wake)
+			break
+		}
+	}
 	c.mu.Unlock()
 	select { // a wake meant for this call is not needed any more
 	case <-cl.wake:

@@ -1,0 +1,135 @@
+package iox_test
+
+// Regression tests for the ends of calls: a lead waiter that leaves, a reply
+// that fails, a stream that ends, a server that holds as many requests as it
+// may borrow. Each runs the server in a child process.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+func init() {
+	children["rpc-manual"] = childRPCManual
+}
+
+// childRPCManual is a server of IOX_SERVICE that the parent drives line by
+// line: it prints "got V" for each request V it receives and keeps it open;
+// "reply V" answers V with "V!", "close V" ends V without an answer. It exits
+// when the parent closes stdin, ending the requests it still holds.
+func childRPCManual() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := iox.OpenServer(ctx, node, os.Getenv("IOX_SERVICE"), iox.Raw{}, iox.Raw{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	var mu sync.Mutex
+	held := map[string]*iox.Request[[]byte, []byte]{}
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			q, err := srv.Recv(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					err = nil
+				}
+				recvErr <- err
+				return
+			}
+			mu.Lock()
+			held[string(q.Value)] = q
+			mu.Unlock()
+			fmt.Println("got", string(q.Value))
+		}
+	}()
+	fmt.Println("ready")
+	for line := range parentLines() {
+		verb, v, _ := strings.Cut(line, " ")
+		mu.Lock()
+		q := held[v]
+		delete(held, v)
+		mu.Unlock()
+		if q == nil {
+			return fmt.Errorf("%s: no request %q held", verb, v)
+		}
+		switch verb {
+		case "reply":
+			if err := q.Reply(ctx, []byte(v+"!")); err != nil {
+				return fmt.Errorf("reply %s: %w", v, err)
+			}
+		case "close":
+			q.Close()
+		default:
+			return fmt.Errorf("unknown verb %q", verb)
+		}
+	}
+	cancel()
+	return <-recvErr
+}
+
+// A lead waiter whose context ends hands the lead to a call still waiting:
+// that call returns as soon as its answer comes, not at its own deadline.
+// (The lead could pick itself as its successor, and nobody waited on the
+// client's listener any more.)
+func TestRPCLeadLeavingHandsOver(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	c := spawn(t, ns, "rpc-manual", "IOX_SERVICE=lead")
+	c.expect("ready")
+	defer c.wait()
+	cl, err := iox.OpenClient(context.Background(), node, "lead", iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
+	require.NoError(t, err)
+	defer cl.Close()
+	type result struct {
+		v   []byte
+		err error
+	}
+	call := func(ctx context.Context, req string) chan result {
+		out := make(chan result, 1)
+		go func() {
+			v, err := cl.Call(ctx, []byte(req))
+			out <- result{v, err}
+		}()
+		return out
+	}
+	// Each round gives the successor a fresh choice between the leaving lead
+	// and the call that stays.
+	for i := range loops(10, 5, 200) {
+		b, a := "b"+strconv.Itoa(i), "a"+strconv.Itoa(i)
+		bctx, bcancel := context.WithCancel(context.Background())
+		bres := call(bctx, b)
+		c.expect("got " + b)
+		waitParked(t, "iox.(*Caller[...]).lead", 1)
+		// The call that stays has a deadline only as the test's bound: with
+		// nobody leading it would return DeadlineExceeded after 5 s.
+		actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ares := call(actx, a)
+		c.expect("got " + a)
+		waitParked(t, "iox.(*Caller[...]).park", 2)
+		bcancel()
+		require.ErrorIs(t, (<-bres).err, context.Canceled, "round %d", i)
+		c.say("reply " + a)
+		r := <-ares
+		acancel()
+		require.NoError(t, r.err, "round %d: the answer came, but nobody woke its call", i)
+		require.Equal(t, a+"!", string(r.v))
+		c.say("close " + b)
+	}
+}
