@@ -6,6 +6,7 @@ package iox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 
 func init() {
 	children["rpc-manual"] = childRPCManual
+	children["rpc-serve"] = childRPCServe
 }
 
 // childRPCManual is a server of IOX_SERVICE that the parent drives line by
@@ -132,4 +134,78 @@ func TestRPCLeadLeavingHandsOver(t *testing.T) {
 		require.Equal(t, a+"!", string(r.v))
 		c.say("close " + b)
 	}
+}
+
+// childRPCServe serves IOX_SERVICE with Serve and MaxMessageSize(64): "big"
+// is answered with 100 bytes, "bad" with a value the response codec refuses,
+// anything else with itself. Each OnDrop prints "dropped KIND".
+func childRPCServe() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := iox.OpenServer(ctx, node, os.Getenv("IOX_SERVICE"), iox.Raw{}, pickyCodec{}, iox.MaxMessageSize(64),
+		iox.OnDrop(func(err error) { fmt.Println("dropped", kindOf(err)) }))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	go func() {
+		parentSays()
+		cancel()
+	}()
+	fmt.Println("ready")
+	err = srv.Serve(ctx, 2, func(_ context.Context, req []byte) ([]byte, error) {
+		switch string(req) {
+		case "big":
+			return make([]byte, 100), nil
+		case "bad":
+			return []byte("refused"), nil
+		}
+		return req, nil
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// pickyCodec is Raw that refuses to encode "refused".
+type pickyCodec struct{ iox.Raw }
+
+func (pickyCodec) Append(dst []byte, v []byte) ([]byte, error) {
+	if string(v) == "refused" {
+		return dst, errors.New("this value has no encoding")
+	}
+	return append(dst, v...), nil
+}
+
+// A reply that Serve cannot send (over MaxMessageSize, or refused by the
+// codec) ends the request: the caller gets ErrNoResponse at once instead of
+// waiting for its deadline, and OnDrop says why.
+func TestRPCFailedReplyEndsCall(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	c := spawn(t, ns, "rpc-serve", "IOX_SERVICE=failed-reply")
+	c.expect("ready")
+	defer c.wait()
+	cl, err := iox.OpenClient(context.Background(), node, "failed-reply", iox.Raw{}, iox.Raw{}, iox.MaxMessageSize(64))
+	require.NoError(t, err)
+	defer cl.Close()
+	for _, tc := range []struct{ req, kind string }{{"big", "ErrMessageTooLarge"}, {"bad", "ErrInvalidArgument"}} {
+		// The deadline only bounds the test: the caller must not need it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := cl.Call(ctx, []byte(tc.req))
+		cancel()
+		require.ErrorIs(t, err, iox.ErrNoResponse, tc.req)
+		c.expect("dropped " + tc.kind)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	v, err := cl.Call(ctx, []byte("fine"))
+	require.NoError(t, err)
+	require.Equal(t, "fine", string(v))
 }

@@ -263,7 +263,9 @@ func (r *Responder[Req, Resp]) drop(err error) {
 // server ends; it returns why. A handler's error, or a panic inside it
 // (recovered: it does not take the process down), ends that request without
 // a response, so the caller's Call fails with ErrNoResponse, and goes to
-// OnDrop; the server goes on. Serve waits for its handlers before it returns.
+// OnDrop; the server goes on. So does an answer that cannot be sent (larger
+// than MaxMessageSize, or refused by the codec). Serve waits for its handlers
+// before it returns.
 func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler func(context.Context, Req) (Resp, error)) error {
 	if workers < 1 || workers > maxCount {
 		return &Error{Op: "serve", Name: r.name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("workers %d outside 1..%d", workers, maxCount)}
@@ -306,7 +308,11 @@ func (r *Responder[Req, Resp]) handle(ctx context.Context, q *Request[Req, Resp]
 		return
 	}
 	if err := q.Reply(ctx, v); err != nil {
+		// The answer cannot be sent (too large, refused by the codec, or ctx
+		// ended): end the request, so that the caller gets ErrNoResponse now
+		// rather than at its deadline. After ErrPeerClosed it ended already.
 		r.drop(err)
+		q.Close()
 	}
 }
 
