@@ -471,31 +471,34 @@ func (c *Caller[Req, Resp]) Stream(ctx context.Context, req Req) (*Stream[Resp],
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	go func() {
-		defer close(s.done)
-		defer close(s.c)
-		defer c.finish(cl)
-		defer cancel()
-		for {
-			v, ok, err := c.next(sctx, cl)
-			if err != nil || !ok {
-				if err == nil && c.crashes.Load() != cl.crashes && c.liveServers() == 0 {
-					err = &Error{Op: "stream", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
-				}
-				s.err = err
-				return
-			}
-			select {
-			case s.c <- v:
-			case <-sctx.Done():
-				s.err = sctx.Err()
-				return
-			case <-c.life.Done():
-				s.err = c.life.err()
-				return
-			}
-		}
+		s.err = c.pump(sctx, cl, s.c)
+		cancel()
+		c.finish(cl)
+		close(s.done) // Err is set before In closes
+		close(s.c)
 	}()
 	return s, nil
+}
+
+// pump delivers the call's responses on out until its stream ends, and
+// returns why it ended.
+func (c *Caller[Req, Resp]) pump(ctx context.Context, cl *call, out chan<- Resp) error {
+	for {
+		v, ok, err := c.next(ctx, cl)
+		if err != nil || !ok {
+			if err == nil && c.crashes.Load() != cl.crashes && c.liveServers() == 0 {
+				err = &Error{Op: "stream", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
+			}
+			return err
+		}
+		select {
+		case out <- v:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.life.Done():
+			return c.life.err()
+		}
+	}
 }
 
 // Done is closed when the client has ended; Err says why.
@@ -537,8 +540,9 @@ type Stream[Resp any] struct {
 // In delivers the responses and is closed at the end of the stream.
 func (s *Stream[Resp]) In() <-chan Resp { return s.c }
 
-// Err is nil until In is closed, then why the stream ended: nil at its normal
-// end, ErrPeerCrashed, the context's error, or the client's end.
+// Err is nil while the stream goes on, then why it ended: nil at its normal
+// end, ErrPeerCrashed, the context's error, or the client's end. It is set
+// before In closes.
 func (s *Stream[Resp]) Err() error {
 	select {
 	case <-s.done:

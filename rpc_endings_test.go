@@ -209,3 +209,39 @@ func TestRPCFailedReplyEndsCall(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "fine", string(v))
 }
+
+// A stream ended by its context has Err set by the time In closes, as every
+// adapter promises. (In used to close a moment before Err was set.) The
+// window is narrow, so the test ends many streams; IOX_TORTURE ends more.
+func TestRPCStreamErrSetBeforeInCloses(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	c := rpcChild(t, ns, "stream-err", "count")
+	defer c.wait()
+	cl, err := iox.OpenClient(context.Background(), node, "stream-err", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	n := loops(500, 200, 20000)
+	var early int
+	for i := range n {
+		ctx, cancel := context.WithCancel(context.Background())
+		s, err := cl.Stream(ctx, []byte("1000000")) // more than anyone reads
+		require.NoError(t, err)
+		if i%2 == 0 { // half of them end while a response waits in In
+			<-s.In()
+		}
+		cancel()
+		// Look at In without parking, so that its close is seen at once.
+		for open := true; open; {
+			select {
+			case _, open = <-s.In():
+			default:
+			}
+		}
+		if s.Err() == nil {
+			early++
+		}
+		require.NoError(t, s.Close())
+	}
+	require.Zero(t, early, "of %d streams ended by their context, %d had no Err when In closed", n, early)
+}
