@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
@@ -23,6 +24,7 @@ import (
 func init() {
 	children["rpc-manual"] = childRPCManual
 	children["rpc-serve"] = childRPCServe
+	children["rpc-caller"] = childRPCCaller
 }
 
 // childRPCManual is a server of IOX_SERVICE that the parent drives line by
@@ -244,4 +246,164 @@ func TestRPCStreamErrSetBeforeInCloses(t *testing.T) {
 		require.NoError(t, s.Close())
 	}
 	require.Zero(t, early, "of %d streams ended by their context, %d had no Err when In closed", n, early)
+}
+
+// childRPCCaller is a client of IOX_SERVICE that the parent drives: "call V"
+// starts a call of V, "cancel V" ends its context; when the call returns it
+// prints "result V ANSWER" or "result V KIND".
+func childRPCCaller() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	cl, err := iox.OpenClient(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.Raw{}, iox.Raw{})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	cancels := map[string]context.CancelFunc{}
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
+	fmt.Println("ready")
+	for line := range parentLines() {
+		verb, v, _ := strings.Cut(line, " ")
+		switch verb {
+		case "call":
+			ctx, cancel := context.WithCancel(context.Background())
+			cancels[v] = cancel
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := cl.Call(ctx, []byte(v))
+				if err != nil {
+					fmt.Println("result", v, kindOf(err))
+					return
+				}
+				fmt.Println("result", v, string(got))
+			}()
+		case "cancel":
+			cancels[v]()
+		default:
+			return fmt.Errorf("unknown verb %q", verb)
+		}
+	}
+	return nil
+}
+
+// heldRequestRefusesTheNext sets up a server (MaxActiveRequests(1)) that holds
+// the request of a caller in a child process that has given up on it, while
+// that caller sends another: iceoryx2 then refuses to hand the server the
+// second request (ErrTooManyLoans) until the first is released.
+func heldRequestRefusesTheNext(t *testing.T, c *child, held func() bool) {
+	t.Helper()
+	c.say("call first")
+	eventually(t, "the server to hold the first request", held)
+	c.say("cancel first")
+	c.expect("result first context.Canceled")
+	c.say("call second")
+}
+
+// Serve waits for a held request to be released when iceoryx2 refuses the
+// next one (ErrTooManyLoans), rather than trying again at once: it used to
+// spin, reporting millions of ErrTooManyLoans to OnDrop.
+func TestRPCServeWaitsForHeldRequest(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var dropped []string
+	srv, err := iox.OpenServer(ctx, node, "loans", iox.Raw{}, iox.Raw{}, iox.MaxActiveRequests(1),
+		iox.OnDrop(func(err error) {
+			mu.Lock()
+			dropped = append(dropped, kindOf(err))
+			mu.Unlock()
+		}))
+	require.NoError(t, err)
+	defer srv.Close()
+	release := make(chan struct{})
+	var holding sync.WaitGroup
+	holding.Add(1)
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 2, func(_ context.Context, req []byte) ([]byte, error) {
+			if string(req) == "first" {
+				holding.Done()
+				<-release
+			}
+			return req, nil
+		})
+	}()
+	c := spawn(t, ns, "rpc-caller", "IOX_SERVICE=loans")
+	c.expect("ready")
+	defer c.wait()
+	heldRequestRefusesTheNext(t, c, func() bool { holding.Wait(); return true })
+	// Either the second worker waits for the release, or (as it used to) it
+	// spins and reports each refusal to OnDrop.
+	eventually(t, "the second worker to wait for the held request, or to spin", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return goroutinesIn("iox.(*Responder[...]).waitReleased", true) == 1 || len(dropped) >= 100
+	})
+	close(release)
+	c.expect("result second second")
+	stop()
+	require.ErrorIs(t, <-served, context.Canceled)
+	mu.Lock()
+	defer mu.Unlock()
+	kinds := map[string]int{}
+	for _, k := range dropped {
+		kinds[k]++
+	}
+	// The only drop is the answer to the caller that gave up.
+	require.Equal(t, map[string]int{"ErrPeerClosed": 1}, kinds)
+}
+
+// Recv waits, bounded by its context, while iceoryx2 refuses the next request
+// because the server holds as many of that client's requests as it may
+// borrow; closing the held one lets it go on. (It used to return
+// ErrTooManyLoans at once, so a Recv loop spun.)
+func TestRPCRecvWaitsForHeldRequest(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := iox.OpenServer(ctx, node, "loans", iox.Raw{}, iox.Raw{}, iox.MaxActiveRequests(1))
+	require.NoError(t, err)
+	defer srv.Close()
+	c := spawn(t, ns, "rpc-caller", "IOX_SERVICE=loans")
+	c.expect("ready")
+	defer c.wait()
+	var first *iox.Request[[]byte, []byte]
+	heldRequestRefusesTheNext(t, c, func() bool {
+		q, err := srv.Recv(ctx)
+		require.NoError(t, err)
+		first = q
+		return true
+	})
+	// Until the first request is released the second cannot be taken.
+	quick, qcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = srv.Recv(quick)
+	qcancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "Recv while the server holds what it may borrow")
+	got := make(chan *iox.Request[[]byte, []byte], 1)
+	go func() {
+		q, err := srv.Recv(ctx)
+		assert.NoError(t, err)
+		got <- q
+	}()
+	waitParked(t, "iox.(*Responder[...]).waitReleased", 1)
+	require.NoError(t, first.Close())
+	q := <-got
+	require.NotNil(t, q)
+	require.Equal(t, "second", string(q.Value))
+	require.NoError(t, q.Reply(ctx, []byte("2")))
+	c.expect("result second 2")
 }

@@ -32,10 +32,11 @@ type Responder[Req, Resp any] struct {
 	inOnce sync.Once
 	in     chan *Request[Req, Resp]
 
-	rxMu sync.Mutex // one receive at a time, into buf
-	buf  []byte
-	ids  []EventID // the listener's drained ids
-	spin spinner
+	rxMu     sync.Mutex    // one receive at a time, into buf
+	released chan struct{} // a held request was released (see waitReleased)
+	buf      []byte
+	ids      []EventID // the listener's drained ids
+	spin     spinner
 
 	mu    sync.Mutex
 	wakes map[UniqueID]*Notifier // per client; nil for clients that do not listen
@@ -54,7 +55,7 @@ func OpenServer[Req, Resp any](ctx context.Context, node *Node, name string, req
 		return nil, err
 	}
 	r := &Responder[Req, Resp]{name: name, node: node, cfg: o.ch, dec: reqCodec, enc: encoder(respCodec), life: newLife(),
-		in: make(chan *Request[Req, Resp], o.ch.chanCap), spin: newSpinner(o.ch.spin),
+		in: make(chan *Request[Req, Resp], o.ch.chanCap), spin: newSpinner(o.ch.spin), released: newSignal(),
 		wakes: map[UniqueID]*Notifier{}, open: map[*Request[Req, Resp]]struct{}{}}
 	if r.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
 		return nil, err
@@ -87,8 +88,10 @@ func (r *Responder[Req, Resp]) openPorts() error {
 
 // Recv returns the next request. A request that cannot be taken (larger than
 // MaxMessageSize, or undecodable) is ended without a response and reported by
-// Recv's error, one per request, after which the server goes on. Once the
-// server ended Recv returns Err.
+// Recv's error, one per request, after which the server goes on. While the
+// server holds MaxActiveRequests requests of one client (whose callers gave up
+// on some and sent new ones), iceoryx2 hands it no more, and Recv waits until
+// one of them is answered or closed. Once the server ended Recv returns Err.
 func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], error) {
 	r.rxMu.Lock()
 	defer r.rxMu.Unlock()
@@ -97,6 +100,12 @@ func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], e
 			return nil, err
 		}
 		q, err := r.take()
+		if errors.Is(err, ErrTooManyLoans) {
+			if err := r.waitReleased(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if q != nil || err != nil {
 			return q, err
 		}
@@ -117,6 +126,28 @@ func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], e
 		if err := r.life.waited(ctx, err); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// waitReleased waits until the server releases a request it holds. iceoryx2
+// hands a server at most MaxActiveRequests requests of one client at a time;
+// a caller that gave up frees its own slot at once and may send again while
+// the server still holds the old request, and then the next receive is
+// refused (ErrTooManyLoans) until a held request is answered or closed.
+func (r *Responder[Req, Resp]) waitReleased(ctx context.Context) error {
+	r.mu.Lock()
+	held := len(r.open)
+	r.mu.Unlock()
+	if held == 0 { // nothing of this server's to wait for: look again later
+		return r.life.pause(ctx, r.cfg.poll)
+	}
+	select {
+	case <-r.released:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.life.Done():
+		return r.life.err()
 	}
 }
 
@@ -474,6 +505,7 @@ func (q *Request[Req, Resp]) finish() {
 		delete(q.r.open, q)
 	}
 	q.r.mu.Unlock()
+	wake(q.r.released)
 }
 
 // end is finish for the server's shutdown.
