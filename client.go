@@ -33,12 +33,16 @@ const (
 	rpcIDLen      = 32 // hex digits of a client id
 )
 
-// Defaults of the request/response adapters' service settings.
+// Defaults of the request/response adapters' service settings. A service's
+// shared memory grows with MaxClients × MaxServers × MaxActiveRequests² ×
+// (ResponseBufferSize + 4) (see rpcMemoryRule); these defaults give a server
+// and four clients 64 calls in flight in about 40 MiB, and leave room for
+// MaxActiveRequests(64) on ordinary machines.
 const (
 	rpcMaxActive   = 16 // requests in flight per client (MaxActiveRequests)
-	rpcRespBuffer  = 8  // responses a pending call holds unread (ResponseBufferSize)
-	rpcMaxClients  = 8
-	rpcMaxServers  = 2
+	rpcRespBuffer  = 4  // responses a pending call holds unread (ResponseBufferSize)
+	rpcMaxClients  = 4
+	rpcMaxServers  = 1                // every server gets every request: one server with Serve's workers
 	rpcWaitRetries = time.Millisecond // first retry interval of a full server or client
 )
 
@@ -85,7 +89,12 @@ type Caller[Req, Resp any] struct {
 // WithPeerTimeout and WithPoll work as on channels, WithChanCap sizes Stream's
 // channel, and the service settings MaxActiveRequests, ResponseBufferSize,
 // MaxClients, MaxServers and MaxNodes apply when the client creates the
-// service (and are checked against it otherwise).
+// service (and are checked against it otherwise: asking for more than the
+// service has is refused with ErrIncompatible, naming the setting). Their
+// defaults are 16, 4, 4 and 1: each client–server pair then takes about
+// 8 MiB of shared memory, and in general about 1 KiB × MaxClients ×
+// MaxServers × MaxActiveRequests² × (ResponseBufferSize + 4), so
+// MaxActiveRequests(64) takes about 128 MiB per pair.
 func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, reqCodec Codec[Req], respCodec Codec[Resp], opts ...Option) (*Caller[Req, Resp], error) {
 	const op = "open client"
 	o, err := prepareRPC(ctx, op, name, "client", opts)
