@@ -407,3 +407,59 @@ func TestRPCRecvWaitsForHeldRequest(t *testing.T) {
 	require.NoError(t, q.Reply(ctx, []byte("2")))
 	c.expect("result second 2")
 }
+
+// Calls that wait together, some of which leave (their context ends) while
+// the others stay: whichever leaves, the lead among them or not, each call
+// that stays returns its answer when it comes. A call left without a lead
+// would return DeadlineExceeded after 5 s. IOX_TORTURE runs many more rounds.
+func TestRPCWaitersLeavingTorture(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	c := spawn(t, ns, "rpc-manual", "IOX_SERVICE=leaving")
+	c.expect("ready")
+	defer c.wait()
+	cl, err := iox.OpenClient(context.Background(), node, "leaving", iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
+	require.NoError(t, err)
+	defer cl.Close()
+	rnd := seeded(t)
+	type waiter struct {
+		req    string
+		cancel context.CancelFunc
+		out    chan error
+		leaves bool
+	}
+	for round := range loops(20, 10, 500) {
+		k := 2 + rnd.IntN(5)
+		ws := make([]*waiter, k)
+		for i := range ws {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			w := &waiter{req: fmt.Sprintf("r%d-%d", round, i), cancel: cancel, out: make(chan error, 1)}
+			ws[i] = w
+			go func() {
+				v, err := cl.Call(ctx, []byte(w.req))
+				if err == nil && string(v) != w.req+"!" {
+					err = fmt.Errorf("answer %q", v)
+				}
+				w.out <- err
+			}()
+		}
+		for range k {
+			require.True(t, strings.HasPrefix(c.line(), "got r"))
+		}
+		waitParked(t, "iox.(*Caller[...]).park", k)
+		leaving := 1 + rnd.IntN(k-1)
+		for _, i := range rnd.Perm(k)[:leaving] {
+			ws[i].leaves = true
+			ws[i].cancel()
+			require.ErrorIs(t, <-ws[i].out, context.Canceled, "round %d: %s", round, ws[i].req)
+			c.say("close " + ws[i].req)
+		}
+		for _, i := range rnd.Perm(k) {
+			if w := ws[i]; !w.leaves {
+				c.say("reply " + w.req)
+				require.NoError(t, <-w.out, "round %d: %s stayed, and its answer came", round, w.req)
+				w.cancel()
+			}
+		}
+	}
+}
