@@ -463,3 +463,92 @@ func TestRPCWaitersLeavingTorture(t *testing.T) {
 		}
 	}
 }
+
+// A server process that closes its server and exits ends the calls it held
+// with ErrNoResponse, as any server that closes does: its exit is not a
+// crash.
+func TestRPCServerExitAfterCloseIsNoCrash(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	cl, err := iox.OpenClient(context.Background(), node, "exit", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	for round := range loops(5, 3, 50) {
+		c := spawn(t, ns, "rpc-manual", "IOX_SERVICE=exit")
+		c.expect("ready")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out := make(chan error, 1)
+		go func() {
+			_, err := cl.Call(ctx, []byte("held"))
+			out <- err
+		}()
+		c.expect("got held")
+		c.wait() // the child closes its server and node, then exits
+		err := <-out
+		cancel()
+		require.ErrorIs(t, err, iox.ErrNoResponse, "round %d: %v", round, err)
+	}
+}
+
+// The client and the server (in another process) close at the same moment
+// while calls wait: every call ends, with ErrClosed (the client's end came
+// first) or ErrNoResponse (the server's did), and the client's Close returns
+// nil.
+func TestRPCBothEndsCloseAtOnce(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	for round := range loops(3, 2, 30) {
+		c := spawn(t, ns, "rpc-manual", "IOX_SERVICE=both")
+		c.expect("ready")
+		cl, err := iox.OpenClient(context.Background(), node, "both", iox.Raw{}, iox.Raw{})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		const calls = 4
+		out := make(chan error, calls)
+		for i := range calls {
+			go func() {
+				_, err := cl.Call(ctx, []byte(strconv.Itoa(i)))
+				out <- err
+			}()
+		}
+		for range calls {
+			require.True(t, strings.HasPrefix(c.line(), "got "))
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- cl.Close() }()
+		c.stdin.Close() // the child closes its server
+		for range calls {
+			err := <-out
+			require.True(t, errors.Is(err, iox.ErrClosed) || errors.Is(err, iox.ErrNoResponse),
+				"round %d: a call ended with %v", round, err)
+		}
+		require.NoError(t, <-closed)
+		c.wait()
+		cancel()
+	}
+}
+
+// A caller whose process dies while the server streams to it: the server's
+// Send does not wait for room for ever; it fails once the caller is gone.
+func TestRPCSendToDeadCallerEnds(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := iox.OpenServer(ctx, node, "dead-caller", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	c := spawn(t, ns, "rpc-caller", "IOX_SERVICE=dead-caller")
+	c.expect("ready")
+	c.say("call stream")
+	q, err := srv.Recv(ctx)
+	require.NoError(t, err)
+	c.kill()
+	var sendErr error
+	within(t, 20*time.Second, "Send to a dead caller", func() {
+		for i := 0; sendErr == nil; i++ {
+			sendErr = q.Send(ctx, []byte(strconv.Itoa(i)))
+		}
+	})
+	require.ErrorIs(t, sendErr, iox.ErrPeerGone)
+}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/iox-go/iox/internal/ffi"
+	"github.com/iox-go/iox/internal/liveness"
 )
 
 // rpcIdleLook is how often an idle Responder with only iox clients looks
@@ -198,6 +201,28 @@ func (r *Responder[Req, Resp]) take() (*Request[Req, Resp], error) {
 		r.mu.Unlock()
 		return q, nil
 	}
+}
+
+// callerDied reports whether the process of the client origin has died, and
+// then removes what it left in the service. A client no longer listed is
+// gone too.
+func (r *Responder[Req, Resp]) callerDied(origin UniqueID) bool {
+	clients, err := r.svc.Clients()
+	if err != nil {
+		return false
+	}
+	for _, c := range clients {
+		if c.Port != origin {
+			continue
+		}
+		pid, created, st := r.node.lib.NodeIDDetails(c.Node.Lo, c.Node.Hi)
+		if st != ffi.OK || liveness.Alive(pid, created) {
+			return false
+		}
+		r.svc.CleanupDeadNodes()
+		return true
+	}
+	return true
 }
 
 // foreignClients reports whether a client is there that does not notify: one
@@ -415,8 +440,10 @@ type Request[Req, Resp any] struct {
 
 // Reply sends v as the response and ends the request. It waits, bounded by
 // ctx, while the caller's response buffer is full. Errors: ErrPeerClosed when
-// the caller went away (its Call's context ended, or it closed), ErrClosed when
-// the request was already answered or the server closed, ErrMessageTooLarge.
+// the caller went away (its Call's context ended, or it closed),
+// ErrPeerCrashed when the caller's process died while Reply waited for room
+// (noticed within a quarter of WithPeerTimeout), ErrClosed when the request
+// was already answered or the server closed, ErrMessageTooLarge.
 func (q *Request[Req, Resp]) Reply(ctx context.Context, v Resp) error { return q.send(ctx, v, true) }
 
 // Send sends v as one response of a stream; Close ends the stream. Errors as
@@ -468,6 +495,7 @@ func (q *Request[Req, Resp]) send(ctx context.Context, v Resp, last bool) error 
 		wake = nil // finish wakes the caller once, for the answer and the end
 	}
 	retry := rpcWaitRetries
+	var waited time.Duration // since the caller's process was last looked at
 	for {
 		err := q.active.sendNotify(msg, wake, evData)
 		if err == nil {
@@ -480,10 +508,19 @@ func (q *Request[Req, Resp]) send(ctx context.Context, v Resp, last bool) error 
 		if !errors.Is(err, ErrWouldBlock) {
 			return err
 		}
-		// the caller's buffer is full: it frees room as it reads
+		// The caller's buffer is full: it frees room as it reads, unless its
+		// process died, which iceoryx2 does not tell a server.
+		if waited >= q.r.cfg.peerTimeout/4 {
+			waited = 0
+			if q.r.callerDied(q.active.Origin()) {
+				q.finish()
+				return &Error{Op: op, Name: q.r.name, Kind: ErrPeerCrashed, Detail: "the caller's process died"}
+			}
+		}
 		if err := q.r.life.pause(ctx, retry); err != nil {
 			return err
 		}
+		waited += retry
 		retry = min(2*retry, q.r.cfg.poll)
 	}
 	if last {
