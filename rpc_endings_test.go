@@ -552,3 +552,37 @@ func TestRPCSendToDeadCallerEnds(t *testing.T) {
 	})
 	require.ErrorIs(t, sendErr, iox.ErrPeerGone)
 }
+
+// The end of the context a client was opened with fails its calls in flight
+// with the client's reason: an *iox.Error wrapping the context's cause.
+func TestRPCClientContextEndFailsCalls(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	c := spawn(t, ns, "rpc-manual", "IOX_SERVICE=client-ctx")
+	c.expect("ready")
+	defer c.wait()
+	octx, end := context.WithCancel(context.Background())
+	cl, err := iox.OpenClient(octx, node, "client-ctx", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	const calls = 3
+	out := make(chan error, calls)
+	for i := range calls {
+		go func() {
+			_, err := cl.Call(context.Background(), []byte(strconv.Itoa(i)))
+			out <- err
+		}()
+	}
+	for range calls {
+		require.True(t, strings.HasPrefix(c.line(), "got "))
+	}
+	end()
+	for range calls {
+		err := <-out
+		require.ErrorIs(t, err, context.Canceled)
+		requireTyped(t, err, "a call of a client whose context ended")
+	}
+	<-cl.Done()
+	require.ErrorIs(t, cl.Err(), context.Canceled)
+	require.NoError(t, cl.Close()) // the first Close after the end
+	require.ErrorIs(t, cl.Close(), iox.ErrClosed)
+}
