@@ -290,15 +290,16 @@ func (r *Responder[Req, Resp]) In() <-chan *Request[Req, Resp] {
 func (r *Responder[Req, Resp]) feed() {
 	defer close(r.in)
 	ctx := r.life.ctx
+	var backoff time.Duration
 	for {
 		q, err := r.Recv(ctx)
 		if err != nil {
-			if r.life.err() != nil {
+			if r.life.err() != nil || r.failed(ctx, err, &backoff) != nil {
 				return
 			}
-			r.drop(err)
 			continue
 		}
+		backoff = 0
 		select {
 		case r.in <- q:
 		case <-r.life.Done():
@@ -312,6 +313,23 @@ func (r *Responder[Req, Resp]) drop(err error) {
 	if r.cfg.onDrop != nil {
 		r.cfg.onDrop(err)
 	}
+}
+
+// failed reports a failed Recv of a loop that goes on (In's feed, a Serve
+// worker) to OnDrop. Such an error either took one request with it (too
+// large, undecodable) or came from the native library without taking any,
+// and may come again at once: then the loop waits before it tries again,
+// from 1 ms doubling up to WithPoll (backoff holds the last wait; the loop
+// resets it after a request). It returns the error of ctx or of the server's
+// end when they cut the wait short.
+func (r *Responder[Req, Resp]) failed(ctx context.Context, err error, backoff *time.Duration) error {
+	r.drop(err)
+	if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrProtocol) {
+		*backoff = 0
+		return nil
+	}
+	*backoff = min(max(2**backoff, rpcWaitRetries), r.cfg.poll)
+	return r.life.pause(ctx, *backoff)
 }
 
 // Serve answers requests with handler on workers goroutines, each of which
@@ -329,6 +347,7 @@ func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler f
 	errs := make(chan error, workers)
 	for range workers {
 		go func() {
+			var backoff time.Duration
 			for {
 				q, err := r.Recv(ctx)
 				if err != nil {
@@ -336,9 +355,13 @@ func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler f
 						errs <- err
 						return
 					}
-					r.drop(err)
+					if err := r.failed(ctx, err, &backoff); err != nil {
+						errs <- err
+						return
+					}
 					continue
 				}
+				backoff = 0
 				r.handle(ctx, q, handler)
 			}
 		}()
