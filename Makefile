@@ -87,10 +87,10 @@ bench: native
 	CGO_ENABLED=0 $(GO) test -run '^$$' -bench '^BenchmarkIdlePairs$$' -benchtime=1x -count=1 . | tee -a bench.out
 	CGO_ENABLED=0 $(GO) run ./cmd/benchtable bench.out
 
-# Full counts of the crash, exit and soak tests (make test runs short versions).
+# Full counts of the crash, exit, soak and call-ending tests (make test runs short versions).
 torture: native pyenv pyenv-old
 	$(OLDPY) IOX_TORTURE=1 CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m -v \
-	  -run 'TestCrashTorture|TestSoak|TestExitDuringTeardown|TestExitWithoutClose' .
+	  -run 'TestCrashTorture|TestSoak|TestExitDuringTeardown|TestExitWithoutClose|TestRPCWaitersLeavingTorture|TestRPCLeadLeavingHandsOver|TestRPCStreamErrSetBeforeInCloses' .
 
 fuzz: native
 	for f in $(FUZZ_TARGETS); do \

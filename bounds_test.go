@@ -453,3 +453,37 @@ func TestExtremeChannelOptionsGiveTypedErrors(t *testing.T) {
 		})
 	}
 }
+
+// A count option out of range is refused with a message that names it, on
+// every end: MaxSubscribers(-1) on a pair used to be refused with a message
+// about WaitSubscribers(0).
+func TestCountOptionsNameThemselves(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		option string
+		opt    iox.Option
+	}{
+		{"MaxSubscribers(-1)", iox.MaxSubscribers(-1)},
+		{"MaxSubscribers(0)", iox.MaxSubscribers(0)},
+		{"MaxPublishers(-1)", iox.MaxPublishers(-1)},
+		{"MaxSubscribers(1000000)", iox.MaxSubscribers(1000000)},
+	} {
+		for _, end := range []struct {
+			what string
+			open func() (io.Closer, error)
+		}{
+			{"pair", func() (io.Closer, error) { return iox.OpenPair(ctx, node, "counts", tc.opt) }},
+			{"subscriber", func() (io.Closer, error) { return iox.OpenSub(ctx, node, "counts", tc.opt) }},
+			{"publisher", func() (io.Closer, error) { return iox.OpenPub(ctx, node, "counts", tc.opt) }},
+		} {
+			c, err := end.open()
+			if err == nil {
+				c.Close()
+			}
+			require.ErrorIs(t, err, iox.ErrInvalidArgument, "%s on a %s", tc.option, end.what)
+			require.Contains(t, err.Error(), tc.option, "%s on a %s", tc.option, end.what)
+		}
+	}
+}

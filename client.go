@@ -33,12 +33,16 @@ const (
 	rpcIDLen      = 32 // hex digits of a client id
 )
 
-// Defaults of the request/response adapters' service settings.
+// Defaults of the request/response adapters' service settings. A service's
+// shared memory grows with MaxClients × MaxServers × MaxActiveRequests² ×
+// (ResponseBufferSize + 4) (see rpcMemoryRule); these defaults give a server
+// and four clients 64 calls in flight in about 40 MiB, and leave room for
+// MaxActiveRequests(64) on ordinary machines.
 const (
 	rpcMaxActive   = 16 // requests in flight per client (MaxActiveRequests)
-	rpcRespBuffer  = 8  // responses a pending call holds unread (ResponseBufferSize)
-	rpcMaxClients  = 8
-	rpcMaxServers  = 2
+	rpcRespBuffer  = 4  // responses a pending call holds unread (ResponseBufferSize)
+	rpcMaxClients  = 4
+	rpcMaxServers  = 1                // every server gets every request: one server with Serve's workers
 	rpcWaitRetries = time.Millisecond // first retry interval of a full server or client
 )
 
@@ -85,7 +89,12 @@ type Caller[Req, Resp any] struct {
 // WithPeerTimeout and WithPoll work as on channels, WithChanCap sizes Stream's
 // channel, and the service settings MaxActiveRequests, ResponseBufferSize,
 // MaxClients, MaxServers and MaxNodes apply when the client creates the
-// service (and are checked against it otherwise).
+// service (and are checked against it otherwise: asking for more than the
+// service has is refused with ErrIncompatible, naming the setting). Their
+// defaults are 16, 4, 4 and 1: each client–server pair then takes about
+// 8 MiB of shared memory, and in general about 1 KiB × MaxClients ×
+// MaxServers × MaxActiveRequests² × (ResponseBufferSize + 4), so
+// MaxActiveRequests(64) takes about 128 MiB per pair.
 func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, reqCodec Codec[Req], respCodec Codec[Resp], opts ...Option) (*Caller[Req, Resp], error) {
 	const op = "open client"
 	o, err := prepareRPC(ctx, op, name, "client", opts)
@@ -323,7 +332,8 @@ func (c *Caller[Req, Resp]) ended(cl *call) error {
 // runtime poller on the client's listener; when it wakes it looks into every
 // waiting call's pending response and wakes those that got something, so a
 // response wakes the call it belongs to and not every call in flight. A lead
-// whose own call is done hands the lead to another waiting call.
+// whose call is done, or whose context ended, hands the lead to another
+// waiting call (see leave).
 func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 	if !cl.watched {
 		cl.watched = true
@@ -372,25 +382,31 @@ func (c *Caller[Req, Resp]) lead(ctx context.Context) error {
 	c.mu.Lock()
 	c.leading = false
 	crashed := c.crashes.Load()
-	var next *call
 	for w := range c.waiting {
 		if w.ready || w.look() || w.crashes != crashed {
 			wake(w.wake)
-		} else if next == nil {
-			next = w
 		}
 	}
-	if next != nil {
-		wake(next.wake) // to take the lead, unless the lead's own call is still waiting
-	}
 	c.mu.Unlock()
+	// A lead whose own call still waits takes the lead again; one that leaves
+	// hands it on in leave.
 	return c.life.waited(ctx, err)
 }
 
-// leave withdraws a call from the waiting ones.
+// leave withdraws a call from the waiting ones. While nobody leads, it wakes
+// one of the calls still waiting, which takes the lead: whichever way a call
+// leaves (answered, its context ended, a server died), including a lead and a
+// call that was woken to take the lead, the calls that stay are never left
+// without a lead to wake them.
 func (c *Caller[Req, Resp]) leave(cl *call) {
 	c.mu.Lock()
 	delete(c.waiting, cl)
+	if !c.leading {
+		for w := range c.waiting {
+			wake(w.wake)
+			break
+		}
+	}
 	c.mu.Unlock()
 	select { // a wake meant for this call is not needed any more
 	case <-cl.wake:
@@ -464,31 +480,34 @@ func (c *Caller[Req, Resp]) Stream(ctx context.Context, req Req) (*Stream[Resp],
 	sctx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	go func() {
-		defer close(s.done)
-		defer close(s.c)
-		defer c.finish(cl)
-		defer cancel()
-		for {
-			v, ok, err := c.next(sctx, cl)
-			if err != nil || !ok {
-				if err == nil && c.crashes.Load() != cl.crashes && c.liveServers() == 0 {
-					err = &Error{Op: "stream", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
-				}
-				s.err = err
-				return
-			}
-			select {
-			case s.c <- v:
-			case <-sctx.Done():
-				s.err = sctx.Err()
-				return
-			case <-c.life.Done():
-				s.err = c.life.err()
-				return
-			}
-		}
+		s.err = c.pump(sctx, cl, s.c)
+		cancel()
+		c.finish(cl)
+		close(s.done) // Err is set before In closes
+		close(s.c)
 	}()
 	return s, nil
+}
+
+// pump delivers the call's responses on out until its stream ends, and
+// returns why it ended.
+func (c *Caller[Req, Resp]) pump(ctx context.Context, cl *call, out chan<- Resp) error {
+	for {
+		v, ok, err := c.next(ctx, cl)
+		if err != nil || !ok {
+			if err == nil && c.crashes.Load() != cl.crashes && c.liveServers() == 0 {
+				err = &Error{Op: "stream", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
+			}
+			return err
+		}
+		select {
+		case out <- v:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.life.Done():
+			return c.life.err()
+		}
+	}
 }
 
 // Done is closed when the client has ended; Err says why.
@@ -530,8 +549,9 @@ type Stream[Resp any] struct {
 // In delivers the responses and is closed at the end of the stream.
 func (s *Stream[Resp]) In() <-chan Resp { return s.c }
 
-// Err is nil until In is closed, then why the stream ended: nil at its normal
-// end, ErrPeerCrashed, the context's error, or the client's end.
+// Err is nil while the stream goes on, then why it ended: nil at its normal
+// end, ErrPeerCrashed, the context's error, or the client's end. It is set
+// before In closes.
 func (s *Stream[Resp]) Err() error {
 	select {
 	case <-s.done:

@@ -560,11 +560,15 @@ func WaitSubscribers(n int) Option {
 	return func(o *options) { o.set |= optWaitSubs; c := &o.ch; c.waitSubs = n }
 }
 
-// OnDrop receives the errors of messages a receiving channel had to drop while
-// it delivered through In(): too large for MaxMessageSize, undecodable, or
-// malformed or out of sequence on iox's own services. Recv returns such errors
-// itself, one per dropped message, and the channel goes on. fn runs on the
-// goroutine that feeds In and must not block.
+// OnDrop receives the errors of messages a channel had to drop where no caller
+// could be told: on the receiving side, while it delivered through In() (too
+// large for MaxMessageSize, undecodable, or malformed or out of sequence on
+// iox's own services; Recv returns such errors itself, one per dropped
+// message); on a pair's sending side, a value taken from Out() that could not
+// be sent (refused by the codec, too large, or the pair ended as it was
+// sent); on a server (OpenServer), requests that could not be taken or
+// answered. The channel goes on. fn runs on the goroutine that feeds In or
+// drains Out (or a Serve worker) and must not block.
 func OnDrop(fn func(error)) Option {
 	return func(o *options) { o.set |= optOnDrop; c := &o.ch; c.onDrop = fn }
 }
@@ -624,18 +628,20 @@ func (c chanConfig) check(op, name string) error {
 		return bad("negative message limit")
 	case c.peerTimeout < 4*time.Millisecond:
 		return bad("peer timeout below 4ms")
+	case c.maxSubscribers < 1 || c.maxSubscribers > maxCount:
+		return bad(fmt.Sprintf("MaxSubscribers(%d) must be between 1 and %d", c.maxSubscribers, maxCount))
+	case c.maxPublishers < 1 || c.maxPublishers > maxCount:
+		return bad(fmt.Sprintf("MaxPublishers(%d) must be between 1 and %d", c.maxPublishers, maxCount))
 	case c.waitSubs < 0 || c.waitSubs > c.maxSubscribers:
 		return bad(fmt.Sprintf("WaitSubscribers(%d) must be between 0 and the subscriber limit (%d)", c.waitSubs, c.maxSubscribers))
 	case (c.spin < 0 && c.spin != spinAdaptive) || c.spin > time.Minute || c.poll <= 0 || c.linger < 0:
 		return bad("spin (at most 1 minute), poll and linger must not be negative (poll positive)")
 	case c.history < 0 || (!c.lossy && c.history > c.queue):
 		return bad(fmt.Sprintf("history %d must be between 0 and the queue (%d)", c.history, c.queue))
-	case c.maxSubscribers < 1 || c.maxPublishers < 1:
-		return bad("need room for at least one publisher and one subscriber")
 	case c.chanCap > maxChanCap:
 		return bad(fmt.Sprintf("channel capacity %d over %d", c.chanCap, maxChanCap))
-	case c.queue > maxCount || c.history > maxCount || c.maxSubscribers > maxCount || c.maxPublishers > maxCount:
-		return bad(fmt.Sprintf("queue, history, subscribers and publishers must each be at most %d", maxCount))
+	case c.queue > maxCount || c.history > maxCount:
+		return bad(fmt.Sprintf("queue and history must each be at most %d", maxCount))
 	}
 	return nil
 }

@@ -2,6 +2,9 @@ package iox
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/iox-go/iox/internal/ffi"
 )
@@ -55,7 +58,60 @@ func rpcService(node *Node, name string, req, resp PayloadType, o options) (*Req
 			settings = append(settings, d.opt)
 		}
 	}
-	return joinService(node.RequestResponse, name, base, settings)
+	svc, err := joinService(node.RequestResponse, name, base, settings)
+	var e *Error
+	switch {
+	case err == nil || !errors.As(err, &e):
+	case errors.Is(err, ErrOutOfMemory):
+		e.Detail += "; " + rpcMemoryRule
+	case errors.Is(err, ErrIncompatible) && !errors.Is(err, ErrIncompatibleType):
+		if why := rpcShortfall(node, name, req, resp, o); why != "" {
+			e.Detail += "; " + why
+		}
+	}
+	return svc, err
+}
+
+// rpcMemoryRule is what a request/response service's shared memory grows
+// with (the native library's estimate, reqres.rs, has the details): each
+// client keeps, for each server, a channel per request slot (2 ×
+// MaxServers × MaxActiveRequests), each with a flag for every response the
+// server can hold (2 × MaxClients × MaxActiveRequests × (ResponseBufferSize +
+// 4)) in each of the 256 segments a growing data segment may have.
+const rpcMemoryRule = "each client–server pair of a request/response service takes about " +
+	"1 KiB × MaxClients × MaxServers × MaxActiveRequests² × (ResponseBufferSize + 4) of shared memory, " +
+	"so lower MaxActiveRequests first (iox's defaults, 4 × 1 × 16² × 8, take about 8 MiB per pair)"
+
+// rpcShortfall names the settings of o that ask for more than the existing
+// service name was created with, "" when it finds none.
+func rpcShortfall(node *Node, name string, req, resp PayloadType, o options) string {
+	svc, err := node.RequestResponse(name, WithRequestType(req), WithResponseType(resp), OpenOnly())
+	if err != nil {
+		return ""
+	}
+	has := svc.Config()
+	svc.Close()
+	var short []string
+	for _, s := range []struct {
+		name      string
+		bit       optSet
+		want, got int
+	}{
+		{"MaxActiveRequests", optMaxActiveRequests, int(o.svc.rr.MaxActiveRequests), has.MaxActiveRequests},
+		{"ResponseBufferSize", optResponseBuffer, int(o.svc.rr.ResponseBuffer), has.ResponseBufferSize},
+		{"MaxClients", optMaxClients, int(o.svc.rr.MaxClients), has.MaxClients},
+		{"MaxServers", optMaxServers, int(o.svc.rr.MaxServers), has.MaxServers},
+		{"MaxNodes", optMaxNodes, int(o.svc.rr.MaxNodes), has.MaxNodes},
+	} {
+		if o.set&s.bit != 0 && s.want > s.got {
+			short = append(short, fmt.Sprintf("%s(%d) asks for more than its %d", s.name, s.want, s.got))
+		}
+	}
+	if len(short) == 0 {
+		return ""
+	}
+	return "the service exists, created with other settings by its first client or server, and " +
+		strings.Join(short, ", ") + ": ask for at most that (or leave the option out), or create the service with more"
 }
 
 // withReqResSettings gives a request/response service the settings of o that

@@ -64,14 +64,17 @@ func childRPCServer() error {
 		}
 		switch mode {
 		case "square":
-			if err := q.Reply(ctx, []byte(strconv.Itoa(n*n))); err != nil {
-				return err
+			if err := q.Reply(ctx, []byte(strconv.Itoa(n*n))); err != nil && !errors.Is(err, iox.ErrPeerClosed) {
+				return err // a caller whose context ended goes away
 			}
 		case "count":
 			gone := false
 			for i := 0; i < n && !gone; i++ {
 				err := q.Send(ctx, []byte(strconv.Itoa(i)))
 				if gone = errors.Is(err, iox.ErrPeerClosed); err != nil && !gone {
+					if ctx.Err() != nil {
+						return nil // the parent is done
+					}
 					return err // a caller that took the first answer only goes away
 				}
 			}

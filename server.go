@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/iox-go/iox/internal/ffi"
+	"github.com/iox-go/iox/internal/liveness"
 )
 
 // rpcIdleLook is how often an idle Responder with only iox clients looks
@@ -32,10 +35,11 @@ type Responder[Req, Resp any] struct {
 	inOnce sync.Once
 	in     chan *Request[Req, Resp]
 
-	rxMu sync.Mutex // one receive at a time, into buf
-	buf  []byte
-	ids  []EventID // the listener's drained ids
-	spin spinner
+	rxMu     sync.Mutex    // one receive at a time, into buf
+	released chan struct{} // a held request was released (see waitReleased)
+	buf      []byte
+	ids      []EventID // the listener's drained ids
+	spin     spinner
 
 	mu    sync.Mutex
 	wakes map[UniqueID]*Notifier // per client; nil for clients that do not listen
@@ -54,7 +58,7 @@ func OpenServer[Req, Resp any](ctx context.Context, node *Node, name string, req
 		return nil, err
 	}
 	r := &Responder[Req, Resp]{name: name, node: node, cfg: o.ch, dec: reqCodec, enc: encoder(respCodec), life: newLife(),
-		in: make(chan *Request[Req, Resp], o.ch.chanCap), spin: newSpinner(o.ch.spin),
+		in: make(chan *Request[Req, Resp], o.ch.chanCap), spin: newSpinner(o.ch.spin), released: newSignal(),
 		wakes: map[UniqueID]*Notifier{}, open: map[*Request[Req, Resp]]struct{}{}}
 	if r.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
 		return nil, err
@@ -87,8 +91,10 @@ func (r *Responder[Req, Resp]) openPorts() error {
 
 // Recv returns the next request. A request that cannot be taken (larger than
 // MaxMessageSize, or undecodable) is ended without a response and reported by
-// Recv's error, one per request, after which the server goes on. Once the
-// server ended Recv returns Err.
+// Recv's error, one per request, after which the server goes on. While the
+// server holds MaxActiveRequests requests of one client (whose callers gave up
+// on some and sent new ones), iceoryx2 hands it no more, and Recv waits until
+// one of them is answered or closed. Once the server ended Recv returns Err.
 func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], error) {
 	r.rxMu.Lock()
 	defer r.rxMu.Unlock()
@@ -97,6 +103,12 @@ func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], e
 			return nil, err
 		}
 		q, err := r.take()
+		if errors.Is(err, ErrTooManyLoans) {
+			if err := r.waitReleased(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if q != nil || err != nil {
 			return q, err
 		}
@@ -117,6 +129,28 @@ func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], e
 		if err := r.life.waited(ctx, err); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// waitReleased waits until the server releases a request it holds. iceoryx2
+// hands a server at most MaxActiveRequests requests of one client at a time;
+// a caller that gave up frees its own slot at once and may send again while
+// the server still holds the old request, and then the next receive is
+// refused (ErrTooManyLoans) until a held request is answered or closed.
+func (r *Responder[Req, Resp]) waitReleased(ctx context.Context) error {
+	r.mu.Lock()
+	held := len(r.open)
+	r.mu.Unlock()
+	if held == 0 { // nothing of this server's to wait for: look again later
+		return r.life.pause(ctx, r.cfg.poll)
+	}
+	select {
+	case <-r.released:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.life.Done():
+		return r.life.err()
 	}
 }
 
@@ -167,6 +201,28 @@ func (r *Responder[Req, Resp]) take() (*Request[Req, Resp], error) {
 		r.mu.Unlock()
 		return q, nil
 	}
+}
+
+// callerDied reports whether the process of the client origin has died, and
+// then removes what it left in the service. A client no longer listed is
+// gone too.
+func (r *Responder[Req, Resp]) callerDied(origin UniqueID) bool {
+	clients, err := r.svc.Clients()
+	if err != nil {
+		return false
+	}
+	for _, c := range clients {
+		if c.Port != origin {
+			continue
+		}
+		pid, created, st := r.node.lib.NodeIDDetails(c.Node.Lo, c.Node.Hi)
+		if st != ffi.OK || liveness.Alive(pid, created) {
+			return false
+		}
+		r.svc.CleanupDeadNodes()
+		return true
+	}
+	return true
 }
 
 // foreignClients reports whether a client is there that does not notify: one
@@ -234,15 +290,16 @@ func (r *Responder[Req, Resp]) In() <-chan *Request[Req, Resp] {
 func (r *Responder[Req, Resp]) feed() {
 	defer close(r.in)
 	ctx := r.life.ctx
+	var backoff time.Duration
 	for {
 		q, err := r.Recv(ctx)
 		if err != nil {
-			if r.life.err() != nil {
+			if r.life.err() != nil || r.failed(ctx, err, &backoff) != nil {
 				return
 			}
-			r.drop(err)
 			continue
 		}
+		backoff = 0
 		select {
 		case r.in <- q:
 		case <-r.life.Done():
@@ -258,12 +315,31 @@ func (r *Responder[Req, Resp]) drop(err error) {
 	}
 }
 
+// failed reports a failed Recv of a loop that goes on (In's feed, a Serve
+// worker) to OnDrop. Such an error either took one request with it (too
+// large, undecodable) or came from the native library without taking any,
+// and may come again at once: then the loop waits before it tries again,
+// from 1 ms doubling up to WithPoll (backoff holds the last wait; the loop
+// resets it after a request). It returns the error of ctx or of the server's
+// end when they cut the wait short.
+func (r *Responder[Req, Resp]) failed(ctx context.Context, err error, backoff *time.Duration) error {
+	r.drop(err)
+	if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrProtocol) {
+		*backoff = 0
+		return nil
+	}
+	*backoff = min(max(2**backoff, rpcWaitRetries), r.cfg.poll)
+	return r.life.pause(ctx, *backoff)
+}
+
 // Serve answers requests with handler on workers goroutines, each of which
 // takes the next request and runs the handler for it, until ctx ends or the
 // server ends; it returns why. A handler's error, or a panic inside it
 // (recovered: it does not take the process down), ends that request without
 // a response, so the caller's Call fails with ErrNoResponse, and goes to
-// OnDrop; the server goes on. Serve waits for its handlers before it returns.
+// OnDrop; the server goes on. So does an answer that cannot be sent (larger
+// than MaxMessageSize, or refused by the codec). Serve waits for its handlers
+// before it returns.
 func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler func(context.Context, Req) (Resp, error)) error {
 	if workers < 1 || workers > maxCount {
 		return &Error{Op: "serve", Name: r.name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("workers %d outside 1..%d", workers, maxCount)}
@@ -271,6 +347,7 @@ func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler f
 	errs := make(chan error, workers)
 	for range workers {
 		go func() {
+			var backoff time.Duration
 			for {
 				q, err := r.Recv(ctx)
 				if err != nil {
@@ -278,9 +355,13 @@ func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler f
 						errs <- err
 						return
 					}
-					r.drop(err)
+					if err := r.failed(ctx, err, &backoff); err != nil {
+						errs <- err
+						return
+					}
 					continue
 				}
+				backoff = 0
 				r.handle(ctx, q, handler)
 			}
 		}()
@@ -306,7 +387,11 @@ func (r *Responder[Req, Resp]) handle(ctx context.Context, q *Request[Req, Resp]
 		return
 	}
 	if err := q.Reply(ctx, v); err != nil {
+		// The answer cannot be sent (too large, refused by the codec, or ctx
+		// ended): end the request, so that the caller gets ErrNoResponse now
+		// rather than at its deadline. After ErrPeerClosed it ended already.
 		r.drop(err)
+		q.Close()
 	}
 }
 
@@ -378,8 +463,10 @@ type Request[Req, Resp any] struct {
 
 // Reply sends v as the response and ends the request. It waits, bounded by
 // ctx, while the caller's response buffer is full. Errors: ErrPeerClosed when
-// the caller went away (its Call's context ended, or it closed), ErrClosed when
-// the request was already answered or the server closed, ErrMessageTooLarge.
+// the caller went away (its Call's context ended, or it closed),
+// ErrPeerCrashed when the caller's process died while Reply waited for room
+// (noticed within a quarter of WithPeerTimeout), ErrClosed when the request
+// was already answered or the server closed, ErrMessageTooLarge.
 func (q *Request[Req, Resp]) Reply(ctx context.Context, v Resp) error { return q.send(ctx, v, true) }
 
 // Send sends v as one response of a stream; Close ends the stream. Errors as
@@ -431,6 +518,7 @@ func (q *Request[Req, Resp]) send(ctx context.Context, v Resp, last bool) error 
 		wake = nil // finish wakes the caller once, for the answer and the end
 	}
 	retry := rpcWaitRetries
+	var waited time.Duration // since the caller's process was last looked at
 	for {
 		err := q.active.sendNotify(msg, wake, evData)
 		if err == nil {
@@ -443,10 +531,19 @@ func (q *Request[Req, Resp]) send(ctx context.Context, v Resp, last bool) error 
 		if !errors.Is(err, ErrWouldBlock) {
 			return err
 		}
-		// the caller's buffer is full: it frees room as it reads
+		// The caller's buffer is full: it frees room as it reads, unless its
+		// process died, which iceoryx2 does not tell a server.
+		if waited >= q.r.cfg.peerTimeout/4 {
+			waited = 0
+			if q.r.callerDied(q.active.Origin()) {
+				q.finish()
+				return &Error{Op: op, Name: q.r.name, Kind: ErrPeerCrashed, Detail: "the caller's process died"}
+			}
+		}
 		if err := q.r.life.pause(ctx, retry); err != nil {
 			return err
 		}
+		waited += retry
 		retry = min(2*retry, q.r.cfg.poll)
 	}
 	if last {
@@ -468,6 +565,7 @@ func (q *Request[Req, Resp]) finish() {
 		delete(q.r.open, q)
 	}
 	q.r.mu.Unlock()
+	wake(q.r.released)
 }
 
 // end is finish for the server's shutdown.
