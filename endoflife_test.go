@@ -280,7 +280,8 @@ const doubleCloseAll = 3000
 // doubleCloseAll, each pair sends and reads doubleCloseAll small messages
 // (packed many to a sample). Otherwise each pair, with small queues, sends
 // 3 KiB messages until Close stops it, and reads the first read of the peer's.
-// It calls ready once every reader has finished, then closes all pairs at once.
+// It calls ready once every reader has finished (and, in the second case,
+// every sender is held back), then closes all pairs at once.
 func doubleCloseSide(node *iox.Node, base string, pairs, read int, ready func()) ([]doubleCloseResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -309,7 +310,8 @@ func doubleCloseSide(node *iox.Node, base string, pairs, read int, ready func())
 				m := make([]byte, size)
 				binary.LittleEndian.PutUint64(m, uint64(i))
 				if err := p.Send(ctx, m); err != nil {
-					if all || !errors.Is(err, iox.ErrClosed) {
+					// the peer may close first: then its end, not ours, stops us
+					if all || !(errors.Is(err, iox.ErrClosed) || errors.Is(err, iox.ErrPeerClosed)) {
 						errs <- fmt.Errorf("pair %d: send %d: %w", k, i, err)
 					}
 					return
@@ -336,6 +338,10 @@ func doubleCloseSide(node *iox.Node, base string, pairs, read int, ready func())
 	readers.Wait()
 	if all {
 		senders.Wait()
+	} else if !waitUntil(20*time.Second, func() bool { return goroutinesIn("iox.(*Pair[...]).Send", true) == pairs }) {
+		// every sender held back: the peer's end holds all it can while it
+		// is open, and some messages are still queued here
+		return nil, fmt.Errorf("the senders were not held back")
 	}
 	ready()
 	var closing sync.WaitGroup
@@ -370,11 +376,14 @@ func unconfirmedOf(err error) string {
 }
 
 // TestEndBothClosingAtOnce: both ends of several pairs close at the same
-// moment. A nil Close means the peer's application read every message; one
-// that did not confirm them all says how many at least the peer did not read.
-// It once returned nil while the closing peer had taken messages out of shared
-// memory only to drop them. When both ends read everything, both Close calls
-// return nil, and promptly (one once waited its whole linger time).
+// moment. A peer confirms what its end took while it was open: what its
+// application read, and at most what its end holds for an application that
+// does not read (doubleCloseHold). So a nil Close means the peer read every
+// message or could have, and one that did not confirm them all never claims
+// more. It once returned nil while the closing peer had taken every message
+// out of shared memory only to drop it. When both ends read everything, both
+// Close calls return nil, and promptly (one once waited its whole linger
+// time).
 func TestEndBothClosingAtOnce(t *testing.T) {
 	const pairs = 4
 	rounds := loops(3, 2, 20)
@@ -401,8 +410,12 @@ func TestEndBothClosingAtOnce(t *testing.T) {
 					_, err := fmt.Sscanf(line, "pair "+strconv.Itoa(k)+" sent %d read %d %s", &theirs.sent, &theirs.read, &theirs.close)
 					require.NoError(t, err, line)
 					what := fmt.Sprintf("round %d pair %d", r, k)
-					checkDoubleClose(t, what+": this side's Close", mine[k].close, mine[k].sent, theirs.read)
-					checkDoubleClose(t, what+": the child's Close", theirs.close, theirs.sent, mine[k].read)
+					hold := doubleCloseHold
+					if read == doubleCloseAll {
+						hold = 0
+					}
+					checkDoubleClose(t, what+": this side's Close", mine[k].close, mine[k].sent, theirs.read, hold)
+					checkDoubleClose(t, what+": the child's Close", theirs.close, theirs.sent, mine[k].read, hold)
 					if read == doubleCloseAll {
 						require.Equal(t, "ok", mine[k].close, what)
 						require.Equal(t, "ok", theirs.close, what)
@@ -414,16 +427,22 @@ func TestEndBothClosingAtOnce(t *testing.T) {
 	}
 }
 
+// doubleCloseHold is the most a pair end of the double-close test (BufferSize
+// 4, WithChanCap 4) takes out of shared memory for an application that does
+// not read: its keeper takes while fewer than 8 wait, at most 4 at a time.
+const doubleCloseHold = 8 - 1 + 4
+
 // checkDoubleClose checks one Close result against what the peer read of the
-// messages sent: nil only when it read them all, and never fewer unconfirmed
-// than it did not read.
-func checkDoubleClose(t *testing.T, what, result string, sent, peerRead int) {
+// messages sent, given that the peer's end may hold hold more unread: nil only
+// when the peer read them all or could have, and never fewer unconfirmed than
+// that leaves.
+func checkDoubleClose(t *testing.T, what, result string, sent, peerRead, hold int) {
 	t.Helper()
 	if result == "ok" {
-		require.Equal(t, sent, peerRead, "%s returned nil but the peer read %d of %d", what, peerRead, sent)
+		require.LessOrEqual(t, sent-peerRead, hold, "%s returned nil but the peer read %d of %d", what, peerRead, sent)
 		return
 	}
 	missing, err := strconv.Atoi(result)
 	require.NoError(t, err, "%s: %s", what, result)
-	require.GreaterOrEqual(t, missing, sent-peerRead, "%s claims more delivered than the peer read", what)
+	require.GreaterOrEqual(t, missing, sent-peerRead-hold, "%s claims more delivered than the peer could read", what)
 }

@@ -20,7 +20,7 @@ func NativePanics() uint64 {
 // (may be empty) and, when it reached a subscriber, a notification of id on ntf,
 // in one native call.
 func (p *Publisher) SendNotify(msg, hdr []byte, ntf *Notifier, id EventID) (int, error) {
-	return p.sendNotify(msg, hdr, ntf, id)
+	return p.sendNotify(msg, hdr, ntf, id, nil)
 }
 
 // SendBatch sends the messages of lens, back to back in data, in one native call,

@@ -62,6 +62,16 @@ func (h *hub) wait(ctx context.Context, done <-chan struct{}, mask uint64, w cha
 	}
 }
 
+// pendingOf returns and clears the ids of mask that were drained already, without
+// waiting.
+func (h *hub) pendingOf(mask uint64) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	got := h.pending & mask
+	h.pending &^= got
+	return got
+}
+
 // poll waits in the poller once, records what it drained and wakes the other
 // waiters, one of which then polls in turn.
 func (h *hub) poll(ctx context.Context, done <-chan struct{}) error {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/iox-go/iox/internal/ffi"
 )
 
 // Pair is one end of a bidirectional, ordered, lossless channel between two
@@ -37,11 +39,10 @@ import (
 // behind it, and waits up to the linger time (WithLinger, default 1 s) until the
 // peer confirms that it took everything. It returns nil only then; otherwise an
 // error matching ErrUndelivered says how many messages the peer did not
-// confirm. A peer confirms what it took while it was open; when both ends close
-// at once, each confirms only what its application read (or finds in In's
-// buffer) before its own Close began, so a nil Close means the peer's
-// application read every message or still can. The peer sees a clean end also
-// when the bye did not fit because it was full. The context given to OpenPair bounds the pair's life: when it ends,
+// confirm. A peer confirms what its end took while it was open: when both ends
+// close at once, what one takes while closing is dropped and not confirmed, so
+// a nil Close means the peer's application read every message or could have.
+// The peer sees a clean end also when the bye did not fit because it was full. The context given to OpenPair bounds the pair's life: when it ends,
 // the pair ends at once (Err wraps the context's cause), queued messages are
 // dropped, and the peer sees a clean end. Always Close a pair, also after it
 // ended, to release its shared memory.
@@ -79,6 +80,10 @@ type Pair[T any] struct {
 	deadOnce   sync.Once
 	goneOnce   sync.Once
 	closer     closer
+
+	word     *ffi.WaitWord                // this end's wait word (nil: none could be made)
+	peerWord atomic.Pointer[ffi.WaitWord] // the peer's wait word (nil: notify every time)
+	oldWords []*ffi.WaitWord              // words of earlier peers, closed at the end (under tx.mu)
 
 	mu          sync.Mutex // guards the peer fields below
 	peerNode    UniqueID
@@ -120,6 +125,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	}
 	p.hub = newHub(p.lis, p.onIDs)
 	p.rx = newReceiver(name, p.sub, p.hub, p.life, codec, cfg, true, false)
+	p.rx.ww = p.word
 	p.rx.onBye, p.rx.onTake = p.peerSaidBye, p.afterTake
 	p.tx = newSender(name, p.life, codec, cfg, !p.fixed)
 	p.tx.tag = randomTag()
@@ -204,6 +210,11 @@ func (p *Pair[T]) join(pt PayloadType) error {
 		return err
 	}
 	p.opened(p.sub)
+	// The wait word exists before the notifier that tells the peer this end is
+	// here (evHello), so the peer finds it when it looks.
+	if p.word = newWaitWord(p.node, p.sub, p.cfg.queue); p.word != nil {
+		p.opened(wordCloser{p.word})
+	}
 	if p.peerEv, err = p.node.Event(p.name+pairSuffix(1-p.slot), evOpts...); err != nil {
 		return err
 	}
@@ -287,7 +298,7 @@ func (p *Pair[T]) end(err error) {
 func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
 	h.got = p.rx.confirmed()
 	h.put(p.hb)
-	n, err := p.pub.sendNotify(data, p.hb, p.ntf, evData)
+	n, err := p.pub.sendNotify(data, p.hb, p.ntf, evData, p.peerWord.Load())
 	if err == nil && n > 0 {
 		if !p.peerKnown.Load() {
 			p.lookForPeer()
@@ -362,10 +373,18 @@ func (p *Pair[T]) lookForPeer() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.peerKnown.Load() && subs[0].Node == p.peerNode {
+		if p.peerWord.Load() == nil { // it may have made it after this end looked
+			p.peerWord.Store(openWaitWord(p.node, subs[0]))
+		}
 		return
 	}
 	if p.unwatch != nil {
 		p.unwatch() // another process took the slot: the one before is gone
+	}
+	if old := p.peerWord.Swap(openWaitWord(p.node, subs[0])); old != nil {
+		p.tx.mu.Lock()
+		p.oldWords = append(p.oldWords, old)
+		p.tx.mu.Unlock()
 	}
 	p.peerNode = subs[0].Node
 	p.unwatch = watchNode(p.node.lib, p.peerNode, p.cfg.peerTimeout/4, p.peerExited)
@@ -378,6 +397,11 @@ func (p *Pair[T]) peerExited() {
 	bye := p.peerBye
 	p.mu.Unlock()
 	p.deadOnce.Do(func() { close(p.dead) })
+	p.tx.mu.Lock() // words are closed under it
+	if w := p.peerWord.Load(); w != nil {
+		w.Remove() // a crashed peer leaves its word behind
+	}
+	p.tx.mu.Unlock()
 	p.markGone()
 	if !bye && !p.left.Load() && !p.peerClosedItsEnd() {
 		p.end(&Error{Op: "pair", Name: p.name, Kind: ErrPeerCrashed})
@@ -463,6 +487,16 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 	p.mu.Unlock()
 	p.sub.Close() // the ports that carry messages go before the notifier (evLeft)
 	p.pub.Close()
+	p.rx.dropWord()
+	p.tx.mu.Lock() // no send uses the peer's word any more
+	if w := p.peerWord.Swap(nil); w != nil {
+		p.oldWords = append(p.oldWords, w)
+	}
+	for _, w := range p.oldWords {
+		w.Close()
+	}
+	p.oldWords = nil
+	p.tx.mu.Unlock()
 	p.release()
 	return result
 }
@@ -532,10 +566,17 @@ func (p *Pair[T]) awaitAck(ctx context.Context) {
 		if k > 0 && ctx.Err() == nil { // more may be waiting behind one batch
 			continue
 		}
-		if left { // the peer left without a bye that reached this end
+		if left { // the peer left: its confirmation, if any, was drained already
+			if p.hub.pendingOf(bit(evDrained)) != 0 {
+				p.acked.Store(true)
+			}
 			return
 		}
+		if p.rx.arm() {
+			continue
+		}
 		got, err := p.hub.wait(ctx, p.dead, bit(evDrained)|bit(evData)|bit(evFull)|bit(evLeft), w)
+		p.rx.disarm()
 		if got&bit(evDrained) != 0 {
 			p.acked.Store(true)
 		}

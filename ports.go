@@ -380,7 +380,9 @@ func (p *Publisher) sendHeader(msg, hdr []byte) (int, error) {
 
 // sendNotify is sendHeader (hdr may be empty) that also notifies id on ntf when
 // the message reached a subscriber: a channel's whole send in one native call.
-func (p *Publisher) sendNotify(msg, hdr []byte, ntf *Notifier, id EventID) (int, error) {
+// With the receiver's wait word w (may be nil) it notifies only a receiver that
+// parks.
+func (p *Publisher) sendNotify(msg, hdr []byte, ntf *Notifier, id EventID, w *ffi.WaitWord) (int, error) {
 	if err := p.checkSize("send", len(msg)); err != nil {
 		return 0, err
 	}
@@ -393,7 +395,7 @@ func (p *Publisher) sendNotify(msg, hdr []byte, ntf *Notifier, id EventID) (int,
 	if !ok {
 		return 0, closedError("send", p.name)
 	}
-	n, st := p.lib.PublisherSendNotify(h, msg, hdr, nh, uint64(id))
+	n, st := p.lib.PublisherSendNotify(h, msg, hdr, nh, uint64(id), w)
 	ntf.ref.release()
 	return n, p.sendError(st)
 }

@@ -304,7 +304,7 @@ func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
 		if h.kind != kindData {
 			return true, nil // lossy services carry no iox headers, hence no bye
 		}
-		_, err := p.pub.sendNotify(data, nil, p.ntf, evData)
+		_, err := p.pub.sendNotify(data, nil, p.ntf, evData, nil) // foreign subscribers know no wait word
 		return err == nil, err
 	}
 	h.put(p.hb)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/iox-go/iox/internal/ffi"
 )
 
 // receiver takes messages out of a Subscriber on the goroutine that asks for
@@ -34,7 +36,6 @@ type receiver[T any] struct {
 	spare   chan []byte                   // buffers handed back with Recycle
 	got     atomic.Uint64                 // messages confirmed to the peer (see confirmed)
 	frozen  atomic.Bool                   // this end closed: got counts no more
-	holding atomic.Bool                   // the goroutine behind In holds a message it could not hand over yet
 	acked   atomic.Uint64                 // the most messages a peer said it had taken from us (its headers' got)
 	busy    atomic.Int64                  // when a receiving goroutine last came or went (nanotime)
 	yield   atomic.Pointer[chan struct{}] // closed to make the keeper step aside
@@ -43,6 +44,7 @@ type receiver[T any] struct {
 	onTake  func()                        // after every look into shared memory
 	onDrop  func(error)
 	drops   atomic.Uint64
+	ww      *ffi.WaitWord // this end's wait word (see waitword.go); nil: senders notify every time
 }
 
 type rxItem[T any] struct {
@@ -129,6 +131,9 @@ func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
 		if r.spin.spin(r.poll, r.life.Done(), ctx.Done()) {
 			continue
 		}
+		if r.arm() {
+			continue
+		}
 		if r.every > 0 {
 			wctx, cancel := context.WithTimeout(ctx, r.every)
 			_, err = r.hub.wait(wctx, r.life.Done(), r.mask, r.w)
@@ -139,6 +144,7 @@ func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
 		} else {
 			_, err = r.hub.wait(ctx, r.life.Done(), r.mask, r.w)
 		}
+		r.disarm()
 		r.spin.parked()
 		if err != nil && !errors.Is(err, errDone) {
 			if e := r.life.err(); e != nil && errors.Is(err, ErrClosed) {
@@ -147,6 +153,39 @@ func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
 			return zero, err
 		}
 	}
+}
+
+// arm marks the wait word before the receiver parks and looks once more; it
+// reports whether that found something (then the mark is cleared again and the
+// receiver does not park). Without a word it reports false.
+func (r *receiver[T]) arm() bool {
+	if r.ww == nil {
+		return false
+	}
+	r.ww.Park()
+	k, err := r.take()
+	if err != nil || k > 0 || r.head < len(r.queue) {
+		r.ww.Unpark()
+		return true
+	}
+	return false
+}
+
+// disarm clears the mark after a wait.
+func (r *receiver[T]) disarm() {
+	if r.ww != nil {
+		r.ww.Unpark()
+	}
+}
+
+// dropWord closes the wait word once nobody receives any more.
+func (r *receiver[T]) dropWord() {
+	r.hold(context.Background())
+	if r.ww != nil {
+		r.ww.Close()
+		r.ww = nil
+	}
+	<-r.sem
 }
 
 func (r *receiver[T]) poll() bool {
@@ -181,6 +220,10 @@ func (r *receiver[T]) take() (int, error) {
 	}
 	for i := 0; i < r.batch.Len(); i++ {
 		r.unpack(i)
+	}
+	if r.ww != nil && r.framed && r.batch.Len() > 0 { // senders learn the receiver's room
+		h := readHeader(r.batch.header(r.batch.Len() - 1))
+		r.ww.SetLast(h.tag, h.seq)
 	}
 	if cap(r.batch.buf) != cap(r.small) {
 		r.batch.buf = r.small // the large message's own buffer now belongs to it
@@ -254,10 +297,9 @@ func (r *receiver[T]) deliver(v T) {
 }
 
 // confirmed is how many messages this end confirms to its peer: those it took
-// out of shared memory while it was open. Once it closes (freeze) the count is
-// final: what it takes later, and what it had queued but nobody read, is
-// dropped and not confirmed. So a nil Close of the peer means this end's
-// application read every message, or holds it still in In's buffer.
+// out of shared memory while it was open, which its application read or could
+// have read. Once it closes (freeze) the count is final: what it takes while
+// closing is dropped and not confirmed.
 func (r *receiver[T]) confirmed() uint64 { return r.got.Load() }
 
 // freeze makes the count final when this end closes (after its life ended
@@ -266,20 +308,9 @@ func (r *receiver[T]) confirmed() uint64 { return r.got.Load() }
 // arrives, so that a peer closing at the same time gets its bye through.
 func (r *receiver[T]) freeze() {
 	r.hold(context.Background())
-	unread := uint64(0)
-	for _, it := range r.queue[r.head:] {
-		if it.err == nil {
-			unread++
-		}
-	}
-	if r.holding.Load() {
-		unread++
-	}
 	clear(r.queue)
 	r.queue, r.head = r.queue[:0], 0
 	r.frozen.Store(true)
-	for g := r.got.Load(); !r.got.CompareAndSwap(g, g-min(unread, g)); g = r.got.Load() {
-	}
 	<-r.sem
 }
 
@@ -398,8 +429,13 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 				if _, err := r.take(); err != nil {
 					break
 				}
+				if len(r.queue)-r.head < room && r.arm() {
+					continue
+				}
 			}
-			if _, err := r.hub.wait(context.Background(), yield, r.mask, w); err != nil {
+			_, err := r.hub.wait(context.Background(), yield, r.mask, w)
+			r.disarm()
+			if err != nil {
 				break
 			}
 		}
@@ -459,13 +495,6 @@ func (r *receiver[T]) feed(out chan<- T, torn <-chan struct{}) {
 		}
 		select {
 		case out <- it.v:
-			continue
-		default:
-		}
-		r.holding.Store(true)
-		select {
-		case out <- it.v:
-			r.holding.Store(false)
 		case <-torn:
 			return
 		}

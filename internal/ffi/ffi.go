@@ -96,6 +96,7 @@ type Lib struct {
 	PublisherUpdateFn     uintptr `sym:"iox_publisher_update"`
 	SampleMutSendFn       uintptr `sym:"iox_sample_mut_send"`
 	SampleMutDropFn       uintptr `sym:"iox_sample_mut_drop"`
+	SampleMutSendNotifyFn uintptr `sym:"iox_sample_mut_send_notify"`
 	SubscriberCreateFn    uintptr `sym:"iox_subscriber_create"`
 	SubscriberDropFn      uintptr `sym:"iox_subscriber_drop"`
 	SubscriberReceiveFn   uintptr `sym:"iox_subscriber_receive"`
@@ -121,6 +122,10 @@ type Lib struct {
 	ShmCapacityFn         uintptr `sym:"iox_shm_capacity"`
 	ServiceListFn         uintptr `sym:"iox_service_list"`
 	NodeListFn            uintptr `sym:"iox_node_list"`
+	WaitWordCreateFn      uintptr `sym:"iox_waitword_create"`
+	WaitWordOpenFn        uintptr `sym:"iox_waitword_open"`
+	WaitWordDropFn        uintptr `sym:"iox_waitword_drop"`
+	WaitWordRemoveFn      uintptr `sym:"iox_waitword_remove"`
 
 	ReqResOpenFn          uintptr `sym:"iox_reqres_open"`
 	ReqResDropFn          uintptr `sym:"iox_reqres_drop"`
@@ -439,12 +444,23 @@ func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Stat
 }
 
 // PublisherSendNotify sends p with the user header hdr (may be empty) and, when
-// it reached a subscriber and ntf is not 0, notifies event id on ntf: one crossing.
-func (l *Lib) PublisherSendNotify(h Handle, p []byte, hdr []byte, ntf Handle, id uint64) (int, Status) {
+// it reached a subscriber and ntf is not 0, notifies event id on ntf: one
+// crossing. With the receiver's wait word w (may be nil) it notifies only when
+// the receiver parks.
+func (l *Lib) PublisherSendNotify(h Handle, p []byte, hdr []byte, ntf Handle, id uint64, w *WaitWord) (int, Status) {
 	c := getCall()
 	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), c.bytes(p), uintptr(len(p)), c.bytes(hdr)
-	c.a[4], c.a[5] = uintptr(ntf), uintptr(id)
-	v, s := split(c.run(l.PublisherSendNotifyFn, 6))
+	c.a[4], c.a[5], c.a[6] = uintptr(ntf), uintptr(id), w.addr()
+	v, s := split(c.run(l.PublisherSendNotifyFn, 7))
+	return int(v), s
+}
+
+// SampleMutSendNotify sends a loaned sample and frees its handle, then notifies
+// as PublisherSendNotify does: a zero-copy send in one crossing.
+func (l *Lib) SampleMutSendNotify(h Handle, ntf Handle, id uint64, w *WaitWord) (int, Status) {
+	c := getCall()
+	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), uintptr(ntf), uintptr(id), w.addr()
+	v, s := split(c.run(l.SampleMutSendNotifyFn, 4))
 	return int(v), s
 }
 
@@ -498,6 +514,16 @@ func SampleBytes(h Handle) []byte {
 	}
 	data := *(*unsafe.Pointer)(unsafe.Pointer(&words[0]))
 	return unsafe.Slice((*byte)(data), int(words[1]))
+}
+
+// SampleHeader views the n-byte user header of a loaned or borrowed sample
+// handle, whose third word is the header's address.
+func SampleHeader(h Handle, n int) []byte {
+	words := (*[3]unsafe.Pointer)(*(*unsafe.Pointer)(unsafe.Pointer(&h)))
+	if n == 0 || words[2] == nil {
+		return nil
+	}
+	return unsafe.Slice((*byte)(words[2]), n)
 }
 
 // SampleMutSend sends a loaned sample and frees its handle.

@@ -20,7 +20,8 @@
 //! elsewhere), `pubsub`, `publisher`, `subscriber`, `sample`, `event`,
 //! `notifier`, `listener`, `reqres` (request-response services and their
 //! ports), `listing` (a namespace's services and nodes), `bounds` (memory
-//! bounds), `diagnostics` (panics).
+//! bounds), `diagnostics` (panics), `waitword` (a receiving end's word in
+//! shared memory: parked or not, samples taken).
 
 mod bounds;
 mod classify;
@@ -40,6 +41,7 @@ mod reqres;
 mod sample;
 mod status;
 mod subscriber;
+mod waitword;
 
 use iceoryx2::prelude::ipc_threadsafe;
 use iceoryx2::service::marker::{CustomHeaderMarker, CustomPayloadMarker};
@@ -65,7 +67,7 @@ pub(crate) use pubsub::{CREATE, HEADER_TYPE, OPEN, OPEN_OR_CREATE};
 pub use status::*;
 
 /// Version of this C ABI. The Go loader refuses a library with another value.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// The iceoryx2 release this library is built on (pinned in Cargo.toml).
 pub const ICEORYX2_VERSION: &str = "0.10.0";

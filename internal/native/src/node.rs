@@ -72,6 +72,9 @@ pub unsafe extern "C" fn iox_node_create(
         if flags & NODE_SHARED_NAMESPACE == 0 {
             layout::restrict_counter(&config);
         }
+        if flags & NODE_NO_AUTO_CLEANUP == 0 {
+            crate::waitword::remove_dead(&config); // as iceoryx2 does with dead nodes' resources
+        }
         put(out, into_handle(NodeH { node }));
         Ok(())
     })
@@ -183,7 +186,8 @@ pub unsafe extern "C" fn iox_service_remove_stale(
 pub unsafe extern "C" fn iox_node_cleanup_dead(h: *mut NodeH, cleaned: *mut u64, failed: *mut u64) -> i32 {
     on(h, |n| {
         let state = n.node.try_cleanup_dead_nodes();
-        put(cleaned, state.cleanups as u64);
+        let words = crate::waitword::remove_dead(n.node.config());
+        put(cleaned, state.cleanups as u64 + words);
         put(failed, state.failed_cleanups as u64);
         Ok(())
     })

@@ -12,7 +12,7 @@ use iceoryx2::sample_mut::SampleMut;
 use iceoryx2::service::static_config::publish_subscribe::StaticConfig as PubSubStatic;
 
 use crate::classify::{loan_error, send_error};
-use crate::guard::{drop_export, handle, into_handle, invalid, need_out, on, on_cold, on_hot, put, Fail, Outcome};
+use crate::guard::{drop_export, into_handle, invalid, need_out, on, on_cold, on_hot, put, Fail, Outcome};
 use crate::notifier::NotifierH;
 use crate::pubsub::{PubSubFactory, PubSubH};
 use crate::status::*;
@@ -264,8 +264,10 @@ pub unsafe extern "C" fn iox_publisher_send_copy(h: *mut PublisherH, data: *cons
 
 /// Sends one message like `iox_publisher_send_copy` and, when it reached at least
 /// one subscriber and `ntf` is not null, notifies event `id` on `ntf`: the whole
-/// hot path of a channel send in one crossing. Returns the number of subscribers
-/// that got the message, or a negated status.
+/// hot path of a channel send in one crossing. With a receiver's wait word
+/// (`word`, not null) it notifies only when the word says the receiver parks
+/// (see `waitword`). Returns the number of subscribers that got the message, or
+/// a negated status.
 #[no_mangle]
 pub unsafe extern "C" fn iox_publisher_send_notify(
     h: *mut PublisherH,
@@ -274,13 +276,12 @@ pub unsafe extern "C" fn iox_publisher_send_notify(
     hdr: *const u8,
     ntf: *mut NotifierH,
     id: u64,
+    word: *const u8,
 ) -> i64 {
     on_hot(h, |p| {
         let k = p.send_one(data, len, hdr)?;
         if k > 0 {
-            if let Some(n) = handle(ntf) {
-                n.notify(id)?;
-            }
+            crate::waitword::wake(ntf, id, word)?;
         }
         Ok(k as i64)
     })

@@ -9,17 +9,20 @@ use iceoryx2::service::port_factory::PortFactory;
 
 use crate::classify::send_error;
 use crate::guard::{drop_export, guard_value, into_handle, on_hot};
+use crate::notifier::NotifierH;
 use crate::publisher::{full_check, PublisherH};
 use crate::pubsub::PubSubFactory;
 use crate::status::*;
 use crate::subscriber::{payload_of, RxSample};
 use crate::{Bytes, Hdr, Svc};
 
-/// A loaned sample.
+/// A loaned sample. Go reads the payload's address and length and the user
+/// header's address from the first three words.
 #[repr(C)]
 pub struct SampleMutH {
     ptr: *mut u8,
     len: u64,
+    hdr: *mut u8,
     sample: SampleMut<Svc, Bytes, Hdr>,
     /// The service, when the publisher is `BP_FAIL` (see `expected_recipients`).
     fail: Option<Arc<PubSubFactory>>,
@@ -30,9 +33,10 @@ pub struct SampleMutH {
 #[no_mangle]
 pub unsafe extern "C" fn iox_publisher_loan(h: *mut PublisherH, len: usize) -> i64 {
     on_hot(h, |p| {
-        let (sample, ptr) = p.loan(len)?;
+        let (mut sample, ptr) = p.loan(len)?;
+        let hdr = sample.user_header_mut() as *mut Hdr as *mut u8;
         let fail = p.fail.then(|| p.service.clone());
-        Ok(into_handle(SampleMutH { ptr, len: len as u64, sample, fail }) as i64)
+        Ok(into_handle(SampleMutH { ptr, len: len as u64, hdr, sample, fail }) as i64)
     })
 }
 
@@ -51,17 +55,39 @@ pub unsafe extern "C" fn iox_sample_mut_send(h: *mut SampleMutH) -> i64 {
     })
 }
 
+/// Sends a loaned sample like `iox_sample_mut_send` and then, when it reached a
+/// subscriber, notifies as `iox_publisher_send_notify` does (`ntf`, `id`,
+/// `word`): a zero-copy send in one crossing.
+#[no_mangle]
+pub unsafe extern "C" fn iox_sample_mut_send_notify(h: *mut SampleMutH, ntf: *mut NotifierH, id: u64, word: *const u8) -> i64 {
+    guard_value(|| {
+        if h.is_null() {
+            return Err(IOX_E_INVALID_ARGUMENT);
+        }
+        let s = Box::from_raw(h);
+        let expected = s.fail.as_ref().map(|f| f.dynamic_config().number_of_subscribers());
+        let k = s.sample.send().map_err(send_error)?;
+        let k = full_check(k, expected)?;
+        if k > 0 {
+            crate::waitword::wake(ntf, id, word)?;
+        }
+        Ok(k as i64)
+    })
+}
+
 drop_export!(
     /// Returns a loaned sample unsent.
     iox_sample_mut_drop,
     SampleMutH
 );
 
-/// A borrowed (received) sample.
+/// A borrowed (received) sample: payload address, length and user header
+/// address first, as for a loaned one.
 #[repr(C)]
 pub struct SampleH {
     ptr: *const u8,
     len: u64,
+    hdr: *const u8,
     _sample: RxSample,
 }
 
@@ -69,7 +95,8 @@ impl SampleH {
     pub fn new(sample: RxSample) -> SampleH {
         let data = payload_of(&sample);
         let (ptr, len) = (data.as_ptr(), data.len() as u64);
-        SampleH { ptr, len, _sample: sample }
+        let hdr = sample.user_header() as *const Hdr as *const u8;
+        SampleH { ptr, len, hdr, _sample: sample }
     }
 }
 

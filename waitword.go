@@ -1,0 +1,85 @@
+package iox
+
+import (
+	"os"
+
+	"github.com/iox-go/iox/internal/ffi"
+)
+
+// A receiving end of iox's own services (a pair's end, a lossless subscriber)
+// has a wait word in shared memory beside its services (internal/ffi's
+// WaitWord, made by the native library). Before it parks, the receiver marks
+// the word and looks at its queue once more; a sender claims the mark after
+// each send and notifies only when it was set, so that a receiver that is
+// spinning or busy costs its senders no system call, and several sends while
+// it parks make one notification. The receiver also records there the last
+// sample it took, from which a sender learns its room before it sends a loaned
+// sample (which cannot be taken back). Receivers in other languages have no
+// word: to them, and while a word cannot be had, senders notify every time.
+
+// newWaitWord makes the wait word of sub, which holds buffer samples per
+// sender. It returns nil when none can be made; the senders then notify every
+// time.
+func newWaitWord(node *Node, sub *Subscriber, buffer int) *ffi.WaitWord {
+	if os.Getenv("IOX_NOWORD") != "" {
+		return nil
+	}
+	sh, ok := sub.ref.acquire()
+	if !ok {
+		return nil
+	}
+	lo, hi, st := node.lib.SubscriberID(sh)
+	sub.ref.release()
+	if st != ffi.OK {
+		return nil
+	}
+	nh, ok := node.ref.acquire()
+	if !ok {
+		return nil
+	}
+	defer node.ref.release()
+	w, st := node.lib.WaitWordCreate(nh, lo, hi)
+	if st != ffi.OK {
+		return nil
+	}
+	w.SetBuffer(uint64(buffer))
+	return w
+}
+
+// openWaitWord opens the wait word of the subscriber port; nil when it has
+// none (yet).
+func openWaitWord(node *Node, port PortInfo) *ffi.WaitWord {
+	nh, ok := node.ref.acquire()
+	if !ok {
+		return nil
+	}
+	defer node.ref.release()
+	w, _ := node.lib.WaitWordOpen(nh, port.Node.Lo, port.Node.Hi, port.Port.Lo, port.Port.Hi)
+	return w
+}
+
+// roomFor reports whether the receiver of w can take one more sample from the
+// sender with tag that has sent seq samples: only when w proves it (the
+// receiver took this sender's sample number last, and fewer than its buffer
+// are on their way since).
+func roomFor(w *ffi.WaitWord, tag, seq uint64) bool {
+	if w == nil {
+		return false
+	}
+	lastTag, lastSeq, ok := w.Last()
+	if !ok {
+		return false
+	}
+	if lastTag != tag {
+		lastSeq = 0 // it took none of this sender's samples yet
+	}
+	return seq-min(lastSeq, seq) < w.Buffer()
+}
+
+// wordCloser closes a wait word among a channel's ports.
+type wordCloser struct{ w *ffi.WaitWord }
+
+func (c wordCloser) Close() error {
+	c.w.Close()
+	return nil
+}
