@@ -1,10 +1,6 @@
 package iox
 
-import (
-	"os"
-
-	"github.com/iox-go/iox/internal/ffi"
-)
+import "github.com/iox-go/iox/internal/ffi"
 
 // A receiving end of iox's own services (a pair's end, a lossless subscriber)
 // has a wait word in shared memory beside its services (internal/ffi's
@@ -21,9 +17,6 @@ import (
 // sender. It returns nil when none can be made; the senders then notify every
 // time.
 func newWaitWord(node *Node, sub *Subscriber, buffer int) *ffi.WaitWord {
-	if os.Getenv("IOX_NOWORD") != "" {
-		return nil
-	}
 	sh, ok := sub.ref.acquire()
 	if !ok {
 		return nil
