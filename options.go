@@ -20,6 +20,7 @@ type chanConfig struct {
 	history        int
 	maxSubscribers int
 	maxPublishers  int
+	maxBorrowed    int    // messages a receiver may hold borrowed at once (views, and one being copied)
 	recycle        int    // spare receive buffers kept for Recycle
 	waitSubs       int    // a publisher holds its messages until this many subscribers are there
 	set            optSet // the options given
@@ -37,6 +38,7 @@ func defaultChanConfig() chanConfig {
 		linger:         time.Second,
 		maxSubscribers: 8,
 		maxPublishers:  2,
+		maxBorrowed:    4,
 	}
 }
 
@@ -135,7 +137,8 @@ var optNames = map[optSet]string{optBufferSize: "BufferSize", optChanCap: "WithC
 // What each constructor takes.
 const (
 	chanOpts = optBufferSize | optChanCap | optMaxMessage | optPeerTimeout | optSpin | optPoll | optLinger |
-		optLossy | optHistory | optRecycling | optMaxSubscribers | optMaxPublishers | optWaitSubs | optOnDrop
+		optLossy | optHistory | optRecycling | optMaxSubscribers | optMaxPublishers | optWaitSubs | optOnDrop |
+		optMaxBorrowed
 	pubSubOpts = optOpenMode | optPayloadType | optHeader | optMaxPublishers | optMaxSubscribers | optMaxNodes |
 		optBufferSize | optHistory | optSafeOverflow | optMaxBorrowed
 	eventOpts = optOpenMode | optMaxNodes | optMaxNotifiers | optMaxListeners | optMaxEventID |
@@ -304,10 +307,13 @@ func SafeOverflow(on bool) Option {
 
 // MaxBorrowed bounds how many messages one subscriber may hold borrowed at once:
 // 1..MaxServiceCount, and like BufferSize it is multiplied by MaxSubscribers in
-// the memory bound (see Option).
+// the memory bound (see Option). On a channel it bounds the Views a receiving
+// end holds at once, plus one for the message Recv copies (default 4): a
+// RecvView beyond it, or a Recv while it is reached, returns ErrTooManyLoans.
 func MaxBorrowed(n int) Option {
 	return func(o *options) {
 		o.set |= optMaxBorrowed
+		o.ch.maxBorrowed = n
 		c := &o.svc
 		c.ps.Set |= ffi.PSMaxBorrowed
 		c.ps.MaxBorrowed = uint64(n)
@@ -630,6 +636,8 @@ func (c chanConfig) check(op, name string) error {
 		return bad("peer timeout below 4ms")
 	case c.maxSubscribers < 1 || c.maxSubscribers > maxCount:
 		return bad(fmt.Sprintf("MaxSubscribers(%d) must be between 1 and %d", c.maxSubscribers, maxCount))
+	case c.maxBorrowed < 1 || c.maxBorrowed > maxCount:
+		return bad(fmt.Sprintf("MaxBorrowed(%d) must be between 1 and %d", c.maxBorrowed, maxCount))
 	case c.maxPublishers < 1 || c.maxPublishers > maxCount:
 		return bad(fmt.Sprintf("MaxPublishers(%d) must be between 1 and %d", c.maxPublishers, maxCount))
 	case c.waitSubs < 0 || c.waitSubs > c.maxSubscribers:

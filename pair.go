@@ -132,6 +132,16 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.end(err) }
 	p.tx.present = p.peerThere
+	p.tx.loanRoom = func(tag, seq uint64) (bool, bool) {
+		w := p.peerWord.Load()
+		return roomFor(w, tag, seq), w != nil && p.peerThere()
+	}
+	p.tx.sendLoan = func(smp *SampleMut, h *header) (bool, error) {
+		h.got = p.rx.confirmed()
+		h.put(smp.header(headerSize))
+		n, err := smp.sendNotify(p.ntf, evData, p.peerWord.Load())
+		return n > 0, err
+	}
 	p.lookForPeer()
 	p.feeds.start(func() { p.rx.keep(p.torn, cfg.queue+cfg.chanCap) })
 	p.closer.watch(ctx, "pair", name, p.shutdown)
@@ -152,7 +162,7 @@ func randomTag() uint64 {
 func (p *Pair[T]) join(pt PayloadType) error {
 	p.node.CleanupDeadNodes() // frees the slot of a crashed former end
 	svcOpts := []Option{WithPayloadType(pt), withHeader(), MaxPublishers(1), MaxSubscribers(1),
-		BufferSize(p.cfg.queue), SafeOverflow(false)}
+		BufferSize(p.cfg.queue), SafeOverflow(false), MaxBorrowed(p.cfg.maxBorrowed)}
 	evOpts := []Option{MaxNotifiers(2), MaxListeners(2), MaxEventID(evMaxID),
 		NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead)}
 	var svcs [2]*PubSubService
@@ -267,6 +277,25 @@ func (p *Pair[T]) In() <-chan T {
 // Out blocks, so select on Done as well. Values Send refuses go to OnDrop. A
 // goroutine behind it starts on the first call.
 func (p *Pair[T]) Out() chan<- T { return p.outs.open(&p.feeds, p.tx, p.life, p.cfg.onDrop) }
+
+// Loan lends n bytes of shared memory for the next message, to write in place
+// and send with SendLoan (see Loan for the rules). ctx is not waited on: a
+// loan is there at once or refused (ErrTooManyLoans while two are out).
+func (p *Pair[T]) Loan(ctx context.Context, n int) (*Loan, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return p.tx.loan(p.pub, n)
+}
+
+// SendLoan sends a loaned message without copying it, after what was sent
+// before; like Send it waits while the peer has no room (a peer not there yet
+// gets a copy, queued as Send queues). The loan is spent either way.
+func (p *Pair[T]) SendLoan(ctx context.Context, l *Loan) error { return p.tx.sendLoaned(ctx, l) }
+
+// RecvView returns the next message in place in shared memory, valid until
+// View.Release (see View for the rules); in order with Recv.
+func (p *Pair[T]) RecvView(ctx context.Context) (*View, error) { return p.rx.recvView(ctx) }
 
 // Done is closed when the pair has ended; Err says why.
 func (p *Pair[T]) Done() <-chan struct{} { return p.life.Done() }

@@ -501,6 +501,31 @@ func (s *SampleMut) Send() (int, error) {
 	return n, nil
 }
 
+// sendNotify is Send that also notifies id on ntf when the message reached a
+// subscriber (with the receiver's wait word w, only when it parks): a
+// zero-copy channel send in one native call.
+func (s *SampleMut) sendNotify(ntf *Notifier, id EventID, w *ffi.WaitWord) (int, error) {
+	h := ffi.Handle(s.h.Swap(0))
+	if h == 0 {
+		return 0, closedError("send sample", s.name)
+	}
+	s.data = nil
+	nh, ok := ntf.ref.acquire()
+	if !ok {
+		s.lib.SampleMutDrop(h)
+		return 0, closedError("send sample", s.name)
+	}
+	n, st := s.lib.SampleMutSendNotify(h, nh, uint64(id), w)
+	ntf.ref.release()
+	if st != ffi.OK {
+		return n, statusError(s.lib, "send sample", s.name, st, nil)
+	}
+	return n, nil
+}
+
+// header is the sample's user header of n bytes, written in place.
+func (s *SampleMut) header(n int) []byte { return ffi.SampleHeader(ffi.Handle(s.h.Load()), n) }
+
 // Discard returns the message unsent.
 func (s *SampleMut) Discard() error {
 	h := ffi.Handle(s.h.Swap(0))
@@ -708,6 +733,9 @@ type Sample struct {
 
 // Bytes is the message, read-only, valid until Release.
 func (s *Sample) Bytes() []byte { return s.data }
+
+// header is the sample's user header of n bytes, read in place.
+func (s *Sample) header(n int) []byte { return ffi.SampleHeader(ffi.Handle(s.h.Load()), n) }
 
 // Release gives the message's memory back to the publisher.
 func (s *Sample) Release() error {

@@ -86,7 +86,7 @@ func pubsubService(node *Node, op, name string, pt PayloadType, cfg chanConfig, 
 	}
 	svc, err := joinService(node.PublishSubscribe, name, typed,
 		[]Option{BufferSize(cfg.queue), History(cfg.history), SafeOverflow(cfg.lossy),
-			MaxSubscribers(cfg.maxSubscribers), MaxPublishers(cfg.maxPublishers)})
+			MaxSubscribers(cfg.maxSubscribers), MaxPublishers(cfg.maxPublishers), MaxBorrowed(cfg.maxBorrowed)})
 	if errors.Is(err, ErrIncompatibleType) {
 		var e *Error
 		if errors.As(err, &e) {
@@ -656,6 +656,7 @@ func (s *Sub[T]) shutdown(reason error, _ bool) error {
 	s.rx.stepAside()
 	s.feeds.stop()
 	s.rx.sem <- struct{}{} // the receiver owns the confirmations until it stops
+	s.rx.dropQueue()
 	// The subscriber goes before the notifier that told publishers it came:
 	// when they hear of the notifier leaving, the subscriber is gone too.
 	s.sub.Close()

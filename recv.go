@@ -45,17 +45,19 @@ type receiver[T any] struct {
 	onDrop  func(error)
 	drops   atomic.Uint64
 	ww      *ffi.WaitWord // this end's wait word (see waitword.go); nil: senders notify every time
+	released chan struct{} // a View was released: a borrow slot is free again
 }
 
 type rxItem[T any] struct {
-	v   T
-	err error
+	v    T
+	err  error
+	view *View // a message in place (RecvView)
 }
 
 func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Codec[T], cfg chanConfig, framed, dedup bool) *receiver[T] {
 	r := &receiver[T]{name: name, sub: sub, hub: h, life: l, codec: codec, framed: framed, max: cfg.maxMessage,
 		spin: newSpinner(cfg.spin), sem: make(chan struct{}, 1), w: newSignal(), mask: bit(evData) | bit(evFull),
-		batch: NewBatch(packLimit*2, 64), spare: newSpares(cfg), onDrop: cfg.onDrop}
+		batch: NewBatch(packLimit*2, 64), spare: newSpares(cfg), onDrop: cfg.onDrop, released: newSignal()}
 	r.small = r.batch.buf
 	r.batch.limit = max(cfg.maxMessage, 1)
 	if cfg.maxMessage == 0 {
@@ -76,15 +78,39 @@ func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Cod
 // this end closed it returns the reason at once. A message it had to drop comes
 // back as its error, and the next call goes on.
 func (r *receiver[T]) recv(ctx context.Context) (T, error) {
-	it, err := r.next(ctx)
+	it, err := r.next(ctx, false)
 	if err != nil {
 		return it.v, err
 	}
 	return it.v, it.err
 }
 
-// next is recv telling a dropped message (it.err) from the end (err).
-func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
+// recvView is recv that leaves a plain message in shared memory: the View
+// holds it until released. A message that was copied already (packed with
+// others, or taken while nobody received) comes as a View of its copy.
+func (r *receiver[T]) recvView(ctx context.Context) (*View, error) {
+	it, err := r.next(ctx, true)
+	switch {
+	case err != nil:
+		return nil, err
+	case it.err != nil:
+		return nil, it.err
+	case it.view != nil:
+		return it.view, nil
+	}
+	if b, ok := any(it.v).([]byte); ok {
+		return &View{data: b}, nil
+	}
+	b, err := r.codec.Append(nil, it.v)
+	if err != nil {
+		return nil, &Error{Op: "receive", Name: r.name, Kind: ErrInvalidArgument, Detail: err.Error()}
+	}
+	return &View{data: b}, nil
+}
+
+// next is recv telling a dropped message (it.err) from the end (err); with
+// view, it takes a message in place when it takes one from shared memory.
+func (r *receiver[T]) next(ctx context.Context, view bool) (rxItem[T], error) {
 	var zero rxItem[T]
 	r.busy.Store(int64(nanotime()))
 	defer func() { r.busy.Store(int64(nanotime())) }()
@@ -115,7 +141,13 @@ func (r *receiver[T]) next(ctx context.Context) (rxItem[T], error) {
 		if r.head < len(r.queue) {
 			return r.pop(), nil
 		}
-		k, err := r.take()
+		var k int
+		var err error
+		if view {
+			k, err = r.borrow()
+		} else {
+			k, err = r.take()
+		}
 		if err != nil {
 			if e := r.life.err(); e != nil {
 				return zero, e
@@ -236,37 +268,12 @@ func (r *receiver[T]) take() (int, error) {
 
 // unpack queues the messages of sample i of the batch.
 func (r *receiver[T]) unpack(i int) {
-	msg := r.batch.Message(i)
-	count := uint32(0)
+	var h header
 	if r.framed {
-		h := readHeader(r.batch.header(i))
-		fresh, err := r.seq.check(h.tag, h.seq)
-		if err != nil {
-			detail := err.Error()
-			if !fresh {
-				detail += "; the sample was dropped"
-			}
-			r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol, Detail: detail})
-		}
-		if !fresh {
-			return
-		}
-		for a := r.acked.Load(); h.got > a && !r.acked.CompareAndSwap(a, h.got); a = r.acked.Load() {
-		}
-		if h.kind == kindBye {
-			r.seq.forget(h.tag)
-			if r.onBye != nil {
-				r.onBye(h)
-			}
-			return
-		}
-		if h.kind != kindData {
-			r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol, Detail: fmt.Sprintf("sample of unknown kind %d dropped", h.kind)})
-			return
-		}
-		count = h.count
+		h = readHeader(r.batch.header(i))
 	}
-	if count == 0 {
+	msg := r.batch.Message(i)
+	if r.admit(h) && !r.unpackPacked(msg, h) {
 		if r.raw && cap(r.batch.buf) != cap(r.small) {
 			// ReceiveBatch gave this large message a buffer of its own (it is
 			// alone in it): hand it over instead of copying it again
@@ -274,18 +281,104 @@ func (r *receiver[T]) unpack(i int) {
 			return
 		}
 		r.decode(msg)
-		return
+	}
+}
+
+// admit checks a sample's iox header (on framed services): its sequence, the
+// peer's confirmation count, and its kind. It reports whether the sample
+// carries messages; a bye is handled here, and a sample that breaks the format
+// is dropped (and reported).
+func (r *receiver[T]) admit(h header) bool {
+	if !r.framed {
+		return true
+	}
+	fresh, err := r.seq.check(h.tag, h.seq)
+	if err != nil {
+		detail := err.Error()
+		if !fresh {
+			detail += "; the sample was dropped"
+		}
+		r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol, Detail: detail})
+	}
+	if !fresh {
+		return false
+	}
+	for a := r.acked.Load(); h.got > a && !r.acked.CompareAndSwap(a, h.got); a = r.acked.Load() {
+	}
+	switch h.kind {
+	case kindData:
+		return true
+	case kindBye:
+		r.seq.forget(h.tag)
+		if r.onBye != nil {
+			r.onBye(h)
+		}
+	default:
+		r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol, Detail: fmt.Sprintf("sample of unknown kind %d dropped", h.kind)})
+	}
+	return false
+}
+
+// unpackPacked queues the messages of a packed sample (h.count of them),
+// copying each; it reports false for a plain one, which the caller delivers.
+func (r *receiver[T]) unpackPacked(msg []byte, h header) bool {
+	count := h.count
+	if count == 0 {
+		return false
 	}
 	for ; count > 0; count-- {
 		m, rest, err := nextFrame(msg)
 		if err != nil {
 			r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrProtocol,
 				Detail: fmt.Sprintf("malformed packed sample: %v; its last %d messages were dropped", err, count)})
-			return
+			return true
 		}
 		r.decode(m)
 		msg = rest
 	}
+	return true
+}
+
+// borrow takes the next sample in place, for a View: a plain message stays in
+// shared memory (queued as a view, which holds the sample until released);
+// anything else is handled as take does and the sample released at once. It
+// returns how many samples it took (0 or 1).
+func (r *receiver[T]) borrow() (int, error) {
+	smp, ok, err := r.sub.Borrow()
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		if r.onTake != nil {
+			r.onTake()
+		}
+		return 0, nil
+	}
+	var h header
+	if r.framed {
+		h = readHeader(smp.header(headerSize))
+		if r.ww != nil {
+			r.ww.SetLast(h.tag, h.seq)
+		}
+	}
+	data := smp.Bytes()
+	kept := false
+	switch {
+	case !r.admit(h) || r.unpackPacked(data, h):
+	case r.max > 0 && len(data) > r.max:
+		r.decode(data) // reported as too large, not copied
+	case !r.frozen.Load():
+		r.queue = append(r.queue, rxItem[T]{view: &View{smp: smp, data: data, done: r.released}})
+		r.got.Add(1)
+		kept = true
+	}
+	if !kept {
+		smp.Release()
+	}
+	if r.onTake != nil {
+		r.onTake()
+	}
+	return 1, nil
 }
 
 func (r *receiver[T]) deliver(v T) {
@@ -308,10 +401,21 @@ func (r *receiver[T]) confirmed() uint64 { return r.got.Load() }
 // arrives, so that a peer closing at the same time gets its bye through.
 func (r *receiver[T]) freeze() {
 	r.hold(context.Background())
-	clear(r.queue)
-	r.queue, r.head = r.queue[:0], 0
+	r.dropQueue()
 	r.frozen.Store(true)
 	<-r.sem
+}
+
+// dropQueue drops what is queued (held under sem), releasing the samples of
+// views nobody got.
+func (r *receiver[T]) dropQueue() {
+	for _, it := range r.queue[r.head:] {
+		if it.view != nil {
+			it.view.Release()
+		}
+	}
+	clear(r.queue)
+	r.queue, r.head = r.queue[:0], 0
 }
 
 func (r *receiver[T]) decode(m []byte) {
@@ -427,6 +531,13 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 		for r.waiting.Load() == 0 && nanotime()-time.Duration(r.busy.Load()) >= keepAfter {
 			if len(r.queue)-r.head < room {
 				if _, err := r.take(); err != nil {
+					if errors.Is(err, ErrTooManyLoans) { // views hold every borrow slot
+						select {
+						case <-r.released:
+							continue
+						case <-yield:
+						}
+					}
 					break
 				}
 				if len(r.queue)-r.head < room && r.arm() {
@@ -483,7 +594,7 @@ func (r *receiver[T]) stepAside() {
 func (r *receiver[T]) feed(out chan<- T, torn <-chan struct{}) {
 	defer close(out)
 	for {
-		it, err := r.next(context.Background())
+		it, err := r.next(context.Background(), false)
 		if err != nil {
 			return
 		}

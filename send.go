@@ -26,6 +26,11 @@ type sender[T any] struct {
 	stop    <-chan struct{}                                       // ends the queue's goroutine (teardown)
 	fail    func(error)                                           // a queued message could not be sent
 	present func() bool                                           // the receivers are there (large messages wait for them)
+	// zero copy (nil where the adapter has none): whether the receivers are
+	// known to have room for one more sample (known false: they cannot tell,
+	// and a loan is sent as a copy), and the send of a loaned sample
+	loanRoom func(tag, seq uint64) (room, known bool)
+	sendLoan func(smp *SampleMut, h *header) (bool, error)
 
 	sem       chan struct{} // one Send at a time: they encode into scratch
 	scratch   []byte
@@ -183,6 +188,92 @@ func (s *sender[T]) putDirect(ctx context.Context, msg []byte) error {
 				}
 				if ctx.Err() != nil {
 					return ctx.Err()
+				}
+				return err
+			}
+			continue
+		}
+		s.mu.Unlock()
+		select { // the queue goes first
+		case <-s.empty:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.life.Done():
+			return s.life.err()
+		}
+	}
+}
+
+// loan lends n bytes of shared memory on pub for the next message.
+func (s *sender[T]) loan(pub *Publisher, n int) (*Loan, error) {
+	if err := s.life.closedHere(); err != nil {
+		return nil, err
+	}
+	if err := s.life.err(); err != nil {
+		return nil, err
+	}
+	if n < 0 {
+		return nil, &Error{Op: "loan", Name: s.name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("%d bytes", n)}
+	}
+	if n > s.max {
+		return nil, &Error{Op: "loan", Name: s.name, Kind: ErrMessageTooLarge, Detail: fmt.Sprintf("%d bytes, at most %d", n, s.max)}
+	}
+	smp, err := pub.Loan(n)
+	if err != nil {
+		return nil, err
+	}
+	return &Loan{smp: smp, data: smp.Bytes()}, nil
+}
+
+// sendLoaned sends a loaned message in place, after what was sent before: once
+// the receivers are known to have room for it (a loaned sample cannot be taken
+// back when they have none). Receivers that cannot tell their room (a peer
+// not there yet, no wait word) get a copy, as Send would give them.
+func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
+	smp := l.take()
+	if smp == nil {
+		return &Error{Op: "send loan", Name: s.name, Kind: ErrInvalidArgument, Detail: "the loan was sent or released already"}
+	}
+	defer smp.Discard() // a loan that was not sent goes back (a no-op after a send)
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.life.Done():
+		return s.life.err()
+	}
+	defer func() { <-s.sem }()
+	if err := s.life.closedHere(); err != nil {
+		return err
+	}
+	if err := s.life.err(); err != nil {
+		return err
+	}
+	for {
+		s.mu.Lock()
+		if len(s.q) == 0 && !s.pumping {
+			room, known := s.loanRoom(s.tag, s.seq)
+			if !known {
+				s.mu.Unlock()
+				return s.put(ctx, smp.Bytes(), kindData) // a copy, in order
+			}
+			if room {
+				s.hdr = header{tag: s.tag, seq: s.seq + 1, first: s.sent, kind: kindData}
+				ok, err := s.sendLoan(smp, &s.hdr)
+				if ok {
+					s.seq++
+					s.sent++
+				}
+				s.mu.Unlock()
+				if err == nil && !ok {
+					err = &Error{Op: "send loan", Name: s.name, Kind: ErrPeerGone, Detail: "the receiver left while the message was sent"}
+				}
+				return err
+			}
+			s.mu.Unlock()
+			if err := s.await(ctx, s.stop); err != nil {
+				if e := s.life.err(); e != nil {
+					return e
 				}
 				return err
 			}

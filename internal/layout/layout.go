@@ -72,3 +72,20 @@ func Load[T any](b []byte) T {
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), unsafe.Sizeof(v)), b)
 	return v
 }
+
+// Over returns a *T that points into b: b must be T's size and aligned for T.
+// It reports an error otherwise; T must pass Check.
+func Over[T any](b []byte) (*T, error) {
+	size, align := Size[T](), Align[T]()
+	if len(b) != size {
+		return nil, fmt.Errorf("%d bytes for a type of %d bytes", len(b), size)
+	}
+	if size == 0 {
+		return new(T), nil
+	}
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if uintptr(p)%uintptr(align) != 0 {
+		return nil, fmt.Errorf("the bytes are not aligned for the type (alignment %d)", align)
+	}
+	return (*T)(p), nil
+}
