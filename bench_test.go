@@ -701,16 +701,17 @@ func childSinkKernel() error {
 	return nil
 }
 
-// tpServiceOptions make the lossless service of the throughput benchmarks.
-func tpServiceOptions(size int) []iox.Option {
-	return []iox.Option{iox.MaxPublishers(1), iox.MaxSubscribers(1),
-		iox.BufferSize(queueDepth(size)), iox.SafeOverflow(false)}
+// tpServiceOptions make the lossless service of the throughput and fan-out
+// benchmarks: one publisher, subs subscribers with a buffer of depth messages.
+func tpServiceOptions(subs, depth int) []iox.Option {
+	return []iox.Option{iox.MaxPublishers(1), iox.MaxSubscribers(subs),
+		iox.BufferSize(depth), iox.SafeOverflow(false)}
 }
 
 func benchThroughputPorts(b *testing.B, size int, loan bool) {
 	ns := newNamespace(b)
 	node := ns.node(b)
-	svc, err := node.PublishSubscribe("tp", tpServiceOptions(size)...)
+	svc, err := node.PublishSubscribe("tp", tpServiceOptions(1, queueDepth(size))...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -775,18 +776,30 @@ func benchThroughputPorts(b *testing.B, size int, loan bool) {
 
 // childSinkPorts reads the number of messages from the parent, drains that many
 // messages of IOX_BENCH_SIZE bytes from service IOX_SERVICE with ReceiveBatch
-// (busy-polling), and says "got N".
+// (busy-polling), or borrows them one by one (IOX_BENCH_BORROW), and says "got
+// N". The service has IOX_BENCH_SUBS subscribers (default 1) with buffers of
+// IOX_BENCH_DEPTH messages (default queueDepth); with IOX_BENCH_ACK, the
+// borrowing sink reports its progress (see BenchmarkFanout).
 func childSinkPorts() error {
 	size, err := benchEnvInt("IOX_BENCH_SIZE")
 	if err != nil {
 		return err
+	}
+	subs, depth := 1, queueDepth(size)
+	if os.Getenv("IOX_BENCH_SUBS") != "" {
+		if subs, err = benchEnvInt("IOX_BENCH_SUBS"); err != nil {
+			return err
+		}
+		if depth, err = benchEnvInt("IOX_BENCH_DEPTH"); err != nil {
+			return err
+		}
 	}
 	node, err := nsFromEnv().childNode()
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	svc, err := node.PublishSubscribe(os.Getenv("IOX_SERVICE"), append(tpServiceOptions(size), iox.OpenOnly())...)
+	svc, err := node.PublishSubscribe(os.Getenv("IOX_SERVICE"), append(tpServiceOptions(subs, depth), iox.OpenOnly())...)
 	if err != nil {
 		return err
 	}
@@ -796,6 +809,11 @@ func childSinkPorts() error {
 		return err
 	}
 	defer sub.Close()
+	acker, err := newFanAcker(node)
+	if err != nil {
+		return err
+	}
+	defer acker.close()
 	fmt.Println("ready")
 	n, err := strconv.Atoi(parentSays())
 	if err != nil {
@@ -824,6 +842,9 @@ func childSinkPorts() error {
 			}
 			s.Release()
 			got++
+			if err := acker.took(got); err != nil {
+				return err
+			}
 		}
 		fmt.Printf("got %d\n", got)
 		return nil
