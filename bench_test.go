@@ -2,16 +2,19 @@ package iox_test
 
 // Benchmarks of the low-level ports and of the channel adapters (Pair, Pub/Sub)
 // against the baselines a Go developer would otherwise use, measured in the same
-// run: a Unix domain socket between the same two processes, a buffered Go channel
+// run: the kernel's paths between the same two processes (a Unix stream socket, a
+// Unix seqpacket socket, a pipe: bench_kernel_test.go), a buffered Go channel
 // within one process, and, for latency, the floor that iceoryx2 itself reaches from
 // Rust (internal/native/src/bin/iox_floor.rs). BenchmarkIdleCPU measures what a
-// quiet connection costs while nothing is sent.
+// quiet connection costs while nothing is sent; BenchmarkFanout
+// (bench_fanout_test.go) one publisher to several reader processes, and
+// bench_rpc_test.go calls.
 //
 // The far side of every cross-process benchmark is a copy of the test binary in a
 // child role (see TestMain). Every run of a benchmark function uses its own
 // namespace and child, and removes both before the next run; setup is outside the
-// timer. `make bench` runs them all and prints a table of ratios
-// (cmd/benchtable).
+// timer. `make bench` runs them all, prints tables of ratios and draws the
+// throughput plot (cmd/benchtable).
 
 import (
 	"bytes"
@@ -835,6 +838,7 @@ func childSinkPorts() error {
 				if gone.Load() {
 					return fmt.Errorf("parent left after %d of %d messages", got, n)
 				}
+				acker.idle()
 				continue
 			}
 			if m := s.Bytes(); len(m) != size || size >= 8 && binary.LittleEndian.Uint64(m) != uint64(got) {
