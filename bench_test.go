@@ -550,9 +550,10 @@ func childEchoPair() error {
 	return nil
 }
 
-// BenchmarkRoundTripLoaded is BenchmarkRoundTrip's uds and default pair cases
-// while a third process keeps one of the two cores busy (a Go busy loop on one
-// thread): what a loaded machine does to each, measured under the same load.
+// BenchmarkRoundTripLoaded is BenchmarkRoundTrip's kernel paths (uds,
+// seqpacket, pipe) and default pair cases while a third process keeps one of
+// the two cores busy (a Go busy loop on one thread): what a loaded machine does
+// to each, measured under the same load.
 func BenchmarkRoundTripLoaded(b *testing.B) {
 	burn := func(b *testing.B) {
 		ns := newNamespace(b)
@@ -560,7 +561,9 @@ func BenchmarkRoundTripLoaded(b *testing.B) {
 		c.expect("burning")
 		b.Cleanup(func() { c.cmd.Process.Kill() })
 	}
-	b.Run("uds", func(b *testing.B) { burn(b); benchRoundTripKernel(b, kernelUDS) })
+	for _, path := range kernelPaths {
+		b.Run(string(path), func(b *testing.B) { burn(b); benchRoundTripKernel(b, path) })
+	}
 	b.Run("pair", func(b *testing.B) { burn(b); benchRoundTripPair(b, false, viaChannels) })
 	b.Run("pair-sendrecv", func(b *testing.B) { burn(b); benchRoundTripPair(b, false, viaCalls) })
 }

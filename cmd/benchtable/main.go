@@ -13,7 +13,8 @@
 //     is better), with allocs/op; ports and the pair rows are iox, the others
 //     baselines;
 //   - BenchmarkRoundTripLoaded/<case>: the same while another process keeps one
-//     core busy, relative to the loaded uds row and the unloaded native floor;
+//     core busy, relative to the loaded uds row, the fastest loaded kernel path
+//     and the unloaded native floor;
 //   - BenchmarkThroughput/<case>/<size> at 64B, 4KiB and 1MiB: messages per
 //     second, bytes per second, and the rate relative to the uds row and to the
 //     fastest kernel path of the same size (higher is better), with allocs/op;
