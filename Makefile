@@ -75,17 +75,27 @@ test: vet test-native test-nocgo test-race test-noembed
 demo: native
 	CGO_ENABLED=0 $(GO) run ./cmd/iox-demo
 
-# One pass over the benchmarks (1 s each; BenchmarkIdleCPU watches one 2 s idle
-# window per case): raw results in bench.out (benchstat format), then tables of
-# ratios against the baselines of the same run and of idle CPU. The native floor
-# program is built here because $(LIB) does not depend on src/bin.
+# One pass over the benchmarks (1 s each; the message sizes that only the
+# throughput plot uses, 0.5 s; BenchmarkIdleCPU watches one 2 s idle window per
+# case): raw results in bench.out (benchstat format), then the tables of ratios
+# against the baselines of the same run, and the plot of throughput against
+# message size, $(BENCHPLOT). The native floor program is built here because
+# $(LIB) does not depend on src/bin. BENCHFLAGS adds go test flags (build tags).
+BENCHFLAGS  ?=
+BENCHPLOT   := doc/throughput.svg
+BENCHTABLE_SIZES := 64B|4KiB|1MiB
+BENCHSWEEP_SIZES := 256B|1KiB|16KiB|64KiB|256KiB|4MiB
+BENCHGO     := CGO_ENABLED=0 $(GO) test $(BENCHFLAGS) -run '^$$' -count=1
+
 bench: native
 	cd $(NATIVE_DIR) && $(CARGO) build --release --locked --bin iox_floor
-	CGO_ENABLED=0 $(GO) test -run '^$$' -bench '^Benchmark(RoundTrip|RoundTripLoaded|Throughput|IdleCPU|Call|RPC)$$' \
-	  -benchmem -benchtime=1s -count=1 . | tee bench.out
-	CGO_ENABLED=0 $(GO) test -run '^$$' -bench '^Benchmark(OpenPair|CrashDetect)$$' -benchtime=200x -count=1 . | tee -a bench.out
-	CGO_ENABLED=0 $(GO) test -run '^$$' -bench '^BenchmarkIdlePairs$$' -benchtime=1x -count=1 . | tee -a bench.out
-	CGO_ENABLED=0 $(GO) run ./cmd/benchtable bench.out
+	$(BENCHGO) -bench '^Benchmark(RoundTrip|RoundTripLoaded|Fanout|IdleCPU|Call|RPC)$$' -benchmem -benchtime=1s . | tee bench.out
+	$(BENCHGO) -bench '^BenchmarkThroughput$$/./^($(BENCHTABLE_SIZES))$$' -benchmem -benchtime=1s . | tee -a bench.out
+	$(BENCHGO) -bench '^BenchmarkThroughput$$/./^($(BENCHSWEEP_SIZES))$$' -benchmem -benchtime=0.5s . | tee -a bench.out
+	$(BENCHGO) -bench '^Benchmark(OpenPair|CrashDetect)$$' -benchtime=200x . | tee -a bench.out
+	$(BENCHGO) -bench '^BenchmarkIdlePairs$$' -benchtime=1x . | tee -a bench.out
+	mkdir -p $(dir $(BENCHPLOT))
+	CGO_ENABLED=0 $(GO) run ./cmd/benchtable -plot $(BENCHPLOT) bench.out
 
 # Full counts of the crash, exit, soak and call-ending tests (make test runs short versions).
 torture: native pyenv pyenv-old

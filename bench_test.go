@@ -2,16 +2,19 @@ package iox_test
 
 // Benchmarks of the low-level ports and of the channel adapters (Pair, Pub/Sub)
 // against the baselines a Go developer would otherwise use, measured in the same
-// run: a Unix domain socket between the same two processes, a buffered Go channel
+// run: the kernel's paths between the same two processes (a Unix stream socket, a
+// Unix seqpacket socket, a pipe: bench_kernel_test.go), a buffered Go channel
 // within one process, and, for latency, the floor that iceoryx2 itself reaches from
 // Rust (internal/native/src/bin/iox_floor.rs). BenchmarkIdleCPU measures what a
-// quiet connection costs while nothing is sent.
+// quiet connection costs while nothing is sent; BenchmarkFanout
+// (bench_fanout_test.go) one publisher to several reader processes, and
+// bench_rpc_test.go calls.
 //
 // The far side of every cross-process benchmark is a copy of the test binary in a
 // child role (see TestMain). Every run of a benchmark function uses its own
 // namespace and child, and removes both before the next run; setup is outside the
-// timer. `make bench` runs them all and prints a table of ratios
-// (cmd/benchtable).
+// timer. `make bench` runs them all, prints tables of ratios and draws the
+// throughput plot (cmd/benchtable).
 
 import (
 	"bytes"
@@ -39,9 +42,9 @@ import (
 )
 
 func init() {
-	children["bench-echo-uds"] = childEchoUDS
+	children["bench-echo-kernel"] = childEchoKernel
 	children["bench-echo-ports"] = childEchoPorts
-	children["bench-sink-uds"] = childSinkUDS
+	children["bench-sink-kernel"] = childSinkKernel
 	children["bench-sink-ports"] = childSinkPorts
 	children["bench-echo-pair"] = childEchoPair
 	children["bench-sink-pair"] = childSinkPair
@@ -62,11 +65,36 @@ const rtWarmup = 1000
 // small b.N is.
 const floorMinIterations = 10000
 
-// throughputSizes are the message sizes of BenchmarkThroughput.
-var throughputSizes = []struct {
+// benchSize is a message size and its name in benchmark names: 64B, 4KiB, 1MiB.
+type benchSize struct {
 	name string
 	size int
-}{{"64B", 64}, {"4KiB", 4 << 10}, {"1MiB", 1 << 20}}
+}
+
+// tableSizes are the message sizes of the README's tables: every throughput case
+// runs them.
+var tableSizes = []benchSize{{"64B", 64}, {"4KiB", 4 << 10}, {"1MiB", 1 << 20}}
+
+// sweepSizes are 64 B to 4 MiB by factors of 4: the throughput-against-size
+// plot, run by the kernel paths and by iox's copying and zero-copy cases.
+var sweepSizes = func() []benchSize {
+	var s []benchSize
+	for n := 64; n <= 4<<20; n *= 4 {
+		s = append(s, benchSize{sizeName(n), n})
+	}
+	return s
+}()
+
+// sizeName is n bytes as a benchmark name: 64B, 16KiB, 4MiB.
+func sizeName(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	}
+	return strconv.Itoa(n) + "B"
+}
 
 // queueDepth is how many messages may be in flight in the throughput benchmarks:
 // the subscriber's buffer, and the Go channel's capacity. Large messages get a
@@ -181,7 +209,9 @@ func acceptOne(b *testing.B, ln net.Listener) net.Conn {
 // BenchmarkRoundTrip measures one 64-byte message to a child process and back (one
 // op = one round trip).
 //
-//   - uds: ping-pong over a Unix domain stream socket, blocking reads.
+//   - uds, seqpacket, pipe: ping-pong over a Unix stream socket, a Unix
+//     SOCK_SEQPACKET socket, or two named pipes (bench_kernel_test.go), blocking
+//     reads.
 //   - ports: Publisher.Send on one service, the child busy-polls
 //     Subscriber.TryReceive into a reused buffer and answers with Send on a second
 //     service, which this side busy-polls the same way.
@@ -203,7 +233,9 @@ func acceptOne(b *testing.B, ln net.Listener) net.Conn {
 // Every case also reports the median and the 99th percentile of the single round
 // trips (p50-ns, p99-ns).
 func BenchmarkRoundTrip(b *testing.B) {
-	b.Run("uds", benchRoundTripUDS)
+	for _, path := range kernelPaths {
+		b.Run(string(path), func(b *testing.B) { benchRoundTripKernel(b, path) })
+	}
 	b.Run("ports", benchRoundTripPorts)
 	b.Run("native-floor", benchRoundTripFloor)
 	b.Run("pair", func(b *testing.B) { benchRoundTripPair(b, false, viaChannels) })
@@ -240,19 +272,10 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(at(0.99), "p99-ns")
 }
 
-func benchRoundTripUDS(b *testing.B) {
+func benchRoundTripKernel(b *testing.B, path kernelPath) {
 	ns := newNamespace(b)
-	addr := udsAddr(ns, "rt")
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	c := spawn(b, ns, "bench-echo-uds", "IOX_BENCH_ADDR="+addr)
-	conn := acceptOne(b, ln)
-	defer conn.Close()
-	c.expect("ready")
-
+	conns, children := openKernel(b, ns, path, "bench-echo-kernel", 1)
+	conn, c := conns[0], children[0]
 	msg, reply := pattern(rtSize, 0), make([]byte, rtSize)
 	timeRoundTrips(b, func() {
 		if _, err := conn.Write(msg); err != nil {
@@ -266,9 +289,10 @@ func benchRoundTripUDS(b *testing.B) {
 	c.wait()
 }
 
-// childEchoUDS writes back everything it reads until the parent hangs up.
-func childEchoUDS() error {
-	conn, err := net.Dial("unix", os.Getenv("IOX_BENCH_ADDR"))
+// childEchoKernel writes back every rtSize bytes it reads on its kernel path
+// until the parent hangs up.
+func childEchoKernel() error {
+	conn, err := dialKernel()
 	if err != nil {
 		return err
 	}
@@ -345,15 +369,7 @@ func benchRoundTripPorts(b *testing.B) {
 			}
 		}
 	}
-	for range rtWarmup {
-		roundTrip()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		roundTrip()
-	}
-	b.StopTimer()
+	timeRoundTrips(b, roundTrip)
 	if _, err := pub.Send(nil); err != nil { // an empty message stops the child
 		b.Fatal(err)
 	}
@@ -534,9 +550,10 @@ func childEchoPair() error {
 	return nil
 }
 
-// BenchmarkRoundTripLoaded is BenchmarkRoundTrip's uds and default pair cases
-// while a third process keeps one of the two cores busy (a Go busy loop on one
-// thread): what a loaded machine does to each, measured under the same load.
+// BenchmarkRoundTripLoaded is BenchmarkRoundTrip's kernel paths (uds,
+// seqpacket, pipe) and default pair cases while a third process keeps one of
+// the two cores busy (a Go busy loop on one thread): what a loaded machine does
+// to each, measured under the same load.
 func BenchmarkRoundTripLoaded(b *testing.B) {
 	burn := func(b *testing.B) {
 		ns := newNamespace(b)
@@ -544,7 +561,9 @@ func BenchmarkRoundTripLoaded(b *testing.B) {
 		c.expect("burning")
 		b.Cleanup(func() { c.cmd.Process.Kill() })
 	}
-	b.Run("uds", func(b *testing.B) { burn(b); benchRoundTripUDS(b) })
+	for _, path := range kernelPaths {
+		b.Run(string(path), func(b *testing.B) { burn(b); benchRoundTripKernel(b, path) })
+	}
 	b.Run("pair", func(b *testing.B) { burn(b); benchRoundTripPair(b, false, viaChannels) })
 	b.Run("pair-sendrecv", func(b *testing.B) { burn(b); benchRoundTripPair(b, false, viaCalls) })
 }
@@ -570,12 +589,14 @@ func childBurn() error {
 // sending b.N messages until the receiver reports it has all of them. No message
 // is lost: a full receiver makes the sender wait.
 //
-//   - uds: conn.Write of each message to a Unix stream socket; the child reads the
-//     byte stream in chunks of up to 64 KiB.
+//   - uds, seqpacket, pipe: a Write of each message to a Unix stream socket, a
+//     Unix SOCK_SEQPACKET socket (in records of up to 64 KiB) or a named pipe with
+//     a 1 MiB buffer (bench_kernel_test.go); the child reads the bytes in chunks
+//     of up to 64 KiB, or of the message size when that is larger.
 //   - ports-copy: Publisher.Send (copy into shared memory) on a service without
 //     safe overflow, FailWhenFull(0), retried after runtime.Gosched on
 //     ErrWouldBlock; the child drains with Subscriber.ReceiveBatch.
-//   - ports-loan: the zero-copy path. Publisher.Loan + SampleMut.Send on the same
+//   - ports-zerocopy: the zero-copy path. Publisher.Loan + SampleMut.Send on the same
 //     service; the sender writes an 8-byte sequence number in place and leaves the
 //     rest of the sample as it is (a producer fills the loaned memory instead of
 //     its own buffer), and the child borrows each sample (Subscriber.Borrow), checks
@@ -595,24 +616,41 @@ func childBurn() error {
 // ports and chan cases; pair and pubsub keep their defaults (a queue of 64
 // messages in shared memory and Go channels of 64). Pair and Pub are closed after
 // the timer stops; their Close waits until the child has taken everything.
+//
+// The cases of throughputCases marked sweep run every size of sweepSizes (64 B
+// to 4 MiB, the throughput plot), the others the sizes of tableSizes.
 func BenchmarkThroughput(b *testing.B) {
-	for _, impl := range []struct {
-		name string
-		run  func(*testing.B, int)
-	}{
-		{"uds", benchThroughputUDS},
-		{"ports-copy", func(b *testing.B, size int) { benchThroughputPorts(b, size, false) }},
-		{"ports-loan", func(b *testing.B, size int) { benchThroughputPorts(b, size, true) }},
-		{"pair", benchThroughputPair},
-		{"pubsub", benchThroughputPubSub},
-		{"chan", benchThroughputChan},
-	} {
-		b.Run(impl.name, func(b *testing.B) {
-			for _, s := range throughputSizes {
-				b.Run(s.name, func(b *testing.B) { impl.run(b, s.size) })
+	for _, tc := range throughputCases {
+		b.Run(tc.name, func(b *testing.B) {
+			sizes := tableSizes
+			if tc.sweep {
+				sizes = sweepSizes
+			}
+			for _, s := range sizes {
+				b.Run(s.name, func(b *testing.B) { tc.run(b, s.size) })
 			}
 		})
 	}
+}
+
+// throughputCase is one case of BenchmarkThroughput.
+type throughputCase struct {
+	name  string
+	sweep bool // runs sweepSizes, not only tableSizes
+	run   func(b *testing.B, size int)
+}
+
+// throughputCases are BenchmarkThroughput's cases in the order they run; files
+// built with other tags add theirs in init.
+var throughputCases = []throughputCase{
+	{string(kernelUDS), true, func(b *testing.B, size int) { benchThroughputKernel(b, kernelUDS, size) }},
+	{string(kernelSeqpacket), true, func(b *testing.B, size int) { benchThroughputKernel(b, kernelSeqpacket, size) }},
+	{string(kernelPipe), true, func(b *testing.B, size int) { benchThroughputKernel(b, kernelPipe, size) }},
+	{"ports-copy", false, func(b *testing.B, size int) { benchThroughputPorts(b, size, false) }},
+	{"ports-zerocopy", true, func(b *testing.B, size int) { benchThroughputPorts(b, size, true) }},
+	{"pair", true, benchThroughputPair},
+	{"pubsub", false, benchThroughputPubSub},
+	{"chan", false, benchThroughputChan},
 }
 
 // expectCount waits for the child's "got N" and checks N.
@@ -621,19 +659,10 @@ func (c *child) expectCount(n int) {
 	c.expect(fmt.Sprintf("got %d", n))
 }
 
-func benchThroughputUDS(b *testing.B, size int) {
+func benchThroughputKernel(b *testing.B, path kernelPath, size int) {
 	ns := newNamespace(b)
-	addr := udsAddr(ns, "tp")
-	ln, err := net.Listen("unix", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	c := spawn(b, ns, "bench-sink-uds", "IOX_BENCH_ADDR="+addr, "IOX_BENCH_SIZE="+strconv.Itoa(size))
-	conn := acceptOne(b, ln)
-	defer conn.Close()
-	c.expect("ready")
-
+	conns, children := openKernel(b, ns, path, "bench-sink-kernel", 1, "IOX_BENCH_SIZE="+strconv.Itoa(size))
+	conn, c := conns[0], children[0]
 	msg := pattern(size, 0)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
@@ -649,14 +678,14 @@ func benchThroughputUDS(b *testing.B, size int) {
 	c.wait()
 }
 
-// childSinkUDS reads the number of messages from the parent, then that many
-// messages of IOX_BENCH_SIZE bytes from the socket, and says "got N".
-func childSinkUDS() error {
+// childSinkKernel reads the number of messages from the parent, then that many
+// messages of IOX_BENCH_SIZE bytes from its kernel path, and says "got N".
+func childSinkKernel() error {
 	size, err := benchEnvInt("IOX_BENCH_SIZE")
 	if err != nil {
 		return err
 	}
-	conn, err := net.Dial("unix", os.Getenv("IOX_BENCH_ADDR"))
+	conn, err := dialKernel()
 	if err != nil {
 		return err
 	}
@@ -678,16 +707,17 @@ func childSinkUDS() error {
 	return nil
 }
 
-// tpServiceOptions make the lossless service of the throughput benchmarks.
-func tpServiceOptions(size int) []iox.Option {
-	return []iox.Option{iox.MaxPublishers(1), iox.MaxSubscribers(1),
-		iox.BufferSize(queueDepth(size)), iox.SafeOverflow(false)}
+// tpServiceOptions make the lossless service of the throughput and fan-out
+// benchmarks: one publisher, subs subscribers with a buffer of depth messages.
+func tpServiceOptions(subs, depth int) []iox.Option {
+	return []iox.Option{iox.MaxPublishers(1), iox.MaxSubscribers(subs),
+		iox.BufferSize(depth), iox.SafeOverflow(false)}
 }
 
 func benchThroughputPorts(b *testing.B, size int, loan bool) {
 	ns := newNamespace(b)
 	node := ns.node(b)
-	svc, err := node.PublishSubscribe("tp", tpServiceOptions(size)...)
+	svc, err := node.PublishSubscribe("tp", tpServiceOptions(1, queueDepth(size))...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -752,18 +782,30 @@ func benchThroughputPorts(b *testing.B, size int, loan bool) {
 
 // childSinkPorts reads the number of messages from the parent, drains that many
 // messages of IOX_BENCH_SIZE bytes from service IOX_SERVICE with ReceiveBatch
-// (busy-polling), and says "got N".
+// (busy-polling), or borrows them one by one (IOX_BENCH_BORROW), and says "got
+// N". The service has IOX_BENCH_SUBS subscribers (default 1) with buffers of
+// IOX_BENCH_DEPTH messages (default queueDepth); with IOX_BENCH_ACK, the
+// borrowing sink reports its progress (see BenchmarkFanout).
 func childSinkPorts() error {
 	size, err := benchEnvInt("IOX_BENCH_SIZE")
 	if err != nil {
 		return err
+	}
+	subs, depth := 1, queueDepth(size)
+	if os.Getenv("IOX_BENCH_SUBS") != "" {
+		if subs, err = benchEnvInt("IOX_BENCH_SUBS"); err != nil {
+			return err
+		}
+		if depth, err = benchEnvInt("IOX_BENCH_DEPTH"); err != nil {
+			return err
+		}
 	}
 	node, err := nsFromEnv().childNode()
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	svc, err := node.PublishSubscribe(os.Getenv("IOX_SERVICE"), append(tpServiceOptions(size), iox.OpenOnly())...)
+	svc, err := node.PublishSubscribe(os.Getenv("IOX_SERVICE"), append(tpServiceOptions(subs, depth), iox.OpenOnly())...)
 	if err != nil {
 		return err
 	}
@@ -773,6 +815,11 @@ func childSinkPorts() error {
 		return err
 	}
 	defer sub.Close()
+	acker, err := newFanAcker(node)
+	if err != nil {
+		return err
+	}
+	defer acker.close()
 	fmt.Println("ready")
 	n, err := strconv.Atoi(parentSays())
 	if err != nil {
@@ -794,6 +841,7 @@ func childSinkPorts() error {
 				if gone.Load() {
 					return fmt.Errorf("parent left after %d of %d messages", got, n)
 				}
+				acker.idle()
 				continue
 			}
 			if m := s.Bytes(); len(m) != size || size >= 8 && binary.LittleEndian.Uint64(m) != uint64(got) {
@@ -801,6 +849,9 @@ func childSinkPorts() error {
 			}
 			s.Release()
 			got++
+			if err := acker.took(got); err != nil {
+				return err
+			}
 		}
 		fmt.Printf("got %d\n", got)
 		return nil

@@ -112,9 +112,9 @@ func times(r float64) string {
 	switch {
 	case r <= 0:
 		return missing
-	case r >= 100:
+	case r >= 99.95: // what %.1f would print as 100.0
 		return fmt.Sprintf("%.0f×", r)
-	case r >= 10:
+	case r >= 9.995:
 		return fmt.Sprintf("%.1f×", r)
 	case r >= 0.01:
 		return fmt.Sprintf("%.2f×", r)

@@ -2,16 +2,30 @@
 // prints the iox benchmarks as the tables of the README's Performance section,
 // with ratios against the baselines measured in the same run:
 //
+//   - a summary: the figures that matter most (summary.go's measures), each an
+//     iox benchmark against its baseline of the same run (a Unix socket, or
+//     net/rpc) and against the best of the kernel's paths (uds, seqpacket,
+//     pipe), with p50 and p99 for latencies and, when several files are given,
+//     each file's own ratio in brackets;
 //   - BenchmarkRoundTrip/<case>: time per round trip, its p50 and p99 (the
-//     p50-ns and p99-ns metrics), and that time relative to the uds and
-//     native-floor rows (lower is better), with allocs/op; the ports, pair and
-//     pair-spin rows are iox, the others baselines;
+//     p50-ns and p99-ns metrics), and that time relative to the uds row, the
+//     fastest kernel path (uds, seqpacket, pipe) and the native floor (lower
+//     is better), with allocs/op; ports and the pair rows are iox, the others
+//     baselines;
 //   - BenchmarkRoundTripLoaded/<case>: the same while another process keeps one
-//     core busy, relative to the loaded uds row and the unloaded native floor;
-//   - BenchmarkThroughput/<case>/<size>: messages per second, bytes per second,
-//     and the rate relative to the uds row of the same size (higher is better),
-//     with allocs/op; ports-copy, ports-loan, pair and pubsub are iox, chan is Go
-//     channels within one process;
+//     core busy, relative to the loaded uds row, the fastest loaded kernel path
+//     and the unloaded native floor;
+//   - BenchmarkThroughput/<case>/<size> at 64B, 4KiB and 1MiB: messages per
+//     second, bytes per second, and the rate relative to the uds row and to the
+//     fastest kernel path of the same size (higher is better), with allocs/op;
+//     ports-copy, ports-zerocopy, pair, pair-zerocopy and pubsub are iox, chan
+//     is Go channels within one process;
+//   - the cases of BenchmarkThroughput measured at many sizes (64 B to 4 MiB):
+//     bytes per second by size, and iox's against the fastest kernel path; with
+//     -plot FILE, also drawn on log axes, as SVG (or PNG for a FILE ending in
+//     .png);
+//   - BenchmarkFanout/<case>/<size>: one publisher to four readers, as the
+//     throughput table;
 //   - BenchmarkIdleCPU/<case> and BenchmarkIdlePairs: the CPU time of this process
 //     and of its peer process over an idle window as a percentage of one core,
 //     and their context switches per second (the cpu%-self, cpu%-peer,
@@ -28,7 +42,7 @@
 //
 // Usage:
 //
-//	benchtable [FILE...]
+//	benchtable [-plot FILE] [FILE...]
 //
 // With no FILE, or for a FILE that is -, it reads standard input; the results of
 // several files are pooled, as the runs of one benchmark. It exits with status 1
@@ -37,6 +51,8 @@
 package main
 
 import (
+	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -49,11 +65,17 @@ func main() {
 
 // run is the command with its arguments and streams; it returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("benchtable", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	plotFile := flags.String("plot", "", "")
+	bad := flags.Parse(args) != nil
+	args = flags.Args()
 	for _, a := range args {
-		if len(a) > 1 && strings.HasPrefix(a, "-") {
-			fmt.Fprintln(stderr, "usage: benchtable [FILE...]")
-			return 2
-		}
+		bad = bad || len(a) > 1 && strings.HasPrefix(a, "-")
+	}
+	if bad {
+		fmt.Fprintln(stderr, "usage: benchtable [-plot FILE] [FILE...]")
+		return 2
 	}
 	if len(args) == 0 {
 		args = []string{"-"}
@@ -66,6 +88,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	write(stdout, set)
+	status := 0
+	if *plotFile != "" {
+		if err := savePlot(*plotFile, set); err != nil {
+			fmt.Fprintln(stderr, "benchtable: plot:", err)
+			status = 1
+		}
+	}
 	for _, err := range set.malformed {
 		fmt.Fprintln(stderr, "benchtable: skipped", err)
 	}
@@ -77,7 +106,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "benchtable: no benchmark results in the input")
 		return 1
 	}
-	return 0
+	return status
+}
+
+// savePlot writes the throughput plot of set to path; path is left alone when
+// the plot cannot be drawn.
+func savePlot(path string, set *results) error {
+	var buf bytes.Buffer
+	format := "svg"
+	if strings.HasSuffix(path, ".png") {
+		format = "png"
+	}
+	if err := writePlot(&buf, sweepOf(set), set.cpu, format); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
 // readPath adds the results of one file, or of stdin for "-".

@@ -86,7 +86,7 @@ func TestRoundTripRatiosOfOneRun(t *testing.T) {
 
 func TestThroughputRatiosOfOneRun(t *testing.T) {
 	s := load(t, oneRun)
-	rows := throughputRows(s)
+	rows := throughputRows(s, throughput)
 	require.Len(t, rows, 18)
 	var sizes []string
 	for _, r := range rows {
@@ -190,15 +190,15 @@ func TestCommandPrintsTheTables(t *testing.T) {
 	out := stdout.String()
 	assert.True(t, strings.HasPrefix(out, "cpu: Intel(R) Xeon(R) Processor\n"), out)
 
-	assert.Equal(t, []string{"case", "time", "±", "p50", "p99", "×uds", "×floor", "allocs/op"},
+	assert.Equal(t, []string{"case", "time", "±", "p50", "p99", "×uds", "×kernel", "×floor", "allocs/op"},
 		lineOf(t, out, "Round trip, 64 B (", "case"))
-	assert.Equal(t, []string{"pair", "13.16µs", "∞", "10.65µs", "64.23µs", "0.83×", "4.68×", "1"},
+	assert.Equal(t, []string{"pair", "13.16µs", "∞", "10.65µs", "64.23µs", "0.83×", "0.83×", "4.68×", "1"},
 		lineOf(t, out, "Round trip, 64 B (", "pair"))
-	assert.Equal(t, []string{"pair", "51.77µs", "∞", "47.21µs", "142.9µs", "2.82×", "18.4×", "1"},
+	assert.Equal(t, []string{"pair", "51.77µs", "∞", "47.21µs", "142.9µs", "2.82×", "2.82×", "18.4×", "1"},
 		lineOf(t, out, "Round trip, 64 B, while", "pair"))
-	assert.Equal(t, []string{"64B", "uds", "670.7k", "∞", "42.93M", "1.00×", "0"},
+	assert.Equal(t, []string{"64B", "uds", "670.7k", "∞", "42.93M", "1.00×", "1.00×", "0"},
 		lineOf(t, out, "Throughput", "64B"))
-	assert.Equal(t, []string{"pair", "2.130M", "∞", "136.3M", "3.18×", "0"},
+	assert.Equal(t, []string{"pair", "2.130M", "∞", "136.3M", "3.18×", "3.18×", "0"},
 		lineOf(t, out, "Throughput", "pair"))
 	assert.Equal(t, []string{"uds", "2.0", "s", "0.010", "0.010", "3.00", "4.00", "-"},
 		lineOf(t, out, "Idle", "uds"))
@@ -247,7 +247,7 @@ func TestCommandRefusesBadInput(t *testing.T) {
 
 	stderr.Reset()
 	assert.Equal(t, 2, run([]string{"-count", oneRun}, strings.NewReader(""), &stdout, &stderr))
-	assert.Contains(t, stderr.String(), "usage: benchtable [FILE...]")
+	assert.Contains(t, stderr.String(), "usage: benchtable [-plot FILE] [FILE...]")
 
 	// A benchmark line that does not parse is reported and skipped.
 	stdout.Reset()
@@ -278,4 +278,123 @@ BenchmarkRPC/iox/parallel-2          	  200000	      5000 ns/op	    200000 calls
 	assert.InDelta(t, ns(9000), x.p50.Center, 1e-12)
 	n := byName(t, rows, func(r rpcRow) string { return r.name }, "netrpc")
 	assert.InDelta(t, 1.0, n.vsNetRPC, 1e-9)
+}
+
+// testdata/runs/run{1,2,3}.txt are three small runs written for these tests:
+// round trips over the three kernel paths and a pair, and 1 MiB throughput.
+var threeRuns = []string{"testdata/runs/run1.txt", "testdata/runs/run2.txt", "testdata/runs/run3.txt"}
+
+func TestSummaryGivesEachRunsRatio(t *testing.T) {
+	s := load(t, threeRuns...)
+	rows := summaryRows(s)
+	title := func(r summaryRow) string { return r.title }
+	require.Len(t, rows, 2, "only the measures whose benchmarks are in the input")
+
+	rt := byName(t, rows, title, "round trip 64 B, p50")
+	assert.Equal(t, "RoundTrip/pair-sendrecv", rt.ioxName)
+	assert.InDelta(t, 9000.0/20000, rt.vsBase, 1e-12, "p50s: medians 9 µs and 20 µs")
+	assert.InDeltaSlice(t, []float64{8000.0 / 20000, 11000.0 / 22000, 9000.0 / 18000}, rt.runs, 1e-12)
+	assert.Equal(t, "pipe", rt.kernel, "the lowest median p50 of the kernel paths")
+	assert.InDelta(t, 9000.0/17000, rt.vsKernel, 1e-12)
+	assert.InDeltaSlice(t, []float64{8000.0 / 16000, 11000.0 / 21000, 9000.0 / 17000}, rt.kernelRuns, 1e-12,
+		"each run against its own best kernel path")
+	assert.InDelta(t, ns(36000), rt.ioxP99.Center, 1e-15)
+
+	zc := byName(t, rows, title, "one-way 1 MiB, zero-copy")
+	assert.Equal(t, "Throughput/ports-zerocopy/1MiB", zc.ioxName, "pair-zerocopy is not in the input")
+	assert.InDelta(t, 450000.0/2500, zc.vsBase, 1e-9)
+	assert.InDeltaSlice(t, []float64{200, 200, 150}, zc.runs, 1e-9)
+	assert.Equal(t, "pipe", zc.kernel)
+	assert.InDelta(t, 300000.0/2500, zc.vsKernel, 1e-9)
+	assert.InDeltaSlice(t, []float64{150, 100, 150}, zc.kernelRuns, 1e-9)
+
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run(threeRuns, strings.NewReader(""), &stdout, &stderr), stderr.String())
+	out := stdout.String()
+	assert.Contains(t, out, "the ratio of each of the 3 inputs")
+	assert.Contains(t, lineOf(t, out, "Summary", "round"), "0.45×")
+	line := strings.Join(lineOf(t, out, "Summary", "round"), " ")
+	assert.Contains(t, line, "pair-sendrecv 9.000µs / 36.00µs uds 20.00µs / 60.00µs 0.45× [0.40 0.50 0.50] pipe 17.00µs 0.53× [0.50 0.52 0.53]")
+	line = strings.Join(lineOf(t, out, "Summary", "one-way"), " ")
+	assert.Contains(t, line, "180× [200 200 150]")
+	assert.Contains(t, line, "120× [150 100 150]")
+
+	one := load(t, threeRuns[0])
+	assert.Nil(t, summaryRows(one)[0].runs, "one input: no brackets")
+}
+
+func TestRoundTripAgainstTheFastestKernelPath(t *testing.T) {
+	rows := roundTripRows(load(t, threeRuns...), roundTrip)
+	pair := byName(t, rows, func(r roundTripRow) string { return r.name }, "pair-sendrecv")
+	// mean times: uds 22000, seqpacket 21000, pipe 19000 (medians)
+	assert.InDelta(t, 10000.0/22000, pair.vsUDS, 1e-12)
+	assert.InDelta(t, 10000.0/19000, pair.vsKernel, 1e-12)
+}
+
+// testdata/sweep.txt is a short run (-benchtime 100ms) of BenchmarkThroughput's
+// cases at 64 B to 4 MiB and of BenchmarkFanout.
+const sweepRun = "testdata/sweep.txt"
+
+func TestSweepBySize(t *testing.T) {
+	sw := sweepOf(load(t, sweepRun))
+	assert.Equal(t, []string{"64B", "256B", "1KiB", "4KiB", "16KiB", "64KiB", "256KiB", "1MiB", "4MiB"}, sw.sizes)
+	assert.Equal(t, []string{"uds", "seqpacket", "pipe", "ports-zerocopy", "pair"}, sw.cases,
+		"pubsub ran at three sizes only")
+	assert.Equal(t, 4<<20, sw.bytes["4MiB"])
+	assert.InDelta(t, 1715.91e6, sw.best["4KiB"].Center, 1, "pipe is the fastest kernel path at 4 KiB")
+	assert.InDelta(t, 5289.29e6, sw.best["1MiB"].Center, 1, "uds at 1 MiB")
+	assert.InDelta(t, 42031.57e6, sw.rate["ports-zerocopy"]["1MiB"].Center, 1)
+
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run([]string{sweepRun}, strings.NewReader(""), &stdout, &stderr), stderr.String())
+	_, table, ok := strings.Cut(stdout.String(), "\nThroughput against message size")
+	require.True(t, ok)
+	assert.Contains(t, table, "\npair ×kernel             1.06×   1.95×   1.93×   0.36×   0.53×   0.80×   1.45×   1.14×   0.88×\n")
+	assert.Contains(t, table, "\npair                    48.86M  286.4M  813.7M  624.9M  1.326G  2.537G  6.657G  6.017G  4.280G\n")
+	assert.NotContains(t, table, "\nuds ×kernel", "the kernel paths are the baseline")
+}
+
+func TestSizeNames(t *testing.T) {
+	for name, want := range map[string]int{"64B": 64, "4KiB": 4096, "16KiB": 16384, "1MiB": 1 << 20, "4MiB": 4 << 20} {
+		n, ok := sizeBytes(name)
+		assert.True(t, ok, name)
+		assert.Equal(t, want, n, name)
+	}
+	for _, bad := range []string{"", "B", "KiB", "x4KiB", "4GiB", "-1B", "0B", "parallel"} {
+		_, ok := sizeBytes(bad)
+		assert.False(t, ok, bad)
+	}
+	assert.Equal(t, "4 KiB", spacedSize("4KiB"))
+	assert.Equal(t, "64 B", spacedSize("64B"))
+}
+
+func TestFanoutAgainstUDS(t *testing.T) {
+	rows := throughputRows(load(t, sweepRun), fanout)
+	require.Len(t, rows, 6)
+	zc := byName(t, rows, func(r throughputRow) string { return r.name + "/" + r.size }, "ports-zerocopy/1MiB")
+	assert.InDelta(t, 1638645.0/376469, zc.vsUDS, 1e-12)
+}
+
+func TestPlotDrawsOneLinePerCase(t *testing.T) {
+	path := t.TempDir() + "/throughput.svg"
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run([]string{"-plot", path, sweepRun}, strings.NewReader(""), &stdout, &stderr), stderr.String())
+	svg, err := os.ReadFile(path)
+	require.NoError(t, err)
+	out := string(svg)
+	assert.Contains(t, out, "<svg")
+	for _, label := range []string{"iox ports, zero copy (Loan, Borrow)", "iox Pair, copying (Send/Recv)",
+		"Unix stream socket", "Unix seqpacket socket", "pipe (1 MiB buffer)", "4 MiB", "10 GB/s"} {
+		assert.Contains(t, out, ">"+label+"<", label)
+	}
+	assert.NotContains(t, out, "Pair, zero copy", "pair-zerocopy is not in the input")
+	assert.NotContains(t, out, svgFont, "the font names its fallbacks")
+	assert.Contains(t, out, svgFonts)
+
+	// No sweep in the input: no plot, and the command says so.
+	stderr.Reset()
+	none := t.TempDir() + "/none.svg"
+	assert.Equal(t, 1, run([]string{"-plot", none, threeRuns[0]}, strings.NewReader(""), &stdout, &stderr))
+	assert.Contains(t, stderr.String(), errNothingToPlot.Error())
+	assert.NoFileExists(t, none)
 }

@@ -24,6 +24,8 @@ type results struct {
 	failures  []string                        // lines of the input reporting a failure
 	malformed []error                         // benchmark lines that did not parse
 	notes     []string                        // warnings of the statistics shown, once each
+	files     []*results                      // each input's own results, in the order read
+	of        *results                        // for an input's own results: the pooled ones, which read it
 }
 
 func newResults() *results {
@@ -37,12 +39,16 @@ func (s *results) read(r io.Reader, name string) error {
 		return err
 	}
 	s.failures = append(s.failures, failureLines(data)...)
+	file := newResults()
+	file.of = s
+	s.files = append(s.files, file)
 	// Reset keeps the unit metadata of earlier inputs.
 	s.reader.Reset(bytes.NewReader(data), name)
 	for s.reader.Scan() {
 		switch rec := s.reader.Result().(type) {
 		case *benchfmt.Result:
 			s.add(rec)
+			file.add(rec)
 		case *benchfmt.SyntaxError:
 			s.malformed = append(s.malformed, rec)
 		}
@@ -125,7 +131,11 @@ func (s *results) summarise(values []float64, unit string) metric {
 		return metric{}
 	}
 	sample := benchmath.NewSample(slices.Clone(values), &benchmath.DefaultThresholds)
-	sum := s.reader.Units().GetAssumption(unit).Summary(sample, confidence)
+	units := s.reader.Units()
+	if s.of != nil {
+		units = s.of.reader.Units()
+	}
+	sum := units.GetAssumption(unit).Summary(sample, confidence)
 	for _, w := range append(sample.Warnings, sum.Warnings...) {
 		if !slices.Contains(s.notes, w.Error()) {
 			s.notes = append(s.notes, w.Error())
@@ -141,4 +151,17 @@ func ratio(a, b metric) float64 {
 		return 0
 	}
 	return a.Center / b.Center
+}
+
+// perFile is f applied to each input's own results when there are several
+// inputs, nil otherwise: the ratio of each run beside the ratio of the medians.
+func (s *results) perFile(f func(*results) float64) []float64 {
+	if len(s.files) < 2 {
+		return nil
+	}
+	var r []float64
+	for _, file := range s.files {
+		r = append(r, f(file))
+	}
+	return r
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -16,6 +17,7 @@ const (
 	openPair        = "OpenPair/"
 	crashDetect     = "CrashDetect"
 	rpc             = "RPC/"
+	fanout          = "Fanout/"
 )
 
 // The baselines the ratios are taken against.
@@ -25,12 +27,44 @@ const (
 	netRPC    = "netrpc"       // net/rpc over a Unix-domain socket
 )
 
+// kernelCases are the kernel's byte paths measured as baselines: a Unix stream
+// socket, a Unix seqpacket socket and named pipes. "×kernel" compares with the
+// best of them in the same table (and at the same size).
+var kernelCases = []string{udsCase, "seqpacket", "pipe"}
+
+// tableSizes are the message sizes of the throughput table; the other sizes of
+// the sweep (64 B to 4 MiB) are shown by size only (see sweep.go).
+var tableSizes = []string{"64B", "4KiB", "1MiB"}
+
+// bestKernelTime is the lowest time (unit sec/op, p50-sec, …) of the kernel
+// cases under prefix, and that case's name; ok is false without any.
+func bestKernelTime(s *results, prefix, unit string) (m metric, name string) {
+	for _, k := range kernelCases {
+		if t := s.metric(prefix+k, unit); t.ok && (!m.ok || t.Center < m.Center) {
+			m, name = t, k
+		}
+	}
+	return m, name
+}
+
+// bestKernelRate is the highest rate of the kernel cases prefix+<case>+suffix,
+// and that case's name.
+func bestKernelRate(s *results, prefix, suffix string) (m metric, name string) {
+	for _, k := range kernelCases {
+		if r := s.rate(prefix + k + suffix); r.ok && (!m.ok || r.Center > m.Center) {
+			m, name = r, k
+		}
+	}
+	return m, name
+}
+
 // roundTripRow is one case of a round-trip table.
 type roundTripRow struct {
 	name           string
 	time, p50, p99 metric
 	allocs         metric
 	vsUDS, vsFloor float64 // time / the baseline's time; 0 without one
+	vsKernel       float64 // time / the best kernel path's time in the same table
 }
 
 // roundTripRows are the cases under prefix, against that table's uds row and
@@ -38,6 +72,7 @@ type roundTripRow struct {
 func roundTripRows(s *results, prefix string) []roundTripRow {
 	uds := s.metric(prefix+udsCase, "sec/op")
 	floor := s.metric(roundTrip+floorCase, "sec/op")
+	kernel, _ := bestKernelTime(s, prefix, "sec/op")
 	var rows []roundTripRow
 	for _, name := range s.order {
 		if !strings.HasPrefix(name, prefix) {
@@ -45,13 +80,14 @@ func roundTripRows(s *results, prefix string) []roundTripRow {
 		}
 		t := s.metric(name, "sec/op")
 		rows = append(rows, roundTripRow{
-			name:    strings.TrimPrefix(name, prefix),
-			time:    t,
-			p50:     s.metric(name, "p50-sec"),
-			p99:     s.metric(name, "p99-sec"),
-			allocs:  s.metric(name, "allocs/op"),
-			vsUDS:   ratio(t, uds),
-			vsFloor: ratio(t, floor),
+			name:     strings.TrimPrefix(name, prefix),
+			time:     t,
+			p50:      s.metric(name, "p50-sec"),
+			p99:      s.metric(name, "p99-sec"),
+			allocs:   s.metric(name, "allocs/op"),
+			vsUDS:    ratio(t, uds),
+			vsFloor:  ratio(t, floor),
+			vsKernel: ratio(t, kernel),
 		})
 	}
 	return rows
@@ -64,16 +100,19 @@ type throughputRow struct {
 	bytes      metric // bytes per second
 	allocs     metric
 	vsUDS      float64 // rate / the uds rate at the same size; 0 without one
+	vsKernel   float64 // rate / the best kernel path's rate at the same size
 }
 
-// throughputRows are the Throughput/<case>/<size> results grouped by size, sizes
-// and cases in order of first appearance.
-func throughputRows(s *results) []throughputRow {
+// throughputRows are the <prefix><case>/<size> results (Throughput/, Fanout/)
+// grouped by size, sizes and cases in order of first appearance; with only,
+// just those sizes.
+func throughputRows(s *results, prefix string, only ...string) []throughputRow {
 	var sizes []string
 	bySize := map[string][]string{}
 	for _, name := range s.order {
-		c, size, ok := strings.Cut(strings.TrimPrefix(name, throughput), "/")
-		if !strings.HasPrefix(name, throughput) || !ok || strings.Contains(size, "/") {
+		c, size, ok := strings.Cut(strings.TrimPrefix(name, prefix), "/")
+		if !strings.HasPrefix(name, prefix) || !ok || strings.Contains(size, "/") ||
+			len(only) > 0 && !slices.Contains(only, size) {
 			continue
 		}
 		if bySize[size] == nil {
@@ -83,17 +122,19 @@ func throughputRows(s *results) []throughputRow {
 	}
 	var rows []throughputRow
 	for _, size := range sizes {
-		uds := s.rate(throughput + udsCase + "/" + size)
+		uds := s.rate(prefix + udsCase + "/" + size)
+		kernel, _ := bestKernelRate(s, prefix, "/"+size)
 		for _, c := range bySize[size] {
-			name := throughput + c + "/" + size
+			name := prefix + c + "/" + size
 			r := s.rate(name)
 			rows = append(rows, throughputRow{
-				size:   size,
-				name:   c,
-				rate:   r,
-				bytes:  s.metric(name, "B/s"),
-				allocs: s.metric(name, "allocs/op"),
-				vsUDS:  ratio(r, uds),
+				size:     size,
+				name:     c,
+				rate:     r,
+				bytes:    s.metric(name, "B/s"),
+				allocs:   s.metric(name, "allocs/op"),
+				vsUDS:    ratio(r, uds),
+				vsKernel: ratio(r, kernel),
 			})
 		}
 	}
@@ -156,7 +197,7 @@ func inTable(name string) bool {
 			return true
 		}
 	}
-	if strings.HasPrefix(name, throughput) {
+	if strings.HasPrefix(name, throughput) || strings.HasPrefix(name, fanout) {
 		return strings.Count(name, "/") == 2
 	}
 	return name == idlePairs || name == crashDetect
@@ -166,14 +207,23 @@ func write(w io.Writer, s *results) {
 	if s.cpu != "" {
 		fmt.Fprintln(w, "cpu:", s.cpu)
 	}
+	if rows := summaryRows(s); len(rows) > 0 {
+		writeSummary(w, rows, len(s.files))
+	}
 	if rows := roundTripRows(s, roundTrip); len(rows) > 0 {
 		writeRoundTrip(w, rows, "Round trip, 64 B")
 	}
 	if rows := roundTripRows(s, roundTripLoaded); len(rows) > 0 {
 		writeRoundTrip(w, rows, "Round trip, 64 B, while another process keeps one core busy")
 	}
-	if rows := throughputRows(s); len(rows) > 0 {
-		writeThroughput(w, rows)
+	if rows := throughputRows(s, throughput, tableSizes...); len(rows) > 0 {
+		writeThroughput(w, rows, "Throughput, one way")
+	}
+	if sw := sweepOf(s); len(sw.cases) > 0 {
+		writeSweep(w, sw)
+	}
+	if rows := throughputRows(s, fanout); len(rows) > 0 {
+		writeThroughput(w, rows, "Fan-out, one publisher to 4 reader processes that each get every message")
 	}
 	if rows := idleRows(s); len(rows) > 0 {
 		writeIdle(w, rows)
@@ -194,26 +244,26 @@ func write(w io.Writer, s *results) {
 }
 
 func writeRoundTrip(w io.Writer, rows []roundTripRow, title string) {
-	fmt.Fprintln(w, "\n"+title+" (time per round trip: median over the runs, ± its 95% confidence interval; p50, p99: of the single round trips; ×uds and ×floor = time / that row's time, lower is better)")
+	fmt.Fprintln(w, "\n"+title+" (time per round trip: median over the runs, ± its 95% confidence interval; p50, p99: of the single round trips; ×uds, ×kernel and ×floor = time / the time of uds, of the fastest kernel path (uds, seqpacket, pipe) and of the native floor, lower is better)")
 	g := grid{text: 1}
-	g.add("case", "time", "±", "p50", "p99", "×uds", "×floor", "allocs/op")
+	g.add("case", "time", "±", "p50", "p99", "×uds", "×kernel", "×floor", "allocs/op")
 	for _, r := range rows {
 		g.add(r.name, seconds(r.time), pct(r.time), seconds(r.p50), seconds(r.p99),
-			times(r.vsUDS), times(r.vsFloor), count(r.allocs))
+			times(r.vsUDS), times(r.vsKernel), times(r.vsFloor), count(r.allocs))
 	}
 	g.write(w)
 }
 
-func writeThroughput(w io.Writer, rows []throughputRow) {
-	fmt.Fprintln(w, "\nThroughput, one way (msg/s ± its 95% confidence interval; ×uds = msg/s / uds msg/s at the same size, higher is better)")
+func writeThroughput(w io.Writer, rows []throughputRow, title string) {
+	fmt.Fprintln(w, "\n"+title+" (msg/s ± its 95% confidence interval; ×uds and ×kernel = msg/s / that of uds and of the fastest kernel path (uds, seqpacket, pipe) at the same size, higher is better)")
 	g := grid{text: 2}
-	g.add("size", "case", "msg/s", "±", "B/s", "×uds", "allocs/op")
+	g.add("size", "case", "msg/s", "±", "B/s", "×uds", "×kernel", "allocs/op")
 	for i, r := range rows {
 		size := r.size
 		if i > 0 && rows[i-1].size == size {
 			size = ""
 		}
-		g.add(size, r.name, scaled(r.rate), pct(r.rate), scaled(r.bytes), times(r.vsUDS), count(r.allocs))
+		g.add(size, r.name, scaled(r.rate), pct(r.rate), scaled(r.bytes), times(r.vsUDS), times(r.vsKernel), count(r.allocs))
 	}
 	g.write(w)
 }
