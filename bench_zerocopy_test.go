@@ -1,5 +1,3 @@
-//go:build iox_zerocopy
-
 package iox_test
 
 // The zero-copy cases of the channel adapters: BenchmarkThroughput/pair-zerocopy

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/iox-go/iox/internal/ffi"
 )
 
 // One-to-many channels: Pub sends every message to every Sub of a name.
@@ -169,9 +171,10 @@ type Pub[T any] struct {
 	closer    closer
 
 	mu      sync.Mutex
-	known   map[UniqueID]PortInfo // subscribers at the last look
-	watched map[UniqueID]func()   // subscriber nodes whose processes are watched
-	crashed map[UniqueID]bool     // ... and whose processes died
+	known   map[UniqueID]PortInfo      // subscribers at the last look
+	watched map[UniqueID]func()        // subscriber nodes whose processes are watched
+	crashed map[UniqueID]bool          // ... and whose processes died
+	words   map[UniqueID]*ffi.WaitWord // lossless subscribers' wait words, by port
 }
 
 // OpenPub opens a publisher of []byte messages on the channel called name; ctx
@@ -193,7 +196,8 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	p := &Pub[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), lens: make([]uint64, 1),
 		txW: newSignal(), outs: newOutlet[T](), peers: make(chan PeerEvent, 64), torn: make(chan struct{}),
 		stopTx: make(chan struct{}),
-		known:  map[UniqueID]PortInfo{}, watched: map[UniqueID]func(){}, crashed: map[UniqueID]bool{}}
+		known:  map[UniqueID]PortInfo{}, watched: map[UniqueID]func(){}, crashed: map[UniqueID]bool{},
+		words: map[UniqueID]*ffi.WaitWord{}}
 	pt := payloadTypeOf(codec)
 	if err := p.open(op, pt); err != nil {
 		p.ports.release()
@@ -205,6 +209,8 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.life.end(err, false); p.hub.kick() }
 	p.tx.present = func() bool { return p.Subscribers() >= max(p.cfg.waitSubs, 1) }
+	p.tx.loanRoom = p.loanRoom
+	p.tx.sendLoan = p.sendLoan
 	p.scan()
 	if cfg.history > 0 {
 		p.watchPeers() // late joiners get the history even while nothing is sent
@@ -314,10 +320,67 @@ func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
 		return false, err
 	}
 	if k == 1 {
-		p.ntf.Notify(evData)
+		p.wake()
 		return true, nil
 	}
 	return false, nil
+}
+
+// wake notifies the subscribers after a send: only when one of them parks (its
+// wait word says so), or when one has no word (it is not known yet, or it is a
+// lossy channel's foreign subscriber).
+func (p *Pub[T]) wake() {
+	p.mu.Lock()
+	notify := p.cfg.lossy || len(p.words) < len(p.known)
+	for _, w := range p.words {
+		if w.Claim() {
+			notify = true
+		}
+	}
+	p.mu.Unlock()
+	if notify {
+		p.ntf.Notify(evData)
+	}
+}
+
+// loanRoom reports whether every subscriber has room for one more sample from
+// this publisher (known false: a subscriber cannot tell, so a loan goes as a
+// copy). A lossy channel always has room: the oldest message gives way.
+func (p *Pub[T]) loanRoom(tag, seq uint64) (room, known bool) {
+	if p.cfg.lossy {
+		return true, true
+	}
+	if p.cfg.waitSubs > 0 && p.Subscribers() < p.cfg.waitSubs {
+		return false, false
+	}
+	p.scan()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.known) == 0 || len(p.words) < len(p.known) {
+		return false, false
+	}
+	for _, w := range p.words {
+		if !roomFor(w, tag, seq) {
+			return false, true
+		}
+	}
+	return true, true
+}
+
+// sendLoan sends a loaned sample (the header written in place on a lossless
+// channel) and wakes the subscribers.
+func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
+	if !p.cfg.lossy {
+		h.put(smp.header(headerSize))
+	}
+	n, err := smp.Send()
+	if n > 0 {
+		p.wake()
+	}
+	if err != nil && !errors.Is(err, ErrWouldBlock) {
+		return false, err
+	}
+	return n > 0, nil
 }
 
 // awaitRoom waits until a subscriber made room, joined, left or died. It tells
@@ -389,9 +452,23 @@ func (p *Pub[T]) scan() {
 			p.report(PeerEvent{PeerJoined, s})
 			joined = true
 		}
+		if _, ok := p.words[id]; !ok && !p.cfg.lossy {
+			if w := openWaitWord(p.node, s); w != nil {
+				p.words[id] = w
+			}
+		}
 		if _, ok := p.watched[s.Node]; !ok && s.Node != (UniqueID{}) {
 			node := s.Node
 			p.watched[node] = watchNode(p.node.lib, node, p.cfg.peerTimeout/4, func() { p.subscriberDied(node) })
+		}
+	}
+	for id, w := range p.words {
+		if _, ok := current[id]; !ok {
+			if p.crashed[p.known[id].Node] {
+				w.Remove() // a crashed subscriber leaves its word behind
+			}
+			w.Close()
+			delete(p.words, id)
 		}
 	}
 	for node, cancel := range p.watched {
@@ -461,10 +538,30 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 	for _, cancel := range p.watched {
 		cancel()
 	}
+	for id, w := range p.words {
+		w.Close()
+		delete(p.words, id)
+	}
 	p.mu.Unlock()
 	p.ports.release()
 	return result
 }
+
+// Loan lends n bytes of shared memory for the next message, to write in place
+// and publish with SendLoan (see Loan for the rules).
+func (p *Pub[T]) Loan(ctx context.Context, n int) (*Loan, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return p.tx.loan(p.pub, n)
+}
+
+// SendLoan publishes a loaned message without copying it, after what was sent
+// before. On a lossless channel it goes in place once every subscriber is
+// known to have room for it (it waits, like Send, while one has none), and as
+// a copy while a subscriber cannot tell (one that just joined). The loan is
+// spent either way.
+func (p *Pub[T]) SendLoan(ctx context.Context, l *Loan) error { return p.tx.sendLoaned(ctx, l) }
 
 // linger delivers the queue and a bye, then waits until every subscriber
 // confirmed (lossless) or the linger time is over.
@@ -527,6 +624,7 @@ type Sub[T any] struct {
 	sub      *Subscriber
 	lis      *Listener
 	spaceNtf *Notifier
+	word     *ffi.WaitWord // this subscriber's wait word (lossless)
 	hub      *hub
 	rx       *receiver[T]
 
@@ -575,6 +673,7 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 		}
 	})
 	s.rx = newReceiver(name, s.sub, s.hub, s.life, codec, cfg, !cfg.lossy, !cfg.lossy)
+	s.rx.ww = s.word
 	s.rx.onBye, s.rx.onTake = s.acknowledge, s.afterTake
 	if cfg.lossy {
 		s.rx.every = cfg.poll // publishers in other languages may never notify
@@ -595,6 +694,14 @@ func (s *Sub[T]) open(op string, pt PayloadType) error {
 		return err
 	}
 	s.ports.add(s.sub)
+	// The wait word exists before the notifier that tells publishers this
+	// subscriber is here. Publishers of a lossy channel may be foreign: they
+	// notify every time, and no word is made.
+	if !s.cfg.lossy {
+		if s.word = newWaitWord(s.node, s.sub, min(s.cfg.queue, s.svc.BufferSize())); s.word != nil {
+			s.ports.add(wordCloser{s.word})
+		}
+	}
 	ev, err := eventService(s.node, s.name, s.cfg)
 	if err != nil {
 		return err
@@ -632,6 +739,10 @@ func (s *Sub[T]) In() <-chan T {
 	})
 	return s.in
 }
+
+// RecvView returns the next message in place in shared memory, valid until
+// View.Release (see View for the rules); in order with Recv.
+func (s *Sub[T]) RecvView(ctx context.Context) (*View, error) { return s.rx.recvView(ctx) }
 
 // Done is closed when the subscriber has ended; Err says why.
 func (s *Sub[T]) Done() <-chan struct{} { return s.life.Done() }

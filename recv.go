@@ -15,36 +15,36 @@ import (
 // pays, and otherwise waits on the channel's listener itself, so the goroutine
 // the poller wakes is the one that hands the message over.
 type receiver[T any] struct {
-	name    string
-	sub     *Subscriber
-	hub     *hub
-	life    *life
-	codec   Codec[T]
-	raw     bool // []byte messages
-	framed  bool // samples carry iox headers
-	max     int
-	spin    spinner
-	every   time.Duration // look again after this long without an event (0: never)
-	sem     chan struct{} // one receiving goroutine at a time
-	w       chan struct{} // its hub wait channel
-	mask    uint64        // the ids that may mean "look again"
-	batch   *Batch
-	small   []byte
-	queue   []rxItem[T]
-	head    int
-	seq     seqCheck
-	spare   chan []byte                   // buffers handed back with Recycle
-	got     atomic.Uint64                 // messages confirmed to the peer (see confirmed)
-	frozen  atomic.Bool                   // this end closed: got counts no more
-	acked   atomic.Uint64                 // the most messages a peer said it had taken from us (its headers' got)
-	busy    atomic.Int64                  // when a receiving goroutine last came or went (nanotime)
-	yield   atomic.Pointer[chan struct{}] // closed to make the keeper step aside
-	waiting atomic.Int32                  // receiving goroutines waiting for sem
-	onBye   func(h header)                // a port said bye (called while receiving)
-	onTake  func()                        // after every look into shared memory
-	onDrop  func(error)
-	drops   atomic.Uint64
-	ww      *ffi.WaitWord // this end's wait word (see waitword.go); nil: senders notify every time
+	name     string
+	sub      *Subscriber
+	hub      *hub
+	life     *life
+	codec    Codec[T]
+	raw      bool // []byte messages
+	framed   bool // samples carry iox headers
+	max      int
+	spin     spinner
+	every    time.Duration // look again after this long without an event (0: never)
+	sem      chan struct{} // one receiving goroutine at a time
+	w        chan struct{} // its hub wait channel
+	mask     uint64        // the ids that may mean "look again"
+	batch    *Batch
+	small    []byte
+	queue    []rxItem[T]
+	head     int
+	seq      seqCheck
+	spare    chan []byte                   // buffers handed back with Recycle
+	got      atomic.Uint64                 // messages confirmed to the peer (see confirmed)
+	frozen   atomic.Bool                   // this end closed: got counts no more
+	acked    atomic.Uint64                 // the most messages a peer said it had taken from us (its headers' got)
+	busy     atomic.Int64                  // when a receiving goroutine last came or went (nanotime)
+	yield    atomic.Pointer[chan struct{}] // closed to make the keeper step aside
+	waiting  atomic.Int32                  // receiving goroutines waiting for sem
+	onBye    func(h header)                // a port said bye (called while receiving)
+	onTake   func()                        // after every look into shared memory
+	onDrop   func(error)
+	drops    atomic.Uint64
+	ww       *ffi.WaitWord // this end's wait word (see waitword.go); nil: senders notify every time
 	released chan struct{} // a View was released: a borrow slot is free again
 }
 

@@ -234,7 +234,11 @@ func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 	if smp == nil {
 		return &Error{Op: "send loan", Name: s.name, Kind: ErrInvalidArgument, Detail: "the loan was sent or released already"}
 	}
-	defer smp.Discard() // a loan that was not sent goes back (a no-op after a send)
+	defer func() {
+		if smp.h.Load() != 0 { // a loan that was not sent goes back
+			smp.Discard()
+		}
+	}()
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():

@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
@@ -110,4 +112,229 @@ func TestZeroCopyPairAcrossProcesses(t *testing.T) {
 			c.wait()
 		})
 	}
+}
+
+func init() {
+	children["zc-park-race"] = childZCParkRace
+	children["zc-sub-views"] = childZCSubViews
+}
+
+// childZCParkRace receives IOX_COUNT sequence numbers on the pair IOX_SERVICE
+// parking at once whenever nothing is there (WithSpin(0)), so that it parks
+// and the parent sends at the same moments as often as possible. A message
+// that takes seconds to arrive can only be one whose notification was
+// skipped: it says "stall at N" then.
+func childZCParkRace() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	p, err := iox.OpenPair(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.WithSpin(0))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println("ready")
+	count := envInt("IOX_COUNT")
+	for i := 0; i < count; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a hang guard, not a timing
+		m, err := p.Recv(ctx)
+		cancel()
+		if err != nil {
+			fmt.Println("stall at", i, err)
+			return nil
+		}
+		if got := binary.LittleEndian.Uint64(m); got != uint64(i) {
+			return fmt.Errorf("message %d has sequence %d", i, got)
+		}
+	}
+	fmt.Println("got", count)
+	parentSays()
+	return nil
+}
+
+// TestNotifyOnlyAParkedReceiverNeverStalls hammers the race between a
+// receiver that parks and a sender that skips notifying a receiver that does
+// not: the sender sends with no gap, short gaps and yields, while the receiver
+// in another process parks whenever its queue is empty. Every message must
+// arrive; a skipped notification that a parked receiver needed would leave it
+// parked for good.
+func TestNotifyOnlyAParkedReceiverNeverStalls(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	count := loops(20000, 5000, 500000)
+	p, err := iox.OpenPair(ctx, node, "park-race")
+	require.NoError(t, err)
+	c := spawn(t, ns, "zc-park-race", "IOX_SERVICE=park-race", fmt.Sprintf("IOX_COUNT=%d", count))
+	c.expect("ready")
+	rng := seeded(t)
+	for i := 0; i < count; i++ {
+		require.NoError(t, p.Send(ctx, seqMsg(uint64(i))))
+		switch rng.IntN(4) {
+		case 0: // back to back
+		case 1:
+			runtime.Gosched()
+		case 2: // a short gap: the receiver is about to park
+			for start := time.Now(); time.Since(start) < time.Duration(rng.IntN(20))*time.Microsecond; {
+			}
+		case 3:
+			if rng.IntN(64) == 0 { // now and then long enough for it to park for sure
+				time.Sleep(time.Duration(rng.IntN(200)) * time.Microsecond) // the stimulus
+			}
+		}
+	}
+	require.Equal(t, fmt.Sprintf("got %d", count), c.line())
+	require.NoError(t, p.Close())
+	c.wait()
+}
+
+// childZCSubViews subscribes to IOX_SERVICE and takes IOX_COUNT messages of
+// IOX_SIZE bytes as views, checking each, then says "got N".
+func childZCSubViews() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Println("ready")
+	count, size := envInt("IOX_COUNT"), envInt("IOX_SIZE")
+	for i := 0; i < count; i++ {
+		v, err := s.RecvView(ctx)
+		if err != nil {
+			return fmt.Errorf("view %d: %w", i, err)
+		}
+		err = zcCheck(v.Bytes(), i, size)
+		v.Release()
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Println("got", count)
+	parentSays()
+	return nil
+}
+
+// TestZeroCopyFanOut: one publisher's loans reach three lossless subscribers
+// in other processes, in order and intact, as views; Close confirms them.
+func TestZeroCopyFanOut(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	const subs, count, size = 3, 200, 256 << 10
+	pub, err := iox.OpenPub(ctx, node, "zc-fan", iox.WaitSubscribers(subs))
+	require.NoError(t, err)
+	var cs []*child
+	for range subs {
+		c := spawn(t, ns, "zc-sub-views", "IOX_SERVICE=zc-fan", fmt.Sprintf("IOX_COUNT=%d", count), fmt.Sprintf("IOX_SIZE=%d", size))
+		c.expect("ready")
+		cs = append(cs, c)
+	}
+	for i := 0; i < count; i++ {
+		l, err := pub.Loan(ctx, size)
+		require.NoError(t, err)
+		zcFill(l.Bytes(), i)
+		require.NoError(t, pub.SendLoan(ctx, l), "message %d", i)
+	}
+	for _, c := range cs {
+		c.expect(fmt.Sprintf("got %d", count))
+	}
+	require.NoError(t, pub.Close())
+	for _, c := range cs {
+		c.wait()
+	}
+}
+
+// TestZeroCopyRules: what loans and views refuse, typed and without losing
+// anything: a loan over the message limit, a loan sent twice, a view beyond
+// MaxBorrowed (and Recv while the views hold every slot), and As over the
+// wrong size, a misaligned slice, a type with pointers and a bool that is
+// neither 0 nor 1. A released loan is not sent; the next message arrives.
+func TestZeroCopyRules(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	a, err := iox.OpenPair(ctx, node, "zc-rules", iox.MaxMessageSize(1024), iox.MaxBorrowed(2))
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "zc-rules", iox.MaxBorrowed(2))
+	require.NoError(t, err)
+	defer b.Close()
+
+	_, err = a.Loan(ctx, 2048)
+	require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+	_, err = a.Loan(ctx, -1)
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+
+	unsent, err := a.Loan(ctx, 8)
+	require.NoError(t, err)
+	copy(unsent.Bytes(), "unsent!!")
+	unsent.Release()
+	unsent.Release() // a second Release does nothing
+	require.Nil(t, unsent.Bytes())
+	require.ErrorIs(t, a.SendLoan(ctx, unsent), iox.ErrInvalidArgument, "a released loan cannot be sent")
+
+	send := func(i int) {
+		l, err := a.Loan(ctx, 8)
+		require.NoError(t, err)
+		binary.LittleEndian.PutUint64(l.Bytes(), uint64(i))
+		require.NoError(t, a.SendLoan(ctx, l))
+		require.ErrorIs(t, a.SendLoan(ctx, l), iox.ErrInvalidArgument, "a loan goes once")
+	}
+	// A view taken by a receiver that waits for the message stays in place
+	// and holds a borrow slot.
+	inPlace := func(i int) *iox.View {
+		got := make(chan *iox.View, 1)
+		go func() {
+			v, err := b.RecvView(ctx)
+			assert.NoError(t, err)
+			got <- v
+		}()
+		waitParked(t, "iox.(*Pair[...]).RecvView", 1)
+		send(i)
+		v := <-got
+		require.NotNil(t, v)
+		require.Equal(t, uint64(i), binary.LittleEndian.Uint64(v.Bytes()), "the released loan was not sent")
+		return v
+	}
+	v0, v1 := inPlace(0), inPlace(1)
+	send(2)
+	_, err = b.RecvView(ctx)
+	require.ErrorIs(t, err, iox.ErrTooManyLoans, "two views hold both borrow slots")
+	_, err = b.Recv(ctx)
+	require.ErrorIs(t, err, iox.ErrTooManyLoans, "Recv needs a slot too")
+	v0.Release()
+	v0.Release()
+	m, err := b.Recv(ctx)
+	require.NoError(t, err, "a released view frees its slot; nothing was lost")
+	require.Equal(t, uint64(2), binary.LittleEndian.Uint64(m))
+	v1.Release()
+
+	type point struct {
+		X, Y int32
+		Ok   bool
+		_    [3]byte
+	}
+	buf := make([]byte, 24)
+	pt, err := iox.As[point](buf[:12])
+	require.NoError(t, err)
+	pt.X = 7
+	require.Equal(t, byte(7), buf[0], "As writes the bytes it is over")
+	_, err = iox.As[point](buf[:11])
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+	_, err = iox.As[point](buf[1:13])
+	require.ErrorIs(t, err, iox.ErrInvalidArgument, "misaligned")
+	buf[8] = 2
+	_, err = iox.As[point](buf[:12])
+	require.ErrorIs(t, err, iox.ErrInvalidArgument, "a bool of 2")
+	_, err = iox.As[struct{ P *int }](make([]byte, 8))
+	require.ErrorIs(t, err, iox.ErrInvalidArgument, "pointers")
 }
