@@ -382,9 +382,10 @@ func (p *Pair[T]) peerLeft() {
 	p.markGone()
 }
 
-// afterTake runs after every look into shared memory by the receiver.
-func (p *Pair[T]) afterTake() {
-	if p.senderWaits.Swap(false) {
+// afterTake runs after every look into shared memory by the receiver (which
+// took k samples): it tells a waiting sender of room (see roomDue).
+func (p *Pair[T]) afterTake(k int) {
+	if p.senderWaits.Load() && p.rx.roomDue(k, p.cfg.queue) && p.senderWaits.Swap(false) {
 		p.ntf.Notify(evSpace)
 	}
 	if !p.peerKnown.Load() && p.rx.got.Load() > 0 {

@@ -782,8 +782,8 @@ func (s *Sub[T]) shutdown(reason error, _ bool) error {
 
 // afterTake runs after every look into shared memory: it tells a waiting
 // publisher that there is room, and withdraws old confirmations.
-func (s *Sub[T]) afterTake() {
-	if s.pubWaits.Swap(false) {
+func (s *Sub[T]) afterTake(k int) {
+	if s.pubWaits.Load() && s.rx.roomDue(k, s.cfg.queue) && s.pubWaits.Swap(false) {
 		s.spaceNtf.Notify(evSpace)
 	}
 	if len(s.acks) > 0 && time.Now().After(s.acks[0].until) {

@@ -41,7 +41,8 @@ type receiver[T any] struct {
 	yield    atomic.Pointer[chan struct{}] // closed to make the keeper step aside
 	waiting  atomic.Int32                  // receiving goroutines waiting for sem
 	onBye    func(h header)                // a port said bye (called while receiving)
-	onTake   func()                        // after every look into shared memory
+	onTake   func(k int)                   // after every look into shared memory, which took k samples
+	freed    int                           // samples taken since a waiting sender was last told of room
 	onDrop   func(error)
 	drops    atomic.Uint64
 	ww       *ffi.WaitWord // this end's wait word (see waitword.go); nil: senders notify every time
@@ -196,7 +197,7 @@ func (r *receiver[T]) arm() bool {
 	}
 	r.ww.Park()
 	k, err := r.take()
-	if err != nil || k > 0 || r.head < len(r.queue) {
+	if err != nil || k > 0 {
 		r.ww.Unpark()
 		return true
 	}
@@ -208,6 +209,20 @@ func (r *receiver[T]) disarm() {
 	if r.ww != nil {
 		r.ww.Unpark()
 	}
+}
+
+// roomDue reports, for a sender that waits for room, whether to tell it now:
+// once this receiver took half its buffer since it last did, or when it found
+// shared memory empty (k == 0). Telling it of every single sample would make
+// a sender and a receiver that takes one sample at a time (views) trade an
+// event per message. Called on the receiving goroutine.
+func (r *receiver[T]) roomDue(k, buffer int) bool {
+	r.freed += k
+	if k == 0 || r.freed >= max(buffer/2, 1) {
+		r.freed = 0
+		return true
+	}
+	return false
 }
 
 // dropWord closes the wait word once nobody receives any more.
@@ -261,7 +276,7 @@ func (r *receiver[T]) take() (int, error) {
 		r.batch.buf = r.small // the large message's own buffer now belongs to it
 	}
 	if r.onTake != nil {
-		r.onTake()
+		r.onTake(k)
 	}
 	return k, nil
 }
@@ -350,7 +365,7 @@ func (r *receiver[T]) borrow() (int, error) {
 	}
 	if !ok {
 		if r.onTake != nil {
-			r.onTake()
+			r.onTake(0)
 		}
 		return 0, nil
 	}
@@ -376,7 +391,7 @@ func (r *receiver[T]) borrow() (int, error) {
 		smp.Release()
 	}
 	if r.onTake != nil {
-		r.onTake()
+		r.onTake(1)
 	}
 	return 1, nil
 }
