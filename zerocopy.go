@@ -11,12 +11,12 @@ import (
 // reads a message where it lies (RecvView on Pair and Sub) and releases it.
 // As gives a typed pointer over either. Rules:
 //
-//   - A View's bytes are the sender's shared memory, mapped for the receiver to
-//     read: treat them as read-only (iceoryx2 maps other processes' memory
-//     writable, so a write is not caught, but it changes what other receivers
-//     of the same message see). A View stays valid until Release; after
-//     SendLoan the sender can no longer reach the message's memory through
-//     the Loan (its Bytes are nil), and must not keep the slice.
+//   - A View's bytes are the sender's shared memory, mapped read-only into the
+//     receiver (as iceoryx2 maps other processes' samples): a write crashes
+//     the receiving process ("unexpected fault address"). A View stays valid
+//     until Release. After SendLoan the sender can no longer reach the
+//     message's memory through the Loan (its Bytes are nil), and must not keep
+//     the slice to write through it later.
 //   - A receiving end holds at most MaxBorrowed views at once (default 4, one
 //     of which a copying Recv needs); RecvView beyond it, and Recv while it is
 //     reached, return ErrTooManyLoans at once. Release a View to free its slot.

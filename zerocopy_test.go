@@ -1,12 +1,15 @@
 package iox_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +120,64 @@ func TestZeroCopyPairAcrossProcesses(t *testing.T) {
 func init() {
 	children["zc-park-race"] = childZCParkRace
 	children["zc-sub-views"] = childZCSubViews
+	children["zc-write-view"] = childZCWriteView
+}
+
+// childZCWriteView takes one message on the pair IOX_SERVICE as a view and
+// writes to it.
+func childZCWriteView() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	p, err := iox.OpenPair(context.Background(), node, os.Getenv("IOX_SERVICE"))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println("ready")
+	v, err := p.RecvView(context.Background())
+	if err != nil {
+		return err
+	}
+	v.Bytes()[0]++ // the view is read-only: this write faults
+	fmt.Println("wrote")
+	return nil
+}
+
+// TestZeroCopyViewIsReadOnly: a receiver that writes to a view in place
+// crashes with a fault, as the README says; the sender's pair sees the crash.
+func TestZeroCopyViewIsReadOnly(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	p, err := iox.OpenPair(ctx, node, "zc-ro")
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), "IOX_CHILD=zc-write-view", "IOX_SERVICE=zc-ro"), ns.env()...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := bufio.NewScanner(stdout)
+	require.True(t, lines.Scan())
+	require.Equal(t, "ready", lines.Text())
+	eventually(t, "the peer", p.Connected)
+	l, err := p.Loan(ctx, 1<<20)
+	require.NoError(t, err)
+	require.NoError(t, p.SendLoan(ctx, l))
+	for lines.Scan() {
+		require.NotEqual(t, "wrote", lines.Text(), "the write to a view went through")
+	}
+	require.Error(t, cmd.Wait())
+	require.Contains(t, stderr.String(), "unexpected fault address")
+	<-p.Done()
+	require.ErrorIs(t, p.Err(), iox.ErrPeerCrashed)
+	p.Close()
+	_, err = node.CleanupDeadNodes()
+	require.NoError(t, err)
 }
 
 // childZCParkRace receives IOX_COUNT sequence numbers on the pair IOX_SERVICE
