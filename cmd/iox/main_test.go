@@ -324,7 +324,7 @@ func TestServicesShowsEveryKindAndMarksIoxOwn(t *testing.T) {
 	require.Equal(t, strings.Join([]string{
 		"payload:         [u8] (element size 1, alignment 1)",
 		"user header:     iox::Header (size 40, alignment 8)",
-		"settings:        max_publishers=2 max_subscribers=8 max_nodes=20 buffer_size=64 history=0 max_borrowed=2 safe_overflow=false",
+		"settings:        max_publishers=2 max_subscribers=8 max_nodes=20 buffer_size=64 history=0 max_borrowed=4 safe_overflow=false",
 		"ports:           publishers=1 subscribers=1",
 		"nodes:           1",
 	}, "\n"), block("lossless  publish-subscribe"))
