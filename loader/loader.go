@@ -46,7 +46,7 @@ import (
 
 const (
 	// ABIVersion is the native ABI version this package was written for.
-	ABIVersion = 7
+	ABIVersion = 8
 	// EnvVar names the environment variable that points at the library file.
 	EnvVar = "IOX_NATIVE_LIB"
 	// LibName is the file name of the native library.

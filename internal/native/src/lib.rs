@@ -19,9 +19,10 @@
 //! `library`, `node`, `layout` (a namespace's files), `existing` (services made
 //! elsewhere), `pubsub`, `publisher`, `subscriber`, `sample`, `event`,
 //! `notifier`, `listener`, `reqres` (request-response services and their
-//! ports), `listing` (a namespace's services and nodes), `bounds` (memory
+//! ports), `blackboard` (blackboard services, their writer, readers and entries), `listing` (a namespace's services and nodes), `bounds` (memory
 //! bounds), `diagnostics` (panics).
 
+mod blackboard;
 mod bounds;
 mod classify;
 mod diagnostics;
@@ -65,7 +66,7 @@ pub(crate) use pubsub::{CREATE, HEADER_TYPE, OPEN, OPEN_OR_CREATE};
 pub use status::*;
 
 /// Version of this C ABI. The Go loader refuses a library with another value.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// The iceoryx2 release this library is built on (pinned in Cargo.toml).
 pub const ICEORYX2_VERSION: &str = "0.10.0";
