@@ -178,3 +178,59 @@ func TestBlackboardGoCreatorPythonOpener(t *testing.T) {
 	}
 	stopExample(t, cmd, lines)
 }
+
+// rustWriterProgram is the Rust peer that writes a blackboard the way
+// iceoryx2's blackboard_event_based_communication example does
+// (internal/native/src/bin/iox_bb_writer.rs), built by make native.
+func rustWriterProgram(t *testing.T) string {
+	p := sourcePath("internal", "native", "target", "release", "iox_bb_writer")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("no Rust blackboard writer at %s: run make native", p)
+	}
+	return p
+}
+
+func TestBlackboardRustWriterWakesGoWatcher(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	cmd := exec.Command(rustWriterProgram(t), ns.prefix, ns.root, "bb-rust")
+	cmd, stdin, out := startPython(t, cmd) // any line-speaking peer
+	require.True(t, out.Scan(), "the Rust writer ended early")
+	require.Equal(t, "ready", out.Text())
+
+	u32 := must(iox.Fixed[uint32]("u32"))
+	u64 := must(iox.Fixed[uint64]("u64"))
+	bb, err := iox.OpenExistingBlackboard(node, "bb-rust", u32)
+	require.NoError(t, err)
+	defer bb.Close()
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
+	e1, err := iox.ReadEntry(r, uint32(1), u64)
+	require.NoError(t, err)
+	defer e1.Close()
+	e0, err := iox.ReadEntry(r, uint32(0), u64)
+	require.NoError(t, err)
+	defer e0.Close()
+
+	// no WithPoll: only the Rust writer's notifications wake the watch
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := e1.Watch(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(0), recvWithin(t, c), "the default value")
+	for _, n := range []uint64{5, 6, 7} {
+		_, err := fmt.Fprintln(stdin, n)
+		require.NoError(t, err)
+		require.True(t, out.Scan(), "the Rust writer ended early")
+		require.Equal(t, "ok", out.Text())
+		assert.Equal(t, n, recvWithin(t, c))
+		v, err := e0.Get()
+		require.NoError(t, err)
+		assert.Equal(t, 2*n, v.Value)
+	}
+	cancel()
+	for range c {
+	}
+	require.NoError(t, stdin.Close())
+	require.NoError(t, waitTimeout(cmd, 20*time.Second))
+}
