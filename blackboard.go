@@ -262,6 +262,7 @@ type EntryWriter[V any] struct {
 	ntf   *Notifier
 	mu    sync.Mutex // one write at a time
 	loan  bool       // a Loan is open (under mu)
+	buf   *V         // the value being set (under mu), so a Set allocates nothing
 	value PayloadType
 }
 
@@ -286,7 +287,7 @@ func WriteEntry[K, V any](w *BlackboardWriter[K], key K, value FixedCodec[V]) (*
 	if st != ffi.OK {
 		return nil, entryError(w.lib, op, w.name, st, &eb)
 	}
-	e := &EntryWriter[V]{lib: w.lib, name: w.name, id: EventID(id), size: vt.Size, value: vt}
+	e := &EntryWriter[V]{lib: w.lib, name: w.name, id: EventID(id), size: vt.Size, value: vt, buf: new(V)}
 	e.ref.h = eh
 	ev, err := w.bb.events(e.id)
 	if err == nil {
@@ -326,7 +327,8 @@ func (e *EntryWriter[V]) Set(v V) error {
 	if !ok {
 		return closedError("set", e.name)
 	}
-	st := e.lib.BBEntryMutUpdate(h, unsafe.Pointer(&v), e.size)
+	*e.buf = v
+	st := e.lib.BBEntryMutUpdate(h, unsafe.Pointer(e.buf), e.size)
 	e.ref.release()
 	if st != ffi.OK {
 		return statusError(e.lib, "set", e.name, st, nil)
@@ -479,6 +481,7 @@ type EntryReader[V any] struct {
 	}
 	done      chan struct{} // closed by Close, ends watches
 	closeOnce sync.Once
+	bufs      sync.Pool // of *V: where the native call copies a value, so a Get allocates nothing
 }
 
 // ReadEntry makes a reader's handle of the entry key, whose value is of the
@@ -500,6 +503,7 @@ func ReadEntry[K, V any](r *BlackboardReader[K], key K, value FixedCodec[V]) (*E
 		return nil, entryError(r.lib, op, r.name, st, &eb)
 	}
 	e := &EntryReader[V]{lib: r.lib, name: r.name, id: EventID(id), codec: value, bb: r.bb, done: make(chan struct{})}
+	e.bufs.New = func() any { return new(V) }
 	e.ref.h = eh
 	return e, nil
 }
@@ -514,10 +518,13 @@ func (e *EntryReader[V]) Get() (EntryValue[V], error) {
 	if !ok {
 		return out, closedError("get", e.name)
 	}
-	g, st := e.lib.BBEntryGet(h, unsafe.Pointer(&out.Value), e.codec.pt.Size)
+	buf := e.bufs.Get().(*V)
+	g, st := e.lib.BBEntryGet(h, unsafe.Pointer(buf), e.codec.pt.Size)
 	e.ref.release()
+	out.Value = *buf
+	e.bufs.Put(buf)
 	if st != ffi.OK {
-		return out, statusError(e.lib, "get", e.name, st, nil)
+		return EntryValue[V]{}, statusError(e.lib, "get", e.name, st, nil)
 	}
 	if len(e.codec.bools) > 0 {
 		if _, err := e.codec.Decode(layout.Append(nil, &out.Value)); err != nil {
