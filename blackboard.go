@@ -64,7 +64,7 @@ func Entry[K, V any](key K, value FixedCodec[V], initial V) BlackboardEntry[K] {
 		e.err = errors.New("the value's codec is the zero FixedCodec; make it with Fixed")
 		return e
 	}
-	e.init = layout.Append(nil, &initial)
+	e.init, e.err = value.Append(nil, initial)
 	return e
 }
 
@@ -83,7 +83,11 @@ func OpenBlackboard[K any](n *Node, name string, key FixedCodec[K], entries []Bl
 		if e.err != nil {
 			return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("entry %d: %v", i, e.err)}
 		}
-		list[i] = ffi.BBEntry{Key: layout.Append(nil, &e.key), Value: bbType(e.value), Init: e.init}
+		k, err := key.Append(nil, e.key)
+		if err != nil {
+			return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("entry %d: key: %v", i, err)}
+		}
+		list[i] = ffi.BBEntry{Key: k, Value: bbType(e.value), Init: e.init}
 		bound += 2*uint64(e.value.Size+e.value.Align) + 64 + uint64(e.value.Align)
 	}
 	b, err := openBlackboard(n, op, name, ffi.Create, key, list, opts)
@@ -127,7 +131,10 @@ func openBlackboard[K any](n *Node, op, name string, mode int, key FixedCodec[K]
 		return nil, err
 	}
 	defer n.ref.release()
-	mask := layout.Mask[K]()
+	var mask []byte // nil: every byte counts
+	if !key.raw {
+		mask = layout.Mask[K]()
+	}
 	var eb ffi.ErrBuf
 	h, st := n.lib.BlackboardOpen(nh, name, mode, bbType(kt), mask, entries, &o.svc.bb, &eb)
 	if st != ffi.OK {
@@ -163,7 +170,11 @@ func (b *Blackboard[K]) Keys() ([]K, error) {
 	}
 	out := make([]K, 0, k)
 	for i := 0; i < min(k, len(buf)/size); i++ {
-		out = append(out, layout.Load[K](buf[i*size:(i+1)*size]))
+		v, err := b.key.Decode(buf[i*size : (i+1)*size])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -208,7 +219,7 @@ func (b *Blackboard[K]) events(id EventID) (*EventService, error) {
 }
 
 // keyBytes is the memory image of key.
-func (b *Blackboard[K]) keyBytes(key K) []byte { return layout.Append(nil, &key) }
+func (b *Blackboard[K]) keyBytes(key K) ([]byte, error) { return b.key.Append(nil, key) }
 
 // ---- writer ----
 
@@ -263,7 +274,7 @@ type EntryWriter[V any] struct {
 	mu    sync.Mutex // one write at a time
 	loan  bool       // a Loan is open (under mu)
 	buf   *V         // the value being set (under mu), so a Set allocates nothing
-	value PayloadType
+	codec FixedCodec[V]
 }
 
 // WriteEntry makes the writer's handle of the entry key, whose value is of the
@@ -277,17 +288,21 @@ func WriteEntry[K, V any](w *BlackboardWriter[K], key K, value FixedCodec[V]) (*
 	if vt.Name == "" {
 		return nil, &Error{Op: op, Name: w.name, Kind: ErrInvalidArgument, Detail: "the value's codec is the zero FixedCodec; make it with Fixed"}
 	}
+	kb, err := w.bb.keyBytes(key)
+	if err != nil {
+		return nil, err
+	}
 	h, ok := w.ref.acquire()
 	if !ok {
 		return nil, closedError(op, w.name)
 	}
 	var eb ffi.ErrBuf
-	eh, id, st := w.lib.BBWriterEntry(h, w.bb.keyBytes(key), bbType(vt), &eb)
+	eh, id, st := w.lib.BBWriterEntry(h, kb, bbType(vt), &eb)
 	w.ref.release()
 	if st != ffi.OK {
 		return nil, entryError(w.lib, op, w.name, st, &eb)
 	}
-	e := &EntryWriter[V]{lib: w.lib, name: w.name, id: EventID(id), size: vt.Size, value: vt, buf: new(V)}
+	e := &EntryWriter[V]{lib: w.lib, name: w.name, id: EventID(id), size: vt.Size, codec: value, buf: new(V)}
 	e.ref.h = eh
 	ev, err := w.bb.events(e.id)
 	if err == nil {
@@ -327,8 +342,17 @@ func (e *EntryWriter[V]) Set(v V) error {
 	if !ok {
 		return closedError("set", e.name)
 	}
-	*e.buf = v
-	st := e.lib.BBEntryMutUpdate(h, unsafe.Pointer(e.buf), e.size)
+	p := unsafe.Pointer(e.buf)
+	if e.codec.raw {
+		var err error
+		if p, err = e.codec.image(&v); err != nil {
+			e.ref.release()
+			return err
+		}
+	} else {
+		*e.buf = v
+	}
+	st := e.lib.BBEntryMutUpdate(h, p, e.size)
 	e.ref.release()
 	if st != ffi.OK {
 		return statusError(e.lib, "set", e.name, st, nil)
@@ -363,7 +387,12 @@ func (e *EntryWriter[V]) Loan() (*EntryLoan[V], error) {
 		return nil, statusError(e.lib, "loan", e.name, st, nil)
 	}
 	e.loan = true
-	return &EntryLoan[V]{e: e, p: (*V)(p)}, nil
+	v := (*V)(p)
+	if e.codec.raw { // a []byte over the cell
+		b := unsafe.Slice((*byte)(p), e.size)
+		v = (*V)(unsafe.Pointer(&b))
+	}
+	return &EntryLoan[V]{e: e, p: v}, nil
 }
 
 // Close releases the entry handle (another WriteEntry may then take the
@@ -492,12 +521,16 @@ func ReadEntry[K, V any](r *BlackboardReader[K], key K, value FixedCodec[V]) (*E
 	if vt.Name == "" {
 		return nil, &Error{Op: op, Name: r.name, Kind: ErrInvalidArgument, Detail: "the value's codec is the zero FixedCodec; make it with Fixed"}
 	}
+	kb, err := r.bb.keyBytes(key)
+	if err != nil {
+		return nil, err
+	}
 	h, ok := r.ref.acquire()
 	if !ok {
 		return nil, closedError(op, r.name)
 	}
 	var eb ffi.ErrBuf
-	eh, id, st := r.lib.BBReaderEntry(h, r.bb.keyBytes(key), bbType(vt), &eb)
+	eh, id, st := r.lib.BBReaderEntry(h, kb, bbType(vt), &eb)
 	r.ref.release()
 	if st != ffi.OK {
 		return nil, entryError(r.lib, op, r.name, st, &eb)
@@ -518,16 +551,24 @@ func (e *EntryReader[V]) Get() (EntryValue[V], error) {
 	if !ok {
 		return out, closedError("get", e.name)
 	}
-	buf := e.bufs.Get().(*V)
-	g, st := e.lib.BBEntryGet(h, unsafe.Pointer(buf), e.codec.pt.Size)
+	var g uint64
+	var st ffi.Status
+	if e.codec.raw { // a fresh []byte per value
+		b := make([]byte, e.codec.pt.Size)
+		g, st = e.lib.BBEntryGet(h, unsafe.Pointer(unsafe.SliceData(b)), len(b))
+		out.Value = *(*V)(unsafe.Pointer(&b))
+	} else {
+		buf := e.bufs.Get().(*V)
+		g, st = e.lib.BBEntryGet(h, unsafe.Pointer(buf), e.codec.pt.Size)
+		out.Value = *buf
+		e.bufs.Put(buf)
+	}
 	e.ref.release()
-	out.Value = *buf
-	e.bufs.Put(buf)
 	if st != ffi.OK {
 		return EntryValue[V]{}, statusError(e.lib, "get", e.name, st, nil)
 	}
 	if len(e.codec.bools) > 0 {
-		if _, err := e.codec.Decode(layout.Append(nil, &out.Value)); err != nil {
+		if _, err := e.codec.Decode(unsafe.Slice((*byte)(unsafe.Pointer(&out.Value)), e.codec.pt.Size)); err != nil {
 			return EntryValue[V]{}, err
 		}
 	}

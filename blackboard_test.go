@@ -2,6 +2,7 @@ package iox_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -581,4 +582,65 @@ func TestBlackboardWriterKilledMidUpdate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "the killed writer's node")
 	sweepCrashLeftovers(t, ns)
+}
+
+func TestBlackboardFixedBytes(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	createBoard(t, node, "bb-bytes")
+	rawKey := must(iox.FixedBytes(iox.PayloadType{Name: "BlackboardKey", Size: 24, Align: 8}))
+	rawI32 := must(iox.FixedBytes(iox.PayloadType{Name: "i32", Size: 4, Align: 4}))
+	_, err := iox.FixedBytes(iox.PayloadType{Name: "x", Size: 4, Align: 3})
+	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
+
+	bb, err := iox.OpenExistingBlackboard(node, "bb-bytes", rawKey)
+	require.NoError(t, err)
+	defer bb.Close()
+	keys, err := bb.Keys()
+	require.NoError(t, err)
+	assert.Len(t, keys, 3)
+	k0 := make([]byte, 24) // key0's image: X=0, Y=-4, Z=4, padding zero
+	binary.LittleEndian.PutUint64(k0[8:], uint64(0xfffffffffffffffc))
+	binary.LittleEndian.PutUint16(k0[16:], 4)
+	assert.Contains(t, keys, k0)
+
+	w, err := bb.Writer()
+	require.NoError(t, err)
+	defer w.Close()
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
+	re, err := iox.ReadEntry(r, k0, rawI32)
+	require.NoError(t, err)
+	defer re.Close()
+	v, err := re.Get()
+	require.NoError(t, err)
+	assert.Equal(t, []byte{3, 0, 0, 0}, v.Value)
+	_, err = iox.ReadEntry(r, k0[:8], rawI32)
+	assert.ErrorIs(t, err, iox.ErrInvalidArgument, "a key of the wrong length")
+
+	we, err := iox.WriteEntry(w, k0, rawI32)
+	require.NoError(t, err)
+	defer we.Close()
+	assert.ErrorIs(t, we.Set([]byte{1, 2}), iox.ErrInvalidArgument, "a value of the wrong length")
+	require.NoError(t, we.Set([]byte{9, 0, 0, 0}))
+	l, err := we.Loan()
+	require.NoError(t, err)
+	require.Len(t, *l.Value(), 4)
+	copy(*l.Value(), []byte{10, 0, 0, 0})
+	require.NoError(t, l.Commit())
+
+	// the typed reader sees what the bytes wrote
+	typed, err := iox.OpenExistingBlackboard(node, "bb-bytes", bbKeyCodec)
+	require.NoError(t, err)
+	defer typed.Close()
+	tr2, err := typed.Reader()
+	require.NoError(t, err)
+	defer tr2.Close()
+	te, err := iox.ReadEntry(tr2, key0, i32Codec)
+	require.NoError(t, err)
+	defer te.Close()
+	tv, err := te.Get()
+	require.NoError(t, err)
+	assert.Equal(t, int32(10), tv.Value)
 }
