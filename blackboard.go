@@ -345,26 +345,35 @@ func (e *EntryWriter[V]) Set(v V) error {
 	p := unsafe.Pointer(e.buf)
 	if e.codec.raw {
 		var err error
-		if p, err = e.codec.image(&v); err != nil {
+		if p, err = e.codec.rawImage(*(*[]byte)(unsafe.Pointer(&v))); err != nil {
 			e.ref.release()
 			return err
 		}
 	} else {
 		*e.buf = v
 	}
-	st := e.lib.BBEntryMutUpdate(h, p, e.size)
-	e.ref.release()
-	if st != ffi.OK {
-		return statusError(e.lib, "set", e.name, st, nil)
+	nh, ok := e.ntf.ref.acquire()
+	if !ok { // closed with the entry writer, which is held
+		e.ref.release()
+		return closedError("set", e.name)
 	}
-	return e.notify()
+	written, st := e.lib.BBEntryMutUpdate(h, p, e.size, nh, uint64(e.id))
+	e.ntf.ref.release()
+	e.ref.release()
+	return e.writeError("set", written, st)
 }
 
-func (e *EntryWriter[V]) notify() error {
-	if _, err := e.ntf.Notify(e.id); err != nil {
-		return fmt.Errorf("the value was written, but watchers were not told: %w", err)
+// writeError reports a write's status: nothing written, or written without
+// telling the watchers.
+func (e *EntryWriter[V]) writeError(op string, written bool, st ffi.Status) error {
+	if st == ffi.OK {
+		return nil
 	}
-	return nil
+	err := statusError(e.lib, op, e.name, st, nil).(*Error)
+	if written {
+		err.Detail = "the value was written, but its watchers were not notified"
+	}
+	return err
 }
 
 // Loan opens the entry's next value for writing in place in shared memory:
@@ -432,12 +441,15 @@ func (l *EntryLoan[V]) Commit() error {
 	if !ok {
 		return closedError("commit", e.name)
 	}
-	st := e.lib.BBEntryMutCommit(h)
-	e.ref.release()
-	if st != ffi.OK {
-		return statusError(e.lib, "commit", e.name, st, nil)
+	nh, ok := e.ntf.ref.acquire()
+	if !ok {
+		e.ref.release()
+		return closedError("commit", e.name)
 	}
-	return e.notify()
+	st := e.lib.BBEntryMutCommit(h, nh, uint64(e.id))
+	e.ntf.ref.release()
+	e.ref.release()
+	return e.writeError("commit", true, st)
 }
 
 // Discard drops the loan; the entry keeps its value.

@@ -71,7 +71,11 @@ func (c FixedCodec[T]) image(v *T) (unsafe.Pointer, error) {
 	if !c.raw {
 		return unsafe.Pointer(v), nil
 	}
-	b := *(*[]byte)(unsafe.Pointer(v))
+	return c.rawImage(*(*[]byte)(unsafe.Pointer(v)))
+}
+
+// rawImage is image of a FixedBytes value b.
+func (c FixedCodec[T]) rawImage(b []byte) (unsafe.Pointer, error) {
 	if len(b) != c.pt.Size {
 		return nil, &Error{Op: "encode", Name: c.pt.Name, Kind: ErrInvalidArgument,
 			Detail: fmt.Sprintf("value has %d bytes, the type %d", len(b), c.pt.Size)}

@@ -167,12 +167,14 @@ func (l *Lib) BBEntryMutDrop(h Handle) { purego.SyscallN(l.BBEntryMutDropFn, uin
 // BBEntryDrop frees a reader's entry handle.
 func (l *Lib) BBEntryDrop(h Handle) { purego.SyscallN(l.BBEntryDropFn, uintptr(h)) }
 
-// BBEntryMutUpdate writes n bytes at p (the value's size) as the entry's new value.
-func (l *Lib) BBEntryMutUpdate(h Handle, p unsafe.Pointer, n int) Status {
+// BBEntryMutUpdate writes n bytes at p (the value's size) as the entry's new
+// value and notifies ntf (0: none) with id. written is false when nothing was
+// written; a status other than OK with written true means the notification failed.
+func (l *Lib) BBEntryMutUpdate(h Handle, p unsafe.Pointer, n int, ntf Handle, id uint64) (written bool, s Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(p), uintptr(n)
-	_, s := split(c.run(l.BBEntryMutUpdateFn, 3))
-	return s
+	c.a[0], c.a[1], c.a[2], c.a[3], c.a[4] = uintptr(h), c.ptr(p), uintptr(n), uintptr(ntf), uintptr(id)
+	_, s = split(c.run(l.BBEntryMutUpdateFn, 5))
+	return s == OK || s != EInvalidArgument, s
 }
 
 // BBEntryMutLoan returns the shared-memory address the next value is written to.
@@ -185,9 +187,11 @@ func (l *Lib) BBEntryMutLoan(h Handle) (unsafe.Pointer, Status) {
 	return *(*unsafe.Pointer)(unsafe.Pointer(&v)), OK // shared memory, not Go memory
 }
 
-// BBEntryMutCommit publishes the value written at the loaned address.
-func (l *Lib) BBEntryMutCommit(h Handle) Status {
-	r, _, _ := purego.SyscallN(l.BBEntryMutCommitFn, uintptr(h))
+// BBEntryMutCommit publishes the value written at the loaned address and
+// notifies ntf (0: none) with id; a status other than OK means the
+// notification failed.
+func (l *Lib) BBEntryMutCommit(h Handle, ntf Handle, id uint64) Status {
+	r, _, _ := purego.SyscallN(l.BBEntryMutCommitFn, uintptr(h), uintptr(ntf), uintptr(id))
 	_, s := split(r)
 	return s
 }

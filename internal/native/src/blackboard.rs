@@ -31,7 +31,7 @@ use crate::classify::Classify;
 use crate::guard::{drop_export, into_handle, invalid, need_out, on, on_cold, on_hot, put, Fail, Outcome};
 use crate::pubsub::{CREATE, OPEN};
 use crate::status::*;
-use crate::{bounds, NodeH, Svc};
+use crate::{bounds, NodeH, NotifierH, Svc};
 
 /// Largest key (`iceoryx2::service::builder::blackboard::MAX_BLACKBOARD_KEY_SIZE`).
 pub const MAX_KEY_SIZE: u64 = 64;
@@ -485,10 +485,22 @@ pub unsafe extern "C" fn iox_bb_writer_entry(
 
 drop_export!(iox_bb_entry_mut_drop, BbEntryMutH);
 
-/// Writes `len` bytes (the value's size) as the entry's new value; returns 0 or
-/// a negated status.
+/// Notifies `ntf` (when not null) with the entry id `id`; returns how many
+/// listeners it reached.
+unsafe fn notify(ntf: *mut NotifierH, id: u64) -> Result<i64, i32> {
+    match ntf.as_ref() {
+        Some(n) => n.notify(id).map(|k| k as i64),
+        None => Ok(0),
+    }
+}
+
+/// Writes `len` bytes (the value's size) as the entry's new value, then
+/// notifies `ntf` (may be null) with `id`, the entry's id: one crossing per
+/// write. Returns the listeners notified, or a negated status:
+/// `IOX_E_INVALID_ARGUMENT` when nothing was written, any other when the value
+/// was written but the notification failed.
 #[no_mangle]
-pub unsafe extern "C" fn iox_bb_entry_mut_update(h: *mut BbEntryMutH, value: *const u8, len: usize) -> i64 {
+pub unsafe extern "C" fn iox_bb_entry_mut_update(h: *mut BbEntryMutH, value: *const u8, len: usize, ntf: *mut NotifierH, id: u64) -> i64 {
     on_hot(h, |e| {
         if len != e.size || value.is_null() {
             return Err(IOX_E_INVALID_ARGUMENT);
@@ -496,7 +508,7 @@ pub unsafe extern "C" fn iox_bb_entry_mut_update(h: *mut BbEntryMutH, value: *co
         let cell = e.entry.__internal_get_ptr_to_write_cell(e.size, e.align);
         std::ptr::copy_nonoverlapping(value, cell, e.size);
         e.entry.__internal_update_write_cell();
-        Ok(0)
+        notify(ntf, id)
     })
 }
 
@@ -508,12 +520,13 @@ pub unsafe extern "C" fn iox_bb_entry_mut_loan(h: *mut BbEntryMutH) -> i64 {
     on_hot(h, |e| Ok(e.entry.__internal_get_ptr_to_write_cell(e.size, e.align) as i64))
 }
 
-/// Publishes the value written at the address `iox_bb_entry_mut_loan` gave.
+/// Publishes the value written at the address `iox_bb_entry_mut_loan` gave, then
+/// notifies as `iox_bb_entry_mut_update` does.
 #[no_mangle]
-pub unsafe extern "C" fn iox_bb_entry_mut_commit(h: *mut BbEntryMutH) -> i64 {
+pub unsafe extern "C" fn iox_bb_entry_mut_commit(h: *mut BbEntryMutH, ntf: *mut NotifierH, id: u64) -> i64 {
     on_hot(h, |e| {
         e.entry.__internal_update_write_cell();
-        Ok(0)
+        notify(ntf, id)
     })
 }
 
