@@ -644,3 +644,33 @@ func TestBlackboardFixedBytes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int32(10), tv.Value)
 }
+
+// An event service made elsewhere whose largest event id is below an entry's
+// id cannot carry that entry's notifications: Set writes the value and says so.
+func TestBlackboardSetBeyondTheEventService(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ev, err := node.Event("bb-small-events", iox.MaxEventID(1))
+	require.NoError(t, err)
+	defer ev.Close()
+	bb := createBoard(t, node, "bb-small-events")
+	w, err := bb.Writer()
+	require.NoError(t, err)
+	defer w.Close()
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
+	we, err := iox.WriteEntry(w, key2, blobCodec)
+	require.NoError(t, err)
+	defer we.Close()
+	require.Greater(t, we.ID(), ev.MaxEventID())
+	err = we.Set(fill(5))
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+	assert.Contains(t, err.Error(), "the value was written, but its watchers were not notified")
+	re, err := iox.ReadEntry(r, key2, blobCodec)
+	require.NoError(t, err)
+	defer re.Close()
+	v, err := re.Get()
+	require.NoError(t, err)
+	assert.Equal(t, fill(5), v.Value)
+}
