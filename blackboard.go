@@ -90,12 +90,30 @@ func OpenBlackboard[K any](n *Node, name string, key FixedCodec[K], entries []Bl
 		list[i] = ffi.BBEntry{Key: k, Value: bbType(e.value), Init: e.init}
 		bound += 2*uint64(e.value.Size+e.value.Align) + 64 + uint64(e.value.Align)
 	}
-	b, err := openBlackboard(n, op, name, ffi.Create, key, list, opts)
+	// The change-notification service comes first, with room for every
+	// entry's id, so that no watcher or writer that opens the blackboard
+	// before it makes one without.
+	ev, err := eventsFor(n, name, EventID(bound))
 	if err != nil {
 		return nil, err
 	}
-	b.maxID = EventID(bound)
+	b, err := openBlackboard(n, op, name, ffi.Create, key, list, opts)
+	if err != nil {
+		ev.Close()
+		return nil, err
+	}
+	b.maxID, b.ev = EventID(bound), ev
 	return b, nil
+}
+
+// eventsFor opens, or creates with room for event ids up to top, the event
+// service that carries a blackboard's change notifications.
+func eventsFor(n *Node, name string, top EventID) (*EventService, error) {
+	var settings []Option
+	if top > 255 {
+		settings = append(settings, MaxEventID(top))
+	}
+	return joinService(n.Event, name, nil, settings)
 }
 
 // OpenExistingBlackboard opens the blackboard service name, made by any
@@ -206,11 +224,7 @@ func (b *Blackboard[K]) events(id EventID) (*EventService, error) {
 		return nil, closedError("open blackboard events", b.name)
 	}
 	b.ref.release()
-	var settings []Option
-	if top := max(id, b.maxID); top > 255 {
-		settings = append(settings, MaxEventID(top))
-	}
-	ev, err := joinService(b.node.Event, b.name, nil, settings)
+	ev, err := eventsFor(b.node, b.name, max(id, b.maxID))
 	if err != nil {
 		return nil, err
 	}

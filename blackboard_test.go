@@ -674,3 +674,44 @@ func TestBlackboardSetBeyondTheEventService(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, fill(5), v.Value)
 }
+
+// Entry ids are offsets: a blackboard with large values has ids beyond
+// iceoryx2's default largest event id, and its creator makes room for them
+// before anyone else can open the blackboard.
+func TestBlackboardWatchLargeEntryIDs(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	key3 := bbKey{X: 3}
+	entries := append(exampleEntries(), iox.Entry(key3, blobCodec, fill(1)))
+	bb, err := iox.OpenBlackboard(node, "bb-large", bbKeyCodec, entries)
+	require.NoError(t, err)
+	defer bb.Close()
+
+	other, err := iox.OpenExistingBlackboard(node, "bb-large", bbKeyCodec) // knows nothing of the ids
+	require.NoError(t, err)
+	defer other.Close()
+	r, err := other.Reader()
+	require.NoError(t, err)
+	defer r.Close()
+	re, err := iox.ReadEntry(r, key3, blobCodec)
+	require.NoError(t, err)
+	defer re.Close()
+	require.Greater(t, re.ID(), iox.EventID(255))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := re.Watch(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, fill(1), recvWithin(t, c))
+
+	w, err := bb.Writer()
+	require.NoError(t, err)
+	defer w.Close()
+	we, err := iox.WriteEntry(w, key3, blobCodec)
+	require.NoError(t, err)
+	defer we.Close()
+	require.NoError(t, we.Set(fill(2)))
+	assert.Equal(t, fill(2), recvWithin(t, c))
+	cancel()
+	for range c {
+	}
+}
