@@ -535,6 +535,7 @@ type EntryReader[V any] struct {
 		events(EventID) (*EventService, error)
 	}
 	done      chan struct{} // closed by Close, ends watches
+	watches   sync.WaitGroup
 	closeOnce sync.Once
 	bufs      sync.Pool // of *V: where the native call copies a value, so a Get allocates nothing
 }
@@ -618,7 +619,7 @@ func (e *EntryReader[V]) Changed(v EntryValue[V]) (bool, error) {
 	return !cur, nil
 }
 
-// Watch delivers the entry's value now and each newer value after it, until
+// WatchEntry delivers the value of the entry e reads now and each newer value after it, until
 // ctx ends or the entry reader is closed; then the channel is closed. It wakes
 // on the blackboard's event service (a writer that notifies the entry's id:
 // any iox writer, or a Rust one following iceoryx2's
@@ -628,7 +629,11 @@ func (e *EntryReader[V]) Changed(v EntryValue[V]) (bool, error) {
 //
 // A watcher that falls behind is not queued for: it receives the latest value
 // when it takes the next one, never a partly written one.
-func (e *EntryReader[V]) Watch(ctx context.Context, opts ...Option) (<-chan V, error) {
+//
+// It is a function rather than a method because a Go channel cannot carry
+// values of 64 KiB or more: an EntryReader of such a value is still usable,
+// with Get and Changed.
+func WatchEntry[V any](ctx context.Context, e *EntryReader[V], opts ...Option) (<-chan V, error) {
 	const op = "watch"
 	o, err := applyOptions(op, e.name, "blackboard watch", watchOpts, opts)
 	if err != nil {
@@ -653,6 +658,14 @@ func (e *EntryReader[V]) Watch(ctx context.Context, opts ...Option) (<-chan V, e
 		return nil, err
 	}
 	first, err := e.Get()
+	if err == nil { // counted before a Close can wait for the watches
+		if _, ok := e.ref.acquire(); ok {
+			e.watches.Add(1)
+			e.ref.release()
+		} else {
+			err = closedError(op, e.name)
+		}
+	}
 	if err != nil {
 		lis.Close()
 		return nil, err
@@ -674,6 +687,7 @@ func (e *EntryReader[V]) Watch(ctx context.Context, opts ...Option) (<-chan V, e
 		}
 	}()
 	go func() {
+		defer e.watches.Done()
 		defer close(out)
 		defer func() {
 			lis.Close() // wakes the bell's goroutine
@@ -724,11 +738,13 @@ func (e *EntryReader[V]) Watch(ctx context.Context, opts ...Option) (<-chan V, e
 	return out, nil
 }
 
-// Close releases the entry handle. A second Close returns ErrClosed.
+// Close releases the entry handle and ends its watches, returning once they
+// have left the event service. A second Close returns ErrClosed.
 func (e *EntryReader[V]) Close() error {
 	if e.ref.close(e.lib.BBEntryDrop) != nil {
 		return closedError("close entry reader", e.name)
 	}
 	e.closeOnce.Do(func() { close(e.done) })
+	e.watches.Wait()
 	return nil
 }

@@ -116,7 +116,7 @@ func TestBlackboardPythonCreatorGoReader(t *testing.T) {
 	// The Python creator does not notify: the watch polls.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := e0.Watch(ctx, iox.WithPoll(5*time.Millisecond))
+	c, err := iox.WatchEntry(ctx, e0, iox.WithPoll(5*time.Millisecond))
 	require.NoError(t, err)
 	for {
 		n := recvWithin(t, c)
@@ -215,7 +215,7 @@ func TestBlackboardRustWriterWakesGoWatcher(t *testing.T) {
 
 	// no WithPoll: only the Rust writer's notifications wake the watch
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := e1.Watch(ctx)
+	c, err := iox.WatchEntry(ctx, e1)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), recvWithin(t, c), "the default value")
 	for _, n := range []uint64{5, 6, 7} {

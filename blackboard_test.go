@@ -329,7 +329,7 @@ func TestBlackboardWatch(t *testing.T) {
 	defer re.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := re.Watch(ctx)
+	c, err := iox.WatchEntry(ctx, re)
 	require.NoError(t, err)
 	assert.Equal(t, int32(3), recvWithin(t, c), "the current value first")
 	require.NoError(t, we.Set(10))
@@ -355,15 +355,21 @@ func TestBlackboardWatch(t *testing.T) {
 	for range c { // ends with the context
 	}
 
-	c2, err := re.Watch(context.Background())
+	c2, err := iox.WatchEntry(context.Background(), re)
 	require.NoError(t, err)
 	assert.Equal(t, int32(200), recvWithin(t, c2))
 	require.NoError(t, re.Close())
 	for range c2 { // ends with the entry reader
 	}
-	_, err = re.Watch(context.Background())
+	ev, err := ns.node(t).Event("bb-watch", iox.OpenOnly())
+	require.NoError(t, err)
+	defer ev.Close()
+	_, listeners, err := ev.Counts()
+	require.NoError(t, err)
+	assert.Zero(t, listeners, "Close returns once its watches left the event service")
+	_, err = iox.WatchEntry(context.Background(), re)
 	assert.ErrorIs(t, err, iox.ErrClosed)
-	_, err = re.Watch(context.Background(), iox.BufferSize(1))
+	_, err = iox.WatchEntry(context.Background(), re, iox.BufferSize(1))
 	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
 }
 
@@ -452,7 +458,7 @@ func childBlackboardReader() error {
 	last, _ := strconv.Atoi(os.Getenv("BB_LAST"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := e0.Watch(ctx)
+	c, err := iox.WatchEntry(ctx, e0)
 	if err != nil {
 		return err
 	}
@@ -699,7 +705,7 @@ func TestBlackboardWatchLargeEntryIDs(t *testing.T) {
 	require.Greater(t, re.ID(), iox.EventID(255))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := re.Watch(ctx)
+	c, err := iox.WatchEntry(ctx, re)
 	require.NoError(t, err)
 	assert.Equal(t, fill(1), recvWithin(t, c))
 
@@ -713,5 +719,42 @@ func TestBlackboardWatchLargeEntryIDs(t *testing.T) {
 	assert.Equal(t, fill(2), recvWithin(t, c))
 	cancel()
 	for range c {
+	}
+}
+
+// A value too large for a Go channel (64 KiB or more) is read and written
+// all the same; only WatchEntry needs a channel.
+func TestBlackboardLargeValue(t *testing.T) {
+	type mib [1 << 20]byte
+	ns := newNamespace(t)
+	node := ns.node(t)
+	c := must(iox.Fixed[mib]("[u8; 1048576]"))
+	bb, err := iox.OpenBlackboard(node, "bb-mib", bbKeyCodec, []iox.BlackboardEntry[bbKey]{iox.Entry(key0, c, mib{})})
+	require.NoError(t, err)
+	defer bb.Close()
+	w, err := bb.Writer()
+	require.NoError(t, err)
+	defer w.Close()
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
+	we, err := iox.WriteEntry(w, key0, c)
+	require.NoError(t, err)
+	defer we.Close()
+	re, err := iox.ReadEntry(r, key0, c)
+	require.NoError(t, err)
+	defer re.Close()
+	l, err := we.Loan()
+	require.NoError(t, err)
+	for i := range l.Value() {
+		l.Value()[i] = byte(i % 251)
+	}
+	require.NoError(t, l.Commit())
+	v, err := re.Get()
+	require.NoError(t, err)
+	for i := range v.Value {
+		if v.Value[i] != byte(i%251) {
+			t.Fatalf("byte %d is %d", i, v.Value[i])
+		}
 	}
 }

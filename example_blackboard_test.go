@@ -50,7 +50,7 @@ func ExampleBlackboard() {
 	// gets the latest value.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	values, err := threshold.Watch(ctx)
+	values, err := iox.WatchEntry(ctx, threshold)
 	if err != nil {
 		panic(err)
 	}

@@ -118,7 +118,7 @@ that changes faster than it is printed is printed at its latest.`,
 				if *poll > 0 {
 					opts = append(opts, iox.WithPoll(*poll))
 				}
-				c, err := r.Watch(e.ctx, opts...)
+				c, err := iox.WatchEntry(e.ctx, r, opts...)
 				if err != nil {
 					return err
 				}

@@ -161,7 +161,7 @@ func TestWatchBlackboardEntry(t *testing.T) {
 	eventually(t, "the command to watch", func() bool { return listeners() == 1 })
 	require.NoError(t, watch.cmd.Process.Signal(os.Interrupt))
 	out, errOut, code = watch.wait()
-	require.Equal(t, 0, code, errOut)
+	require.Equal(t, 0, code, "%s: %s", watch.cmd.ProcessState, errOut)
 	// interrupted before or after it printed the current value: a clean end either way
 	require.Contains(t, []string{"", strconv.FormatUint(n, 10) + "\n"}, out)
 	require.Empty(t, errOut)
