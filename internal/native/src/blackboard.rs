@@ -302,23 +302,28 @@ pub unsafe extern "C" fn iox_blackboard_open(
                 }
                 let list = std::slice::from_raw_parts(entries, n_entries);
                 let mut bytes: u128 = 0;
-                let mut values = Vec::with_capacity(n_entries);
+                let mut types = Vec::with_capacity(n_entries);
                 for (i, e) in list.iter().enumerate() {
                     if e.key.is_null() || e.init.is_null() {
                         return invalid(format!("entry {i} has no key or no initial value"));
                     }
-                    let v = type_arg("value", &e.value, MAX_VALUE_SIZE)?;
+                    types.push(type_arg("value", &e.value, MAX_VALUE_SIZE)?);
                     for (j, f) in list[..i].iter().enumerate() {
                         if rule.eq(f.key, e.key) {
                             return invalid(format!("entries {j} and {i} have the same key"));
                         }
                     }
                     bytes += value_bytes(e.value.size, e.value.align);
-                    values.push((v, std::slice::from_raw_parts(e.init, e.value.size as usize).to_vec()));
                 }
                 let readers = if o.set & BB_SET_MAX_READERS != 0 { o.max_readers } else { n.node.config().defaults.blackboard.max_readers as u64 };
                 bytes += readers as u128 * 64;
+                // before any initial value is read
                 bounds::check_bytes("the blackboard's values", bytes).map_err(|m| Fail::new(IOX_E_OUT_OF_MEMORY, m))?;
+                let mut values: Vec<(TypeDetail, Vec<u8>)> = list
+                    .iter()
+                    .zip(types)
+                    .map(|(e, v)| (v, std::slice::from_raw_parts(e.init, e.value.size as usize).to_vec()))
+                    .collect();
                 let mut b = n.node.service_builder(&name).blackboard_creator::<CustomKeyMarker>();
                 if o.set & BB_SET_MAX_READERS != 0 {
                     b = b.max_readers(o.max_readers as usize);
@@ -607,6 +612,39 @@ mod tests {
             assert!(type_arg("key", &t("", 8, 8), MAX_KEY_SIZE).is_err());
             assert!(type_arg("key", &t("k", 6, 4), MAX_KEY_SIZE).is_err());
             assert_eq!(type_arg("key", &t("BlackboardKey", 24, 8), MAX_KEY_SIZE).unwrap().size(), 24);
+            assert!(type_arg("value", &t("v", MAX_VALUE_SIZE + 1, 1), MAX_VALUE_SIZE).is_err());
         }
+    }
+
+    #[test]
+    fn values_beyond_the_memory_bound_are_refused_before_they_are_read() {
+        let id = std::process::id();
+        let (prefix, root) = (format!("nb{id}_"), format!("/tmp/iox-native-test-{id}-b/"));
+        let config = crate::node::isolated_config(&prefix, &root).unwrap();
+        let node = NodeBuilder::new().signal_handling_mode(SignalHandlingMode::Disabled).config(&config).create::<Svc>().unwrap();
+        let n = into_handle(NodeH { node });
+        let (kname, vname) = ("u8", "[u8; 4294967295]");
+        let key = BbType { name: kname.as_ptr(), name_len: kname.len(), size: 1, align: 1 };
+        // Far more than any machine holds; the initial values are one byte
+        // each, which is all that may be read of them before the refusal.
+        let (keys, init) = ([0u8, 1, 2, 3, 4, 5, 6, 7], [0u8; 8]);
+        let entries: Vec<BbEntry> = (0..8)
+            .map(|i| BbEntry {
+                key: &keys[i],
+                value: BbType { name: vname.as_ptr(), name_len: vname.len(), size: MAX_VALUE_SIZE, align: 1 },
+                init: &init[i],
+            })
+            .collect();
+        let opts = BbOpts { set: 0, max_readers: 0, max_nodes: 0 };
+        let (name, mut out, mut eb) = ("huge", std::ptr::null_mut(), [0u8; 256]);
+        let st = unsafe {
+            iox_blackboard_open(n, name.as_ptr(), name.len(), CREATE, &key, std::ptr::null(), entries.as_ptr(), entries.len(), &opts, &mut out, eb.as_mut_ptr(), eb.len())
+        };
+        assert_eq!(st, IOX_E_OUT_OF_MEMORY, "{}", String::from_utf8_lossy(&eb));
+        assert!(out.is_null());
+        unsafe { crate::node::iox_node_drop(n) };
+        let (p, r) = (prefix.as_bytes(), root.as_bytes());
+        let st = unsafe { crate::layout::iox_remove_isolation(p.as_ptr(), p.len(), r.as_ptr(), r.len(), eb.as_mut_ptr(), eb.len()) };
+        assert_eq!(st, IOX_OK);
     }
 }
