@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -757,4 +758,29 @@ func TestBlackboardLargeValue(t *testing.T) {
 			t.Fatalf("byte %d is %d", i, v.Value[i])
 		}
 	}
+}
+
+// Keys are equal when their fields are: padding bytes, which a Rust or C peer
+// may leave uninitialized, do not count.
+func TestBlackboardKeyPaddingDoesNotCount(t *testing.T) {
+	ns := newNamespace(t)
+	bb := createBoard(t, ns.node(t), "bb-padding")
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
+	k := key1
+	raw := (*[24]byte)(unsafe.Pointer(&k))
+	for _, i := range []int{4, 5, 6, 7, 18, 19, 20, 21, 22, 23} { // after X and after Z
+		raw[i] = 0xa5
+	}
+	require.Equal(t, key1, k, "the fields are untouched")
+	e, err := iox.ReadEntry(r, k, f64Codec)
+	require.NoError(t, err)
+	defer e.Close()
+	v, err := e.Get()
+	require.NoError(t, err)
+	assert.Equal(t, 1.1, v.Value)
+	k.Z = 5
+	_, err = iox.ReadEntry(r, k, f64Codec)
+	assert.ErrorIs(t, err, iox.ErrEntryNotFound, "a field does count")
 }
