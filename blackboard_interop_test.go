@@ -91,6 +91,7 @@ func TestBlackboardPythonCreatorGoReader(t *testing.T) {
 	node := ns.node(t)
 	cmd, lines := startExample(t, ns, "creator.py")
 	lineWith(t, lines, "Blackboard created.")
+	lineWith(t, lines, "Write new value for key 0:") // its writer exists now
 
 	bb, err := iox.OpenExistingBlackboard(node, exampleBoard, bbKeyCodec)
 	require.NoError(t, err)
