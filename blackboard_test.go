@@ -582,12 +582,23 @@ func TestBlackboardWriterKilledMidUpdate(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, changed)
 
-	require.NoError(t, e.Close())
-	require.NoError(t, r.Close())
-	require.NoError(t, bb.Close())
 	n, err := node.CleanupDeadNodes()
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "the killed writer's node")
+	w, err := bb.Writer()
+	require.NoError(t, err, "the dead writer's place is free again")
+	// iceoryx2 0.10.0 keeps the dead writer's entry handles taken
+	_, err = iox.WriteEntry(w, key2, blobCodec)
+	require.ErrorIs(t, err, iox.ErrLimitReached)
+	assert.Contains(t, err.Error(), "a writer whose process died")
+	we, err := iox.WriteEntry(w, key0, i32Codec) // an entry it did not hold
+	require.NoError(t, err)
+	require.NoError(t, we.Set(8))
+	require.NoError(t, we.Close())
+	require.NoError(t, w.Close())
+	require.NoError(t, e.Close())
+	require.NoError(t, r.Close())
+	require.NoError(t, bb.Close())
 	sweepCrashLeftovers(t, ns)
 }
 

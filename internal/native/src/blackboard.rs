@@ -450,6 +450,12 @@ unsafe fn has_key(factory: &BbFactory<Svc, CustomKeyMarker>, rule: &KeyRule, key
 
 /// An entry lookup's refusal: no such key, or a key whose value has another type.
 unsafe fn explain_entry(factory: &BbFactory<Svc, CustomKeyMarker>, rule: &KeyRule, key: *const u8, v: &TypeDetail, f: Fail) -> Fail {
+    if f.code == IOX_E_LIMIT_REACHED {
+        return Fail::new(
+            f.code,
+            "the entry has a writer handle already: an open one, or that of a writer whose process died (iceoryx2 0.10.0 does not release it)",
+        );
+    }
     if f.code != IOX_E_NOT_FOUND {
         return f;
     }
