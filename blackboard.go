@@ -292,10 +292,9 @@ type EntryWriter[V any] struct {
 }
 
 // WriteEntry makes the writer's handle of the entry key, whose value is of the
-// type value describes. A key the blackboard lacks gives ErrServiceNotFound-kind
-// ErrEntryNotFound; a value type other than the entry's gives
-// ErrIncompatibleType naming the type asked for; a second handle of one entry
-// gives ErrLimitReached.
+// type value describes. A key the blackboard lacks gives ErrEntryNotFound; a
+// value type other than the entry's gives ErrIncompatibleType naming the type
+// asked for; a second handle of one entry gives ErrLimitReached.
 func WriteEntry[K, V any](w *BlackboardWriter[K], key K, value FixedCodec[V]) (*EntryWriter[V], error) {
 	const op = "write entry"
 	vt := value.PayloadType()
@@ -328,10 +327,6 @@ func WriteEntry[K, V any](w *BlackboardWriter[K], key K, value FixedCodec[V]) (*
 	}
 	return e, nil
 }
-
-// ErrEntryNotFound: the blackboard has no entry of that key (errors.Is also
-// matches ErrServiceNotFound).
-var ErrEntryNotFound = &subError{"iox: blackboard has no such entry", []error{ErrServiceNotFound}}
 
 // entryError is statusError with the entry's own kinds.
 func entryError(lib *ffi.Lib, op, name string, st ffi.Status, eb *ffi.ErrBuf) error {
