@@ -795,3 +795,46 @@ func TestBlackboardKeyPaddingDoesNotCount(t *testing.T) {
 	_, err = iox.ReadEntry(r, k, f64Codec)
 	assert.ErrorIs(t, err, iox.ErrEntryNotFound, "a field does count")
 }
+
+// Quiet watches wait in the runtime's poller: they hold no OS thread and no
+// goroutine runs for them until the entry changes.
+func TestQuietWatchesParkInThePoller(t *testing.T) {
+	const watches = 12 // of the event service's 16 listeners
+	ns := newNamespace(t)
+	bb := createBoard(t, ns.node(t), "bb-quiet")
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
+	re, err := iox.ReadEntry(r, key0, i32Codec)
+	require.NoError(t, err)
+	defer re.Close()
+	before := threads(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	chans := make([]<-chan int32, watches)
+	for i := range chans {
+		chans[i], err = iox.WatchEntry(ctx, re)
+		require.NoError(t, err)
+		assert.Equal(t, int32(3), recvWithin(t, chans[i]))
+	}
+	waitParked(t, "iox.(*Listener).waitInto", watches)
+	during := threads(t)
+	t.Logf("OS threads: %d before, %d with %d watches", before, during, watches)
+	assert.Less(t, during, before+10, "quiet watches must not hold OS threads")
+
+	w, err := bb.Writer()
+	require.NoError(t, err)
+	defer w.Close()
+	we, err := iox.WriteEntry(w, key0, i32Codec)
+	require.NoError(t, err)
+	defer we.Close()
+	require.NoError(t, we.Set(4))
+	for _, c := range chans {
+		assert.Equal(t, int32(4), recvWithin(t, c), "every watch wakes")
+	}
+	cancel()
+	for _, c := range chans {
+		for range c {
+		}
+	}
+}
