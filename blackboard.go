@@ -164,6 +164,35 @@ func openBlackboard[K any](n *Node, op, name string, mode int, key FixedCodec[K]
 	return b, nil
 }
 
+// BlackboardSettings are what a blackboard service stores about itself.
+type BlackboardSettings struct {
+	MaxReaders, MaxNodes int
+	Key                  PayloadType // the key type, as its creator named it
+}
+
+// BlackboardSettings reads the settings and the key type of the existing
+// blackboard name without joining it, whatever its key type.
+func (n *Node) BlackboardSettings(name string) (BlackboardSettings, error) {
+	const op = "blackboard settings"
+	nh, err := n.acquireNode(op, name)
+	if err != nil {
+		return BlackboardSettings{}, err
+	}
+	defer n.ref.release()
+	var eb ffi.ErrBuf
+	d, st := n.lib.BlackboardDescribe(nh, name, &eb)
+	if st != ffi.OK {
+		return BlackboardSettings{}, statusError(n.lib, op, name, st, &eb)
+	}
+	return blackboardSettings(&d), nil
+}
+
+func blackboardSettings(d *ffi.BBDescription) BlackboardSettings {
+	return BlackboardSettings{MaxReaders: int(d.MaxReaders), MaxNodes: int(d.MaxNodes),
+		Key: PayloadType{Name: string(d.KeyName[:min(d.KeyNameLen, uint64(len(d.KeyName)))]),
+			Size: int(d.KeySize), Align: int(d.KeyAlign), Fixed: true}}
+}
+
 // Name returns the service name.
 func (b *Blackboard[K]) Name() string { return b.name }
 

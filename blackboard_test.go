@@ -838,3 +838,28 @@ func TestQuietWatchesParkInThePoller(t *testing.T) {
 		}
 	}
 }
+
+func TestBlackboardSettingsWithoutJoining(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	createBoard(t, node, "bb-settings", iox.MaxReaders(3), iox.MaxNodes(5))
+	want := iox.BlackboardSettings{MaxReaders: 3, MaxNodes: 5,
+		Key: iox.PayloadType{Name: "BlackboardKey", Size: 24, Align: 8, Fixed: true}}
+	s, err := ns.node(t).BlackboardSettings("bb-settings")
+	require.NoError(t, err)
+	assert.Equal(t, want, s)
+	_, err = node.BlackboardSettings("bb-none")
+	assert.ErrorIs(t, err, iox.ErrServiceNotFound)
+
+	list, err := node.Services()
+	require.NoError(t, err)
+	found := false
+	for _, si := range list {
+		if si.Name == "bb-settings" && si.Pattern == iox.PatternBlackboard {
+			found = true
+			require.NotNil(t, si.Blackboard)
+			assert.Equal(t, want, *si.Blackboard)
+		}
+	}
+	assert.True(t, found, "Services lists the blackboard: %+v", list)
+}

@@ -108,7 +108,14 @@ func TestGetAndSetBlackboardEntries(t *testing.T) {
 	require.NoError(t, w.Close())
 
 	text := ok(t, &ns, "services")
-	require.True(t, strings.HasPrefix(text, "bb  blackboard\n") || strings.Contains(text, "\nbb  blackboard\n"), text)
+	i := strings.Index(text, "bb  blackboard\n")
+	require.True(t, i == 0 || i > 0 && text[i-1] == '\n', text)
+	block := text[i:]
+	if end := strings.Index(block, "\n\n"); end >= 0 {
+		block = block[:end+1]
+	}
+	require.Contains(t, block, "  key:             u32 (size 4, alignment 4)\n", "the key type, for -key")
+	require.Contains(t, block, "  settings:        max_readers=")
 }
 
 func TestWatchBlackboardEntry(t *testing.T) {

@@ -9,23 +9,24 @@ import (
 // BlackboardSyms is the part of the symbol table for blackboard services
 // (internal/native/src/blackboard.rs).
 type BlackboardSyms struct {
-	BlackboardOpenFn   uintptr `sym:"iox_blackboard_open"`
-	BlackboardDropFn   uintptr `sym:"iox_blackboard_drop"`
-	BlackboardConfigFn uintptr `sym:"iox_blackboard_config"`
-	BlackboardKeysFn   uintptr `sym:"iox_blackboard_keys"`
-	BBWriterCreateFn   uintptr `sym:"iox_bb_writer_create"`
-	BBWriterDropFn     uintptr `sym:"iox_bb_writer_drop"`
-	BBReaderCreateFn   uintptr `sym:"iox_bb_reader_create"`
-	BBReaderDropFn     uintptr `sym:"iox_bb_reader_drop"`
-	BBWriterEntryFn    uintptr `sym:"iox_bb_writer_entry"`
-	BBEntryMutDropFn   uintptr `sym:"iox_bb_entry_mut_drop"`
-	BBEntryMutUpdateFn uintptr `sym:"iox_bb_entry_mut_update"`
-	BBEntryMutLoanFn   uintptr `sym:"iox_bb_entry_mut_loan"`
-	BBEntryMutCommitFn uintptr `sym:"iox_bb_entry_mut_commit"`
-	BBReaderEntryFn    uintptr `sym:"iox_bb_reader_entry"`
-	BBEntryDropFn      uintptr `sym:"iox_bb_entry_drop"`
-	BBEntryGetFn       uintptr `sym:"iox_bb_entry_get"`
-	BBEntryCurrentFn   uintptr `sym:"iox_bb_entry_current"`
+	BlackboardOpenFn     uintptr `sym:"iox_blackboard_open"`
+	BlackboardDropFn     uintptr `sym:"iox_blackboard_drop"`
+	BlackboardConfigFn   uintptr `sym:"iox_blackboard_config"`
+	BlackboardKeysFn     uintptr `sym:"iox_blackboard_keys"`
+	BlackboardDescribeFn uintptr `sym:"iox_blackboard_describe"`
+	BBWriterCreateFn     uintptr `sym:"iox_bb_writer_create"`
+	BBWriterDropFn       uintptr `sym:"iox_bb_writer_drop"`
+	BBReaderCreateFn     uintptr `sym:"iox_bb_reader_create"`
+	BBReaderDropFn       uintptr `sym:"iox_bb_reader_drop"`
+	BBWriterEntryFn      uintptr `sym:"iox_bb_writer_entry"`
+	BBEntryMutDropFn     uintptr `sym:"iox_bb_entry_mut_drop"`
+	BBEntryMutUpdateFn   uintptr `sym:"iox_bb_entry_mut_update"`
+	BBEntryMutLoanFn     uintptr `sym:"iox_bb_entry_mut_loan"`
+	BBEntryMutCommitFn   uintptr `sym:"iox_bb_entry_mut_commit"`
+	BBReaderEntryFn      uintptr `sym:"iox_bb_reader_entry"`
+	BBEntryDropFn        uintptr `sym:"iox_bb_entry_drop"`
+	BBEntryGetFn         uintptr `sym:"iox_bb_entry_get"`
+	BBEntryCurrentFn     uintptr `sym:"iox_bb_entry_current"`
 }
 
 // Bits of BBOpts.Set.
@@ -209,4 +210,19 @@ func (l *Lib) BBEntryCurrent(h Handle, generation uint64) (bool, Status) {
 	r, _, _ := purego.SyscallN(l.BBEntryCurrentFn, uintptr(h), uintptr(generation))
 	v, s := split(r)
 	return v == 1, s
+}
+
+// BBDescription mirrors the native struct of the same name.
+type BBDescription struct {
+	MaxReaders, MaxNodes, KeySize, KeyAlign, KeyNameLen uint64
+	KeyName                                             [256]byte
+}
+
+// BlackboardDescribe describes the existing blackboard name without joining it.
+func (l *Lib) BlackboardDescribe(node Handle, name string, eb *ErrBuf) (d BBDescription, s Status) {
+	c := getCall()
+	c.a = [maxArgs]uintptr{uintptr(node), c.str(name), uintptr(len(name)),
+		c.ptr(unsafe.Pointer(&d)), c.bytes(eb[:]), uintptr(len(eb))}
+	r := c.run(l.BlackboardDescribeFn, 6)
+	return d, Status(int32(r))
 }

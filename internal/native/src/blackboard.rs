@@ -366,6 +366,59 @@ fn explain_open(n: &NodeH, name: &ServiceName, rule: &KeyRule, e: BlackboardOpen
 
 drop_export!(iox_blackboard_drop, BlackboardH);
 
+/// What an existing blackboard stores about itself, read without joining it:
+/// its settings and its key type (the name's first `key_name_len` bytes).
+#[repr(C)]
+pub struct BbDescription {
+    pub max_readers: u64,
+    pub max_nodes: u64,
+    pub key_size: u64,
+    pub key_align: u64,
+    pub key_name_len: u64,
+    pub key_name: [u8; MAX_TYPE_NAME],
+}
+
+/// Describes the existing blackboard `name`; `IOX_E_NOT_FOUND` when there is none.
+#[no_mangle]
+pub unsafe extern "C" fn iox_blackboard_describe(
+    node: *mut NodeH,
+    name: *const u8,
+    name_len: usize,
+    out: *mut BbDescription,
+    errbuf: *mut u8,
+    errcap: usize,
+) -> i32 {
+    on_cold(node, errbuf, errcap, |n| {
+        if out.is_null() {
+            return invalid("null out-parameter");
+        }
+        let name = crate::guard::checked_service_name(name, name_len)?;
+        let pattern = iceoryx2::service::messaging_pattern::MessagingPattern::Blackboard;
+        let Some(d) = Svc::details(&name, n.node.config(), pattern)? else {
+            return Err(Fail::new(IOX_E_NOT_FOUND, "no such blackboard"));
+        };
+        let c = d.static_details.blackboard();
+        let t = c.type_details();
+        let tn = t.type_name().to_string();
+        let tn = tn.as_bytes();
+        let k = tn.len().min(MAX_TYPE_NAME);
+        let mut key_name = [0u8; MAX_TYPE_NAME];
+        key_name[..k].copy_from_slice(&tn[..k]);
+        put(
+            out,
+            BbDescription {
+                max_readers: c.max_readers() as u64,
+                max_nodes: c.max_nodes() as u64,
+                key_size: t.size() as u64,
+                key_align: t.alignment() as u64,
+                key_name_len: k as u64,
+                key_name,
+            },
+        );
+        Ok(())
+    })
+}
+
 /// Writes the service's stored settings.
 #[no_mangle]
 pub unsafe extern "C" fn iox_blackboard_config(h: *mut BlackboardH, out: *mut BbConfig) -> i32 {
