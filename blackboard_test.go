@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -67,6 +68,7 @@ func init() {
 	children["bb-writer"] = childBlackboardWriter
 	children["bb-reader"] = childBlackboardReader
 	children["bb-torn"] = childBlackboardTorn
+	children["bb-busy-writer"] = childBlackboardBusyWriter
 }
 
 // exampleEntries are the entries of iceoryx2's blackboard examples, plus a 4 KiB one.
@@ -862,4 +864,90 @@ func TestBlackboardSettingsWithoutJoining(t *testing.T) {
 		}
 	}
 	assert.True(t, found, "Services lists the blackboard: %+v", list)
+}
+
+// childBlackboardBusyWriter creates "bb-busy" and writes the blob over and
+// over, each value one byte repeated, until the parent closes its input.
+func childBlackboardBusyWriter() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	bb, err := iox.OpenBlackboard(node, "bb-busy", bbKeyCodec, exampleEntries())
+	if err != nil {
+		return err
+	}
+	defer bb.Close()
+	w, err := bb.Writer()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	e, err := iox.WriteEntry(w, key2, blobCodec)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	stop := parentLines()
+	fmt.Println("ready")
+	for n := 1; ; n++ {
+		select {
+		case _, ok := <-stop:
+			if !ok {
+				return nil
+			}
+		default:
+		}
+		if err := e.Set(fill(byte(n))); err != nil {
+			return err
+		}
+	}
+}
+
+// Readers in one process and a writer writing as fast as it can in another:
+// every value read is whole, and generations never go back.
+func TestBlackboardReadersNeverSeeTornValues(t *testing.T) {
+	ns := newNamespace(t)
+	c := spawn(t, ns, "bb-busy-writer")
+	c.expect("ready")
+	bb, err := iox.OpenExistingBlackboard(ns.node(t), "bb-busy", bbKeyCodec)
+	require.NoError(t, err)
+	defer bb.Close()
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
+	e, err := iox.ReadEntry(r, key2, blobCodec)
+	require.NoError(t, err)
+	defer e.Close()
+	errc := make(chan error, 4)
+	var changes atomic.Int64 // values seen to change under the readers' eyes
+	for range 4 {
+		go func() {
+			last := uint64(0)
+			for i := 0; i < 5000; i++ {
+				v, err := e.Get()
+				switch {
+				case err != nil:
+					errc <- err
+					return
+				case !whole(v.Value):
+					errc <- fmt.Errorf("read %d: a torn value (%d…%d)", i, v.Value[0], v.Value[len(v.Value)-1])
+					return
+				case v.Generation < last:
+					errc <- fmt.Errorf("read %d: generation %d after %d", i, v.Generation, last)
+					return
+				case last != 0 && v.Generation != last:
+					changes.Add(1)
+				}
+				last = v.Generation
+			}
+			errc <- nil
+		}()
+	}
+	for range 4 {
+		require.NoError(t, <-errc)
+	}
+	assert.Positive(t, changes.Load(), "the writer wrote while the readers read")
+	c.wait()
 }
