@@ -462,8 +462,9 @@ type EntryLoan[V any] struct {
 	done bool
 }
 
-// Value points to the value being written; valid until Commit or Discard. It
-// holds what an earlier write left in that cell, not necessarily the current value.
+// Value points to the value being written, in shared memory; valid until
+// Commit, Discard or the EntryWriter's Close. It holds what an earlier write
+// left in that cell, not necessarily the current value.
 func (l *EntryLoan[V]) Value() *V { return l.p }
 
 // Commit publishes the value and notifies watchers.
