@@ -11,7 +11,7 @@ PYOK        := $(VENV)/.iceoryx2-$(ICEORYX2)
 VENV_OLD    := .venv-old
 PYOK_OLD    := $(VENV_OLD)/.iceoryx2-$(ICEORYX2_OLD)
 OLDPY       := IOX_PYTHON_OLD=$(CURDIR)/$(VENV_OLD)/bin/python
-FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders FuzzServiceOptions
+FUZZ_TARGETS := FuzzServiceName FuzzNodeName FuzzChanOptions FuzzFixedDecode FuzzInboxHeaders FuzzServiceOptions FuzzBlackboardOptions
 
 .PHONY: all native embed pyenv pyenv-old test test-native test-nocgo test-race test-noembed vet demo bench fuzz torture clean
 

@@ -2,6 +2,7 @@ package iox
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/iox-go/iox/internal/layout"
 )
@@ -35,6 +36,7 @@ func (Raw) Decode(b []byte) ([]byte, error) {
 type FixedCodec[T any] struct {
 	pt    PayloadType
 	bools []uintptr // offsets of T's bools
+	raw   bool      // T is []byte holding the image of a type known at run time (FixedBytes)
 }
 
 // Fixed makes the codec of a fixed-layout T (numbers, bools, arrays and structs of
@@ -47,15 +49,57 @@ func Fixed[T any](rustName string) (FixedCodec[T], error) {
 	if rustName == "" || layout.Size[T]() == 0 {
 		return FixedCodec[T]{}, &Error{Op: "fixed codec", Name: rustName, Kind: ErrInvalidArgument, Detail: "needs a type name and a non-empty type"}
 	}
-	return FixedCodec[T]{PayloadType{Name: rustName, Size: layout.Size[T](), Align: layout.Align[T](), Fixed: true}, layout.Bools[T]()}, nil
+	return FixedCodec[T]{pt: PayloadType{Name: rustName, Size: layout.Size[T](), Align: layout.Align[T](), Fixed: true}, bools: layout.Bools[T]()}, nil
+}
+
+// FixedBytes makes the codec of a fixed-size type known only at run time, such
+// as one named on a command line: its values are []byte of exactly t.Size
+// bytes, the type's memory image. t needs a name, a size of at least 1 and a
+// power-of-two alignment.
+func FixedBytes(t PayloadType) (FixedCodec[[]byte], error) {
+	if t.Name == "" || t.Size < 1 || t.Align < 1 || t.Align&(t.Align-1) != 0 {
+		return FixedCodec[[]byte]{}, &Error{Op: "fixed codec", Name: t.Name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("needs a type name, a size of at least 1 and a power-of-two alignment, not %d and %d", t.Size, t.Align)}
+	}
+	t.Fixed = true
+	return FixedCodec[[]byte]{pt: t, raw: true}, nil
+}
+
+// image returns where the memory image of *v is, of pt.Size bytes: v itself,
+// or the bytes a FixedBytes value holds, which must be exactly that many.
+func (c FixedCodec[T]) image(v *T) (unsafe.Pointer, error) {
+	if !c.raw {
+		return unsafe.Pointer(v), nil
+	}
+	return c.rawImage(*(*[]byte)(unsafe.Pointer(v)))
+}
+
+// rawImage is image of a FixedBytes value b.
+func (c FixedCodec[T]) rawImage(b []byte) (unsafe.Pointer, error) {
+	if len(b) != c.pt.Size {
+		return nil, &Error{Op: "encode", Name: c.pt.Name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("value has %d bytes, the type %d", len(b), c.pt.Size)}
+	}
+	return unsafe.Pointer(unsafe.SliceData(b)), nil
 }
 
 // PayloadType is the fixed-size payload type of T.
 func (c FixedCodec[T]) PayloadType() PayloadType { return c.pt }
 
-func (c FixedCodec[T]) Append(dst []byte, v T) ([]byte, error) { return layout.Append(dst, &v), nil }
+func (c FixedCodec[T]) Append(dst []byte, v T) ([]byte, error) {
+	p, err := c.image(&v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, unsafe.Slice((*byte)(p), c.pt.Size)...), nil
+}
 
 func (c FixedCodec[T]) Decode(b []byte) (T, error) {
+	if c.raw && len(b) == c.pt.Size {
+		var v T
+		*(*[]byte)(unsafe.Pointer(&v)) = append([]byte(nil), b...)
+		return v, nil
+	}
 	if len(b) != c.pt.Size {
 		var zero T
 		return zero, &Error{Op: "decode", Name: c.pt.Name, Kind: ErrInvalidArgument,

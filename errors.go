@@ -51,6 +51,9 @@ var (
 	// ErrNoResponse: the servers ended a call without answering it (the
 	// handler failed or panicked, or the server closed).
 	ErrNoResponse = errors.New("iox: no response")
+	// ErrEntryNotFound: a blackboard has no entry of that key (errors.Is also
+	// matches ErrServiceNotFound).
+	ErrEntryNotFound = &subError{"iox: blackboard has no such entry", []error{ErrServiceNotFound}}
 	// ErrPairFull: both ends of the pair are taken.
 	ErrPairFull = errors.New("iox: pair already has two ends")
 	// ErrClosed: use after Close. errors.Is also matches net.ErrClosed.

@@ -1,7 +1,8 @@
 // Package iox makes iceoryx2 — zero-copy, lock-free shared-memory IPC — feel like
 // ordinary Go: open a Node, open a service by name, and move bytes between
 // processes through shared memory with ports (Publisher, Subscriber, Notifier,
-// Listener) or with channel adapters.
+// Listener) or with channel adapters, or share a key-value store with
+// iceoryx2's blackboard (OpenBlackboard).
 //
 // The native library (a small C ABI over the iceoryx2 crate, built from
 // internal/native with `make native`) is loaded at run time with purego, so the

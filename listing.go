@@ -55,7 +55,7 @@ type ServiceInfo struct {
 	Nodes int
 	// Ports counts the ports in use. PortsKnown is false when the service
 	// could not be opened to count them (it is being removed, it admits no
-	// further node, or it is a blackboard).
+	// further node, or it is a blackboard, which is opened with its key type).
 	Ports      PortCounts
 	PortsKnown bool
 	// The settings in force, as the service's creator stored them: the one
@@ -63,6 +63,7 @@ type ServiceInfo struct {
 	PubSub          *PubSubSettings
 	Event           *EventSettings
 	RequestResponse *RequestResponseConfig
+	Blackboard      *BlackboardSettings
 }
 
 // NodeState says whether a node's process is still there, as iceoryx2 sees it.
@@ -193,6 +194,12 @@ func (n *Node) Services() ([]ServiceInfo, error) {
 				s.RequestResponse = &v
 			}
 			s.Ports.Clients, s.Ports.Servers = int(r.Ports[0]), int(r.Ports[1])
+		case PatternBlackboard:
+			var d ffi.BBDescription
+			if d, st = n.lib.BlackboardDescribe(nh, r.Name, &eb); st == ffi.OK {
+				v := blackboardSettings(&d)
+				s.Blackboard = &v
+			}
 		}
 		if st == ffi.ENotFound {
 			continue // removed since it was listed

@@ -118,6 +118,7 @@ const (
 	optFireAndForget
 	optRequestType
 	optResponseType
+	optMaxReaders
 )
 
 var optNames = map[optSet]string{optBufferSize: "BufferSize", optChanCap: "WithChanCap", optMaxMessage: "MaxMessageSize",
@@ -132,7 +133,7 @@ var optNames = map[optSet]string{optBufferSize: "BufferSize", optChanCap: "WithC
 	optSubscriberBuffer: "SubscriberBuffer", optMaxClients: "MaxClients", optMaxServers: "MaxServers",
 	optMaxActiveRequests: "MaxActiveRequests", optResponseBuffer: "ResponseBufferSize",
 	optMaxBorrowedResponses: "MaxBorrowedResponses", optFireAndForget: "FireAndForget",
-	optRequestType: "WithRequestType", optResponseType: "WithResponseType"}
+	optRequestType: "WithRequestType", optResponseType: "WithResponseType", optMaxReaders: "MaxReaders"}
 
 // What each constructor takes.
 const (
@@ -149,6 +150,9 @@ const (
 		optResponseBuffer | optMaxBorrowedResponses | optFireAndForget | optRequestType | optResponseType
 	clientOpts = optMaxMessage | optInitialMessage | optFailWhenFull | optMaxLoans
 	serverOpts = optMaxMessage | optInitialMessage | optFailWhenFull | optMaxLoans
+	// blackboard services and their watchers (WithPoll)
+	blackboardOpts = optMaxReaders | optMaxNodes
+	watchOpts      = optPoll
 )
 
 // applyOptions runs opts over every layer's defaults and refuses, naming it,
@@ -281,6 +285,18 @@ func MaxNodes(n int) Option {
 		c.ev.MaxNodes = uint64(n)
 		c.rr.Set |= ffi.RRMaxNodes
 		c.rr.MaxNodes = uint64(n)
+		c.bb.Set |= ffi.BBMaxNodes
+		c.bb.MaxNodes = uint64(n)
+	}
+}
+
+// MaxReaders bounds the readers of a blackboard service: 1..MaxServiceCount.
+// Opening an existing blackboard with it requires at least that many.
+func MaxReaders(n int) Option {
+	return func(o *options) {
+		o.set |= optMaxReaders
+		o.svc.bb.Set |= ffi.BBMaxReaders
+		o.svc.bb.MaxReaders = uint64(n)
 	}
 }
 
@@ -580,7 +596,8 @@ func OnDrop(fn func(error)) Option {
 }
 
 // WithPoll sets how often a subscriber looks for messages from publishers that
-// never notify, such as plain Rust or Python ones (default 10 ms).
+// never notify, such as plain Rust or Python ones (default 10 ms). A blackboard
+// Watch polls only when given WithPoll, for writers that do not notify.
 func WithPoll(d time.Duration) Option {
 	return func(o *options) { o.set |= optPoll; c := &o.ch; c.poll = d }
 }

@@ -37,6 +37,7 @@ type serviceConfig struct {
 	ps      ffi.PubSubOpts
 	ev      ffi.EventOpts
 	rr      ffi.ReqResOpts
+	bb      ffi.BBOpts
 	request PayloadType // of a request-response service (zero: Bytes)
 	reply   PayloadType
 }
@@ -59,6 +60,8 @@ func (c *serviceConfig) checkCounts() error {
 		{"MaxBorrowed", c.ps.Set&ffi.PSMaxBorrowed != 0, c.ps.MaxBorrowed, 1},
 		{"MaxNotifiers", c.ev.Set&ffi.EVMaxNotifiers != 0, c.ev.MaxNotifiers, 1},
 		{"MaxListeners", c.ev.Set&ffi.EVMaxListeners != 0, c.ev.MaxListeners, 1},
+		{"MaxReaders", c.bb.Set&ffi.BBMaxReaders != 0, c.bb.MaxReaders, 1},
+		{"MaxNodes", c.bb.Set&ffi.BBMaxNodes != 0, c.bb.MaxNodes, 1},
 	} {
 		if v := int64(b.v); b.set && (v < b.least || v > MaxServiceCount) {
 			return fmt.Errorf("%s %d is outside %d..%d", b.name, v, b.least, MaxServiceCount)

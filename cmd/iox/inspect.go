@@ -241,6 +241,7 @@ type serviceJSON struct {
 	RequestHeader  *typeJSON `json:"request_header,omitempty"`
 	Response       *typeJSON `json:"response,omitempty"`
 	ResponseHeader *typeJSON `json:"response_header,omitempty"`
+	Key            *typeJSON `json:"key,omitempty"` // of a blackboard
 	Settings       settings  `json:"settings"`
 }
 
@@ -294,6 +295,10 @@ func describeService(s iox.ServiceInfo) serviceJSON {
 			{"safe_overflow_responses", c.SafeOverflowResponses},
 		}
 		out.Ports = settings{{"clients", p.Clients}, {"servers", p.Servers}}
+	case s.Blackboard != nil:
+		c := s.Blackboard
+		out.Key = typeOf(c.Key)
+		out.Settings = settings{{"max_readers", c.MaxReaders}, {"max_nodes", c.MaxNodes}}
 	}
 	if !s.PortsKnown {
 		out.Ports = nil
@@ -317,6 +322,7 @@ func writeService(w io.Writer, s serviceJSON) {
 		{"payload", s.Payload}, {"user header", s.UserHeader},
 		{"request", s.Request}, {"request header", s.RequestHeader},
 		{"response", s.Response}, {"response header", s.ResponseHeader},
+		{"key", s.Key},
 	} {
 		if t.t != nil {
 			line(t.label, t.t)

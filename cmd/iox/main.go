@@ -1,6 +1,6 @@
 // Command iox looks inside iceoryx2: it lists the services and nodes of a
-// namespace, removes what crashed processes left behind, and prints or sends
-// the messages and events of a service.
+// namespace, removes what crashed processes left behind, prints or sends the
+// messages and events of a service, and reads and writes blackboards.
 //
 //	iox services            every service: pattern, types, settings, ports
 //	iox nodes               every node: pid, name, alive or dead
@@ -9,6 +9,9 @@
 //	iox pub NAME            publish each line of standard input
 //	iox listen NAME         print the event ids signalled on an event service
 //	iox notify NAME ID      signal an event id
+//	iox get NAME KEY        print the value of a blackboard entry
+//	iox set NAME KEY VALUE  write the value of a blackboard entry
+//	iox watch NAME KEY      print a blackboard entry's value and each change
 //
 // Every command takes -prefix and -root to select an isolated namespace (see
 // iox.WithIsolation); "iox COMMAND -h" shows its flags. The exit status is 0
@@ -67,6 +70,7 @@ type command struct {
 var commands = []command{
 	servicesCommand, nodesCommand, cleanCommand,
 	subCommand, pubCommand, listenCommand, notifyCommand,
+	getCommand, setCommand, watchCommand, // blackboard.go
 }
 
 const about = `iox looks inside iceoryx2: the services and nodes of a namespace, and the

@@ -149,15 +149,16 @@ type Lib struct {
 	ActiveDropFn          uintptr `sym:"iox_active_drop"`
 	ActiveConnectedFn     uintptr `sym:"iox_active_connected"`
 	ActiveRespondNotifyFn uintptr `sym:"iox_active_respond_notify"`
+
+	BlackboardSyms // blackboard.go
 }
 
 // Bind resolves every symbol of the table from an opened library.
 func Bind(l *loader.Library) (*Lib, error) {
 	lib := &Lib{Path: l.Path}
 	v := reflect.ValueOf(lib).Elem()
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		name := t.Field(i).Tag.Get("sym")
+	for _, f := range reflect.VisibleFields(v.Type()) { // with those of embedded tables
+		name := f.Tag.Get("sym")
 		if name == "" {
 			continue
 		}
@@ -165,7 +166,7 @@ func Bind(l *loader.Library) (*Lib, error) {
 		if err != nil {
 			return nil, err
 		}
-		v.Field(i).SetUint(uint64(addr))
+		v.FieldByIndex(f.Index).SetUint(uint64(addr))
 	}
 	return lib, nil
 }

@@ -89,3 +89,29 @@ func Over[T any](b []byte) (*T, error) {
 	}
 	return (*T)(p), nil
 }
+
+// Mask returns, for each byte of T, 0xff when the byte belongs to a field's
+// value and 0 when it is padding, so that two images of T compare equal when
+// their values do, whatever their padding holds.
+func Mask[T any]() []byte {
+	out := make([]byte, Size[T]())
+	var walk func(t reflect.Type, off uintptr)
+	walk = func(t reflect.Type, off uintptr) {
+		switch t.Kind() {
+		case reflect.Array:
+			for i := 0; i < t.Len(); i++ {
+				walk(t.Elem(), off+uintptr(i)*t.Elem().Size())
+			}
+		case reflect.Struct:
+			for i := 0; i < t.NumField(); i++ {
+				walk(t.Field(i).Type, off+t.Field(i).Offset)
+			}
+		default:
+			for i := uintptr(0); i < t.Size(); i++ {
+				out[off+i] = 0xff
+			}
+		}
+	}
+	walk(reflect.TypeFor[T](), 0)
+	return out
+}

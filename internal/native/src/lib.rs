@@ -19,10 +19,12 @@
 //! `library`, `node`, `layout` (a namespace's files), `existing` (services made
 //! elsewhere), `pubsub`, `publisher`, `subscriber`, `sample`, `event`,
 //! `notifier`, `listener`, `reqres` (request-response services and their
-//! ports), `listing` (a namespace's services and nodes), `bounds` (memory
+//! ports), `blackboard` (blackboard services, their writer, readers and
+//! entries), `listing` (a namespace's services and nodes), `bounds` (memory
 //! bounds), `diagnostics` (panics), `waitword` (a receiving end's word in
-//! shared memory: parked or not, samples taken).
+//! shared memory: parked or not, the last sample taken).
 
+mod blackboard;
 mod bounds;
 mod classify;
 mod diagnostics;
