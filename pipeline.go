@@ -370,6 +370,7 @@ func (p *Push[T]) readCounts() (hello []uint64) {
 				r.full = false
 			}
 			if t.kind == tookBye {
+				r.ntf.Notify(evDrained) // the puller may go now
 				p.drop(r)
 			}
 		}
@@ -793,7 +794,7 @@ func OpenPullOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.only(op, name, "puller", optChanCap, optLinger, optPeerTimeout, optPoll, optLossy, optHistory,
+	if err := cfg.only(op, name, "puller", optChanCap, optPeerTimeout, optPoll, optLossy, optHistory,
 		optMaxSubscribers, optMaxPublishers, optWaitSubs); err != nil {
 		return nil, err
 	}
@@ -868,15 +869,17 @@ func (p *Pull[T]) join(pt PayloadType) error {
 }
 
 // say tells the pusher t, and with a non-zero id also wakes it, in one
-// native call.
-func (p *Pull[T]) say(t took, id EventID) {
+// native call. It reports whether a pusher was there to hear it.
+func (p *Pull[T]) say(t took, id EventID) bool {
 	t.put(p.tb)
+	var n int
 	if id != 0 {
-		p.tookPb.sendNotify(p.tb, nil, p.ntf, id)
+		n, _ = p.tookPb.sendNotify(p.tb, nil, p.ntf, id)
 	} else {
-		p.tookPb.Send(p.tb)
+		n, _ = p.tookPb.Send(p.tb)
 	}
 	p.last = t
+	return n > 0
 }
 
 // onIDs sees the event ids the puller's listener delivers: evFull means that
@@ -936,11 +939,13 @@ func (p *Pull[T]) Done() <-chan struct{} { return p.life.Done() }
 func (p *Pull[T]) Err() error { return p.life.err() }
 
 // Close ends the puller and releases it: what it has not handed over goes
-// back to the pusher for other pullers. It returns nil; a second Close
-// returns ErrClosed.
+// back to the pusher for other pullers. Close waits up to the linger time
+// (WithLinger, default 1 s) for the pusher to confirm that it heard; without
+// that confirmation it returns an error matching ErrUndelivered. With no
+// pusher there it returns nil at once. A second Close returns ErrClosed.
 func (p *Pull[T]) Close() error { return p.closer.close("pull", "close pull", p.name) }
 
-func (p *Pull[T]) shutdown(reason error, _ bool) error {
+func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 	p.life.end(reason, true)
 	close(p.torn)
 	p.rx.stepAside()
@@ -953,8 +958,18 @@ func (p *Pull[T]) shutdown(reason error, _ bool) error {
 		bye.taken -= uint64(min(len(p.rx.queue)-p.rx.head, int(bye.taken)))
 	}
 	bye.id, bye.kind = p.id, tookBye
-	p.say(bye, evLeft)
+	if p.say(bye, evLeft) {
+		// The bye is lost if this puller's ports go before the pusher read
+		// it: wait for its confirmation.
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
+		_, err := p.hub.wait(ctx, nil, bit(evDrained), newSignal())
+		cancel()
+		if err != nil {
+			result = &Error{Op: "close pull", Name: p.name, Kind: ErrUndelivered,
+				Detail: "the pusher did not confirm within the linger time that it read this puller's last count: the messages waiting for this puller may be lost"}
+		}
+	}
 	<-p.rx.sem
 	p.ports.release()
-	return nil
+	return result
 }

@@ -369,13 +369,13 @@ func TestPipelineOnePusherAndContexts(t *testing.T) {
 	cancel()
 	<-push.Done()
 	require.ErrorIs(t, push.Err(), context.Canceled)
+	require.NoError(t, push.Close(), "the message was taken before the context ended")
 	pcancel()
 	<-pull.Done()
 	require.ErrorIs(t, pull.Err(), context.Canceled)
 	_, open := <-in
 	require.False(t, open, "In is closed once the puller ended")
-	require.NoError(t, push.Close())
-	require.NoError(t, pull.Close())
+	require.NoError(t, pull.Close(), "with no pusher there, nothing waits for the puller")
 }
 
 // Typed pipelines carry values through a codec.
@@ -416,7 +416,7 @@ func TestPipelineBadInput(t *testing.T) {
 	for _, c := range []struct {
 		opt  iox.Option
 		name string
-	}{{iox.WithLinger(time.Second), "WithLinger"}, {iox.WithChanCap(4), "WithChanCap"},
+	}{{iox.WithPoll(time.Second), "WithPoll"}, {iox.WithChanCap(4), "WithChanCap"},
 		{iox.WithPeerTimeout(time.Second), "WithPeerTimeout"}, {iox.MaxPublishers(2), "MaxPublishers"}} {
 		_, err := iox.OpenPull(ctx, node, "bad", c.opt)
 		require.ErrorIs(t, err, iox.ErrInvalidArgument)
