@@ -554,27 +554,30 @@ func (p *Push[T]) wakeKeeper() {
 func (p *Push[T]) keep() {
 	defer p.wg.Done()
 	w := newSignal()
-	ask := false
 	for {
 		p.mu.Lock()
 		if p.stopping {
 			p.mu.Unlock()
 			return
 		}
-		if ask {
-			p.ask()
-		}
 		p.refresh()
 		p.flush()
-		queued, untaken := p.counts()
-		ask = queued > 0 || (p.lingering && untaken > 0)
-		p.askedRoom = ask
+		need := p.needRoom()
+		if need {
+			// Ask first, then look again: a puller that took something
+			// before it heard the question has published its count by now.
+			p.ask()
+			p.refresh()
+			p.flush()
+			need = p.needRoom()
+		}
+		p.askedRoom = need
 		poke := make(chan struct{})
 		p.poke = poke
 		p.mu.Unlock()
 		wake(p.changed)
 		ctx, cancel := context.Background(), context.CancelFunc(func() {})
-		if ask {
+		if need {
 			ctx, cancel = context.WithTimeout(ctx, p.cfg.peerTimeout/4) // a safety net
 		}
 		_, err := p.hub.wait(ctx, poke, bit(evSpace)|bit(evHello)|bit(evLeft)|bit(evDead), w)
@@ -584,6 +587,14 @@ func (p *Push[T]) keep() {
 			return
 		}
 	}
+}
+
+// needRoom reports whether the keeper waits for pullers to take something:
+// messages wait in the queue, or Close waits for pullers to take what they
+// have (under mu).
+func (p *Push[T]) needRoom() bool {
+	queued, untaken := p.counts()
+	return queued > 0 || (p.lingering && untaken > 0)
 }
 
 // ask tells the pullers that have untaken messages, or all of them while
