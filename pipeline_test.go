@@ -462,3 +462,31 @@ func TestPipelineServicesDescribed(t *testing.T) {
 	require.NoError(t, push.Close())
 	require.NoError(t, pull.Close())
 }
+
+// Messages wait in the pusher while no puller is there, and Send blocks once
+// WithChanCap of them wait; a pipeline admits MaxPullers pullers.
+func TestPipelineBounds(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	push, err := iox.OpenPush(ctx, node, "bounds", iox.WithChanCap(2), iox.WithLinger(0))
+	require.NoError(t, err)
+	require.NoError(t, push.Send(ctx, seqMsg(0)))
+	require.NoError(t, push.Send(ctx, seqMsg(1)))
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	require.ErrorIs(t, push.Send(tctx, seqMsg(2)), context.DeadlineExceeded, "the third Send waits for room")
+	cancel()
+	require.ErrorIs(t, push.Close(), iox.ErrUndelivered)
+
+	pulls := make([]*iox.Pull[[]byte], 0, iox.MaxPullers)
+	for range iox.MaxPullers {
+		p, err := iox.OpenPull(ctx, node, "bounds", iox.BufferSize(1))
+		require.NoError(t, err)
+		pulls = append(pulls, p)
+	}
+	_, err = iox.OpenPull(ctx, node, "bounds", iox.BufferSize(1))
+	require.ErrorIs(t, err, iox.ErrLimitReached)
+	for _, p := range pulls {
+		require.NoError(t, p.Close())
+	}
+}
