@@ -759,8 +759,7 @@ func (p *Push[T]) untaken(why string) error {
 // poller. Before it hands a message over it tells the pusher that it took it:
 // from then on the message is this puller's, and is lost if the puller's
 // process dies before finishing it. What is still in the queue when the
-// puller closes or dies goes to other pullers; so does a message Recv had
-// taken but not yet returned when Close came. In has no buffer, so a puller
+// puller closes or dies goes to other pullers. In has no buffer, so a puller
 // using In holds at most the one message its goroutine waits to hand over.
 //
 // A puller waits for messages while no pusher is there, and goes on with the
@@ -783,6 +782,7 @@ type Pull[T any] struct {
 	tb     []byte
 	last   took        // the count last published
 	asked  atomic.Bool // the pusher waits to hear what this puller took
+	held   int         // In's goroutine ended holding a message (read after feeds.stop)
 
 	in     chan T
 	inOnce sync.Once
@@ -927,15 +927,40 @@ func (p *Pull[T]) tookSome() {
 func (p *Pull[T]) Recv(ctx context.Context) (T, error) { return p.rx.recv(ctx) }
 
 // In is the channel of this puller's messages; it is closed after the puller
-// ended. It has no buffer (see Pull). A goroutine behind it starts on the
-// first call.
+// ended. It has no buffer (see Pull), so its goroutine holds at most one
+// message that nobody read yet; Close drops that one and says so. Messages
+// that had to be dropped go to OnDrop. The goroutine starts on the first
+// call.
 func (p *Pull[T]) In() <-chan T {
 	p.inOnce.Do(func() {
-		if !p.feeds.start(func() { p.rx.feed(p.in, p.torn) }) {
+		if !p.feeds.start(p.feed) {
 			close(p.in)
 		}
 	})
 	return p.in
+}
+
+// feed is the goroutine behind In.
+func (p *Pull[T]) feed() {
+	defer close(p.in)
+	for {
+		it, err := p.rx.next(context.Background())
+		if err != nil {
+			return
+		}
+		if it.err != nil {
+			if p.cfg.onDrop != nil {
+				p.cfg.onDrop(it.err)
+			}
+			continue
+		}
+		select {
+		case p.in <- it.v:
+		case <-p.torn:
+			p.held = 1 // taken and not handed over: Close reports it
+			return
+		}
+	}
 }
 
 // Recycle hands a received message's buffer back for reuse (with
@@ -949,11 +974,13 @@ func (p *Pull[T]) Done() <-chan struct{} { return p.life.Done() }
 // Close, or an *Error wrapping the cause of the context it was opened with.
 func (p *Pull[T]) Err() error { return p.life.err() }
 
-// Close ends the puller and releases it: what it has not handed over goes
-// back to the pusher for other pullers. Close waits up to the linger time
+// Close ends the puller and releases it: what is still in its queue goes back
+// to the pusher for other pullers. Close waits up to the linger time
 // (WithLinger, default 1 s) for the pusher to confirm that it heard; without
-// that confirmation it returns an error matching ErrUndelivered. With no
-// pusher there it returns nil at once. A second Close returns ErrClosed.
+// that confirmation it returns an error matching ErrUndelivered, as it does
+// when it dropped a message it had taken and not handed over (In's goroutine
+// holding one, or a Recv that Close interrupted). With no pusher there it
+// does not wait. A second Close returns ErrClosed.
 func (p *Pull[T]) Close() error { return p.closer.close("pull", "close pull", p.name) }
 
 func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
@@ -964,10 +991,13 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 	p.feeds.stop()
 	p.rx.sem <- struct{}{} // no Recv takes anything any more
 	// Messages taken and not handed over go back: the count excludes them.
-	bye := p.last
-	if bye.tag != 0 {
-		bye.taken -= uint64(min(len(p.rx.queue)-p.rx.head, int(bye.taken)))
+	// What was taken is this puller's: the pusher no longer has it. Taken
+	// and not handed over now, it is lost, and Close says so.
+	if n := len(p.rx.queue) - p.rx.head + p.held; n > 0 {
+		result = &Error{Op: "close pull", Name: p.name, Kind: ErrUndelivered,
+			Detail: fmt.Sprintf("%d messages taken and not handed over were dropped", n)}
 	}
+	bye := p.last
 	bye.id, bye.kind = p.id, tookBye
 	if p.say(bye, evLeft) {
 		// The bye is lost if this puller's ports go before the pusher read
@@ -975,7 +1005,7 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
 		_, err := p.hub.wait(ctx, nil, bit(evDrained), newSignal())
 		cancel()
-		if err != nil {
+		if err != nil && result == nil {
 			result = &Error{Op: "close pull", Name: p.name, Kind: ErrUndelivered,
 				Detail: "the pusher did not confirm within the linger time that it read this puller's last count: the messages waiting for this puller may be lost"}
 		}

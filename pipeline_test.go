@@ -490,3 +490,33 @@ func TestPipelineBounds(t *testing.T) {
 		require.NoError(t, p.Close())
 	}
 }
+
+// The message In's goroutine holds, waiting for a reader, was taken: Close
+// drops it and says so, and the rest of the queue goes to another puller.
+func TestPipelineInHoldsOneMessage(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPull(ctx, node, "held", iox.BufferSize(4))
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "held")
+	require.NoError(t, err)
+	require.NoError(t, <-sendAll(ctx, push, 0, 3))
+	a.In() // nobody reads it: its goroutine takes message 0 and holds it
+	eventually(t, "In's goroutine to take a message", func() bool { return push.Untaken()[os.Getpid()] == 2 })
+	b, err := iox.OpenPull(ctx, node, "held", iox.BufferSize(4))
+	require.NoError(t, err)
+	err = a.Close()
+	require.ErrorIs(t, err, iox.ErrUndelivered)
+	require.Contains(t, err.Error(), "1 messages taken and not handed over were dropped")
+	var got []uint64
+	for len(got) < 2 {
+		m, err := b.Recv(ctx)
+		require.NoError(t, err)
+		got = append(got, binary.LittleEndian.Uint64(m))
+	}
+	require.Equal(t, []uint64{1, 2}, got)
+	require.Equal(t, uint64(2), push.Resent())
+	require.NoError(t, push.Close(), "the held message counts as taken")
+	require.NoError(t, b.Close())
+}
