@@ -23,6 +23,28 @@ import (
 
 func init() {
 	children["pipe-pull"] = childPipePull
+	children["pipe-push"] = childPipePush
+}
+
+// childPipePush opens the pusher of the pipeline IOX_SERVICE, sends IOX_COUNT
+// messages, says "sent" and waits to be killed.
+func childPipePush() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	p, err := iox.OpenPush(context.Background(), node, os.Getenv("IOX_SERVICE"))
+	if err != nil {
+		return err
+	}
+	for i := 0; i < envInt("IOX_COUNT"); i++ {
+		if err := p.Send(context.Background(), seqMsg(uint64(i))); err != nil {
+			return err
+		}
+	}
+	fmt.Println("sent")
+	parentSays()
+	select {}
 }
 
 // childPipePull opens a puller of the pipeline IOX_SERVICE (BufferSize
@@ -519,4 +541,37 @@ func TestPipelineInHoldsOneMessage(t *testing.T) {
 	require.Equal(t, uint64(2), push.Resent())
 	require.NoError(t, push.Close(), "the held message counts as taken")
 	require.NoError(t, b.Close())
+}
+
+// A pusher killed mid-stream leaves its pullers open with what it had put in
+// their queues, and a new pusher takes its place without manual cleanup.
+func TestPipelineKilledPusherIsReplaced(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	pull, err := iox.OpenPull(ctx, node, "crash", iox.BufferSize(16))
+	require.NoError(t, err)
+	c := spawn(t, ns, "pipe-push", "IOX_SERVICE=crash", "IOX_COUNT=10")
+	c.expect("sent")
+	c.kill()
+	var got []uint64
+	for len(got) < 10 {
+		m, err := pull.Recv(ctx)
+		require.NoError(t, err)
+		got = append(got, binary.LittleEndian.Uint64(m))
+	}
+	require.Equal(t, []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, got)
+	require.NoError(t, pull.Err(), "a puller goes on without a pusher")
+
+	push, err := iox.OpenPush(ctx, node, "crash")
+	require.NoError(t, err, "the dead pusher's place is free")
+	require.Equal(t, 1, push.Pullers())
+	require.NoError(t, <-sendAll(ctx, push, 100, 105))
+	for i := uint64(100); i < 105; i++ {
+		m, err := pull.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	require.NoError(t, push.Close())
+	require.NoError(t, pull.Close())
 }
