@@ -47,7 +47,8 @@ const (
 	MaxPullers = 64
 
 	pullIDLen = 16
-	tookSize  = 32 // a puller's message to the pusher: id, tag, taken, kind (u64 each)
+	maxGone   = 1024 // departed pullers the pusher remembers (their ids are random)
+	tookSize  = 32   // a puller's message to the pusher: id, tag, taken, kind (u64 each)
 )
 
 // Kinds of a puller's message to the pusher.
@@ -157,6 +158,7 @@ type Push[T any] struct {
 	order     []*route
 	turn      int
 	gone      map[uint64]bool // pullers that left: their late messages are ignored
+	goneIDs   []uint64        // the same, oldest first: the map keeps the last maxGone
 	pending   [][]byte        // messages no puller had room for, oldest first
 	free      [][]byte
 	wg        sync.WaitGroup // the keeper
@@ -403,6 +405,10 @@ func (p *Push[T]) left(id uint64, _ error) {
 func (p *Push[T]) drop(r *route) {
 	delete(p.routes, r.id)
 	p.gone[r.id] = true
+	if p.goneIDs = append(p.goneIDs, r.id); len(p.goneIDs) > maxGone {
+		delete(p.gone, p.goneIDs[0])
+		p.goneIDs = p.goneIDs[1:]
+	}
 	for i, o := range p.order {
 		if o == r {
 			p.order = append(p.order[:i], p.order[i+1:]...)
