@@ -2,7 +2,7 @@ package iox
 
 import "context"
 
-// Sender is the sending side every channel adapter shares: Pair and Pub.
+// Sender is the sending side every channel adapter shares: Pair, Pub and Push.
 type Sender[T any] interface {
 	// Send hands v over; it is copied before Send returns.
 	Send(ctx context.Context, v T) error
@@ -14,7 +14,8 @@ type Sender[T any] interface {
 	Close() error
 }
 
-// Receiver is the receiving side every channel adapter shares: Pair and Sub.
+// Receiver is the receiving side every channel adapter shares: Pair, Sub and
+// Pull.
 type Receiver[T any] interface {
 	// Recv returns the next message, or why there is none.
 	Recv(ctx context.Context) (T, error)
@@ -31,4 +32,6 @@ var (
 	_ Receiver[[]byte] = (*Pair[[]byte])(nil)
 	_ Sender[[]byte]   = (*Pub[[]byte])(nil)
 	_ Receiver[[]byte] = (*Sub[[]byte])(nil)
+	_ Sender[[]byte]   = (*Push[[]byte])(nil)
+	_ Receiver[[]byte] = (*Pull[[]byte])(nil)
 )

@@ -22,6 +22,7 @@ func init() {
 	children["example-publisher"] = examplePublisherPeer
 	children["example-events"] = exampleEventsPeer
 	children["example-server"] = exampleServerPeer
+	children["example-worker"] = exampleWorkerPeer
 }
 
 // peer starts this binary again in role and returns the node of a private
@@ -285,4 +286,73 @@ func exampleServerPeer() error {
 		time.Sleep(time.Millisecond)
 	}
 	return nil
+}
+
+// A pipeline hands each message to exactly one of its pullers, whichever has
+// room. Here jobs go to a worker process, which pushes each job's square back
+// on a second pipeline; Close on the pushing side confirms that every job was
+// taken.
+func ExamplePush() {
+	node, wait := peer("example-worker")
+	defer wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	squares, err := iox.OpenPull(ctx, node, "example/squares")
+	if err != nil {
+		panic(err)
+	}
+	defer squares.Close()
+	jobs, err := iox.OpenPush(ctx, node, "example/jobs")
+	if err != nil {
+		panic(err)
+	}
+	for i := 1; i <= 10; i++ { // the jobs wait in the pusher until a worker is there
+		if err := jobs.Send(ctx, []byte{byte(i)}); err != nil {
+			panic(err)
+		}
+	}
+	sum := 0
+	for i := 0; i < 10; i++ {
+		sq, err := squares.Recv(ctx)
+		if err != nil {
+			panic(err)
+		}
+		sum += int(sq[0])
+	}
+	fmt.Println("sum of the squares:", sum)
+	fmt.Println("every job taken:", jobs.Close() == nil)
+	// Output:
+	// sum of the squares: 385
+	// every job taken: true
+}
+
+// exampleWorkerPeer takes ten jobs and pushes back their squares.
+func exampleWorkerPeer() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	jobs, err := iox.OpenPull(ctx, node, "example/jobs")
+	if err != nil {
+		return err
+	}
+	defer jobs.Close()
+	squares, err := iox.OpenPush(ctx, node, "example/squares")
+	if err != nil {
+		return err
+	}
+	for i := 0; i < 10; i++ {
+		job, err := jobs.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		if err := squares.Send(ctx, []byte{job[0] * job[0]}); err != nil {
+			return err
+		}
+	}
+	return squares.Close() // nil once the other process took every square
 }

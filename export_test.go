@@ -36,3 +36,20 @@ func (l *Listener) TryWaitInto(dst []EventID) ([]EventID, error) { return l.tryW
 func (l *Listener) WaitInto(ctx context.Context, dst []EventID) ([]EventID, error) {
 	return l.waitInto(ctx, nil, dst)
 }
+
+// Resent is how many messages the pusher gave to another puller after the
+// puller they were sent to left.
+func (p *Push[T]) Resent() uint64 { return p.resent.Load() }
+
+// Untaken maps the process id of each puller the pusher knows to how many
+// messages it sent there that the puller has not taken yet.
+func (p *Push[T]) Untaken() map[int]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refresh()
+	m := map[int]int{}
+	for _, r := range p.order {
+		m[r.pid] += int(r.sent - r.taken)
+	}
+	return m
+}

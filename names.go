@@ -3,7 +3,7 @@ package iox
 import "strings"
 
 // iox's channels and adapters use services of their own besides the one named
-// by the user (see pair.go, pubsub.go, client.go). DescribeName tells them
+// by the user (see pair.go, pubsub.go, client.go, pipeline.go). DescribeName tells them
 // apart, so that a listing can show them for what they are.
 
 // Roles of the services iox derives from a channel's name, as DescribeName
@@ -15,6 +15,8 @@ const (
 	RoleAck   = "ack"   // NAME.iox-ack.<tag>: confirmations of one closing lossless publisher
 	RoleReq   = "req"   // NAME.iox-req: wake-ups of a request/response adapter's servers
 	RoleResp  = "resp"  // NAME.iox-resp.<client id>: wake-ups of one request/response client
+	RolePush  = "push"  // NAME.iox-push: a pipeline's counts of messages taken, from its pullers to its pusher
+	RolePull  = "pull"  // NAME.iox-pull.<puller id>: the messages and wake-ups of one puller of a pipeline
 )
 
 // headerTypeName is the type name the native library gives iox's message
@@ -30,6 +32,7 @@ func DescribeName(name string) (base, role string) {
 		{pairSuffix(1), RolePair1},
 		{spaceSuffix, RoleSpace},
 		{rpcReqSuffix, RoleReq},
+		{pushSuffix, RolePush},
 	} {
 		if b, ok := strings.CutSuffix(name, r.suffix); ok && b != "" {
 			return b, r.role
@@ -41,6 +44,7 @@ func DescribeName(name string) (base, role string) {
 	}{
 		{ackSuffix, RoleAck, 16},
 		{rpcRespSuffix, RoleResp, rpcIDLen},
+		{pullSuffix, RolePull, pullIDLen},
 	} {
 		i := strings.LastIndex(name, r.suffix)
 		if i > 0 && isLowerHex(name[i+len(r.suffix):], r.digits) {

@@ -389,6 +389,48 @@ func TestServicesShowsEveryKindAndMarksIoxOwn(t *testing.T) {
 	require.Empty(t, ok(t, &ns, "services"))
 }
 
+// A pipeline's services are shown with the pipeline they belong to and their
+// role: the pusher's (counts and wake-ups) and each puller's.
+func TestServicesShowsPipelines(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	var open closeAll
+	defer open.close()
+	pull, err := iox.OpenPull(ctx, node, "jobs")
+	open.add(pull, err)
+	open.add(iox.OpenPush(ctx, node, "jobs"))
+
+	text := ok(t, &ns, "services")
+	for _, heading := range []string{
+		`jobs.iox-push  publish-subscribe  [iox push of "jobs"]`,
+		`jobs.iox-push  event  [iox push of "jobs"]`,
+	} {
+		require.Contains(t, text, heading+"\n")
+	}
+	var list []struct {
+		Name       string `json:"name"`
+		Pattern    string `json:"pattern"`
+		IoxChannel string `json:"iox_channel"`
+		IoxRole    string `json:"iox_role"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(ok(t, &ns, "services", "-json")), &list))
+	roles := map[string]int{}
+	for _, s := range list {
+		require.Equal(t, "jobs", s.IoxChannel, s.Name)
+		roles[s.IoxRole+" "+s.Pattern]++
+		if s.IoxRole == iox.RolePull {
+			require.Regexp(t, `^jobs\.iox-pull\.[0-9a-f]{16}$`, s.Name)
+			require.Contains(t, text, s.Name+"  "+s.Pattern+`  [iox pull of "jobs"]`+"\n")
+		}
+	}
+	require.Equal(t, map[string]int{"push publish-subscribe": 1, "push event": 1, "pull publish-subscribe": 1, "pull event": 1}, roles)
+
+	open.close()
+	open = nil
+	require.Empty(t, ok(t, &ns, "services"), "closing both ends removes every service")
+}
+
 func TestNodesShowsDeadAndCleanRemovesIt(t *testing.T) {
 	ns := newNamespace(t)
 	ns.node(t)

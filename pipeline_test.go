@@ -1,0 +1,577 @@
+package iox_test
+
+// Pipeline tests: one pusher in the test process, pullers in child processes
+// (the test binary re-executed), talking through real shared memory.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+func init() {
+	children["pipe-pull"] = childPipePull
+	children["pipe-push"] = childPipePush
+}
+
+// childPipePush opens the pusher of the pipeline IOX_SERVICE, sends IOX_COUNT
+// messages, says "sent" and waits to be killed.
+func childPipePush() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	p, err := iox.OpenPush(context.Background(), node, os.Getenv("IOX_SERVICE"))
+	if err != nil {
+		return err
+	}
+	for i := 0; i < envInt("IOX_COUNT"); i++ {
+		if err := p.Send(context.Background(), seqMsg(uint64(i))); err != nil {
+			return err
+		}
+	}
+	fmt.Println("sent")
+	parentSays()
+	select {}
+}
+
+// childPipePull opens a puller of the pipeline IOX_SERVICE (BufferSize
+// IOX_BUFFER), says "ready" and "got N" for every message it receives. With
+// IOX_DELAY it works that long on each message before saying so. With
+// IOX_HOLD_AFTER=K, after K messages it takes one more, says "holding N" and
+// takes nothing more (it waits to be killed). When the parent says "close" it
+// closes the puller, and says "closed" once its receiving loop has ended.
+func childPipePull() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	p, err := iox.OpenPull(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(envInt("IOX_BUFFER")))
+	if err != nil {
+		return err
+	}
+	delay := envDur("IOX_DELAY", 0)
+	hold := -1
+	if s := os.Getenv("IOX_HOLD_AFTER"); s != "" {
+		hold = envInt("IOX_HOLD_AFTER")
+	}
+	var out sync.Mutex
+	say := func(format string, args ...any) {
+		out.Lock()
+		fmt.Printf(format+"\n", args...)
+		out.Unlock()
+	}
+	say("ready")
+	loop := make(chan error, 1)
+	go func() {
+		for n := 0; ; n++ {
+			m, err := p.Recv(ctx)
+			if err != nil {
+				loop <- err
+				return
+			}
+			if n == hold {
+				say("holding %d", binary.LittleEndian.Uint64(m))
+				select {} // taken, never finished: the parent kills this process
+			}
+			if delay > 0 {
+				time.Sleep(delay) // the work a message costs
+			}
+			say("got %d", binary.LittleEndian.Uint64(m))
+		}
+	}()
+	if parentSays() != "close" {
+		return fmt.Errorf("the parent did not say close")
+	}
+	if err := p.Close(); err != nil {
+		return err
+	}
+	if err := <-loop; !errors.Is(err, iox.ErrClosed) {
+		return fmt.Errorf("Recv after Close: %v", err)
+	}
+	say("closed")
+	return nil
+}
+
+// puller is the test's view of a child puller: what it said, in order.
+type puller struct {
+	c       *child
+	got     []uint64
+	holding int64 // the message it took and holds, -1 before
+	closed  bool
+	mu      sync.Mutex
+	held    chan struct{}
+	ended   chan struct{}
+}
+
+func spawnPuller(t *testing.T, ns namespace, service string, buffer int, env ...string) *puller {
+	c := spawn(t, ns, "pipe-pull", append([]string{"IOX_SERVICE=" + service, "IOX_BUFFER=" + strconv.Itoa(buffer)}, env...)...)
+	c.expect("ready")
+	p := &puller{c: c, holding: -1, held: make(chan struct{}), ended: make(chan struct{})}
+	go func() { // reads everything the child says until it exits
+		defer close(p.ended)
+		for l := range c.lines {
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			p.mu.Lock()
+			switch f[0] {
+			case "got":
+				n, _ := strconv.ParseUint(f[1], 10, 64)
+				p.got = append(p.got, n)
+			case "holding":
+				p.holding, _ = strconv.ParseInt(f[1], 10, 64)
+				close(p.held)
+			case "closed":
+				p.closed = true
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+// finish tells the child to close and waits until it has said everything.
+func (p *puller) finish(t *testing.T) []uint64 {
+	t.Helper()
+	p.c.say("close")
+	select {
+	case <-p.ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a puller did not end")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	require.True(t, p.closed, "the puller did not close cleanly")
+	return p.got
+}
+
+// sendAll sends messages from..to-1 in the background; the channel gets the
+// outcome.
+func sendAll(ctx context.Context, p *iox.Push[[]byte], from, to int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for i := from; i < to; i++ {
+			if err := p.Send(ctx, seqMsg(uint64(i))); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// requireExactly checks that the pullers together received each message of
+// 0..n-1 except those in lost exactly once, and nothing else.
+func requireExactly(t *testing.T, n int, lost []uint64, got ...[]uint64) {
+	t.Helper()
+	seen := map[uint64]int{}
+	for _, g := range got {
+		for _, m := range g {
+			seen[m]++
+		}
+	}
+	var missing, twice, unknown []uint64
+	for i := uint64(0); i < uint64(n); i++ {
+		switch c := seen[i]; {
+		case c == 0 && !slices.Contains(lost, i):
+			missing = append(missing, i)
+		case c > 0 && slices.Contains(lost, i):
+			twice = append(twice, i) // a taken message must not come again
+		case c > 1:
+			twice = append(twice, i)
+		}
+		delete(seen, i)
+	}
+	for m := range seen {
+		unknown = append(unknown, m)
+	}
+	require.Empty(t, missing, "messages nobody received")
+	require.Empty(t, twice, "messages received twice (or again after being taken)")
+	require.Empty(t, unknown, "messages never sent")
+}
+
+// inversions counts the messages that arrived after a later one.
+func inversions(got []uint64) int {
+	k, top := 0, uint64(0)
+	for i, m := range got {
+		if i > 0 && m < top {
+			k++
+		}
+		top = max(top, m)
+	}
+	return k
+}
+
+// One pusher, four pullers in other processes: two at full speed, one slow,
+// one that takes a message, holds it, and is killed with its queue full. Every
+// message arrives exactly once, except the one the killed puller had taken:
+// the messages left in its queue go to the others; the slow one does not hold
+// the others back; each puller receives in order apart from what was given
+// back; Close confirms that everything was taken.
+func TestPipelineFourPullersOneSlowOneKilled(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	const n, buffer, holdAfter = 3000, 8, 20
+	push, err := iox.OpenPush(ctx, node, "work", iox.WithLinger(20*time.Second))
+	require.NoError(t, err)
+	fast1 := spawnPuller(t, ns, "work", buffer)
+	fast2 := spawnPuller(t, ns, "work", buffer)
+	slow := spawnPuller(t, ns, "work", buffer, "IOX_DELAY=2ms")
+	doomed := spawnPuller(t, ns, "work", buffer, "IOX_HOLD_AFTER="+strconv.Itoa(holdAfter))
+	eventually(t, "the pusher to know four pullers", func() bool { return push.Pullers() == 4 })
+
+	sent := sendAll(ctx, push, 0, n)
+	select {
+	case <-doomed.held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the doomed puller took nothing")
+	}
+	pid := doomed.c.cmd.Process.Pid
+	eventually(t, "the doomed puller's queue to fill", func() bool { return push.Untaken()[pid] == buffer })
+	doomed.c.kill()
+	require.NoError(t, <-sent)
+	require.NoError(t, push.Close(), "Close confirms that pullers took every message")
+	require.Equal(t, uint64(buffer), push.Resent(), "the killed puller's queue was given to the others")
+
+	<-doomed.ended
+	doomed.mu.Lock()
+	require.Len(t, doomed.got, holdAfter)
+	held := uint64(doomed.holding)
+	doomed.mu.Unlock()
+	g1, g2, gs := fast1.finish(t), fast2.finish(t), slow.finish(t)
+	t.Logf("fast %d, fast %d, slow %d, killed %d (+1 held), given back %d", len(g1), len(g2), len(gs), len(doomed.got), push.Resent())
+	requireExactly(t, n, []uint64{held}, g1, g2, gs, doomed.got)
+	for _, g := range [][]uint64{g1, g2, gs, doomed.got} {
+		require.LessOrEqual(t, inversions(g), int(push.Resent()), "a puller receives in order, apart from what was given back")
+	}
+	require.Less(t, len(gs), len(g1), "the slow puller got less than a fast one")
+	require.Less(t, len(gs), len(g2), "the slow puller got less than a fast one")
+	node.CleanupDeadNodes() // the killed puller's services
+}
+
+// Messages wait while no puller is there, and go to the first puller that
+// comes; a puller that comes later gets its share of what follows; a pusher
+// that comes after the pullers finds them.
+func TestPipelineLateJoiners(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+
+	early := spawnPuller(t, ns, "late", 4) // there before any pusher
+	push, err := iox.OpenPush(ctx, node, "late", iox.WithChanCap(200), iox.WithLinger(20*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 1, push.Pullers(), "a pusher finds the pullers that came before it")
+	early.c.say("close")
+	<-early.ended
+	require.True(t, early.closed)
+	require.Empty(t, early.got)
+	require.Equal(t, 0, push.Pullers(), "a puller that closed is forgotten")
+
+	// No puller now: the messages wait in the pusher.
+	require.NoError(t, <-sendAll(ctx, push, 0, 100))
+	first := spawnPuller(t, ns, "late", 4)
+	eventually(t, "the first puller to take the waiting messages", func() bool {
+		first.mu.Lock()
+		defer first.mu.Unlock()
+		return len(first.got) == 100
+	})
+	second := spawnPuller(t, ns, "late", 4)
+	eventually(t, "the pusher to know the second puller", func() bool { return push.Pullers() == 2 })
+	require.NoError(t, <-sendAll(ctx, push, 100, 2000))
+	require.NoError(t, push.Close())
+	g1, g2 := first.finish(t), second.finish(t)
+	require.Equal(t, 0, inversions(g1))
+	require.Equal(t, 0, inversions(g2))
+	requireExactly(t, 2000, nil, g1, g2)
+	require.NotEmpty(t, g2, "the late puller got a share")
+
+	// A second pusher, after the first closed, reaches a puller that waited.
+	waiting := spawnPuller(t, ns, "late", 4)
+	push2, err := iox.OpenPush(ctx, node, "late")
+	require.NoError(t, err)
+	require.NoError(t, <-sendAll(ctx, push2, 0, 10))
+	require.NoError(t, push2.Close())
+	requireExactly(t, 10, nil, waiting.finish(t))
+}
+
+// A puller that closes gives back what it had not taken: the other puller gets
+// it, once.
+func TestPipelineClosedPullerGivesBack(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPull(ctx, node, "back", iox.BufferSize(4))
+	require.NoError(t, err)
+	b, err := iox.OpenPull(ctx, node, "back", iox.BufferSize(4))
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "back")
+	require.NoError(t, err)
+	require.NoError(t, <-sendAll(ctx, push, 0, 8)) // 4 in each queue
+	m, err := a.Recv(ctx)
+	require.NoError(t, err)
+	got := []uint64{binary.LittleEndian.Uint64(m)}
+	require.NoError(t, a.Close())
+	_, err = a.Recv(ctx)
+	require.ErrorIs(t, err, iox.ErrClosed)
+	for len(got) < 8 {
+		m, err := b.Recv(ctx)
+		require.NoError(t, err)
+		got = append(got, binary.LittleEndian.Uint64(m))
+	}
+	require.Equal(t, uint64(3), push.Resent())
+	requireExactly(t, 8, nil, got)
+	require.NoError(t, push.Close())
+	require.NoError(t, b.Close())
+}
+
+// Close confirms only what pullers took: with no puller, or one that takes
+// nothing, it reports the messages as undelivered; a second Close says closed.
+func TestPipelineCloseReportsUntaken(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	push, err := iox.OpenPush(ctx, node, "untaken", iox.WithLinger(50*time.Millisecond))
+	require.NoError(t, err)
+	require.NoError(t, <-sendAll(ctx, push, 0, 5))
+	err = push.Close()
+	require.ErrorIs(t, err, iox.ErrUndelivered)
+	require.Contains(t, err.Error(), "5 messages not taken")
+	require.ErrorIs(t, push.Close(), iox.ErrClosed)
+	require.ErrorIs(t, push.Send(ctx, seqMsg(0)), iox.ErrClosed)
+	require.ErrorIs(t, push.Err(), iox.ErrClosed)
+
+	idle, err := iox.OpenPull(ctx, node, "untaken", iox.BufferSize(4))
+	require.NoError(t, err)
+	push, err = iox.OpenPush(ctx, node, "untaken", iox.WithLinger(50*time.Millisecond))
+	require.NoError(t, err)
+	require.NoError(t, <-sendAll(ctx, push, 0, 3))
+	m, err := idle.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), binary.LittleEndian.Uint64(m))
+	err = push.Close()
+	require.ErrorIs(t, err, iox.ErrUndelivered)
+	require.Contains(t, err.Error(), "2 messages not taken")
+	require.NoError(t, idle.Close())
+	require.ErrorIs(t, idle.Close(), iox.ErrClosed)
+}
+
+// A pipeline has one pusher at a time; the context ends either end at once.
+func TestPipelineOnePusherAndContexts(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	push, err := iox.OpenPush(ctx, node, "one")
+	require.NoError(t, err)
+	_, err = iox.OpenPush(context.Background(), node, "one")
+	require.ErrorIs(t, err, iox.ErrLimitReached)
+	pctx, pcancel := context.WithCancel(context.Background())
+	pull, err := iox.OpenPull(pctx, node, "one")
+	require.NoError(t, err)
+	in := pull.In()
+	require.NoError(t, push.Send(context.Background(), seqMsg(7)))
+	require.Equal(t, uint64(7), binary.LittleEndian.Uint64(<-in))
+	cancel()
+	<-push.Done()
+	require.ErrorIs(t, push.Err(), context.Canceled)
+	require.NoError(t, push.Close(), "the message was taken before the context ended")
+	pcancel()
+	<-pull.Done()
+	require.ErrorIs(t, pull.Err(), context.Canceled)
+	_, open := <-in
+	require.False(t, open, "In is closed once the puller ended")
+	require.NoError(t, pull.Close(), "with no pusher there, nothing waits for the puller")
+}
+
+// Typed pipelines carry values through a codec.
+func TestPipelineTyped(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	type job struct{ ID, Cost uint32 }
+	codec, err := iox.Fixed[job]("Job")
+	require.NoError(t, err)
+	pull, err := iox.OpenPullOf(ctx, node, "typed", codec)
+	require.NoError(t, err)
+	push, err := iox.OpenPushOf(ctx, node, "typed", codec)
+	require.NoError(t, err)
+	push.Out() <- job{ID: 1, Cost: 10}
+	v, err := pull.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, job{ID: 1, Cost: 10}, v)
+	require.NoError(t, push.Close())
+	require.NoError(t, pull.Close())
+}
+
+// Options that do not apply to an end are refused by name; bad names and
+// oversized messages get typed errors.
+func TestPipelineBadInput(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		opt  iox.Option
+		name string
+	}{{iox.BufferSize(4), "BufferSize"}, {iox.Lossy(), "Lossy"}, {iox.History(1), "History"},
+		{iox.MaxSubscribers(2), "MaxSubscribers"}, {iox.WithRecycling(4), "WithRecycling"}} {
+		_, err := iox.OpenPush(ctx, node, "bad", c.opt)
+		require.ErrorIs(t, err, iox.ErrInvalidArgument)
+		require.Contains(t, err.Error(), c.name)
+	}
+	for _, c := range []struct {
+		opt  iox.Option
+		name string
+	}{{iox.WithPoll(time.Second), "WithPoll"}, {iox.WithChanCap(4), "WithChanCap"},
+		{iox.WithPeerTimeout(time.Second), "WithPeerTimeout"}, {iox.MaxPublishers(2), "MaxPublishers"}} {
+		_, err := iox.OpenPull(ctx, node, "bad", c.opt)
+		require.ErrorIs(t, err, iox.ErrInvalidArgument)
+		require.Contains(t, err.Error(), c.name)
+	}
+	_, err := iox.OpenPull(ctx, node, "bad", iox.BufferSize(0))
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+	_, err = iox.OpenPush(ctx, node, strings.Repeat("x", 250))
+	require.ErrorIs(t, err, iox.ErrInvalidName)
+	_, err = iox.OpenPull(ctx, node, "")
+	require.ErrorIs(t, err, iox.ErrInvalidName)
+
+	push, err := iox.OpenPush(ctx, node, "bad", iox.MaxMessageSize(16), iox.WithLinger(0))
+	require.NoError(t, err)
+	require.ErrorIs(t, push.Send(ctx, make([]byte, 17)), iox.ErrMessageTooLarge)
+	require.NoError(t, push.Send(ctx, make([]byte, 16)), "a refused message changes nothing for the next")
+	require.ErrorIs(t, push.Close(), iox.ErrUndelivered)
+}
+
+// The pipeline's own services are listed for what they are.
+func TestPipelineServicesDescribed(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	pull, err := iox.OpenPull(ctx, node, "listed")
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "listed")
+	require.NoError(t, err)
+	infos, err := node.Services()
+	require.NoError(t, err)
+	roles := map[string]int{}
+	for _, info := range infos {
+		base, role := iox.DescribeName(info.Name)
+		require.Equal(t, "listed", base, info.Name)
+		roles[role]++
+	}
+	// push: counts (publish-subscribe) and wake-ups (event); pull: the
+	// puller's queue and its wake-ups.
+	require.Equal(t, map[string]int{iox.RolePush: 2, iox.RolePull: 2}, roles)
+	base, role := iox.DescribeName("a.iox-pull.0123456789abcdeX")
+	require.Equal(t, "a.iox-pull.0123456789abcdeX", base)
+	require.Empty(t, role)
+	require.NoError(t, push.Close())
+	require.NoError(t, pull.Close())
+}
+
+// Messages wait in the pusher while no puller is there, and Send blocks once
+// WithChanCap of them wait; a pipeline admits MaxPullers pullers.
+func TestPipelineBounds(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	push, err := iox.OpenPush(ctx, node, "bounds", iox.WithChanCap(2), iox.WithLinger(0))
+	require.NoError(t, err)
+	require.NoError(t, push.Send(ctx, seqMsg(0)))
+	require.NoError(t, push.Send(ctx, seqMsg(1)))
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	require.ErrorIs(t, push.Send(tctx, seqMsg(2)), context.DeadlineExceeded, "the third Send waits for room")
+	cancel()
+	require.ErrorIs(t, push.Close(), iox.ErrUndelivered)
+
+	pulls := make([]*iox.Pull[[]byte], 0, iox.MaxPullers)
+	for range iox.MaxPullers {
+		p, err := iox.OpenPull(ctx, node, "bounds", iox.BufferSize(1))
+		require.NoError(t, err)
+		pulls = append(pulls, p)
+	}
+	_, err = iox.OpenPull(ctx, node, "bounds", iox.BufferSize(1))
+	require.ErrorIs(t, err, iox.ErrLimitReached)
+	for _, p := range pulls {
+		require.NoError(t, p.Close())
+	}
+}
+
+// The message In's goroutine holds, waiting for a reader, was taken: Close
+// drops it and says so, and the rest of the queue goes to another puller.
+func TestPipelineInHoldsOneMessage(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPull(ctx, node, "held", iox.BufferSize(4))
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "held")
+	require.NoError(t, err)
+	require.NoError(t, <-sendAll(ctx, push, 0, 3))
+	a.In() // nobody reads it: its goroutine takes message 0 and holds it
+	eventually(t, "In's goroutine to take a message", func() bool { return push.Untaken()[os.Getpid()] == 2 })
+	b, err := iox.OpenPull(ctx, node, "held", iox.BufferSize(4))
+	require.NoError(t, err)
+	err = a.Close()
+	require.ErrorIs(t, err, iox.ErrUndelivered)
+	require.Contains(t, err.Error(), "1 messages taken and not handed over were dropped")
+	var got []uint64
+	for len(got) < 2 {
+		m, err := b.Recv(ctx)
+		require.NoError(t, err)
+		got = append(got, binary.LittleEndian.Uint64(m))
+	}
+	require.Equal(t, []uint64{1, 2}, got)
+	require.Equal(t, uint64(2), push.Resent())
+	require.NoError(t, push.Close(), "the held message counts as taken")
+	require.NoError(t, b.Close())
+}
+
+// A pusher killed mid-stream leaves its pullers open with what it had put in
+// their queues, and a new pusher takes its place without manual cleanup.
+func TestPipelineKilledPusherIsReplaced(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	pull, err := iox.OpenPull(ctx, node, "crash", iox.BufferSize(16))
+	require.NoError(t, err)
+	c := spawn(t, ns, "pipe-push", "IOX_SERVICE=crash", "IOX_COUNT=10")
+	c.expect("sent")
+	c.kill()
+	var got []uint64
+	for len(got) < 10 {
+		m, err := pull.Recv(ctx)
+		require.NoError(t, err)
+		got = append(got, binary.LittleEndian.Uint64(m))
+	}
+	require.Equal(t, []uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, got)
+	require.NoError(t, pull.Err(), "a puller goes on without a pusher")
+
+	push, err := iox.OpenPush(ctx, node, "crash")
+	require.NoError(t, err, "the dead pusher's place is free")
+	require.Equal(t, 1, push.Pullers())
+	require.NoError(t, <-sendAll(ctx, push, 100, 105))
+	for i := uint64(100); i < 105; i++ {
+		m, err := pull.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	require.NoError(t, push.Close())
+	require.NoError(t, pull.Close())
+}
