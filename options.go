@@ -39,8 +39,13 @@ func defaultChanConfig() chanConfig {
 		maxSubscribers: 8,
 		maxPublishers:  2,
 		maxBorrowed:    4,
+		recycle:        defaultRecycle,
 	}
 }
+
+// defaultRecycle is how many buffers handed back with Recycle a receiving
+// channel keeps unless WithRecycling says otherwise.
+const defaultRecycle = 8
 
 // Option configures a service, a port or a channel adapter. iox has one
 // vocabulary for both layers: a setting that is iceoryx2's own bears iceoryx2's
@@ -614,8 +619,9 @@ func WithLinger(d time.Duration) Option {
 func Lossy() Option { return func(o *options) { o.set |= optLossy; o.ch.lossy = true } }
 
 // WithRecycling keeps up to n received []byte buffers that the reader hands back
-// with Recycle, and receives into them instead of allocating: a reader that is
-// done with each message before the next one gets to zero allocations.
+// with Recycle (default 8; 0 keeps none), and receives into them instead of
+// allocating: a reader that is done with each message before the next one, and
+// hands it back, gets to zero allocations.
 func WithRecycling(n int) Option {
 	return func(o *options) { o.set |= optRecycling; c := &o.ch; c.recycle = n }
 }

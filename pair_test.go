@@ -424,4 +424,20 @@ func TestPairRecyclesReceiveBuffers(t *testing.T) {
 
 	_, err = iox.OpenPair(ctx, node, "recycle-bad", iox.WithRecycling(-1))
 	assert.ErrorIs(t, err, iox.ErrInvalidArgument)
+
+	// Without WithRecycling a channel keeps a few buffers too: the easy path.
+	c, err := iox.OpenPair(ctx, node, "recycle-default")
+	require.NoError(t, err)
+	defer c.Close()
+	d, err := iox.OpenPair(ctx, node, "recycle-default")
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, c.Send(ctx, []byte("first message")))
+	first, err = d.Recv(ctx)
+	require.NoError(t, err)
+	d.Recycle(first)
+	require.NoError(t, c.Send(ctx, []byte("second")))
+	second, err = d.Recv(ctx)
+	require.NoError(t, err)
+	assert.Same(t, &first[:1][0], &second[:1][0], "the default keeps recycled buffers")
 }

@@ -751,8 +751,9 @@ func (s *Sub[T]) Done() <-chan struct{} { return s.life.Done() }
 // Close, an *Error wrapping the cause of its context, or a failure.
 func (s *Sub[T]) Err() error { return s.life.err() }
 
-// Recycle hands a received message's buffer back for reuse (with WithRecycling;
-// otherwise it does nothing). Do not use b afterwards.
+// Recycle hands a received message's buffer back for reuse: the next messages
+// are received into it instead of a new buffer (up to WithRecycling buffers
+// are kept, default 8). Do not use b afterwards.
 func (s *Sub[T]) Recycle(b []byte) { recycle(s.rx.spare, b) }
 
 // Close stops the subscriber and releases it. A second Close returns ErrClosed.
