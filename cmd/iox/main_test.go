@@ -360,7 +360,7 @@ func TestServicesShowsEveryKindAndMarksIoxOwn(t *testing.T) {
 	require.Equal(t, &typeJSON{Name: "iox::Header", Size: 40, Alignment: 8}, ll.UserHeader)
 	require.Equal(t, map[string]int{"publishers": 1, "subscribers": 1}, ll.Ports)
 	require.Empty(t, ll.IoxRole)
-	require.JSONEq(t, `{"max_publishers":2,"max_subscribers":8,"max_nodes":20,"buffer_size":64,"history":0,"max_borrowed":2,"safe_overflow":false}`,
+	require.JSONEq(t, `{"max_publishers":2,"max_subscribers":8,"max_nodes":20,"buffer_size":64,"history":0,"max_borrowed":4,"safe_overflow":false}`,
 		string(ll.Settings))
 	space := list[byKey["lossless.iox-space event"]]
 	require.Equal(t, "lossless", space.IoxChannel)
