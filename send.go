@@ -73,27 +73,10 @@ func encoder[T any](codec Codec[T]) func(buf []byte, v T) ([]byte, error) {
 // send encodes v and delivers it or queues a copy; once it returns, the caller
 // may reuse v's memory. An oversized or unencodable value fails this send alone.
 func (s *sender[T]) send(ctx context.Context, v T) error {
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.life.Done():
-			return s.life.err()
-		}
+	if err := s.enter(ctx); err != nil {
+		return err
 	}
 	defer func() { <-s.sem }()
-	if err := s.life.closedHere(); err != nil {
-		return err
-	}
-	if err := s.life.err(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	msg, err := s.enc(s.scratch, v)
 	if err != nil {
 		return &Error{Op: "encode", Name: s.name, Kind: ErrInvalidArgument, Detail: err.Error()}
@@ -112,6 +95,33 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 	s.streaming = s.pack && now-s.last < streamGap
 	err = s.put(ctx, msg, kindData)
 	s.last = nanotime()
+	return err
+}
+
+// enter takes the one turn to send (release with <-s.sem), unless ctx or the
+// channel ended first: then it returns why.
+func (s *sender[T]) enter(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.life.Done():
+			return s.life.err()
+		}
+	}
+	err := s.life.closedHere()
+	if err == nil {
+		err = s.life.err()
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		<-s.sem
+	}
 	return err
 }
 
@@ -239,20 +249,10 @@ func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 			smp.Discard()
 		}
 	}()
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.life.Done():
-		return s.life.err()
+	if err := s.enter(ctx); err != nil {
+		return err
 	}
 	defer func() { <-s.sem }()
-	if err := s.life.closedHere(); err != nil {
-		return err
-	}
-	if err := s.life.err(); err != nil {
-		return err
-	}
 	for {
 		s.mu.Lock()
 		if len(s.q) == 0 && !s.pumping {
