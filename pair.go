@@ -133,8 +133,10 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.fail = func(err error) { p.end(err) }
 	p.tx.present = p.peerThere
 	p.tx.loanRoom = func(tag, seq uint64) (bool, bool) {
-		w := p.peerWord.Load()
-		return roomFor(w, tag, seq), w != nil && p.peerThere()
+		if !p.peerThere() {
+			return false, false
+		}
+		return roomFor(p.peerWord.Load(), tag, seq)
 	}
 	p.tx.sendLoan = func(smp *SampleMut, h *header) (bool, error) {
 		h.got = p.rx.confirmed()

@@ -359,12 +359,15 @@ func (p *Pub[T]) loanRoom(tag, seq uint64) (room, known bool) {
 	if len(p.known) == 0 || len(p.words) < len(p.known) {
 		return false, false
 	}
+	room = true
 	for _, w := range p.words {
-		if !roomFor(w, tag, seq) {
-			return false, true
+		r, k := roomFor(w, tag, seq)
+		if !k {
+			return false, false
 		}
+		room = room && r
 	}
-	return true, true
+	return room, true
 }
 
 // sendLoan sends a loaned sample (the header written in place on a lossless

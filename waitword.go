@@ -52,21 +52,19 @@ func openWaitWord(node *Node, port PortInfo) *ffi.WaitWord {
 }
 
 // roomFor reports whether the receiver of w can take one more sample from the
-// sender with tag that has sent seq samples: only when w proves it (the
-// receiver took this sender's sample number last, and fewer than its buffer
-// are on their way since).
-func roomFor(w *ffi.WaitWord, tag, seq uint64) bool {
+// sender with tag that has sent seq samples. It knows only once the receiver
+// took one of this sender's samples (a receiver that just came, or one that
+// last took another sender's sample, cannot tell): then room means fewer than
+// its buffer are on their way since.
+func roomFor(w *ffi.WaitWord, tag, seq uint64) (room, known bool) {
 	if w == nil {
-		return false
+		return false, false
 	}
 	lastTag, lastSeq, ok := w.Last()
-	if !ok {
-		return false
+	if !ok || lastTag != tag {
+		return false, false
 	}
-	if lastTag != tag {
-		lastSeq = 0 // it took none of this sender's samples yet
-	}
-	return seq-min(lastSeq, seq) < w.Buffer()
+	return seq-min(lastSeq, seq) < w.Buffer(), true
 }
 
 // wordCloser closes a wait word among a channel's ports.

@@ -399,3 +399,91 @@ func TestZeroCopyRules(t *testing.T) {
 	_, err = iox.As[struct{ P *int }](make([]byte, 8))
 	require.ErrorIs(t, err, iox.ErrInvalidArgument, "pointers")
 }
+
+func init() {
+	children["zc-hold-views"] = childZCHoldViews
+}
+
+// childZCHoldViews subscribes to IOX_SERVICE (MaxBorrowed(2)), takes two views
+// and holds them, says "holding", and waits to be killed.
+func childZCHoldViews() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	s, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.MaxBorrowed(2), iox.BufferSize(2))
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	for i := 0; i < 2; i++ {
+		if _, err := s.RecvView(context.Background()); err != nil {
+			return err
+		}
+	}
+	fmt.Println("holding")
+	parentSays()
+	return nil
+}
+
+// TestZeroCopyViewsOfACrashedReceiverAreReclaimed: a subscriber that dies
+// holding views (and a full buffer) leaves the publisher's shared memory to be
+// reclaimed: a service sized for one subscriber serves the next one for many
+// more messages than it would have room for otherwise. Views held while a
+// receiving end closes stay readable until released.
+func TestZeroCopyViewsOfACrashedReceiverAreReclaimed(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	opts := []iox.Option{iox.MaxBorrowed(2), iox.BufferSize(2), iox.MaxSubscribers(1)}
+	pub, err := iox.OpenPub(ctx, node, "zc-crash", append(opts, iox.WaitSubscribers(1))...)
+	require.NoError(t, err)
+	defer pub.Close()
+	c := spawn(t, ns, "zc-hold-views", "IOX_SERVICE=zc-crash")
+	c.expect("ready")
+	for i := 0; i < 4; i++ { // two views held, two in its buffer
+		l, err := pub.Loan(ctx, 64<<10)
+		require.NoError(t, err)
+		zcFill(l.Bytes(), i)
+		require.NoError(t, pub.SendLoan(ctx, l))
+	}
+	c.expect("holding")
+	c.kill()
+	eventually(t, "the dead subscriber to be removed", func() bool { return pub.Subscribers() == 0 })
+
+	sub, err := iox.OpenSub(ctx, node, "zc-crash", opts...)
+	require.NoError(t, err)
+	views := make(chan *iox.View, 4)
+	go func() {
+		for i := 0; i < 2; i++ { // the new subscriber holds two views too
+			v, err := sub.RecvView(ctx)
+			assert.NoError(t, err)
+			views <- v
+		}
+	}()
+	send := func(i int) {
+		l, err := pub.Loan(ctx, 64<<10)
+		require.NoError(t, err, "message %d: the crashed subscriber's samples were not reclaimed", i)
+		zcFill(l.Bytes(), i)
+		require.NoError(t, pub.SendLoan(ctx, l))
+	}
+	send(100)
+	send(101)
+	v0, v1 := <-views, <-views
+	send(102) // and its buffer is full
+	send(103)
+	// Two views and two buffered samples of the new subscriber, two loans out:
+	// eight of the samples a service for one subscriber has, which the dead
+	// one's four would leave it without.
+	l0, err := pub.Loan(ctx, 64<<10)
+	require.NoError(t, err, "the crashed subscriber's samples were not reclaimed")
+	l1, err := pub.Loan(ctx, 64<<10)
+	require.NoError(t, err, "the crashed subscriber's samples were not reclaimed")
+	l0.Release()
+	l1.Release()
+	require.NoError(t, zcCheck(v0.Bytes(), 100, 64<<10))
+	v0.Release()
+	require.NoError(t, sub.Close())
+	require.NoError(t, zcCheck(v1.Bytes(), 101, 64<<10), "a view outlives its subscriber's Close")
+	v1.Release()
+}
