@@ -132,12 +132,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.end(err) }
 	p.tx.present = p.peerThere
-	p.tx.loanRoom = func(tag, seq uint64) (bool, bool) {
-		if !p.peerThere() {
-			return false, false
-		}
-		return roomFor(p.peerWord.Load(), tag, seq)
-	}
+	p.tx.loanRoom = func(tag, seq uint64) (bool, bool) { return roomFor(p.peerWord.Load(), tag, seq) }
 	p.tx.sendLoan = func(smp *SampleMut, h *header) (bool, error) {
 		h.got = p.rx.confirmed()
 		h.put(smp.header(headerSize))
