@@ -132,11 +132,11 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.end(err) }
 	p.tx.present = p.peerThere
-	p.tx.loanRoom = func(tag, seq uint64) (bool, bool) { return roomFor(p.peerWord.Load(), tag, seq) }
+	p.tx.loanRoom = func(tag, seq, copies uint64) (bool, bool) { return roomFor(p.peerWord.Load(), tag, seq, copies) }
 	p.tx.sendLoan = func(smp *SampleMut, h *header) (bool, error) {
 		h.got = p.rx.confirmed()
 		h.put(smp.header(headerSize))
-		n, err := smp.sendNotify(p.ntf, evData, p.peerWord.Load())
+		n, err := smp.sendNotify(p.ntf, evData, p.peerWord.Load(), ffi.AllSubscribers)
 		return n > 0, err
 	}
 	p.lookForPeer()

@@ -504,22 +504,27 @@ func (s *SampleMut) Send() (int, error) {
 	return n, nil
 }
 
-// sendNotify is Send that also notifies id on ntf when the message reached a
-// subscriber (with the receiver's wait word w, only when it parks): a
-// zero-copy channel send in one native call.
-func (s *SampleMut) sendNotify(ntf *Notifier, id EventID, w *ffi.WaitWord) (int, error) {
+// sendNotify is Send that also notifies id on ntf (when not nil) when the
+// message reached a subscriber (with the receiver's wait word w, only when it
+// parks): a zero-copy channel send in one native call. It fails with
+// ErrWouldBlock when fewer than minRecipients subscribers got it
+// (ffi.AllSubscribers: every subscriber of the service).
+func (s *SampleMut) sendNotify(ntf *Notifier, id EventID, w *ffi.WaitWord, minRecipients int) (int, error) {
 	h := ffi.Handle(s.h.Swap(0))
 	if h == 0 {
 		return 0, closedError("send sample", s.name)
 	}
 	s.data = nil
-	nh, ok := ntf.ref.acquire()
-	if !ok {
-		s.lib.SampleMutDrop(h)
-		return 0, closedError("send sample", s.name)
+	var nh ffi.Handle
+	if ntf != nil {
+		var ok bool
+		if nh, ok = ntf.ref.acquire(); !ok {
+			s.lib.SampleMutDrop(h)
+			return 0, closedError("send sample", s.name)
+		}
+		defer ntf.ref.release()
 	}
-	n, st := s.lib.SampleMutSendNotify(h, nh, uint64(id), w)
-	ntf.ref.release()
+	n, st := s.lib.SampleMutSendNotify(h, nh, uint64(id), w, minRecipients)
 	if st != ffi.OK {
 		return n, statusError(s.lib, "send sample", s.name, st, nil)
 	}

@@ -346,22 +346,30 @@ func (p *Pub[T]) wake() {
 // loanRoom reports whether every subscriber has room for one more sample from
 // this publisher (known false: a subscriber cannot tell, so a loan goes as a
 // copy). A lossy channel always has room: the oldest message gives way.
-func (p *Pub[T]) loanRoom(tag, seq uint64) (room, known bool) {
+func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 	if p.cfg.lossy {
 		return true, true
 	}
 	if p.cfg.waitSubs > 0 && p.Subscribers() < p.cfg.waitSubs {
 		return false, false
 	}
-	p.scan()
+	p.mu.Lock()
+	stale := p.Subscribers() != len(p.known)
+	p.mu.Unlock()
+	if stale { // a subscriber came or went since the last look
+		p.scan()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.known) == 0 || len(p.words) < len(p.known) {
 		return false, false
 	}
+	// With several subscribers a loan goes in place only while each has half
+	// its buffer free: a margin for what iceoryx2 may hold in a connection
+	// beyond the samples counted here.
 	room = true
 	for _, w := range p.words {
-		r, k := roomFor(w, tag, seq)
+		r, k := roomFor(w, tag, seq+w.Buffer()/2*uint64(min(len(p.words)-1, 1)), copies)
 		if !k {
 			return false, false
 		}
@@ -371,12 +379,18 @@ func (p *Pub[T]) loanRoom(tag, seq uint64) (room, known bool) {
 }
 
 // sendLoan sends a loaned sample (the header written in place on a lossless
-// channel) and wakes the subscribers.
+// channel) and wakes the subscribers. Every subscriber whose room loanRoom
+// checked must get it; one that came since may miss it, as it would any
+// message published before it joined.
 func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
+	min := 0
 	if !p.cfg.lossy {
 		h.put(smp.header(headerSize))
+		p.mu.Lock()
+		min = len(p.words)
+		p.mu.Unlock()
 	}
-	n, err := smp.Send()
+	n, err := smp.sendNotify(nil, evData, nil, min)
 	if n > 0 {
 		p.wake()
 	}

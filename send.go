@@ -29,7 +29,7 @@ type sender[T any] struct {
 	// zero copy (nil where the adapter has none): whether the receivers are
 	// known to have room for one more sample (known false: they cannot tell,
 	// and a loan is sent as a copy), and the send of a loaned sample
-	loanRoom func(tag, seq uint64) (room, known bool)
+	loanRoom func(tag, seq, copies uint64) (room, known bool)
 	sendLoan func(smp *SampleMut, h *header) (bool, error)
 
 	sem       chan struct{} // one Send at a time: they encode into scratch
@@ -49,6 +49,7 @@ type sender[T any] struct {
 	sent    uint64        // messages sent
 	staging []byte
 	hdr     header
+	copies  uint64 // the last sample number that may have reached some receivers twice (sent again after a partial delivery)
 }
 
 type outMsg struct {
@@ -256,7 +257,7 @@ func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 	for {
 		s.mu.Lock()
 		if len(s.q) == 0 && !s.pumping {
-			room, known := s.loanRoom(s.tag, s.seq)
+			room, known := s.loanRoom(s.tag, s.seq, s.copies)
 			if !known {
 				s.mu.Unlock()
 				return s.put(ctx, smp.Bytes(), kindData) // a copy, in order
@@ -270,7 +271,7 @@ func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 				}
 				s.mu.Unlock()
 				if err == nil && !ok {
-					err = &Error{Op: "send loan", Name: s.name, Kind: ErrPeerGone, Detail: "the receiver left while the message was sent"}
+					err = &Error{Op: "send loan", Name: s.name, Kind: ErrUndelivered, Detail: "not every receiver took the message"}
 				}
 				return err
 			}
@@ -312,6 +313,8 @@ func (s *sender[T]) sendOne(msg []byte, kind uint32) (bool, error) {
 		if kind == kindData {
 			s.sent++
 		}
+	} else {
+		s.copies = s.seq + 1
 	}
 	return ok, err
 }
@@ -335,6 +338,7 @@ func (s *sender[T]) pump() {
 			if ok {
 				break
 			}
+			s.copies = s.seq + 1
 			s.mu.Unlock()
 			err = s.await(context.Background(), s.stop)
 			s.mu.Lock()

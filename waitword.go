@@ -53,15 +53,16 @@ func openWaitWord(node *Node, port PortInfo) *ffi.WaitWord {
 
 // roomFor reports whether the receiver of w can take one more sample from the
 // sender with tag that has sent seq samples. It knows only once the receiver
-// took one of this sender's samples (a receiver that just came, or one that
-// last took another sender's sample, cannot tell): then room means fewer than
-// its buffer are on their way since.
-func roomFor(w *ffi.WaitWord, tag, seq uint64) (room, known bool) {
+// took one of this sender's samples, and took every sample up to copies, the
+// last one the sender may have delivered twice (a receiver that just came, one
+// that last took another sender's sample, or one that may hold a copy, cannot
+// tell): then room means fewer than its buffer are on their way since.
+func roomFor(w *ffi.WaitWord, tag, seq, copies uint64) (room, known bool) {
 	if w == nil {
 		return false, false
 	}
 	lastTag, lastSeq, ok := w.Last()
-	if !ok || lastTag != tag {
+	if !ok || lastTag != tag || lastSeq < copies {
 		return false, false
 	}
 	return seq-min(lastSeq, seq) < w.Buffer(), true

@@ -457,11 +457,13 @@ func (l *Lib) PublisherSendNotify(h Handle, p []byte, hdr []byte, ntf Handle, id
 }
 
 // SampleMutSendNotify sends a loaned sample and frees its handle, then notifies
-// as PublisherSendNotify does: a zero-copy send in one crossing.
-func (l *Lib) SampleMutSendNotify(h Handle, ntf Handle, id uint64, w *WaitWord) (int, Status) {
+// as PublisherSendNotify does (ntf may be 0): a zero-copy send in one crossing.
+// It fails with EWouldBlock when fewer than minRecipients subscribers got it
+// (AllSubscribers: every subscriber of the service).
+func (l *Lib) SampleMutSendNotify(h Handle, ntf Handle, id uint64, w *WaitWord, minRecipients int) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), uintptr(ntf), uintptr(id), w.addr()
-	v, s := split(c.run(l.SampleMutSendNotifyFn, 4))
+	c.a[0], c.a[1], c.a[2], c.a[3], c.a[4] = uintptr(h), uintptr(ntf), uintptr(id), w.addr(), uintptr(minRecipients)
+	v, s := split(c.run(l.SampleMutSendNotifyFn, 5))
 	return int(v), s
 }
 

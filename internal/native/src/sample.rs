@@ -56,16 +56,27 @@ pub unsafe extern "C" fn iox_sample_mut_send(h: *mut SampleMutH) -> i64 {
 }
 
 /// Sends a loaned sample like `iox_sample_mut_send` and then, when it reached a
-/// subscriber, notifies as `iox_publisher_send_notify` does (`ntf`, `id`,
-/// `word`): a zero-copy send in one crossing.
+/// subscriber, notifies as `iox_publisher_send_notify` does (`ntf` may be
+/// null, `id`, `word`): a zero-copy send in one crossing. `min_recipients` is
+/// how many subscribers must get it (`u64::MAX`: as `iox_sample_mut_send`
+/// asks); a subscriber that came after the caller looked may miss it.
 #[no_mangle]
-pub unsafe extern "C" fn iox_sample_mut_send_notify(h: *mut SampleMutH, ntf: *mut NotifierH, id: u64, word: *const u8) -> i64 {
+pub unsafe extern "C" fn iox_sample_mut_send_notify(
+    h: *mut SampleMutH,
+    ntf: *mut NotifierH,
+    id: u64,
+    word: *const u8,
+    min_recipients: u64,
+) -> i64 {
     guard_value(|| {
         if h.is_null() {
             return Err(IOX_E_INVALID_ARGUMENT);
         }
         let s = Box::from_raw(h);
-        let expected = s.fail.as_ref().map(|f| f.dynamic_config().number_of_subscribers());
+        let expected = match min_recipients {
+            u64::MAX => s.fail.as_ref().map(|f| f.dynamic_config().number_of_subscribers()),
+            n => Some(n as usize),
+        };
         let k = s.sample.send().map_err(send_error)?;
         let k = full_check(k, expected)?;
         if k > 0 {
