@@ -92,10 +92,13 @@ type Status struct {
 }
 
 func (s Status) String() string {
-	switch s.Event {
-	case "relaying":
-		return "relaying"
-	case "error":
+	switch {
+	case s.Service == "":
+		if s.Err != nil {
+			return s.Event + ": " + s.Err.Error()
+		}
+		return s.Event
+	case s.Event == "error":
 		return fmt.Sprintf("error %s %s %q: %v", s.Dir, s.Kind, s.Service, s.Err)
 	}
 	str := fmt.Sprintf("%s %s %s %q", s.Event, s.Dir, s.Kind, s.Service)

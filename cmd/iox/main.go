@@ -66,7 +66,7 @@ type command struct {
 
 var commands = []command{
 	servicesCommand, nodesCommand, cleanCommand,
-	subCommand, pubCommand, listenCommand, notifyCommand,
+	subCommand, pubCommand, listenCommand, notifyCommand, bridgeCommand,
 }
 
 const about = `iox looks inside iceoryx2: the services and nodes of a namespace, and the
