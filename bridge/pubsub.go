@@ -48,6 +48,9 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 		return nil, err
 	}
 	opts := []iox.Option{iox.MaxMessageSize(b.cfg.MaxMessageSize)}
+	if set, err := b.cfg.Node.PubSubSettings(r.name); err == nil && set.BufferSize > 0 {
+		opts = append(opts, iox.BufferSize(set.BufferSize)) // hold as much as the service lets a subscriber hold
+	}
 	if r.kind == KindLossy {
 		opts = append(opts, iox.Lossy())
 	} else if err := b.ensureStream(ctx); err != nil {
