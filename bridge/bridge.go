@@ -203,7 +203,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	if cfg.ConsumerIdle <= 0 {
 		cfg.ConsumerIdle = 10 * time.Minute
 	}
-	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(1024))
+	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(2*time.Second))
 	if err != nil {
 		return nil, natsError("new bridge", "", err)
 	}

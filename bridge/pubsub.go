@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +116,7 @@ type jsPublisher struct {
 	r       *route
 	pending chan pendingPub
 	done    chan struct{}
+	seq     uint64 // frames published, numbered in Iox-Seq
 }
 
 type pendingPub struct {
@@ -129,6 +131,8 @@ func newJSPublisher(b *Bridge, r *route) *jsPublisher {
 }
 
 func (p *jsPublisher) publish(m *nats.Msg) error {
+	p.seq++
+	m.Header.Set(hSeq, strconv.FormatUint(p.seq, 10))
 	id := m.Header.Get(hID)
 	if part := m.Header.Get(hPart); part != "" {
 		id += "#" + part
@@ -251,7 +255,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		pub.Close()
 		return nil, natsError("import", r.name, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(pubWindow))
+	it, err := cons.Messages(jetstream.PullMaxMessages(pubWindow), jetstream.PullExpiry(2*time.Second), jetstream.PullHeartbeat(500*time.Millisecond)) // a short expiry notices a restarted server soon
 	if err != nil {
 		pub.Close()
 		return nil, natsError("import", r.name, err)
@@ -262,26 +266,8 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		defer pub.Close()
 		var last uint64 // the stream sequence of the last frame taken
 		var parts []jetstream.Msg
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-					return ctx.Err()
-				}
-				b.report(r, natsError("import", r.name, err))
-				continue
-			}
-			meta, err := m.Metadata()
-			if err != nil {
-				m.Term()
-				b.report(r, natsError("import", r.name, err))
-				continue
-			}
-			if meta.Sequence.Stream <= last { // sent again while it was taken
-				m.Ack()
-				continue
-			}
-			last = meta.Sequence.Stream
+		ord := newReorder()
+		take := func(m jetstream.Msg) error {
 			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 			msg, ok, aerr := asm.add(nm)
 			if aerr != nil {
@@ -297,7 +283,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				} else {
 					parts = append(parts, m)
 				}
-				continue
+				return nil
 			}
 			// Acknowledged once the local publisher took it: a restart sends
 			// again at most what was taken but not yet acknowledged.
@@ -312,6 +298,37 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 			parts = parts[:0]
 			m.Ack()
+			return nil
+		}
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+					return ctx.Err()
+				}
+				continue // the iterator goes on after a missed heartbeat or a reconnection
+			}
+			meta, err := m.Metadata()
+			if err != nil {
+				m.Term()
+				b.report(r, natsError("import", r.name, err))
+				continue
+			}
+			if meta.Sequence.Stream <= last { // sent again while it was taken
+				m.Ack()
+				continue
+			}
+			last = meta.Sequence.Stream
+			ready, skipped := ord.add(m)
+			if skipped > 0 {
+				b.report(r, &iox.Error{Op: "bridge receive", Name: r.name, Kind: iox.ErrUndelivered,
+					Detail: fmt.Sprintf("%d frames of the exporting bridge never reached the stream", skipped)})
+			}
+			for _, x := range ready {
+				if err := take(x); err != nil {
+					return err
+				}
+			}
 		}
 	}, nil
 }
@@ -327,4 +344,79 @@ func durableName(bridge, service string) string {
 		}
 	}
 	return s.String()
+}
+
+// reorder puts the frames of each exporting bridge back in the order it sent
+// them (Iox-Seq): a frame the stream refused is sent again, after others that
+// were stored meanwhile. Frames behind a gap wait, unacknowledged, until it
+// is filled; a gap that stays for reorderWait (or behind more than
+// reorderMax frames) is given up and reported. Duplicates are acknowledged
+// and dropped.
+type reorder struct {
+	next map[string]uint64 // by origin: the Iox-Seq expected next (0: none seen)
+	held map[string]map[uint64]jetstream.Msg
+	gap  map[string]time.Time // since when an origin waits for a gap
+}
+
+const (
+	reorderWait = 10 * time.Second
+	reorderMax  = 2 * pubWindow
+)
+
+func newReorder() *reorder {
+	return &reorder{next: map[string]uint64{}, held: map[string]map[uint64]jetstream.Msg{}, gap: map[string]time.Time{}}
+}
+
+// add takes one frame and returns those now ready, in order, and how many
+// frames were given up.
+func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
+	h := m.Headers()
+	origin := h.Get(hOrigin)
+	seq, err := strconv.ParseUint(h.Get(hSeq), 10, 64)
+	if err != nil || origin == "" || seq == 0 {
+		return []jetstream.Msg{m}, 0 // not numbered: the assembler judges it
+	}
+	next := o.next[origin]
+	switch {
+	case next == 0 || seq == next:
+		ready = append(ready, m)
+		o.next[origin] = seq + 1
+	case seq < next:
+		m.Ack() // a copy of what was taken
+		return nil, 0
+	default:
+		if o.held[origin] == nil {
+			o.held[origin] = map[uint64]jetstream.Msg{}
+			o.gap[origin] = time.Now()
+		}
+		o.held[origin][seq] = m
+	}
+	held := o.held[origin]
+	for len(held) > 0 {
+		n := o.next[origin]
+		if x, ok := held[n]; ok {
+			delete(held, n)
+			ready = append(ready, x)
+			o.next[origin] = n + 1
+			continue
+		}
+		if time.Since(o.gap[origin]) < reorderWait && len(held) < reorderMax {
+			break
+		}
+		low := uint64(0)
+		for k := range held {
+			if low == 0 || k < low {
+				low = k
+			}
+		}
+		skipped += int(low - n)
+		o.next[origin] = low
+	}
+	if len(held) == 0 {
+		delete(o.held, origin)
+		delete(o.gap, origin)
+	} else if len(ready) > 0 {
+		o.gap[origin] = time.Now() // the wait starts again at the new gap
+	}
+	return ready, skipped
 }
