@@ -148,6 +148,7 @@ type Bridge struct {
 	mu      sync.Mutex
 	exports map[string]*route // by service name
 	imports map[string]*route
+	refused map[string]string // imports that failed to open: the types announced
 	annSub  *nats.Subscription
 	discSub *nats.Subscription
 	closed  bool
@@ -208,7 +209,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, natsError("new bridge", "", err)
 	}
 	b := &Bridge{cfg: cfg, origin: nuid.Next(), js: js, stream: streamName(cfg.Subject),
-		exports: map[string]*route{}, imports: map[string]*route{}}
+		exports: map[string]*route{}, imports: map[string]*route{}, refused: map[string]string{}}
 	b.fr = newFramer(b.origin, cfg.Conn.MaxPayload())
 	b.ctx, b.cancel = context.WithCancel(ctx)
 	if b.annSub, err = cfg.Conn.Subscribe(cfg.Subject+"."+kindAnnounce+".>", b.onAnnounce); err != nil {
@@ -518,11 +519,20 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 			delete(b.imports, r.name)
 		}
 		b.mu.Unlock()
-		if ctx.Err() == nil {
-			b.status(Status{Event: "error", Dir: "import", Service: r.name, Kind: r.kind, Err: err})
+		if b.ctx.Err() == nil {
+			b.mu.Lock()
+			again := b.refused[r.name] == r.ann.Type+" "+r.ann.Resp
+			b.refused[r.name] = r.ann.Type + " " + r.ann.Resp
+			b.mu.Unlock()
+			if !again { // tried again at each announcement, reported once
+				b.status(Status{Event: "error", Dir: "import", Service: r.name, Kind: r.kind, Err: err})
+			}
 		}
 		return
 	}
+	b.mu.Lock()
+	delete(b.refused, r.name)
+	b.mu.Unlock()
 	go func() { defer close(r.done); r.err = run() }()
 	b.status(Status{Event: "start", Dir: "import", Service: r.name, Kind: r.kind})
 }
