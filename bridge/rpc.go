@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -129,8 +130,14 @@ func (b *Bridge) importCalls(ctx context.Context, r *route) (func() error, error
 		return nil, err
 	}
 	b.setOwn(r, iox.PortCounts{Servers: 1})
+	mux, err := newInboxMux(b.cfg.Conn, b.cfg.MaxMessageSize)
+	if err != nil {
+		srv.Close()
+		return nil, natsError("import", r.name, err)
+	}
 	return func() error {
 		defer srv.Close()
+		defer mux.close()
 		var calls sync.WaitGroup
 		defer calls.Wait()
 		for {
@@ -142,13 +149,13 @@ func (b *Bridge) importCalls(ctx context.Context, r *route) (func() error, error
 				b.report(r, err) // one request could not be taken
 				continue
 			}
-			calls.Go(func() { b.forwardCall(ctx, r, q) })
+			calls.Go(func() { b.forwardCall(ctx, r, mux, q) })
 		}
 	}, nil
 }
 
 // forwardCall sends one local request over NATS and relays the responses.
-func (b *Bridge) forwardCall(ctx context.Context, r *route, q *iox.Request[[]byte, []byte]) {
+func (b *Bridge) forwardCall(ctx context.Context, r *route, mux *inboxMux, q *iox.Request[[]byte, []byte]) {
 	subject := Subject(b.cfg.Subject, kindRPC, r.name)
 	frames := b.fr.frames(subject, r.ann.Type, q.Value)
 	if len(frames) != 1 {
@@ -157,15 +164,8 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, q *iox.Request[[]byt
 		q.Close()
 		return
 	}
-	inbox := b.cfg.Conn.NewRespInbox()
-	sub, err := b.cfg.Conn.SubscribeSync(inbox)
-	if err != nil {
-		b.report(r, natsError("bridge call", r.name, err))
-		q.Close()
-		return
-	}
-	defer sub.Unsubscribe()
-	sub.SetPendingLimits(-1, 4*b.cfg.MaxMessageSize)
+	inbox, in := mux.open()
+	defer mux.drop(inbox)
 	frames[0].Reply = inbox
 	if err := b.cfg.Conn.PublishMsg(frames[0]); err != nil {
 		b.report(r, natsError("bridge call", r.name, err))
@@ -174,9 +174,7 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, q *iox.Request[[]byt
 	}
 	asm := &assembler{name: r.name, typ: r.ann.Resp, max: b.cfg.MaxMessageSize}
 	for {
-		wctx, cancel := context.WithTimeout(ctx, rpcLook)
-		m, err := sub.NextMsgWithContext(wctx)
-		cancel()
+		m, err := in.next(ctx, rpcLook)
 		if err != nil {
 			if ctx.Err() != nil {
 				q.Close()
@@ -217,6 +215,102 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, q *iox.Request[[]byt
 			}
 			q.Close()
 			return
+		}
+	}
+}
+
+// inboxMux receives the responses of every call an import forwards on one
+// subscription (INBOX.*), so a call costs no subscription of its own.
+type inboxMux struct {
+	base  string
+	sub   *nats.Subscription
+	mu    sync.Mutex
+	calls map[string]*callQueue
+	n     uint64
+}
+
+func newInboxMux(nc *nats.Conn, maxMsg int) (*inboxMux, error) {
+	m := &inboxMux{base: nats.NewInbox(), calls: map[string]*callQueue{}}
+	var err error
+	m.sub, err = nc.Subscribe(m.base+".*", func(msg *nats.Msg) {
+		m.mu.Lock()
+		q := m.calls[msg.Subject]
+		m.mu.Unlock()
+		if q != nil {
+			q.push(msg)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.sub.SetPendingLimits(-1, 4*maxMsg)
+	return m, nil
+}
+
+// open makes the inbox of one call.
+func (m *inboxMux) open() (string, *callQueue) {
+	q := &callQueue{wake: make(chan struct{}, 1)}
+	m.mu.Lock()
+	m.n++
+	inbox := m.base + "." + strconv.FormatUint(m.n, 36)
+	m.calls[inbox] = q
+	m.mu.Unlock()
+	return inbox, q
+}
+
+func (m *inboxMux) drop(inbox string) {
+	m.mu.Lock()
+	delete(m.calls, inbox)
+	m.mu.Unlock()
+}
+
+func (m *inboxMux) close() { m.sub.Unsubscribe() }
+
+// callQueue holds one call's responses until its goroutine takes them; the
+// responses of a stream are bounded by what the serving side sends.
+type callQueue struct {
+	mu   sync.Mutex
+	msgs []*nats.Msg
+	wake chan struct{}
+}
+
+func (q *callQueue) push(m *nats.Msg) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next response, context.DeadlineExceeded after look
+// without one, or the error of ctx.
+func (q *callQueue) next(ctx context.Context, look time.Duration) (*nats.Msg, error) {
+	var t *time.Timer
+	for {
+		q.mu.Lock()
+		if len(q.msgs) > 0 {
+			m := q.msgs[0]
+			q.msgs[0] = nil
+			q.msgs = q.msgs[1:]
+			q.mu.Unlock()
+			if t != nil {
+				t.Stop()
+			}
+			return m, nil
+		}
+		q.mu.Unlock()
+		if t == nil {
+			t = time.NewTimer(look)
+		}
+		select {
+		case <-q.wake:
+		case <-t.C:
+			return nil, context.DeadlineExceeded
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
 		}
 	}
 }
