@@ -9,8 +9,8 @@
 //   - a lossy publish-subscribe service: NATS core (at most once, order kept
 //     per sending bridge);
 //   - a lossless iox channel: a JetStream stream with acknowledgements, bounded
-//     in bytes (Config.StreamMaxBytes; a full stream holds the exporting
-//     bridge, which holds the local publisher back), deduplicated by message
+//     in bytes (Config.StreamMaxBytes; a message the stream refuses is sent
+//     again, with the same id, until it is stored), deduplicated by message
 //     id, read by a durable consumer per importing bridge and service, so a
 //     restart of the importing bridge or of the NATS server loses nothing;
 //   - an event service: NATS core, each event id as an event;

@@ -2,7 +2,15 @@ package bridge_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
+	"math/big"
+	"net"
 	"testing"
 	"time"
 
@@ -105,4 +113,24 @@ func TestTwoClusteredServersOnePerHost(t *testing.T) {
 	require.NoError(t, pub.Close())
 	require.Empty(t, logA.errors())
 	require.Empty(t, logB.errors())
+}
+
+func TestListenOffersTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "iox test"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	s := natsServer(t, bridge.ListenConfig{Token: "t", TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}})
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	nc := connect(t, s.ClientURL(), nats.Token("t"), nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	require.True(t, nc.TLSRequired())
+	_, err = nats.Connect(s.ClientURL(), nats.Token("t"), nats.MaxReconnects(0)) // no CA: the server is not trusted
+	require.Error(t, err)
 }

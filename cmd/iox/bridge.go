@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -106,12 +107,19 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 					}
 					c.StoreDir = filepath.Join(dir, "iox", "nats-"+strings.NewReplacer(":", "_", "[", "", "]", "").Replace(*listen))
 				}
+				var own *x509.CertPool // with TLS, the bridge trusts its own server's certificate
 				if *tlsCert != "" {
 					cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 					if err != nil {
 						return fmt.Errorf("-tls-cert: %w", err)
 					}
 					c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+					leaf, err := x509.ParseCertificate(cert.Certificate[0])
+					if err != nil {
+						return fmt.Errorf("-tls-cert: %w", err)
+					}
+					own = x509.NewCertPool()
+					own.AddCert(leaf)
 				}
 				if len(nkeyUsers) > 0 && *nkeySeed == "" {
 					return usagef("-nkey-users: the bridge itself connects with -nkey SEEDFILE")
@@ -123,7 +131,12 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 				srv = s
 				defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 				url = srv.ClientURL()
-				opts = append(opts, nats.InProcessServer(srv))
+				if own != nil { // over the network: in-process connections do not speak TLS
+					url = strings.Replace(url, "nats://", "tls://", 1)
+					opts = append(opts, nats.Secure(&tls.Config{RootCAs: own, MinVersion: tls.VersionTLS12}))
+				} else {
+					opts = append(opts, nats.InProcessServer(srv))
+				}
 			} else {
 				if *tlsCert != "" {
 					opts = append(opts, nats.ClientCert(*tlsCert, *tlsKey))

@@ -3,9 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -146,4 +153,34 @@ func TestBridgeCommandRefusesAnOpenListenerWithoutAuth(t *testing.T) {
 	_, errOut, code = runIox(t, &ns, "", "bridge", "-nats", "nats://127.0.0.1:1")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, "-export or -import")
+}
+
+func TestBridgeCommandListensWithTokenAndTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "iox test"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	kb, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	certFile, keyFile := dir+"/cert.pem", dir+"/key.pem"
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+	a, b := newNamespace(t), newNamespace(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pa := startLive(t, a, "bridge", "-listen", addr, "-store", t.TempDir(), "-token", "s3cret",
+		"-tls-cert", certFile, "-tls-key", keyFile, "-export", "x/*")
+	pa.expect(t, "relaying")
+	// A client without the token is refused; with the token and the CA it relays.
+	_, errOut, code := runIox(t, &b, "", "bridge", "-nats", "tls://"+addr, "-tls-ca", certFile, "-import", "x/*")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "connect")
+	pb := startLive(t, b, "bridge", "-nats", "tls://"+addr, "-token", "s3cret", "-tls-ca", certFile, "-import", "x/*")
+	pb.expect(t, "relaying")
+	require.Equal(t, 0, pb.stop(t, syscall.SIGTERM))
+	require.Equal(t, 0, pa.stop(t, syscall.SIGTERM))
 }
