@@ -246,7 +246,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		Durable:           durableName(b.cfg.Name, r.name),
 		FilterSubject:     subject,
 		AckPolicy:         jetstream.AckExplicitPolicy,
-		AckWait:           time.Minute,
+		AckWait:           5 * time.Second, // what the client dropped comes again soon (reorder waits longer)
 		MaxAckPending:     4 * pubWindow,
 		InactiveThreshold: b.cfg.ConsumerIdle,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -255,6 +255,8 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		pub.Close()
 		return nil, natsError("import", r.name, err)
 	}
+	ord := newReorder()
+	ord.resume(ctx, b.js, b.stream, subject, cons.CachedInfo().AckFloor.Stream)
 	it, err := cons.Messages(jetstream.PullMaxMessages(pubWindow), jetstream.PullExpiry(2*time.Second), jetstream.PullHeartbeat(500*time.Millisecond)) // a short expiry notices a restarted server soon
 	if err != nil {
 		pub.Close()
@@ -264,9 +266,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		stop := context.AfterFunc(ctx, it.Stop)
 		defer stop()
 		defer pub.Close()
-		var last uint64 // the stream sequence of the last frame taken
 		var parts []jetstream.Msg
-		ord := newReorder()
 		take := func(m jetstream.Msg) error {
 			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 			msg, ok, aerr := asm.add(nm)
@@ -308,17 +308,11 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				}
 				continue // the iterator goes on after a missed heartbeat or a reconnection
 			}
-			meta, err := m.Metadata()
-			if err != nil {
+			if _, err := m.Metadata(); err != nil { // not a JetStream message
 				m.Term()
 				b.report(r, natsError("import", r.name, err))
 				continue
 			}
-			if meta.Sequence.Stream <= last { // sent again while it was taken
-				m.Ack()
-				continue
-			}
-			last = meta.Sequence.Stream
 			ready, skipped := ord.add(m)
 			if skipped > 0 {
 				b.report(r, &iox.Error{Op: "bridge receive", Name: r.name, Kind: iox.ErrUndelivered,
@@ -350,8 +344,8 @@ func durableName(bridge, service string) string {
 // them (Iox-Seq): a frame the stream refused is sent again, after others that
 // were stored meanwhile. Frames behind a gap wait, unacknowledged, until it
 // is filled; a gap that stays for reorderWait (or behind more than
-// reorderMax frames) is given up and reported. Duplicates are acknowledged
-// and dropped.
+// reorderMax frames) is given up and reported. Duplicates (a frame sent again
+// by the server or by the exporting bridge) are acknowledged and dropped.
 type reorder struct {
 	next map[string]uint64 // by origin: the Iox-Seq expected next (0: none seen)
 	held map[string]map[uint64]jetstream.Msg
@@ -359,12 +353,30 @@ type reorder struct {
 }
 
 const (
-	reorderWait = 10 * time.Second
-	reorderMax  = 2 * pubWindow
+	reorderWait = 30 * time.Second // several AckWaits: a frame dropped on the way is sent again meanwhile
+	reorderMax  = 8 * pubWindow    // above MaxAckPending: the server sends no more than that unacknowledged
 )
 
 func newReorder() *reorder {
 	return &reorder{next: map[string]uint64{}, held: map[string]map[uint64]jetstream.Msg{}, gap: map[string]time.Time{}}
+}
+
+// resume sets where the frames of an import that starts again resume: at the
+// first frame its consumer has not acknowledged (the server sends it again
+// only after AckWait, behind newer ones). Without it the first frame to come
+// would be taken as the start.
+func (o *reorder) resume(ctx context.Context, js jetstream.JetStream, stream, subject string, floor uint64) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return
+	}
+	m, err := s.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(subject))
+	if err != nil {
+		return // nothing unacknowledged
+	}
+	if seq, err := strconv.ParseUint(m.Header.Get(hSeq), 10, 64); err == nil && m.Header.Get(hOrigin) != "" {
+		o.next[m.Header.Get(hOrigin)] = seq
+	}
 }
 
 // add takes one frame and returns those now ready, in order, and how many
