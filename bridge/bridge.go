@@ -490,10 +490,10 @@ func (b *Bridge) onAnnounce(m *nats.Msg) {
 	r = &route{dir: "import", kind: a.Kind, name: a.Name, ann: a, cancel: cancel, done: make(chan struct{}),
 		seen: map[string]time.Time{a.Origin: time.Now()}}
 	b.imports[a.Name] = r
+	b.loops.Add(1) // under mu, so that Close (which sets closed under mu first) waits for it
 	b.mu.Unlock()
 	// Opening ports waits for nothing remote; it runs on its own goroutine so
 	// the subscription's goroutine goes on.
-	b.loops.Add(1)
 	go func() {
 		defer b.loops.Done()
 		b.startImport(ctx, r)

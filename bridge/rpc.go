@@ -146,6 +146,9 @@ func (b *Bridge) importCalls(ctx context.Context, r *route) (func() error, error
 				if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
 					return ctx.Err()
 				}
+				if srv.Err() != nil {
+					return err // the server ended
+				}
 				b.report(r, err) // one request could not be taken
 				continue
 			}
