@@ -9,6 +9,7 @@
 //	iox pub NAME            publish each line of standard input
 //	iox listen NAME         print the event ids signalled on an event service
 //	iox notify NAME ID      signal an event id
+//	iox bridge              relay services to and from other hosts over NATS
 //
 // Every command takes -prefix and -root to select an isolated namespace (see
 // iox.WithIsolation); "iox COMMAND -h" shows its flags. The exit status is 0
