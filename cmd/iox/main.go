@@ -12,6 +12,7 @@
 //	iox get NAME KEY        print the value of a blackboard entry
 //	iox set NAME KEY VALUE  write the value of a blackboard entry
 //	iox watch NAME KEY      print a blackboard entry's value and each change
+//	iox bridge              relay services to and from other hosts over NATS
 //
 // Every command takes -prefix and -root to select an isolated namespace (see
 // iox.WithIsolation); "iox COMMAND -h" shows its flags. The exit status is 0
@@ -69,7 +70,7 @@ type command struct {
 
 var commands = []command{
 	servicesCommand, nodesCommand, cleanCommand,
-	subCommand, pubCommand, listenCommand, notifyCommand,
+	subCommand, pubCommand, listenCommand, notifyCommand, bridgeCommand,
 	getCommand, setCommand, watchCommand, // blackboard.go
 }
 

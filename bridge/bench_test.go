@@ -1,0 +1,409 @@
+package bridge_test
+
+// Benchmarks of the bridge against raw nats.go on the same server in the same
+// run. Each benchmark runs "raw" first, then "bridge", which reports its
+// ratio to raw (x-raw): for latencies the ratio of the medians (lower is
+// better), for throughput the ratio of delivered messages per second (higher
+// is better).
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./bridge
+//
+// Latency is a round trip: publish-subscribe from host A to host B and back
+// (B's program echoes), a call from B served on A; raw NATS does the same
+// between two connections. Throughput is one way, A to B, counted at the
+// receiving program: lossy services against NATS core, lossless channels
+// against JetStream (async publish, pull consumer). The server's max_payload
+// is 8 MiB so that 1 MiB messages are one NATS message for both.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+	"github.com/iox-go/iox/bridge"
+)
+
+var (
+	rawP50 = map[string]float64{}
+	rawTP  = map[string]float64{}
+	benchM sync.Mutex
+)
+
+// percentiles reports p50 and p99 of ds and returns p50 in ns.
+func percentiles(b *testing.B, ds []time.Duration) float64 {
+	slices.Sort(ds)
+	p50 := float64(ds[len(ds)/2].Nanoseconds())
+	b.ReportMetric(p50/1e3, "p50-µs")
+	b.ReportMetric(float64(ds[len(ds)*99/100].Nanoseconds())/1e3, "p99-µs")
+	return p50
+}
+
+func benchHosts(b *testing.B, ca, cb bridge.Config) (na, nb *iox.Node, lb *statusLog) {
+	s := natsServer(b, bridge.ListenConfig{MaxPayload: 8 << 20})
+	url := s.ClientURL()
+	na, nb = newHost(b).node(b), newHost(b).node(b)
+	_, la := startBridge(b, na, connect(b, url), ca)
+	_, lb = startBridge(b, nb, connect(b, url), cb)
+	b.Cleanup(func() {
+		if errs := append(la.errors(), lb.errors()...); len(errs) > 0 {
+			b.Logf("bridge errors: %v", errs)
+		}
+	})
+	return na, nb, lb
+}
+
+func BenchmarkLatencyPubSub(b *testing.B) {
+	b.Run("raw", func(b *testing.B) {
+		s := natsServer(b, bridge.ListenConfig{})
+		n1, n2 := connect(b, s.ClientURL()), connect(b, s.ClientURL())
+		pong := make(chan *nats.Msg, 1)
+		_, err := n1.ChanSubscribe("raw.pong", pong)
+		require.NoError(b, err)
+		_, err = n2.Subscribe("raw.ping", func(m *nats.Msg) { n2.Publish("raw.pong", m.Data) })
+		require.NoError(b, err)
+		require.NoError(b, n2.Flush())
+		msg := make([]byte, 64)
+		ds := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			t0 := time.Now()
+			require.NoError(b, n1.Publish("raw.ping", msg))
+			<-pong
+			ds = append(ds, time.Since(t0))
+		}
+		benchM.Lock()
+		rawP50["pubsub"] = percentiles(b, ds)
+		benchM.Unlock()
+	})
+	b.Run("bridge", func(b *testing.B) {
+		na, nb, _ := benchHosts(b, bridge.Config{Export: []string{"ping"}, Import: []string{"pong"}},
+			bridge.Config{Export: []string{"pong"}, Import: []string{"ping"}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		pingB, err := iox.OpenSub(ctx, nb, "ping", iox.Lossy())
+		require.NoError(b, err)
+		defer pingB.Close()
+		pongB, err := iox.OpenPub(ctx, nb, "pong", iox.Lossy())
+		require.NoError(b, err)
+		defer pongB.Close()
+		pongA, err := iox.OpenSub(ctx, na, "pong", iox.Lossy())
+		require.NoError(b, err)
+		defer pongA.Close()
+		pingA, err := iox.OpenPub(ctx, na, "ping", iox.Lossy())
+		require.NoError(b, err)
+		defer pingA.Close()
+		var echo sync.WaitGroup
+		echo.Go(func() {
+			for {
+				m, err := pingB.Recv(ctx)
+				if err != nil {
+					return
+				}
+				pongB.Send(ctx, m)
+			}
+		})
+		defer echo.Wait()
+		defer cancel()
+		msg := make([]byte, 64)
+		// Routes come up: ping until a pong comes back.
+		for {
+			require.NoError(b, pingA.Send(ctx, msg))
+			wctx, c := context.WithTimeout(ctx, 50*time.Millisecond)
+			_, err := pongA.Recv(wctx)
+			c()
+			if err == nil {
+				break
+			}
+		}
+		ds := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			t0 := time.Now()
+			require.NoError(b, pingA.Send(ctx, msg))
+			_, err := pongA.Recv(ctx)
+			require.NoError(b, err)
+			ds = append(ds, time.Since(t0))
+		}
+		p50 := percentiles(b, ds)
+		benchM.Lock()
+		if r := rawP50["pubsub"]; r > 0 {
+			b.ReportMetric(p50/r, "x-raw")
+		}
+		benchM.Unlock()
+	})
+}
+
+func BenchmarkLatencyCall(b *testing.B) {
+	b.Run("raw", func(b *testing.B) {
+		s := natsServer(b, bridge.ListenConfig{})
+		n1, n2 := connect(b, s.ClientURL()), connect(b, s.ClientURL())
+		_, err := n2.Subscribe("raw.call", func(m *nats.Msg) { m.Respond(m.Data) })
+		require.NoError(b, err)
+		require.NoError(b, n2.Flush())
+		msg := make([]byte, 64)
+		ds := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			t0 := time.Now()
+			_, err := n1.Request("raw.call", msg, 5*time.Second)
+			require.NoError(b, err)
+			ds = append(ds, time.Since(t0))
+		}
+		benchM.Lock()
+		rawP50["call"] = percentiles(b, ds)
+		benchM.Unlock()
+	})
+	b.Run("bridge", func(b *testing.B) {
+		na, nb, lb := benchHosts(b, bridge.Config{Export: []string{"echo"}}, bridge.Config{Import: []string{"echo"}})
+		ctx, cancel := context.WithCancel(context.Background())
+		srv, err := iox.OpenServer(ctx, na, "echo", iox.Raw{}, iox.Raw{})
+		require.NoError(b, err)
+		defer srv.Close()
+		var serve sync.WaitGroup
+		serve.Go(func() {
+			srv.Serve(ctx, 4, func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
+		})
+		defer serve.Wait()
+		defer cancel()
+		eventually(b, "the import on B", func() bool { return lb.has("start", "import", "echo") })
+		cl, err := iox.OpenClient(ctx, nb, "echo", iox.Raw{}, iox.Raw{})
+		require.NoError(b, err)
+		defer cl.Close()
+		msg := make([]byte, 64)
+		_, err = cl.Call(ctx, msg)
+		require.NoError(b, err)
+		ds := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			t0 := time.Now()
+			_, err := cl.Call(ctx, msg)
+			require.NoError(b, err)
+			ds = append(ds, time.Since(t0))
+		}
+		p50 := percentiles(b, ds)
+		benchM.Lock()
+		if r := rawP50["call"]; r > 0 {
+			b.ReportMetric(p50/r, "x-raw")
+		}
+		benchM.Unlock()
+	})
+}
+
+var sizes = []struct {
+	name string
+	n    int
+}{{"64B", 64}, {"4KiB", 4 << 10}, {"1MiB", 1 << 20}}
+
+// countFor is how many messages a throughput run sends at size n.
+func countFor(n int) int { return max(32, min(20000, (32<<20)/n)) }
+
+func BenchmarkThroughputLossy(b *testing.B) {
+	for _, sz := range sizes {
+		b.Run(sz.name+"/raw", func(b *testing.B) {
+			s := natsServer(b, bridge.ListenConfig{MaxPayload: 8 << 20})
+			n1, n2 := connect(b, s.ClientURL()), connect(b, s.ClientURL())
+			count := countFor(sz.n)
+			got := make(chan int, 1)
+			seen := 0
+			sub, err := n2.Subscribe("raw.tp", func(m *nats.Msg) {
+				seen++
+				if len(m.Data) > 0 && m.Data[0] == 1 {
+					got <- seen
+				}
+			})
+			require.NoError(b, err)
+			sub.SetPendingLimits(-1, -1)
+			require.NoError(b, n2.Flush())
+			msg, last := make([]byte, sz.n), make([]byte, sz.n)
+			last[0] = 1
+			var rate float64
+			for b.Loop() {
+				seen = 0
+				t0 := time.Now()
+				for range count - 1 {
+					n1.Publish("raw.tp", msg)
+				}
+				n1.Publish("raw.tp", last)
+				n := <-got
+				rate = float64(n) / time.Since(t0).Seconds()
+			}
+			b.ReportMetric(rate, "msg/s")
+			benchM.Lock()
+			rawTP["lossy"+sz.name] = rate
+			benchM.Unlock()
+		})
+		b.Run(sz.name+"/bridge", func(b *testing.B) {
+			na, nb, _ := benchHosts(b, bridge.Config{Export: []string{"tp"}}, bridge.Config{Import: []string{"tp"}})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			count := countFor(sz.n)
+			sub, err := iox.OpenSub(ctx, nb, "tp", iox.Lossy(), iox.BufferSize(1024), iox.MaxMessageSize(2<<20))
+			require.NoError(b, err)
+			defer sub.Close()
+			pub, err := iox.OpenPub(ctx, na, "tp", iox.Lossy(), iox.BufferSize(1024), iox.MaxMessageSize(2<<20))
+			require.NoError(b, err)
+			defer pub.Close()
+			msg, last, probe := make([]byte, sz.n), make([]byte, sz.n), make([]byte, sz.n)
+			last[0], probe[0] = 1, 2
+			for { // the route is up once a probe arrives
+				require.NoError(b, pub.Send(ctx, probe))
+				wctx, c := context.WithTimeout(ctx, 50*time.Millisecond)
+				_, err := sub.Recv(wctx)
+				c()
+				if err == nil {
+					break
+				}
+			}
+			var rate float64
+			lost := 0
+			for b.Loop() {
+				t0 := time.Now()
+				for range count - 1 {
+					require.NoError(b, pub.Send(ctx, msg))
+				}
+				require.NoError(b, pub.Send(ctx, last))
+				n := 0
+				tLast := t0
+				for {
+					wctx, c := context.WithTimeout(ctx, time.Second)
+					m, err := sub.Recv(wctx)
+					c()
+					if err != nil {
+						break // the last message was lost: count what came
+					}
+					if m[0] == 2 {
+						continue
+					}
+					n++
+					tLast = time.Now()
+					if m[0] == 1 {
+						break
+					}
+				}
+				rate = float64(n) / tLast.Sub(t0).Seconds()
+				lost += count - n
+			}
+			b.ReportMetric(rate, "msg/s")
+			b.ReportMetric(float64(lost)/float64(b.N*count)*100, "lost-%")
+			benchM.Lock()
+			if r := rawTP["lossy"+sz.name]; r > 0 {
+				b.ReportMetric(rate/r, "x-raw")
+			}
+			benchM.Unlock()
+		})
+	}
+}
+
+func BenchmarkThroughputLossless(b *testing.B) {
+	for _, sz := range sizes {
+		b.Run(sz.name+"/raw", func(b *testing.B) {
+			s := natsServer(b, bridge.ListenConfig{MaxPayload: 8 << 20})
+			n1, n2 := connect(b, s.ClientURL()), connect(b, s.ClientURL())
+			ctx := context.Background()
+			js1, err := jetstream.New(n1, jetstream.WithPublishAsyncMaxPending(256))
+			require.NoError(b, err)
+			js2, err := jetstream.New(n2)
+			require.NoError(b, err)
+			_, err = js1.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"},
+				Retention: jetstream.InterestPolicy, Storage: jetstream.FileStorage, MaxBytes: 1 << 30, Discard: jetstream.DiscardNew})
+			require.NoError(b, err)
+			cons, err := js2.CreateOrUpdateConsumer(ctx, "RAW", jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1024})
+			require.NoError(b, err)
+			it, err := cons.Messages(jetstream.PullMaxMessages(256))
+			require.NoError(b, err)
+			defer it.Stop()
+			count := countFor(sz.n)
+			msg := make([]byte, sz.n)
+			var rate float64
+			for b.Loop() {
+				t0 := time.Now()
+				var pubs sync.WaitGroup
+				pubs.Go(func() {
+					for range count {
+						js1.PublishAsync("raw.tp", msg)
+					}
+					<-js1.PublishAsyncComplete()
+				})
+				for range count {
+					m, err := it.Next()
+					require.NoError(b, err)
+					m.Ack()
+				}
+				pubs.Wait()
+				rate = float64(count) / time.Since(t0).Seconds()
+			}
+			b.ReportMetric(rate, "msg/s")
+			benchM.Lock()
+			rawTP["lossless"+sz.name] = rate
+			benchM.Unlock()
+		})
+		b.Run(sz.name+"/bridge", func(b *testing.B) {
+			na, nb, _ := benchHosts(b, bridge.Config{Export: []string{"tp"}}, bridge.Config{Import: []string{"tp"}})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			count := countFor(sz.n)
+			sub, err := iox.OpenSub(ctx, nb, "tp", iox.MaxMessageSize(2<<20))
+			require.NoError(b, err)
+			defer sub.Close()
+			pub, err := iox.OpenPub(ctx, na, "tp", iox.MaxMessageSize(2<<20))
+			require.NoError(b, err)
+			defer pub.Close()
+			msg := make([]byte, sz.n)
+			// The route is up once a probe crosses.
+			require.NoError(b, waitRoute(ctx, pub, sub, msg))
+			var rate float64
+			for b.Loop() {
+				t0 := time.Now()
+				var pubs sync.WaitGroup
+				pubs.Go(func() {
+					for range count {
+						pub.Send(ctx, msg)
+					}
+				})
+				for range count {
+					_, err := sub.Recv(ctx)
+					require.NoError(b, err)
+				}
+				pubs.Wait()
+				rate = float64(count) / time.Since(t0).Seconds()
+			}
+			b.ReportMetric(rate, "msg/s")
+			benchM.Lock()
+			if r := rawTP["lossless"+sz.name]; r > 0 {
+				b.ReportMetric(rate/r, "x-raw")
+			}
+			benchM.Unlock()
+		})
+	}
+}
+
+// waitRoute sends one message and waits for it: lossless, it crosses once the
+// import's consumer exists, so it is sent again until it does.
+func waitRoute(ctx context.Context, pub *iox.Pub[[]byte], sub *iox.Sub[[]byte], msg []byte) error {
+	for {
+		if err := pub.Send(ctx, msg); err != nil {
+			return err
+		}
+		wctx, c := context.WithTimeout(ctx, 100*time.Millisecond)
+		_, err := sub.Recv(wctx)
+		c()
+		if err == nil {
+			// Drain the copies sent before the route was up that may still come.
+			for {
+				wctx, c := context.WithTimeout(ctx, 100*time.Millisecond)
+				_, err := sub.Recv(wctx)
+				c()
+				if err != nil {
+					return nil
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("no route: %w", ctx.Err())
+		}
+	}
+}

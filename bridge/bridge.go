@@ -1,0 +1,627 @@
+// Package bridge relays iox services between hosts over NATS.
+//
+// A Bridge takes part in its node's namespace as an ordinary participant: it
+// subscribes to the services it exports, and on the other side publishes the
+// services it imports, so programs keep their code. Nothing crosses unless a
+// name matches an Export pattern on one side and an Import pattern on the
+// other. How each pattern crosses:
+//
+//   - a lossy publish-subscribe service: NATS core (at most once, order kept
+//     per sending bridge);
+//   - a lossless iox channel: a JetStream stream with acknowledgements, bounded
+//     in bytes (Config.StreamMaxBytes; a message the stream refuses is sent
+//     again, with the same id, until it is stored), deduplicated by message
+//     id, read by a durable consumer per importing bridge and service, so a
+//     restart of the importing bridge or of the NATS server loses nothing;
+//   - an event service: NATS core, each event id as an event;
+//   - a request-response service: NATS request/reply with a queue group, so a
+//     Call on one host is served by a server on another, streams included.
+//
+// Loops: a bridge relays each name in one direction only. It exports a service
+// only while the service has ports other than the bridge's own (a publisher, a
+// notifier or a server it did not open), and never a name it imports; it
+// imports only names it does not export, and ignores NATS messages whose
+// Iox-Origin is its own. Two bridges that both export and import a pattern thus
+// relay each service away from the host whose program uses it and never back.
+//
+// Subjects, headers and framing are described in subject.go and frame.go.
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/iox-go/iox"
+)
+
+// Config says what a Bridge relays and how.
+type Config struct {
+	// Node is the local namespace's node; the bridge opens its ports on it.
+	Node *iox.Node
+	// Conn is the NATS connection; the bridge does not close it.
+	Conn *nats.Conn
+	// Export and Import are glob patterns over service names (see match in
+	// subject.go): services of the local namespace matching Export are
+	// offered to other bridges, and services other bridges offer matching
+	// Import are mirrored here.
+	Export, Import []string
+	// Name identifies the bridge across restarts: its durable JetStream
+	// consumers are named after it. Default: "iox-bridge-" and the host name.
+	Name string
+	// Subject is the root of every subject the bridge uses. Default "iox".
+	Subject string
+	// Scan is how often the local namespace is listed for services to export
+	// (Node.Services). Default 100 ms.
+	Scan time.Duration
+	// Announce is how often exports are announced; an import ends when no
+	// announcement came for three periods. Default 1 s.
+	Announce time.Duration
+	// MaxMessageSize is the largest message the bridge relays. Default
+	// iox.DefaultMaxMessageSize.
+	MaxMessageSize int
+	// StreamMaxBytes bounds the JetStream stream of lossless channels.
+	// Default 1 GiB.
+	StreamMaxBytes int64
+	// ConsumerIdle is how long the server keeps an importing bridge's durable
+	// consumer (and so the messages it has not taken) while the bridge is
+	// away. Default 10 minutes.
+	ConsumerIdle time.Duration
+	// OnStatus receives what the bridge does (see Status). It is called from
+	// the bridge's goroutines, one at a time.
+	OnStatus func(Status)
+}
+
+// Status is one thing a bridge reports.
+type Status struct {
+	Event   string // "relaying", "start", "stop" or "error"
+	Dir     string // "export" or "import" ("" for "relaying")
+	Service string
+	Kind    string // "lossy", "lossless", "event" or "call"
+	Err     error  // for "error" and for a "stop" that had a cause
+}
+
+func (s Status) String() string {
+	switch {
+	case s.Service == "":
+		if s.Err != nil {
+			return s.Event + ": " + s.Err.Error()
+		}
+		return s.Event
+	case s.Event == "error":
+		return fmt.Sprintf("error %s %s %q: %v", s.Dir, s.Kind, s.Service, s.Err)
+	}
+	str := fmt.Sprintf("%s %s %s %q", s.Event, s.Dir, s.Kind, s.Service)
+	if s.Err != nil {
+		str += ": " + s.Err.Error()
+	}
+	return str
+}
+
+// Kinds of relays, as Status names them.
+const (
+	KindLossy    = "lossy"
+	KindLossless = "lossless"
+	KindEvent    = "event"
+	KindCall     = "call"
+)
+
+var subjectKinds = map[string]string{KindLossy: kindLossy, KindLossless: kindLossless, KindEvent: kindEvent, KindCall: kindRPC}
+
+// announcement tells other bridges that a service is exported.
+type announcement struct {
+	Origin  string `json:"origin"`
+	Bridge  string `json:"bridge"`
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Type    string `json:"type"`              // payload or request type
+	Resp    string `json:"resp,omitempty"`    // response type of calls
+	MaxMsg  int    `json:"max_msg,omitempty"` // the exporting bridge's MaxMessageSize
+	Gone    bool   `json:"gone,omitempty"`
+	Partial bool   `json:"-"`
+}
+
+// Bridge relays services between its node's namespace and NATS.
+type Bridge struct {
+	cfg    Config
+	origin string
+	fr     *framer
+	js     jetstream.JetStream
+	stream string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	loops  sync.WaitGroup
+
+	statusMu sync.Mutex
+
+	mu      sync.Mutex
+	exports map[string]*route // by service name
+	imports map[string]*route
+	refused map[string]string // imports that failed to open: the types announced
+	annSub  *nats.Subscription
+	discSub *nats.Subscription
+	closed  bool
+}
+
+// route is one service relayed in one direction.
+type route struct {
+	dir, kind, name string
+	ann             announcement
+	own             iox.PortCounts       // the bridge's own ports on the service
+	absent          int                  // scans in a row that found no other port
+	seen            map[string]time.Time // import: announcing origins and when
+	cancel          context.CancelFunc
+	done            chan struct{}
+	err             error
+}
+
+// New starts a bridge: it announces its exports and imports what others
+// announce until ctx ends or Close. It returns once it relays, after its first
+// look at the namespace; the "relaying" status is reported then.
+func New(ctx context.Context, cfg Config) (*Bridge, error) {
+	if cfg.Node == nil || cfg.Conn == nil {
+		return nil, &iox.Error{Op: "new bridge", Kind: iox.ErrInvalidArgument, Detail: "Config.Node and Config.Conn are required"}
+	}
+	if err := checkPatterns("export", cfg.Export); err != nil {
+		return nil, err
+	}
+	if err := checkPatterns("import", cfg.Import); err != nil {
+		return nil, err
+	}
+	if cfg.Name == "" {
+		h, _ := os.Hostname()
+		cfg.Name = "iox-bridge-" + h
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = "iox"
+	}
+	if strings.ContainsAny(cfg.Subject, "*> \t\r\n") || strings.HasPrefix(cfg.Subject, ".") || strings.HasSuffix(cfg.Subject, ".") {
+		return nil, &iox.Error{Op: "new bridge", Name: cfg.Subject, Kind: iox.ErrInvalidArgument, Detail: "Config.Subject must be a literal NATS subject"}
+	}
+	if cfg.Scan <= 0 {
+		cfg.Scan = 100 * time.Millisecond
+	}
+	if cfg.Announce <= 0 {
+		cfg.Announce = time.Second
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = iox.DefaultMaxMessageSize
+	}
+	if cfg.StreamMaxBytes <= 0 {
+		cfg.StreamMaxBytes = 1 << 30
+	}
+	if cfg.ConsumerIdle <= 0 {
+		cfg.ConsumerIdle = 10 * time.Minute
+	}
+	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(2*time.Second))
+	if err != nil {
+		return nil, natsError("new bridge", "", err)
+	}
+	b := &Bridge{cfg: cfg, origin: nuid.Next(), js: js, stream: streamName(cfg.Subject),
+		exports: map[string]*route{}, imports: map[string]*route{}, refused: map[string]string{}}
+	b.fr = newFramer(b.origin, cfg.Conn.MaxPayload())
+	b.ctx, b.cancel = context.WithCancel(ctx)
+	if b.annSub, err = cfg.Conn.Subscribe(cfg.Subject+"."+kindAnnounce+".>", b.onAnnounce); err != nil {
+		b.cancel()
+		return nil, natsError("new bridge", "", err)
+	}
+	if b.discSub, err = cfg.Conn.Subscribe(cfg.Subject+"."+kindDiscover, func(*nats.Msg) { b.announceAll() }); err != nil {
+		b.annSub.Unsubscribe()
+		b.cancel()
+		return nil, natsError("new bridge", "", err)
+	}
+	if err := b.scan(); err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.announceAll()
+	if err := cfg.Conn.Publish(cfg.Subject+"."+kindDiscover, nil); err != nil {
+		b.Close()
+		return nil, natsError("new bridge", "", err)
+	}
+	if err := cfg.Conn.FlushTimeout(10 * time.Second); err != nil {
+		b.Close()
+		return nil, natsError("new bridge", "", err)
+	}
+	b.status(Status{Event: "relaying"})
+	b.loops.Add(1)
+	go b.run()
+	return b, nil
+}
+
+// Origin is the bridge's run id, the Iox-Origin of what it sends.
+func (b *Bridge) Origin() string { return b.origin }
+
+// Close stops relaying: it stops every route (each closes its ports, which
+// waits as the iox channels' Close does) and announces that its exports are
+// gone. It returns the first error a route ended with, or nil.
+func (b *Bridge) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return &iox.Error{Op: "close bridge", Kind: iox.ErrClosed}
+	}
+	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	b.loops.Wait()
+	b.annSub.Unsubscribe()
+	if b.discSub != nil {
+		b.discSub.Unsubscribe()
+	}
+	var first error
+	b.mu.Lock()
+	routes := make([]*route, 0, len(b.exports)+len(b.imports))
+	for _, r := range b.exports {
+		routes = append(routes, r)
+	}
+	for _, r := range b.imports {
+		routes = append(routes, r)
+	}
+	b.exports, b.imports = map[string]*route{}, map[string]*route{}
+	b.mu.Unlock()
+	for _, r := range routes {
+		if err := b.stop(r, nil); err != nil && first == nil {
+			first = err
+		}
+	}
+	b.cfg.Conn.Flush()
+	return first
+}
+
+// run looks at the namespace every Scan and announces every Announce.
+func (b *Bridge) run() {
+	defer b.loops.Done()
+	scan := time.NewTicker(b.cfg.Scan)
+	defer scan.Stop()
+	ann := time.NewTicker(b.cfg.Announce)
+	defer ann.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-scan.C:
+			if err := b.scan(); err != nil && b.ctx.Err() == nil {
+				b.status(Status{Event: "error", Err: err})
+			}
+			b.expire()
+		case <-ann.C:
+			b.announceAll()
+		}
+	}
+}
+
+func (b *Bridge) status(s Status) {
+	if b.cfg.OnStatus == nil {
+		return
+	}
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	b.cfg.OnStatus(s)
+}
+
+// scan starts exporting the services that match and have ports other than
+// the bridge's, and stops those that lost them.
+func (b *Bridge) scan() error {
+	if len(b.cfg.Export) == 0 {
+		return nil
+	}
+	list, err := b.cfg.Node.Services()
+	if err != nil {
+		return err
+	}
+	pubsubs := map[string]bool{}
+	for _, s := range list {
+		if s.Pattern == iox.PatternPublishSubscribe {
+			pubsubs[s.Name] = true
+		}
+	}
+	wanted := map[string]announcement{}
+	b.mu.Lock()
+	for _, s := range list {
+		if base, role := iox.DescribeName(s.Name); role != "" || base != s.Name || !match(b.cfg.Export, s.Name) {
+			continue
+		}
+		if _, imported := b.imports[s.Name]; imported {
+			continue
+		}
+		var own iox.PortCounts
+		if r := b.exports[s.Name]; r != nil {
+			own = r.own
+		}
+		a := announcement{Origin: b.origin, Bridge: b.cfg.Name, Name: s.Name, MaxMsg: b.cfg.MaxMessageSize}
+		switch {
+		case s.Pattern == iox.PatternPublishSubscribe && s.PubSub != nil && s.Ports.Publishers > own.Publishers:
+			a.Kind, a.Type = KindLossy, TypeString(s.PubSub.Payload)
+			if s.PubSub.Lossless() {
+				a.Kind = KindLossless
+			} else if s.PubSub.UserHeader.Size != 0 {
+				continue // a user header the bridge cannot carry
+			}
+		case s.Pattern == iox.PatternEvent && s.Event != nil && !pubsubs[s.Name] && s.Ports.Notifiers > own.Notifiers:
+			a.Kind, a.Type = KindEvent, "event"
+		case s.Pattern == iox.PatternRequestResponse && s.RequestResponse != nil && s.Ports.Servers > own.Servers &&
+			s.RequestResponse.RequestHeader.Size == 0 && s.RequestResponse.ResponseHeader.Size == 0:
+			a.Kind, a.Type, a.Resp = KindCall, TypeString(s.RequestResponse.RequestType), TypeString(s.RequestResponse.ResponseType)
+		default:
+			continue
+		}
+		wanted[s.Name] = a
+	}
+	var start []announcement
+	var stop []*route
+	for name, r := range b.exports {
+		if a, ok := wanted[name]; ok && a.Kind == r.kind && a.Type == r.ann.Type && a.Resp == r.ann.Resp {
+			r.absent = 0
+			continue
+		}
+		if r.absent++; r.absent >= 2 || wanted[name].Kind != "" {
+			delete(b.exports, name)
+			stop = append(stop, r)
+		}
+	}
+	for name, a := range wanted {
+		if _, ok := b.exports[name]; !ok {
+			start = append(start, a)
+		}
+	}
+	b.mu.Unlock()
+	for _, r := range stop {
+		b.stop(r, nil)
+		b.announce(announcement{Origin: b.origin, Bridge: b.cfg.Name, Name: r.name, Kind: r.kind, Gone: true})
+	}
+	for _, a := range start {
+		if b.ctx.Err() != nil {
+			return nil
+		}
+		b.startExport(a)
+	}
+	return nil
+}
+
+// startExport opens the local side of an export and announces it.
+func (b *Bridge) startExport(a announcement) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	r := &route{dir: "export", kind: a.Kind, name: a.Name, ann: a, cancel: cancel, done: make(chan struct{})}
+	var run func() error
+	var err error
+	switch a.Kind {
+	case KindLossy, KindLossless:
+		run, err = b.exportPubSub(ctx, r)
+	case KindEvent:
+		run, err = b.exportEvents(ctx, r)
+	case KindCall:
+		run, err = b.exportCalls(ctx, r)
+	}
+	if err != nil {
+		cancel()
+		b.status(Status{Event: "error", Dir: "export", Service: a.Name, Kind: a.Kind, Err: err})
+		return
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		cancel()
+		go func() { defer close(r.done); r.err = run() }()
+		<-r.done
+		return
+	}
+	b.exports[a.Name] = r
+	b.mu.Unlock()
+	go func() { defer close(r.done); r.err = run() }()
+	b.status(Status{Event: "start", Dir: "export", Service: a.Name, Kind: a.Kind})
+	b.announce(a)
+}
+
+// stop ends a route and waits until its ports are closed.
+func (b *Bridge) stop(r *route, cause error) error {
+	r.cancel()
+	<-r.done
+	err := cause
+	if err == nil && r.err != nil && !errors.Is(r.err, context.Canceled) {
+		err = r.err
+	}
+	b.status(Status{Event: "stop", Dir: r.dir, Service: r.name, Kind: r.kind, Err: err})
+	return err
+}
+
+func (b *Bridge) announceAll() {
+	b.mu.Lock()
+	anns := make([]announcement, 0, len(b.exports))
+	for _, r := range b.exports {
+		anns = append(anns, r.ann)
+	}
+	b.mu.Unlock()
+	for _, a := range anns {
+		b.announce(a)
+	}
+}
+
+func (b *Bridge) announce(a announcement) {
+	data, _ := json.Marshal(a)
+	b.cfg.Conn.Publish(b.cfg.Subject+"."+kindAnnounce+"."+EscapeName(a.Name), data)
+}
+
+// onAnnounce starts an import for an announced export that matches, and
+// notes announcements of imports already running.
+func (b *Bridge) onAnnounce(m *nats.Msg) {
+	var a announcement
+	if err := json.Unmarshal(m.Data, &a); err != nil || a.Name == "" || a.Origin == b.origin {
+		return
+	}
+	if !match(b.cfg.Import, a.Name) || subjectKinds[a.Kind] == "" {
+		return
+	}
+	b.mu.Lock()
+	if b.closed || b.ctx.Err() != nil {
+		b.mu.Unlock()
+		return
+	}
+	if _, exported := b.exports[a.Name]; exported {
+		b.mu.Unlock()
+		return
+	}
+	r := b.imports[a.Name]
+	if r != nil {
+		if a.Gone {
+			delete(r.seen, a.Origin)
+		} else if r.kind == a.Kind && r.ann.Type == a.Type && r.ann.Resp == a.Resp {
+			r.seen[a.Origin] = time.Now()
+		}
+		b.mu.Unlock()
+		return
+	}
+	if a.Gone {
+		b.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	r = &route{dir: "import", kind: a.Kind, name: a.Name, ann: a, cancel: cancel, done: make(chan struct{}),
+		seen: map[string]time.Time{a.Origin: time.Now()}}
+	b.imports[a.Name] = r
+	b.loops.Add(1) // under mu, so that Close (which sets closed under mu first) waits for it
+	b.mu.Unlock()
+	// Opening ports waits for nothing remote; it runs on its own goroutine so
+	// the subscription's goroutine goes on.
+	go func() {
+		defer b.loops.Done()
+		b.startImport(ctx, r)
+	}()
+}
+
+func (b *Bridge) startImport(ctx context.Context, r *route) {
+	var run func() error
+	var err error
+	switch r.kind {
+	case KindLossy, KindLossless:
+		run, err = b.importPubSub(ctx, r)
+	case KindEvent:
+		run, err = b.importEvents(ctx, r)
+	case KindCall:
+		run, err = b.importCalls(ctx, r)
+	}
+	if err != nil {
+		r.cancel()
+		close(r.done)
+		b.mu.Lock()
+		if b.imports[r.name] == r {
+			delete(b.imports, r.name)
+		}
+		b.mu.Unlock()
+		if b.ctx.Err() == nil {
+			b.mu.Lock()
+			again := b.refused[r.name] == r.ann.Type+" "+r.ann.Resp
+			b.refused[r.name] = r.ann.Type + " " + r.ann.Resp
+			b.mu.Unlock()
+			if !again { // tried again at each announcement, reported once
+				b.status(Status{Event: "error", Dir: "import", Service: r.name, Kind: r.kind, Err: err})
+			}
+		}
+		return
+	}
+	b.mu.Lock()
+	delete(b.refused, r.name)
+	b.mu.Unlock()
+	go func() { defer close(r.done); r.err = run() }()
+	b.status(Status{Event: "start", Dir: "import", Service: r.name, Kind: r.kind})
+}
+
+// expire stops imports no bridge announced for three periods.
+func (b *Bridge) expire() {
+	limit := time.Now().Add(-3 * b.cfg.Announce)
+	var stop []*route
+	b.mu.Lock()
+	for name, r := range b.imports {
+		for o, t := range r.seen {
+			if t.Before(limit) {
+				delete(r.seen, o)
+			}
+		}
+		if len(r.seen) == 0 {
+			delete(b.imports, name)
+			stop = append(stop, r)
+		}
+	}
+	b.mu.Unlock()
+	for _, r := range stop {
+		b.stop(r, nil)
+	}
+}
+
+// own records the bridge's own ports on a route's service.
+func (b *Bridge) setOwn(r *route, c iox.PortCounts) {
+	b.mu.Lock()
+	r.own = c
+	b.mu.Unlock()
+}
+
+// report sends an error about one route to OnStatus.
+func (b *Bridge) report(r *route, err error) {
+	b.status(Status{Event: "error", Dir: r.dir, Service: r.name, Kind: r.kind, Err: err})
+}
+
+func natsError(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	kind := iox.ErrPeerGone
+	switch {
+	case errors.Is(err, nats.ErrMaxPayload):
+		kind = iox.ErrMessageTooLarge
+	case errors.Is(err, nats.ErrConnectionClosed):
+		kind = iox.ErrClosed
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &iox.Error{Op: op, Name: name, Kind: err, Detail: "nats"}
+	}
+	return &iox.Error{Op: op, Name: name, Kind: kind, Detail: "nats: " + err.Error()}
+}
+
+// streamName is the JetStream stream of the lossless channels under root.
+func streamName(root string) string {
+	var s strings.Builder
+	for _, c := range strings.ToUpper(root) {
+		if 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
+			s.WriteRune(c)
+		} else {
+			s.WriteByte('_')
+		}
+	}
+	return s.String() + "_LOSSLESS"
+}
+
+// Route is one service a bridge relays.
+type Route struct {
+	Dir     string // "export" or "import"
+	Kind    string // KindLossy, KindLossless, KindEvent or KindCall
+	Service string
+}
+
+// Routes lists what the bridge relays now, sorted by direction and service.
+func (b *Bridge) Routes() []Route {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Route, 0, len(b.exports)+len(b.imports))
+	for _, m := range []map[string]*route{b.exports, b.imports} {
+		for _, r := range m {
+			out = append(out, Route{Dir: r.dir, Kind: r.kind, Service: r.name})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Dir != out[j].Dir {
+			return out[i].Dir < out[j].Dir
+		}
+		return out[i].Service < out[j].Service
+	})
+	return out
+}

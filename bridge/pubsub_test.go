@@ -1,0 +1,160 @@
+package bridge_test
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+	"github.com/iox-go/iox/bridge"
+)
+
+// twoHosts is two namespaces with a bridge each over one nats-server: host A
+// exports exp, host B imports imp.
+type twoHosts struct {
+	a, b       *iox.Node
+	ba, bb     *bridge.Bridge
+	logA, logB *statusLog
+	url        string
+}
+
+func newTwoHosts(t *testing.T, exp, imp []string, tweak func(a, b *bridge.Config)) *twoHosts {
+	s := natsServer(t, bridge.ListenConfig{})
+	th := &twoHosts{a: newHost(t).node(t), b: newHost(t).node(t), url: s.ClientURL()}
+	ca, cb := bridge.Config{Export: exp}, bridge.Config{Import: imp}
+	if tweak != nil {
+		tweak(&ca, &cb)
+	}
+	th.ba, th.logA = startBridge(t, th.a, connect(t, th.url), ca)
+	th.bb, th.logB = startBridge(t, th.b, connect(t, th.url), cb)
+	return th
+}
+
+func seqMsg(i int, size int) []byte {
+	b := make([]byte, max(size, 8))
+	binary.LittleEndian.PutUint64(b, uint64(i))
+	for j := 8; j < len(b); j++ {
+		b[j] = byte(i + j)
+	}
+	return b
+}
+
+func TestLossyPubSubCrossesHosts(t *testing.T) {
+	th := newTwoHosts(t, []string{"sensors/*"}, []string{"sensors/*"}, nil)
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, th.b, "sensors/imu", iox.Lossy())
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, th.a, "sensors/imu", iox.Lossy())
+	require.NoError(t, err)
+	defer pub.Close()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "sensors/imu") })
+	// Lossy: publish until one arrives, then check what follows is in order.
+	got := make(chan []byte, 1)
+	go func() {
+		m, err := sub.Recv(ctx)
+		if err == nil {
+			got <- m
+		}
+		close(got)
+	}()
+	i := 0
+	var first []byte
+	eventually(t, "a message on B", func() bool {
+		require.NoError(t, pub.Send(ctx, seqMsg(i, 100)))
+		i++
+		select {
+		case first = <-got:
+			return true
+		default:
+			return false
+		}
+	})
+	require.NotNil(t, first)
+	prev := int(binary.LittleEndian.Uint64(first))
+	require.Equal(t, seqMsg(prev, 100), first)
+	for k := 0; k < 20; k++ {
+		require.NoError(t, pub.Send(ctx, seqMsg(i, 100)))
+		i++
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		n := int(binary.LittleEndian.Uint64(m))
+		require.Greater(t, n, prev, "order per publisher")
+		require.Equal(t, seqMsg(n, 100), m)
+		prev = n
+	}
+	require.Equal(t, []bridge.Route{{Dir: "export", Kind: bridge.KindLossy, Service: "sensors/imu"}}, th.ba.Routes())
+	require.Equal(t, []bridge.Route{{Dir: "import", Kind: bridge.KindLossy, Service: "sensors/imu"}}, th.bb.Routes())
+	require.Empty(t, th.logA.errors())
+	require.Empty(t, th.logB.errors())
+}
+
+func TestLosslessChannelCrossesHostsExactlyOnceInOrder(t *testing.T) {
+	th := newTwoHosts(t, []string{"orders"}, []string{"orders"}, nil)
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, th.b, "orders")
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, th.a, "orders")
+	require.NoError(t, err)
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "orders") })
+	const n = 3000
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := pub.Send(ctx, seqMsg(i, 64+i%2000)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range n {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(i, 64+i%2000), m, "message %d", i)
+	}
+	require.NoError(t, <-done)
+	require.NoError(t, pub.Close())
+	require.Equal(t, []bridge.Route{{Dir: "import", Kind: bridge.KindLossless, Service: "orders"}}, th.bb.Routes())
+	require.Empty(t, th.logA.errors())
+	require.Empty(t, th.logB.errors())
+}
+
+func TestTwoBridgesExportingAndImportingDoNotEcho(t *testing.T) {
+	both := []string{"chat/*"}
+	th := newTwoHosts(t, both, both, func(a, b *bridge.Config) { a.Import, b.Export = both, both })
+	ctx := ctxT(t)
+	subA, err := iox.OpenSub(ctx, th.a, "chat/room")
+	require.NoError(t, err)
+	defer subA.Close()
+	subB, err := iox.OpenSub(ctx, th.b, "chat/room")
+	require.NoError(t, err)
+	defer subB.Close()
+	pub, err := iox.OpenPub(ctx, th.a, "chat/room", iox.WaitSubscribers(2))
+	require.NoError(t, err)
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "chat/room") })
+	const n = 500
+	for i := range n {
+		require.NoError(t, pub.Send(ctx, seqMsg(i, 32)))
+	}
+	for _, sub := range []*iox.Sub[[]byte]{subA, subB} {
+		for i := range n {
+			m, err := sub.Recv(ctx)
+			require.NoError(t, err)
+			require.Equal(t, seqMsg(i, 32), m)
+		}
+	}
+	require.NoError(t, pub.Send(ctx, seqMsg(n, 32)))
+	for _, sub := range []*iox.Sub[[]byte]{subA, subB} {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(n, 32), m, "a copy came back")
+	}
+	require.Equal(t, []bridge.Route{{Dir: "export", Kind: bridge.KindLossless, Service: "chat/room"}}, th.ba.Routes())
+	require.Equal(t, []bridge.Route{{Dir: "import", Kind: bridge.KindLossless, Service: "chat/room"}}, th.bb.Routes())
+	require.False(t, th.logB.has("start", "export", "chat/room"))
+	require.False(t, th.logA.has("start", "import", "chat/room"))
+	require.NoError(t, pub.Close())
+}

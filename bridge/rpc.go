@@ -1,0 +1,319 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/iox-go/iox"
+)
+
+// Calls across hosts. The bridge on the server's host holds a client of the
+// local service and answers NATS requests on ROOT.rpc.TOKEN in the queue group
+// of the same name (so several such bridges share the calls); the bridge on
+// the caller's host holds a server of the local service and sends each request
+// it receives with a reply inbox. Responses come back on the inbox in order,
+// framed as messages are (so large responses are split and joined), and an
+// Iox-End message ends the stream: "ok", or the error that ended it, which the
+// caller's side turns into a request ended without an answer (ErrNoResponse
+// for a Call that had none). A request must fit one NATS message.
+
+// rpcConcurrency bounds the calls one export serves at once.
+const rpcConcurrency = 256
+
+// rpcLook is how often a waiting import checks that its caller is still there.
+const rpcLook = 250 * time.Millisecond
+
+func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error) {
+	req, err := parseType(r.ann.Type)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := parseType(r.ann.Resp)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := iox.OpenClient[[]byte, []byte](ctx, b.cfg.Node, r.name, typed{req}, typed{resp}, iox.MaxMessageSize(b.cfg.MaxMessageSize))
+	if err != nil {
+		return nil, err
+	}
+	b.setOwn(r, iox.PortCounts{Clients: 1})
+	subject := Subject(b.cfg.Subject, kindRPC, r.name)
+	slots := make(chan struct{}, rpcConcurrency)
+	calls := make(chan struct{}, rpcConcurrency) // counts calls in flight, for the end
+	sub, err := b.cfg.Conn.QueueSubscribe(subject, subject, func(m *nats.Msg) {
+		if m.Reply == "" || m.Header.Get(hOrigin) == b.origin {
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		calls <- struct{}{}
+		go func() {
+			defer func() { <-slots; <-calls }()
+			b.serveCall(ctx, r, cl, m)
+		}()
+	})
+	if err != nil {
+		cl.Close()
+		return nil, natsError("export", r.name, err)
+	}
+	return func() error {
+		<-ctx.Done()
+		sub.Unsubscribe()
+		for range rpcConcurrency { // every call in flight ended
+			calls <- struct{}{}
+		}
+		return cl.Close()
+	}, nil
+}
+
+// serveCall makes one call on the local service and sends its responses to
+// the NATS request's inbox.
+func (b *Bridge) serveCall(ctx context.Context, r *route, cl *iox.Caller[[]byte, []byte], m *nats.Msg) {
+	end := func(reason string) {
+		e := nats.NewMsg(m.Reply)
+		e.Header.Set(hOrigin, b.origin)
+		e.Header.Set(hEnd, reason)
+		b.cfg.Conn.PublishMsg(e)
+	}
+	asm := &assembler{name: r.name, typ: r.ann.Type, max: b.cfg.MaxMessageSize}
+	req, ok, err := asm.add(m)
+	if err != nil || !ok {
+		if err == nil {
+			err = &iox.Error{Op: "bridge call", Name: r.name, Kind: iox.ErrMessageTooLarge, Detail: "a request must fit one NATS message"}
+		}
+		b.report(r, err)
+		end(err.Error())
+		return
+	}
+	st, err := cl.Stream(ctx, req)
+	if err != nil {
+		end(err.Error())
+		return
+	}
+	defer st.Close()
+	for v := range st.In() {
+		for _, f := range b.fr.frames(m.Reply, r.ann.Resp, v) {
+			if err := b.cfg.Conn.PublishMsg(f); err != nil {
+				b.report(r, natsError("relay response", r.name, err))
+				return
+			}
+		}
+	}
+	if err := st.Err(); err != nil {
+		end(err.Error())
+		return
+	}
+	end("ok")
+}
+
+func (b *Bridge) importCalls(ctx context.Context, r *route) (func() error, error) {
+	req, err := parseType(r.ann.Type)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := parseType(r.ann.Resp)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := iox.OpenServer[[]byte, []byte](ctx, b.cfg.Node, r.name, typed{req}, typed{resp}, iox.MaxMessageSize(b.cfg.MaxMessageSize))
+	if err != nil {
+		return nil, err
+	}
+	b.setOwn(r, iox.PortCounts{Servers: 1})
+	mux, err := newInboxMux(b.cfg.Conn, b.cfg.MaxMessageSize)
+	if err != nil {
+		srv.Close()
+		return nil, natsError("import", r.name, err)
+	}
+	return func() error {
+		defer srv.Close()
+		defer mux.close()
+		var calls sync.WaitGroup
+		defer calls.Wait()
+		for {
+			q, err := srv.Recv(ctx)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
+					return ctx.Err()
+				}
+				if srv.Err() != nil {
+					return err // the server ended
+				}
+				b.report(r, err) // one request could not be taken
+				continue
+			}
+			calls.Go(func() { b.forwardCall(ctx, r, mux, q) })
+		}
+	}, nil
+}
+
+// forwardCall sends one local request over NATS and relays the responses.
+func (b *Bridge) forwardCall(ctx context.Context, r *route, mux *inboxMux, q *iox.Request[[]byte, []byte]) {
+	subject := Subject(b.cfg.Subject, kindRPC, r.name)
+	frames := b.fr.frames(subject, r.ann.Type, q.Value)
+	if len(frames) != 1 {
+		b.report(r, &iox.Error{Op: "bridge call", Name: r.name, Kind: iox.ErrMessageTooLarge,
+			Detail: fmt.Sprintf("a request of %d bytes; one NATS message takes %d", len(q.Value), b.fr.limit)})
+		q.Close()
+		return
+	}
+	inbox, in := mux.open()
+	defer mux.drop(inbox)
+	frames[0].Reply = inbox
+	if err := b.cfg.Conn.PublishMsg(frames[0]); err != nil {
+		b.report(r, natsError("bridge call", r.name, err))
+		q.Close()
+		return
+	}
+	asm := &assembler{name: r.name, typ: r.ann.Resp, max: b.cfg.MaxMessageSize}
+	for {
+		m, err := in.next(ctx, rpcLook)
+		if err != nil {
+			if ctx.Err() != nil {
+				q.Close()
+				return
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				if !q.Connected() {
+					q.Close() // the caller went away
+					return
+				}
+				continue
+			}
+			b.report(r, natsError("bridge call", r.name, err))
+			q.Close()
+			return
+		}
+		if m.Header.Get("Status") == "503" { // no bridge serves it
+			q.Close()
+			return
+		}
+		if reason, ok := m.Header[hEnd]; ok {
+			if len(reason) > 0 && reason[0] != "ok" && !strings.Contains(reason[0], "no response") {
+				b.report(r, &iox.Error{Op: "bridge call", Name: r.name, Kind: iox.ErrNoResponse, Detail: "the serving side: " + reason[0]})
+			}
+			q.Close()
+			return
+		}
+		v, ok, err := asm.add(m)
+		if err != nil {
+			b.report(r, err)
+		}
+		if !ok {
+			continue
+		}
+		if err := q.Send(ctx, v); err != nil {
+			if !errors.Is(err, iox.ErrPeerClosed) && ctx.Err() == nil {
+				b.report(r, err)
+			}
+			q.Close()
+			return
+		}
+	}
+}
+
+// inboxMux receives the responses of every call an import forwards on one
+// subscription (INBOX.*), so a call costs no subscription of its own.
+type inboxMux struct {
+	base  string
+	sub   *nats.Subscription
+	mu    sync.Mutex
+	calls map[string]*callQueue
+	n     uint64
+}
+
+func newInboxMux(nc *nats.Conn, maxMsg int) (*inboxMux, error) {
+	m := &inboxMux{base: nats.NewInbox(), calls: map[string]*callQueue{}}
+	var err error
+	m.sub, err = nc.Subscribe(m.base+".*", func(msg *nats.Msg) {
+		m.mu.Lock()
+		q := m.calls[msg.Subject]
+		m.mu.Unlock()
+		if q != nil {
+			q.push(msg)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.sub.SetPendingLimits(-1, 4*maxMsg)
+	return m, nil
+}
+
+// open makes the inbox of one call.
+func (m *inboxMux) open() (string, *callQueue) {
+	q := &callQueue{wake: make(chan struct{}, 1)}
+	m.mu.Lock()
+	m.n++
+	inbox := m.base + "." + strconv.FormatUint(m.n, 36)
+	m.calls[inbox] = q
+	m.mu.Unlock()
+	return inbox, q
+}
+
+func (m *inboxMux) drop(inbox string) {
+	m.mu.Lock()
+	delete(m.calls, inbox)
+	m.mu.Unlock()
+}
+
+func (m *inboxMux) close() { m.sub.Unsubscribe() }
+
+// callQueue holds one call's responses until its goroutine takes them; the
+// responses of a stream are bounded by what the serving side sends.
+type callQueue struct {
+	mu   sync.Mutex
+	msgs []*nats.Msg
+	wake chan struct{}
+}
+
+func (q *callQueue) push(m *nats.Msg) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next response, context.DeadlineExceeded after look
+// without one, or the error of ctx.
+func (q *callQueue) next(ctx context.Context, look time.Duration) (*nats.Msg, error) {
+	var t *time.Timer
+	for {
+		q.mu.Lock()
+		if len(q.msgs) > 0 {
+			m := q.msgs[0]
+			q.msgs[0] = nil
+			q.msgs = q.msgs[1:]
+			q.mu.Unlock()
+			if t != nil {
+				t.Stop()
+			}
+			return m, nil
+		}
+		q.mu.Unlock()
+		if t == nil {
+			t = time.NewTimer(look)
+		}
+		select {
+		case <-q.wake:
+		case <-t.C:
+			return nil, context.DeadlineExceeded
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+func TestCallOnOneHostIsServedOnAnother(t *testing.T) {
+	th := newTwoHosts(t, []string{"calc/*"}, []string{"calc/*"}, nil)
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, th.a, "calc/upper", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 4, func(_ context.Context, req []byte) ([]byte, error) {
+			if string(req) == "fail" {
+				return nil, errors.New("refused")
+			}
+			return bytes.ToUpper(req), nil
+		})
+	}()
+	defer func() { stop(); <-served }()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "calc/upper") })
+	cl, err := iox.OpenClient(ctx, th.b, "calc/upper", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	for i := range 50 {
+		resp, err := cl.Call(ctx, []byte(fmt.Sprintf("hello %d", i)))
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("HELLO %d", i), string(resp))
+	}
+	// A handler's failure is a call ended without an answer, as locally.
+	_, err = cl.Call(ctx, []byte("fail"))
+	require.ErrorIs(t, err, iox.ErrNoResponse)
+	// Calls from many goroutines at once.
+	errs := make(chan error, 16)
+	for g := range 16 {
+		go func() {
+			for i := range 20 {
+				want := fmt.Sprintf("G%d-%d", g, i)
+				resp, err := cl.Call(ctx, []byte(fmt.Sprintf("g%d-%d", g, i)))
+				if err == nil && string(resp) != want {
+					err = fmt.Errorf("got %q, want %q", resp, want)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		require.NoError(t, <-errs)
+	}
+}
+
+func TestStreamOfResponsesCrossesHosts(t *testing.T) {
+	th := newTwoHosts(t, []string{"count"}, []string{"count"}, nil)
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, th.a, "count", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	served := make(chan error, 1)
+	sctx, stop := context.WithCancel(ctx)
+	go func() {
+		for {
+			q, err := srv.Recv(sctx)
+			if err != nil {
+				served <- nil
+				return
+			}
+			n := int(q.Value[0])
+			for i := range n {
+				if err := q.Send(sctx, seqMsg(i, 2000*i)); err != nil {
+					served <- err
+					return
+				}
+			}
+			q.Close()
+		}
+	}()
+	defer func() { stop(); require.NoError(t, <-served) }()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "count") })
+	cl, err := iox.OpenClient(ctx, th.b, "count", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	for _, n := range []int{1, 5, 40} {
+		st, err := cl.Stream(ctx, []byte{byte(n)})
+		require.NoError(t, err)
+		i := 0
+		for m := range st.In() {
+			require.Equal(t, seqMsg(i, 2000*i), m)
+			i++
+		}
+		require.NoError(t, st.Err())
+		require.Equal(t, n, i)
+	}
+}
+
+func TestEventsCrossAsEvents(t *testing.T) {
+	th := newTwoHosts(t, []string{"bell"}, []string{"bell"}, nil)
+	ctx := ctxT(t)
+	evB, err := iox.OpenEvents(ctx, th.b, "bell")
+	require.NoError(t, err)
+	defer evB.Close()
+	evA, err := iox.OpenEvents(ctx, th.a, "bell")
+	require.NoError(t, err)
+	defer evA.Close()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "bell") })
+	for _, id := range []iox.EventID{3, 7, 1} {
+		_, err := evA.Notify(id)
+		require.NoError(t, err)
+		for {
+			got, err := evB.Recv(ctx)
+			require.NoError(t, err)
+			if got == id {
+				break
+			}
+			require.Contains(t, []iox.EventID{3, 7, 1}, got, "an id nobody signalled")
+		}
+	}
+}

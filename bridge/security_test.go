@@ -1,0 +1,136 @@
+package bridge_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+	"github.com/iox-go/iox/bridge"
+)
+
+func TestListenRefusesAnOpenAddressWithoutAuthentication(t *testing.T) {
+	_, err := bridge.Listen(bridge.ListenConfig{Addr: "0.0.0.0:0", StoreDir: t.TempDir()})
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+	require.Contains(t, err.Error(), "needs authentication")
+	// Loopback needs nothing; a token is enforced once given.
+	s := natsServer(t, bridge.ListenConfig{Token: "s3cret"})
+	_, err = nats.Connect(s.ClientURL(), nats.MaxReconnects(0))
+	require.Error(t, err, "a client without the token")
+	nc := connect(t, s.ClientURL(), nats.Token("s3cret"))
+	require.True(t, nc.IsConnected())
+}
+
+func TestAPayloadTypeMismatchIsRefusedAsLocally(t *testing.T) {
+	th := newTwoHosts(t, []string{"typed"}, []string{"typed"}, nil)
+	ctx := ctxT(t)
+	u32 := iox.PayloadType{Name: "u32", Size: 4, Align: 4}
+	// B already has "typed" carrying u32 slices; A publishes bytes.
+	subB, err := iox.OpenSubOf[[]byte](ctx, th.b, "typed", typedCodec{u32}, iox.Lossy())
+	require.NoError(t, err)
+	defer subB.Close()
+	pub, err := iox.OpenPub(ctx, th.a, "typed", iox.Lossy())
+	require.NoError(t, err)
+	defer pub.Close()
+	defer func() {
+		if t.Failed() {
+			t.Logf("A: %v\nB: %v", th.logA.all, th.logB.all)
+		}
+	}()
+	eventually(t, "the refusal on B", func() bool { return len(th.logB.errors()) > 0 })
+	require.ErrorIs(t, th.logB.errors()[0], iox.ErrIncompatibleType)
+	require.Empty(t, th.bb.Routes())
+}
+
+type typedCodec struct{ pt iox.PayloadType }
+
+func (c typedCodec) PayloadType() iox.PayloadType              { return c.pt }
+func (typedCodec) Append(dst []byte, v []byte) ([]byte, error) { return append(dst, v...), nil }
+func (typedCodec) Decode(b []byte) ([]byte, error)             { return append([]byte(nil), b...), nil }
+
+func TestTwoClusteredServersOnePerHost(t *testing.T) {
+	p1, p2 := freePort(t), freePort(t)
+	route := func(p int) []string { return []string{fmt.Sprintf("nats://127.0.0.1:%d", p)} }
+	s1 := natsServer(t, bridge.ListenConfig{ServerName: "one", ClusterName: "iox", ClusterAddr: fmt.Sprintf("127.0.0.1:%d", p1), Routes: route(p2)})
+	s2 := natsServer(t, bridge.ListenConfig{ServerName: "two", ClusterName: "iox", ClusterAddr: fmt.Sprintf("127.0.0.1:%d", p2), Routes: route(p1)})
+	eventually(t, "the cluster", func() bool { return s1.NumRoutes() > 0 && s2.NumRoutes() > 0 })
+	js, err := jetstream.New(connect(t, s2.ClientURL()))
+	require.NoError(t, err)
+	eventually(t, "JetStream of the cluster", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err == nil
+	})
+	na, nb := newHost(t).node(t), newHost(t).node(t)
+	_, logA := startBridge(t, na, connect(t, s1.ClientURL()), bridge.Config{Export: []string{"c/*"}})
+	_, logB := startBridge(t, nb, connect(t, s2.ClientURL()), bridge.Config{Import: []string{"c/*"}})
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, na, "c/echo", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 2, func(_ context.Context, r []byte) ([]byte, error) { return r, nil })
+	}()
+	defer func() { stop(); <-served }()
+	sub, err := iox.OpenSub(ctx, nb, "c/feed")
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, na, "c/feed")
+	require.NoError(t, err)
+	eventually(t, "the imports", func() bool {
+		return logB.has("start", "import", "c/feed") && logB.has("start", "import", "c/echo")
+	})
+	cl, err := iox.OpenClient(ctx, nb, "c/echo", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	resp, err := cl.Call(ctx, []byte("across the cluster"))
+	require.NoError(t, err)
+	require.Equal(t, "across the cluster", string(resp))
+	for i := range 100 {
+		require.NoError(t, pub.Send(ctx, seqMsg(i, 64)))
+	}
+	for i := range 100 {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(i, 64), m)
+	}
+	require.NoError(t, pub.Close())
+	require.Empty(t, logA.errors())
+	require.Empty(t, logB.errors())
+}
+
+func TestListenOffersTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "iox test"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	s := natsServer(t, bridge.ListenConfig{Token: "t", TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}})
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	nc := connect(t, s.ClientURL(), nats.Token("t"), nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	require.True(t, nc.TLSRequired())
+	_, err = nats.Connect(s.ClientURL(), nats.Token("t"), nats.MaxReconnects(0)) // no CA: the server is not trusted
+	require.Error(t, err)
+}
