@@ -100,7 +100,7 @@ bench: native
 # Full counts of the crash, exit, soak and call-ending tests (make test runs short versions).
 torture: native pyenv pyenv-old
 	$(OLDPY) IOX_TORTURE=1 CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m -v \
-	  -run 'TestCrashTorture|TestSoak|TestExitDuringTeardown|TestExitWithoutClose|TestRPCWaitersLeavingTorture|TestRPCLeadLeavingHandsOver|TestRPCStreamErrSetBeforeInCloses' .
+	  -run 'TestCrashTorture|TestSoak|TestExitDuringTeardown|TestExitWithoutClose|TestRPCWaitersLeavingTorture|TestRPCLeadLeavingHandsOver|TestRPCStreamErrSetBeforeInCloses|TestEndOutBeforeCloseIsDelivered|TestEndBothClosingAtOnce|TestNotifyOnlyAParkedReceiverNeverStalls' .
 
 fuzz: native
 	for f in $(FUZZ_TARGETS); do \
