@@ -327,11 +327,25 @@ func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
 }
 
 // wake notifies the subscribers after a send: only when one of them parks (its
-// wait word says so), or when one has no word (it is not known yet, or it is a
-// lossy channel's foreign subscriber).
+// wait word says so), or when one has no word or is new since the last look
+// (then it is looked up; it may be parked already). Lossy channels, which
+// foreign subscribers share, notify every time.
 func (p *Pub[T]) wake() {
+	if p.cfg.lossy {
+		p.ntf.Notify(evData)
+		return
+	}
 	p.mu.Lock()
-	notify := p.cfg.lossy || len(p.words) < len(p.known)
+	stale := p.Subscribers() != len(p.known)
+	for _, w := range p.words {
+		stale = stale || w.Gone()
+	}
+	p.mu.Unlock()
+	if stale { // a subscriber came (and may park already) or went
+		p.scan()
+	}
+	p.mu.Lock()
+	notify := stale || len(p.words) < len(p.known)
 	for _, w := range p.words {
 		if w.Claim() {
 			notify = true
@@ -496,9 +510,14 @@ func (p *Pub[T]) scan() {
 		}
 	}
 	p.known = current
-	if joined && p.cfg.history > 0 {
-		p.pub.Update()       // late joiners get the history ...
-		p.ntf.Notify(evData) // ... and learn that it is there
+	if joined {
+		if p.cfg.history > 0 {
+			p.pub.Update() // late joiners get the history
+		}
+		// A subscriber this publisher did not know yet may have parked
+		// with a message waiting (a send that came before this look did
+		// not claim its wait word): it looks again.
+		p.ntf.Notify(evData)
 	}
 }
 
@@ -786,6 +805,9 @@ func (s *Sub[T]) shutdown(reason error, _ bool) error {
 	s.feeds.stop()
 	s.rx.sem <- struct{}{} // the receiver owns the confirmations until it stops
 	s.rx.dropQueue()
+	if s.word != nil {
+		s.word.SetGone() // publishers look for who receives now
+	}
 	// The subscriber goes before the notifier that told publishers it came:
 	// when they hear of the notifier leaving, the subscriber is gone too.
 	s.sub.Close()

@@ -50,7 +50,8 @@ func (l *Lib) wrapWaitWord(h Handle) *WaitWord {
 
 // The object's layout (64 bytes): parked u32 at 0; the receiver's buffer (in
 // samples) at 8; the magic at 16; at 24 a version (odd while the receiver
-// writes), then the tag and sequence number of the last sample it took.
+// writes), then the tag and sequence number of the last sample it took; at 48
+// a u32 that is 1 once the receiver closed.
 func (w *WaitWord) parked() *atomic.Uint32 { return (*atomic.Uint32)(w.p) }
 func (w *WaitWord) word(off uintptr) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Add(w.p, off))
@@ -69,6 +70,13 @@ func (w *WaitWord) Unpark() { w.parked().Store(0) }
 // barrier also when it fails, which orders the sample before the look at the
 // mark.
 func (w *WaitWord) Claim() bool { return w.parked().CompareAndSwap(1, 0) }
+
+// SetGone records that the receiver closed: its senders look for who
+// receives now.
+func (w *WaitWord) SetGone() { (*atomic.Uint32)(unsafe.Add(w.p, 48)).Store(1) }
+
+// Gone reports whether the receiver closed.
+func (w *WaitWord) Gone() bool { return (*atomic.Uint32)(unsafe.Add(w.p, 48)).Load() != 0 }
 
 // SetBuffer records how many samples the receiver's queue holds (per sender).
 func (w *WaitWord) SetBuffer(n uint64) { w.word(8).Store(n) }
