@@ -170,11 +170,12 @@ type Pub[T any] struct {
 	stopTx    chan struct{}
 	closer    closer
 
-	mu      sync.Mutex
-	known   map[UniqueID]PortInfo      // subscribers at the last look
-	watched map[UniqueID]func()        // subscriber nodes whose processes are watched
-	crashed map[UniqueID]bool          // ... and whose processes died
-	words   map[UniqueID]*ffi.WaitWord // lossless subscribers' wait words, by port
+	mu          sync.Mutex
+	known       map[UniqueID]PortInfo      // subscribers at the last look
+	watched     map[UniqueID]func()        // subscriber nodes whose processes are watched
+	crashed     map[UniqueID]bool          // ... and whose processes died
+	words       map[UniqueID]*ffi.WaitWord // lossless subscribers' wait words, by port
+	peersClosed bool                       // Peers' channel is closed
 }
 
 // OpenPub opens a publisher of []byte messages on the channel called name; ctx
@@ -434,7 +435,7 @@ func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
 func (p *Pub[T]) watchPeers() {
 	p.peersOnce.Do(func() {
 		started := p.feeds.start(func() {
-			defer close(p.peers)
+			defer p.closePeers()
 			w := newSignal()
 			for {
 				_, err := p.hub.wait(context.Background(), p.torn, bit(evHello)|bit(evLeft)|bit(evDead), w)
@@ -445,7 +446,7 @@ func (p *Pub[T]) watchPeers() {
 			}
 		})
 		if !started {
-			close(p.peers) // the publisher ended before Peers was first used
+			p.closePeers() // the publisher ended before Peers was first used
 		}
 	})
 }
@@ -533,11 +534,25 @@ func (p *Pub[T]) subscriberDied(node UniqueID) {
 	wake(p.txW)
 }
 
+// report hands e to Peers (under mu), dropping it when nobody reads or Peers
+// is closed: a look at the subscribers may come after the end (a send of the
+// bye looks too).
 func (p *Pub[T]) report(e PeerEvent) {
+	if p.peersClosed {
+		return
+	}
 	select {
 	case p.peers <- e:
 	default:
 	}
+}
+
+// closePeers closes the channel of Peers.
+func (p *Pub[T]) closePeers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.peersClosed = true
+	close(p.peers)
 }
 
 // shutdown ends the publisher with reason and releases it; gracefully, it first
