@@ -1544,9 +1544,9 @@ func BenchmarkCall(b *testing.B) {
 // idlePairs is how many pairs BenchmarkIdlePairs keeps open: as many as fit in
 // this machine's limit of 20,000 file descriptors per process (a hard limit
 // that not even root may raise in its sandbox), since each end of a pair holds
-// about 22 (iceoryx2 keeps a static-config and a dynamic-config descriptor per
+// about 20 (iceoryx2 keeps a static-config and a dynamic-config descriptor per
 // service handle and a tag file per port; a pair end opens four services and
-// four ports, and maps two wait words).
+// four ports; its wait words hold no descriptor).
 const idlePairs = 800
 
 // BenchmarkIdlePairs opens idlePairs pairs between this process and a child,
@@ -1558,7 +1558,7 @@ const idlePairs = 800
 // The namespace's root folder is under /dev/shm, only to open the pairs faster
 // (see BenchmarkOpenPair); the idle cost does not depend on it.
 //
-// Each end of a pair holds about 22 file descriptors (shared-memory segments,
+// Each end of a pair holds about 20 file descriptors (shared-memory segments,
 // sockets, locks), so both processes raise their descriptor limit first when
 // they may (root may raise the hard limit too).
 func BenchmarkIdlePairs(b *testing.B) {

@@ -13,15 +13,12 @@
 //! Go reads and writes the words with its own (sequentially consistent)
 //! atomics; this crate only maps the memory.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use iceoryx2::config::Config;
 use iceoryx2::node::{Node, NodeState, NodeView};
 use iceoryx2::prelude::{CallbackProgression, FileName, SemanticString};
-use iceoryx2_bb_posix::access_mode::AccessMode;
-use iceoryx2_bb_posix::creation_mode::CreationMode;
-use iceoryx2_bb_posix::permission::Permission;
-use iceoryx2_bb_posix::shared_memory::{SharedMemory, SharedMemoryBuilder};
+use iceoryx2_bb_posix::shared_memory::SharedMemory;
 
 use crate::guard::{drop_export, guard_value, handle, into_handle};
 use crate::node::NodeH;
@@ -35,11 +32,71 @@ const SIZE: usize = 64;
 const MAGIC: u64 = u64::from_le_bytes(*b"ioxwait1");
 const SUFFIX: &str = ".iox_wait";
 
-/// A mapped wait word. Go reads its address from the first word.
+/// A mapped wait word. Go reads its address from the first word. The object's
+/// descriptor is closed once it is mapped: a process holds hundreds of channel
+/// ends, and descriptors are what runs out first.
 #[repr(C)]
 pub struct WaitWordH {
     addr: *mut u8,
-    _shm: SharedMemory,
+    path: std::ffi::CString,
+    owner: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for WaitWordH {
+    fn drop(&mut self) {
+        unsafe {
+            libc::munmap(self.addr as *mut libc::c_void, SIZE);
+            if self.owner.load(Ordering::SeqCst) {
+                libc::shm_unlink(self.path.as_ptr());
+            }
+        }
+    }
+}
+
+/// Maps the object `path` (created, or opened when `create` is false); its
+/// address, or a status.
+unsafe fn map(path: &std::ffi::CString, create: bool) -> Result<*mut u8, i32> {
+    let flags = if create { libc::O_CREAT | libc::O_EXCL | libc::O_RDWR } else { libc::O_RDWR };
+    let fd = libc::shm_open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o600);
+    if fd < 0 {
+        return Err(errno_status());
+    }
+    let ok = if create {
+        libc::ftruncate(fd, SIZE as libc::off_t) == 0
+    } else {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut st) == 0 && st.st_size as usize >= SIZE
+    };
+    let addr = if ok {
+        libc::mmap(std::ptr::null_mut(), SIZE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+    } else {
+        libc::MAP_FAILED
+    };
+    let err = if addr == libc::MAP_FAILED { Some(errno_status()) } else { None };
+    libc::close(fd);
+    match err {
+        Some(e) => {
+            if create {
+                libc::shm_unlink(path.as_ptr());
+            }
+            Err(e)
+        }
+        None => Ok(addr as *mut u8),
+    }
+}
+
+fn errno_status() -> i32 {
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => IOX_E_PERMISSION,
+        Some(libc::ENOENT) => IOX_E_NOT_FOUND,
+        Some(libc::EMFILE) | Some(libc::ENFILE) => IOX_E_LIMIT_REACHED,
+        Some(libc::ENOMEM) | Some(libc::ENOSPC) => IOX_E_OUT_OF_MEMORY,
+        _ => IOX_E_INTERNAL,
+    }
+}
+
+fn shm_path(name: &FileName) -> Result<std::ffi::CString, i32> {
+    std::ffi::CString::new(format!("/{}", name)).map_err(|_| IOX_E_INVALID_NAME)
 }
 
 fn name(config: &Config, owner: u128, key: u128) -> Result<FileName, i32> {
@@ -60,22 +117,13 @@ pub unsafe extern "C" fn iox_waitword_create(node: *mut NodeH, key_lo: u64, key_
     guard_value(|| {
         let n = handle(node).ok_or(IOX_E_INVALID_ARGUMENT)?;
         let name = name(n.node.config(), n.node.id().value(), id(key_lo, key_hi))?;
+        let path = shm_path(&name)?;
         // A word of this name is left over only by a process of the same node
-        // id, which cannot be alive.
-        let _ = SharedMemory::remove(&name);
-        let shm = SharedMemoryBuilder::new(&name)
-            .creation_mode(CreationMode::CreateExclusive)
-            .size(SIZE)
-            .permission(Permission::OWNER_READ_WRITE)
-            // a new object is zero-filled by the kernel; zeroing it here would
-            // install the crate's signal handlers, which break the Go runtime
-            .zero_memory(false)
-            .has_ownership(true)
-            .create()
-            .map_err(|e| shm_status(&format!("{e:?}")))?;
-        let addr = shm.base_address().as_ptr();
-        (addr.add(16) as *mut u64).write_volatile(MAGIC);
-        Ok(into_handle(WaitWordH { addr, _shm: shm }) as i64)
+        // id, which cannot be alive. A new object is zero-filled by the kernel.
+        libc::shm_unlink(path.as_ptr());
+        let addr = map(&path, true)?;
+        (*(addr.add(16) as *const AtomicU64)).store(MAGIC, Ordering::SeqCst);
+        Ok(into_handle(WaitWordH { addr, path, owner: true.into() }) as i64)
     })
 }
 
@@ -86,18 +134,13 @@ pub unsafe extern "C" fn iox_waitword_open(node: *mut NodeH, owner_lo: u64, owne
     guard_value(|| {
         let n = handle(node).ok_or(IOX_E_INVALID_ARGUMENT)?;
         let name = name(n.node.config(), id(owner_lo, owner_hi), id(key_lo, key_hi))?;
-        let shm = match SharedMemoryBuilder::new(&name).open_existing(AccessMode::ReadWrite) {
-            Ok(shm) => shm,
-            Err(_) => return Ok(0),
-        };
-        if shm.size() < SIZE {
-            return Ok(0);
+        let path = shm_path(&name)?;
+        let Ok(addr) = map(&path, false) else { return Ok(0) };
+        let w = WaitWordH { addr, path, owner: false.into() };
+        if (*(addr.add(16) as *const AtomicU64)).load(Ordering::SeqCst) != MAGIC {
+            return Ok(0); // still being made (dropping w unmaps it)
         }
-        let addr = shm.base_address().as_ptr();
-        if (addr.add(16) as *const u64).read_volatile() != MAGIC {
-            return Ok(0); // still being made
-        }
-        Ok(into_handle(WaitWordH { addr, _shm: shm }) as i64)
+        Ok(into_handle(w) as i64)
     })
 }
 
@@ -106,7 +149,7 @@ pub unsafe extern "C" fn iox_waitword_open(node: *mut NodeH, owner_lo: u64, owne
 #[no_mangle]
 pub unsafe extern "C" fn iox_waitword_remove(h: *mut WaitWordH) -> i32 {
     crate::guard::on(h, |w| {
-        w._shm.acquire_ownership();
+        w.owner.store(true, Ordering::SeqCst);
         Ok(())
     })
 }
@@ -116,18 +159,6 @@ drop_export!(
     iox_waitword_drop,
     WaitWordH
 );
-
-fn shm_status(e: &str) -> i32 {
-    if e.contains("Permission") {
-        IOX_E_PERMISSION
-    } else if e.contains("Memory") || e.contains("SizeDoesNotFit") {
-        IOX_E_OUT_OF_MEMORY
-    } else if e.contains("HandleLimit") || e.contains("RegionLimit") {
-        IOX_E_LIMIT_REACHED
-    } else {
-        IOX_E_INTERNAL
-    }
-}
 
 /// Removes the wait words of the namespace whose owner node is not alive: what
 /// crashed receivers left. Returns how many it removed.
