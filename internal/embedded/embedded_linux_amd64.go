@@ -12,7 +12,7 @@ var compressed string
 var manifest = Manifest{
 	Platform:     "linux/amd64",
 	File:         "libiox_native_linux_amd64.so.gz",
-	SourceSHA256: "6da10d990fa74e4834ababb9f5921e299e73d44d1e3a001bc5cf5159447ef3a7",
+	SourceSHA256: "241c6ed8fea77fad93b0088b8505bafde2210bd5e7d456a9118be6963f8cc196",
 	SourceFiles: []string{
 		"Cargo.lock",
 		"Cargo.toml",
@@ -38,12 +38,12 @@ var manifest = Manifest{
 		"src/subscriber.rs",
 		"src/waitword.rs",
 	},
-	LibrarySHA256:  "400467da8c7d46f268c878ba5a065b73d076cb3c2a6979ac348fa09f46de7ee2",
+	LibrarySHA256:  "80646979fbadfe4dcdaccca439bfc73af6843f8ec6932aa8b7753c1b02a1314c",
 	ABIVersion:     8,
 	Rustc:          "rustc 1.95.0 (59807616e 2026-04-14)",
 	Cargo:          "cargo 1.95.0 (f2d3ce0bd 2026-03-21)",
-	Size:           3044080,
-	CompressedSize: 1205463,
+	Size:           3054784,
+	CompressedSize: 1208235,
 	ChunkSize:      524288,
-	Chunks:         []int64{196197, 198126, 200444, 227584, 193379, 189733},
+	Chunks:         []int64{195495, 196997, 200933, 213518, 207331, 193961},
 }
