@@ -266,6 +266,29 @@ func (p *Pub[T]) Send(ctx context.Context, v T) error { return p.tx.send(ctx, v)
 // goroutine behind it starts on the first call.
 func (p *Pub[T]) Out() chan<- T { return p.outs.open(&p.feeds, p.tx, p.life, p.cfg.onDrop) }
 
+// Pending reports how many messages Send accepted that are not in shared
+// memory yet (they wait in the send queue).
+func (p *Pub[T]) Pending() int {
+	_, queued := p.tx.counts()
+	return queued
+}
+
+// Flush waits until every message Send accepted so far is in shared memory,
+// ctx ends or the channel ends: a program that must know its messages left
+// the process (before it tells a source they are safe) flushes.
+func (p *Pub[T]) Flush(ctx context.Context) error {
+	if p.tx.flush(ctx) {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := p.life.err(); err != nil {
+		return err
+	}
+	return &Error{Op: "flush", Name: p.name, Kind: ErrUndelivered, Detail: "the send queue stopped"}
+}
+
 // Subscribers returns how many subscribers the service has now.
 func (p *Pub[T]) Subscribers() int {
 	_, n, err := p.svc.Counts()

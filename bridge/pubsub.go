@@ -266,7 +266,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		stop := context.AfterFunc(ctx, it.Stop)
 		defer stop()
 		defer pub.Close()
-		var parts []jetstream.Msg
+		var parts, held []jetstream.Msg // parts of a message being joined; messages not acknowledged yet
 		take := func(m jetstream.Msg) error {
 			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 			msg, ok, aerr := asm.add(nm)
@@ -285,19 +285,27 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				}
 				return nil
 			}
-			// Acknowledged once the local publisher took it: a restart sends
-			// again at most what was taken but not yet acknowledged.
+			// Acknowledged once the message is in shared memory (not only in
+			// the local publisher's send queue, which a killed bridge loses):
+			// a restart sends again at most what was not yet acknowledged.
 			if err := pub.Send(ctx, msg); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				b.report(r, err)
 			}
-			for _, p := range parts {
-				p.Ack()
-			}
+			held = append(append(held, parts...), m)
 			parts = parts[:0]
-			m.Ack()
+			if pub.Pending() > 0 && len(held) < pubWindow/2 {
+				return nil // acknowledged with a later message
+			}
+			if err := pub.Flush(ctx); err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, h := range held {
+				h.Ack()
+			}
+			held = held[:0]
 			return nil
 		}
 		for {
