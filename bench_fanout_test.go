@@ -35,7 +35,7 @@ func fanoutDepth(size int) int { return min(256, max(8, (16<<20)/size)) }
 //     four sockets in turn, as a server broadcasting to its clients would.
 //   - pubsub: Pub.Send on a lossless Pub with default settings; each reader
 //     process takes the messages from a Sub's In, recycling the buffers
-//     (WithRecycling(8)), as in BenchmarkThroughput.
+//     (the default recycling), as in BenchmarkThroughput.
 //   - ports-zerocopy: Publisher.Loan + SampleMut.Send of a sample in which the
 //     sender writes only its sequence number; each reader borrows every sample,
 //     checks that number in place and releases it (BenchmarkThroughput's

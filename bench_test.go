@@ -604,7 +604,7 @@ func childBurn() error {
 //   - pair: Pair.Send of the same buffer b.N times on a Pair with default settings
 //     (Send copies each message into shared memory before it returns, so reusing
 //     the buffer is safe); the child counts what arrives on In and hands each
-//     buffer back with Recycle (WithRecycling(8)).
+//     buffer back with Recycle (the default recycling).
 //   - pubsub: Pub.Send on a lossless Pub with default settings to one Sub in the
 //     child, which counts what arrives on In and recycles the buffers the same
 //     way. Timing starts once the publisher lists the subscriber.
@@ -927,7 +927,7 @@ func childSinkPair() error {
 		return err
 	}
 	defer node.Close()
-	p, err := openChildPair(node, iox.WithRecycling(8))
+	p, err := openChildPair(node)
 	if err != nil {
 		return err
 	}
@@ -991,7 +991,7 @@ func childSinkSub() error {
 		return err
 	}
 	defer node.Close()
-	sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.WithRecycling(8))
+	sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"))
 	if err != nil {
 		return err
 	}

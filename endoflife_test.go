@@ -279,7 +279,8 @@ const doubleCloseAll = 3000
 // doubleCloseSide is one process's side of the double-close test. With read
 // doubleCloseAll, each pair sends and reads doubleCloseAll small messages
 // (packed many to a sample). Otherwise each pair, with small queues, sends
-// 3 KiB messages until Close stops it, and reads the first read of the peer's.
+// 5 KiB messages (too large to be packed: one to a sample) until Close stops
+// it, and reads the first read of the peer's.
 // It calls ready once every reader has finished (and, in the second case,
 // every sender is held back), then closes all pairs at once.
 func doubleCloseSide(node *iox.Node, base string, pairs, read int, ready func()) ([]doubleCloseResult, error) {
@@ -288,7 +289,7 @@ func doubleCloseSide(node *iox.Node, base string, pairs, read int, ready func())
 	all := read == doubleCloseAll
 	opts, size := []iox.Option{iox.WithLinger(20 * time.Second)}, 8
 	if !all {
-		opts, size = append(opts, iox.BufferSize(4), iox.WithChanCap(4)), 3<<10
+		opts, size = append(opts, iox.BufferSize(4), iox.WithChanCap(4)), 5<<10
 	}
 	ps := make([]*iox.Pair[[]byte], pairs)
 	for k := range ps {

@@ -22,6 +22,7 @@ type chanConfig struct {
 	maxPublishers  int
 	maxBorrowed    int    // messages a receiver may hold borrowed at once (views, and one being copied)
 	recycle        int    // spare receive buffers kept for Recycle
+	recycleSet     bool   // WithRecycling was given: keep exactly recycle
 	waitSubs       int    // a publisher holds its messages until this many subscribers are there
 	set            optSet // the options given
 	onDrop         func(error)
@@ -619,11 +620,14 @@ func WithLinger(d time.Duration) Option {
 func Lossy() Option { return func(o *options) { o.set |= optLossy; o.ch.lossy = true } }
 
 // WithRecycling keeps up to n received []byte buffers that the reader hands back
-// with Recycle (default 8; 0 keeps none), and receives into them instead of
-// allocating: a reader that is done with each message before the next one, and
-// hands it back, gets to zero allocations.
+// with Recycle (0 keeps none), and receives into them instead of allocating. By
+// default a channel keeps 8 buffers of any size, and buffers of up to 64 KiB as
+// many as its receiving side can hold at once (WithChanCap plus one packed
+// sample, at most 1024): a reader that hands back every message it is done
+// with allocates nothing per message, also while a stream of small messages
+// runs ahead of it.
 func WithRecycling(n int) Option {
-	return func(o *options) { o.set |= optRecycling; c := &o.ch; c.recycle = n }
+	return func(o *options) { o.set |= optRecycling; c := &o.ch; c.recycle, c.recycleSet = n, true }
 }
 
 // Bounds of the adapters' settings: larger values cannot be allocated or would

@@ -306,8 +306,8 @@ func (p *Pair[T]) Err() error { return p.life.err() }
 func (p *Pair[T]) Connected() bool { return p.peerKnown.Load() }
 
 // Recycle hands a received message's buffer back for reuse: the next messages
-// are received into it instead of a new buffer (up to WithRecycling buffers
-// are kept, default 8). Do not use b afterwards.
+// are received into it instead of a new buffer (how many are kept: see
+// WithRecycling). Do not use b afterwards.
 func (p *Pair[T]) Recycle(b []byte) { recycle(p.rx.spare, b) }
 
 // Close ends the pair gracefully (see Pair) and releases it. It returns nil only

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -399,6 +400,73 @@ func TestPairConcurrentUse(t *testing.T) {
 		seen[[2]byte{m[0], m[1]}] = true
 	}
 	wg.Wait()
+}
+
+// TestStreamRecyclingAllocatesNothing: a reader that hands back every message
+// it is done with allocates nothing per message with the default settings,
+// also while a stream of small messages (packed many to a sample) runs ahead
+// of it, and neither does the sender: on a pair and on a lossless
+// publish-subscribe channel. What remains is a few objects each time the
+// sender waits for room (a timer), once per many messages.
+func TestStreamRecyclingAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own (and sync.Pool drops items)")
+	}
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPair(ctx, node, "stream-recycle")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "stream-recycle")
+	require.NoError(t, err)
+	defer b.Close()
+	pub, err := iox.OpenPub(ctx, node, "stream-recycle-pub", iox.WaitSubscribers(1))
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := iox.OpenSub(ctx, node, "stream-recycle-pub")
+	require.NoError(t, err)
+	defer sub.Close()
+	for _, ch := range []struct {
+		name    string
+		send    func(context.Context, []byte) error
+		in      <-chan []byte
+		recycle func([]byte)
+		err     func() error
+	}{
+		{"pair", a.Send, b.In(), b.Recycle, b.Err},
+		{"pubsub", pub.Send, sub.In(), sub.Recycle, sub.Err},
+	} {
+		for _, size := range []int{64, 4 << 10} {
+			msg := make([]byte, size)
+			stream := func(n int) {
+				done := make(chan error, 1)
+				go func() {
+					for i := range n {
+						m, ok := <-ch.in
+						if !ok || len(m) != size {
+							done <- fmt.Errorf("message %d: %d bytes, open %v: %v", i, len(m), ok, ch.err())
+							return
+						}
+						ch.recycle(m)
+					}
+					done <- nil
+				}()
+				for range n {
+					require.NoError(t, ch.send(ctx, msg))
+				}
+				require.NoError(t, <-done)
+			}
+			stream(5000) // the free lists fill
+			const n = 20000
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			stream(n)
+			runtime.ReadMemStats(&after)
+			perMessage := float64(after.Mallocs-before.Mallocs) / n
+			assert.Less(t, perMessage, 0.05, "%s, %d B messages: allocations per message", ch.name, size)
+		}
+	}
 }
 
 func TestPairRecyclesReceiveBuffers(t *testing.T) {

@@ -359,12 +359,7 @@ func (p *Pub[T]) wake() {
 		p.ntf.Notify(evData)
 		return
 	}
-	p.mu.Lock()
-	stale := p.Subscribers() != len(p.known)
-	for _, w := range p.words {
-		stale = stale || w.Gone()
-	}
-	p.mu.Unlock()
+	stale := p.stale()
 	if stale { // a subscriber came (and may park already) or went
 		p.scan()
 	}
@@ -379,6 +374,18 @@ func (p *Pub[T]) wake() {
 	if notify {
 		p.ntf.Notify(evData)
 	}
+}
+
+// stale reports whether the subscribers changed since the last scan: their
+// number, or a word whose subscriber closed.
+func (p *Pub[T]) stale() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	stale := p.Subscribers() != len(p.known)
+	for _, w := range p.words {
+		stale = stale || w.Gone()
+	}
+	return stale
 }
 
 // loanRoom reports whether every subscriber has room for one more sample from
@@ -444,7 +451,9 @@ func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
 	p.ntf.Notify(evData)
 	p.ntf.Notify(evFull)
-	p.scan()
+	if p.stale() {
+		p.scan()
+	}
 	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
 	defer cancel()
 	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft)|bit(evDead), p.txW)
@@ -826,8 +835,8 @@ func (s *Sub[T]) Done() <-chan struct{} { return s.life.Done() }
 func (s *Sub[T]) Err() error { return s.life.err() }
 
 // Recycle hands a received message's buffer back for reuse: the next messages
-// are received into it instead of a new buffer (up to WithRecycling buffers
-// are kept, default 8). Do not use b afterwards.
+// are received into it instead of a new buffer (how many are kept: see
+// WithRecycling). Do not use b afterwards.
 func (s *Sub[T]) Recycle(b []byte) { recycle(s.rx.spare, b) }
 
 // Close stops the subscriber and releases it. A second Close returns ErrClosed.

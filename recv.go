@@ -33,7 +33,7 @@ type receiver[T any] struct {
 	queue    []rxItem[T]
 	head     int
 	seq      seqCheck
-	spare    chan []byte                   // buffers handed back with Recycle
+	spare    *spares                       // buffers handed back with Recycle
 	got      atomic.Uint64                 // messages confirmed to the peer (see confirmed)
 	frozen   atomic.Bool                   // this end closed: got counts no more
 	acked    atomic.Uint64                 // the most messages a peer said it had taken from us (its headers' got)
@@ -52,7 +52,8 @@ type receiver[T any] struct {
 type rxItem[T any] struct {
 	v    T
 	err  error
-	view *View // a message in place (RecvView)
+	view *View  // a message in place (RecvView)
+	raw  []byte // a []byte message still in the batch's buffer: copied out when popped
 }
 
 func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Codec[T], cfg chanConfig, framed, dedup bool) *receiver[T] {
@@ -242,6 +243,9 @@ func (r *receiver[T]) poll() bool {
 
 func (r *receiver[T]) pop() rxItem[T] {
 	it := r.queue[r.head]
+	if it.raw != nil {
+		it.v, it.raw = r.copyOut(it.raw), nil
+	}
 	r.queue[r.head] = rxItem[T]{}
 	r.head++
 	if r.head == len(r.queue) {
@@ -250,9 +254,30 @@ func (r *receiver[T]) pop() rxItem[T] {
 	return it
 }
 
+// copyOut copies a []byte message out of the batch's buffer into a buffer of
+// its own (a recycled one when there is one).
+func (r *receiver[T]) copyOut(m []byte) T {
+	buf := r.buffer(len(m))
+	copy(buf, m)
+	return any(buf).(T)
+}
+
+// settle copies the queued messages that are still in the batch's buffer out
+// of it, before the buffer takes the next batch.
+func (r *receiver[T]) settle() {
+	for i := r.head; i < len(r.queue); i++ {
+		if it := &r.queue[i]; it.raw != nil {
+			it.v, it.raw = r.copyOut(it.raw), nil
+		}
+	}
+}
+
 // take moves the samples waiting in shared memory (up to one batch) into the
-// queue and returns how many samples it took.
+// queue and returns how many samples it took. A []byte message stays in the
+// batch's buffer until it is popped, so that a stream of small messages
+// unpacks into one buffer of its own at a time, not a batch of them.
 func (r *receiver[T]) take() (int, error) {
+	r.settle()
 	k, err := r.sub.ReceiveBatch(r.batch)
 	if err != nil {
 		if !errors.Is(err, ErrMessageTooLarge) {
@@ -388,6 +413,7 @@ func (r *receiver[T]) borrow() (int, error) {
 		kept = true
 	}
 	if !kept {
+		r.settle() // packed messages are copied out before the sample goes back
 		smp.Release()
 	}
 	if r.onTake != nil {
@@ -440,9 +466,10 @@ func (r *receiver[T]) decode(m []byte) {
 		return
 	}
 	if r.raw {
-		buf := r.buffer(len(m))
-		copy(buf, m)
-		r.deliver(any(buf).(T))
+		if !r.frozen.Load() {
+			r.queue = append(r.queue, rxItem[T]{raw: m})
+			r.got.Add(1)
+		}
 		return
 	}
 	v, err := r.codec.Decode(m)
@@ -458,7 +485,7 @@ func (r *receiver[T]) decode(m []byte) {
 func (r *receiver[T]) buffer(n int) []byte {
 	if r.spare != nil {
 		select {
-		case b := <-r.spare:
+		case b := <-r.spare.free:
 			if cap(b) >= n {
 				return b[:n]
 			}
@@ -476,20 +503,38 @@ func (r *receiver[T]) drop(err error) {
 }
 
 // newSpares makes the free list of WithRecycling (nil without it).
-func newSpares(cfg chanConfig) chan []byte {
+// spares are the receive buffers a reader handed back with Recycle.
+type spares struct {
+	free chan []byte
+	keep int // buffers of any size kept; more are kept only up to spareSmall bytes each
+}
+
+// spareSmall is the largest buffer that the default keeps beyond its 8: a
+// stream of small messages has many in flight at once (a packed sample
+// unpacks into up to packMessages of them), large ones come one at a time.
+const (
+	spareSmall = 64 << 10
+	spareMax   = 1024
+)
+
+func newSpares(cfg chanConfig) *spares {
 	if cfg.recycle <= 0 {
 		return nil
 	}
-	return make(chan []byte, cfg.recycle)
+	n := cfg.recycle
+	if !cfg.recycleSet {
+		n = max(n, min(cfg.chanCap+packMessages, spareMax))
+	}
+	return &spares{free: make(chan []byte, n), keep: cfg.recycle}
 }
 
 // recycle gives b back to a free list without blocking.
-func recycle(spare chan []byte, b []byte) {
-	if spare == nil || cap(b) == 0 {
+func recycle(s *spares, b []byte) {
+	if s == nil || cap(b) == 0 || (cap(b) > spareSmall && len(s.free) >= s.keep) {
 		return
 	}
 	select {
-	case spare <- b[:0]:
+	case s.free <- b[:0]:
 	default:
 	}
 }

@@ -38,8 +38,10 @@ type sender[T any] struct {
 	streaming bool          // this Send follows the last one closely
 
 	wg      sync.WaitGroup // the queue's goroutine
+	pumpFn  func()         // s.pump, made once: starting the goroutine allocates nothing
 	mu      sync.Mutex
 	q       []outMsg
+	qn      int // messages (and byes) in q
 	qcap    int
 	pumping bool
 	room    chan struct{} // the queue shrank
@@ -47,20 +49,34 @@ type sender[T any] struct {
 	free    [][]byte      // delivered queue buffers, reused
 	seq     uint64        // samples sent
 	sent    uint64        // messages sent
-	staging []byte
 	hdr     header
 	copies  uint64 // the last sample number that may have reached some receivers twice (sent again after a partial delivery)
 }
 
+// outMsg is one sample waiting in the queue: a plain message or bye, or
+// (count > 0) small data messages packed as frames, appended in place as they
+// are queued, so that packing costs no copy of its own.
 type outMsg struct {
-	data  []byte
-	kind  uint32
-	alone bool // a send of it failed already: it goes again exactly as it went
+	data   []byte
+	kind   uint32
+	count  int  // frames in data; 0: data is one plain message
+	alone  bool // a send of it failed already: it goes again exactly as it went
+	sealed bool // its delivery was tried: nothing more may join it
+}
+
+// messages is how many messages (or byes) the entry holds.
+func (m *outMsg) messages() int { return max(m.count, 1) }
+
+// joins reports whether a small data message of n bytes may be packed into m.
+func (m *outMsg) joins(n int) bool {
+	return m.count > 0 && !m.sealed && m.count < packMessages && len(m.data)+frameSize+n <= packLimit
 }
 
 func newSender[T any](name string, l *life, codec Codec[T], cfg chanConfig, pack bool) *sender[T] {
-	return &sender[T]{name: name, life: l, enc: encoder(codec), max: cfg.maxMessage, pack: pack,
+	s := &sender[T]{name: name, life: l, enc: encoder(codec), max: cfg.maxMessage, pack: pack,
 		sem: make(chan struct{}, 1), qcap: max(cfg.chanCap, 1), room: newSignal(), empty: newSignal()}
+	s.pumpFn = s.pump
+	return s
 }
 
 // encoder returns the function that turns a T into message bytes, reusing buf.
@@ -156,7 +172,7 @@ func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
 	if kind == kindBye {
 		ended = nil
 	}
-	for len(s.q) >= s.qcap {
+	for s.qn >= s.qcap {
 		if kind == kindBye && !s.pumping { // nobody makes room any more
 			s.mu.Unlock()
 			return errDone
@@ -173,11 +189,11 @@ func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
 	}
 	// A sample that reached some receivers but not all must go again with the
 	// same sequence number and content, so that those drop the copy.
-	s.q = append(s.q, outMsg{data: append(s.buffer(), msg...), kind: kind, alone: tried})
+	s.queue(msg, kind, tried)
 	if !s.pumping {
 		s.pumping = true
 		s.wg.Add(1)
-		go s.pump()
+		go s.pumpFn()
 	}
 	s.mu.Unlock()
 	return nil
@@ -295,13 +311,17 @@ func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 	}
 }
 
-func (s *sender[T]) buffer() []byte {
-	if n := len(s.free); n > 0 {
-		b := s.free[n-1]
-		s.free = s.free[:n-1]
-		return b[:0]
+// buffer returns an empty queue buffer that holds n bytes: a delivered one
+// when the last of those is large enough.
+func (s *sender[T]) buffer(n int) []byte {
+	if k := len(s.free); k > 0 {
+		b := s.free[k-1]
+		if cap(b) >= n {
+			s.free = s.free[:k-1]
+			return b[:0]
+		}
 	}
-	return nil
+	return make([]byte, 0, n)
 }
 
 // sendOne sends one plain message (or a bye) as one sample; held under mu.
@@ -319,6 +339,24 @@ func (s *sender[T]) sendOne(msg []byte, kind uint32) (bool, error) {
 	return ok, err
 }
 
+// queue puts a copy of msg at the tail of the queue, packed into the last
+// entry when both are small data messages; held under mu.
+func (s *sender[T]) queue(msg []byte, kind uint32, alone bool) {
+	s.qn++
+	packable := s.pack && kind == kindData && !alone && len(msg) <= packSmall
+	if !packable {
+		s.q = append(s.q, outMsg{data: append(s.buffer(len(msg)), msg...), kind: kind, alone: alone})
+		return
+	}
+	if n := len(s.q); n > 0 && s.q[n-1].joins(len(msg)) {
+		tail := &s.q[n-1]
+		tail.data = appendFrame(tail.data, msg)
+		tail.count++
+		return
+	}
+	s.q = append(s.q, outMsg{data: appendFrame(s.buffer(packLimit), msg), kind: kind, count: 1})
+}
+
 // pump delivers the queue, waiting for room whenever the receivers are full.
 func (s *sender[T]) pump() {
 	defer s.wg.Done()
@@ -326,9 +364,14 @@ func (s *sender[T]) pump() {
 	defer s.mu.Unlock()
 	defer wake(s.empty)
 	for len(s.q) > 0 {
-		data, n, count, kind := s.next()
+		head := &s.q[0]
+		head.sealed = true
+		data, count := head.data, head.count
+		if count == 1 { // one message alone goes plain
+			data, count = data[frameSize:], 0
+		}
 		for {
-			s.hdr = header{tag: s.tag, seq: s.seq + 1, first: s.sent, count: uint32(count), kind: kind}
+			s.hdr = header{tag: s.tag, seq: s.seq + 1, first: s.sent, count: uint32(count), kind: head.kind}
 			ok, err := s.deliver(data, &s.hdr)
 			if err != nil {
 				s.fail(err)
@@ -342,43 +385,25 @@ func (s *sender[T]) pump() {
 			s.mu.Unlock()
 			err = s.await(context.Background(), s.stop)
 			s.mu.Lock()
+			head = &s.q[0]
 			if err != nil {
 				s.pumping = false
 				return
 			}
 		}
 		s.seq++
-		for _, m := range s.q[:n] {
-			if m.kind == kindData {
-				s.sent++
-			}
-			if cap(m.data) <= 64<<10 && len(s.free) < 64 {
-				s.free = append(s.free, m.data)
-			}
+		n := head.messages()
+		if head.kind == kindData {
+			s.sent += uint64(n)
 		}
-		s.q = append(s.q[:0], s.q[n:]...)
+		s.qn -= n
+		if cap(head.data) <= 64<<10 && len(s.free) < 64 {
+			s.free = append(s.free, head.data)
+		}
+		s.q = append(s.q[:0], s.q[1:]...)
 		wake(s.room)
 	}
 	s.pumping = false
-}
-
-// next returns the head of the queue as one sample: a bye, a large message
-// alone, or (when packing) as many small messages as fit in one sample.
-func (s *sender[T]) next() (data []byte, n, count int, kind uint32) {
-	head := s.q[0]
-	if head.kind != kindData || head.alone || !s.pack || len(head.data) > packSmall || len(s.q) == 1 {
-		return head.data, 1, 0, head.kind
-	}
-	s.staging = s.staging[:0]
-	for n < len(s.q) && n < packMessages && len(s.staging) < packBytes {
-		m := s.q[n]
-		if m.kind != kindData || m.alone || len(m.data) > packSmall {
-			break
-		}
-		s.staging = appendFrame(s.staging, m.data)
-		n++
-	}
-	return s.staging, n, n, kindData
 }
 
 // counts returns how many messages were sent into shared memory and queued.
@@ -388,7 +413,7 @@ func (s *sender[T]) counts() (sent uint64, queued int) {
 	n := 0
 	for _, m := range s.q {
 		if m.kind == kindData {
-			n++
+			n += m.messages()
 		}
 	}
 	return s.sent, n

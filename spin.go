@@ -18,13 +18,18 @@ import (
 //     wait parks at once, and after each further such spin twice as many waits
 //     do (up to spinBackoffMax), until a spin pays again. On a busy machine,
 //     where the peer cannot run while this receiver spins, spins keep failing
-//     and the receiver ends up parking nearly always.
+//     and the receiver ends up parking nearly always;
+//   - a spin during which this thread lost the processor (it yielded and came
+//     back more than spinPreempted later) failed the same way, even if a message came: the
+//     machine has no core to spare, and the spinning thread held up the one
+//     that had to answer, which a parked receiver would not have done.
 //
 // WithSpin(d) replaces this with a fixed budget.
 const (
 	spinAdaptive   time.Duration = -1
 	spinMax                      = 100 * time.Microsecond
 	spinBackoffMax               = 1024
+	spinPreempted                = 20 * time.Microsecond
 )
 
 var spinEpoch = time.Now()
@@ -59,24 +64,38 @@ func (s *spinner) spin(poll func() bool, done, stop <-chan struct{}) bool {
 		return false
 	}
 	deadline := now + budget
+	preempted := false
 	for {
 		if poll() {
 			if s.fixed == spinAdaptive {
-				s.budget = min(spinMax, max(s.budget, 2*(nanotime()-s.start)))
-				s.backoff = 1
+				if preempted {
+					s.failed()
+				} else {
+					s.budget = min(spinMax, max(s.budget, 2*(nanotime()-s.start)))
+					s.backoff = 1
+				}
 			}
 			return true
 		}
 		now = nanotime()
-		if now >= deadline || isDone(done) || isDone(stop) {
-			if s.fixed == spinAdaptive && now >= deadline {
-				s.skip = s.backoff
-				s.backoff = min(2*s.backoff, spinBackoffMax)
+		if now >= deadline || isDone(done) || isDone(stop) || (preempted && s.fixed == spinAdaptive) {
+			if s.fixed == spinAdaptive && (now >= deadline || preempted) {
+				s.failed()
 			}
 			return false
 		}
 		runtime.Gosched()
+		last := now
+		now = nanotime()
+		preempted = preempted || now-last > spinPreempted
 	}
+}
+
+// failed makes the next waits park without spinning, twice as many after
+// each further spin that fails.
+func (s *spinner) failed() {
+	s.skip = s.backoff
+	s.backoff = min(2*s.backoff, spinBackoffMax)
 }
 
 // parked tells the spinner that the wait which began with the last spin ended.

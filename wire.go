@@ -60,7 +60,7 @@ func readHeader(b []byte) header {
 const (
 	packMessages = 64
 	packBytes    = 16 << 10
-	packSmall    = 2 << 10 // larger messages go alone, without a staging copy
+	packSmall    = 4 << 10 // larger messages go alone, without a staging copy
 	packLimit    = packBytes + packSmall + frameSize
 )
 

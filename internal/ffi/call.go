@@ -31,7 +31,7 @@ const maxArgs = 12
 type call struct {
 	a   [maxArgs]uintptr
 	pin runtime.Pinner
-	out [1]uint64  // a small out-parameter
+	out [2]uint64  // small out-parameters
 	ids [64]uint64 // event ids drained from a listener
 }
 
@@ -74,7 +74,7 @@ func (c *call) invoke(fn uintptr, n int) uintptr {
 
 // release returns c to the pool.
 func (c *call) release() {
-	c.out = [1]uint64{}
+	c.out = [2]uint64{}
 	calls.Put(c)
 }
 

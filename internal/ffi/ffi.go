@@ -357,8 +357,10 @@ func (l *Lib) PubSubDrop(h Handle) { purego.SyscallN(l.PubSubDropFn, uintptr(h))
 // PubSubCounts returns the number of publishers and subscribers.
 func (l *Lib) PubSubCounts(h Handle) (pubs, subs uint64, s Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&pubs)), c.ptr(unsafe.Pointer(&subs))
-	r := c.run(l.PubSubCountsFn, 3)
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&c.out[0])), c.ptr(unsafe.Pointer(&c.out[1]))
+	r := c.invoke(l.PubSubCountsFn, 3)
+	pubs, subs = c.out[0], c.out[1]
+	c.release()
 	return pubs, subs, Status(int32(r))
 }
 
