@@ -600,7 +600,7 @@ func (p *Pair[T]) awaitAck(ctx context.Context) {
 			}
 			return
 		}
-		if p.rx.arm() {
+		if p.rx.arm(false) {
 			continue
 		}
 		got, err := p.hub.wait(ctx, p.dead, bit(evDrained)|bit(evData)|bit(evFull)|bit(evLeft), w)

@@ -47,6 +47,8 @@ type receiver[T any] struct {
 	drops    atomic.Uint64
 	ww       *ffi.WaitWord // this end's wait word (see waitword.go); nil: senders notify every time
 	released chan struct{} // a View was released: a borrow slot is free again
+
+	pollTake, pollBorrow func() bool
 }
 
 type rxItem[T any] struct {
@@ -61,6 +63,8 @@ func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Cod
 		spin: newSpinner(cfg.spin), sem: make(chan struct{}, 1), w: newSignal(), mask: bit(evData) | bit(evFull),
 		batch: NewBatch(packLimit*2, 64), spare: newSpares(cfg), onDrop: cfg.onDrop, released: newSignal()}
 	r.small = r.batch.buf
+	r.pollTake = func() bool { return r.poll(false) }
+	r.pollBorrow = func() bool { return r.poll(true) }
 	r.batch.limit = max(cfg.maxMessage, 1)
 	if cfg.maxMessage == 0 {
 		r.batch.limit = -1
@@ -162,10 +166,14 @@ func (r *receiver[T]) next(ctx context.Context, view bool) (rxItem[T], error) {
 		if err := r.life.err(); err != nil {
 			return zero, err
 		}
-		if r.spin.spin(r.poll, r.life.Done(), ctx.Done()) {
+		poll := r.pollTake
+		if view {
+			poll = r.pollBorrow
+		}
+		if r.spin.spin(poll, r.life.Done(), ctx.Done()) {
 			continue
 		}
-		if r.arm() {
+		if r.arm(view) {
 			continue
 		}
 		if r.every > 0 {
@@ -189,15 +197,22 @@ func (r *receiver[T]) next(ctx context.Context, view bool) (rxItem[T], error) {
 	}
 }
 
-// arm marks the wait word before the receiver parks and looks once more; it
-// reports whether that found something (then the mark is cleared again and the
-// receiver does not park). Without a word it reports false.
-func (r *receiver[T]) arm() bool {
+// arm marks the wait word before the receiver parks and looks once more (in
+// place for a View); it reports whether that found something (then the mark
+// is cleared again and the receiver does not park). Without a word it reports
+// false.
+func (r *receiver[T]) arm(view bool) bool {
 	if r.ww == nil {
 		return false
 	}
 	r.ww.Park()
-	k, err := r.take()
+	var k int
+	var err error
+	if view {
+		k, err = r.borrow()
+	} else {
+		k, err = r.take()
+	}
 	if err != nil || k > 0 {
 		r.ww.Unpark()
 		return true
@@ -236,8 +251,16 @@ func (r *receiver[T]) dropWord() {
 	<-r.sem
 }
 
-func (r *receiver[T]) poll() bool {
-	k, err := r.take()
+// poll looks into shared memory once while spinning (in place for a View);
+// pollTake and pollBorrow are its two forms, made once.
+func (r *receiver[T]) poll(view bool) bool {
+	var k int
+	var err error
+	if view {
+		k, err = r.borrow()
+	} else {
+		k, err = r.take()
+	}
 	return err != nil || k > 0 || r.head < len(r.queue)
 }
 
@@ -600,7 +623,7 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 					}
 					break
 				}
-				if len(r.queue)-r.head < room && r.arm() {
+				if len(r.queue)-r.head < room && r.arm(false) {
 					continue
 				}
 			}
