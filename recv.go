@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,7 @@ type receiver[T any] struct {
 	onBye    func(h header)                // a port said bye (called while receiving)
 	onTake   func(k int)                   // after every look into shared memory, which took k samples
 	freed    int                           // samples taken since a waiting sender was last told of room
+	lastSize int                           // the size of the last sample taken
 	onDrop   func(error)
 	drops    atomic.Uint64
 	ww       *ffi.WaitWord // this end's wait word (see waitword.go); nil: senders notify every time
@@ -232,9 +234,16 @@ func (r *receiver[T]) disarm() {
 // shared memory empty (k == 0). Telling it of every single sample would make
 // a sender and a receiver that takes one sample at a time (views) trade an
 // event per message. Called on the receiving goroutine.
+//
+// A sender of large messages keeps only largeWindow of them in flight: it is
+// told once half of those were taken.
 func (r *receiver[T]) roomDue(k, buffer int) bool {
 	r.freed += k
-	if k == 0 || r.freed >= max(buffer/2, 1) {
+	due := max(buffer/2, 1)
+	if r.lastSize >= directFrom {
+		due = min(due, max(int(largeWindow(r.lastSize))/2, 1))
+	}
+	if k == 0 || r.freed >= due {
 		r.freed = 0
 		return true
 	}
@@ -315,6 +324,9 @@ func (r *receiver[T]) take() (int, error) {
 	}
 	for i := 0; i < r.batch.Len(); i++ {
 		r.unpack(i)
+	}
+	if n := r.batch.Len(); n > 0 {
+		r.lastSize = len(r.batch.Message(n - 1))
 	}
 	if r.ww != nil && r.framed && r.batch.Len() > 0 { // senders learn the receiver's room
 		h := readHeader(r.batch.header(r.batch.Len() - 1))
@@ -425,6 +437,7 @@ func (r *receiver[T]) borrow() (int, error) {
 		}
 	}
 	data := smp.Bytes()
+	r.lastSize = len(data)
 	kept := false
 	switch {
 	case !r.admit(h) || r.unpackPacked(data, h):
@@ -506,14 +519,8 @@ func (r *receiver[T]) decode(m []byte) {
 // buffer returns a buffer of n bytes for a []byte message: one the reader handed
 // back with Recycle when one is large enough, a new one otherwise.
 func (r *receiver[T]) buffer(n int) []byte {
-	if r.spare != nil {
-		select {
-		case b := <-r.spare.free:
-			if cap(b) >= n {
-				return b[:n]
-			}
-		default:
-		}
+	if b := r.spare.get(n); b != nil {
+		return b
 	}
 	return make([]byte, n)
 }
@@ -526,10 +533,15 @@ func (r *receiver[T]) drop(err error) {
 }
 
 // newSpares makes the free list of WithRecycling (nil without it).
-// spares are the receive buffers a reader handed back with Recycle.
+// spares are the receive buffers a reader handed back with Recycle, used last
+// in first out: the buffer handed back last is the one most likely still in
+// the processor's cache.
 type spares struct {
-	free chan []byte
-	keep int // buffers of any size kept; more are kept only up to spareSmall bytes each
+	mu    sync.Mutex
+	free  [][]byte
+	limit int // buffers kept
+	keep  int // of which larger than spareSmall
+	large int // kept now larger than spareSmall
 }
 
 // spareSmall is the largest buffer that the default keeps beyond its 8: a
@@ -548,18 +560,49 @@ func newSpares(cfg chanConfig) *spares {
 	if !cfg.recycleSet {
 		n = max(n, min(cfg.chanCap+packMessages, spareMax))
 	}
-	return &spares{free: make(chan []byte, n), keep: cfg.recycle}
+	return &spares{limit: n, keep: cfg.recycle}
 }
 
 // recycle gives b back to a free list without blocking.
 func recycle(s *spares, b []byte) {
-	if s == nil || cap(b) == 0 || (cap(b) > spareSmall && len(s.free) >= s.keep) {
+	if s == nil || cap(b) == 0 {
 		return
 	}
-	select {
-	case s.free <- b[:0]:
-	default:
+	large := cap(b) > spareSmall
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.free) >= s.limit || large && s.large >= s.keep {
+		return
 	}
+	if large {
+		s.large++
+	}
+	s.free = append(s.free, b[:0])
+}
+
+// get returns the buffer handed back last, with length n, when it holds n
+// bytes (nil otherwise: a smaller one is dropped, as the message sizes
+// changed).
+func (s *spares) get(n int) []byte {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := len(s.free)
+	if k == 0 {
+		return nil
+	}
+	b := s.free[k-1]
+	s.free[k-1] = nil
+	s.free = s.free[:k-1]
+	if cap(b) > spareSmall {
+		s.large--
+	}
+	if cap(b) < n {
+		return nil
+	}
+	return b[:n]
 }
 
 // keepAfter is how long a channel's receiving side must have been idle before

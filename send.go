@@ -31,6 +31,9 @@ type sender[T any] struct {
 	// and a loan is sent as a copy), and the send of a loaned sample
 	loanRoom func(tag, seq, copies uint64) (room, known bool)
 	sendLoan func(smp *SampleMut, h *header) (bool, error)
+	// large messages (nil where the adapter cannot tell): whether the
+	// receivers hold limit or more of this port's samples unread
+	behind func(tag, seq, limit uint64) bool
 
 	sem       chan struct{} // one Send at a time: they encode into scratch
 	scratch   []byte
@@ -199,12 +202,25 @@ func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
 	return nil
 }
 
+// largeBudget is how many bytes of large messages a sender keeps in flight
+// to one receiver at most, whatever its buffer holds: a few samples that
+// stay in the processor's cache move faster than a buffer's worth that does
+// not (every sample of a deep queue of 1 MiB messages comes from memory).
+const largeBudget = 4 << 20
+
+// largeWindow is how many unread samples of n bytes a receiver may hold.
+func largeWindow(n int) uint64 { return uint64(max(2, largeBudget/max(n, 1))) }
+
 // putDirect sends msg once the queue is empty and the receivers have room.
 func (s *sender[T]) putDirect(ctx context.Context, msg []byte) error {
 	for {
 		s.mu.Lock()
 		if len(s.q) == 0 && !s.pumping {
-			ok, err := s.sendOne(msg, kindData)
+			var ok bool
+			var err error
+			if s.behind == nil || !s.behind(s.tag, s.seq, largeWindow(len(msg))) {
+				ok, err = s.sendOne(msg, kindData)
+			}
 			s.mu.Unlock()
 			if err != nil || ok {
 				return err

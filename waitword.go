@@ -68,6 +68,17 @@ func roomFor(w *ffi.WaitWord, tag, seq, copies uint64) (room, known bool) {
 	return seq-min(lastSeq, seq) < w.Buffer(), true
 }
 
+// behind reports whether the receiver whose word w is holds limit or more
+// unread samples of the port tag, which has sent seq; false when it cannot
+// tell.
+func behind(w *ffi.WaitWord, tag, seq, limit uint64) bool {
+	if w == nil {
+		return false
+	}
+	lastTag, lastSeq, ok := w.Last()
+	return ok && lastTag == tag && seq-min(lastSeq, seq) >= limit
+}
+
 // wordCloser closes a wait word among a channel's ports.
 type wordCloser struct{ w *ffi.WaitWord }
 
