@@ -49,7 +49,10 @@ import (
 type Config struct {
 	// Node is the local namespace's node; the bridge opens its ports on it.
 	Node *iox.Node
-	// Conn is the NATS connection; the bridge does not close it.
+	// Conn is the NATS connection; the bridge does not close it. Connect
+	// with MaxReconnects(-1) and a short ReconnectWait (the constant
+	// ReconnectWait): the bridge resumes as soon as nats.go is connected
+	// again.
 	Conn *nats.Conn
 	// Export and Import are glob patterns over service names (see match in
 	// subject.go): services of the local namespace matching Export are
@@ -138,6 +141,7 @@ type Bridge struct {
 	fr     *framer
 	js     jetstream.JetStream
 	stream string
+	link   *link
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -221,6 +225,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		b.cancel()
 		return nil, natsError("new bridge", "", err)
 	}
+	b.link = newLink(cfg.Conn)
 	if err := b.scan(); err != nil {
 		b.Close()
 		return nil, err
@@ -239,6 +244,10 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	go b.run()
 	return b, nil
 }
+
+// closeFlush bounds how long Close waits for the server to take what the
+// bridge sent last.
+const closeFlush = 2 * time.Second
 
 // Origin is the bridge's run id, the Iox-Origin of what it sends.
 func (b *Bridge) Origin() string { return b.origin }
@@ -276,7 +285,10 @@ func (b *Bridge) Close() error {
 			first = err
 		}
 	}
-	b.cfg.Conn.Flush()
+	b.link.close()
+	if b.cfg.Conn.IsConnected() { // the "gone" announcements leave; a server that is away does not hold Close
+		b.cfg.Conn.FlushTimeout(closeFlush)
+	}
 	return first
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -154,8 +155,11 @@ func (p *jsPublisher) publish(m *nats.Msg) error {
 }
 
 // confirm waits for each acknowledgement in order; a publication that failed
-// is sent again synchronously, with a growing pause, until it is stored or the
-// export ends.
+// is sent again synchronously, with the same id, until it is stored or the
+// export ends. Between attempts it waits for the connection to be back when
+// it is down (link.wait), and otherwise for a pause that grows from
+// retryFirst to retryMax (a server that is up but whose JetStream is not
+// ready yet, or a full stream).
 func (p *jsPublisher) confirm() {
 	defer close(p.done)
 	for pp := range p.pending {
@@ -167,24 +171,39 @@ func (p *jsPublisher) confirm() {
 			case err = <-pp.ack.Err():
 			}
 		}
-		pause := 10 * time.Millisecond
+		pause := retryFirst
 		for {
+			if !p.b.cfg.Conn.IsConnected() {
+				ctx, cancel := context.WithTimeout(p.b.ctx, retryMax)
+				p.b.link.wait(ctx) // the connection is back, or a pause
+				cancel()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_, err = p.b.js.PublishMsg(ctx, pp.msg)
 			cancel()
 			if err == nil {
 				break
 			}
-			if p.b.ctx.Err() != nil && pause > time.Second {
+			closing := p.b.ctx.Err() != nil && (pause >= retryMax || !p.b.cfg.Conn.IsConnected())
+			if closing || p.b.cfg.Conn.IsClosed() {
 				p.b.report(p.r, &iox.Error{Op: "relay", Name: p.r.name, Kind: iox.ErrUndelivered, Detail: "the stream did not take a message before the bridge closed: " + err.Error()})
 				break
 			}
-			t := time.NewTimer(pause)
-			<-t.C
-			pause = min(2*pause, 2*time.Second)
+			if p.b.cfg.Conn.IsConnected() {
+				t := time.NewTimer(pause)
+				<-t.C
+				pause = min(2*pause, retryMax)
+			}
 		}
 	}
 }
+
+// Pauses between attempts to store a publication while the server is
+// connected.
+const (
+	retryFirst = 10 * time.Millisecond
+	retryMax   = 500 * time.Millisecond
+)
 
 // close waits until every publication was acknowledged (or given up).
 func (p *jsPublisher) close() {
@@ -262,26 +281,73 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		pub.Close()
 		return nil, natsError("import", r.name, err)
 	}
+	// The consumer is reset after each reconnection, and when frames wait
+	// behind a gap for gapReset: a delivery the client dropped (a full
+	// iterator after a reconnection) comes again then, not after AckWait.
+	resets, unnotify := b.link.notify()
+	gaps := make(chan struct{}, 1)
+	var gapOpen atomic.Uint64 // the number of the gap frames wait behind; 0: none
+	resetDone := make(chan struct{})
+	go func() {
+		defer close(resetDone)
+		durable := durableName(b.cfg.Name, r.name)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-resets:
+			case <-gaps:
+				g := gapOpen.Load()
+				t := time.NewTimer(gapReset)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return
+				}
+				if g == 0 || gapOpen.Load() != g {
+					continue // filled meanwhile
+				}
+			}
+			b.resetConsumer(ctx, r, durable)
+		}
+	}()
+	var gapCount uint64
 	return func() error {
 		stop := context.AfterFunc(ctx, it.Stop)
 		defer stop()
 		defer pub.Close()
-		var parts, held []jetstream.Msg // parts of a message being joined; messages not acknowledged yet
+		defer func() { unnotify(); <-resetDone }()
+		// Frames taken but not acknowledged yet, by stream sequence: the parts
+		// of a message being joined, and messages waiting for the local
+		// publisher's Flush. A copy of one of them (redelivered) takes its
+		// place, so the acknowledgement goes to the latest delivery.
+		unacked := map[uint64]jetstream.Msg{}
+		var parts, held []uint64
+		streamSeq := func(m jetstream.Msg) uint64 {
+			md, _ := m.Metadata() // checked when the frame came
+			return md.Sequence.Stream
+		}
+		ack := func(seqs []uint64) {
+			for _, q := range seqs {
+				unacked[q].Ack()
+				delete(unacked, q)
+			}
+		}
 		take := func(m jetstream.Msg) error {
 			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 			msg, ok, aerr := asm.add(nm)
 			if aerr != nil {
 				b.report(r, aerr)
 			}
+			q := streamSeq(m)
+			unacked[q] = m
 			if !ok {
 				if asm.id == "" { // nothing is being joined: done with what came
-					for _, p := range parts {
-						p.Ack()
-					}
+					ack(append(parts, q))
 					parts = parts[:0]
-					m.Ack()
 				} else {
-					parts = append(parts, m)
+					parts = append(parts, q)
 				}
 				return nil
 			}
@@ -294,7 +360,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				}
 				b.report(r, err)
 			}
-			held = append(append(held, parts...), m)
+			held = append(append(held, parts...), q)
 			parts = parts[:0]
 			if pub.Pending() > 0 && len(held) < pubWindow/2 {
 				return nil // acknowledged with a later message
@@ -302,9 +368,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			if err := pub.Flush(ctx); err != nil && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			for _, h := range held {
-				h.Ack()
-			}
+			ack(held)
 			held = held[:0]
 			return nil
 		}
@@ -316,13 +380,32 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				}
 				continue // the iterator goes on after a missed heartbeat or a reconnection
 			}
-			if _, err := m.Metadata(); err != nil { // not a JetStream message
+			md, err := m.Metadata()
+			if err != nil { // not a JetStream message
 				m.Term()
 				b.report(r, natsError("import", r.name, err))
 				continue
 			}
 			ready, skipped := ord.add(m)
-			if skipped > 0 {
+			switch waiting := ord.waiting(); {
+			case waiting && gapOpen.Load() == 0:
+				gapCount++
+				gapOpen.Store(gapCount)
+				select {
+				case gaps <- struct{}{}:
+				default:
+				}
+			case !waiting:
+				gapOpen.Store(0)
+			}
+			switch {
+			case skipped < 0:
+				if _, ok := unacked[md.Sequence.Stream]; ok {
+					unacked[md.Sequence.Stream] = m
+				} else {
+					m.Ack() // a copy of what is in shared memory already
+				}
+			case skipped > 0:
 				b.report(r, &iox.Error{Op: "bridge receive", Name: r.name, Kind: iox.ErrUndelivered,
 					Detail: fmt.Sprintf("%d frames of the exporting bridge never reached the stream", skipped)})
 			}
@@ -334,6 +417,44 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		}
 	}, nil
 }
+
+// resetConsumer makes the server deliver again, at once, what an import's
+// consumer delivered and the bridge did not acknowledge (lost with a
+// connection that dropped, or with a server that restarted), instead of
+// after AckWait. The reorder drops what came twice. A server that keeps
+// refusing (one without the reset API) leaves it to AckWait.
+func (b *Bridge) resetConsumer(ctx context.Context, r *route, durable string) {
+	pause := retryFirst
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := b.js.ResetConsumer(actx, b.stream, durable)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if attempt == resetAttempts {
+			b.report(r, natsError("reset consumer", r.name, err))
+			return
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		pause = min(2*pause, retryMax)
+	}
+}
+
+// gapReset is how long frames wait behind a gap before the import resets its
+// consumer.
+const gapReset = 300 * time.Millisecond
+
+// resetAttempts bounds the attempts to reset a consumer after a
+// reconnection (JetStream may take a moment to be ready on a restarted
+// server).
+const resetAttempts = 20
 
 // durableName is the durable consumer of one importing bridge and service.
 func durableName(bridge, service string) string {
@@ -387,8 +508,12 @@ func (o *reorder) resume(ctx context.Context, js jetstream.JetStream, stream, su
 	}
 }
 
+// waiting reports whether frames wait behind a gap.
+func (o *reorder) waiting() bool { return len(o.held) > 0 }
+
 // add takes one frame and returns those now ready, in order, and how many
-// frames were given up.
+// frames were given up; -1 when the frame is a copy of one already taken
+// (the caller acknowledges it, or lets it stand for the original).
 func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 	h := m.Headers()
 	origin := h.Get(hOrigin)
@@ -402,8 +527,7 @@ func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 		ready = append(ready, m)
 		o.next[origin] = seq + 1
 	case seq < next:
-		m.Ack() // a copy of what was taken
-		return nil, 0
+		return nil, -1 // a copy of what was taken
 	default:
 		if o.held[origin] == nil {
 			o.held[origin] = map[uint64]jetstream.Msg{}

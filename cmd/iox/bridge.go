@@ -158,7 +158,7 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 				}
 				opts = append(opts, o)
 			}
-			opts = append(opts, nats.Name("iox bridge"), nats.MaxReconnects(-1),
+			opts = append(opts, nats.Name("iox bridge"), nats.MaxReconnects(-1), nats.ReconnectWait(bridge.ReconnectWait),
 				nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 					say(bridge.Status{Event: "disconnected", Err: err}, nil)
 				}),
