@@ -15,7 +15,12 @@
 //     restart of the importing bridge or of the NATS server loses nothing;
 //   - an event service: NATS core, each event id as an event;
 //   - a request-response service: NATS request/reply with a queue group, so a
-//     Call on one host is served by a server on another, streams included.
+//     Call on one host is served by a server on another, streams included;
+//   - a pair: each bridge holds the end facing its host's program, and the
+//     two ends are joined over the lossless stream, one subject per
+//     direction; order and exactly-once delivery are kept, a Close crosses
+//     as a clean end behind the messages, and a Close is confirmed by the
+//     bridge of its host, not by the other program (see pair.go).
 //
 // Loops: a bridge relays each name in one direction only. It exports a service
 // only while the service has ports other than the bridge's own (a publisher, a
@@ -90,7 +95,7 @@ type Status struct {
 	Event   string // "relaying", "start", "stop" or "error"
 	Dir     string // "export" or "import" ("" for "relaying")
 	Service string
-	Kind    string // "lossy", "lossless", "event" or "call"
+	Kind    string // "lossy", "lossless", "event", "call" or "pair"
 	Err     error  // for "error" and for a "stop" that had a cause
 }
 
@@ -119,7 +124,7 @@ const (
 	KindCall     = "call"
 )
 
-var subjectKinds = map[string]string{KindLossy: kindLossy, KindLossless: kindLossless, KindEvent: kindEvent, KindCall: kindRPC}
+var subjectKinds = map[string]string{KindLossy: kindLossy, KindLossless: kindLossless, KindEvent: kindEvent, KindCall: kindRPC, KindPair: kindPair}
 
 // announcement tells other bridges that a service is exported.
 type announcement struct {
@@ -130,6 +135,8 @@ type announcement struct {
 	Type    string `json:"type"`              // payload or request type
 	Resp    string `json:"resp,omitempty"`    // response type of calls
 	MaxMsg  int    `json:"max_msg,omitempty"` // the exporting bridge's MaxMessageSize
+	Session string `json:"session,omitempty"` // pairs: the export's session (see pair.go)
+	Buffer  int    `json:"buffer,omitempty"`  // pairs: the services' BufferSize
 	Gone    bool   `json:"gone,omitempty"`
 	Partial bool   `json:"-"`
 }
@@ -340,12 +347,34 @@ func (b *Bridge) scan() error {
 		}
 	}
 	wanted := map[string]announcement{}
+	ends := pairEnds(list)
 	b.mu.Lock()
+	for base, e := range ends {
+		if !match(b.cfg.Export, base) {
+			continue
+		}
+		if _, imported := b.imports[base]; imported {
+			continue
+		}
+		a := announcement{Origin: b.origin, Bridge: b.cfg.Name, Name: base, MaxMsg: b.cfg.MaxMessageSize, Kind: KindPair, Type: e.typ}
+		if r := b.exports[base]; r != nil {
+			if r.kind != KindPair || e.ends <= r.own.Publishers {
+				continue // the program's end is gone (only the bridge's is left)
+			}
+			a.Session, a.Buffer = r.ann.Session, r.ann.Buffer
+		} else if e.ends == 0 {
+			continue
+		}
+		wanted[base] = a
+	}
 	for _, s := range list {
 		if base, role := iox.DescribeName(s.Name); role != "" || base != s.Name || !match(b.cfg.Export, s.Name) {
 			continue
 		}
 		if _, imported := b.imports[s.Name]; imported {
+			continue
+		}
+		if _, pair := wanted[s.Name]; pair {
 			continue
 		}
 		var own iox.PortCounts
@@ -385,6 +414,9 @@ func (b *Bridge) scan() error {
 	}
 	for name, a := range wanted {
 		if _, ok := b.exports[name]; !ok {
+			if a.Kind == KindPair {
+				a.Session = newSession()
+			}
 			start = append(start, a)
 		}
 	}
@@ -415,6 +447,10 @@ func (b *Bridge) startExport(a announcement) {
 		run, err = b.exportEvents(ctx, r)
 	case KindCall:
 		run, err = b.exportCalls(ctx, r)
+	case KindPair:
+		a.Buffer = b.pairBuffer(a.Name)
+		r.ann = a
+		run, err = b.exportPair(ctx, r)
 	}
 	if err != nil {
 		cancel()
@@ -488,7 +524,7 @@ func (b *Bridge) onAnnounce(m *nats.Msg) {
 	if r != nil {
 		if a.Gone {
 			delete(r.seen, a.Origin)
-		} else if r.kind == a.Kind && r.ann.Type == a.Type && r.ann.Resp == a.Resp {
+		} else if r.kind == a.Kind && r.ann.Type == a.Type && r.ann.Resp == a.Resp && r.ann.Session == a.Session {
 			r.seen[a.Origin] = time.Now()
 		}
 		b.mu.Unlock()
@@ -522,6 +558,8 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 		run, err = b.importEvents(ctx, r)
 	case KindCall:
 		run, err = b.importCalls(ctx, r)
+	case KindPair:
+		run, err = b.importPair(ctx, r)
 	}
 	if err != nil {
 		r.cancel()
@@ -615,7 +653,7 @@ func streamName(root string) string {
 // Route is one service a bridge relays.
 type Route struct {
 	Dir     string // "export" or "import"
-	Kind    string // KindLossy, KindLossless, KindEvent or KindCall
+	Kind    string // KindLossy, KindLossless, KindEvent, KindCall or KindPair
 	Service string
 }
 

@@ -92,6 +92,18 @@ func startBridgeProcess(t *testing.T, h host, url, name, exp, imp string) *bridg
 	return p
 }
 
+// stop ends the bridge with SIGTERM and checks that it closed cleanly.
+func (p *bridgeProcess) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the bridge did not end on SIGTERM")
+	}
+	require.True(t, p.cmd.ProcessState.Success(), "the bridge's exit: %v", p.cmd.ProcessState)
+}
+
 func (p *bridgeProcess) expect(t *testing.T, want string) {
 	t.Helper()
 	timeout := time.After(20 * time.Second)

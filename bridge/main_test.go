@@ -144,6 +144,19 @@ func (l *statusLog) has(event, dir, service string) bool {
 	return false
 }
 
+// starts returns the "start" statuses of one direction and service.
+func (l *statusLog) starts(dir, service string) []bridge.Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []bridge.Status
+	for _, s := range l.all {
+		if s.Event == "start" && s.Dir == dir && s.Service == service {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // errors returns the errors reported.
 func (l *statusLog) errors() []error {
 	l.mu.Lock()

@@ -25,11 +25,11 @@ import (
 // pubWindow bounds the JetStream publications in flight per export.
 const pubWindow = 256
 
-// ensureStream creates or updates the stream of lossless channels.
+// ensureStream creates or updates the stream of lossless channels and pairs.
 func (b *Bridge) ensureStream(ctx context.Context) error {
 	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       b.stream,
-		Subjects:   []string{b.cfg.Subject + "." + kindLossless + ".>"},
+		Subjects:   []string{b.cfg.Subject + "." + kindLossless + ".>", b.cfg.Subject + "." + kindPair + ".>"},
 		Retention:  jetstream.InterestPolicy,
 		Discard:    jetstream.DiscardNew,
 		MaxBytes:   b.cfg.StreamMaxBytes,

@@ -1,0 +1,178 @@
+package bridge_test
+
+// Pairs across hosts: both directions in order and once, a Close that reaches
+// the other host behind every message, large messages, and the exporting
+// bridge killed mid-stream (an in-order, duplicate-free prefix and a clean
+// end on the other host; a new session afterwards carries nothing old).
+
+import (
+	"context"
+	"encoding/binary"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+	"github.com/iox-go/iox/bridge"
+)
+
+// recvPrefix receives until an error and checks that the messages were
+// 0, 1, 2, … (no gap, no repeat); it returns how many came and the error.
+func recvPrefix(ctx context.Context, p *iox.Pair[[]byte], size int, onEach func(i int)) (int, error) {
+	for i := 0; ; i++ {
+		m, err := p.Recv(ctx)
+		if err != nil {
+			return i, err
+		}
+		if len(m) < 8 || int(binary.LittleEndian.Uint64(m)) != i || string(m) != string(seqMsg(i, size)) {
+			got := -1
+			if len(m) >= 8 {
+				got = int(binary.LittleEndian.Uint64(m))
+			}
+			return i, &iox.Error{Op: "test", Kind: iox.ErrProtocol, Detail: "message " + strconv.Itoa(got) + " where " + strconv.Itoa(i) + " was due"}
+		}
+		if onEach != nil {
+			onEach(i)
+		}
+	}
+}
+
+func TestPairCrossesHostsBothWaysInOrder(t *testing.T) {
+	th := newTwoHosts(t, []string{"chat/*"}, []string{"chat/*"}, nil)
+	ctx := ctxT(t)
+	pa, err := iox.OpenPair(ctx, th.a, "chat/one")
+	require.NoError(t, err)
+	defer pa.Close()
+	eventually(t, "the pair's import on B", func() bool { return th.logB.has("start", "import", "chat/one") })
+	require.True(t, th.logA.has("start", "export", "chat/one"))
+	pb, err := iox.OpenPair(ctx, th.b, "chat/one")
+	require.NoError(t, err)
+	defer pb.Close()
+
+	const n, size = 2000, 100
+	big := make([]byte, 3<<20) // larger than max_payload: parts, joined again
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	send := func(p *iox.Pair[[]byte]) {
+		defer wg.Done()
+		for i := range n {
+			if err := p.Send(ctx, seqMsg(i, size)); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go send(pa)
+	go send(pb)
+	// Each side reads the other's n messages in order, while both send.
+	recvN := func(p *iox.Pair[[]byte]) {
+		defer wg.Done()
+		for i := range n {
+			m, err := p.Recv(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if string(m) != string(seqMsg(i, size)) {
+				errs <- &iox.Error{Op: "test", Kind: iox.ErrProtocol, Detail: "message " + strconv.Itoa(int(binary.LittleEndian.Uint64(m))) + " where " + strconv.Itoa(i) + " was due"}
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go recvN(pa)
+	go recvN(pb)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	// A large message, then A's Close: B reads it, then a clean end.
+	require.NoError(t, pa.Send(ctx, big))
+	require.NoError(t, pa.Close(), "A's bridge took everything")
+	m, err := pb.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, big, m)
+	_, err = pb.Recv(ctx)
+	require.ErrorIs(t, err, iox.ErrPeerClosed)
+	require.NoError(t, pb.Close())
+	// A's end is gone: the export stops, and B's import with it.
+	eventually(t, "the export's stop", func() bool { return th.logA.has("stop", "export", "chat/one") })
+	eventually(t, "the import's stop", func() bool { return th.logB.has("stop", "import", "chat/one") })
+	require.Empty(t, th.logA.errors())
+	require.Empty(t, th.logB.errors())
+}
+
+func TestPairExportingBridgeKilledMidStream(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	ha, hb := newHost(t), newHost(t)
+	na, nb := ha.node(t), hb.node(t)
+	_, logB := startBridge(t, nb, connect(t, s.ClientURL()), bridge.Config{Import: []string{"duo"}})
+	ctx := ctxT(t)
+	pbA := startBridgeProcess(t, ha, s.ClientURL(), "killed-pair", "duo", "")
+	pbA.expect(t, "relaying")
+	pa, err := iox.OpenPair(ctx, na, "duo")
+	require.NoError(t, err)
+	defer pa.Close()
+	pbA.expect(t, `start export pair "duo"`)
+	eventually(t, "the import on B", func() bool { return logB.has("start", "import", "duo") })
+	pb, err := iox.OpenPair(ctx, nb, "duo")
+	require.NoError(t, err)
+
+	const n, size = 100000, 64
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := pa.Send(ctx, seqMsg(i, size)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	killed := false
+	got, err := recvPrefix(ctx, pb, size, func(i int) {
+		if i == 500 && !killed {
+			killed = true
+			require.NoError(t, pbA.cmd.Process.Signal(syscall.SIGKILL))
+		}
+	})
+	require.True(t, killed)
+	// B read an in-order, duplicate-free prefix, then a clean end.
+	require.ErrorIs(t, err, iox.ErrPeerClosed, "after %d messages", got)
+	require.Less(t, got, n)
+	t.Logf("B read %d of the messages before the end", got)
+	// On A, the bridge's end is gone: the pair ended as with a local crash.
+	require.ErrorIs(t, <-sent, iox.ErrPeerCrashed)
+	require.ErrorIs(t, pa.Err(), iox.ErrPeerCrashed)
+	pa.Close()
+	pb.Close()
+
+	// A new session after a restart carries only what was sent in it.
+	eventually(t, "the old import's end", func() bool { return logB.has("stop", "import", "duo") })
+	pbA = startBridgeProcess(t, ha, s.ClientURL(), "killed-pair", "duo", "")
+	pbA.expect(t, "relaying")
+	pa2, err := iox.OpenPair(ctx, na, "duo")
+	require.NoError(t, err)
+	defer pa2.Close()
+	pbA.expect(t, `start export pair "duo"`)
+	eventually(t, "the new import on B", func() bool { return len(logB.starts("import", "duo")) == 2 })
+	pb2, err := iox.OpenPair(ctx, nb, "duo")
+	require.NoError(t, err)
+	for i := range 10 {
+		require.NoError(t, pa2.Send(ctx, seqMsg(i, size)))
+	}
+	require.NoError(t, pa2.Close())
+	got, err = recvPrefix(ctx, pb2, size, nil)
+	require.ErrorIs(t, err, iox.ErrPeerClosed)
+	require.Equal(t, 10, got)
+	require.NoError(t, pb2.Close())
+	pbA.stop(t)
+}
