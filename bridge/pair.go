@@ -30,8 +30,9 @@ import (
 // waits in the stream.
 //
 // What is kept, as tested:
-//   - every message crosses once, in order, in each direction (the frames
-//     are numbered and deduplicated as lossless channels' are);
+//   - every message crosses once, in order, in each direction, also across a
+//     restart of the NATS server (the frames are numbered and deduplicated,
+//     and the consumers reset, as lossless channels' are);
 //   - a program's Close on one host reaches the other as a clean end behind
 //     every message it sent: the other program reads them all, then
 //     ErrPeerClosed;
@@ -141,14 +142,16 @@ func (b *Bridge) runPair(ctx context.Context, r *route, side pairSide) (func() e
 		return nil, natsError("pair", r.name, err)
 	}
 	pubs := newJSPublisher(b, r)
+	keeper := b.keepConsumer(ctx, r, pairDurable(b.cfg.Subject, r.name, side.in))
 	return func() error {
+		defer keeper.close()
 		rctx, stopRelay := context.WithCancel(ctx)
 		defer stopRelay()
 		stopIt := context.AfterFunc(rctx, it.Stop)
 		defer stopIt()
 		outDone := make(chan error, 1)
 		go func() { outDone <- b.pairOut(rctx, r, end, pubs, base+"."+side.out) }()
-		inErr := b.pairIn(rctx, r, end, it, ord)
+		inErr := b.pairIn(rctx, r, end, it, ord, keeper)
 		stopRelay()
 		outErr := <-outDone
 		pubs.close()
@@ -201,7 +204,7 @@ func (b *Bridge) pairOut(ctx context.Context, r *route, end *iox.Pair[[]byte], p
 // and ends at the other side's bye (closing the end, so the program reads
 // everything and then a clean end). A frame is acknowledged once the end
 // took its message (sent it, or queued it for the program).
-func (b *Bridge) pairIn(ctx context.Context, r *route, end *iox.Pair[[]byte], it jetstream.MessagesContext, ord *reorder) error {
+func (b *Bridge) pairIn(ctx context.Context, r *route, end *iox.Pair[[]byte], it jetstream.MessagesContext, ord *reorder, keeper *consumerKeeper) error {
 	asm := &assembler{name: r.name, typ: r.ann.Type, max: b.cfg.MaxMessageSize}
 	var parts []jetstream.Msg
 	for {
@@ -222,6 +225,7 @@ func (b *Bridge) pairIn(ctx context.Context, r *route, end *iox.Pair[[]byte], it
 			continue
 		}
 		ready, skipped := ord.add(m)
+		keeper.gap(ord.waiting())
 		switch {
 		case skipped < 0:
 			m.Ack() // a copy of a frame taken already

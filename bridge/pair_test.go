@@ -176,3 +176,72 @@ func TestPairExportingBridgeKilledMidStream(t *testing.T) {
 	require.NoError(t, pb2.Close())
 	pbA.stop(t)
 }
+
+// TestPairSurvivesANATSServerRestart restarts the server while A's program
+// sends: B reads every message once, in order, and the pair goes on both ways
+// after the restart.
+func TestPairSurvivesANATSServerRestart(t *testing.T) {
+	cfg := bridge.ListenConfig{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), StoreDir: t.TempDir()}
+	s, err := bridge.Listen(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() }) // after the bridges closed
+	na, nb := newHost(t).node(t), newHost(t).node(t)
+	_, logA := startBridge(t, na, connect(t, s.ClientURL()), bridge.Config{Export: []string{"duo"}})
+	_, logB := startBridge(t, nb, connect(t, s.ClientURL()), bridge.Config{Import: []string{"duo"}})
+	ctx := ctxT(t)
+	pa, err := iox.OpenPair(ctx, na, "duo")
+	require.NoError(t, err)
+	defer pa.Close()
+	eventually(t, "the import on B", func() bool { return logB.has("start", "import", "duo") })
+	pb, err := iox.OpenPair(ctx, nb, "duo")
+	require.NoError(t, err)
+	defer pb.Close()
+	const n, size = 3000, 64
+	restarted := make(chan struct{})
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if i == n/2 {
+				select { // the second half goes after the restart
+				case <-restarted:
+				case <-ctx.Done():
+					sent <- ctx.Err()
+					return
+				}
+			}
+			if err := pa.Send(ctx, seqMsg(i, size)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	done := false
+	for i := 0; i < n; i++ {
+		m, err := pb.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(i, size), m, "message %d", i)
+		if i == n/3 && !done {
+			done = true
+			s.Shutdown()
+			s.WaitForShutdown()
+			s, err = bridge.Listen(cfg)
+			require.NoError(t, err)
+			close(restarted)
+		}
+	}
+	require.NoError(t, <-sent)
+	// And back from B to A after the restart.
+	for i := range 10 {
+		require.NoError(t, pb.Send(ctx, seqMsg(i, size)))
+	}
+	for i := range 10 {
+		m, err := pa.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(i, size), m)
+	}
+	require.NoError(t, pb.Close())
+	_, err = pa.Recv(ctx)
+	require.ErrorIs(t, err, iox.ErrPeerClosed)
+	t.Logf("errors reported while the server was away: A %v, B %v", logA.errors(), logB.errors())
+}

@@ -281,43 +281,12 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		pub.Close()
 		return nil, natsError("import", r.name, err)
 	}
-	// The consumer is reset after each reconnection, and when frames wait
-	// behind a gap for gapReset: a delivery the client dropped (a full
-	// iterator after a reconnection) comes again then, not after AckWait.
-	resets, unnotify := b.link.notify()
-	gaps := make(chan struct{}, 1)
-	var gapOpen atomic.Uint64 // the number of the gap frames wait behind; 0: none
-	resetDone := make(chan struct{})
-	go func() {
-		defer close(resetDone)
-		durable := durableName(b.cfg.Name, r.name)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-resets:
-			case <-gaps:
-				g := gapOpen.Load()
-				t := time.NewTimer(gapReset)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					return
-				}
-				if g == 0 || gapOpen.Load() != g {
-					continue // filled meanwhile
-				}
-			}
-			b.resetConsumer(ctx, r, durable)
-		}
-	}()
-	var gapCount uint64
+	keeper := b.keepConsumer(ctx, r, durableName(b.cfg.Name, r.name))
 	return func() error {
 		stop := context.AfterFunc(ctx, it.Stop)
 		defer stop()
 		defer pub.Close()
-		defer func() { unnotify(); <-resetDone }()
+		defer keeper.close()
 		// Frames taken but not acknowledged yet, by stream sequence: the parts
 		// of a message being joined, and messages waiting for the local
 		// publisher's Flush. A copy of one of them (redelivered) takes its
@@ -387,17 +356,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				continue
 			}
 			ready, skipped := ord.add(m)
-			switch waiting := ord.waiting(); {
-			case waiting && gapOpen.Load() == 0:
-				gapCount++
-				gapOpen.Store(gapCount)
-				select {
-				case gaps <- struct{}{}:
-				default:
-				}
-			case !waiting:
-				gapOpen.Store(0)
-			}
+			keeper.gap(ord.waiting())
 			switch {
 			case skipped < 0:
 				if _, ok := unacked[md.Sequence.Stream]; ok {
@@ -416,6 +375,70 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 		}
 	}, nil
+}
+
+// consumerKeeper resets an import's consumer after each reconnection, and
+// when frames wait behind a gap for gapReset: a delivery the client dropped
+// (a full iterator after a reconnection) or that a server restart lost comes
+// again then, not after AckWait.
+type consumerKeeper struct {
+	gaps   chan struct{}
+	open   atomic.Uint64 // the number of the gap frames wait behind; 0: none
+	count  uint64        // gaps seen (by the reading loop only)
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string) *consumerKeeper {
+	k := &consumerKeeper{gaps: make(chan struct{}, 1), done: make(chan struct{})}
+	ctx, k.cancel = context.WithCancel(ctx)
+	resets, unnotify := b.link.notify()
+	go func() {
+		defer close(k.done)
+		defer unnotify()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-resets:
+			case <-k.gaps:
+				g := k.open.Load()
+				t := time.NewTimer(gapReset)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return
+				}
+				if g == 0 || k.open.Load() != g {
+					continue // filled meanwhile
+				}
+			}
+			b.resetConsumer(ctx, r, durable)
+		}
+	}()
+	return k
+}
+
+// gap tells whether frames wait behind a gap now; the reading loop calls it
+// after each frame.
+func (k *consumerKeeper) gap(waiting bool) {
+	switch {
+	case waiting && k.open.Load() == 0:
+		k.count++
+		k.open.Store(k.count)
+		select {
+		case k.gaps <- struct{}{}:
+		default:
+		}
+	case !waiting:
+		k.open.Store(0)
+	}
+}
+
+func (k *consumerKeeper) close() {
+	k.cancel()
+	<-k.done
 }
 
 // resetConsumer makes the server deliver again, at once, what an import's
