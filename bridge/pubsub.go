@@ -76,7 +76,19 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 			defer pubs.close()
 		}
 		for {
-			msg, err := sub.Recv(ctx)
+			// Lossy messages are published from shared memory (NATS copies
+			// them into its buffer); lossless ones are copied, since a frame
+			// the stream did not take is sent again later.
+			var msg []byte
+			var view *iox.View
+			var err error
+			if pubs == nil {
+				if view, err = sub.RecvView(ctx); err == nil {
+					msg = view.Bytes()
+				}
+			} else {
+				msg, err = sub.Recv(ctx)
+			}
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
 					return ctx.Err()
@@ -100,10 +112,16 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 			for _, f := range b.fr.frames(subject, r.ann.Type, msg) {
 				if err := send(f); err != nil {
 					if ctx.Err() != nil {
+						if view != nil {
+							view.Release()
+						}
 						return ctx.Err()
 					}
 					b.report(r, natsError("relay", r.name, err))
 				}
+			}
+			if view != nil {
+				view.Release()
 			}
 		}
 	}, nil
