@@ -73,7 +73,8 @@ type Config struct {
 	// (Node.Services). Default 100 ms.
 	Scan time.Duration
 	// Announce is how often exports are announced; an import ends when no
-	// announcement came for three periods. Default 1 s.
+	// announcement came for three periods while connected (an outage of
+	// the server does not count). Default 1 s.
 	Announce time.Duration
 	// MaxMessageSize is the largest message the bridge relays. Default
 	// iox.DefaultMaxMessageSize.
@@ -163,6 +164,8 @@ type Bridge struct {
 	annSub  *nats.Subscription
 	discSub *nats.Subscription
 	closed  bool
+
+	lastDown time.Time // when expire last found the connection down (run's goroutine only)
 }
 
 // route is one service relayed in one direction.
@@ -588,13 +591,22 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 }
 
 // expire stops imports no bridge announced for three periods.
+// Announcements cannot come while the connection is down: an outage counts
+// as announcements from every origin, so imports outlast a restart of the
+// server of any length and end only 3 periods after the connection is back
+// (if their exports did not come back with it).
 func (b *Bridge) expire() {
-	limit := time.Now().Add(-3 * b.cfg.Announce)
+	now := time.Now()
+	if !b.cfg.Conn.IsConnected() {
+		b.lastDown = now
+		return
+	}
+	limit := now.Add(-3 * b.cfg.Announce)
 	var stop []*route
 	b.mu.Lock()
 	for name, r := range b.imports {
 		for o, t := range r.seen {
-			if t.Before(limit) {
+			if t.Before(limit) && b.lastDown.Before(limit) {
 				delete(r.seen, o)
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -178,16 +179,18 @@ func TestPairExportingBridgeKilledMidStream(t *testing.T) {
 }
 
 // TestPairSurvivesANATSServerRestart restarts the server while A's program
-// sends: B reads every message once, in order, and the pair goes on both ways
-// after the restart.
+// sends, and keeps it away longer than the three announcement periods after
+// which an import ends: B reads every message once, in order, and the pair
+// goes on both ways after the restart.
 func TestPairSurvivesANATSServerRestart(t *testing.T) {
 	cfg := bridge.ListenConfig{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), StoreDir: t.TempDir()}
 	s, err := bridge.Listen(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() }) // after the bridges closed
 	na, nb := newHost(t).node(t), newHost(t).node(t)
-	_, logA := startBridge(t, na, connect(t, s.ClientURL()), bridge.Config{Export: []string{"duo"}})
-	_, logB := startBridge(t, nb, connect(t, s.ClientURL()), bridge.Config{Import: []string{"duo"}})
+	const announce = 200 * time.Millisecond
+	_, logA := startBridge(t, na, connect(t, s.ClientURL()), bridge.Config{Export: []string{"duo"}, Announce: announce})
+	_, logB := startBridge(t, nb, connect(t, s.ClientURL()), bridge.Config{Import: []string{"duo"}, Announce: announce})
 	ctx := ctxT(t)
 	pa, err := iox.OpenPair(ctx, na, "duo")
 	require.NoError(t, err)
@@ -225,6 +228,9 @@ func TestPairSurvivesANATSServerRestart(t *testing.T) {
 			done = true
 			s.Shutdown()
 			s.WaitForShutdown()
+			// The outage's length is the fault under test, not a wait for
+			// something to happen.
+			<-time.After(4 * announce)
 			s, err = bridge.Listen(cfg)
 			require.NoError(t, err)
 			close(restarted)
@@ -243,5 +249,6 @@ func TestPairSurvivesANATSServerRestart(t *testing.T) {
 	require.NoError(t, pb.Close())
 	_, err = pa.Recv(ctx)
 	require.ErrorIs(t, err, iox.ErrPeerClosed)
+	require.Len(t, logB.starts("import", "duo"), 1, "the import outlasted the outage")
 	t.Logf("errors reported while the server was away: A %v, B %v", logA.errors(), logB.errors())
 }
