@@ -10,10 +10,12 @@ import (
 	"encoding/binary"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
@@ -190,7 +192,10 @@ func TestPairSurvivesANATSServerRestart(t *testing.T) {
 	na, nb := newHost(t).node(t), newHost(t).node(t)
 	const announce = 200 * time.Millisecond
 	_, logA := startBridge(t, na, connect(t, s.ClientURL()), bridge.Config{Export: []string{"duo"}, Announce: announce})
-	_, logB := startBridge(t, nb, connect(t, s.ClientURL()), bridge.Config{Import: []string{"duo"}, Announce: announce})
+	var failed atomic.Int32
+	ncB := connect(t, s.ClientURL(), nats.ReconnectErrHandler(func(*nats.Conn, error) { failed.Add(1) }))
+	require.Greater(t, 4*bridge.ReconnectWait, 3*announce)
+	_, logB := startBridge(t, nb, ncB, bridge.Config{Import: []string{"duo"}, Announce: announce})
 	ctx := ctxT(t)
 	pa, err := iox.OpenPair(ctx, na, "duo")
 	require.NoError(t, err)
@@ -228,9 +233,10 @@ func TestPairSurvivesANATSServerRestart(t *testing.T) {
 			done = true
 			s.Shutdown()
 			s.WaitForShutdown()
-			// The outage's length is the fault under test, not a wait for
-			// something to happen.
-			<-time.After(4 * announce)
+			// The outage lasts until B's bridge failed to reconnect four
+			// times (every ReconnectWait): longer than three announcement
+			// periods.
+			eventually(t, "four failed reconnections", func() bool { return failed.Load() >= 4 })
 			s, err = bridge.Listen(cfg)
 			require.NoError(t, err)
 			close(restarted)
