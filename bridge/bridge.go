@@ -137,6 +137,7 @@ type announcement struct {
 	Resp    string `json:"resp,omitempty"`    // response type of calls
 	MaxMsg  int    `json:"max_msg,omitempty"` // the exporting bridge's MaxMessageSize
 	Session string `json:"session,omitempty"` // pairs: the export's session (see pair.go)
+	Attach  bool   `json:"attach,omitempty"`  // pairs: the importing bridge holds the session's other end
 	Buffer  int    `json:"buffer,omitempty"`  // pairs: the services' BufferSize
 	Gone    bool   `json:"gone,omitempty"`
 	Partial bool   `json:"-"`
@@ -175,6 +176,8 @@ type route struct {
 	own             iox.PortCounts       // the bridge's own ports on the service
 	absent          int                  // scans in a row that found no other port
 	seen            map[string]time.Time // import: announcing origins and when
+	attached        string               // export of a pair: the importing bridge's origin (its first)
+	attachedAt      time.Time            // and when it last said so
 	cancel          context.CancelFunc
 	done            chan struct{}
 	err             error
@@ -511,6 +514,10 @@ func (b *Bridge) onAnnounce(m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &a); err != nil || a.Name == "" || a.Origin == b.origin {
 		return
 	}
+	if a.Attach {
+		b.onAttach(a)
+		return
+	}
 	if !match(b.cfg.Import, a.Name) || subjectKinds[a.Kind] == "" {
 		return
 	}
@@ -615,9 +622,18 @@ func (b *Bridge) expire() {
 			stop = append(stop, r)
 		}
 	}
+	var detach []*route
+	for _, r := range b.exports {
+		if r.kind == KindPair && r.attached != "" && r.attachedAt.Before(limit) && b.lastDown.Before(limit) {
+			detach = append(detach, r)
+		}
+	}
 	b.mu.Unlock()
 	for _, r := range stop {
 		b.stop(r, nil)
+	}
+	for _, r := range detach {
+		r.cancel() // the importing bridge is gone: the pair ends here too (see pair.go)
 	}
 }
 

@@ -41,15 +41,16 @@ import (
 //     on the other host;
 //   - a bridge that dies ends the pair: on its host its end is gone (the
 //     program sees ErrPeerCrashed, as with a local peer); on the other host,
-//     once the dead bridge's announcements stop, the program reads an
-//     in-order, duplicate-free prefix of what was sent and then a clean end
-//     (ErrPeerClosed: the bridge cannot tell it a crash). A pair the
-//     restarted bridges open again starts a new session; frames of an
-//     earlier session are dropped (Iox-Session).
+//     once the dead bridge's announcements stop (three Announce periods;
+//     the importing bridge announces that it holds the session), the
+//     program reads an in-order, duplicate-free prefix of what was sent and
+//     then a clean end (ErrPeerClosed: the bridge cannot tell it a crash).
+//     A pair the restarted bridges open again starts a new session; frames
+//     of an earlier session are dropped (Iox-Session), and a second
+//     importing bridge for a session ends it.
 //
 // A program's crash crosses as a clean end too (the other bridge reports
-// ErrPeerCrashed in its status). An importing bridge that dies is not noticed
-// on the exporting host: its program's messages wait in the stream.
+// ErrPeerCrashed in its status).
 
 // KindPair names relayed pairs in Status.
 const KindPair = "pair"
@@ -151,6 +152,13 @@ func (b *Bridge) runPair(ctx context.Context, r *route, side pairSide) (func() e
 		defer stopIt()
 		outDone := make(chan error, 1)
 		go func() { outDone <- b.pairOut(rctx, r, end, pubs, base+"."+side.out) }()
+		attached := make(chan struct{})
+		if side.out == pairFromImport {
+			go func() { defer close(attached); b.attach(rctx, r) }()
+		} else {
+			close(attached)
+		}
+		defer func() { <-attached }()
 		inErr := b.pairIn(rctx, r, end, it, ord, keeper)
 		stopRelay()
 		outErr := <-outDone
@@ -269,6 +277,46 @@ func (b *Bridge) pairIn(ctx context.Context, r *route, end *iox.Pair[[]byte], it
 			}
 			parts = parts[:0]
 			x.Ack()
+		}
+	}
+}
+
+// onAttach notes that an importing bridge holds the other end of an exported
+// pair's session. A second importing bridge (the first restarted, or another
+// host) ends the session: its first end is gone, and a pair has two ends.
+func (b *Bridge) onAttach(a announcement) {
+	b.mu.Lock()
+	r := b.exports[a.Name]
+	if r == nil || r.kind != KindPair || r.ann.Session != a.Session {
+		b.mu.Unlock()
+		return
+	}
+	switch r.attached {
+	case "":
+		r.attached = a.Origin
+	case a.Origin:
+	default:
+		b.mu.Unlock()
+		r.cancel()
+		return
+	}
+	r.attachedAt = time.Now()
+	b.mu.Unlock()
+}
+
+// attach announces, every Announce until ctx ends, that this bridge holds
+// the importing end of a pair's session.
+func (b *Bridge) attach(ctx context.Context, r *route) {
+	a := r.ann
+	a.Origin, a.Bridge, a.Attach = b.origin, b.cfg.Name, true
+	t := time.NewTicker(b.cfg.Announce)
+	defer t.Stop()
+	for {
+		b.announce(a)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -258,3 +258,50 @@ func TestPairSurvivesANATSServerRestart(t *testing.T) {
 	require.Len(t, logB.starts("import", "duo"), 1, "the import outlasted the outage")
 	t.Logf("errors reported while the server was away: A %v, B %v", logA.errors(), logB.errors())
 }
+
+// TestPairImportingBridgeKilledEndsThePairOnBothHosts kills the importing
+// bridge mid-stream: B's program sees its peer crash after an in-order,
+// duplicate-free prefix, and A's program sees the end once the importing
+// bridge's announcements stopped.
+func TestPairImportingBridgeKilledEndsThePairOnBothHosts(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	ha, hb := newHost(t), newHost(t)
+	na, nb := ha.node(t), hb.node(t)
+	_, logA := startBridge(t, na, connect(t, s.ClientURL()), bridge.Config{Export: []string{"duo"}})
+	ctx := ctxT(t)
+	pbB := startBridgeProcess(t, hb, s.ClientURL(), "killed-importer", "", "duo")
+	pbB.expect(t, "relaying")
+	pa, err := iox.OpenPair(ctx, na, "duo")
+	require.NoError(t, err)
+	defer pa.Close()
+	eventually(t, "the export on A", func() bool { return logA.has("start", "export", "duo") })
+	pbB.expect(t, `start import pair "duo"`)
+	pb, err := iox.OpenPair(ctx, nb, "duo")
+	require.NoError(t, err)
+	defer pb.Close()
+
+	const n, size = 100000, 64
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := pa.Send(ctx, seqMsg(i, size)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	killed := false
+	got, err := recvPrefix(ctx, pb, size, func(i int) {
+		if i == 500 && !killed {
+			killed = true
+			require.NoError(t, pbB.cmd.Process.Signal(syscall.SIGKILL))
+		}
+	})
+	require.True(t, killed)
+	require.ErrorIs(t, err, iox.ErrPeerCrashed, "after %d messages", got)
+	// A's program: the pair ends (its sends stop with the end).
+	require.ErrorIs(t, <-sent, iox.ErrPeerClosed)
+	require.ErrorIs(t, pa.Err(), iox.ErrPeerClosed)
+	eventually(t, "the export's stop", func() bool { return logA.has("stop", "export", "duo") })
+}
