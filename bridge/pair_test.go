@@ -305,3 +305,31 @@ func TestPairImportingBridgeKilledEndsThePairOnBothHosts(t *testing.T) {
 	require.ErrorIs(t, pa.Err(), iox.ErrPeerClosed)
 	eventually(t, "the export's stop", func() bool { return logA.has("stop", "export", "duo") })
 }
+
+// TestPairSecondImportingBridgeEndsTheSession: a pair has two ends, so a
+// second host importing the same pair ends the session on the exporting
+// host.
+func TestPairSecondImportingBridgeEndsTheSession(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	na, nb, nc := newHost(t).node(t), newHost(t).node(t), newHost(t).node(t)
+	_, logA := startBridge(t, na, connect(t, s.ClientURL()), bridge.Config{Export: []string{"duo"}})
+	_, logB := startBridge(t, nb, connect(t, s.ClientURL()), bridge.Config{Import: []string{"duo"}})
+	ctx := ctxT(t)
+	pa, err := iox.OpenPair(ctx, na, "duo")
+	require.NoError(t, err)
+	defer pa.Close()
+	eventually(t, "the import on B", func() bool { return logB.has("start", "import", "duo") })
+	pb, err := iox.OpenPair(ctx, nb, "duo")
+	require.NoError(t, err)
+	defer pb.Close()
+	require.NoError(t, pa.Send(ctx, []byte("to B")))
+	m, err := pb.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "to B", string(m))
+
+	_, logC := startBridge(t, nc, connect(t, s.ClientURL()), bridge.Config{Import: []string{"duo"}})
+	eventually(t, "the import on C", func() bool { return logC.has("start", "import", "duo") })
+	_, err = pa.Recv(ctx)
+	require.ErrorIs(t, err, iox.ErrPeerClosed, "A's pair ended")
+	eventually(t, "the export's stop", func() bool { return logA.has("stop", "export", "duo") })
+}
