@@ -26,6 +26,7 @@ type sender[T any] struct {
 	stop    <-chan struct{}                                       // ends the queue's goroutine (teardown)
 	fail    func(error)                                           // a queued message could not be sent
 	present func() bool                                           // the receivers are there (large messages wait for them)
+	heard   func() uint64                                         // messages received on the same channel so far (nil: it receives none)
 	// zero copy (nil where the adapter has none): whether the receivers are
 	// known to have room for one more sample (known false: they cannot tell,
 	// and a loan is sent as a copy), and the send of a loaned sample
@@ -38,6 +39,7 @@ type sender[T any] struct {
 	sem       chan struct{} // one Send at a time: they encode into scratch
 	scratch   []byte
 	last      time.Duration // when the last Send returned (nanotime)
+	lastHeard uint64        // heard() when the last Send returned
 	streaming bool          // this Send follows the last one closely
 
 	wg      sync.WaitGroup // the queue's goroutine
@@ -108,13 +110,19 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 		return &Error{Op: "send", Name: s.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), s.max)}
 	}
-	// Sends that follow each other within streamGap are a stream: their small
-	// messages go through the queue, whose goroutine packs them many to a
-	// sample. A lone message, or one per round trip, goes straight out.
+	// Sends that follow each other within streamGap, with nothing received
+	// in between, are a stream: their small messages go through the queue,
+	// whose goroutine packs them many to a sample. A lone message, or an
+	// answer to one received (however quick the round trip), goes straight
+	// out.
 	now := nanotime()
-	s.streaming = s.pack && now-s.last < streamGap
+	var heard uint64
+	if s.heard != nil {
+		heard = s.heard()
+	}
+	s.streaming = s.pack && now-s.last < streamGap && heard == s.lastHeard
 	err = s.put(ctx, msg, kindData)
-	s.last = nanotime()
+	s.last, s.lastHeard = nanotime(), heard
 	return err
 }
 
