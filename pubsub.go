@@ -275,8 +275,12 @@ func (p *Pub[T]) Pending() int {
 
 // Flush waits until every message Send accepted so far is in shared memory,
 // ctx ends or the channel ends: a program that must know its messages left
-// the process (before it tells a source they are safe) flushes.
+// the process (before it tells a source they are safe) flushes. After Close
+// it returns ErrClosed (Close's own result says what was delivered).
 func (p *Pub[T]) Flush(ctx context.Context) error {
+	if err := p.life.closedHere(); err != nil {
+		return err
+	}
 	if p.tx.flush(ctx) {
 		return nil
 	}

@@ -377,3 +377,42 @@ func TestPubSubLosslessUnderPressureInOneProcess(t *testing.T) {
 	}
 	require.NoError(t, <-sent)
 }
+
+// TestPubPendingAndFlush: messages that wait in the send queue because a
+// subscriber does not read are Pending, and Flush waits for them until its
+// context ends; once the subscriber reads, Flush returns nil and nothing is
+// pending. Flush after Close says why it cannot.
+func TestPubPendingAndFlush(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	// Messages too large to be packed, and small buffers on both sides, so
+	// that a subscriber that does not read holds few of them.
+	pub, err := iox.OpenPub(ctx, node, "flush", iox.BufferSize(1), iox.WithChanCap(16), iox.WaitSubscribers(1))
+	require.NoError(t, err)
+	sub, err := iox.OpenSub(ctx, node, "flush", iox.BufferSize(1), iox.WithChanCap(1))
+	require.NoError(t, err)
+	defer sub.Close()
+	const n = 12
+	for i := range n {
+		require.NoError(t, pub.Send(ctx, pattern(8<<10, i)))
+	}
+	assert.Positive(t, pub.Pending(), "a subscriber that does not read holds a few messages, not %d", n)
+	assert.LessOrEqual(t, pub.Pending(), n)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, pub.Flush(short), context.DeadlineExceeded, "nobody reads: the queue cannot empty")
+
+	flushed := make(chan error, 1)
+	go func() { flushed <- pub.Flush(ctx) }()
+	for i := range n {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, pattern(8<<10, i), m)
+	}
+	require.NoError(t, <-flushed)
+	assert.Zero(t, pub.Pending())
+
+	require.NoError(t, pub.Close())
+	require.ErrorIs(t, pub.Flush(ctx), iox.ErrClosed)
+}
