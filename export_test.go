@@ -53,3 +53,11 @@ func (p *Push[T]) Untaken() map[int]int {
 	}
 	return m
 }
+
+// QueueRuns is how often the pair's send queue had to start its goroutine:
+// sends that went straight out do not count.
+func (p *Pair[T]) QueueRuns() uint64 {
+	p.tx.mu.Lock()
+	defer p.tx.mu.Unlock()
+	return p.tx.pumps
+}

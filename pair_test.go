@@ -469,6 +469,55 @@ func TestStreamRecyclingAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestPairAnswersGoStraightOut: a Send that answers a message received goes
+// straight into shared memory, however quick the round trip, while sends in a
+// stream go through the queue, which packs them.
+func TestPairAnswersGoStraightOut(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPair(ctx, node, "answers", iox.WithSpin(time.Millisecond))
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "answers", iox.WithSpin(time.Millisecond))
+	require.NoError(t, err)
+	defer b.Close()
+	const n = 5000
+	echoed := make(chan error, 1)
+	go func() {
+		for range n {
+			m, err := b.Recv(ctx)
+			if err == nil {
+				err = b.Send(ctx, m)
+			}
+			if err != nil {
+				echoed <- err
+				return
+			}
+		}
+		echoed <- nil
+	}()
+	msg := []byte("ping")
+	for range n {
+		require.NoError(t, a.Send(ctx, msg))
+		reply, err := a.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, msg, reply)
+	}
+	require.NoError(t, <-echoed)
+	assert.Zero(t, a.QueueRuns(), "a ping-pong's sends went through the queue")
+	assert.Zero(t, b.QueueRuns(), "a ping-pong's answers went through the queue")
+
+	for range n { // a stream
+		require.NoError(t, a.Send(ctx, msg))
+	}
+	for range n {
+		_, err := b.Recv(ctx)
+		require.NoError(t, err)
+	}
+	assert.Positive(t, a.QueueRuns(), "a stream of sends is packed through the queue")
+}
+
 func TestPairRecyclesReceiveBuffers(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)

@@ -49,6 +49,7 @@ type sender[T any] struct {
 	qn      int // messages (and byes) in q
 	qcap    int
 	pumping bool
+	pumps   uint64 // how often the queue's goroutine started
 	room    chan struct{} // the queue shrank
 	empty   chan struct{} // the queue emptied (for Close)
 	free    [][]byte      // delivered queue buffers, reused
@@ -204,6 +205,7 @@ func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
 	if !s.pumping {
 		s.pumping = true
 		s.wg.Add(1)
+		s.pumps++
 		go s.pumpFn()
 	}
 	s.mu.Unlock()
