@@ -49,7 +49,7 @@ type sender[T any] struct {
 	qn      int // messages (and byes) in q
 	qcap    int
 	pumping bool
-	pumps   uint64 // how often the queue's goroutine started
+	pumps   uint64        // how often the queue's goroutine started
 	room    chan struct{} // the queue shrank
 	empty   chan struct{} // the queue emptied (for Close)
 	free    [][]byte      // delivered queue buffers, reused
