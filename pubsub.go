@@ -413,12 +413,9 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 	if len(p.known) == 0 || len(p.words) < len(p.known) {
 		return false, false
 	}
-	// With several subscribers a loan goes in place only while each has half
-	// its buffer free: a margin for what iceoryx2 may hold in a connection
-	// beyond the samples counted here.
 	room = true
 	for _, w := range p.words {
-		r, k := roomFor(w, tag, seq+w.Buffer()/2*uint64(min(len(p.words)-1, 1)), copies)
+		r, k := roomFor(w, tag, seq, copies)
 		if !k {
 			return false, false
 		}

@@ -53,16 +53,17 @@ func openWaitWord(node *Node, port PortInfo) *ffi.WaitWord {
 
 // roomFor reports whether the receiver of w can take one more sample from the
 // sender with tag that has sent seq samples. It knows only once the receiver
-// took one of this sender's samples, and took every sample up to copies, the
-// last one the sender may have delivered twice (a receiver that just came, one
-// that last took another sender's sample, or one that may hold a copy, cannot
-// tell): then room means fewer than its buffer are on their way since.
+// took one of this sender's samples, and took a sample after copies, the last
+// one the sender may have delivered twice (a receiver that just came, one that
+// last took another sender's sample, or one that may still hold the second
+// copy of the sample it took last, cannot tell): then room means fewer than
+// its buffer are on their way since.
 func roomFor(w *ffi.WaitWord, tag, seq, copies uint64) (room, known bool) {
 	if w == nil {
 		return false, false
 	}
 	lastTag, lastSeq, ok := w.Last()
-	if !ok || lastTag != tag || lastSeq < copies {
+	if !ok || lastTag != tag || (copies > 0 && lastSeq <= copies) {
 		return false, false
 	}
 	return seq-min(lastSeq, seq) < w.Buffer(), true

@@ -325,6 +325,41 @@ func TestZeroCopyFanOut(t *testing.T) {
 	}
 }
 
+// TestZeroCopyFanOutUnderPressure: loans sent as fast as they go to four
+// subscribers that take them as views never find a subscriber full. The
+// first ones go as copies (the subscribers cannot tell their room yet), and a
+// copy that reached some of them but not all goes again: a subscriber may
+// hold that second copy behind the one it took, which the room for a loan in
+// place allows for.
+func TestZeroCopyFanOutUnderPressure(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	const subs, size = 4, 4 << 10
+	count := loops(20000, 5000, 500000)
+	pub, err := iox.OpenPub(ctx, node, "zc-fan-fast", iox.WaitSubscribers(subs))
+	require.NoError(t, err)
+	var cs []*child
+	for range subs {
+		c := spawn(t, ns, "zc-sub-views", "IOX_SERVICE=zc-fan-fast", fmt.Sprintf("IOX_COUNT=%d", count), fmt.Sprintf("IOX_SIZE=%d", size))
+		c.expect("ready")
+		cs = append(cs, c)
+	}
+	for i := 0; i < count; i++ {
+		l, err := pub.Loan(ctx, size)
+		require.NoError(t, err)
+		zcFill(l.Bytes(), i)
+		require.NoError(t, pub.SendLoan(ctx, l), "message %d", i)
+	}
+	for _, c := range cs {
+		c.expect(fmt.Sprintf("got %d", count))
+	}
+	require.NoError(t, pub.Close())
+	for _, c := range cs {
+		c.wait()
+	}
+}
+
 // TestZeroCopyRules: what loans and views refuse, typed and without losing
 // anything: a loan over the message limit, a loan sent twice, a view beyond
 // MaxBorrowed (and Recv while the views hold every slot), and As over the
