@@ -49,6 +49,7 @@ func (p *Push[T]) Untaken() map[int]int {
 	p.refresh()
 	m := map[int]int{}
 	for _, r := range p.order {
+		p.sync(r)
 		m[r.pid] += int(r.sent - r.taken)
 	}
 	return m

@@ -373,15 +373,26 @@ func TestPipelineCloseReportsUntaken(t *testing.T) {
 	require.ErrorIs(t, idle.Close(), iox.ErrClosed)
 }
 
-// A pipeline has one pusher at a time; the context ends either end at once.
-func TestPipelineOnePusherAndContexts(t *testing.T) {
+// A pipeline admits MaxPushers pushers at once; the context ends either end
+// at once.
+func TestPipelinePushersBoundAndContexts(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	push, err := iox.OpenPush(ctx, node, "one")
 	require.NoError(t, err)
+	others := make([]*iox.Push[[]byte], 0, iox.MaxPushers-1)
+	for range iox.MaxPushers - 1 {
+		o, err := iox.OpenPush(context.Background(), node, "one")
+		require.NoError(t, err)
+		others = append(others, o)
+	}
 	_, err = iox.OpenPush(context.Background(), node, "one")
 	require.ErrorIs(t, err, iox.ErrLimitReached)
+	require.Contains(t, err.Error(), "pushers already")
+	for _, o := range others {
+		require.NoError(t, o.Close(), "a pusher that sent nothing closes at once")
+	}
 	pctx, pcancel := context.WithCancel(context.Background())
 	pull, err := iox.OpenPull(pctx, node, "one")
 	require.NoError(t, err)
@@ -530,7 +541,7 @@ func TestPipelineInHoldsOneMessage(t *testing.T) {
 	require.NoError(t, err)
 	err = a.Close()
 	require.ErrorIs(t, err, iox.ErrUndelivered)
-	require.Contains(t, err.Error(), "1 messages taken and not handed over were dropped")
+	require.Contains(t, err.Error(), "1 messages handed over to In and not read were dropped")
 	var got []uint64
 	for len(got) < 2 {
 		m, err := b.Recv(ctx)
