@@ -60,6 +60,10 @@ const (
 	maxGone   = 1024 // departed pullers a pusher remembers (their ids are random)
 	tookSize  = 16   // a puller's message to the pushers: id, kind (u64 each)
 	maxTally  = 4 * MaxPushers
+
+	// awakeShare is how many messages a pusher puts into the queue of a
+	// spinning puller before it wakes a parked one.
+	awakeShare = 32
 )
 
 // Kinds of a puller's message to the pushers.
@@ -579,17 +583,38 @@ func (p *Push[T]) Send(ctx context.Context, v T) error {
 	return nil
 }
 
-// next returns the next puller, in turn, that has room; nil when none has
-// (under mu).
+// next returns the puller to send to, one that has room; nil when none has
+// (under mu). Pullers take turns, and among them those that wait in a receive
+// call go first, spinning ones (no wake-up needed) while they have fewer than
+// awakeShare messages waiting, then parked ones, then the ones that work on
+// what they received.
 func (p *Push[T]) next() *route {
-	for range len(p.order) {
-		r := p.order[p.turn%len(p.order)]
-		p.turn++
-		if p.credit(r) > 0 {
-			return r
+	var best *route
+	rank, at := 3, 0
+	for i := range len(p.order) {
+		r := p.order[(p.turn+i)%len(p.order)]
+		c := p.credit(r)
+		if c <= 0 {
+			continue
+		}
+		k := 2
+		if w := r.word; w == nil {
+			k = 1
+		} else if w.Waiting() {
+			k = 1
+			if !w.Parked() && r.room-c < awakeShare {
+				k = 0
+			}
+		}
+		if k < rank {
+			best, rank, at = r, k, i
+			if k == 0 {
+				break
+			}
 		}
 	}
-	return nil
+	p.turn += at + 1
+	return best
 }
 
 // deliver sends one sample to r's puller: a plain message (count 0) or count
@@ -912,17 +937,19 @@ type Pull[T any] struct {
 	id    uint64
 	ports ports
 
-	svc    *PubSubService // the puller's queue
-	sub    *Subscriber
-	word   *ffi.WaitWord // the queue's wait word
-	lis    *Listener
-	tookPb *Publisher
-	ntf    *Notifier
-	hub    *hub
-	rx     *receiver[pulled[T]]
-	dec    *pullCodec[T]
-	tb     []byte
-	held   int // In's goroutine ended holding a message (read after feeds.stop)
+	svc     *PubSubService // the puller's queue
+	sub     *Subscriber
+	word    *ffi.WaitWord // the queue's wait word
+	wmu     sync.RWMutex  // word: Close unmaps it
+	lis     *Listener
+	tookPb  *Publisher
+	ntf     *Notifier
+	hub     *hub
+	rx      *receiver[pulled[T]]
+	dec     *pullCodec[T]
+	decoded uint64 // the decoder's count after the last look
+	tb      []byte
+	held    int // In's goroutine ended holding a message (read after feeds.stop)
 
 	mu      sync.Mutex        // counts: Recv and In's goroutine hand over concurrently
 	tallies map[uint64]*tally // by pusher tag
@@ -1034,9 +1061,6 @@ func OpenPullOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.rx = newReceiver[pulled[T]](name, p.sub, p.hub, p.life, p.dec, cfg, true, false)
 	p.dec.spare = &p.rx.spare
 	p.rx.ww = p.word
-	// One sample at a time: what a look takes is one pusher's.
-	b := p.rx.batch
-	b.lens, b.offs, b.hdrs = b.lens[:1], b.offs[:2], b.hdrs[:headerSize]
 	p.rx.onTake = p.tookSome
 	p.say(took{id: p.id, kind: tookHello}, evHello)
 	p.closer.watch(ctx, "pull", name, p.shutdown)
@@ -1108,34 +1132,44 @@ func (p *Pull[T]) say(t took, id EventID) bool {
 }
 
 // tookSome runs after every look into shared memory, on the receiving
-// goroutine: it notes which pusher's messages the sample taken carried, so
+// goroutine: it notes which pusher's messages each sample taken carried, so
 // that handing them over counts them in that pusher's tally.
 func (p *Pull[T]) tookSome(int) {
 	b := p.rx.batch
+	from := p.decoded
+	p.decoded = p.dec.n
 	if b.Len() == 0 {
 		return
 	}
-	h := readHeader(b.header(0))
-	if h.kind != kindData {
-		return
+	var want uint64
+	for i := range b.Len() {
+		if h := readHeader(b.header(i)); h.kind == kindData {
+			want += uint64(max(h.count, 1))
+		}
 	}
-	count := uint64(max(h.count, 1))
-	to := p.dec.n
-	from := to - min(to, count)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t := p.tally(h.tag)
-	if t.w == nil {
-		return
+	// Some messages were dropped on the way in (and reported to Recv): which
+	// number is which message is not known, so the samples count as handed
+	// over now.
+	exact := p.dec.n-from == want
+	for i := range b.Len() {
+		h := readHeader(b.header(i))
+		if h.kind != kindData {
+			continue
+		}
+		count := uint64(max(h.count, 1))
+		t := p.tally(h.tag)
+		switch {
+		case t.w == nil:
+		case !exact:
+			p.count(t, h.first+count)
+		default:
+			t.segs++
+			p.segs = append(p.segs, segment{t: t, from: from, count: count, first: h.first, left: count})
+		}
+		from += count
 	}
-	if len(p.rx.queue)-p.rx.head < int(count) || p.rx.queue[len(p.rx.queue)-int(count)].v.n != from {
-		// Some of the sample's messages were dropped on the way in (reported
-		// to Recv): the whole sample counts as handed over now.
-		p.count(t, h.first+count)
-		return
-	}
-	t.segs++
-	p.segs = append(p.segs, segment{t: t, from: from, count: count, first: h.first, left: count})
 }
 
 // tally returns the puller's view of the tally of the pusher with tag,
@@ -1203,9 +1237,21 @@ func (p *Pull[T]) handOver(n uint64) {
 	}
 }
 
+// waiting tells the pushers, through the wait word, whether a receive call
+// waits (see Push.next).
+func (p *Pull[T]) waiting(on bool) {
+	p.wmu.RLock()
+	if p.word != nil {
+		p.word.SetWaiting(on)
+	}
+	p.wmu.RUnlock()
+}
+
 // next is the receiver's next message, counted as handed over when it is one.
 func (p *Pull[T]) next(ctx context.Context) (rxItem[pulled[T]], error) {
+	p.waiting(true)
 	it, err := p.rx.next(ctx, false)
+	p.waiting(false)
 	if err == nil && it.err == nil {
 		p.handOver(it.v.n)
 	}
@@ -1330,6 +1376,9 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 		cancel()
 	}
 	<-p.rx.sem
+	p.wmu.Lock()
+	p.word = nil // ports.release unmaps it
+	p.wmu.Unlock()
 	p.ports.release()
 	p.mu.Lock()
 	for _, t := range p.tallies {
@@ -1337,7 +1386,7 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 			t.w.Close()
 		}
 	}
-	p.tallies = nil
+	p.tallies, p.segs = nil, nil // a Recv that returns now counts nothing more
 	p.mu.Unlock()
 	return result
 }
@@ -1357,3 +1406,4 @@ func (p *Pull[T]) released() bool {
 	}
 	return true
 }
+
