@@ -1406,4 +1406,3 @@ func (p *Pull[T]) released() bool {
 	}
 	return true
 }
-
