@@ -844,7 +844,7 @@ func TestQuietWatchesParkInThePoller(t *testing.T) {
 func TestBlackboardSettingsWithoutJoining(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
-	createBoard(t, node, "bb-settings", iox.MaxReaders(3), iox.MaxNodes(5))
+	bb := createBoard(t, node, "bb-settings", iox.MaxReaders(3), iox.MaxNodes(5))
 	want := iox.BlackboardSettings{MaxReaders: 3, MaxNodes: 5,
 		Key: iox.PayloadType{Name: "BlackboardKey", Size: 24, Align: 8, Fixed: true}}
 	s, err := ns.node(t).BlackboardSettings("bb-settings")
@@ -853,6 +853,12 @@ func TestBlackboardSettingsWithoutJoining(t *testing.T) {
 	_, err = node.BlackboardSettings("bb-none")
 	assert.ErrorIs(t, err, iox.ErrServiceNotFound)
 
+	w, err := bb.Writer()
+	require.NoError(t, err)
+	defer w.Close()
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
 	list, err := node.Services()
 	require.NoError(t, err)
 	found := false
@@ -861,6 +867,8 @@ func TestBlackboardSettingsWithoutJoining(t *testing.T) {
 			found = true
 			require.NotNil(t, si.Blackboard)
 			assert.Equal(t, want, *si.Blackboard)
+			assert.True(t, si.PortsKnown, "a blackboard's ports are counted")
+			assert.Equal(t, iox.PortCounts{Writers: 1, Readers: 1}, si.Ports)
 		}
 	}
 	assert.True(t, found, "Services lists the blackboard: %+v", list)
