@@ -235,9 +235,11 @@ func TestBlackboardErrors(t *testing.T) {
 		_, err = iox.WriteEntry(w, key0, f64Codec)
 		require.ErrorIs(t, err, iox.ErrIncompatibleType)
 		assert.Contains(t, err.Error(), `"f64" (size 8, alignment 8)`)
+		assert.Contains(t, err.Error(), `it holds "i32" (size 4, alignment 4)`, "the creator names the entry's own type")
 		_, err = iox.ReadEntry(r, key0, must(iox.Fixed[uint32]("u32")))
 		require.ErrorIs(t, err, iox.ErrIncompatibleType)
 		assert.Contains(t, err.Error(), `"u32"`)
+		assert.Contains(t, err.Error(), `it holds "i32" (size 4, alignment 4)`)
 
 		e, err := iox.WriteEntry(w, key0, i32Codec)
 		require.NoError(t, err)
