@@ -54,3 +54,11 @@ func (p *Push[T]) Untaken() map[int]int {
 	}
 	return m
 }
+
+// Waiting reports what the puller's wait word tells pushers: that a receive
+// call waits.
+func (p *Pull[T]) Waiting() bool {
+	p.wmu.RLock()
+	defer p.wmu.RUnlock()
+	return p.word != nil && p.word.Waiting()
+}

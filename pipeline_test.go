@@ -791,3 +791,46 @@ func TestPipelineCleanupRaceNoDuplicates(t *testing.T) {
 	requireExactly(t, n, []uint64{held}, got, dg)
 	require.LessOrEqual(t, inversions(got), buffer, "in order, apart from what was given back")
 }
+
+// A pusher gives a message to a puller that waits in Recv rather than to one
+// that is busy with what it received (here: one nobody receives from), while
+// the waiting one has room.
+func TestPipelinePrefersWaitingPullers(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	busy, err := iox.OpenPull(ctx, node, "prefer", iox.BufferSize(4))
+	require.NoError(t, err)
+	waiting, err := iox.OpenPull(ctx, node, "prefer", iox.BufferSize(4))
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "prefer")
+	require.NoError(t, err)
+	eventually(t, "the pusher to know both pullers", func() bool { return push.Pullers() == 2 })
+	got := make(chan uint64)
+	go func() {
+		defer close(got)
+		for {
+			m, err := waiting.Recv(ctx)
+			if err != nil {
+				return
+			}
+			got <- binary.LittleEndian.Uint64(m)
+		}
+	}()
+	for i := uint64(0); i < 10; i++ {
+		eventually(t, "the puller to wait in Recv", waiting.Waiting)
+		require.False(t, busy.Waiting())
+		require.NoError(t, push.Send(ctx, seqMsg(i)))
+		select {
+		case m := <-got:
+			require.Equal(t, i, m)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("message %d went to the busy puller", i)
+		}
+	}
+	require.NoError(t, push.Close())
+	require.NoError(t, waiting.Close())
+	for range got {
+	}
+	require.NoError(t, busy.Close())
+}
