@@ -62,3 +62,14 @@ func (p *Pull[T]) Waiting() bool {
 	defer p.wmu.RUnlock()
 	return p.word != nil && p.word.Waiting()
 }
+
+// Samples is how many samples the pusher sent to the pullers it knows now.
+func (p *Push[T]) Samples() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := uint64(0)
+	for _, r := range p.order {
+		n += r.seq
+	}
+	return n
+}

@@ -834,3 +834,27 @@ func TestPipelinePrefersWaitingPullers(t *testing.T) {
 	}
 	require.NoError(t, busy.Close())
 }
+
+// Messages that waited in the pusher go out packed, many to a sample, and
+// arrive one by one, in order.
+func TestPipelinePacksWaitingMessages(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	const n = 64
+	push, err := iox.OpenPush(ctx, node, "packed", iox.WithChanCap(n))
+	require.NoError(t, err)
+	require.NoError(t, <-sendAll(ctx, push, 0, n)) // no puller yet: they wait
+	pull, err := iox.OpenPull(ctx, node, "packed", iox.BufferSize(n))
+	require.NoError(t, err)
+	for i := uint64(0); i < n; i++ {
+		m, err := pull.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	samples := push.Samples()
+	require.NotZero(t, samples)
+	require.Less(t, samples, uint64(n/4), "the waiting messages shared samples")
+	require.NoError(t, push.Close())
+	require.NoError(t, pull.Close())
+}
