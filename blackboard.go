@@ -42,7 +42,8 @@ type Blackboard[K any] struct {
 	key    FixedCodec[K]
 	mask   []byte
 	config ffi.BBConfig
-	maxID  EventID // the largest entry id, when this process created the service
+	maxID  EventID                // the largest entry id, when this process created the service
+	types  map[string]PayloadType // entries' value types by key, when this handle created the service
 
 	evMu sync.Mutex
 	ev   *EventService // the change-notification service, opened on first use
@@ -78,6 +79,7 @@ func OpenBlackboard[K any](n *Node, name string, key FixedCodec[K], entries []Bl
 		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: "a blackboard needs at least one entry"}
 	}
 	list := make([]ffi.BBEntry, len(entries))
+	types := make(map[string]PayloadType, len(entries))
 	var bound uint64
 	for i, e := range entries {
 		if e.err != nil {
@@ -88,6 +90,7 @@ func OpenBlackboard[K any](n *Node, name string, key FixedCodec[K], entries []Bl
 			return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("entry %d: key: %v", i, err)}
 		}
 		list[i] = ffi.BBEntry{Key: k, Value: bbType(e.value), Init: e.init}
+		types[string(k)] = e.value
 		bound += 2*uint64(e.value.Size+e.value.Align) + 64 + uint64(e.value.Align)
 	}
 	// The change-notification service comes first, with room for every
@@ -103,7 +106,42 @@ func OpenBlackboard[K any](n *Node, name string, key FixedCodec[K], entries []Bl
 		return nil, err
 	}
 	b.maxID, b.ev = EventID(bound), ev
+	b.types = make(map[string]PayloadType, len(types))
+	for k, t := range types {
+		b.types[string(b.masked([]byte(k)))] = t
+	}
 	return b, nil
+}
+
+// masked is a key's bytes with its padding cleared: keys that compare equal
+// have equal masked bytes.
+func (b *Blackboard[K]) masked(kb []byte) []byte {
+	if b.mask == nil {
+		return kb
+	}
+	out := make([]byte, len(kb))
+	for i := range kb {
+		out[i] = kb[i] & b.mask[i]
+	}
+	return out
+}
+
+// typeMismatch adds the entry's own value type to an ErrIncompatibleType of
+// the entry kb, when this handle created the service and so knows it:
+// iceoryx2 0.10.0 keeps an entry's type to itself, so an opener's error names
+// the type asked for only.
+func (b *Blackboard[K]) typeMismatch(err error, kb []byte) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != ErrIncompatibleType || b.types == nil {
+		return err
+	}
+	t, ok := b.types[string(b.masked(kb))]
+	if !ok {
+		return err
+	}
+	c := *e
+	c.Detail += fmt.Sprintf("; it holds %q (size %d, alignment %d)", t.Name, t.Size, t.Align)
+	return &c
 }
 
 // eventsFor opens, or creates with room for event ids up to top, the event
@@ -323,7 +361,9 @@ type EntryWriter[V any] struct {
 // WriteEntry makes the writer's handle of the entry key, whose value is of the
 // type value describes. A key the blackboard lacks gives ErrEntryNotFound; a
 // value type other than the entry's gives ErrIncompatibleType naming the type
-// asked for; a second handle of one entry gives ErrLimitReached.
+// asked for, and the entry's own when this process created the blackboard
+// through this handle (iceoryx2 keeps an entry's type to itself); a second
+// handle of one entry gives ErrLimitReached.
 func WriteEntry[K, V any](w *BlackboardWriter[K], key K, value FixedCodec[V]) (*EntryWriter[V], error) {
 	const op = "write entry"
 	vt := value.PayloadType()
@@ -342,7 +382,7 @@ func WriteEntry[K, V any](w *BlackboardWriter[K], key K, value FixedCodec[V]) (*
 	eh, id, st := w.lib.BBWriterEntry(h, kb, bbType(vt), &eb)
 	w.ref.release()
 	if st != ffi.OK {
-		return nil, entryError(w.lib, op, w.name, st, &eb)
+		return nil, w.bb.typeMismatch(entryError(w.lib, op, w.name, st, &eb), kb)
 	}
 	e := &EntryWriter[V]{lib: w.lib, name: w.name, id: EventID(id), size: vt.Size, codec: value, buf: new(V)}
 	e.ref.h = eh
@@ -585,7 +625,7 @@ func ReadEntry[K, V any](r *BlackboardReader[K], key K, value FixedCodec[V]) (*E
 	eh, id, st := r.lib.BBReaderEntry(h, kb, bbType(vt), &eb)
 	r.ref.release()
 	if st != ffi.OK {
-		return nil, entryError(r.lib, op, r.name, st, &eb)
+		return nil, r.bb.typeMismatch(entryError(r.lib, op, r.name, st, &eb), kb)
 	}
 	e := &EntryReader[V]{lib: r.lib, name: r.name, id: EventID(id), codec: value, bb: r.bb, done: make(chan struct{})}
 	e.bufs.New = func() any { return new(V) }

@@ -235,9 +235,11 @@ func TestBlackboardErrors(t *testing.T) {
 		_, err = iox.WriteEntry(w, key0, f64Codec)
 		require.ErrorIs(t, err, iox.ErrIncompatibleType)
 		assert.Contains(t, err.Error(), `"f64" (size 8, alignment 8)`)
+		assert.Contains(t, err.Error(), `it holds "i32" (size 4, alignment 4)`, "the creator names the entry's own type")
 		_, err = iox.ReadEntry(r, key0, must(iox.Fixed[uint32]("u32")))
 		require.ErrorIs(t, err, iox.ErrIncompatibleType)
 		assert.Contains(t, err.Error(), `"u32"`)
+		assert.Contains(t, err.Error(), `it holds "i32" (size 4, alignment 4)`)
 
 		e, err := iox.WriteEntry(w, key0, i32Codec)
 		require.NoError(t, err)
@@ -844,7 +846,7 @@ func TestQuietWatchesParkInThePoller(t *testing.T) {
 func TestBlackboardSettingsWithoutJoining(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
-	createBoard(t, node, "bb-settings", iox.MaxReaders(3), iox.MaxNodes(5))
+	bb := createBoard(t, node, "bb-settings", iox.MaxReaders(3), iox.MaxNodes(5))
 	want := iox.BlackboardSettings{MaxReaders: 3, MaxNodes: 5,
 		Key: iox.PayloadType{Name: "BlackboardKey", Size: 24, Align: 8, Fixed: true}}
 	s, err := ns.node(t).BlackboardSettings("bb-settings")
@@ -853,6 +855,12 @@ func TestBlackboardSettingsWithoutJoining(t *testing.T) {
 	_, err = node.BlackboardSettings("bb-none")
 	assert.ErrorIs(t, err, iox.ErrServiceNotFound)
 
+	w, err := bb.Writer()
+	require.NoError(t, err)
+	defer w.Close()
+	r, err := bb.Reader()
+	require.NoError(t, err)
+	defer r.Close()
 	list, err := node.Services()
 	require.NoError(t, err)
 	found := false
@@ -861,6 +869,8 @@ func TestBlackboardSettingsWithoutJoining(t *testing.T) {
 			found = true
 			require.NotNil(t, si.Blackboard)
 			assert.Equal(t, want, *si.Blackboard)
+			assert.True(t, si.PortsKnown, "a blackboard's ports are counted")
+			assert.Equal(t, iox.PortCounts{Writers: 1, Readers: 1}, si.Ports)
 		}
 	}
 	assert.True(t, found, "Services lists the blackboard: %+v", list)

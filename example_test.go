@@ -23,6 +23,7 @@ func init() {
 	children["example-events"] = exampleEventsPeer
 	children["example-server"] = exampleServerPeer
 	children["example-worker"] = exampleWorkerPeer
+	children["example-second-pusher"] = exampleSecondPusherPeer
 }
 
 // peer starts this binary again in role and returns the node of a private
@@ -355,4 +356,66 @@ func exampleWorkerPeer() error {
 		}
 	}
 	return squares.Close() // nil once the other process took every square
+}
+
+// Several pushers may feed one pipeline. Here this process and another one
+// each push five numbers; the puller gets all ten, each once, and each
+// pusher's Close confirms that its numbers were taken.
+func ExamplePush_severalPushers() {
+	node, wait := peer("example-second-pusher")
+	defer wait()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	numbers, err := iox.OpenPull(ctx, node, "example/numbers")
+	if err != nil {
+		panic(err)
+	}
+	defer numbers.Close()
+	push, err := iox.OpenPush(ctx, node, "example/numbers")
+	if err != nil {
+		panic(err)
+	}
+	for i := 1; i <= 5; i++ {
+		if err := push.Send(ctx, []byte{byte(i)}); err != nil {
+			panic(err)
+		}
+	}
+	seen := map[byte]bool{}
+	sum := 0
+	for len(seen) < 10 {
+		n, err := numbers.Recv(ctx)
+		if err != nil {
+			panic(err)
+		}
+		seen[n[0]] = true
+		sum += int(n[0])
+	}
+	fmt.Println("ten numbers, sum:", sum)
+	fmt.Println("every number taken:", push.Close() == nil)
+	// Output:
+	// ten numbers, sum: 55
+	// every number taken: true
+}
+
+// exampleSecondPusherPeer pushes 6 to 10 into the pipeline of
+// ExamplePush_severalPushers.
+func exampleSecondPusherPeer() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	push, err := iox.OpenPush(ctx, node, "example/numbers", iox.WithLinger(15*time.Second))
+	if err != nil {
+		return err
+	}
+	for i := 6; i <= 10; i++ { // they wait in this pusher until the puller is there
+		if err := push.Send(ctx, []byte{byte(i)}); err != nil {
+			return err
+		}
+	}
+	return push.Close() // nil once the puller took all five
 }

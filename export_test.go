@@ -49,6 +49,7 @@ func (p *Push[T]) Untaken() map[int]int {
 	p.refresh()
 	m := map[int]int{}
 	for _, r := range p.order {
+		p.sync(r)
 		m[r.pid] += int(r.sent - r.taken)
 	}
 	return m
@@ -60,4 +61,23 @@ func (p *Pair[T]) QueueRuns() uint64 {
 	p.tx.mu.Lock()
 	defer p.tx.mu.Unlock()
 	return p.tx.pumps
+}
+
+// Waiting reports what the puller's wait word tells pushers: that a receive
+// call waits.
+func (p *Pull[T]) Waiting() bool {
+	p.wmu.RLock()
+	defer p.wmu.RUnlock()
+	return p.word != nil && p.word.Waiting()
+}
+
+// Samples is how many samples the pusher sent to the pullers it knows now.
+func (p *Push[T]) Samples() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := uint64(0)
+	for _, r := range p.order {
+		n += r.seq
+	}
+	return n
 }

@@ -44,6 +44,7 @@ type PortCounts struct {
 	Publishers, Subscribers int
 	Notifiers, Listeners    int
 	Clients, Servers        int
+	Writers, Readers        int // of a blackboard
 }
 
 // ServiceInfo describes one service of a namespace.
@@ -54,8 +55,8 @@ type ServiceInfo struct {
 	// not yet cleaned up included.
 	Nodes int
 	// Ports counts the ports in use. PortsKnown is false when the service
-	// could not be opened to count them (it is being removed, it admits no
-	// further node, or it is a blackboard, which is opened with its key type).
+	// could not be opened to count them (it is being removed, or it admits no
+	// further node).
 	Ports      PortCounts
 	PortsKnown bool
 	// The settings in force, as the service's creator stored them: the one
@@ -200,6 +201,7 @@ func (n *Node) Services() ([]ServiceInfo, error) {
 				v := blackboardSettings(&d)
 				s.Blackboard = &v
 			}
+			s.Ports.Writers, s.Ports.Readers = int(r.Ports[0]), int(r.Ports[1])
 		}
 		if st == ffi.ENotFound {
 			continue // removed since it was listed

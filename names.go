@@ -15,7 +15,7 @@ const (
 	RoleAck   = "ack"   // NAME.iox-ack.<tag>: confirmations of one closing lossless publisher
 	RoleReq   = "req"   // NAME.iox-req: wake-ups of a request/response adapter's servers
 	RoleResp  = "resp"  // NAME.iox-resp.<client id>: wake-ups of one request/response client
-	RolePush  = "push"  // NAME.iox-push: a pipeline's counts of messages taken, from its pullers to its pusher
+	RolePush  = "push"  // NAME.iox-push: a pipeline's hellos, byes and wake-ups, from its pullers to its pushers
 	RolePull  = "pull"  // NAME.iox-pull.<puller id>: the messages and wake-ups of one puller of a pipeline
 )
 

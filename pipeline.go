@@ -6,73 +6,84 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/iox-go/iox/internal/ffi"
+	"github.com/iox-go/iox/internal/liveness"
 )
 
 // A pipeline spreads work over processes: nng's push/pull pattern over
-// iceoryx2 shared memory. One Push end hands out messages; any number of Pull
-// ends (up to MaxPullers) take them, and each message goes to exactly one of
-// them.
+// iceoryx2 shared memory. Any number of Push ends (up to MaxPushers) hand out
+// messages; any number of Pull ends (up to MaxPullers) take them, and each
+// message goes to exactly one of them.
 //
 // Services, all of iox's own, derived from the pipeline's name:
 //
 //   - NAME.iox-pull.<id> (publish-subscribe and event), one per puller, <id>
-//     its random 16-digit hex id: the pusher publishes messages into the
-//     puller's own lossless queue of BufferSize samples and wakes the puller
-//     through the event service.
-//   - NAME.iox-push (publish-subscribe and event): each puller publishes its
-//     count of messages taken, lossy, newest wins, and wakes the pusher; a
-//     puller's first such message is its hello and its last one its bye.
+//     its random 16-digit hex id: every pusher publishes messages into the
+//     puller's own lossless queue (BufferSize samples per pusher) and wakes the
+//     puller through the event service when the puller's wait word says that
+//     it parks.
+//   - NAME.iox-push (publish-subscribe and event): a puller's hello and bye to
+//     the pushers, and its wake-ups of pushers that wait for room.
 //
-// Routing: a puller counts the messages it takes out of shared memory and
-// publishes that count before it hands them over. The pusher knows how many it
-// sent to each puller, so each puller's room is its queue's size minus the
-// messages sent and not yet taken; a message goes to the next puller (round
-// robin) that has room, and waits in the pusher's queue while none has.
+// Beside each route from a pusher to a puller the pusher keeps a tally, a
+// small shared-memory object of its own (a wait word, see waitword.go): the
+// puller writes there how many of that pusher's messages it has handed over to
+// its user, before it hands the next one over, and the pusher reads the count
+// from its own mapping. The puller's room is its queue's size minus the
+// messages sent and not yet handed over; a message goes to the next puller
+// (round robin) that has room, and waits in the pusher's queue while none has.
+// A pusher that waits for room marks the tally with the count at which it
+// wants to hear again, and the puller that reaches it wakes the pushers.
 //
 // Redelivery: the pusher keeps a copy of every message a puller has not yet
-// taken. When the puller closes (its bye carries its final count) or its
-// process dies (seen through a pidfd), the messages beyond its last count are
-// given to other pullers, ahead of the queue. Those the puller took are never
-// sent again: a puller publishes its count before its Recv or In hands the
-// messages on, so a message beyond the count was never handed to its user.
+// handed over. When the puller closes (its bye, and its wait word marked
+// gone) or its process dies (seen through a pidfd), the messages beyond the
+// tally's count are given to other pullers, ahead of the queue. Those the
+// puller handed over are never sent again. The tally stays readable after
+// the puller died whoever cleans up its resources: the pusher owns it.
 const (
 	pushSuffix = ".iox-push"
 	pullSuffix = ".iox-pull."
 
 	// MaxPullers is how many pullers a pipeline admits at once.
 	MaxPullers = 64
+	// MaxPushers is how many pushers a pipeline admits at once.
+	MaxPushers = 16
 
 	pullIDLen = 16
-	maxGone   = 1024 // departed pullers the pusher remembers (their ids are random)
-	tookSize  = 32   // a puller's message to the pusher: id, tag, taken, kind (u64 each)
+	maxGone   = 1024 // departed pullers a pusher remembers (their ids are random)
+	tookSize  = 16   // a puller's message to the pushers: id, kind (u64 each)
+	maxTally  = 4 * MaxPushers
+
+	// awakeShare is how many messages a pusher puts into the queue of a
+	// spinning puller before it wakes a parked one.
+	awakeShare = 32
 )
 
-// Kinds of a puller's message to the pusher.
+// Kinds of a puller's message to the pushers.
 const (
-	tookCount uint64 = iota // taken: messages of the pusher with the tag taken so far
-	tookHello               // a new puller
-	tookBye                 // the puller closed; taken is final
+	tookHello uint64 = iota + 1 // a new puller
+	tookBye                     // the puller closed: its tallies are final
 )
 
-type took struct{ id, tag, taken, kind uint64 }
+type took struct{ id, kind uint64 }
 
 func (t took) put(b []byte) {
 	binary.NativeEndian.PutUint64(b, t.id)
-	binary.NativeEndian.PutUint64(b[8:], t.tag)
-	binary.NativeEndian.PutUint64(b[16:], t.taken)
-	binary.NativeEndian.PutUint64(b[24:], t.kind)
+	binary.NativeEndian.PutUint64(b[8:], t.kind)
 }
 
 func readTook(b []byte) (took, bool) {
 	if len(b) != tookSize {
 		return took{}, false
 	}
-	return took{binary.NativeEndian.Uint64(b), binary.NativeEndian.Uint64(b[8:]),
-		binary.NativeEndian.Uint64(b[16:]), binary.NativeEndian.Uint64(b[24:])}, true
+	return took{binary.NativeEndian.Uint64(b), binary.NativeEndian.Uint64(b[8:])}, true
 }
 
 func pullName(name string, id uint64) string { return fmt.Sprintf("%s%s%016x", name, pullSuffix, id) }
@@ -90,26 +101,56 @@ func pullID(name, svc string) (uint64, bool) {
 
 // The options of the services every end opens alike.
 func pushServiceOpts() []Option {
-	return []Option{MaxPublishers(MaxPullers), MaxSubscribers(1), MaxNodes(MaxPullers + 2),
+	return []Option{MaxPublishers(MaxPullers), MaxSubscribers(MaxPushers), MaxNodes(MaxPullers + MaxPushers + 2),
 		BufferSize(4), SafeOverflow(true)}
 }
 
 func pushEventOpts() []Option {
-	return []Option{MaxNotifiers(MaxPullers), MaxListeners(1), MaxNodes(MaxPullers + 2), MaxEventID(evMaxID),
-		NotifierCreatedEvent(evHello), NotifierDeadEvent(evDead)}
+	return []Option{MaxNotifiers(MaxPullers), MaxListeners(MaxPushers), MaxNodes(MaxPullers + MaxPushers + 2),
+		MaxEventID(evMaxID), NotifierCreatedEvent(evHello), NotifierDeadEvent(evDead)}
 }
 
 func pullEventOpts() []Option {
-	return []Option{MaxNotifiers(2), MaxListeners(1), MaxEventID(evMaxID)}
+	return []Option{MaxNotifiers(MaxPushers), MaxListeners(1), MaxNodes(MaxPushers + 2), MaxEventID(evMaxID)}
 }
 
 func pullServiceOpts(pt PayloadType) []Option {
-	return []Option{WithPayloadType(pt), withHeader(), MaxPublishers(1), MaxSubscribers(1), SafeOverflow(false)}
+	return []Option{WithPayloadType(pt), withHeader(), MaxPublishers(MaxPushers), MaxSubscribers(1),
+		MaxNodes(MaxPushers + 2), SafeOverflow(false)}
+}
+
+// A tally's key among its owner's wait words: the pusher's tag and the
+// puller's id. The puller writes (its id, the count) as the word's last
+// sample; the pusher uses the word's buffer field for the count at which it
+// wants to be woken and its parked mark for "wake me"; the pusher marks the
+// word gone once it let the puller go.
+func createTally(node *Node, tag, pull uint64) *ffi.WaitWord {
+	nh, ok := node.ref.acquire()
+	if !ok {
+		return nil
+	}
+	defer node.ref.release()
+	w, st := node.lib.WaitWordCreate(nh, tag, pull)
+	if st != ffi.OK {
+		return nil
+	}
+	w.SetBuffer(math.MaxUint64)
+	return w
+}
+
+func openTally(node *Node, owner UniqueID, tag, pull uint64) *ffi.WaitWord {
+	nh, ok := node.ref.acquire()
+	if !ok {
+		return nil
+	}
+	defer node.ref.release()
+	w, _ := node.lib.WaitWordOpen(nh, owner.Lo, owner.Hi, tag, pull)
+	return w
 }
 
 // ---- the pushing end ----
 
-// Push is the sending end of a pipeline: every message sent goes to exactly
+// Push is a sending end of a pipeline: every message sent goes to exactly
 // one puller, in order for each puller, and is never lost while a puller that
 // can take it exists.
 //
@@ -117,22 +158,25 @@ func pullServiceOpts(pt PayloadType) []Option {
 // that has room (pullers take turns), so a slow puller never holds the others
 // back: it gets only what it makes room for. While no puller has room, or none
 // is there yet, messages wait in the pusher's queue (WithChanCap, default 64),
-// and Send blocks once that is full. A puller that closes or whose process
-// dies has the messages it had not taken out of shared memory given to other
-// pullers, ahead of the queue; a message it had taken (its Recv or In handed
-// it over, or was about to) is not sent again, and is lost if the puller did
-// not finish it — as with nng's push/pull, a pipeline delivers at most once to
-// a puller's user and at least once to some puller's shared memory. A puller's
-// death is seen at once through a pidfd (without pidfd support, every quarter
-// of WithPeerTimeout).
+// and Send blocks once that is full; waiting messages go out packed, many to
+// a sample. A puller that closes or whose process dies has the messages it
+// had not handed over to its user given to other pullers, ahead of the queue;
+// a message it handed over (its Recv returned it, or In's goroutine holds it)
+// is not sent again, and is lost if the puller did not finish it — as with
+// nng's push/pull, a pipeline delivers at most once to a puller's user and at
+// least once to some puller's shared memory. A puller's death is seen at once
+// through a pidfd (without pidfd support, every quarter of WithPeerTimeout).
+//
+// Several pushers may share a pipeline (up to MaxPushers), each with its own
+// queue and its own share of every puller's room; a puller takes the messages
+// of each pusher in the order that pusher sent them.
 //
 // Ending: a pusher ends only by Close or by the end of the context it was
-// opened with; pullers coming and going do not end it. Close stops accepting
-// messages and waits up to the linger time (WithLinger, default 1 s) until
-// pullers took every message; it returns nil only then and an error matching
-// ErrUndelivered otherwise. When the context ends, the pusher ends at once and
-// what was not taken is dropped. A pipeline has one pusher at a time: a second
-// one fails with ErrLimitReached.
+// opened with; pullers and other pushers coming and going do not end it.
+// Close stops accepting messages and waits up to the linger time (WithLinger,
+// default 1 s) until pullers took every message this pusher sent; it returns
+// nil only then and an error matching ErrUndelivered otherwise. When the
+// context ends, the pusher ends at once and what was not taken is dropped.
 type Push[T any] struct {
 	node  *Node
 	name  string
@@ -152,6 +196,7 @@ type Push[T any] struct {
 
 	sem     chan struct{} // one Send at a time: they encode into scratch
 	scratch []byte
+	stage   []byte // a packed sample being built
 
 	mu        sync.Mutex
 	routes    map[uint64]*route
@@ -186,12 +231,15 @@ type route struct {
 	pub      *Publisher
 	ev       *EventService
 	ntf      *Notifier
-	room     int    // the puller's queue size
-	seq      uint64 // samples sent
-	sent     uint64 // messages sent
-	taken    uint64 // messages the puller said it took
+	tally    *ffi.WaitWord // this pusher's: the puller's count of its messages handed over
+	word     *ffi.WaitWord // the puller's wait word (nil: notify every send)
+	room     int           // the puller's queue size
+	seq      uint64        // samples sent
+	sent     uint64        // messages sent
+	taken    uint64        // messages the puller handed over
 	inflight [][]byte
-	full     bool // a send found no room or no puller: skip until its next count
+	full     bool // a send reached nobody: skip until the keeper looks again
+	parked   bool // the tally is marked: wake the pushers
 	pid      int
 	unwatch  func()
 	hdr      []byte
@@ -203,22 +251,19 @@ func (r *route) close() {
 	r.ev.Close()
 	r.pub.Close()
 	r.svc.Close()
-}
-
-func (r *route) credit() int {
-	if r.full {
-		return 0
+	r.tally.Close()
+	if r.word != nil {
+		r.word.Close()
 	}
-	return r.room - int(r.sent-r.taken)
 }
 
-// OpenPush opens the pushing end of the []byte pipeline called name. ctx bounds
+// OpenPush opens a pushing end of the []byte pipeline called name. ctx bounds
 // its life (see Push). Opening never waits for pullers.
 func OpenPush(ctx context.Context, node *Node, name string, opts ...Option) (*Push[[]byte], error) {
 	return OpenPushOf[[]byte](ctx, node, name, Raw{}, opts...)
 }
 
-// OpenPushOf opens the pushing end of the pipeline called name carrying values
+// OpenPushOf opens a pushing end of the pipeline called name carrying values
 // of T encoded by codec (see Fixed for fixed-layout types). Pullers must use a
 // codec of the same payload type.
 func OpenPushOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Push[T], error) {
@@ -247,17 +292,17 @@ func OpenPushOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	return p, nil
 }
 
-// join opens the pusher's ports: the subscriber for the pullers' counts and
-// the listener for their wake-ups.
+// join opens the pusher's ports: the subscriber for the pullers' hellos and
+// byes and the listener for their wake-ups.
 func (p *Push[T]) join() error {
-	p.node.CleanupDeadNodes() // frees the place of a crashed former pusher
+	p.node.CleanupDeadNodes() // frees the places of crashed former pushers
 	var err error
 	if p.tookSvc, err = p.node.PublishSubscribe(p.name+pushSuffix, pushServiceOpts()...); err != nil {
 		return err
 	}
 	p.ports.add(p.tookSvc)
 	if p.tookSub, err = p.tookSvc.Subscriber(); err != nil {
-		return pushTaken(err, p.name)
+		return pushersFull(err, p.name)
 	}
 	p.ports.add(p.tookSub)
 	if p.ev, err = p.node.Event(p.name+pushSuffix, pushEventOpts()...); err != nil {
@@ -265,15 +310,16 @@ func (p *Push[T]) join() error {
 	}
 	p.ports.add(p.ev)
 	if p.lis, err = p.ev.Listener(); err != nil {
-		return pushTaken(err, p.name)
+		return pushersFull(err, p.name)
 	}
 	p.ports.add(p.lis)
 	return nil
 }
 
-func pushTaken(err error, name string) error {
+func pushersFull(err error, name string) error {
 	if errors.Is(err, ErrLimitReached) {
-		return &Error{Op: "open push", Name: name, Kind: ErrLimitReached, Detail: "the pipeline has a pusher already"}
+		return &Error{Op: "open push", Name: name, Kind: ErrLimitReached,
+			Detail: fmt.Sprintf("the pipeline has %d pushers already", MaxPushers)}
 	}
 	return err
 }
@@ -318,6 +364,13 @@ func (p *Push[T]) attach(id uint64) {
 		fail()
 		return
 	}
+	// The tally comes before the publisher: a puller that gets a sample of
+	// this pusher finds it.
+	if r.tally = createTally(p.node, p.tag, id); r.tally == nil {
+		fail()
+		return
+	}
+	ps.add(wordCloser{r.tally})
 	if r.pub, err = r.svc.Publisher(FailWhenFull(0), MaxMessageSize(max(p.cfg.maxMessage, packLimit)),
 		InitialMessageSize(min(packLimit, max(p.cfg.maxMessage, 1)))); err != nil {
 		fail()
@@ -333,16 +386,17 @@ func (p *Push[T]) attach(id uint64) {
 		fail()
 		return
 	}
+	r.word = openWaitWord(p.node, subs[0])
 	r.room = r.svc.BufferSize()
 	r.pid, _, _ = p.node.lib.NodeIDDetails(subs[0].Node.Lo, subs[0].Node.Hi)
 	p.routes[id] = r
 	p.order = append(p.order, r)
-	r.unwatch = watchNode(p.node.lib, subs[0].Node, p.cfg.peerTimeout/4, func() { p.left(id, nil) })
+	r.unwatch = watchNode(p.node.lib, subs[0].Node, p.cfg.peerTimeout/4, func() { p.left(id) })
 }
 
-// readCounts takes the pullers' messages (held under mu): counts, hellos and
-// byes. It returns the pullers to attach.
-func (p *Push[T]) readCounts() (hello []uint64) {
+// readTook takes the pullers' messages (held under mu): hellos and byes. It
+// returns the pullers to attach.
+func (p *Push[T]) readTook() (hello []uint64) {
 	for {
 		k, err := p.tookSub.ReceiveBatch(p.batch)
 		if err != nil || k == 0 {
@@ -354,25 +408,10 @@ func (p *Push[T]) readCounts() (hello []uint64) {
 				continue
 			}
 			r := p.routes[t.id]
-			if r == nil {
-				if t.kind != tookBye {
-					hello = append(hello, t.id)
-				}
-				continue
-			}
-			if t.tag == p.tag && t.taken > r.taken && t.taken <= r.sent {
-				for j := r.taken; j < t.taken; j++ {
-					p.recycle(r.inflight[0])
-					r.inflight[0] = nil
-					r.inflight = r.inflight[1:]
-				}
-				r.taken = t.taken
-				r.full = false
-			} else if t.kind == tookCount || t.kind == tookHello {
-				r.full = false
-			}
-			if t.kind == tookBye {
-				r.ntf.Notify(evDrained) // the puller may go now
+			switch {
+			case r == nil && t.kind == tookHello:
+				hello = append(hello, t.id)
+			case r != nil && t.kind == tookBye:
 				p.drop(r)
 			}
 		}
@@ -382,27 +421,36 @@ func (p *Push[T]) readCounts() (hello []uint64) {
 	}
 }
 
-// refresh reads the pullers' messages and attaches new pullers (under mu).
+// refresh reads the pullers' messages, attaches new pullers and lets go of
+// those whose wait word says they closed (under mu).
 func (p *Push[T]) refresh() {
-	for _, id := range p.readCounts() {
+	for _, id := range p.readTook() {
 		p.attach(id)
+	}
+	for i := 0; i < len(p.order); {
+		if r := p.order[i]; r.word != nil && r.word.Gone() {
+			p.drop(r) // removes it from order
+			continue
+		}
+		i++
 	}
 }
 
 // left runs when the puller id's process died.
-func (p *Push[T]) left(id uint64, _ error) {
+func (p *Push[T]) left(id uint64) {
 	p.mu.Lock()
-	p.readCounts() // its last count, published before it died
-	r := p.routes[id]
-	if r != nil {
+	if r := p.routes[id]; r != nil {
 		p.drop(r)
 	}
 	p.mu.Unlock()
 }
 
 // drop removes the route to a puller that left and gives the messages it had
-// not taken to the others, ahead of the queue (under mu).
+// not handed over to the others, ahead of the queue (under mu). The tally is
+// this pusher's own, so its count is there whoever removed the puller's
+// resources.
 func (p *Push[T]) drop(r *route) {
+	p.sync(r)
 	delete(p.routes, r.id)
 	p.gone[r.id] = true
 	if p.goneIDs = append(p.goneIDs, r.id); len(p.goneIDs) > maxGone {
@@ -422,12 +470,37 @@ func (p *Push[T]) drop(r *route) {
 		p.askedRoom = false // the keeper looks at once
 		p.wakeKeeper()
 	}
+	r.tally.SetGone()       // the puller may go now
+	r.ntf.Notify(evDrained) // and is told so if it waits
 	p.bg.Add(1)
 	go func() { // outside mu: watchNode's cancel waits for a callback that may want mu
 		defer p.bg.Done()
 		r.close()
 	}()
 	p.hub.kick()
+}
+
+// sync reads from the tally how many messages the puller handed over and
+// frees their copies (under mu).
+func (p *Push[T]) sync(r *route) {
+	id, n, ok := r.tally.Last()
+	if !ok || id != r.id || n <= r.taken || n > r.sent {
+		return
+	}
+	for ; r.taken < n; r.taken++ {
+		p.recycle(r.inflight[0])
+		r.inflight[0] = nil
+		r.inflight = r.inflight[1:]
+	}
+}
+
+// credit is how many more messages r's puller has room for (under mu).
+func (p *Push[T]) credit(r *route) int {
+	if r.full {
+		return 0
+	}
+	p.sync(r)
+	return r.room - int(r.sent-r.taken)
 }
 
 func (p *Push[T]) recycle(b []byte) {
@@ -477,11 +550,19 @@ func (p *Push[T]) Send(ctx context.Context, v T) error {
 			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), p.cfg.maxMessage)}
 	}
 	p.mu.Lock()
+	if len(p.pending) > 0 {
+		p.flush() // pullers may have made room since
+	}
 	if len(p.pending) == 0 {
-		ok, err := p.route(msg, true)
-		if err != nil || ok {
-			p.mu.Unlock()
-			return err
+		if r := p.next(); r != nil {
+			ok, err := p.deliver(r, msg, 0)
+			if ok {
+				r.inflight = append(r.inflight, p.copyOf(msg))
+			}
+			if ok || err != nil {
+				p.mu.Unlock()
+				return err
+			}
 		}
 	}
 	for len(p.pending) >= max(p.cfg.chanCap, 1) {
@@ -494,6 +575,7 @@ func (p *Push[T]) Send(ctx context.Context, v T) error {
 			return p.life.err()
 		}
 		p.mu.Lock()
+		p.flush()
 	}
 	p.pending = append(p.pending, p.copyOf(msg))
 	p.wakeKeeper()
@@ -501,44 +583,62 @@ func (p *Push[T]) Send(ctx context.Context, v T) error {
 	return nil
 }
 
-// route sends msg to a puller with room (under mu); false when none has. On
-// Send's direct way (fast), messages given back by a puller that left go
-// first: then msg waits behind them.
-func (p *Push[T]) route(msg []byte, fast bool) (bool, error) {
-	for attempt := 0; attempt < 2; attempt++ {
-		if attempt == 1 {
-			p.refresh()
-			if fast && len(p.pending) > 0 {
-				return false, nil
+// next returns the puller to send to, one that has room; nil when none has
+// (under mu). Pullers take turns, and among them those that wait in a receive
+// call go first, spinning ones (no wake-up needed) while they have fewer than
+// awakeShare messages waiting, then parked ones, then the ones that work on
+// what they received.
+func (p *Push[T]) next() *route {
+	var best *route
+	rank, at := 3, 0
+	for i := range len(p.order) {
+		r := p.order[(p.turn+i)%len(p.order)]
+		c := p.credit(r)
+		if c <= 0 {
+			continue
+		}
+		k := 2
+		if w := r.word; w == nil {
+			k = 1
+		} else if w.Waiting() {
+			k = 1
+			if !w.Parked() && r.room-c < awakeShare {
+				k = 0
 			}
 		}
-		for range len(p.order) {
-			r := p.order[p.turn%len(p.order)]
-			p.turn++
-			if r.credit() <= 0 {
-				continue
+		if k < rank {
+			best, rank, at = r, k, i
+			if k == 0 {
+				break
 			}
-			h := header{tag: p.tag, seq: r.seq + 1, first: r.sent, kind: kindData}
-			h.put(r.hdr)
-			n, err := r.pub.sendNotify(msg, r.hdr, r.ntf, evData, nil) // pullers have no wait word
-			if err != nil && !errors.Is(err, ErrWouldBlock) {
-				if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrInvalidArgument) {
-					return false, err
-				}
-				r.full = true // a puller that went away: its bye or death follows
-				continue
-			}
-			if n == 0 {
-				r.full = true
-				continue
-			}
-			r.seq++
-			r.sent++
-			r.inflight = append(r.inflight, p.copyOf(msg))
-			return true, nil
 		}
 	}
-	return false, nil
+	p.turn += at + 1
+	return best
+}
+
+// deliver sends one sample to r's puller: a plain message (count 0) or count
+// messages packed in frames (under mu). It reports whether the puller got it;
+// a puller that got nothing is skipped until the keeper looks again (its bye
+// or death follows), and an error is for the message itself.
+func (p *Push[T]) deliver(r *route, data []byte, count int) (bool, error) {
+	h := header{tag: p.tag, seq: r.seq + 1, first: r.sent, count: uint32(count), kind: kindData}
+	h.put(r.hdr)
+	n, err := r.pub.sendNotify(data, r.hdr, r.ntf, evData, r.word)
+	if err != nil && !errors.Is(err, ErrWouldBlock) {
+		if count == 0 && (errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrInvalidArgument)) {
+			return false, err
+		}
+		r.full = true
+		return false, nil
+	}
+	if n == 0 {
+		r.full = true
+		return false, nil
+	}
+	r.seq++
+	r.sent += uint64(max(count, 1))
+	return true, nil
 }
 
 // wakeKeeper makes the keeper look again when it waits only for pullers
@@ -554,28 +654,34 @@ func (p *Push[T]) wakeKeeper() {
 // keep is the pusher's goroutine, from open to teardown. It delivers the
 // queue while pullers have room, attaches pullers that say hello and gives
 // back the messages of pullers that leave. While messages wait for room (or
-// Close waits for pullers to take them), it asks the pullers concerned to say
-// when they took something (evFull), then waits for that; otherwise it waits
-// only for pullers coming and going, so an idle pusher costs nothing.
+// Close waits for pullers to take them), it marks the tallies of the pullers
+// concerned with the count at which it wants to hear from them, then waits
+// for that; otherwise it waits only for pullers coming and going, so an idle
+// pusher costs nothing.
 func (p *Push[T]) keep() {
 	defer p.wg.Done()
 	w := newSignal()
 	for {
 		p.mu.Lock()
+		p.unpark()
 		if p.stopping {
 			p.mu.Unlock()
 			return
+		}
+		for _, r := range p.order {
+			r.full = false
 		}
 		p.refresh()
 		p.flush()
 		need := p.needRoom()
 		if need {
-			// Ask first, then look again: a puller that took something
-			// before it heard the question has published its count by now.
-			p.ask()
-			p.refresh()
+			// Mark first, then look again: a puller that handed messages
+			// over before it saw the mark has written its count by now.
+			p.park()
 			p.flush()
-			need = p.needRoom()
+			if need = p.needRoom(); !need {
+				p.unpark()
+			}
 		}
 		p.askedRoom = need
 		poke := make(chan struct{})
@@ -603,29 +709,80 @@ func (p *Push[T]) needRoom() bool {
 	return queued > 0 || (p.lingering && untaken > 0)
 }
 
-// ask tells the pullers that have untaken messages, or all of them while
-// messages wait, that the pusher waits to hear what they took (under mu).
-func (p *Push[T]) ask() {
+// park marks the tallies of the pullers that have untaken messages with the
+// count at which the keeper wants to hear from them: once half their room is
+// free while messages wait, once they took everything while Close waits
+// (under mu).
+func (p *Push[T]) park() {
 	for _, r := range p.order {
-		if len(p.pending) > 0 || r.sent > r.taken {
-			r.ntf.Notify(evFull)
+		if r.sent == r.taken {
+			continue
+		}
+		at := r.sent
+		if len(p.pending) > 0 {
+			at = r.sent - uint64(r.room) + uint64(max(r.room/2, 1))
+		}
+		r.tally.SetBuffer(at)
+		r.tally.Park()
+		r.parked = true
+	}
+}
+
+// unpark takes the marks off again (under mu).
+func (p *Push[T]) unpark() {
+	for _, r := range p.order {
+		if r.parked {
+			r.tally.Unpark()
+			r.tally.SetBuffer(math.MaxUint64)
+			r.parked = false
 		}
 	}
 }
 
-// flush delivers the queue while pullers have room (under mu).
+// flush delivers the queue while pullers have room (under mu). Small waiting
+// messages go packed, many to a sample, each puller getting at most its room
+// and its share of the queue.
 func (p *Push[T]) flush() {
 	for len(p.pending) > 0 {
-		ok, err := p.route(p.pending[0], false)
-		if err != nil && p.cfg.onDrop != nil { // a message no puller can take
-			p.cfg.onDrop(err)
-		}
-		if !ok && err == nil {
+		r := p.next()
+		if r == nil {
 			return
 		}
-		p.recycle(p.pending[0])
-		p.pending[0] = nil
-		p.pending = p.pending[1:]
+		limit := min(p.credit(r), packMessages, max(len(p.pending)/len(p.order), 1))
+		k, size := 0, 0
+		for k < min(limit, len(p.pending)) {
+			m := p.pending[k]
+			if len(m) > packSmall || size+frameSize+len(m) > packBytes {
+				break
+			}
+			size += frameSize + len(m)
+			k++
+		}
+		var ok bool
+		var err error
+		if k <= 1 {
+			k = 1
+			ok, err = p.deliver(r, p.pending[0], 0)
+		} else {
+			p.stage = p.stage[:0]
+			for _, m := range p.pending[:k] {
+				p.stage = appendFrame(p.stage, m)
+			}
+			ok, err = p.deliver(r, p.stage, k)
+		}
+		switch {
+		case err != nil: // a message no puller can take
+			if p.cfg.onDrop != nil {
+				p.cfg.onDrop(err)
+			}
+			p.recycle(p.pending[0])
+		case ok:
+			r.inflight = append(r.inflight, p.pending[:k]...)
+		default:
+			continue // r is skipped now
+		}
+		clear(p.pending[:k])
+		p.pending = p.pending[k:]
 		wake(p.room)
 	}
 }
@@ -736,6 +893,7 @@ func (p *Push[T]) linger() error {
 // counts returns the messages queued and those sent but not taken (under mu).
 func (p *Push[T]) counts() (queued, untaken int) {
 	for _, r := range p.order {
+		p.sync(r)
 		untaken += int(r.sent - r.taken)
 	}
 	return len(p.pending), untaken
@@ -744,7 +902,6 @@ func (p *Push[T]) counts() (queued, untaken int) {
 // untaken is Close's result.
 func (p *Push[T]) untaken(why string) error {
 	p.mu.Lock()
-	p.readCounts()
 	queued, untaken := p.counts()
 	p.mu.Unlock()
 	if queued+untaken == 0 {
@@ -756,21 +913,22 @@ func (p *Push[T]) untaken(why string) error {
 
 // ---- the pulling end ----
 
-// Pull is a receiving end of a pipeline: it gets the share of the pusher's
-// messages that it makes room for, in the order the pusher sent them.
+// Pull is a receiving end of a pipeline: it gets the share of the pushers'
+// messages that it makes room for, those of each pusher in the order that
+// pusher sent them.
 //
-// Recv (or the goroutine behind In) takes one message at a time out of the
-// puller's shared-memory queue (BufferSize messages, default 64), on the
+// Recv (or the goroutine behind In) takes messages out of the puller's
+// shared-memory queue (BufferSize samples per pusher, default 64), on the
 // caller's goroutine, spinning briefly and then parking in the runtime
-// poller. Before it hands a message over it tells the pusher that it took it:
+// poller. Before it hands a message over it counts it in the pusher's tally:
 // from then on the message is this puller's, and is lost if the puller's
-// process dies before finishing it. What is still in the queue when the
-// puller closes or dies goes to other pullers. In has no buffer, so a puller
-// using In holds at most the one message its goroutine waits to hand over.
+// process dies before finishing it. What it has not handed over when it
+// closes or dies goes to other pullers. In has no buffer, so a puller using
+// In holds at most the one message its goroutine waits to hand over.
 //
 // A puller waits for messages while no pusher is there, and goes on with the
-// next pusher; it ends only by Close or by the end of its context, after which
-// Recv returns Err.
+// pushers that come; it ends only by Close or by the end of its context,
+// after which Recv returns Err.
 type Pull[T any] struct {
 	node  *Node
 	name  string
@@ -779,16 +937,24 @@ type Pull[T any] struct {
 	id    uint64
 	ports ports
 
-	sub    *Subscriber
-	lis    *Listener
-	tookPb *Publisher
-	ntf    *Notifier
-	hub    *hub
-	rx     *receiver[T]
-	tb     []byte
-	last   took        // the count last published
-	asked  atomic.Bool // the pusher waits to hear what this puller took
-	held   int         // In's goroutine ended holding a message (read after feeds.stop)
+	svc     *PubSubService // the puller's queue
+	sub     *Subscriber
+	word    *ffi.WaitWord // the queue's wait word
+	wmu     sync.RWMutex  // word: Close unmaps it
+	lis     *Listener
+	tookPb  *Publisher
+	ntf     *Notifier
+	hub     *hub
+	rx      *receiver[pulled[T]]
+	dec     *pullCodec[T]
+	decoded uint64 // the decoder's count after the last look
+	tb      []byte
+	held    int // In's goroutine ended holding a message (read after feeds.stop)
+
+	mu      sync.Mutex        // counts: Recv and In's goroutine hand over concurrently
+	tallies map[uint64]*tally // by pusher tag
+	segs    []segment         // the samples whose messages are not all handed over
+	order   []uint64          // tallies' tags, oldest first
 
 	in     chan T
 	inOnce sync.Once
@@ -797,8 +963,67 @@ type Pull[T any] struct {
 	closer closer
 }
 
+// tally is a puller's view of a pusher's tally (nil w: the pusher's was not
+// found; its messages are not counted).
+type tally struct {
+	w     *ffi.WaitWord
+	owner UniqueID // the pusher's node
+	n     uint64   // the count written last
+	segs  int      // segments that still count into it
+}
+
+// segment is a sample taken out of shared memory: its messages were decoded
+// as numbers from..from+count-1 and are the pusher's first+1..first+count.
+type segment struct {
+	t     *tally
+	from  uint64
+	count uint64
+	first uint64
+	left  uint64
+}
+
+// pulled is a message as the receiver queues it: the value (or why it could
+// not be decoded) and its number, by which it is counted when handed over.
+type pulled[T any] struct {
+	v   T
+	err error
+	n   uint64
+}
+
+// pullCodec numbers the messages as they are decoded, in the order they are
+// queued.
+type pullCodec[T any] struct {
+	inner Codec[T]
+	raw   bool
+	spare **spares
+	n     uint64 // the next number (touched by the receiving goroutine only)
+}
+
+func (c *pullCodec[T]) Append(dst []byte, v pulled[T]) ([]byte, error) {
+	return c.inner.Append(dst, v.v)
+}
+
+func (c *pullCodec[T]) Decode(b []byte) (pulled[T], error) {
+	it := pulled[T]{n: c.n}
+	c.n++
+	if c.raw {
+		buf := (*c.spare).get(len(b))
+		if buf == nil {
+			buf = make([]byte, len(b))
+		}
+		copy(buf, b)
+		it.v = any(buf).(T)
+		return it, nil
+	}
+	it.v, it.err = c.inner.Decode(b)
+	if it.err != nil {
+		it.err = &Error{Op: "decode", Name: "", Kind: ErrInvalidArgument, Detail: it.err.Error() + "; the message was dropped"}
+	}
+	return it, nil
+}
+
 // OpenPull opens a pulling end of the []byte pipeline called name. ctx bounds
-// its life (see Pull). Opening never waits for the pusher.
+// its life (see Pull). Opening never waits for a pusher.
 func OpenPull(ctx context.Context, node *Node, name string, opts ...Option) (*Pull[[]byte], error) {
 	return OpenPullOf[[]byte](ctx, node, name, Raw{}, opts...)
 }
@@ -816,16 +1041,17 @@ func OpenPullOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		return nil, err
 	}
 	p := &Pull[T]{node: node, name: name, cfg: cfg, life: newLife(), id: randomID(), tb: make([]byte, tookSize),
-		in: make(chan T), torn: make(chan struct{})}
+		tallies: map[uint64]*tally{}, in: make(chan T), torn: make(chan struct{})}
 	if err := p.join(payloadTypeOf(codec)); err != nil {
 		p.ports.release()
 		return nil, err
 	}
-	p.hub = newHub(p.lis, p.onIDs)
-	p.rx = newReceiver(name, p.sub, p.hub, p.life, codec, cfg, true, false)
-	// One sample at a time: what a puller takes is what it hands over next.
-	b := p.rx.batch
-	b.lens, b.offs, b.hdrs = b.lens[:1], b.offs[:2], b.hdrs[:headerSize]
+	p.hub = newHub(p.lis, nil)
+	_, raw := any(codec).(Raw)
+	p.dec = &pullCodec[T]{inner: codec, raw: raw}
+	p.rx = newReceiver[pulled[T]](name, p.sub, p.hub, p.life, p.dec, cfg, true, false)
+	p.dec.spare = &p.rx.spare
+	p.rx.ww = p.word
 	p.rx.onTake = p.tookSome
 	p.say(took{id: p.id, kind: tookHello}, evHello)
 	p.closer.watch(ctx, "pull", name, p.shutdown)
@@ -839,18 +1065,21 @@ func randomID() uint64 {
 }
 
 // join creates the puller's queue and wake-up services and opens its ways to
-// the pusher.
+// the pushers.
 func (p *Pull[T]) join(pt PayloadType) error {
 	name := pullName(p.name, p.id)
-	svc, err := p.node.PublishSubscribe(name, append(pullServiceOpts(pt), BufferSize(p.cfg.queue), CreateOnly())...)
-	if err != nil {
+	var err error
+	if p.svc, err = p.node.PublishSubscribe(name, append(pullServiceOpts(pt), BufferSize(p.cfg.queue), CreateOnly())...); err != nil {
 		return err
 	}
-	p.ports.add(svc)
-	if p.sub, err = svc.Subscriber(); err != nil {
+	p.ports.add(p.svc)
+	if p.sub, err = p.svc.Subscriber(); err != nil {
 		return err
 	}
 	p.ports.add(p.sub)
+	if p.word = newWaitWord(p.node, p.sub, p.cfg.queue); p.word != nil {
+		p.ports.add(wordCloser{p.word})
+	}
 	ev, err := p.node.Event(name, append(pullEventOpts(), CreateOnly())...)
 	if err != nil {
 		return err
@@ -885,52 +1114,167 @@ func (p *Pull[T]) join(pt PayloadType) error {
 	return nil
 }
 
-// say tells the pusher t, and with a non-zero id also wakes it, in one
-// native call. It reports whether a pusher was there to hear it.
+// say tells the pushers t and wakes them with id, in one native call. It
+// reports whether a pusher was there to hear it.
 func (p *Pull[T]) say(t took, id EventID) bool {
 	t.put(p.tb)
-	var n int
-	if id != 0 {
-		n, _ = p.tookPb.sendNotify(p.tb, nil, p.ntf, id, nil)
-	} else {
-		n, _ = p.tookPb.Send(p.tb)
-	}
-	p.last = t
+	n, _ := p.tookPb.sendNotify(p.tb, nil, p.ntf, id, nil)
 	return n > 0
 }
 
-// onIDs sees the event ids the puller's listener delivers: evFull means that
-// the pusher waits to hear what this puller took.
-func (p *Pull[T]) onIDs(bits uint64) {
-	if bits&bit(evFull) != 0 {
-		p.asked.Store(true)
+// tookSome runs after every look into shared memory, on the receiving
+// goroutine: it notes which pusher's messages each sample taken carried, so
+// that handing them over counts them in that pusher's tally.
+func (p *Pull[T]) tookSome(int) {
+	b := p.rx.batch
+	from := p.decoded
+	p.decoded = p.dec.n
+	if b.Len() == 0 {
+		return
+	}
+	var want uint64
+	for i := range b.Len() {
+		if h := readHeader(b.header(i)); h.kind == kindData {
+			want += uint64(max(h.count, 1))
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Some messages were dropped on the way in (and reported to Recv): which
+	// number is which message is not known, so the samples count as handed
+	// over now.
+	exact := p.dec.n-from == want
+	for i := range b.Len() {
+		h := readHeader(b.header(i))
+		if h.kind != kindData {
+			continue
+		}
+		count := uint64(max(h.count, 1))
+		t := p.tally(h.tag)
+		switch {
+		case t.w == nil:
+		case !exact:
+			p.count(t, h.first+count)
+		default:
+			t.segs++
+			p.segs = append(p.segs, segment{t: t, from: from, count: count, first: h.first, left: count})
+		}
+		from += count
 	}
 }
 
-// tookSome runs after every look into shared memory, before what was taken
-// is handed over: it publishes the new count to the pusher, and wakes the
-// pusher when it asked.
-func (p *Pull[T]) tookSome(int) {
-	t := p.last
-	if b := p.rx.batch; b.Len() > 0 {
-		h := readHeader(b.header(b.Len() - 1))
-		t = took{id: p.id, tag: h.tag, taken: h.first, kind: tookCount}
-		if h.kind == kindData {
-			t.taken += uint64(max(h.count, 1))
+// tally returns the puller's view of the tally of the pusher with tag,
+// opening it on first use (under mu). The pusher made it before its first
+// sample: it is found among the nodes of the queue's publishers.
+func (p *Pull[T]) tally(tag uint64) *tally {
+	if t := p.tallies[tag]; t != nil {
+		return t
+	}
+	t := &tally{}
+	if pubs, err := p.svc.Publishers(); err == nil {
+		for _, pub := range pubs {
+			if t.w = openTally(p.node, pub.Node, tag, p.id); t.w != nil {
+				t.owner = pub.Node
+				break
+			}
 		}
 	}
-	switch {
-	case p.asked.Swap(false):
-		p.say(t, evSpace)
-	case t != p.last:
-		p.say(t, 0)
+	p.tallies[tag] = t
+	p.order = append(p.order, tag)
+	// Pushers come and go: forget the oldest that nothing counts into.
+	for i := 0; len(p.tallies) > maxTally && i < len(p.order); {
+		old := p.tallies[p.order[i]]
+		if old.segs > 0 || old == t {
+			i++
+			continue
+		}
+		if old.w != nil {
+			old.w.Close()
+		}
+		delete(p.tallies, p.order[i])
+		p.order = append(p.order[:i], p.order[i+1:]...)
 	}
+	return t
+}
+
+// count writes n into t's tally, when it is more than it says, and wakes the
+// pushers when the pusher waits for that count (under mu).
+func (p *Pull[T]) count(t *tally, n uint64) {
+	if n <= t.n || t.w == nil {
+		return
+	}
+	t.n = n
+	t.w.SetLast(p.id, n)
+	if n >= t.w.Buffer() && t.w.Claim() {
+		p.ntf.Notify(evSpace)
+	}
+}
+
+// handOver counts the message numbered n as handed over, before it is.
+func (p *Pull[T]) handOver(n uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.segs {
+		s := &p.segs[i]
+		if n < s.from || n >= s.from+s.count {
+			continue
+		}
+		p.count(s.t, s.first+n-s.from+1)
+		if s.left--; s.left == 0 {
+			s.t.segs--
+			p.segs = append(p.segs[:i], p.segs[i+1:]...)
+		}
+		return
+	}
+}
+
+// waiting tells the pushers, through the wait word, whether a receive call
+// waits (see Push.next).
+func (p *Pull[T]) waiting(on bool) {
+	p.wmu.RLock()
+	if p.word != nil {
+		p.word.SetWaiting(on)
+	}
+	p.wmu.RUnlock()
+}
+
+// next is the receiver's next message, counted as handed over when it is one.
+func (p *Pull[T]) next(ctx context.Context) (rxItem[pulled[T]], error) {
+	p.waiting(true)
+	it, err := p.rx.next(ctx, false)
+	p.waiting(false)
+	if err == nil && it.err == nil {
+		p.handOver(it.v.n)
+	}
+	return it, err
 }
 
 // Recv returns the next message, waiting while none is there; after Close it
 // returns ErrClosed. A message that had to be dropped (too large, undecodable)
 // comes back as its error, and the next Recv goes on.
-func (p *Pull[T]) Recv(ctx context.Context) (T, error) { return p.rx.recv(ctx) }
+func (p *Pull[T]) Recv(ctx context.Context) (T, error) {
+	it, err := p.next(ctx)
+	if err != nil {
+		return it.v.v, err
+	}
+	if it.err != nil {
+		return it.v.v, it.err
+	}
+	if it.v.err != nil {
+		return it.v.v, p.named(it.v.err)
+	}
+	return it.v.v, nil
+}
+
+func (p *Pull[T]) named(err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Name == "" {
+		c := *e
+		c.Name = p.name
+		return &c
+	}
+	return err
+}
 
 // In is the channel of this puller's messages; it is closed after the puller
 // ended. It has no buffer (see Pull), so its goroutine holds at most one
@@ -950,20 +1294,23 @@ func (p *Pull[T]) In() <-chan T {
 func (p *Pull[T]) feed() {
 	defer close(p.in)
 	for {
-		it, err := p.rx.next(context.Background(), false)
+		it, err := p.next(context.Background())
 		if err != nil {
 			return
 		}
+		if it.err == nil {
+			it.err = it.v.err
+		}
 		if it.err != nil {
 			if p.cfg.onDrop != nil {
-				p.cfg.onDrop(it.err)
+				p.cfg.onDrop(p.named(it.err))
 			}
 			continue
 		}
 		select {
-		case p.in <- it.v:
+		case p.in <- it.v.v:
 		case <-p.torn:
-			p.held = 1 // taken and not handed over: Close reports it
+			p.held = 1 // handed over to this goroutine and not on: Close reports it
 			return
 		}
 	}
@@ -980,13 +1327,13 @@ func (p *Pull[T]) Done() <-chan struct{} { return p.life.Done() }
 // Close, or an *Error wrapping the cause of the context it was opened with.
 func (p *Pull[T]) Err() error { return p.life.err() }
 
-// Close ends the puller and releases it: what is still in its queue goes back
-// to the pusher for other pullers. Close waits up to the linger time
-// (WithLinger, default 1 s) for the pusher to confirm that it heard; without
-// that confirmation it returns an error matching ErrUndelivered, as it does
-// when it dropped a message it had taken and not handed over (In's goroutine
-// holding one, or a Recv that Close interrupted). With no pusher there it
-// does not wait. A second Close returns ErrClosed.
+// Close ends the puller and releases it: what it has not handed over goes
+// back to the pushers for other pullers. Close waits up to the linger time
+// (WithLinger, default 1 s) for each pusher that sent it messages to confirm
+// that it let it go; without that confirmation it returns an error matching
+// ErrUndelivered, as it does when it dropped a message that In's goroutine
+// held while nobody read In. With no pusher there it does not wait. A second
+// Close returns ErrClosed.
 func (p *Pull[T]) Close() error { return p.closer.close("pull", "close pull", p.name) }
 
 func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
@@ -995,28 +1342,58 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 	p.rx.stepAside()
 	p.hub.kick()
 	p.feeds.stop()
-	p.rx.sem <- struct{}{} // no Recv takes anything any more
-	// Messages taken and not handed over go back: the count excludes them.
-	// What was taken is this puller's: the pusher no longer has it. Taken
-	// and not handed over now, it is lost, and Close says so.
-	if n := len(p.rx.queue) - p.rx.head + p.held; n > 0 {
+	p.rx.sem <- struct{}{} // no Recv takes anything any more: the tallies are final
+	if p.held > 0 {
 		result = &Error{Op: "close pull", Name: p.name, Kind: ErrUndelivered,
-			Detail: fmt.Sprintf("%d messages taken and not handed over were dropped", n)}
+			Detail: fmt.Sprintf("%d messages handed over to In and not read were dropped", p.held)}
 	}
-	bye := p.last
-	bye.id, bye.kind = p.id, tookBye
-	if p.say(bye, evLeft) {
-		// The bye is lost if this puller's ports go before the pusher read
-		// it: wait for its confirmation.
+	if p.word != nil {
+		p.word.SetGone() // the pushers let this puller go at their next look
+	}
+	if p.say(took{id: p.id, kind: tookBye}, evLeft) {
+		// The pushers that sent messages here confirm that they let this
+		// puller go: then they have given back what it did not hand over.
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
-		_, err := p.hub.wait(ctx, nil, bit(evDrained), newSignal())
-		cancel()
-		if err != nil && result == nil {
-			result = &Error{Op: "close pull", Name: p.name, Kind: ErrUndelivered,
-				Detail: "the pusher did not confirm within the linger time that it read this puller's last count: the messages waiting for this puller may be lost"}
+		w := newSignal()
+		for !p.released() {
+			if _, err := p.hub.wait(ctx, nil, bit(evDrained), w); err != nil {
+				if result == nil {
+					result = &Error{Op: "close pull", Name: p.name, Kind: ErrUndelivered,
+						Detail: "a pusher did not confirm within the linger time that it let this puller go: the messages waiting for this puller may be lost"}
+				}
+				break
+			}
 		}
+		cancel()
 	}
 	<-p.rx.sem
+	p.wmu.Lock()
+	p.word = nil // ports.release unmaps it
+	p.wmu.Unlock()
 	p.ports.release()
+	p.mu.Lock()
+	for _, t := range p.tallies {
+		if t.w != nil {
+			t.w.Close()
+		}
+	}
+	p.tallies, p.segs = nil, nil // a Recv that returns now counts nothing more
+	p.mu.Unlock()
 	return result
+}
+
+// released reports whether every pusher that sent messages here and is
+// alive confirmed that it let the puller go.
+func (p *Pull[T]) released() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.tallies {
+		if t.w == nil || t.w.Gone() {
+			continue
+		}
+		if pid, created, st := p.node.lib.NodeIDDetails(t.owner.Lo, t.owner.Hi); st == ffi.OK && liveness.Alive(pid, created) {
+			return false
+		}
+	}
+	return true
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,32 +27,71 @@ func init() {
 	children["pipe-push"] = childPipePush
 }
 
-// childPipePush opens the pusher of the pipeline IOX_SERVICE, sends IOX_COUNT
-// messages, says "sent" and waits to be killed.
+// childPipePush opens a pusher of the pipeline IOX_SERVICE and sends the
+// messages IOX_BASE+0 … IOX_BASE+IOX_COUNT-1, once it knows IOX_PULLERS
+// pullers (when set). With IOX_HALF it sends the second half only after the
+// parent said "go N" and it knows N pullers. It says "sent", then waits for the
+// parent: on "close" it closes and says "closed ok resent R" (R messages
+// given back after their puller left) or "closed <error>"; otherwise it waits
+// to be killed.
 func childPipePush() error {
 	node, err := nsFromEnv().childNode()
 	if err != nil {
 		return err
 	}
-	p, err := iox.OpenPush(context.Background(), node, os.Getenv("IOX_SERVICE"))
+	p, err := iox.OpenPush(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.WithLinger(20*time.Second))
 	if err != nil {
 		return err
 	}
-	for i := 0; i < envInt("IOX_COUNT"); i++ {
-		if err := p.Send(context.Background(), seqMsg(uint64(i))); err != nil {
+	knows := func(n int) error {
+		if !waitUntil(20*time.Second, func() bool { return p.Pullers() == n }) {
+			return fmt.Errorf("the pusher knows %d pullers, not %d", p.Pullers(), n)
+		}
+		return nil
+	}
+	if n := envInt("IOX_PULLERS"); n > 0 {
+		if err := knows(n); err != nil {
+			return err
+		}
+	}
+	base, count := uint64(envInt("IOX_BASE")), envInt("IOX_COUNT")
+	half := count
+	if os.Getenv("IOX_HALF") != "" {
+		half = count / 2
+	}
+	for i := 0; i < count; i++ {
+		if i == half {
+			fmt.Println("half")
+			var n int
+			if _, err := fmt.Sscanf(parentSays(), "go %d", &n); err != nil {
+				return fmt.Errorf("the parent did not say go: %v", err)
+			}
+			if err := knows(n); err != nil {
+				return err
+			}
+		}
+		if err := p.Send(context.Background(), seqMsg(base+uint64(i))); err != nil {
 			return err
 		}
 	}
 	fmt.Println("sent")
-	parentSays()
-	select {}
+	if parentSays() != "close" {
+		select {}
+	}
+	if err := p.Close(); err != nil {
+		fmt.Println("closed", err)
+	} else {
+		fmt.Println("closed ok resent", p.Resent())
+	}
+	return node.Close()
 }
 
 // childPipePull opens a puller of the pipeline IOX_SERVICE (BufferSize
 // IOX_BUFFER), says "ready" and "got N" for every message it receives. With
 // IOX_DELAY it works that long on each message before saying so. With
 // IOX_HOLD_AFTER=K, after K messages it takes one more, says "holding N" and
-// takes nothing more (it waits to be killed). When the parent says "close" it
+// takes nothing more (it waits to be killed). With IOX_GATE it takes nothing
+// before the parent says "take". When the parent says "close" it
 // closes the puller, and says "closed" once its receiving loop has ended.
 func childPipePull() error {
 	node, err := nsFromEnv().childNode()
@@ -76,6 +116,9 @@ func childPipePull() error {
 		out.Unlock()
 	}
 	say("ready")
+	if os.Getenv("IOX_GATE") != "" && parentSays() != "take" {
+		return fmt.Errorf("the parent did not say take")
+	}
 	loop := make(chan error, 1)
 	go func() {
 		for n := 0; ; n++ {
@@ -181,6 +224,17 @@ func sendAll(ctx context.Context, p *iox.Push[[]byte], from, to int) <-chan erro
 // 0..n-1 except those in lost exactly once, and nothing else.
 func requireExactly(t *testing.T, n int, lost []uint64, got ...[]uint64) {
 	t.Helper()
+	want := make([]uint64, n)
+	for i := range want {
+		want[i] = uint64(i)
+	}
+	requireExactlyOf(t, want, lost, got...)
+}
+
+// requireExactlyOf checks that the pullers together received each message of
+// want except those in lost exactly once, and nothing else.
+func requireExactlyOf(t *testing.T, want, lost []uint64, got ...[]uint64) {
+	t.Helper()
 	seen := map[uint64]int{}
 	for _, g := range got {
 		for _, m := range g {
@@ -188,7 +242,7 @@ func requireExactly(t *testing.T, n int, lost []uint64, got ...[]uint64) {
 		}
 	}
 	var missing, twice, unknown []uint64
-	for i := uint64(0); i < uint64(n); i++ {
+	for _, i := range want {
 		switch c := seen[i]; {
 		case c == 0 && !slices.Contains(lost, i):
 			missing = append(missing, i)
@@ -373,15 +427,26 @@ func TestPipelineCloseReportsUntaken(t *testing.T) {
 	require.ErrorIs(t, idle.Close(), iox.ErrClosed)
 }
 
-// A pipeline has one pusher at a time; the context ends either end at once.
-func TestPipelineOnePusherAndContexts(t *testing.T) {
+// A pipeline admits MaxPushers pushers at once; the context ends either end
+// at once.
+func TestPipelinePushersBoundAndContexts(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	push, err := iox.OpenPush(ctx, node, "one")
 	require.NoError(t, err)
+	others := make([]*iox.Push[[]byte], 0, iox.MaxPushers-1)
+	for range iox.MaxPushers - 1 {
+		o, err := iox.OpenPush(context.Background(), node, "one")
+		require.NoError(t, err)
+		others = append(others, o)
+	}
 	_, err = iox.OpenPush(context.Background(), node, "one")
 	require.ErrorIs(t, err, iox.ErrLimitReached)
+	require.Contains(t, err.Error(), "pushers already")
+	for _, o := range others {
+		require.NoError(t, o.Close(), "a pusher that sent nothing closes at once")
+	}
 	pctx, pcancel := context.WithCancel(context.Background())
 	pull, err := iox.OpenPull(pctx, node, "one")
 	require.NoError(t, err)
@@ -530,7 +595,7 @@ func TestPipelineInHoldsOneMessage(t *testing.T) {
 	require.NoError(t, err)
 	err = a.Close()
 	require.ErrorIs(t, err, iox.ErrUndelivered)
-	require.Contains(t, err.Error(), "1 messages taken and not handed over were dropped")
+	require.Contains(t, err.Error(), "1 messages handed over to In and not read were dropped")
 	var got []uint64
 	for len(got) < 2 {
 		m, err := b.Recv(ctx)
@@ -572,6 +637,224 @@ func TestPipelineKilledPusherIsReplaced(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, i, binary.LittleEndian.Uint64(m))
 	}
+	require.NoError(t, push.Close())
+	require.NoError(t, pull.Close())
+}
+
+// pusher is the test's view of a child pusher.
+type pusher struct{ c *child }
+
+func spawnPusher(t *testing.T, ns namespace, service string, base, count, pullers int, env ...string) pusher {
+	return pusher{spawn(t, ns, "pipe-push", append([]string{"IOX_SERVICE=" + service, "IOX_BASE=" + strconv.Itoa(base),
+		"IOX_COUNT=" + strconv.Itoa(count), "IOX_PULLERS=" + strconv.Itoa(pullers)}, env...)...)}
+}
+
+// close tells the pusher to close and returns how many messages it gave back;
+// the test fails unless Close confirmed that pullers took every message.
+func (p pusher) close(t *testing.T) uint64 {
+	t.Helper()
+	p.c.say("close")
+	resent, err := strconv.ParseUint(p.c.expectPrefix("closed ok resent"), 10, 64)
+	require.NoError(t, err)
+	p.c.wait()
+	return resent
+}
+
+// streams splits what a puller received by pusher (base/perPusher).
+func streams(got []uint64, perPusher uint64) map[uint64][]uint64 {
+	m := map[uint64][]uint64{}
+	for _, v := range got {
+		m[v/perPusher] = append(m[v/perPusher], v)
+	}
+	return m
+}
+
+// Two pushers in other processes spread their messages over three pullers in
+// other processes; one puller takes a message, holds it and is killed with
+// both pushers' messages in its queue; then a puller and a third pusher join
+// late. Every message arrives exactly once, except the one held; each puller
+// gets each pusher's messages in order, apart from what was given back; the
+// late puller gets a share of what the first pushers send after it came; and
+// every pusher's Close confirms that pullers took all its messages.
+func TestPipelineSeveralPushers(t *testing.T) {
+	ns := newNamespace(t)
+	const n, buffer, holdAfter, per = 1000, 8, 10, 1 << 20
+	a := spawnPuller(t, ns, "multi", buffer)
+	b := spawnPuller(t, ns, "multi", buffer)
+	doomed := spawnPuller(t, ns, "multi", buffer, "IOX_HOLD_AFTER="+strconv.Itoa(holdAfter))
+	pushA := spawnPusher(t, ns, "multi", 0*per, n, 3, "IOX_HALF=1")
+	pushB := spawnPusher(t, ns, "multi", 1*per, n, 3, "IOX_HALF=1")
+	pushA.c.expect("half")
+	pushB.c.expect("half")
+	select {
+	case <-doomed.held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the doomed puller took nothing")
+	}
+	doomed.c.kill()
+	late := spawnPuller(t, ns, "multi", buffer)
+	pushA.c.say("go 3") // a, b and the late one; the killed one is forgotten
+	pushB.c.say("go 3")
+	pushC := spawnPusher(t, ns, "multi", 2*per, n, 3)
+	for _, p := range []pusher{pushA, pushB, pushC} {
+		p.c.expect("sent")
+	}
+	resent := pushA.close(t) + pushB.close(t) + pushC.close(t)
+	require.NotZero(t, resent, "the killed puller's queue was given to the others")
+	<-doomed.ended
+	doomed.mu.Lock()
+	held, dg := uint64(doomed.holding), doomed.got
+	doomed.mu.Unlock()
+	require.Len(t, dg, holdAfter)
+	ga, gb, gl := a.finish(t), b.finish(t), late.finish(t)
+	t.Logf("a %d, b %d, late %d, killed %d (+1 held), given back %d", len(ga), len(gb), len(gl), len(dg), resent)
+
+	var want []uint64
+	for p := uint64(0); p < 3; p++ {
+		for i := uint64(0); i < n; i++ {
+			want = append(want, p*per+i)
+		}
+	}
+	requireExactlyOf(t, want, []uint64{held}, ga, gb, gl, dg)
+	for _, g := range [][]uint64{ga, gb, gl, dg} {
+		for _, s := range streams(g, per) {
+			require.LessOrEqual(t, inversions(s), int(resent), "a puller takes each pusher's messages in order, apart from what was given back")
+		}
+	}
+	lateFromFirst := 0
+	for _, v := range gl {
+		if v < 2*per && v%per >= n/2 {
+			lateFromFirst++
+		}
+	}
+	require.NotZero(t, lateFromFirst, "the late puller got a share of what the first pushers sent after it came")
+	require.NotEmpty(t, streams(gl, per)[2], "the late pusher reached the late puller")
+}
+
+// A puller takes messages while the pusher's process is stopped, then dies,
+// and another process cleans up its resources before the pusher has seen any
+// of it. The pusher still gives back exactly what the puller had not handed
+// over: the puller's count of what it handed over lives in the pusher's own
+// tally, not in the dead puller's resources. Nothing is delivered twice.
+func TestPipelineCleanupRaceNoDuplicates(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	const n, buffer, holdAfter = 20, 4, 3
+	doomed := spawnPuller(t, ns, "race", buffer, "IOX_GATE=1", "IOX_HOLD_AFTER="+strconv.Itoa(holdAfter))
+	push := spawnPusher(t, ns, "race", 0, n, 1)
+	push.c.expect("sent") // the doomed puller's queue is full, the rest waits in the pusher
+	pid := push.c.cmd.Process.Pid
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	doomed.c.say("take") // it takes its whole queue: three handed over, one held
+	select {
+	case <-doomed.held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the doomed puller took nothing")
+	}
+	doomed.c.kill()
+	cleaned, err := node.CleanupDeadNodes()
+	require.NoError(t, err)
+	require.NotZero(t, cleaned, "this process removed the dead puller's resources first")
+
+	pull, err := iox.OpenPull(ctx, node, "race", iox.BufferSize(buffer))
+	require.NoError(t, err)
+	var got []uint64
+	recvd := make(chan error, 1)
+	go func() {
+		for {
+			m, err := pull.Recv(ctx)
+			if err != nil {
+				recvd <- err
+				return
+			}
+			got = append(got, binary.LittleEndian.Uint64(m))
+		}
+	}()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	stopped = false
+	require.Zero(t, push.close(t), "the dead puller took its whole queue: nothing is given back")
+	require.NoError(t, pull.Close())
+	require.ErrorIs(t, <-recvd, iox.ErrClosed)
+	<-doomed.ended
+	doomed.mu.Lock()
+	held, dg := uint64(doomed.holding), doomed.got
+	doomed.mu.Unlock()
+	require.Equal(t, []uint64{0, 1, 2}, dg)
+	require.Equal(t, uint64(holdAfter), held)
+	requireExactly(t, n, []uint64{held}, got, dg)
+	require.LessOrEqual(t, inversions(got), buffer, "in order, apart from what was given back")
+}
+
+// A pusher gives a message to a puller that waits in Recv rather than to one
+// that is busy with what it received (here: one nobody receives from), while
+// the waiting one has room.
+func TestPipelinePrefersWaitingPullers(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	busy, err := iox.OpenPull(ctx, node, "prefer", iox.BufferSize(4))
+	require.NoError(t, err)
+	waiting, err := iox.OpenPull(ctx, node, "prefer", iox.BufferSize(4))
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "prefer")
+	require.NoError(t, err)
+	eventually(t, "the pusher to know both pullers", func() bool { return push.Pullers() == 2 })
+	got := make(chan uint64)
+	go func() {
+		defer close(got)
+		for {
+			m, err := waiting.Recv(ctx)
+			if err != nil {
+				return
+			}
+			got <- binary.LittleEndian.Uint64(m)
+		}
+	}()
+	for i := uint64(0); i < 10; i++ {
+		eventually(t, "the puller to wait in Recv", waiting.Waiting)
+		require.False(t, busy.Waiting())
+		require.NoError(t, push.Send(ctx, seqMsg(i)))
+		select {
+		case m := <-got:
+			require.Equal(t, i, m)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("message %d went to the busy puller", i)
+		}
+	}
+	require.NoError(t, push.Close())
+	require.NoError(t, waiting.Close())
+	for range got {
+	}
+	require.NoError(t, busy.Close())
+}
+
+// Messages that waited in the pusher go out packed, many to a sample, and
+// arrive one by one, in order.
+func TestPipelinePacksWaitingMessages(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	const n = 64
+	push, err := iox.OpenPush(ctx, node, "packed", iox.WithChanCap(n))
+	require.NoError(t, err)
+	require.NoError(t, <-sendAll(ctx, push, 0, n)) // no puller yet: they wait
+	pull, err := iox.OpenPull(ctx, node, "packed", iox.BufferSize(n))
+	require.NoError(t, err)
+	for i := uint64(0); i < n; i++ {
+		m, err := pull.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	samples := push.Samples()
+	require.NotZero(t, samples)
+	require.Less(t, samples, uint64(n/4), "the waiting messages shared samples")
 	require.NoError(t, push.Close())
 	require.NoError(t, pull.Close())
 }

@@ -41,6 +41,28 @@ func TestGetAndSetBlackboardEntries(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	bb := board(t, node)
+	block := func() string {
+		text := ok(t, &ns, "services")
+		i := strings.Index(text, "bb  blackboard\n")
+		require.True(t, i == 0 || i > 0 && text[i-1] == '\n', text)
+		block := text[i:]
+		if end := strings.Index(block, "\n\n"); end >= 0 {
+			block = block[:end+1]
+		}
+		return block
+	}
+	// services counts the blackboard's writers and readers
+	require.Contains(t, block(), "  ports:           writers=0 readers=0\n")
+	w, err := bb.Writer()
+	require.NoError(t, err)
+	r1, err := bb.Reader()
+	require.NoError(t, err)
+	r2, err := bb.Reader()
+	require.NoError(t, err)
+	require.Contains(t, block(), "  ports:           writers=1 readers=2\n")
+	require.NoError(t, w.Close())
+	require.NoError(t, r1.Close())
+	require.NoError(t, r2.Close())
 
 	require.Equal(t, "5\n", ok(t, &ns, "get", "bb", "1"), "u32 keys and u64 values by default")
 	require.Equal(t, "-3\n", ok(t, &ns, "get", "-value", "i32", "bb", "2"))
@@ -100,22 +122,15 @@ func TestGetAndSetBlackboardEntries(t *testing.T) {
 	}
 
 	// the writer is taken while this process holds it
-	w, err := bb.Writer()
+	w, err = bb.Writer()
 	require.NoError(t, err)
 	_, errOut, code := runIox(t, &ns, "", "set", "bb", "1", "1")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "another process holds the writer")
 	require.NoError(t, w.Close())
 
-	text := ok(t, &ns, "services")
-	i := strings.Index(text, "bb  blackboard\n")
-	require.True(t, i == 0 || i > 0 && text[i-1] == '\n', text)
-	block := text[i:]
-	if end := strings.Index(block, "\n\n"); end >= 0 {
-		block = block[:end+1]
-	}
-	require.Contains(t, block, "  key:             u32 (size 4, alignment 4)\n", "the key type, for -key")
-	require.Contains(t, block, "  settings:        max_readers=")
+	require.Contains(t, block(), "  key:             u32 (size 4, alignment 4)\n", "the key type, for -key")
+	require.Contains(t, block(), "  settings:        max_readers=")
 }
 
 func TestWatchBlackboardEntry(t *testing.T) {

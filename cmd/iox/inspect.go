@@ -299,6 +299,7 @@ func describeService(s iox.ServiceInfo) serviceJSON {
 		c := s.Blackboard
 		out.Key = typeOf(c.Key)
 		out.Settings = settings{{"max_readers", c.MaxReaders}, {"max_nodes", c.MaxNodes}}
+		out.Ports = settings{{"writers", p.Writers}, {"readers", p.Readers}}
 	}
 	if !s.PortsKnown {
 		out.Ports = nil

@@ -51,7 +51,8 @@ func (l *Lib) wrapWaitWord(h Handle) *WaitWord {
 // The object's layout (64 bytes): parked u32 at 0; the receiver's buffer (in
 // samples) at 8; the magic at 16; at 24 a version (odd while the receiver
 // writes), then the tag and sequence number of the last sample it took; at 48
-// a u32 that is 1 once the receiver closed.
+// a u32 that is 1 once the receiver closed; at 52 a u32 that is 1 while the
+// receiver waits in a receive call.
 func (w *WaitWord) parked() *atomic.Uint32 { return (*atomic.Uint32)(w.p) }
 func (w *WaitWord) word(off uintptr) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Add(w.p, off))
@@ -77,6 +78,22 @@ func (w *WaitWord) SetGone() { (*atomic.Uint32)(unsafe.Add(w.p, 48)).Store(1) }
 
 // Gone reports whether the receiver closed.
 func (w *WaitWord) Gone() bool { return (*atomic.Uint32)(unsafe.Add(w.p, 48)).Load() != 0 }
+
+// Parked reports whether the receiver marked that it parks.
+func (w *WaitWord) Parked() bool { return w.parked().Load() != 0 }
+
+// SetWaiting records whether the receiver waits in a receive call (rather
+// than working on what it received).
+func (w *WaitWord) SetWaiting(on bool) {
+	v := uint32(0)
+	if on {
+		v = 1
+	}
+	(*atomic.Uint32)(unsafe.Add(w.p, 52)).Store(v)
+}
+
+// Waiting reports what SetWaiting recorded last.
+func (w *WaitWord) Waiting() bool { return (*atomic.Uint32)(unsafe.Add(w.p, 52)).Load() != 0 }
 
 // SetBuffer records how many samples the receiver's queue holds (per sender).
 func (w *WaitWord) SetBuffer(n uint64) { w.word(8).Store(n) }

@@ -707,3 +707,22 @@ mod tests {
         assert_eq!(st, IOX_OK);
     }
 }
+
+/// The writers and readers of the blackboard `name`, whose static config is
+/// `c`, found by opening it from `n` with the key type it has (opening creates
+/// no port). None when it cannot be opened now.
+pub fn port_counts(n: &NodeH, name: &ServiceName, c: &iceoryx2::service::static_config::blackboard::StaticConfig) -> Option<[u64; 2]> {
+    let detail = c.type_details().clone();
+    let size = detail.size();
+    // Keys are only compared when entries are looked up, which a count does
+    // not do; byte equality is the comparison a listing can offer.
+    let eq = Box::new(move |a: *const u8, b: *const u8| unsafe {
+        std::slice::from_raw_parts(a, size) == std::slice::from_raw_parts(b, size)
+    });
+    let b = n.node.service_builder(name).blackboard_opener::<CustomKeyMarker>();
+    // SAFETY: the stored type details are the service's own.
+    let b = unsafe { b.__internal_set_key_type_details(&detail).__internal_set_key_eq_cmp_func(eq) };
+    let f = b.open().ok()?;
+    let d = f.dynamic_config();
+    Some([d.number_of_writers() as u64, d.number_of_readers() as u64])
+}

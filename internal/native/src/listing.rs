@@ -139,8 +139,9 @@ fn port_counts(n: &NodeH, c: &StaticConfig) -> Option<[u64; 2]> {
             let d = f.dynamic_config();
             Some([d.number_of_clients() as u64, d.number_of_servers() as u64])
         }
-        // A blackboard is opened with its key type, which the listing does not
-        // know; a pattern of a later release is not known at all.
+        StaticPattern::Blackboard(b) => crate::blackboard::port_counts(n, name, b),
+        // A pattern of a later release is not known at all.
+        #[allow(unreachable_patterns)] // #[non_exhaustive]
         _ => None,
     }
 }
