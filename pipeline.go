@@ -60,10 +60,6 @@ const (
 	maxGone   = 1024 // departed pullers a pusher remembers (their ids are random)
 	tookSize  = 16   // a puller's message to the pushers: id, kind (u64 each)
 	maxTally  = 4 * MaxPushers
-
-	// awakeShare is how many messages a pusher puts into the queue of a
-	// spinning puller before it wakes a parked one.
-	awakeShare = 32
 )
 
 // Kinds of a puller's message to the pushers.
@@ -585,26 +581,20 @@ func (p *Push[T]) Send(ctx context.Context, v T) error {
 
 // next returns the puller to send to, one that has room; nil when none has
 // (under mu). Pullers take turns, and among them those that wait in a receive
-// call go first, spinning ones (no wake-up needed) while they have fewer than
-// awakeShare messages waiting, then parked ones, then the ones that work on
-// what they received.
+// call go first, then the ones that work on what they received. A waiting
+// puller gets its turn whether it spins or parks: preferring the spinning ones
+// (no wake-up) would starve a parked one while others keep up.
 func (p *Push[T]) next() *route {
 	var best *route
-	rank, at := 3, 0
+	rank, at := 2, 0
 	for i := range len(p.order) {
 		r := p.order[(p.turn+i)%len(p.order)]
-		c := p.credit(r)
-		if c <= 0 {
+		if p.credit(r) <= 0 {
 			continue
 		}
-		k := 2
-		if w := r.word; w == nil {
-			k = 1
-		} else if w.Waiting() {
-			k = 1
-			if !w.Parked() && r.room-c < awakeShare {
-				k = 0
-			}
+		k := 1
+		if w := r.word; w == nil || w.Waiting() {
+			k = 0
 		}
 		if k < rank {
 			best, rank, at = r, k, i

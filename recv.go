@@ -149,13 +149,7 @@ func (r *receiver[T]) next(ctx context.Context, view bool) (rxItem[T], error) {
 		if r.head < len(r.queue) {
 			return r.pop(), nil
 		}
-		var k int
-		var err error
-		if view {
-			k, err = r.borrow()
-		} else {
-			k, err = r.take()
-		}
+		k, err := r.look(view)
 		if err != nil {
 			if e := r.life.err(); e != nil {
 				return zero, e
@@ -208,14 +202,7 @@ func (r *receiver[T]) arm(view bool) bool {
 		return false
 	}
 	r.ww.Park()
-	var k int
-	var err error
-	if view {
-		k, err = r.borrow()
-	} else {
-		k, err = r.take()
-	}
-	if err != nil || k > 0 {
+	if k, err := r.look(view); err != nil || k > 0 {
 		r.ww.Unpark()
 		return true
 	}
@@ -263,14 +250,17 @@ func (r *receiver[T]) dropWord() {
 // poll looks into shared memory once while spinning (in place for a View);
 // pollTake and pollBorrow are its two forms, made once.
 func (r *receiver[T]) poll(view bool) bool {
-	var k int
-	var err error
-	if view {
-		k, err = r.borrow()
-	} else {
-		k, err = r.take()
-	}
+	k, err := r.look(view)
 	return err != nil || k > 0 || r.head < len(r.queue)
+}
+
+// look looks into shared memory once: it takes what waits (take), or for a
+// View the next sample in place (borrow).
+func (r *receiver[T]) look(view bool) (int, error) {
+	if view {
+		return r.borrow()
+	}
+	return r.take()
 }
 
 func (r *receiver[T]) pop() rxItem[T] {

@@ -597,6 +597,11 @@ func (a *ActiveRequest) sendNotify(resp []byte, ntf *Notifier, id EventID) error
 		ntf.ref.release()
 	}
 	a.ref.release()
+	return r.sendResult(st)
+}
+
+// sendResult is the error of a response's send that returned st.
+func (r *replyShape) sendResult(st ffi.Status) error {
 	switch st {
 	case ffi.OK:
 		return nil

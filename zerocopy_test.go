@@ -298,31 +298,7 @@ func childZCSubViews() error {
 // TestZeroCopyFanOut: one publisher's loans reach three lossless subscribers
 // in other processes, in order and intact, as views; Close confirms them.
 func TestZeroCopyFanOut(t *testing.T) {
-	ns := newNamespace(t)
-	node := ns.node(t)
-	ctx := advCtx(t)
-	const subs, count, size = 3, 200, 256 << 10
-	pub, err := iox.OpenPub(ctx, node, "zc-fan", iox.WaitSubscribers(subs))
-	require.NoError(t, err)
-	var cs []*child
-	for range subs {
-		c := spawn(t, ns, "zc-sub-views", "IOX_SERVICE=zc-fan", fmt.Sprintf("IOX_COUNT=%d", count), fmt.Sprintf("IOX_SIZE=%d", size))
-		c.expect("ready")
-		cs = append(cs, c)
-	}
-	for i := 0; i < count; i++ {
-		l, err := pub.Loan(ctx, size)
-		require.NoError(t, err)
-		zcFill(l.Bytes(), i)
-		require.NoError(t, pub.SendLoan(ctx, l), "message %d", i)
-	}
-	for _, c := range cs {
-		c.expect(fmt.Sprintf("got %d", count))
-	}
-	require.NoError(t, pub.Close())
-	for _, c := range cs {
-		c.wait()
-	}
+	zcFanOut(t, "zc-fan", 3, 200, 256<<10)
 }
 
 // TestZeroCopyFanOutUnderPressure: loans sent as fast as they go to four
@@ -332,16 +308,21 @@ func TestZeroCopyFanOut(t *testing.T) {
 // hold that second copy behind the one it took, which the room for a loan in
 // place allows for.
 func TestZeroCopyFanOutUnderPressure(t *testing.T) {
+	zcFanOut(t, "zc-fan-fast", 4, loops(20000, 5000, 500000), 4<<10)
+}
+
+// zcFanOut sends count loans of size bytes, each filled by zcFill, as fast as
+// they go, to subs subscriber processes that check them as views; Close
+// confirms them.
+func zcFanOut(t *testing.T, service string, subs, count, size int) {
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := advCtx(t)
-	const subs, size = 4, 4 << 10
-	count := loops(20000, 5000, 500000)
-	pub, err := iox.OpenPub(ctx, node, "zc-fan-fast", iox.WaitSubscribers(subs))
+	pub, err := iox.OpenPub(ctx, node, service, iox.WaitSubscribers(subs))
 	require.NoError(t, err)
 	var cs []*child
 	for range subs {
-		c := spawn(t, ns, "zc-sub-views", "IOX_SERVICE=zc-fan-fast", fmt.Sprintf("IOX_COUNT=%d", count), fmt.Sprintf("IOX_SIZE=%d", size))
+		c := spawn(t, ns, "zc-sub-views", "IOX_SERVICE="+service, fmt.Sprintf("IOX_COUNT=%d", count), fmt.Sprintf("IOX_SIZE=%d", size))
 		c.expect("ready")
 		cs = append(cs, c)
 	}

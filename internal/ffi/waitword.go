@@ -79,9 +79,6 @@ func (w *WaitWord) SetGone() { (*atomic.Uint32)(unsafe.Add(w.p, 48)).Store(1) }
 // Gone reports whether the receiver closed.
 func (w *WaitWord) Gone() bool { return (*atomic.Uint32)(unsafe.Add(w.p, 48)).Load() != 0 }
 
-// Parked reports whether the receiver marked that it parks.
-func (w *WaitWord) Parked() bool { return w.parked().Load() != 0 }
-
 // SetWaiting records whether the receiver waits in a receive call (rather
 // than working on what it received).
 func (w *WaitWord) SetWaiting(on bool) {
