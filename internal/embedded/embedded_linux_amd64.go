@@ -12,7 +12,7 @@ var compressed string
 var manifest = Manifest{
 	Platform:     "linux/amd64",
 	File:         "libiox_native_linux_amd64.so.gz",
-	SourceSHA256: "241c6ed8fea77fad93b0088b8505bafde2210bd5e7d456a9118be6963f8cc196",
+	SourceSHA256: "1b4256b0382d8d74e0c353039c7f39072b17966e73f0e2f03ee50f08183478ee",
 	SourceFiles: []string{
 		"Cargo.lock",
 		"Cargo.toml",
@@ -38,12 +38,12 @@ var manifest = Manifest{
 		"src/subscriber.rs",
 		"src/waitword.rs",
 	},
-	LibrarySHA256:  "80646979fbadfe4dcdaccca439bfc73af6843f8ec6932aa8b7753c1b02a1314c",
+	LibrarySHA256:  "92f9ddd588189c14ef9ed8b1c24169dfa90394f6660c78aa932262c3fd29bf26",
 	ABIVersion:     8,
 	Rustc:          "rustc 1.95.0 (59807616e 2026-04-14)",
 	Cargo:          "cargo 1.95.0 (f2d3ce0bd 2026-03-21)",
-	Size:           3054784,
-	CompressedSize: 1208235,
+	Size:           3047432,
+	CompressedSize: 1207375,
 	ChunkSize:      524288,
-	Chunks:         []int64{195495, 196997, 200933, 213518, 207331, 193961},
+	Chunks:         []int64{195957, 197814, 200751, 224790, 196365, 191698},
 }
