@@ -19,10 +19,12 @@ import (
 //     do (up to spinBackoffMax), until a spin pays again. On a busy machine,
 //     where the peer cannot run while this receiver spins, spins keep failing
 //     and the receiver ends up parking nearly always;
-//   - a spin during which this thread lost the processor (it yielded and came
-//     back more than spinPreempted later) failed the same way, even if a message came: the
-//     machine has no core to spare, and the spinning thread held up the one
-//     that had to answer, which a parked receiver would not have done.
+//   - a spin during which this thread lost the processor (a look that found
+//     nothing took more than spinPreempted) failed the same way, even if a
+//     message came: the machine has no core to spare, and the spinning thread
+//     held up the one that had to answer, which a parked receiver would not
+//     have done. The time other goroutines of the process run while the
+//     spinner yields does not count.
 //
 // WithSpin(d) replaces this with a fixed budget.
 const (
@@ -66,6 +68,7 @@ func (s *spinner) spin(poll func() bool, done, stop <-chan struct{}) bool {
 	deadline := now + budget
 	preempted := false
 	for {
+		before := nanotime()
 		if poll() {
 			if s.fixed == spinAdaptive {
 				if preempted {
@@ -78,16 +81,16 @@ func (s *spinner) spin(poll func() bool, done, stop <-chan struct{}) bool {
 			return true
 		}
 		now = nanotime()
+		// A look that found nothing takes well under a microsecond; one that
+		// took longer lost the processor to another thread on the way.
+		preempted = preempted || now-before > spinPreempted
 		if now >= deadline || isDone(done) || isDone(stop) || (preempted && s.fixed == spinAdaptive) {
 			if s.fixed == spinAdaptive && (now >= deadline || preempted) {
 				s.failed()
 			}
 			return false
 		}
-		runtime.Gosched()
-		last := now
-		now = nanotime()
-		preempted = preempted || now-last > spinPreempted
+		runtime.Gosched() // other goroutines of this process run meanwhile: no loss
 	}
 }
 
