@@ -31,7 +31,7 @@ const (
 	spinAdaptive   time.Duration = -1
 	spinMax                      = 100 * time.Microsecond
 	spinBackoffMax               = 1024
-	spinPreempted                = 20 * time.Microsecond
+	spinPreempted                = 250 * time.Microsecond
 )
 
 var spinEpoch = time.Now()
