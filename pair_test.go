@@ -508,13 +508,20 @@ func TestPairAnswersGoStraightOut(t *testing.T) {
 	assert.Zero(t, a.QueueRuns(), "a ping-pong's sends went through the queue")
 	assert.Zero(t, b.QueueRuns(), "a ping-pong's answers went through the queue")
 
+	drained := make(chan error, 1)
+	go func() { // a reader, so that the stream never waits for good
+		for range n {
+			if _, err := b.Recv(ctx); err != nil {
+				drained <- err
+				return
+			}
+		}
+		drained <- nil
+	}()
 	for range n { // a stream
 		require.NoError(t, a.Send(ctx, msg))
 	}
-	for range n {
-		_, err := b.Recv(ctx)
-		require.NoError(t, err)
-	}
+	require.NoError(t, <-drained)
 	assert.Positive(t, a.QueueRuns(), "a stream of sends is packed through the queue")
 }
 
