@@ -81,3 +81,20 @@ func (p *Push[T]) Samples() uint64 {
 	}
 	return n
 }
+
+// Unread is how many samples this end sent that its peer has not taken yet,
+// as the peer's wait word tells (ok false: it cannot tell).
+func (p *Pair[T]) Unread() (n uint64, ok bool) {
+	w := p.peerWord.Load()
+	if w == nil {
+		return 0, false
+	}
+	p.tx.mu.Lock()
+	seq := p.tx.seq
+	p.tx.mu.Unlock()
+	tag, last, known := w.Last()
+	if !known || tag != p.tx.tag {
+		return 0, false
+	}
+	return seq - min(last, seq), true
+}

@@ -525,6 +525,48 @@ func TestPairAnswersGoStraightOut(t *testing.T) {
 	assert.Positive(t, a.QueueRuns(), "a stream of sends is packed through the queue")
 }
 
+// TestPairLargeMessagesStayFewAhead: a sender of 1 MiB messages keeps at most
+// 4 MiB of them unread at its peer, though the peer's buffer holds 64 samples.
+func TestPairLargeMessagesStayFewAhead(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	a, err := iox.OpenPair(ctx, node, "large-ahead")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "large-ahead")
+	require.NoError(t, err)
+	defer b.Close()
+	const n, size = 200, 1 << 20
+	read := make(chan error, 1)
+	go func() {
+		for i := range n {
+			m, err := b.Recv(ctx)
+			if err == nil && (len(m) != size || m[0] != byte(i)) {
+				err = fmt.Errorf("message %d: %d bytes, first %d", i, len(m), m[0])
+			}
+			if err != nil {
+				read <- err
+				return
+			}
+			b.Recycle(m)
+		}
+		read <- nil
+	}()
+	msg := make([]byte, size)
+	most, told := uint64(0), 0
+	for i := range n {
+		msg[0] = byte(i)
+		require.NoError(t, a.Send(ctx, msg))
+		if k, ok := a.Unread(); ok {
+			most, told = max(most, k), told+1
+		}
+	}
+	require.NoError(t, <-read)
+	require.Positive(t, told, "the peer's wait word never told")
+	assert.LessOrEqual(t, most, uint64(4), "1 MiB samples unread at the peer")
+}
+
 func TestPairRecyclesReceiveBuffers(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
