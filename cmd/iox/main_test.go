@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -421,7 +422,7 @@ func TestServicesShowsPipelines(t *testing.T) {
 		roles[s.IoxRole+" "+s.Pattern]++
 		if s.IoxRole == iox.RolePull {
 			require.Regexp(t, `^jobs\.iox-pull\.[0-9a-f]{16}$`, s.Name)
-			require.Contains(t, text, s.Name+"  "+s.Pattern+`  [iox pull of "jobs"]`+"\n")
+			require.Regexp(t, `(?m)^`+regexp.QuoteMeta(s.Name)+` +`+s.Pattern+` +\[iox pull of "jobs"\]$`, text)
 		}
 	}
 	require.Equal(t, map[string]int{"push publish-subscribe": 1, "push event": 1, "pull publish-subscribe": 1, "pull event": 1}, roles)
@@ -483,7 +484,7 @@ func TestNodesShowsDeadAndCleanRemovesIt(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 	require.Len(t, lines, 3)
 	require.Regexp(t, `^PID +STATE +NAME +EXECUTABLE +ID$`, lines[0])
-	require.Contains(t, text, fmt.Sprintf("%d  alive  cli-test", os.Getpid()))
+	require.Regexp(t, fmt.Sprintf(`(?m)^%d +alive +cli-test +`, os.Getpid()), text)
 	require.Regexp(t, fmt.Sprintf(`(?m)^%d +dead +child-%d +\S+ +%s$`, child.Process.Pid, child.Process.Pid, dead.ID), text)
 
 	require.Equal(t, "{\n  \"cleaned\": 1\n}\n", ok(t, &ns, "clean", "-json"))
