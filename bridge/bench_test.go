@@ -46,7 +46,11 @@ func percentiles(b *testing.B, ds []time.Duration) float64 {
 	return p50
 }
 
+// benchHosts runs two bridges with the defaults of Scan and Announce (the
+// tests scan five times as often; a scan lists the whole namespace).
 func benchHosts(b *testing.B, ca, cb bridge.Config) (na, nb *iox.Node, lb *statusLog) {
+	ca.Scan, cb.Scan = 100*time.Millisecond, 100*time.Millisecond
+	ca.Announce, cb.Announce = time.Second, time.Second
 	s := natsServer(b, bridge.ListenConfig{MaxPayload: 8 << 20})
 	url := s.ClientURL()
 	na, nb = newHost(b).node(b), newHost(b).node(b)

@@ -15,7 +15,12 @@
 //     restart of the importing bridge or of the NATS server loses nothing;
 //   - an event service: NATS core, each event id as an event;
 //   - a request-response service: NATS request/reply with a queue group, so a
-//     Call on one host is served by a server on another, streams included.
+//     Call on one host is served by a server on another, streams included;
+//   - a pair: each bridge holds the end facing its host's program, and the
+//     two ends are joined over the lossless stream, one subject per
+//     direction; order and exactly-once delivery are kept, a Close crosses
+//     as a clean end behind the messages, and a Close is confirmed by the
+//     bridge of its host, not by the other program (see pair.go).
 //
 // Loops: a bridge relays each name in one direction only. It exports a service
 // only while the service has ports other than the bridge's own (a publisher, a
@@ -49,7 +54,10 @@ import (
 type Config struct {
 	// Node is the local namespace's node; the bridge opens its ports on it.
 	Node *iox.Node
-	// Conn is the NATS connection; the bridge does not close it.
+	// Conn is the NATS connection; the bridge does not close it. Connect
+	// with MaxReconnects(-1) and a short ReconnectWait (the constant
+	// ReconnectWait): the bridge resumes as soon as nats.go is connected
+	// again.
 	Conn *nats.Conn
 	// Export and Import are glob patterns over service names (see match in
 	// subject.go): services of the local namespace matching Export are
@@ -65,7 +73,8 @@ type Config struct {
 	// (Node.Services). Default 100 ms.
 	Scan time.Duration
 	// Announce is how often exports are announced; an import ends when no
-	// announcement came for three periods. Default 1 s.
+	// announcement came for three periods while connected (an outage of
+	// the server does not count). Default 1 s.
 	Announce time.Duration
 	// MaxMessageSize is the largest message the bridge relays. Default
 	// iox.DefaultMaxMessageSize.
@@ -84,10 +93,10 @@ type Config struct {
 
 // Status is one thing a bridge reports.
 type Status struct {
-	Event   string // "relaying", "start", "stop" or "error"
+	Event   string // "relaying", "start", "drain", "stop" or "error"
 	Dir     string // "export" or "import" ("" for "relaying")
 	Service string
-	Kind    string // "lossy", "lossless", "event" or "call"
+	Kind    string // "lossy", "lossless", "event", "call" or "pair"
 	Err     error  // for "error" and for a "stop" that had a cause
 }
 
@@ -116,7 +125,7 @@ const (
 	KindCall     = "call"
 )
 
-var subjectKinds = map[string]string{KindLossy: kindLossy, KindLossless: kindLossless, KindEvent: kindEvent, KindCall: kindRPC}
+var subjectKinds = map[string]string{KindLossy: kindLossy, KindLossless: kindLossless, KindEvent: kindEvent, KindCall: kindRPC, KindPair: kindPair}
 
 // announcement tells other bridges that a service is exported.
 type announcement struct {
@@ -127,6 +136,9 @@ type announcement struct {
 	Type    string `json:"type"`              // payload or request type
 	Resp    string `json:"resp,omitempty"`    // response type of calls
 	MaxMsg  int    `json:"max_msg,omitempty"` // the exporting bridge's MaxMessageSize
+	Session string `json:"session,omitempty"` // pairs: the export's session (see pair.go)
+	Attach  bool   `json:"attach,omitempty"`  // pairs: the importing bridge holds the session's other end
+	Buffer  int    `json:"buffer,omitempty"`  // pairs: the services' BufferSize
 	Gone    bool   `json:"gone,omitempty"`
 	Partial bool   `json:"-"`
 }
@@ -138,6 +150,7 @@ type Bridge struct {
 	fr     *framer
 	js     jetstream.JetStream
 	stream string
+	link   *link
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -152,6 +165,8 @@ type Bridge struct {
 	annSub  *nats.Subscription
 	discSub *nats.Subscription
 	closed  bool
+
+	lastDown time.Time // when expire last found the connection down (run's goroutine only)
 }
 
 // route is one service relayed in one direction.
@@ -161,9 +176,25 @@ type route struct {
 	own             iox.PortCounts       // the bridge's own ports on the service
 	absent          int                  // scans in a row that found no other port
 	seen            map[string]time.Time // import: announcing origins and when
+	attached        string               // export of a pair: the importing bridge's origin (its first)
+	attachedAt      time.Time            // and when it last said so
 	cancel          context.CancelFunc
 	done            chan struct{}
 	err             error
+	// drained, on a pair's import, tells whether every frame in the stream
+	// for this host was taken: an import ends only then (see expire).
+	drained  func(context.Context) bool
+	draining bool // the "drain" status was reported
+}
+
+// running tells whether the route's relay loop still runs.
+func (r *route) running() bool {
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // New starts a bridge: it announces its exports and imports what others
@@ -221,6 +252,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		b.cancel()
 		return nil, natsError("new bridge", "", err)
 	}
+	b.link = newLink(cfg.Conn)
 	if err := b.scan(); err != nil {
 		b.Close()
 		return nil, err
@@ -239,6 +271,14 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	go b.run()
 	return b, nil
 }
+
+// drainCheck bounds how long expire asks the server whether a pair's import
+// took everything.
+const drainCheck = time.Second
+
+// closeFlush bounds how long Close waits for the server to take what the
+// bridge sent last.
+const closeFlush = 2 * time.Second
 
 // Origin is the bridge's run id, the Iox-Origin of what it sends.
 func (b *Bridge) Origin() string { return b.origin }
@@ -276,7 +316,10 @@ func (b *Bridge) Close() error {
 			first = err
 		}
 	}
-	b.cfg.Conn.Flush()
+	b.link.close()
+	if b.cfg.Conn.IsConnected() { // the "gone" announcements leave; a server that is away does not hold Close
+		b.cfg.Conn.FlushTimeout(closeFlush)
+	}
 	return first
 }
 
@@ -328,12 +371,34 @@ func (b *Bridge) scan() error {
 		}
 	}
 	wanted := map[string]announcement{}
+	ends := pairEnds(list)
 	b.mu.Lock()
+	for base, e := range ends {
+		if !match(b.cfg.Export, base) {
+			continue
+		}
+		if _, imported := b.imports[base]; imported {
+			continue
+		}
+		a := announcement{Origin: b.origin, Bridge: b.cfg.Name, Name: base, MaxMsg: b.cfg.MaxMessageSize, Kind: KindPair, Type: e.typ}
+		if r := b.exports[base]; r != nil {
+			if r.kind != KindPair || e.ends <= r.own.Publishers {
+				continue // the program's end is gone (only the bridge's is left)
+			}
+			a.Session, a.Buffer = r.ann.Session, r.ann.Buffer
+		} else if e.ends == 0 {
+			continue
+		}
+		wanted[base] = a
+	}
 	for _, s := range list {
 		if base, role := iox.DescribeName(s.Name); role != "" || base != s.Name || !match(b.cfg.Export, s.Name) {
 			continue
 		}
 		if _, imported := b.imports[s.Name]; imported {
+			continue
+		}
+		if _, pair := wanted[s.Name]; pair {
 			continue
 		}
 		var own iox.PortCounts
@@ -366,6 +431,9 @@ func (b *Bridge) scan() error {
 			r.absent = 0
 			continue
 		}
+		if r.kind == KindPair && wanted[name].Kind == "" && r.running() {
+			continue // a pair's relay ends by itself once the program's bye went out (see pair.go)
+		}
 		if r.absent++; r.absent >= 2 || wanted[name].Kind != "" {
 			delete(b.exports, name)
 			stop = append(stop, r)
@@ -373,6 +441,9 @@ func (b *Bridge) scan() error {
 	}
 	for name, a := range wanted {
 		if _, ok := b.exports[name]; !ok {
+			if a.Kind == KindPair {
+				a.Session = newSession()
+			}
 			start = append(start, a)
 		}
 	}
@@ -403,6 +474,10 @@ func (b *Bridge) startExport(a announcement) {
 		run, err = b.exportEvents(ctx, r)
 	case KindCall:
 		run, err = b.exportCalls(ctx, r)
+	case KindPair:
+		a.Buffer = b.pairBuffer(a.Name)
+		r.ann = a
+		run, err = b.exportPair(ctx, r)
 	}
 	if err != nil {
 		cancel()
@@ -460,6 +535,10 @@ func (b *Bridge) onAnnounce(m *nats.Msg) {
 	if err := json.Unmarshal(m.Data, &a); err != nil || a.Name == "" || a.Origin == b.origin {
 		return
 	}
+	if a.Attach {
+		b.onAttach(a)
+		return
+	}
 	if !match(b.cfg.Import, a.Name) || subjectKinds[a.Kind] == "" {
 		return
 	}
@@ -476,7 +555,7 @@ func (b *Bridge) onAnnounce(m *nats.Msg) {
 	if r != nil {
 		if a.Gone {
 			delete(r.seen, a.Origin)
-		} else if r.kind == a.Kind && r.ann.Type == a.Type && r.ann.Resp == a.Resp {
+		} else if r.kind == a.Kind && r.ann.Type == a.Type && r.ann.Resp == a.Resp && r.ann.Session == a.Session {
 			r.seen[a.Origin] = time.Now()
 		}
 		b.mu.Unlock()
@@ -510,6 +589,8 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 		run, err = b.importEvents(ctx, r)
 	case KindCall:
 		run, err = b.importCalls(ctx, r)
+	case KindPair:
+		run, err = b.importPair(ctx, r)
 	}
 	if err != nil {
 		r.cancel()
@@ -537,25 +618,68 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 	b.status(Status{Event: "start", Dir: "import", Service: r.name, Kind: r.kind})
 }
 
-// expire stops imports no bridge announced for three periods.
+// expire stops imports no bridge announced for three periods (or whose
+// export was announced gone); a pair's import first relays what waits in the
+// stream for its host, checked each time for at most drainCheck.
+// Announcements cannot come while the connection is down: an outage counts
+// as announcements from every origin, so imports outlast a restart of the
+// server of any length and end only 3 periods after the connection is back
+// (if their exports did not come back with it).
 func (b *Bridge) expire() {
-	limit := time.Now().Add(-3 * b.cfg.Announce)
+	now := time.Now()
+	if !b.cfg.Conn.IsConnected() {
+		b.lastDown = now
+		return
+	}
+	limit := now.Add(-3 * b.cfg.Announce)
 	var stop []*route
 	b.mu.Lock()
-	for name, r := range b.imports {
+	for _, r := range b.imports {
 		for o, t := range r.seen {
-			if t.Before(limit) {
+			if t.Before(limit) && b.lastDown.Before(limit) {
 				delete(r.seen, o)
 			}
 		}
 		if len(r.seen) == 0 {
-			delete(b.imports, name)
 			stop = append(stop, r)
+		}
+	}
+	var detach []*route
+	for _, r := range b.exports {
+		if r.kind == KindPair && r.attached != "" && r.attachedAt.Before(limit) && b.lastDown.Before(limit) {
+			detach = append(detach, r)
 		}
 	}
 	b.mu.Unlock()
 	for _, r := range stop {
-		b.stop(r, nil)
+		if r.drained != nil && r.running() {
+			ctx, cancel := context.WithTimeout(b.ctx, drainCheck)
+			drained := r.drained(ctx)
+			cancel()
+			if !drained { // frames of the other host wait in the stream: they are relayed first
+				b.mu.Lock()
+				r.seen[r.ann.Origin] = time.Now()
+				first := !r.draining
+				r.draining = true
+				b.mu.Unlock()
+				if first {
+					b.status(Status{Event: "drain", Dir: r.dir, Service: r.name, Kind: r.kind})
+				}
+				continue
+			}
+		}
+		b.mu.Lock()
+		gone := b.imports[r.name] == r && len(r.seen) == 0 // not announced again meanwhile
+		if gone {
+			delete(b.imports, r.name)
+		}
+		b.mu.Unlock()
+		if gone {
+			b.stop(r, nil)
+		}
+	}
+	for _, r := range detach {
+		r.cancel() // the importing bridge is gone: the pair ends here too (see pair.go)
 	}
 }
 
@@ -603,7 +727,7 @@ func streamName(root string) string {
 // Route is one service a bridge relays.
 type Route struct {
 	Dir     string // "export" or "import"
-	Kind    string // KindLossy, KindLossless, KindEvent or KindCall
+	Kind    string // KindLossy, KindLossless, KindEvent, KindCall or KindPair
 	Service string
 }
 

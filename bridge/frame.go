@@ -28,6 +28,7 @@ const (
 	hDrop   = "Iox-Drop"   // a notice in place of a message that could not cross: the reason
 	hEnd    = "Iox-End"    // the end of a stream of responses: "ok", or why it ended
 	hSeq    = "Iox-Seq"    // lossless: the frame's number among those its export sent, from 1
+	hPub    = "Iox-Pub"    // lossless: the run id of the export that numbered it
 )
 
 // frameRoom is what a frame leaves of max_payload for its headers.

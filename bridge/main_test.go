@@ -113,7 +113,7 @@ func natsServer(t testing.TB, c bridge.ListenConfig) *server.Server {
 
 func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
-	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(bridge.ReconnectWait)}, opts...)
 	nc, err := nats.Connect(url, opts...)
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
@@ -142,6 +142,19 @@ func (l *statusLog) has(event, dir, service string) bool {
 		}
 	}
 	return false
+}
+
+// starts returns the "start" statuses of one direction and service.
+func (l *statusLog) starts(dir, service string) []bridge.Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []bridge.Status
+	for _, s := range l.all {
+		if s.Event == "start" && s.Dir == dir && s.Service == service {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // errors returns the errors reported.

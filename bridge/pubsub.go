@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/iox-go/iox"
 )
@@ -24,11 +26,11 @@ import (
 // pubWindow bounds the JetStream publications in flight per export.
 const pubWindow = 256
 
-// ensureStream creates or updates the stream of lossless channels.
+// ensureStream creates or updates the stream of lossless channels and pairs.
 func (b *Bridge) ensureStream(ctx context.Context) error {
 	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:       b.stream,
-		Subjects:   []string{b.cfg.Subject + "." + kindLossless + ".>"},
+		Subjects:   []string{b.cfg.Subject + "." + kindLossless + ".>", b.cfg.Subject + "." + kindPair + ".>"},
 		Retention:  jetstream.InterestPolicy,
 		Discard:    jetstream.DiscardNew,
 		MaxBytes:   b.cfg.StreamMaxBytes,
@@ -75,6 +77,9 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 			defer pubs.close()
 		}
 		for {
+			// Recv rather than RecvView: Recv drains the queue with one native
+			// call for many messages, RecvView takes one per call (a copy
+			// saved did not show in the benchmarks, within their noise).
 			msg, err := sub.Recv(ctx)
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
@@ -116,6 +121,7 @@ type jsPublisher struct {
 	r       *route
 	pending chan pendingPub
 	done    chan struct{}
+	id      string // the publisher's run id, in Iox-Pub
 	seq     uint64 // frames published, numbered in Iox-Seq
 }
 
@@ -125,7 +131,7 @@ type pendingPub struct {
 }
 
 func newJSPublisher(b *Bridge, r *route) *jsPublisher {
-	p := &jsPublisher{b: b, r: r, pending: make(chan pendingPub, pubWindow), done: make(chan struct{})}
+	p := &jsPublisher{b: b, r: r, id: nuid.Next(), pending: make(chan pendingPub, pubWindow), done: make(chan struct{})}
 	go p.confirm()
 	return p
 }
@@ -133,6 +139,7 @@ func newJSPublisher(b *Bridge, r *route) *jsPublisher {
 func (p *jsPublisher) publish(m *nats.Msg) error {
 	p.seq++
 	m.Header.Set(hSeq, strconv.FormatUint(p.seq, 10))
+	m.Header.Set(hPub, p.id)
 	id := m.Header.Get(hID)
 	if part := m.Header.Get(hPart); part != "" {
 		id += "#" + part
@@ -154,10 +161,20 @@ func (p *jsPublisher) publish(m *nats.Msg) error {
 }
 
 // confirm waits for each acknowledgement in order; a publication that failed
-// is sent again synchronously, with a growing pause, until it is stored or the
-// export ends.
+// is sent again synchronously, with the same id, until it is stored or the
+// export ends. Between attempts it waits for the connection to be back when
+// it is down (link.wait), and otherwise for a pause that grows from
+// retryFirst to retryMax (a server that is up but whose JetStream is not
+// ready yet, or a full stream).
 func (p *jsPublisher) confirm() {
 	defer close(p.done)
+	given, why := 0, error(nil) // publications given up as the bridge closed
+	defer func() {
+		if given > 0 {
+			p.b.report(p.r, &iox.Error{Op: "relay", Name: p.r.name, Kind: iox.ErrUndelivered,
+				Detail: fmt.Sprintf("the stream did not take %d frames before the bridge closed: %v", given, why)})
+		}
+	}()
 	for pp := range p.pending {
 		var err error
 		if pp.ack != nil {
@@ -167,24 +184,46 @@ func (p *jsPublisher) confirm() {
 			case err = <-pp.ack.Err():
 			}
 		}
-		pause := 10 * time.Millisecond
+		if given > 0 { // the bridge closes and the server is away: the rest goes too
+			given++
+			continue
+		}
+		pause := retryFirst
 		for {
+			if p.b.ctx.Err() != nil && !p.b.cfg.Conn.IsConnected() || p.b.cfg.Conn.IsClosed() {
+				given, why = 1, err
+				break
+			}
+			if !p.b.cfg.Conn.IsConnected() {
+				ctx, cancel := context.WithTimeout(p.b.ctx, retryMax)
+				p.b.link.wait(ctx) // the connection is back, or a pause
+				cancel()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_, err = p.b.js.PublishMsg(ctx, pp.msg)
 			cancel()
 			if err == nil {
 				break
 			}
-			if p.b.ctx.Err() != nil && pause > time.Second {
-				p.b.report(p.r, &iox.Error{Op: "relay", Name: p.r.name, Kind: iox.ErrUndelivered, Detail: "the stream did not take a message before the bridge closed: " + err.Error()})
+			if p.b.ctx.Err() != nil && pause >= retryMax {
+				given, why = 1, err
 				break
 			}
-			t := time.NewTimer(pause)
-			<-t.C
-			pause = min(2*pause, 2*time.Second)
+			if p.b.cfg.Conn.IsConnected() {
+				t := time.NewTimer(pause)
+				<-t.C
+				pause = min(2*pause, retryMax)
+			}
 		}
 	}
 }
+
+// Pauses between attempts to store a publication while the server is
+// connected.
+const (
+	retryFirst = 10 * time.Millisecond
+	retryMax   = 500 * time.Millisecond
+)
 
 // close waits until every publication was acknowledged (or given up).
 func (p *jsPublisher) close() {
@@ -262,26 +301,52 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		pub.Close()
 		return nil, natsError("import", r.name, err)
 	}
+	keeper := b.keepConsumer(ctx, r, durableName(b.cfg.Name, r.name))
 	return func() error {
 		stop := context.AfterFunc(ctx, it.Stop)
 		defer stop()
 		defer pub.Close()
-		var parts, held []jetstream.Msg // parts of a message being joined; messages not acknowledged yet
+		defer keeper.close()
+		// Frames taken but not acknowledged yet, by stream sequence: the parts
+		// of a message being joined, and messages waiting for the local
+		// publisher's Flush. A copy of one of them (redelivered) takes its
+		// place, so the acknowledgement goes to the latest delivery.
+		unacked := map[uint64]jetstream.Msg{}
+		var parts, held []uint64
+		streamSeq := func(m jetstream.Msg) uint64 {
+			md, _ := m.Metadata() // checked when the frame came
+			return md.Sequence.Stream
+		}
+		ack := func(seqs []uint64) {
+			for _, q := range seqs {
+				unacked[q].Ack()
+				delete(unacked, q)
+			}
+		}
+		// An import that ends (its export gone, or the bridge closing) first
+		// acknowledges what reached the local subscribers, so that an import
+		// of the same service started later does not deliver it again.
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.Background(), closeFlush)
+			defer cancel()
+			if len(held) > 0 && pub.Flush(fctx) == nil {
+				ack(held)
+			}
+		}()
 		take := func(m jetstream.Msg) error {
 			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 			msg, ok, aerr := asm.add(nm)
 			if aerr != nil {
 				b.report(r, aerr)
 			}
+			q := streamSeq(m)
+			unacked[q] = m
 			if !ok {
 				if asm.id == "" { // nothing is being joined: done with what came
-					for _, p := range parts {
-						p.Ack()
-					}
+					ack(append(parts, q))
 					parts = parts[:0]
-					m.Ack()
 				} else {
-					parts = append(parts, m)
+					parts = append(parts, q)
 				}
 				return nil
 			}
@@ -294,7 +359,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				}
 				b.report(r, err)
 			}
-			held = append(append(held, parts...), m)
+			held = append(append(held, parts...), q)
 			parts = parts[:0]
 			if pub.Pending() > 0 && len(held) < pubWindow/2 {
 				return nil // acknowledged with a later message
@@ -302,9 +367,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			if err := pub.Flush(ctx); err != nil && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			for _, h := range held {
-				h.Ack()
-			}
+			ack(held)
 			held = held[:0]
 			return nil
 		}
@@ -316,13 +379,22 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				}
 				continue // the iterator goes on after a missed heartbeat or a reconnection
 			}
-			if _, err := m.Metadata(); err != nil { // not a JetStream message
+			md, err := m.Metadata()
+			if err != nil { // not a JetStream message
 				m.Term()
 				b.report(r, natsError("import", r.name, err))
 				continue
 			}
 			ready, skipped := ord.add(m)
-			if skipped > 0 {
+			keeper.gap(ord.waiting())
+			switch {
+			case skipped < 0:
+				if _, ok := unacked[md.Sequence.Stream]; ok {
+					unacked[md.Sequence.Stream] = m
+				} else {
+					m.Ack() // a copy of what is in shared memory already
+				}
+			case skipped > 0:
 				b.report(r, &iox.Error{Op: "bridge receive", Name: r.name, Kind: iox.ErrUndelivered,
 					Detail: fmt.Sprintf("%d frames of the exporting bridge never reached the stream", skipped)})
 			}
@@ -334,6 +406,108 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		}
 	}, nil
 }
+
+// consumerKeeper resets an import's consumer after each reconnection, and
+// when frames wait behind a gap for gapReset: a delivery the client dropped
+// (a full iterator after a reconnection) or that a server restart lost comes
+// again then, not after AckWait.
+type consumerKeeper struct {
+	gaps   chan struct{}
+	open   atomic.Uint64 // the number of the gap frames wait behind; 0: none
+	count  uint64        // gaps seen (by the reading loop only)
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string) *consumerKeeper {
+	k := &consumerKeeper{gaps: make(chan struct{}, 1), done: make(chan struct{})}
+	ctx, k.cancel = context.WithCancel(ctx)
+	resets, unnotify := b.link.notify()
+	go func() {
+		defer close(k.done)
+		defer unnotify()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-resets:
+			case <-k.gaps:
+				g := k.open.Load()
+				t := time.NewTimer(gapReset)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return
+				}
+				if g == 0 || k.open.Load() != g {
+					continue // filled meanwhile
+				}
+			}
+			b.resetConsumer(ctx, r, durable)
+		}
+	}()
+	return k
+}
+
+// gap tells whether frames wait behind a gap now; the reading loop calls it
+// after each frame.
+func (k *consumerKeeper) gap(waiting bool) {
+	switch {
+	case waiting && k.open.Load() == 0:
+		k.count++
+		k.open.Store(k.count)
+		select {
+		case k.gaps <- struct{}{}:
+		default:
+		}
+	case !waiting:
+		k.open.Store(0)
+	}
+}
+
+func (k *consumerKeeper) close() {
+	k.cancel()
+	<-k.done
+}
+
+// resetConsumer makes the server deliver again, at once, what an import's
+// consumer delivered and the bridge did not acknowledge (lost with a
+// connection that dropped, or with a server that restarted), instead of
+// after AckWait. The reorder drops what came twice. A server that keeps
+// refusing (one without the reset API) leaves it to AckWait.
+func (b *Bridge) resetConsumer(ctx context.Context, r *route, durable string) {
+	pause := retryFirst
+	for attempt := 0; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := b.js.ResetConsumer(actx, b.stream, durable)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if attempt == resetAttempts {
+			b.report(r, natsError("reset consumer", r.name, err))
+			return
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		pause = min(2*pause, retryMax)
+	}
+}
+
+// gapReset is how long frames wait behind a gap before the import resets its
+// consumer.
+const gapReset = 300 * time.Millisecond
+
+// resetAttempts bounds the attempts to reset a consumer after a
+// reconnection (JetStream may take a moment to be ready on a restarted
+// server).
+const resetAttempts = 20
 
 // durableName is the durable consumer of one importing bridge and service.
 func durableName(bridge, service string) string {
@@ -348,16 +522,17 @@ func durableName(bridge, service string) string {
 	return s.String()
 }
 
-// reorder puts the frames of each exporting bridge back in the order it sent
-// them (Iox-Seq): a frame the stream refused is sent again, after others that
-// were stored meanwhile. Frames behind a gap wait, unacknowledged, until it
-// is filled; a gap that stays for reorderWait (or behind more than
-// reorderMax frames) is given up and reported. Duplicates (a frame sent again
-// by the server or by the exporting bridge) are acknowledged and dropped.
+// reorder puts the frames of each export back in the order it sent them
+// (Iox-Seq, per seqKey): a frame the stream refused is sent again, after
+// others that were stored meanwhile. Frames behind a gap wait,
+// unacknowledged, until it is filled; a gap that stays for reorderWait (or
+// behind more than reorderMax frames) is given up and reported. Duplicates (a
+// frame sent again by the server or by the exporting bridge) are dropped; the
+// caller acknowledges them.
 type reorder struct {
-	next map[string]uint64 // by origin: the Iox-Seq expected next (0: none seen)
+	next map[string]uint64 // by seqKey: the Iox-Seq expected next (0: none seen)
 	held map[string]map[uint64]jetstream.Msg
-	gap  map[string]time.Time // since when an origin waits for a gap
+	gap  map[string]time.Time // since when a numbering waits for a gap
 }
 
 const (
@@ -383,17 +558,26 @@ func (o *reorder) resume(ctx context.Context, js jetstream.JetStream, stream, su
 		return // nothing unacknowledged
 	}
 	if seq, err := strconv.ParseUint(m.Header.Get(hSeq), 10, 64); err == nil && m.Header.Get(hOrigin) != "" {
-		o.next[m.Header.Get(hOrigin)] = seq
+		o.next[seqKey(m.Header)] = seq
 	}
 }
 
+// seqKey names the numbering a frame's Iox-Seq belongs to: its publisher's
+// (Iox-Pub) in its bridge's run (Iox-Origin). An export that starts again
+// numbers from 1 under a new key, so its frames are not taken for copies.
+func seqKey(h nats.Header) string { return h.Get(hOrigin) + "/" + h.Get(hPub) }
+
+// waiting reports whether frames wait behind a gap.
+func (o *reorder) waiting() bool { return len(o.held) > 0 }
+
 // add takes one frame and returns those now ready, in order, and how many
-// frames were given up.
+// frames were given up; -1 when the frame is a copy of one already taken
+// (the caller acknowledges it, or lets it stand for the original).
 func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 	h := m.Headers()
-	origin := h.Get(hOrigin)
+	origin := seqKey(h)
 	seq, err := strconv.ParseUint(h.Get(hSeq), 10, 64)
-	if err != nil || origin == "" || seq == 0 {
+	if err != nil || h.Get(hOrigin) == "" || seq == 0 {
 		return []jetstream.Msg{m}, 0 // not numbered: the assembler judges it
 	}
 	next := o.next[origin]
@@ -402,8 +586,7 @@ func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 		ready = append(ready, m)
 		o.next[origin] = seq + 1
 	case seq < next:
-		m.Ack() // a copy of what was taken
-		return nil, 0
+		return nil, -1 // a copy of what was taken
 	default:
 		if o.held[origin] == nil {
 			o.held[origin] = map[uint64]jetstream.Msg{}

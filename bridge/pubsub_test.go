@@ -99,6 +99,11 @@ func TestLosslessChannelCrossesHostsExactlyOnceInOrder(t *testing.T) {
 	pub, err := iox.OpenPub(ctx, th.a, "orders")
 	require.NoError(t, err)
 	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "orders") })
+	defer func() {
+		if t.Failed() {
+			t.Logf("A: %v\nB: %v", th.logA.all, th.logB.all)
+		}
+	}()
 	const n = 3000
 	done := make(chan error, 1)
 	go func() {

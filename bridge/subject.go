@@ -19,6 +19,7 @@ import (
 //	ll   a lossless iox channel (JetStream stream ROOT_LOSSLESS, see Config)
 //	ev   an event service; the payload is the event id, 8 bytes little endian
 //	rpc  a request-response service (request/reply, queue group ROOT.rpc.TOKEN)
+//	pr   a pair (ROOT.pr.TOKEN.a and .b, one per direction, in the same stream)
 //	ann  announcements of what bridges export (JSON, see announcement)
 //
 // ROOT.disc asks every bridge to announce again. Escaping: letters, digits and

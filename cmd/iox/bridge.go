@@ -31,7 +31,8 @@ services other hosts export matching -import, over NATS: -nats joins servers
 -nats with its address). Patterns are globs over service names ("sensors/*",
 "**" for every name). Lossy publish-subscribe services cross over NATS core,
 iox lossless channels over JetStream, events as events, calls as NATS
-requests. -listen binds loopback unless given another address, which then
+requests, pairs as two lossless directions (the bridge holds the end facing
+the program on its host). -listen binds loopback unless given another address, which then
 requires -token or -nkey-users (and takes -tls-cert/-tls-key).
 
 It prints "relaying" once it relays, then "start"/"stop" lines per service
@@ -158,7 +159,7 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 				}
 				opts = append(opts, o)
 			}
-			opts = append(opts, nats.Name("iox bridge"), nats.MaxReconnects(-1),
+			opts = append(opts, nats.Name("iox bridge"), nats.MaxReconnects(-1), nats.ReconnectWait(bridge.ReconnectWait),
 				nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 					say(bridge.Status{Event: "disconnected", Err: err}, nil)
 				}),
