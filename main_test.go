@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -34,7 +35,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "unknown child role", role)
 			os.Exit(3)
 		}
-		if err := run(); err != nil {
+		stop := profileChild(role)
+		err := run()
+		stop()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "child", role+":", err)
 			os.Exit(1)
 		}
@@ -55,6 +59,31 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// profileChild writes a CPU profile of a child process to
+// $IOX_CHILD_CPUPROFILE.ROLE.PID when that variable is set, so that the far
+// side of a cross-process benchmark can be profiled too
+// (IOX_CHILD_CPUPROFILE=/tmp/cpu go test -bench ...). It returns the stop.
+func profileChild(role string) func() {
+	base := os.Getenv("IOX_CHILD_CPUPROFILE")
+	if base == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%d", base, role, os.Getpid()))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "child profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // runPrefix starts the prefix of every namespace this test process makes.
