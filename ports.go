@@ -613,6 +613,7 @@ type Batch struct {
 	hdrs    []byte // user headers, hdrSize bytes per message, when asked for
 	hdrSize int
 	limit   int                // larger messages are dropped (0: no limit)
+	most    int                // take at most this many messages (0: as many as it holds)
 	grow    func(n int) []byte // a buffer for one message larger than buf (nil: make)
 }
 
@@ -655,7 +656,11 @@ func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
 	if !live {
 		return 0, closedError("receive", s.name)
 	}
-	k, st := s.lib.SubscriberReceive(h, b.buf, b.lens, b.hdrs)
+	lens := b.lens
+	if b.most > 0 && b.most < len(lens) {
+		lens = lens[:b.most]
+	}
+	k, st := s.lib.SubscriberReceive(h, b.buf, lens, b.hdrs)
 	if st == ffi.EBufferTooSmall {
 		need := int(b.lens[0])
 		if b.limit > 0 && need > b.limit {
@@ -672,7 +677,7 @@ func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
 		} else {
 			b.buf = make([]byte, need)
 		}
-		k, st = s.lib.SubscriberReceive(h, b.buf, b.lens, b.hdrs)
+		k, st = s.lib.SubscriberReceive(h, b.buf, lens, b.hdrs)
 	}
 	s.ref.release()
 	if st != ffi.OK {

@@ -645,8 +645,11 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 			return
 		}
 		for r.waiting.Load() == 0 && nanotime()-time.Duration(r.busy.Load()) >= keepAfter {
-			if len(r.queue)-r.head < room {
-				if _, err := r.take(); err != nil {
+			if held := len(r.queue) - r.head; held < room {
+				r.batch.most = room - held // what it holds never goes beyond room
+				_, err := r.take()
+				r.batch.most = 0
+				if err != nil {
 					if errors.Is(err, ErrTooManyLoans) { // views hold every borrow slot
 						select {
 						case <-r.released:
@@ -656,8 +659,13 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 					}
 					break
 				}
-				if len(r.queue)-r.head < room && r.arm(false) {
-					continue
+				if held := len(r.queue) - r.head; held < room {
+					r.batch.most = room - held
+					armed := r.arm(false)
+					r.batch.most = 0
+					if armed {
+						continue
+					}
 				}
 			}
 			_, err := r.hub.wait(context.Background(), yield, r.mask, w)
