@@ -367,8 +367,14 @@ func (p *Pub[T]) wake() {
 	if stale { // a subscriber came (and may park already) or went
 		p.scan()
 	}
+	p.notifyParked(stale)
+}
+
+// notifyParked sends the data event when a subscriber parks (its word says
+// so), cannot tell (no word), or when force is set.
+func (p *Pub[T]) notifyParked(force bool) {
 	p.mu.Lock()
-	notify := stale || len(p.words) < len(p.known)
+	notify := force || len(p.words) < len(p.known)
 	for _, w := range p.words {
 		if w.Claim() {
 			notify = true
@@ -382,10 +388,13 @@ func (p *Pub[T]) wake() {
 
 // stale reports whether the subscribers changed since the last scan: their
 // number, or a word whose subscriber closed.
-func (p *Pub[T]) stale() bool {
+func (p *Pub[T]) stale() bool { return p.staleAt(p.Subscribers()) }
+
+// staleAt is stale for a subscriber count just read.
+func (p *Pub[T]) staleAt(subscribers int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	stale := p.Subscribers() != len(p.known)
+	stale := subscribers != len(p.known)
 	for _, w := range p.words {
 		stale = stale || w.Gone()
 	}
@@ -399,13 +408,11 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 	if p.cfg.lossy {
 		return true, true
 	}
-	if p.cfg.waitSubs > 0 && p.Subscribers() < p.cfg.waitSubs {
+	subs := p.Subscribers()
+	if p.cfg.waitSubs > 0 && subs < p.cfg.waitSubs {
 		return false, false
 	}
-	p.mu.Lock()
-	stale := p.Subscribers() != len(p.known)
-	p.mu.Unlock()
-	if stale { // a subscriber came or went since the last look
+	if p.staleAt(subs) { // a subscriber came or went since the last look
 		p.scan()
 	}
 	p.mu.Lock()
@@ -425,9 +432,10 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 }
 
 // sendLoan sends a loaned sample (the header written in place on a lossless
-// channel) and wakes the subscribers. Every subscriber whose room loanRoom
-// checked must get it; one that came since may miss it, as it would any
-// message published before it joined.
+// channel) and wakes the subscribers that park. Every subscriber whose room
+// loanRoom checked must get it; one that came since may miss it, as it would
+// any message published before it joined. loanRoom looked at the
+// subscribers just before, so they are not counted again.
 func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 	min := 0
 	if !p.cfg.lossy {
@@ -438,7 +446,11 @@ func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 	}
 	n, err := smp.sendNotify(nil, evData, nil, min)
 	if n > 0 {
-		p.wake()
+		if p.cfg.lossy {
+			p.wake()
+		} else {
+			p.notifyParked(false)
+		}
 	}
 	if err != nil && !errors.Is(err, ErrWouldBlock) {
 		return false, err
