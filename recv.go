@@ -742,6 +742,7 @@ func (r *receiver[T]) feed(out chan<- T, torn <-chan struct{}) {
 		}
 		select { // a channel with room takes it without a full select
 		case out <- it.v:
+			r.drain(out)
 			continue
 		default:
 		}
@@ -751,4 +752,31 @@ func (r *receiver[T]) feed(out chan<- T, torn <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// drain hands what is queued to out under one turn, for as long as out has
+// room, so that the messages of a packed sample do not each take the turn.
+func (r *receiver[T]) drain(out chan<- T) {
+	select {
+	case r.sem <- struct{}{}:
+	default:
+		return
+	}
+	for r.head < len(r.queue) && r.life.closedHere() == nil {
+		it := &r.queue[r.head]
+		if it.err != nil {
+			break // next reports it
+		}
+		if it.raw != nil {
+			it.v, it.raw = r.copyOut(it.raw), nil
+		}
+		select {
+		case out <- it.v:
+			r.pop()
+			continue
+		default:
+		}
+		break
+	}
+	<-r.sem
 }
