@@ -460,13 +460,16 @@ func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 
 // awaitRoom waits until a subscriber made room, joined, left or died. It tells
 // the subscribers that a publisher waits (evFull), removes crashed ones, and as
-// a safety net looks again after a quarter of the peer timeout.
+// a safety net looks again after a quarter of the peer timeout. A subscriber
+// that parked with a sample it was not told of (a copy that reached it while
+// others were full) is woken first; one that is awake needs no event for it.
 func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
-	p.ntf.Notify(evData)
-	p.ntf.Notify(evFull)
-	if p.stale() {
+	stale := p.stale()
+	if stale {
 		p.scan()
 	}
+	p.notifyParked(stale)
+	p.ntf.Notify(evFull)
 	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
 	defer cancel()
 	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft)|bit(evDead), p.txW)
