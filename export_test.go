@@ -98,3 +98,9 @@ func (p *Pair[T]) Unread() (n uint64, ok bool) {
 	}
 	return seq - min(last, seq), true
 }
+
+// SpinCounts reports how many looks of the subscriber's spins found nothing,
+// and after how many of them it yielded its processor.
+func (s *Sub[T]) SpinCounts() (looks, yields uint64) {
+	return s.spinStats.looks.Load(), s.spinStats.yields.Load()
+}

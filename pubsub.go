@@ -733,14 +733,21 @@ type Sub[T any] struct {
 	torn   chan struct{}
 	closer closer
 
-	pubWaits atomic.Bool
-	acks     []ack // confirmations of publishers' byes, kept for twice the linger time
+	pubWaits  atomic.Bool
+	spinStats spinStats
+	acks      []ack // confirmations of publishers' byes, kept for twice the linger time
 }
 
 type ack struct {
 	svc   *EventService
 	ntf   *Notifier
 	until time.Time
+}
+
+// crowded reports whether other subscribers share the channel (see spinner).
+func (s *Sub[T]) crowded() bool {
+	_, subs, err := s.svc.Counts()
+	return err == nil && subs > 1
 }
 
 // OpenSub opens a subscriber of []byte messages on the channel called name; ctx
@@ -774,6 +781,7 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	s.rx = newReceiver(name, s.sub, s.hub, s.life, codec, cfg, !cfg.lossy, !cfg.lossy)
 	s.rx.ww = s.word
 	s.rx.onBye, s.rx.onTake = s.acknowledge, s.afterTake
+	s.rx.spin.crowd, s.rx.spin.stats = s.crowded, &s.spinStats
 	if cfg.lossy {
 		s.rx.every = cfg.poll // publishers in other languages may never notify
 	} else {

@@ -2,7 +2,10 @@ package iox
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A receiver spins (polls shared memory) before it parks in the poller, because
@@ -27,16 +30,27 @@ import (
 //     spinner yields does not count.
 //
 // WithSpin(d) replaces this with a fixed budget.
+//
+// A subscriber that shares its publisher with other subscribers (crowd) also
+// gives up the processor between looks (sched_yield): several receivers that
+// spin for one sender on a machine whose cores they fill keep that sender from
+// running, while a yield lets it (or a sibling with work) run at once. A lone
+// receiver does not: there the yield would only hand its core to unrelated
+// work and delay the answer it waits for.
 const (
 	spinAdaptive   time.Duration = -1
 	spinMax                      = 100 * time.Microsecond
 	spinBackoffMax               = 1024
 	spinPreempted                = 250 * time.Microsecond
+	crowdRecheck                 = time.Millisecond // how long a crowd's answer is kept
 )
 
 var spinEpoch = time.Now()
 
 func nanotime() time.Duration { return time.Since(spinEpoch) }
+
+// osYield gives the thread's processor to another runnable thread, if any.
+func osYield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 type spinner struct {
 	fixed   time.Duration // WithSpin, or spinAdaptive
@@ -44,7 +58,17 @@ type spinner struct {
 	skip    int           // waits left that park without spinning
 	backoff int           // waits to skip after the next spin that fails
 	start   time.Duration // when the current wait began
+
+	crowd   func() bool   // whether other receivers wait for the same sender (nil: never)
+	crowded bool          // crowd's last answer
+	crowdAt time.Duration // when it was asked
+
+	stats *spinStats // counted when set
 }
+
+// spinStats counts the looks of a receiver's spins that found nothing, and
+// the yields after them (tests read them).
+type spinStats struct{ looks, yields atomic.Uint64 }
 
 func newSpinner(cfg time.Duration) spinner { return spinner{fixed: cfg, backoff: 1} }
 
@@ -67,6 +91,9 @@ func (s *spinner) spin(poll func() bool, done, stop <-chan struct{}) bool {
 	}
 	deadline := now + budget
 	preempted := false
+	if s.crowd != nil && (s.crowdAt == 0 || now-s.crowdAt >= crowdRecheck) {
+		s.crowded, s.crowdAt = s.crowd(), now
+	}
 	for {
 		before := nanotime()
 		if poll() {
@@ -91,6 +118,15 @@ func (s *spinner) spin(poll func() bool, done, stop <-chan struct{}) bool {
 			return false
 		}
 		runtime.Gosched() // other goroutines of this process run meanwhile: no loss
+		if s.crowded {
+			osYield()
+		}
+		if s.stats != nil {
+			s.stats.looks.Add(1)
+			if s.crowded {
+				s.stats.yields.Add(1)
+			}
+		}
 	}
 }
 

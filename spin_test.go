@@ -91,3 +91,33 @@ func TestRecvContextEndsASpin(t *testing.T) {
 	require.NoError(t, s.Err(), "the end of one Recv's context does not end the subscriber")
 	require.NoError(t, s.Close())
 }
+
+// A subscriber that shares its publisher with another subscriber gives up its
+// processor between the looks of a spin; a lone one does not.
+func TestSpinYieldsOnlyInACrowd(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	spinLooks := func(s *iox.Sub[[]byte], looks uint64) (yields uint64) {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		got := make(chan error, 1)
+		go func() { _, err := s.Recv(rctx); got <- err }()
+		start, _ := s.SpinCounts()
+		eventually(t, "looks while spinning", func() bool { l, _ := s.SpinCounts(); return l >= start+looks })
+		cancel()
+		require.ErrorIs(t, <-got, context.Canceled)
+		_, yields = s.SpinCounts()
+		return yields
+	}
+	lone, err := iox.OpenSub(ctx, node, "crowd", iox.WithSpin(spinTime))
+	require.NoError(t, err)
+	defer lone.Close()
+	require.Zero(t, spinLooks(lone, 2000), "a lone subscriber yielded")
+
+	other, err := iox.OpenSub(ctx, node, "crowd", iox.WithSpin(spinTime))
+	require.NoError(t, err)
+	defer other.Close()
+	// The crowd is asked again a millisecond after the last answer at most.
+	eventually(t, "yields in a crowd", func() bool { return spinLooks(lone, 200) > 0 })
+}
