@@ -22,6 +22,34 @@ import (
 	"github.com/iox-go/iox/bridge"
 )
 
+// streamKilling sends n numbered 64-byte messages on from while it reads a
+// prefix of them on to (recvPrefix), and SIGKILLs the bridge process after
+// the 500th message read. It returns the sending's result (once it ended),
+// how many messages were read and the error that ended the reading.
+func streamKilling(t *testing.T, ctx context.Context, from, to *iox.Pair[[]byte], n int, victim *bridgeProcess) (<-chan error, int, error) {
+	t.Helper()
+	const size = 64 // as the callers' later messages
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := from.Send(ctx, seqMsg(i, size)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	killed := false
+	got, err := recvPrefix(ctx, to, size, func(i int) {
+		if i == 500 && !killed {
+			killed = true
+			require.NoError(t, victim.cmd.Process.Signal(syscall.SIGKILL))
+		}
+	})
+	require.True(t, killed)
+	return sent, got, err
+}
+
 // recvPrefix receives until an error and checks that the messages were
 // 0, 1, 2, … (no gap, no repeat); it returns how many came and the error.
 func recvPrefix(ctx context.Context, p *iox.Pair[[]byte], size int, onEach func(i int)) (int, error) {
@@ -130,24 +158,7 @@ func TestPairExportingBridgeKilledMidStream(t *testing.T) {
 	require.NoError(t, err)
 
 	const n, size = 100000, 64
-	sent := make(chan error, 1)
-	go func() {
-		for i := range n {
-			if err := pa.Send(ctx, seqMsg(i, size)); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
-	killed := false
-	got, err := recvPrefix(ctx, pb, size, func(i int) {
-		if i == 500 && !killed {
-			killed = true
-			require.NoError(t, pbA.cmd.Process.Signal(syscall.SIGKILL))
-		}
-	})
-	require.True(t, killed)
+	sent, got, err := streamKilling(t, ctx, pa, pb, n, pbA)
 	// B read an in-order, duplicate-free prefix, then a clean end.
 	require.ErrorIs(t, err, iox.ErrPeerClosed, "after %d messages", got)
 	require.Less(t, got, n)
@@ -280,25 +291,8 @@ func TestPairImportingBridgeKilledEndsThePairOnBothHosts(t *testing.T) {
 	require.NoError(t, err)
 	defer pb.Close()
 
-	const n, size = 100000, 64
-	sent := make(chan error, 1)
-	go func() {
-		for i := range n {
-			if err := pa.Send(ctx, seqMsg(i, size)); err != nil {
-				sent <- err
-				return
-			}
-		}
-		sent <- nil
-	}()
-	killed := false
-	got, err := recvPrefix(ctx, pb, size, func(i int) {
-		if i == 500 && !killed {
-			killed = true
-			require.NoError(t, pbB.cmd.Process.Signal(syscall.SIGKILL))
-		}
-	})
-	require.True(t, killed)
+	const n = 100000
+	sent, got, err := streamKilling(t, ctx, pa, pb, n, pbB)
 	require.ErrorIs(t, err, iox.ErrPeerCrashed, "after %d messages", got)
 	// A's program: the pair ends (its sends stop with the end).
 	require.ErrorIs(t, <-sent, iox.ErrPeerClosed)
