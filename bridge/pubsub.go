@@ -76,12 +76,53 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 		if pubs != nil {
 			defer pubs.close()
 		}
+		var batch [][]byte // messages taken that wait to be sent, in a pack
+		size := 0          // their bytes in a pack
+		// relay sends what batch holds: in a pack, or alone.
+		relay := func() error {
+			var err error
+			switch len(batch) {
+			case 0:
+				return nil
+			case 1:
+				err = b.relayOne(ctx, r, subject, send, batch[0])
+			default:
+				if err = send(b.fr.pack(subject, r.ann.Type, batch)); err != nil && ctx.Err() == nil {
+					b.report(r, natsError("relay", r.name, err))
+				}
+			}
+			for i, m := range batch {
+				if len(batch) > 1 || pubs == nil { // a lone message's frames reach the stream later
+					sub.Recycle(m)
+				}
+				batch[i] = nil
+			}
+			batch, size = batch[:0], 0
+			return ctx.Err()
+		}
 		for {
 			// Recv rather than RecvView: Recv drains the queue with one native
-			// call for many messages, RecvView takes one per call (a copy
-			// saved did not show in the benchmarks, within their noise).
-			msg, err := sub.Recv(ctx)
+			// call for many messages, RecvView takes one per call. A message
+			// Recv waited for goes at once, alone; one that was there
+			// already may have others behind it, which join it in a pack
+			// (Recv with a context that has ended only takes what is there).
+			wait := ctx
+			if len(batch) > 0 {
+				wait = ended
+			}
+			t0 := time.Now()
+			msg, err := sub.Recv(wait)
+			waited := wait == ctx && time.Since(t0) >= packQuick
+			if err != nil && wait == ended && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				if err := relay(); err != nil {
+					return err
+				}
+				continue // nothing more waits
+			}
 			if err != nil {
+				if err := relay(); err != nil {
+					return err
+				}
 				if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
 					return ctx.Err()
 				}
@@ -101,16 +142,44 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 				}
 				continue
 			}
-			for _, f := range b.fr.frames(subject, r.ann.Type, msg) {
-				if err := send(f); err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					b.report(r, natsError("relay", r.name, err))
+			if !b.fr.packs(len(msg)) || len(batch) == packMessages || size+packedSize(len(msg)) > b.fr.packLimit() {
+				if err := relay(); err != nil {
+					return err
+				}
+			}
+			batch = append(batch, msg)
+			size += packedSize(len(msg))
+			if !b.fr.packs(len(msg)) || waited {
+				if err := relay(); err != nil {
+					return err
 				}
 			}
 		}
 	}, nil
+}
+
+// packQuick: a Recv that returns sooner did not wait for its message, which
+// was there already, with others perhaps.
+const packQuick = 5 * time.Microsecond
+
+// ended is a context that has ended: a Recv with it takes only what waits.
+var ended = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// relayOne sends one message alone, in as many frames as it needs.
+func (b *Bridge) relayOne(ctx context.Context, r *route, subject string, send func(*nats.Msg) error, msg []byte) error {
+	for _, f := range b.fr.frames(subject, r.ann.Type, msg) {
+		if err := send(f); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			b.report(r, natsError("relay", r.name, err))
+		}
+	}
+	return nil
 }
 
 // jsPublisher sends frames to JetStream in order, up to pubWindow in flight,
@@ -255,11 +324,11 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			if m.Header.Get(hOrigin) == b.origin {
 				return
 			}
-			msg, ok, err := asm.add(m)
+			msgs, err := asm.messages(m)
 			if err != nil {
 				b.report(r, err)
 			}
-			if ok {
+			for _, msg := range msgs {
 				if err := pub.Send(ctx, msg); err != nil && ctx.Err() == nil {
 					b.report(r, err)
 				}
@@ -335,13 +404,13 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		}()
 		take := func(m jetstream.Msg) error {
 			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
-			msg, ok, aerr := asm.add(nm)
+			msgs, aerr := asm.messages(nm)
 			if aerr != nil {
 				b.report(r, aerr)
 			}
 			q := streamSeq(m)
 			unacked[q] = m
-			if !ok {
+			if len(msgs) == 0 {
 				if asm.id == "" { // nothing is being joined: done with what came
 					ack(append(parts, q))
 					parts = parts[:0]
@@ -353,11 +422,13 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			// Acknowledged once the message is in shared memory (not only in
 			// the local publisher's send queue, which a killed bridge loses):
 			// a restart sends again at most what was not yet acknowledged.
-			if err := pub.Send(ctx, msg); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
+			for _, msg := range msgs {
+				if err := pub.Send(ctx, msg); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					b.report(r, err)
 				}
-				b.report(r, err)
 			}
 			held = append(append(held, parts...), q)
 			parts = parts[:0]
