@@ -26,6 +26,12 @@ import (
 // pubWindow bounds the JetStream publications in flight per export.
 const pubWindow = 256
 
+// ackEvery: a lossless import acknowledges its frames at least once per
+// ackEvery messages it put in shared memory, and a lossless pack carries at
+// most ackEvery messages, so that an importing bridge killed and started
+// again repeats fewer than 2*ackEvery messages.
+const ackEvery = pubWindow / 2
+
 // ensureStream creates or updates the stream of lossless channels and pairs.
 func (b *Bridge) ensureStream(ctx context.Context) error {
 	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -78,6 +84,10 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 		}
 		var batch [][]byte // messages taken that wait to be sent, in a pack
 		size := 0          // their bytes in a pack
+		most := packMessages
+		if pubs != nil {
+			most = ackEvery // what an importing bridge repeats after a crash stays bounded (see importPubSub)
+		}
 		// relay sends what batch holds: in a pack, or alone.
 		relay := func() error {
 			var err error
@@ -142,7 +152,7 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 				}
 				continue
 			}
-			if !b.fr.packs(len(msg)) || len(batch) == packMessages || size+packedSize(len(msg)) > b.fr.packLimit() {
+			if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
 				if err := relay(); err != nil {
 					return err
 				}
@@ -382,6 +392,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		// place, so the acknowledgement goes to the latest delivery.
 		unacked := map[uint64]jetstream.Msg{}
 		var parts, held []uint64
+		heldMsgs := 0 // the messages of the frames held
 		streamSeq := func(m jetstream.Msg) uint64 {
 			md, _ := m.Metadata() // checked when the frame came
 			return md.Sequence.Stream
@@ -432,14 +443,15 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 			held = append(append(held, parts...), q)
 			parts = parts[:0]
-			if pub.Pending() > 0 && len(held) < pubWindow/2 {
+			heldMsgs += len(msgs)
+			if pub.Pending() > 0 && heldMsgs < ackEvery {
 				return nil // acknowledged with a later message
 			}
 			if err := pub.Flush(ctx); err != nil && ctx.Err() != nil {
 				return ctx.Err()
 			}
 			ack(held)
-			held = held[:0]
+			held, heldMsgs = held[:0], 0
 			return nil
 		}
 		for {
