@@ -66,6 +66,16 @@ func (c typed) Decode(b []byte) ([]byte, error) {
 	return bytes.Clone(b), nil
 }
 
+// codecFor is the codec the bridge opens a service's ports with: Raw for
+// byte services (most of them), whose ports receive into buffers the bridge
+// hands back (Recycle) and send without encoding, and typed for the others.
+func codecFor(pt iox.PayloadType) iox.Codec[[]byte] {
+	if pt == iox.Bytes {
+		return iox.Raw{}
+	}
+	return typed{pt}
+}
+
 // framer cuts messages into frames.
 type framer struct {
 	origin  string

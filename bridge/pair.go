@@ -135,7 +135,7 @@ func (b *Bridge) runPair(ctx context.Context, r *route, side pairSide) (func() e
 	}
 	// The end lives until the route closes it: a cancelled context would
 	// drop what it queued.
-	end, err := iox.OpenPairOf[[]byte](context.Background(), b.cfg.Node, r.name, typed{pt}, opts...)
+	end, err := iox.OpenPairOf[[]byte](context.Background(), b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}

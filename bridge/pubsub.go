@@ -65,7 +65,7 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 	} else if err := b.ensureStream(ctx); err != nil {
 		return nil, err
 	}
-	sub, err := iox.OpenSubOf[[]byte](ctx, b.cfg.Node, r.name, typed{pt}, opts...)
+	sub, err := iox.OpenSubOf[[]byte](ctx, b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +322,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	} else {
 		opts = append(opts, iox.WaitSubscribers(1))
 	}
-	pub, err := iox.OpenPubOf[[]byte](ctx, b.cfg.Node, r.name, typed{pt}, opts...)
+	pub, err := iox.OpenPubOf[[]byte](ctx, b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}

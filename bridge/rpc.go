@@ -39,7 +39,7 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 	if err != nil {
 		return nil, err
 	}
-	cl, err := iox.OpenClient[[]byte, []byte](ctx, b.cfg.Node, r.name, typed{req}, typed{resp}, iox.MaxMessageSize(b.cfg.MaxMessageSize))
+	cl, err := iox.OpenClient[[]byte, []byte](ctx, b.cfg.Node, r.name, codecFor(req), codecFor(resp), iox.MaxMessageSize(b.cfg.MaxMessageSize))
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (b *Bridge) importCalls(ctx context.Context, r *route) (func() error, error
 	if err != nil {
 		return nil, err
 	}
-	srv, err := iox.OpenServer[[]byte, []byte](ctx, b.cfg.Node, r.name, typed{req}, typed{resp}, iox.MaxMessageSize(b.cfg.MaxMessageSize))
+	srv, err := iox.OpenServer[[]byte, []byte](ctx, b.cfg.Node, r.name, codecFor(req), codecFor(resp), iox.MaxMessageSize(b.cfg.MaxMessageSize))
 	if err != nil {
 		return nil, err
 	}
