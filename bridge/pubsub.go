@@ -71,10 +71,19 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 	}
 	b.setOwn(r, iox.PortCounts{Subscribers: 1})
 	subject := Subject(b.cfg.Subject, subjectKinds[r.kind], r.name)
-	var send func(*nats.Msg) error = b.cfg.Conn.PublishMsg
+	// send publishes a frame; own, when not nil, is the received message
+	// that is the frame's data: a lossless export hands it back (Recycle)
+	// only once the stream stored it, a lossy one at once (NATS core copies).
+	send := func(m *nats.Msg, own []byte) error {
+		err := b.cfg.Conn.PublishMsg(m)
+		if own != nil {
+			sub.Recycle(own)
+		}
+		return err
+	}
 	var pubs *jsPublisher
 	if r.kind == KindLossless {
-		pubs = newJSPublisher(b, r)
+		pubs = newJSPublisher(b, r, sub.Recycle)
 		send = pubs.publish
 	}
 	return func() error {
@@ -97,16 +106,14 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 			case 1:
 				err = b.relayOne(ctx, r, subject, send, batch[0])
 			default:
-				if err = send(b.fr.pack(subject, r.ann.Type, batch)); err != nil && ctx.Err() == nil {
+				if err = send(b.fr.pack(subject, r.ann.Type, batch), nil); err != nil && ctx.Err() == nil {
 					b.report(r, natsError("relay", r.name, err))
 				}
-			}
-			for i, m := range batch {
-				if len(batch) > 1 || pubs == nil { // a lone message's frames reach the stream later
+				for _, m := range batch { // copied into the pack
 					sub.Recycle(m)
 				}
-				batch[i] = nil
 			}
+			clear(batch)
 			batch, size = batch[:0], 0
 			return ctx.Err()
 		}
@@ -143,9 +150,9 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 				// One message could not be taken: report it here and there.
 				b.report(r, err)
 				if errors.Is(err, iox.ErrMessageTooLarge) {
-					err = send(b.fr.dropNotice(subject, r.ann.Type, "too large: "+e.Detail))
+					err = send(b.fr.dropNotice(subject, r.ann.Type, "too large: "+e.Detail), nil)
 				} else {
-					err = send(b.fr.dropNotice(subject, r.ann.Type, e.Error()))
+					err = send(b.fr.dropNotice(subject, r.ann.Type, e.Error()), nil)
 				}
 				if err != nil {
 					b.report(r, err)
@@ -179,10 +186,16 @@ var ended = func() context.Context {
 	return ctx
 }()
 
-// relayOne sends one message alone, in as many frames as it needs.
-func (b *Bridge) relayOne(ctx context.Context, r *route, subject string, send func(*nats.Msg) error, msg []byte) error {
-	for _, f := range b.fr.frames(subject, r.ann.Type, msg) {
-		if err := send(f); err != nil {
+// relayOne sends one message alone, in as many frames as it needs; one
+// frame owns it (see send in exportPubSub).
+func (b *Bridge) relayOne(ctx context.Context, r *route, subject string, send func(*nats.Msg, []byte) error, msg []byte) error {
+	frames := b.fr.frames(subject, r.ann.Type, msg)
+	own := msg
+	if len(frames) > 1 {
+		own = nil
+	}
+	for _, f := range frames {
+		if err := send(f, own); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -202,20 +215,25 @@ type jsPublisher struct {
 	done    chan struct{}
 	id      string // the publisher's run id, in Iox-Pub
 	seq     uint64 // frames published, numbered in Iox-Seq
+	release func([]byte)
 }
 
 type pendingPub struct {
 	msg *nats.Msg
 	ack jetstream.PubAckFuture
+	own []byte // the received message msg's data is, handed back once stored
 }
 
-func newJSPublisher(b *Bridge, r *route) *jsPublisher {
-	p := &jsPublisher{b: b, r: r, id: nuid.Next(), pending: make(chan pendingPub, pubWindow), done: make(chan struct{})}
+func newJSPublisher(b *Bridge, r *route, release func([]byte)) *jsPublisher {
+	p := &jsPublisher{b: b, r: r, id: nuid.Next(), pending: make(chan pendingPub, pubWindow), done: make(chan struct{}), release: release}
 	go p.confirm()
 	return p
 }
 
-func (p *jsPublisher) publish(m *nats.Msg) error {
+// publish sends m; own, when not nil, is a received message whose buffer m
+// carries (as its only frame), handed back with release once the stream
+// stored m or it was given up.
+func (p *jsPublisher) publish(m *nats.Msg, own []byte) error {
 	p.seq++
 	m.Header.Set(hSeq, strconv.FormatUint(p.seq, 10))
 	m.Header.Set(hPub, p.id)
@@ -232,7 +250,7 @@ func (p *jsPublisher) publish(m *nats.Msg) error {
 		f = nil // sent again by confirm
 	}
 	select {
-	case p.pending <- pendingPub{m, f}:
+	case p.pending <- pendingPub{m, f, own}:
 		return nil
 	case <-p.done:
 		return &iox.Error{Op: "relay", Name: p.r.name, Kind: iox.ErrClosed}
@@ -255,44 +273,53 @@ func (p *jsPublisher) confirm() {
 		}
 	}()
 	for pp := range p.pending {
-		var err error
-		if pp.ack != nil {
-			select {
-			case <-pp.ack.Ok():
-				continue
-			case err = <-pp.ack.Err():
-			}
+		p.store(pp, &given, &why)
+		if pp.own != nil {
+			p.release(pp.own)
 		}
-		if given > 0 { // the bridge closes and the server is away: the rest goes too
-			given++
-			continue
+	}
+}
+
+// store waits until the stream stored one publication, sending it again as
+// long as needed, or gives it up (counted in given) as the bridge closes.
+func (p *jsPublisher) store(pp pendingPub, given *int, why *error) {
+	var err error
+	if pp.ack != nil {
+		select {
+		case <-pp.ack.Ok():
+			return
+		case err = <-pp.ack.Err():
 		}
-		pause := retryFirst
-		for {
-			if p.b.ctx.Err() != nil && !p.b.cfg.Conn.IsConnected() || p.b.cfg.Conn.IsClosed() {
-				given, why = 1, err
-				break
-			}
-			if !p.b.cfg.Conn.IsConnected() {
-				ctx, cancel := context.WithTimeout(p.b.ctx, retryMax)
-				p.b.link.wait(ctx) // the connection is back, or a pause
-				cancel()
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err = p.b.js.PublishMsg(ctx, pp.msg)
+	}
+	if *given > 0 { // the bridge closes and the server is away: the rest goes too
+		*given++
+		return
+	}
+	pause := retryFirst
+	for {
+		if p.b.ctx.Err() != nil && !p.b.cfg.Conn.IsConnected() || p.b.cfg.Conn.IsClosed() {
+			*given, *why = 1, err
+			return
+		}
+		if !p.b.cfg.Conn.IsConnected() {
+			ctx, cancel := context.WithTimeout(p.b.ctx, retryMax)
+			p.b.link.wait(ctx) // the connection is back, or a pause
 			cancel()
-			if err == nil {
-				break
-			}
-			if p.b.ctx.Err() != nil && pause >= retryMax {
-				given, why = 1, err
-				break
-			}
-			if p.b.cfg.Conn.IsConnected() {
-				t := time.NewTimer(pause)
-				<-t.C
-				pause = min(2*pause, retryMax)
-			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = p.b.js.PublishMsg(ctx, pp.msg)
+		cancel()
+		if err == nil {
+			return
+		}
+		if p.b.ctx.Err() != nil && pause >= retryMax {
+			*given, *why = 1, err
+			return
+		}
+		if p.b.cfg.Conn.IsConnected() {
+			t := time.NewTimer(pause)
+			<-t.C
+			pause = min(2*pause, retryMax)
 		}
 	}
 }
