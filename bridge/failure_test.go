@@ -186,11 +186,11 @@ func TestImportingBridgeKilledMidStreamLosesNothing(t *testing.T) {
 		dups += c - 1
 	}
 	// Acknowledged after the local publisher took it: the restarted bridge
-	// may send again what the killed one took but had not acknowledged, less
-	// than two acknowledgements' worth (128 messages each, and a pack of at
-	// most 128).
+	// may send again what the killed one took but whose acknowledgements the
+	// server did not get (the import flushes its connection once 768 messages
+	// were acknowledged, and acknowledges at least once per 128).
 	t.Logf("repeated after the kill: %d", dups)
-	require.Less(t, dups, 256, "more repeats than were taken between two acknowledgements")
+	require.LessOrEqual(t, dups, 1024, "more repeats than the import leaves unconfirmed")
 	require.NoError(t, pub.Close())
 	require.Empty(t, logA.errors())
 }

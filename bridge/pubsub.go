@@ -26,11 +26,17 @@ import (
 // pubWindow bounds the JetStream publications in flight per export.
 const pubWindow = 256
 
-// ackEvery: a lossless import acknowledges its frames at least once per
-// ackEvery messages it put in shared memory, and a lossless pack carries at
-// most ackEvery messages, so that an importing bridge killed and started
-// again repeats fewer than 2*ackEvery messages.
-const ackEvery = pubWindow / 2
+// What an importing bridge killed and started again repeats: the messages it
+// put in shared memory whose acknowledgements the server did not get. A
+// lossless import acknowledges its frames at least once per ackEvery messages
+// (a lossless pack carries at most ackEvery), and acknowledgements sit in the
+// connection's buffer until its writer runs, so once ackFlush messages were
+// acknowledged it flushes the connection (a round trip to the server): a
+// restart repeats at most ackFlush+2*ackEvery = 1024 messages.
+const (
+	ackEvery = pubWindow / 2
+	ackFlush = 4*pubWindow - 2*ackEvery
+)
 
 // ensureStream creates or updates the stream of lossless channels and pairs.
 func (b *Bridge) ensureStream(ctx context.Context) error {
@@ -420,6 +426,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		unacked := map[uint64]jetstream.Msg{}
 		var parts, held []uint64
 		heldMsgs := 0 // the messages of the frames held
+		acked := 0    // messages acknowledged since the server last confirmed a flush
 		streamSeq := func(m jetstream.Msg) uint64 {
 			md, _ := m.Metadata() // checked when the frame came
 			return md.Sequence.Stream
@@ -478,7 +485,16 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				return ctx.Err()
 			}
 			ack(held)
+			acked += heldMsgs
 			held, heldMsgs = held[:0], 0
+			if acked >= ackFlush {
+				fctx, cancel := context.WithTimeout(ctx, closeFlush)
+				err := b.cfg.Conn.FlushWithContext(fctx)
+				cancel()
+				if err == nil || !b.cfg.Conn.IsConnected() { // the server lost the connection's deliveries too
+					acked = 0
+				}
+			}
 			return nil
 		}
 		for {
