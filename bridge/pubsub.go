@@ -227,7 +227,7 @@ type jsPublisher struct {
 type pendingPub struct {
 	msg *nats.Msg
 	ack jetstream.PubAckFuture
-	own []byte // the received message msg's data is, handed back once stored
+	own []byte // the received message that is msg's data, handed back once stored
 }
 
 func newJSPublisher(b *Bridge, r *route, release func([]byte)) *jsPublisher {
