@@ -140,7 +140,8 @@ func BenchmarkLatencyPubSub(b *testing.B) {
 		defer cancel()
 		msg := make([]byte, 64)
 		// Routes come up: ping until a pong comes back.
-		for {
+		for start := time.Now(); ; {
+			require.Less(b, time.Since(start), time.Minute, "no route")
 			require.NoError(b, pingA.Send(ctx, msg))
 			wctx, c := context.WithTimeout(ctx, 50*time.Millisecond)
 			_, err := pongA.Recv(wctx)
@@ -320,7 +321,8 @@ func BenchmarkThroughputLossy(b *testing.B) {
 			defer pub.Close()
 			msg, last, probe := make([]byte, sz.n), make([]byte, sz.n), make([]byte, sz.n)
 			last[0], probe[0] = 1, 2
-			for { // the route is up once a probe arrives
+			for start := time.Now(); ; { // the route is up once a probe arrives
+				require.Less(b, time.Since(start), time.Minute, "no route")
 				require.NoError(b, pub.Send(ctx, probe))
 				wctx, c := context.WithTimeout(ctx, 50*time.Millisecond)
 				_, err := sub.Recv(wctx)
@@ -395,7 +397,9 @@ func BenchmarkThroughputLossless(b *testing.B) {
 			defer pub.Close()
 			msg := make([]byte, sz.n)
 			// The route is up once a probe crosses.
-			require.NoError(b, waitRoute(ctx, pub, sub, msg))
+			rctx, rcancel := context.WithTimeout(ctx, time.Minute)
+			require.NoError(b, waitRoute(rctx, pub, sub, msg))
+			rcancel()
 			var r, rr rate
 			for b.Loop() {
 				rr.add(raw())
