@@ -37,6 +37,14 @@ func (l *Listener) WaitInto(ctx context.Context, dst []EventID) ([]EventID, erro
 	return l.waitInto(ctx, nil, dst)
 }
 
+// WatchesContext reports whether the listener still watches the context of
+// its last wait (to kick a later wait with it when it ends).
+func (l *Listener) WatchesContext() bool {
+	l.turn <- struct{}{}
+	defer func() { <-l.turn }()
+	return l.after != nil
+}
+
 // Resent is how many messages the pusher gave to another puller after the
 // puller they were sent to left.
 func (p *Push[T]) Resent() uint64 { return p.resent.Load() }

@@ -1002,6 +1002,16 @@ func (l *Listener) waitInto(ctx context.Context, done <-chan struct{}, dst []Eve
 		}
 		l.after, l.stopAfter = ctx, context.AfterFunc(ctx, l.kick)
 	}
+	if _, ok := ctx.Deadline(); ok && ctx == l.after {
+		// A context with a deadline is mostly made for one wait and
+		// cancelled right after it: a registration left in place would then
+		// kick (and wake) the next wait for nothing, from a goroutine of its
+		// own.
+		defer func() {
+			l.stopAfter()
+			l.after, l.stopAfter = nil, nil
+		}()
+	}
 	// The poller calls drained, parks the goroutine while it reports nothing,
 	// and calls it again once the socket is readable. Draining inside the
 	// callback, after the poller reset its readiness, loses no wake-up.

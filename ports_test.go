@@ -350,6 +350,45 @@ func TestWaitReturnsOnCancelAndClose(t *testing.T) {
 	assert.ErrorIs(t, l.Close(), iox.ErrClosed)
 }
 
+// A context with a deadline (a receiver's poll, a caller's timeout) is
+// mostly made for one wait and cancelled right after it: the listener must
+// not keep watching it, or its cancellation would kick the next wait for
+// nothing, from a goroutine of its own. A context without one is watched on,
+// so a loop of waits with it registers once.
+func TestWaitLetsGoOfADeadlineContext(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ev, err := node.Event("wait-deadline")
+	require.NoError(t, err)
+	defer ev.Close()
+	l, err := ev.Listener()
+	require.NoError(t, err)
+	defer l.Close()
+	n, err := ev.Notifier()
+	require.NoError(t, err)
+	defer n.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	_, err = n.Notify(1)
+	require.NoError(t, err)
+	ids, err := l.Wait(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []iox.EventID{1}, ids)
+	assert.False(t, l.WatchesContext(), "the deadline context is let go after its wait")
+	cancel()
+
+	loop, stop := context.WithCancel(context.Background())
+	defer stop()
+	for id := iox.EventID(2); id <= 3; id++ {
+		_, err = n.Notify(id)
+		require.NoError(t, err)
+		ids, err = l.Wait(loop)
+		require.NoError(t, err)
+		assert.Equal(t, []iox.EventID{id}, ids)
+		assert.True(t, l.WatchesContext(), "a context without a deadline stays watched")
+	}
+}
+
 func TestManyWaitingListenersHoldFewThreads(t *testing.T) {
 	const waiters = 100
 	ns := newNamespace(t)

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,6 +18,14 @@ import (
 // room for the headers, frameRoom), and otherwise as parts sent in order on
 // the same subject, each with Iox-Part "i/n" and the whole message's size in
 // Iox-Size; the receiving bridge joins them before it publishes locally.
+//
+// Small messages of a publish-subscribe service that wait together at the
+// exporting bridge travel packed, several in one NATS message (Iox-Count n:
+// n messages, each as its length in a uvarint and its bytes, at most
+// packBytes in all), so that a burst costs the server, the client libraries
+// and the stream one message per pack, not per message. A lone message is
+// never held back to wait for others: packing only takes what is already
+// there.
 
 // Headers of the messages a bridge sends.
 const (
@@ -29,6 +38,16 @@ const (
 	hEnd    = "Iox-End"    // the end of a stream of responses: "ok", or why it ended
 	hSeq    = "Iox-Seq"    // lossless: the frame's number among those its export sent, from 1
 	hPub    = "Iox-Pub"    // lossless: the run id of the export that numbered it
+	hCount  = "Iox-Count"  // a packed frame: how many messages it carries
+)
+
+// Packing bounds: a pack holds at most packMessages messages and packBytes
+// bytes of them (less when the server's max_payload is smaller); a message
+// larger than packAlone goes alone.
+const (
+	packMessages = 1024
+	packBytes    = 256 << 10
+	packAlone    = 16 << 10
 )
 
 // frameRoom is what a frame leaves of max_payload for its headers.
@@ -47,27 +66,35 @@ func (c typed) Decode(b []byte) ([]byte, error) {
 	return bytes.Clone(b), nil
 }
 
+// codecFor is the codec the bridge opens a service's ports with: Raw for
+// byte services (most of them), whose ports receive into buffers the bridge
+// hands back (Recycle) and send without encoding, and typed for the others.
+func codecFor(pt iox.PayloadType) iox.Codec[[]byte] {
+	if pt == iox.Bytes {
+		return iox.Raw{}
+	}
+	return typed{pt}
+}
+
 // framer cuts messages into frames.
 type framer struct {
-	origin string
-	limit  int // largest payload of one frame
-	count  atomic.Uint64
+	origin  string
+	originV []string // origin as a header value
+	limit   int      // largest payload of one frame
+	count   atomic.Uint64
 }
 
 func newFramer(origin string, maxPayload int64) *framer {
-	return &framer{origin: origin, limit: max(int(maxPayload)-frameRoom, 1)}
+	return &framer{origin: origin, originV: []string{origin}, limit: max(int(maxPayload)-frameRoom, 1)}
 }
 
 // frames returns the NATS messages that carry data on subject.
 func (f *framer) frames(subject, typ string, data []byte) []*nats.Msg {
-	id := f.origin + "." + strconv.FormatUint(f.count.Add(1), 10)
+	id := f.nextID()
 	n := max((len(data)+f.limit-1)/f.limit, 1)
 	out := make([]*nats.Msg, n)
 	for i := range n {
-		m := nats.NewMsg(subject)
-		m.Header.Set(hType, typ)
-		m.Header.Set(hOrigin, f.origin)
-		m.Header.Set(hID, id)
+		m := f.msg(subject, typ, id)
 		if n > 1 {
 			m.Header.Set(hPart, fmt.Sprintf("%d/%d", i+1, n))
 			m.Header.Set(hSize, strconv.Itoa(len(data)))
@@ -80,14 +107,56 @@ func (f *framer) frames(subject, typ string, data []byte) []*nats.Msg {
 	return out
 }
 
+// nextID numbers the next message: the origin, a dot, a counter.
+func (f *framer) nextID() string {
+	return f.origin + "." + strconv.FormatUint(f.count.Add(1), 10)
+}
+
+// msg is a frame with the headers every frame carries. The header names are
+// in canonical form already, so they are set without Header.Set's
+// canonicalization; the origin's value is shared, as nothing changes it.
+func (f *framer) msg(subject, typ, id string) *nats.Msg {
+	return &nats.Msg{Subject: subject, Header: nats.Header{hType: {typ}, hOrigin: f.originV, hID: {id}}}
+}
+
+// packLimit is the most bytes of messages one pack carries.
+func (f *framer) packLimit() int { return min(packBytes, f.limit) }
+
+// packs reports whether a message of n bytes may travel in a pack.
+func (f *framer) packs(n int) bool { return n <= packAlone && packedSize(n) <= f.packLimit() }
+
+// packedSize is what a message of n bytes takes in a pack.
+func packedSize(n int) int {
+	k := 1
+	for v := uint64(n); v >= 0x80; v >>= 7 {
+		k++
+	}
+	return k + n
+}
+
+// pack returns one NATS message that carries msgs (two or more, each of
+// which packs, packLimit bytes in all) on subject.
+func (f *framer) pack(subject, typ string, msgs [][]byte) *nats.Msg {
+	n := 0
+	for _, m := range msgs {
+		n += packedSize(len(m))
+	}
+	data := make([]byte, 0, n)
+	for _, m := range msgs {
+		data = binary.AppendUvarint(data, uint64(len(m)))
+		data = append(data, m...)
+	}
+	m := f.msg(subject, typ, f.nextID())
+	m.Header[hCount] = []string{strconv.Itoa(len(msgs))}
+	m.Data = data
+	return m
+}
+
 // dropNotice is the message sent in place of one that cannot cross, so that
 // the receiving side reports it too.
 func (f *framer) dropNotice(subject, typ, reason string) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Header.Set(hType, typ)
-	m.Header.Set(hOrigin, f.origin)
-	m.Header.Set(hID, f.origin+"."+strconv.FormatUint(f.count.Add(1), 10))
-	m.Header.Set(hDrop, reason)
+	m := f.msg(subject, typ, f.nextID())
+	m.Header[hDrop] = []string{reason}
 	return m
 }
 
@@ -111,19 +180,82 @@ func (a *assembler) fail(kind error, format string, args ...any) error {
 	return &iox.Error{Op: "bridge receive", Name: a.name, Kind: kind, Detail: fmt.Sprintf(format, args...)}
 }
 
+// messages takes one frame that may be a pack (publish-subscribe services):
+// it returns the messages it completes, none while a message's parts are
+// being joined, and an error for what had to be dropped (both may come at
+// once: a pack's messages that are too large are dropped, the others
+// delivered).
+func (a *assembler) messages(m *nats.Msg) ([][]byte, error) {
+	if m.Header == nil || m.Header.Get(hCount) == "" {
+		msg, ok, err := a.add(m)
+		if !ok {
+			return nil, err
+		}
+		return [][]byte{msg}, err
+	}
+	if err := a.check(m); err != nil {
+		return nil, err
+	}
+	var lost error
+	if a.id != "" {
+		lost = a.fail(iox.ErrProtocol, "message %s lost part %d of %d", a.id, a.next, a.parts)
+		a.reset()
+	}
+	id := m.Header.Get(hID)
+	n, err := strconv.Atoi(m.Header.Get(hCount))
+	if err != nil || n < 1 || n > len(m.Data) || m.Header.Get(hPart) != "" {
+		return nil, join(lost, a.fail(iox.ErrProtocol, "pack %s: bad %s %q", id, hCount, m.Header.Get(hCount)))
+	}
+	out := make([][]byte, 0, n)
+	data := m.Data
+	large := 0
+	for range n {
+		size, k := binary.Uvarint(data)
+		if k <= 0 || size > uint64(len(data)-k) {
+			return nil, join(lost, a.fail(iox.ErrProtocol, "pack %s of %d messages is malformed; it was dropped", id, n))
+		}
+		msg := data[k : k+int(size) : k+int(size)]
+		data = data[k+int(size):]
+		if len(msg) > a.max {
+			large++
+			continue
+		}
+		out = append(out, msg)
+	}
+	if len(data) != 0 {
+		return nil, join(lost, a.fail(iox.ErrProtocol, "pack %s has %d bytes beyond its %d messages; it was dropped", id, len(data), n))
+	}
+	if large > 0 {
+		lost = join(lost, a.fail(iox.ErrMessageTooLarge, "%d messages of pack %s are larger than the %d bytes the service takes; they were dropped", large, id, a.max))
+	}
+	return out, lost
+}
+
+// check looks at the headers every frame carries: the bridge's own, and the
+// service's payload type.
+func (a *assembler) check(m *nats.Msg) error {
+	if m.Header == nil || m.Header.Get(hType) == "" || m.Header.Get(hID) == "" {
+		return a.fail(iox.ErrProtocol, "a message of %d bytes without the bridge's headers (%s, %s)", len(m.Data), hType, hID)
+	}
+	if t := m.Header.Get(hType); t != a.typ {
+		return a.fail(iox.ErrIncompatibleType, "the message carries %s, the service %s", t, a.typ)
+	}
+	if r := m.Header.Get(hDrop); r != "" {
+		return a.fail(kindOfDrop(r), "the sending side could not relay a message: %s", r)
+	}
+	return nil
+}
+
 // add takes one frame. It returns the whole message once its last part
 // arrived (ok), and an error for a frame or message that had to be dropped
 // (a half-joined message included); both may come at once.
 func (a *assembler) add(m *nats.Msg) (msg []byte, ok bool, err error) {
-	if m.Header == nil || m.Header.Get(hType) == "" || m.Header.Get(hID) == "" {
-		return nil, false, a.fail(iox.ErrProtocol, "a message of %d bytes without the bridge's headers (%s, %s)", len(m.Data), hType, hID)
-	}
-	if t := m.Header.Get(hType); t != a.typ {
-		return nil, false, a.fail(iox.ErrIncompatibleType, "the message carries %s, the service %s", t, a.typ)
+	if err := a.check(m); err != nil {
+		return nil, false, err
 	}
 	id := m.Header.Get(hID)
-	if r := m.Header.Get(hDrop); r != "" {
-		return nil, false, a.fail(kindOfDrop(r), "the sending side could not relay a message: %s", r)
+	if m.Header.Get(hCount) != "" { // only publish-subscribe services pack (see messages)
+		return nil, false, a.fail(iox.ErrProtocol, "pack %s where packs do not travel; it was dropped", id)
 	}
 	var lost error
 	if a.id != "" && id != a.id {

@@ -135,7 +135,7 @@ func (b *Bridge) runPair(ctx context.Context, r *route, side pairSide) (func() e
 	}
 	// The end lives until the route closes it: a cancelled context would
 	// drop what it queued.
-	end, err := iox.OpenPairOf[[]byte](context.Background(), b.cfg.Node, r.name, typed{pt}, opts...)
+	end, err := iox.OpenPairOf[[]byte](context.Background(), b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +147,7 @@ func (b *Bridge) runPair(ctx context.Context, r *route, side pairSide) (func() e
 		end.Close()
 		return nil, natsError("pair", r.name, err)
 	}
-	pubs := newJSPublisher(b, r)
+	pubs := newJSPublisher(b, r, nil)
 	durable := pairDurable(b.cfg.Subject, r.name, side.in)
 	keeper := b.keepConsumer(ctx, r, durable)
 	if side.in == pairFromExport {
@@ -218,13 +218,13 @@ func (b *Bridge) pairOut(ctx context.Context, r *route, end *iox.Pair[[]byte], p
 			bye := stamp(b.fr.dropNotice(subject, r.ann.Type, ""))
 			bye.Header.Del(hDrop)
 			bye.Header.Set(hBye, reason)
-			if err := pubs.publish(bye); err != nil {
+			if err := pubs.publish(bye, nil); err != nil {
 				return err
 			}
 			return nil
 		}
 		for _, f := range b.fr.frames(subject, r.ann.Type, msg) {
-			if err := pubs.publish(stamp(f)); err != nil {
+			if err := pubs.publish(stamp(f), nil); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}

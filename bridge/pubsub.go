@@ -26,6 +26,18 @@ import (
 // pubWindow bounds the JetStream publications in flight per export.
 const pubWindow = 256
 
+// What an importing bridge killed and started again repeats: the messages it
+// put in shared memory whose acknowledgements the server did not get. A
+// lossless import acknowledges its frames at least once per ackEvery messages
+// (a lossless pack carries at most ackEvery), and acknowledgements sit in the
+// connection's buffer until its writer runs, so once ackFlush messages were
+// acknowledged it flushes the connection (a round trip to the server): a
+// restart repeats at most ackFlush+2*ackEvery = 1024 messages.
+const (
+	ackEvery = pubWindow / 2
+	ackFlush = 4*pubWindow - 2*ackEvery
+)
+
 // ensureStream creates or updates the stream of lossless channels and pairs.
 func (b *Bridge) ensureStream(ctx context.Context) error {
 	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -59,16 +71,25 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 	} else if err := b.ensureStream(ctx); err != nil {
 		return nil, err
 	}
-	sub, err := iox.OpenSubOf[[]byte](ctx, b.cfg.Node, r.name, typed{pt}, opts...)
+	sub, err := iox.OpenSubOf[[]byte](ctx, b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}
 	b.setOwn(r, iox.PortCounts{Subscribers: 1})
 	subject := Subject(b.cfg.Subject, subjectKinds[r.kind], r.name)
-	var send func(*nats.Msg) error = b.cfg.Conn.PublishMsg
+	// send publishes a frame; own, when not nil, is the received message
+	// that is the frame's data: a lossless export hands it back (Recycle)
+	// only once the stream stored it, a lossy one at once (NATS core copies).
+	send := func(m *nats.Msg, own []byte) error {
+		err := b.cfg.Conn.PublishMsg(m)
+		if own != nil {
+			sub.Recycle(own)
+		}
+		return err
+	}
 	var pubs *jsPublisher
 	if r.kind == KindLossless {
-		pubs = newJSPublisher(b, r)
+		pubs = newJSPublisher(b, r, sub.Recycle)
 		send = pubs.publish
 	}
 	return func() error {
@@ -76,12 +97,55 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 		if pubs != nil {
 			defer pubs.close()
 		}
+		var batch [][]byte // messages taken that wait to be sent, in a pack
+		size := 0          // their bytes in a pack
+		most := packMessages
+		if pubs != nil {
+			most = ackEvery // what an importing bridge repeats after a crash stays bounded (see importPubSub)
+		}
+		// relay sends what batch holds: in a pack, or alone.
+		relay := func() error {
+			var err error
+			switch len(batch) {
+			case 0:
+				return nil
+			case 1:
+				err = b.relayOne(ctx, r, subject, send, batch[0])
+			default:
+				if err = send(b.fr.pack(subject, r.ann.Type, batch), nil); err != nil && ctx.Err() == nil {
+					b.report(r, natsError("relay", r.name, err))
+				}
+				for _, m := range batch { // copied into the pack
+					sub.Recycle(m)
+				}
+			}
+			clear(batch)
+			batch, size = batch[:0], 0
+			return ctx.Err()
+		}
 		for {
 			// Recv rather than RecvView: Recv drains the queue with one native
-			// call for many messages, RecvView takes one per call (a copy
-			// saved did not show in the benchmarks, within their noise).
-			msg, err := sub.Recv(ctx)
+			// call for many messages, RecvView takes one per call. A message
+			// Recv waited for goes at once, alone; one that was there
+			// already may have others behind it, which join it in a pack
+			// (Recv with a context that has ended only takes what is there).
+			wait := ctx
+			if len(batch) > 0 {
+				wait = ended
+			}
+			t0 := time.Now()
+			msg, err := sub.Recv(wait)
+			waited := wait == ctx && time.Since(t0) >= packQuick
+			if err != nil && wait == ended && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				if err := relay(); err != nil {
+					return err
+				}
+				continue // nothing more waits
+			}
 			if err != nil {
+				if err := relay(); err != nil {
+					return err
+				}
 				if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
 					return ctx.Err()
 				}
@@ -92,25 +156,59 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 				// One message could not be taken: report it here and there.
 				b.report(r, err)
 				if errors.Is(err, iox.ErrMessageTooLarge) {
-					err = send(b.fr.dropNotice(subject, r.ann.Type, "too large: "+e.Detail))
+					err = send(b.fr.dropNotice(subject, r.ann.Type, "too large: "+e.Detail), nil)
 				} else {
-					err = send(b.fr.dropNotice(subject, r.ann.Type, e.Error()))
+					err = send(b.fr.dropNotice(subject, r.ann.Type, e.Error()), nil)
 				}
 				if err != nil {
 					b.report(r, err)
 				}
 				continue
 			}
-			for _, f := range b.fr.frames(subject, r.ann.Type, msg) {
-				if err := send(f); err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					b.report(r, natsError("relay", r.name, err))
+			if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
+				if err := relay(); err != nil {
+					return err
+				}
+			}
+			batch = append(batch, msg)
+			size += packedSize(len(msg))
+			if !b.fr.packs(len(msg)) || waited {
+				if err := relay(); err != nil {
+					return err
 				}
 			}
 		}
 	}, nil
+}
+
+// packQuick: a Recv that returns sooner did not wait for its message, which
+// was there already, with others perhaps.
+const packQuick = 5 * time.Microsecond
+
+// ended is a context that has ended: a Recv with it takes only what waits.
+var ended = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// relayOne sends one message alone, in as many frames as it needs; one
+// frame owns it (see send in exportPubSub).
+func (b *Bridge) relayOne(ctx context.Context, r *route, subject string, send func(*nats.Msg, []byte) error, msg []byte) error {
+	frames := b.fr.frames(subject, r.ann.Type, msg)
+	own := msg
+	if len(frames) > 1 {
+		own = nil
+	}
+	for _, f := range frames {
+		if err := send(f, own); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			b.report(r, natsError("relay", r.name, err))
+		}
+	}
+	return nil
 }
 
 // jsPublisher sends frames to JetStream in order, up to pubWindow in flight,
@@ -123,20 +221,25 @@ type jsPublisher struct {
 	done    chan struct{}
 	id      string // the publisher's run id, in Iox-Pub
 	seq     uint64 // frames published, numbered in Iox-Seq
+	release func([]byte)
 }
 
 type pendingPub struct {
 	msg *nats.Msg
 	ack jetstream.PubAckFuture
+	own []byte // the received message that is msg's data, handed back once stored
 }
 
-func newJSPublisher(b *Bridge, r *route) *jsPublisher {
-	p := &jsPublisher{b: b, r: r, id: nuid.Next(), pending: make(chan pendingPub, pubWindow), done: make(chan struct{})}
+func newJSPublisher(b *Bridge, r *route, release func([]byte)) *jsPublisher {
+	p := &jsPublisher{b: b, r: r, id: nuid.Next(), pending: make(chan pendingPub, pubWindow), done: make(chan struct{}), release: release}
 	go p.confirm()
 	return p
 }
 
-func (p *jsPublisher) publish(m *nats.Msg) error {
+// publish sends m; own, when not nil, is a received message whose buffer m
+// carries (as its only frame), handed back with release once the stream
+// stored m or it was given up.
+func (p *jsPublisher) publish(m *nats.Msg, own []byte) error {
 	p.seq++
 	m.Header.Set(hSeq, strconv.FormatUint(p.seq, 10))
 	m.Header.Set(hPub, p.id)
@@ -153,7 +256,7 @@ func (p *jsPublisher) publish(m *nats.Msg) error {
 		f = nil // sent again by confirm
 	}
 	select {
-	case p.pending <- pendingPub{m, f}:
+	case p.pending <- pendingPub{m, f, own}:
 		return nil
 	case <-p.done:
 		return &iox.Error{Op: "relay", Name: p.r.name, Kind: iox.ErrClosed}
@@ -176,44 +279,53 @@ func (p *jsPublisher) confirm() {
 		}
 	}()
 	for pp := range p.pending {
-		var err error
-		if pp.ack != nil {
-			select {
-			case <-pp.ack.Ok():
-				continue
-			case err = <-pp.ack.Err():
-			}
+		p.store(pp, &given, &why)
+		if pp.own != nil {
+			p.release(pp.own)
 		}
-		if given > 0 { // the bridge closes and the server is away: the rest goes too
-			given++
-			continue
+	}
+}
+
+// store waits until the stream stored one publication, sending it again as
+// long as needed, or gives it up (counted in given) as the bridge closes.
+func (p *jsPublisher) store(pp pendingPub, given *int, why *error) {
+	var err error
+	if pp.ack != nil {
+		select {
+		case <-pp.ack.Ok():
+			return
+		case err = <-pp.ack.Err():
 		}
-		pause := retryFirst
-		for {
-			if p.b.ctx.Err() != nil && !p.b.cfg.Conn.IsConnected() || p.b.cfg.Conn.IsClosed() {
-				given, why = 1, err
-				break
-			}
-			if !p.b.cfg.Conn.IsConnected() {
-				ctx, cancel := context.WithTimeout(p.b.ctx, retryMax)
-				p.b.link.wait(ctx) // the connection is back, or a pause
-				cancel()
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err = p.b.js.PublishMsg(ctx, pp.msg)
+	}
+	if *given > 0 { // the bridge closes and the server is away: the rest goes too
+		*given++
+		return
+	}
+	pause := retryFirst
+	for {
+		if p.b.ctx.Err() != nil && !p.b.cfg.Conn.IsConnected() || p.b.cfg.Conn.IsClosed() {
+			*given, *why = 1, err
+			return
+		}
+		if !p.b.cfg.Conn.IsConnected() {
+			ctx, cancel := context.WithTimeout(p.b.ctx, retryMax)
+			p.b.link.wait(ctx) // the connection is back, or a pause
 			cancel()
-			if err == nil {
-				break
-			}
-			if p.b.ctx.Err() != nil && pause >= retryMax {
-				given, why = 1, err
-				break
-			}
-			if p.b.cfg.Conn.IsConnected() {
-				t := time.NewTimer(pause)
-				<-t.C
-				pause = min(2*pause, retryMax)
-			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = p.b.js.PublishMsg(ctx, pp.msg)
+		cancel()
+		if err == nil {
+			return
+		}
+		if p.b.ctx.Err() != nil && pause >= retryMax {
+			*given, *why = 1, err
+			return
+		}
+		if p.b.cfg.Conn.IsConnected() {
+			t := time.NewTimer(pause)
+			<-t.C
+			pause = min(2*pause, retryMax)
 		}
 	}
 }
@@ -243,7 +355,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	} else {
 		opts = append(opts, iox.WaitSubscribers(1))
 	}
-	pub, err := iox.OpenPubOf[[]byte](ctx, b.cfg.Node, r.name, typed{pt}, opts...)
+	pub, err := iox.OpenPubOf[[]byte](ctx, b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -255,11 +367,11 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			if m.Header.Get(hOrigin) == b.origin {
 				return
 			}
-			msg, ok, err := asm.add(m)
+			msgs, err := asm.messages(m)
 			if err != nil {
 				b.report(r, err)
 			}
-			if ok {
+			for _, msg := range msgs {
 				if err := pub.Send(ctx, msg); err != nil && ctx.Err() == nil {
 					b.report(r, err)
 				}
@@ -313,6 +425,8 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		// place, so the acknowledgement goes to the latest delivery.
 		unacked := map[uint64]jetstream.Msg{}
 		var parts, held []uint64
+		heldMsgs := 0 // the messages of the frames held
+		acked := 0    // messages acknowledged since the server last confirmed a flush
 		streamSeq := func(m jetstream.Msg) uint64 {
 			md, _ := m.Metadata() // checked when the frame came
 			return md.Sequence.Stream
@@ -335,13 +449,13 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		}()
 		take := func(m jetstream.Msg) error {
 			nm := &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
-			msg, ok, aerr := asm.add(nm)
+			msgs, aerr := asm.messages(nm)
 			if aerr != nil {
 				b.report(r, aerr)
 			}
 			q := streamSeq(m)
 			unacked[q] = m
-			if !ok {
+			if len(msgs) == 0 {
 				if asm.id == "" { // nothing is being joined: done with what came
 					ack(append(parts, q))
 					parts = parts[:0]
@@ -353,22 +467,34 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			// Acknowledged once the message is in shared memory (not only in
 			// the local publisher's send queue, which a killed bridge loses):
 			// a restart sends again at most what was not yet acknowledged.
-			if err := pub.Send(ctx, msg); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
+			for _, msg := range msgs {
+				if err := pub.Send(ctx, msg); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					b.report(r, err)
 				}
-				b.report(r, err)
 			}
 			held = append(append(held, parts...), q)
 			parts = parts[:0]
-			if pub.Pending() > 0 && len(held) < pubWindow/2 {
+			heldMsgs += len(msgs)
+			if pub.Pending() > 0 && heldMsgs < ackEvery {
 				return nil // acknowledged with a later message
 			}
 			if err := pub.Flush(ctx); err != nil && ctx.Err() != nil {
 				return ctx.Err()
 			}
 			ack(held)
-			held = held[:0]
+			acked += heldMsgs
+			held, heldMsgs = held[:0], 0
+			if acked >= ackFlush {
+				fctx, cancel := context.WithTimeout(ctx, closeFlush)
+				err := b.cfg.Conn.FlushWithContext(fctx)
+				cancel()
+				if err == nil || !b.cfg.Conn.IsConnected() { // the server lost the connection's deliveries too
+					acked = 0
+				}
+			}
 			return nil
 		}
 		for {

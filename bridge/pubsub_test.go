@@ -2,8 +2,11 @@ package bridge_test
 
 import (
 	"encoding/binary"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
@@ -123,6 +126,56 @@ func TestLosslessChannelCrossesHostsExactlyOnceInOrder(t *testing.T) {
 	require.NoError(t, <-done)
 	require.NoError(t, pub.Close())
 	require.Equal(t, []bridge.Route{{Dir: "import", Kind: bridge.KindLossless, Service: "orders"}}, th.bb.Routes())
+	require.Empty(t, th.logA.errors())
+	require.Empty(t, th.logB.errors())
+}
+
+func TestABurstCrossesInPacks(t *testing.T) {
+	th := newTwoHosts(t, []string{"burst"}, []string{"burst"}, nil)
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, th.b, "burst", iox.BufferSize(1024))
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, th.a, "burst", iox.BufferSize(1024))
+	require.NoError(t, err)
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "burst") })
+	// What crosses, as NATS messages.
+	var frames, packs, packed, largest atomic.Int64 // NATS messages, packs among them, messages in packs
+	watch := connect(t, th.url)
+	_, err = watch.Subscribe(bridge.Subject("iox", "ll", "burst"), func(m *nats.Msg) {
+		frames.Add(1)
+		if c, err := strconv.Atoi(m.Header.Get("Iox-Count")); err == nil {
+			packs.Add(1)
+			packed.Add(int64(c))
+			if int64(c) > largest.Load() {
+				largest.Store(int64(c))
+			}
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, watch.Flush())
+	const n = 5000
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := pub.Send(ctx, seqMsg(i, 100)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range n {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(i, 100), m, "message %d", i)
+	}
+	require.NoError(t, <-done)
+	require.NoError(t, pub.Close())
+	eventually(t, "every frame seen", func() bool { return frames.Load()-packs.Load()+packed.Load() >= n })
+	t.Logf("%d messages crossed in %d NATS messages, %d of them in packs of up to %d", n, frames.Load(), packed.Load(), largest.Load())
+	require.Greater(t, largest.Load(), int64(1), "messages that waited together travel together")
+	require.Less(t, frames.Load(), int64(n))
 	require.Empty(t, th.logA.errors())
 	require.Empty(t, th.logB.errors())
 }

@@ -19,10 +19,12 @@ import (
 // of the same name (so several such bridges share the calls); the bridge on
 // the caller's host holds a server of the local service and sends each request
 // it receives with a reply inbox. Responses come back on the inbox in order,
-// framed as messages are (so large responses are split and joined), and an
-// Iox-End message ends the stream: "ok", or the error that ended it, which the
+// framed as messages are (so large responses are split and joined), and
+// Iox-End ends the stream: "ok", or the error that ended it, which the
 // caller's side turns into a request ended without an answer (ErrNoResponse
-// for a Call that had none). A request must fit one NATS message.
+// for a Call that had none). Iox-End travels on a message of its own, or, when
+// the stream ended cleanly right behind its last response, on that response's
+// last frame. A request must fit one NATS message.
 
 // rpcConcurrency bounds the calls one export serves at once.
 const rpcConcurrency = 256
@@ -39,7 +41,7 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 	if err != nil {
 		return nil, err
 	}
-	cl, err := iox.OpenClient[[]byte, []byte](ctx, b.cfg.Node, r.name, typed{req}, typed{resp}, iox.MaxMessageSize(b.cfg.MaxMessageSize))
+	cl, err := iox.OpenClient[[]byte, []byte](ctx, b.cfg.Node, r.name, codecFor(req), codecFor(resp), iox.MaxMessageSize(b.cfg.MaxMessageSize))
 	if err != nil {
 		return nil, err
 	}
@@ -101,13 +103,36 @@ func (b *Bridge) serveCall(ctx context.Context, r *route, cl *iox.Caller[[]byte,
 		return
 	}
 	defer st.Close()
-	for v := range st.In() {
-		for _, f := range b.fr.frames(m.Reply, r.ann.Resp, v) {
+	in := st.In()
+	v, ok := <-in
+	for ok {
+		// The response after v, or the stream's end, may be there already:
+		// a clean end then travels with v, as its last frame's Iox-End (a
+		// call with one answer costs one NATS message back, not two).
+		next, more, waiting := []byte(nil), false, false
+		select {
+		case next, more = <-in:
+		default:
+			waiting = true
+		}
+		last := !waiting && !more && st.Err() == nil
+		frames := b.fr.frames(m.Reply, r.ann.Resp, v)
+		if last {
+			frames[len(frames)-1].Header[hEnd] = []string{"ok"}
+		}
+		for _, f := range frames {
 			if err := b.cfg.Conn.PublishMsg(f); err != nil {
 				b.report(r, natsError("relay response", r.name, err))
 				return
 			}
 		}
+		if last {
+			return
+		}
+		if waiting {
+			next, more = <-in
+		}
+		v, ok = next, more
 	}
 	if err := st.Err(); err != nil {
 		end(err.Error())
@@ -125,7 +150,7 @@ func (b *Bridge) importCalls(ctx context.Context, r *route) (func() error, error
 	if err != nil {
 		return nil, err
 	}
-	srv, err := iox.OpenServer[[]byte, []byte](ctx, b.cfg.Node, r.name, typed{req}, typed{resp}, iox.MaxMessageSize(b.cfg.MaxMessageSize))
+	srv, err := iox.OpenServer[[]byte, []byte](ctx, b.cfg.Node, r.name, codecFor(req), codecFor(resp), iox.MaxMessageSize(b.cfg.MaxMessageSize))
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +224,17 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, mux *inboxMux, q *io
 			return
 		}
 		if reason, ok := m.Header[hEnd]; ok {
+			if m.Header.Get(hID) != "" { // the last response, which carries the end
+				v, ok, err := asm.add(m)
+				if err != nil {
+					b.report(r, err)
+				}
+				if ok {
+					if err := q.Send(ctx, v); err != nil && !errors.Is(err, iox.ErrPeerClosed) && ctx.Err() == nil {
+						b.report(r, err)
+					}
+				}
+			}
 			if len(reason) > 0 && reason[0] != "ok" && !strings.Contains(reason[0], "no response") {
 				b.report(r, &iox.Error{Op: "bridge call", Name: r.name, Kind: iox.ErrNoResponse, Detail: "the serving side: " + reason[0]})
 			}

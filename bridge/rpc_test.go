@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
@@ -129,4 +131,48 @@ func TestEventsCrossAsEvents(t *testing.T) {
 			require.Contains(t, []iox.EventID{3, 7, 1}, got, "an id nobody signalled")
 		}
 	}
+}
+
+// A call's answer and the end of its stream, there together on the serving
+// side, cross as one NATS message: the answer's frame carries Iox-End.
+func TestAnAnswerCarriesTheEndOfItsCall(t *testing.T) {
+	th := newTwoHosts(t, []string{"echo"}, []string{"echo"}, nil)
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, th.a, "echo", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 1, func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
+	}()
+	defer func() { stop(); <-served }()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "echo") })
+	// What comes back to the importing bridge's inboxes.
+	var back, merged atomic.Int64
+	watch := connect(t, th.url)
+	_, err = watch.Subscribe("_INBOX.>", func(m *nats.Msg) {
+		back.Add(1)
+		if m.Header.Get("Iox-End") == "ok" && m.Header.Get("Iox-Id") != "" {
+			merged.Add(1)
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, watch.Flush())
+	cl, err := iox.OpenClient(ctx, th.b, "echo", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	const n = 50
+	for i := range n {
+		resp, err := cl.Call(ctx, []byte(fmt.Sprintf("hello %d", i)))
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("hello %d", i), string(resp))
+	}
+	// Every call's answer came back with its end, or before it.
+	eventually(t, "every answer seen", func() bool { return back.Load()+merged.Load() >= 2*n })
+	t.Logf("%d calls came back in %d NATS messages", n, back.Load())
+	require.Positive(t, merged.Load(), "no answer carried its call's end")
+	require.Less(t, back.Load(), int64(2*n))
+	require.Empty(t, th.logA.errors())
+	require.Empty(t, th.logB.errors())
 }

@@ -2,6 +2,8 @@ package bridge_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"errors"
 	"testing"
 
@@ -66,6 +68,42 @@ func TestMessagesAboveMaxPayloadAreSplitAndJoined(t *testing.T) {
 			require.Empty(t, th.logB.errors())
 		})
 	}
+}
+
+// A call's answers above max_payload cross as parts too; the end of the call
+// travels on the last part of the last answer.
+func TestLargeAnswersAreSplitAndJoined(t *testing.T) {
+	th := newTwoHosts(t, []string{"big"}, []string{"big"}, nil) // max_payload: NATS's 1 MiB
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, th.a, "big", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	answer := func(n int) []byte {
+		b := bytes.Repeat([]byte{byte(n)}, n)
+		for i := range b {
+			b[i] ^= byte(i >> 10)
+		}
+		return b
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 1, func(_ context.Context, req []byte) ([]byte, error) {
+			return answer(int(binary.LittleEndian.Uint32(req))), nil
+		})
+	}()
+	defer func() { stop(); <-served }()
+	eventually(t, "the import", func() bool { return th.logB.has("start", "import", "big") })
+	cl, err := iox.OpenClient(ctx, th.b, "big", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	for _, n := range []int{0, 1 << 20, 3<<20 + 17} {
+		resp, err := cl.Call(ctx, binary.LittleEndian.AppendUint32(nil, uint32(n)))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(answer(n), resp), "%d bytes", n)
+	}
+	require.Empty(t, th.logA.errors())
+	require.Empty(t, th.logB.errors())
 }
 
 func TestAMessageThatCannotCrossIsReportedOnBothSides(t *testing.T) {
