@@ -343,8 +343,10 @@ func TestPairImportRelaysWhatWaitsAfterExportIsGone(t *testing.T) {
 	pb, err := iox.OpenPair(ctx, th.b, "late/one")
 	require.NoError(t, err)
 	defer pb.Close()
-	// More than B's end, the bridge's pull and its unacknowledged frames hold.
-	const n, size = 5000, 200
+	// More than B's ends, the bridge's pull and its unacknowledged frames
+	// hold: 5 KiB messages go one to a sample (smaller ones would be packed
+	// many to a sample, and B's ends might take them all).
+	const n, size = 2000, 5 << 10
 	for i := range n {
 		require.NoError(t, pa.Send(ctx, seqMsg(i, size)))
 	}
