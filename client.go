@@ -75,7 +75,6 @@ type Caller[Req, Resp any] struct {
 	leading bool                // one of them waits in the poller
 	ids     []EventID           // the lead's scratch
 	watched map[UniqueID]func() // server nodes whose death this client watches
-	listed  atomic.Int64        // servers in the last listing (-1: list again)
 	crashes atomic.Uint64       // server processes seen to die
 }
 
@@ -104,7 +103,6 @@ func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, req
 	}
 	c := &Caller[Req, Resp]{name: name, node: node, cfg: o.ch, enc: encoder(reqCodec), dec: respCodec, life: newLife(),
 		watched: map[UniqueID]func(){}, waiting: map[*call]struct{}{}, spin: newSpinner(o.ch.spin)}
-	c.listed.Store(-1)
 	if c.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
 		return nil, err
 	}
@@ -439,14 +437,10 @@ func (c *Caller[Req, Resp]) foreignServers() bool {
 // watchServers watches the processes of the servers there now, so that calls
 // fail quickly when they die.
 //
-// Listing the servers is a walk over the service's ports, so it is done only
-// when their number differs from the last listing's, or a watched server
-// died since (another may have taken its place): a call waits for its
-// response without it.
+// It lists them for every call that waits: their number alone does not tell
+// who they are (a server that closed while its process lives on and one that
+// came in another process leave it the same).
 func (c *Caller[Req, Resp]) watchServers() {
-	if _, n, err := c.svc.Counts(); err == nil && int64(n) == c.listed.Load() {
-		return
-	}
 	servers, err := c.svc.Servers()
 	if err != nil {
 		return
@@ -456,14 +450,12 @@ func (c *Caller[Req, Resp]) watchServers() {
 	if c.life.err() != nil {
 		return
 	}
-	c.listed.Store(int64(len(servers)))
 	for _, s := range servers {
 		if _, ok := c.watched[s.Node]; ok || s.Node == (UniqueID{}) {
 			continue
 		}
 		c.watched[s.Node] = watchNode(c.node.lib, s.Node, c.cfg.peerTimeout/4, func() {
 			c.crashes.Add(1)
-			c.listed.Store(-1)
 			c.svc.CleanupDeadNodes()
 			c.self.Notify(evDead) // wakes the waiting calls
 		})

@@ -112,3 +112,18 @@ func (p *Pair[T]) Unread() (n uint64, ok bool) {
 func (s *Sub[T]) SpinCounts() (looks, yields uint64) {
 	return s.spinStats.looks.Load(), s.spinStats.yields.Load()
 }
+
+// AfterLoanRoom makes f run each time SendLoan has looked at the subscribers'
+// room, with what it found, before the loan goes out (set before the first
+// SendLoan).
+func (p *Pub[T]) AfterLoanRoom(f func(room, known bool)) {
+	room := p.tx.loanRoom
+	p.tx.loanRoom = func(tag, seq, copies uint64) (bool, bool) {
+		r, k := room(tag, seq, copies)
+		f(r, k)
+		return r, k
+	}
+}
+
+// Taken is how many messages the subscriber took out of shared memory.
+func (s *Sub[T]) Taken() uint64 { return s.rx.got.Load() }

@@ -434,8 +434,9 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 // sendLoan sends a loaned sample (the header written in place on a lossless
 // channel) and wakes the subscribers that park. Every subscriber whose room
 // loanRoom checked must get it; one that came since may miss it, as it would
-// any message published before it joined. loanRoom looked at the
-// subscribers just before, so they are not counted again.
+// any message published before it joined, and when it got it, it is woken.
+// loanRoom looked at the subscribers just before, so they are not counted
+// again: the number the sample reached tells of a newcomer.
 func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 	min := 0
 	if !p.cfg.lossy {
@@ -449,7 +450,9 @@ func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 		if p.cfg.lossy {
 			p.wake()
 		} else {
-			p.notifyParked(false)
+			// More recipients than the words it knew: one came since loanRoom
+			// (and may park already), so every listener is told.
+			p.notifyParked(n > min)
 		}
 	}
 	if err != nil && !errors.Is(err, ErrWouldBlock) {

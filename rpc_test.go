@@ -636,3 +636,44 @@ func TestRPCStreamClosedMidway(t *testing.T) {
 	require.NoError(t, q2.Reply(ctx, []byte("ok")))
 	require.NoError(t, <-done)
 }
+
+// A client whose server closed (its process lives on) and was replaced by a
+// server in another process, while no call waited, watches the new one: a
+// call that the new server holds when it crashes fails with ErrPeerCrashed.
+// The number of servers is the same before and after.
+func TestRPCReplacedServerCrashFailsCall(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	cl, err := iox.OpenClient(context.Background(), node, "swap", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+
+	sctx, scancel := context.WithCancel(context.Background())
+	srv, err := iox.OpenServer(sctx, ns.node(t), "swap", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() {
+		q, err := srv.Recv(sctx)
+		if err == nil {
+			err = q.Reply(sctx, []byte("here"))
+		}
+		served <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := cl.Call(ctx, []byte("1"))
+	require.NoError(t, err)
+	require.Equal(t, "here", string(v))
+	require.NoError(t, <-served)
+	require.NoError(t, srv.Close())
+	scancel()
+
+	c := spawn(t, ns, "rpc-server", "IOX_SERVICE=swap", "IOX_RPC_MODE=crash")
+	c.expect("ready")
+	_, err = cl.Call(ctx, []byte("7"))
+	require.ErrorIs(t, err, iox.ErrPeerCrashed)
+	require.NoError(t, ctx.Err(), "the crash was seen before the context ended")
+	err = <-c.done // the child killed itself
+	c.done <- err
+	require.Error(t, err)
+}
