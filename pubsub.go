@@ -371,12 +371,13 @@ func (p *Pub[T]) wake() {
 }
 
 // notifyParked sends the data event when a subscriber parks (its word says
-// so), cannot tell (no word), or when force is set.
+// so), cannot tell (no word), or left (one that replaced it may park
+// unknown to this publisher), or when force is set.
 func (p *Pub[T]) notifyParked(force bool) {
 	p.mu.Lock()
 	notify := force || len(p.words) < len(p.known)
 	for _, w := range p.words {
-		if w.Claim() {
+		if w.Claim() || w.Gone() {
 			notify = true
 		}
 	}
