@@ -6,7 +6,7 @@
 //     iox benchmark against its baseline of the same run (a Unix socket, or
 //     net/rpc) and against the best of the kernel's paths (uds, seqpacket,
 //     pipe), with p50 and p99 for latencies and, when several files are given,
-//     each file's own ratio in brackets;
+//     each file's own ratio in brackets and, as the ratio, the median of those;
 //   - BenchmarkRoundTrip/<case>: time per round trip, its p50 and p99 (the
 //     p50-ns and p99-ns metrics), and that time relative to the uds row, the
 //     fastest kernel path (uds, seqpacket, pipe) and the native floor (lower
@@ -38,7 +38,8 @@
 // a benchmark appears several times (-count, or several files), each metric is
 // summarised by the median of its values, and times and rates carry the 95%
 // confidence interval of that median (± ∞ below the number of runs that
-// interval needs). Ratios are ratios of medians.
+// interval needs). The detailed tables' ratios are ratios of those medians; the
+// summary's ratio over several files is the median of the files' own ratios.
 //
 // Usage:
 //

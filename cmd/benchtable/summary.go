@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -92,6 +93,7 @@ func summaryRows(s *results) []summaryRow {
 		r.ioxVal, r.baseVal = m.value(s, r.ioxName), m.value(s, m.base)
 		r.vsBase = ratio(r.ioxVal, r.baseVal)
 		r.runs = s.perFile(func(f *results) float64 { return ratio(m.value(f, r.ioxName), m.value(f, m.base)) })
+		r.vsBase = medianRatio(r.vsBase, r.runs)
 		if m.kind == latency {
 			r.ioxP99, r.baseP99 = s.metric(r.ioxName, "p99-sec"), s.metric(m.base, "p99-sec")
 		} else {
@@ -104,10 +106,32 @@ func summaryRows(s *results) []summaryRow {
 				k, _ := m.bestKernel(f)
 				return ratio(m.value(f, r.ioxName), k)
 			})
+			r.vsKernel = medianRatio(r.vsKernel, r.kernelRuns)
 		}
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// medianRatio is the median of the runs' own ratios (each against the
+// baseline of its own run) when there are several runs, else pooled: the
+// ratio of the pooled medians.
+func medianRatio(pooled float64, runs []float64) float64 {
+	var ok []float64
+	for _, x := range runs {
+		if x > 0 {
+			ok = append(ok, x)
+		}
+	}
+	if len(ok) < 2 || len(ok) != len(runs) {
+		return pooled
+	}
+	slices.Sort(ok)
+	if n := len(ok); n%2 == 1 {
+		return ok[n/2]
+	} else {
+		return (ok[n/2-1] + ok[n/2]) / 2
+	}
 }
 
 // withRuns is a ratio followed by each run's ratio in brackets: 0.58× [0.55
@@ -141,7 +165,7 @@ func writeSummary(w io.Writer, rows []summaryRow, files int) {
 		runs = fmt.Sprintf("; in brackets, the ratio of each of the %d inputs", files)
 	}
 	fmt.Fprintln(w, "\nSummary (latencies: p50 / p99 of single operations, the ratio of the p50s, lower is better; rates: operations and bytes per second, the ratio of the rates, higher is better; "+
-		"medians over the runs, each ratio against the baseline of the same run"+runs+"; ×kernel: against the best of uds, seqpacket and pipe)")
+		"values: medians over the runs; ratios: the median of the runs' ratios, each against the baseline of the same run"+runs+"; ×kernel: against the best of uds, seqpacket and pipe)")
 	g := grid{text: 2}
 	g.add("measure", "iox case", "iox", "baseline", "×baseline", "best kernel", "×kernel")
 	for _, r := range rows {
