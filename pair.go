@@ -134,6 +134,11 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.present = p.peerThere
 	p.tx.loanRoom = func(tag, seq, copies uint64) (bool, bool) { return roomFor(p.peerWord.Load(), tag, seq, copies) }
 	p.tx.behind = func(tag, seq, limit uint64) bool { return behind(p.peerWord.Load(), tag, seq, limit) }
+	p.tx.seek = func() { // a peer whose word is not known yet would get large messages without a window
+		if p.peerWord.Load() == nil {
+			p.lookForPeer()
+		}
+	}
 	p.tx.heard = p.rx.confirmed
 	p.tx.sendLoan = func(smp *SampleMut, h *header) (bool, error) {
 		h.got = p.rx.confirmed()

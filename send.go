@@ -35,6 +35,9 @@ type sender[T any] struct {
 	// large messages (nil where the adapter cannot tell): whether the
 	// receivers hold limit or more of this port's samples unread
 	behind func(tag, seq, limit uint64) bool
+	// seek, when set, looks for what behind needs (the peer's word) before
+	// a large message goes, outside the sender's lock.
+	seek func()
 
 	sem       chan struct{} // one Send at a time: they encode into scratch
 	scratch   []byte
@@ -225,6 +228,9 @@ func largeWindow(n int) uint64 { return uint64(max(2, largeBudget/max(n, 1))) }
 // putDirect sends msg once the queue is empty and the receivers have room.
 func (s *sender[T]) putDirect(ctx context.Context, msg []byte) error {
 	for {
+		if s.seek != nil {
+			s.seek()
+		}
 		s.mu.Lock()
 		if len(s.q) == 0 && !s.pumping {
 			var ok bool

@@ -62,22 +62,44 @@ func roomFor(w *ffi.WaitWord, tag, seq, copies uint64) (room, known bool) {
 	if w == nil {
 		return false, false
 	}
-	lastTag, lastSeq, ok := w.Last()
+	lastTag, lastSeq, ok := lastTaken(w)
 	if !ok || lastTag != tag || (copies > 0 && lastSeq <= copies) {
 		return false, false
 	}
 	return seq-min(lastSeq, seq) < w.Buffer(), true
 }
 
+// lastReads bounds how often lastTaken reads a word that its receiver is
+// writing: a write is three stores, so a few reads find it done.
+const lastReads = 64
+
+// lastTaken reads what the receiver of w took last, again while the
+// receiver is in the middle of recording it (a reader that gave up at once
+// would take a receiver busy taking for one that cannot tell).
+func lastTaken(w *ffi.WaitWord) (tag, seq uint64, ok bool) {
+	for range lastReads {
+		if tag, seq, ok = w.Last(); ok {
+			return tag, seq, true
+		}
+	}
+	return 0, 0, false
+}
+
 // behind reports whether the receiver whose word w is holds limit or more
-// unread samples of the port tag, which has sent seq; false when it cannot
-// tell.
+// unread samples of the port tag, which has sent seq (a receiver whose word
+// names another port took none of tag's yet); false when it cannot tell.
 func behind(w *ffi.WaitWord, tag, seq, limit uint64) bool {
 	if w == nil {
 		return false
 	}
-	lastTag, lastSeq, ok := w.Last()
-	return ok && lastTag == tag && seq-min(lastSeq, seq) >= limit
+	lastTag, lastSeq, ok := lastTaken(w)
+	if !ok {
+		return false
+	}
+	if lastTag != tag {
+		lastSeq = 0
+	}
+	return seq-min(lastSeq, seq) >= limit
 }
 
 // wordCloser closes a wait word among a channel's ports.
