@@ -114,12 +114,11 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 		return &Error{Op: "send", Name: s.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), s.max)}
 	}
-	// Sends that start within streamGap of each other, with nothing received
-	// in between, are a stream: their small messages go through the queue,
-	// whose goroutine packs them many to a sample. A lone message, or an
-	// answer to one received (however quick the round trip), goes straight
-	// out. (A Send that waited for room leaves the queue full: the next one
-	// queues behind it whatever the gap.)
+	// Sends that follow each other within streamGap (from the end of one to
+	// the start of the next), with nothing received in between, are a
+	// stream: their small messages go through the queue, whose goroutine
+	// packs them many to a sample. A lone message, or an answer to one
+	// received (however quick the round trip), goes straight out.
 	now := nanotime()
 	var heard uint64
 	if s.heard != nil {
@@ -127,7 +126,7 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 	}
 	s.streaming = s.pack && now-s.last < streamGap && heard == s.lastHeard
 	err = s.put(ctx, msg, kindData)
-	s.last, s.lastHeard = now, heard
+	s.last, s.lastHeard = nanotime(), heard
 	return err
 }
 

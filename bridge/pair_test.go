@@ -332,9 +332,7 @@ func TestPairSecondImportingBridgeEndsTheSession(t *testing.T) {
 // import until the program on the importing host took everything the
 // stream holds for it: here B's program reads nothing until then.
 func TestPairImportRelaysWhatWaitsAfterExportIsGone(t *testing.T) {
-	th := newTwoHosts(t, []string{"late/*"}, []string{"late/*"}, func(a, b *bridge.Config) {
-		a.Announce, b.Announce = 50*time.Millisecond, 50*time.Millisecond
-	})
+	th := newTwoHosts(t, []string{"late/*"}, []string{"late/*"}, nil)
 	ctx := ctxT(t)
 	pa, err := iox.OpenPair(ctx, th.a, "late/one")
 	require.NoError(t, err)
