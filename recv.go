@@ -119,24 +119,19 @@ func (r *receiver[T]) recvView(ctx context.Context) (*View, error) {
 // next is recv telling a dropped message (it.err) from the end (err); with
 // view, it takes a message in place when it takes one from shared memory.
 func (r *receiver[T]) next(ctx context.Context, view bool) (rxItem[T], error) {
-	// What an earlier look queued goes out without touching shared memory or
-	// the clock: a packed sample yields many messages.
+	var zero rxItem[T]
 	select {
 	case r.sem <- struct{}{}:
+		// What an earlier look queued goes out without touching shared
+		// memory or the clock: a packed sample yields many messages.
 		if r.head < len(r.queue) && r.life.closedHere() == nil {
 			it := r.pop()
 			<-r.sem
 			return it, nil
 		}
-		<-r.sem
+		r.busy.Store(int64(nanotime()))
 	default:
-	}
-	var zero rxItem[T]
-	r.busy.Store(int64(nanotime()))
-	defer func() { r.busy.Store(int64(nanotime())) }()
-	select {
-	case r.sem <- struct{}{}:
-	default:
+		r.busy.Store(int64(nanotime()))
 		r.waiting.Add(1) // before stepAside: the keeper looks at it after taking sem
 		r.stepAside()
 		// The end is no reason to stop waiting here, unless this end ended
@@ -153,6 +148,7 @@ func (r *receiver[T]) next(ctx context.Context, view bool) (rxItem[T], error) {
 			return zero, r.life.closedHere()
 		}
 	}
+	defer func() { r.busy.Store(int64(nanotime())) }() // after the turn is given back
 	defer func() { <-r.sem }()
 	for {
 		if err := r.life.closedHere(); err != nil {
@@ -657,11 +653,8 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 			return
 		}
 		for r.waiting.Load() == 0 && nanotime()-time.Duration(r.busy.Load()) >= keepAfter {
-			if held := len(r.queue) - r.head; held < room {
-				r.batch.most = room - held // what it holds never goes beyond room
-				_, err := r.take()
-				r.batch.most = 0
-				if err != nil {
+			if r.within(room) {
+				if _, err := r.take(); err != nil {
 					if errors.Is(err, ErrTooManyLoans) { // views hold every borrow slot
 						select {
 						case <-r.released:
@@ -671,13 +664,8 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 					}
 					break
 				}
-				if held := len(r.queue) - r.head; held < room {
-					r.batch.most = room - held
-					armed := r.arm(false)
-					r.batch.most = 0
-					if armed {
-						continue
-					}
+				if r.within(room) && r.arm(false) {
+					continue
 				}
 			}
 			_, err := r.hub.wait(context.Background(), yield, r.mask, w)
@@ -686,6 +674,7 @@ func (r *receiver[T]) keep(torn <-chan struct{}, room int) {
 				break
 			}
 		}
+		r.batch.most = 0 // the receivers take as much as they find
 		r.yield.CompareAndSwap(&yield, nil)
 		<-r.sem
 		if isDone(torn) {
@@ -752,6 +741,15 @@ func (r *receiver[T]) feed(out chan<- T, torn <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// within bounds the keeper's next look to what fits in room beside what is
+// queued (so what it holds never goes beyond room), and reports whether
+// anything fits.
+func (r *receiver[T]) within(room int) bool {
+	held := len(r.queue) - r.head
+	r.batch.most = max(room-held, 1)
+	return held < room
 }
 
 // drain hands what is queued to out under one turn, for as long as out has
