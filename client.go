@@ -454,12 +454,33 @@ func (c *Caller[Req, Resp]) watchServers() {
 		if _, ok := c.watched[s.Node]; ok || s.Node == (UniqueID{}) {
 			continue
 		}
-		c.watched[s.Node] = watchNode(c.node.lib, s.Node, c.cfg.peerTimeout/4, func() {
+		node := s.Node
+		c.watched[node] = watchNode(c.node.lib, node, c.cfg.peerTimeout/4, func() {
+			if !c.serving(node) {
+				return // it closed its server before its process ended
+			}
 			c.crashes.Add(1)
 			c.svc.CleanupDeadNodes()
 			c.self.Notify(evDead) // wakes the waiting calls
 		})
 	}
+}
+
+// serving reports whether a server of the node is still in the service, as
+// one is after its process died with it open. A server that closed, and then
+// its process ended, is no crash: its calls ended without a response when it
+// closed, however late they see it. Where the listing fails, it says yes.
+func (c *Caller[Req, Resp]) serving(node UniqueID) bool {
+	servers, err := c.svc.Servers()
+	if err != nil {
+		return true
+	}
+	for _, s := range servers {
+		if s.Node == node {
+			return true
+		}
+	}
+	return false
 }
 
 // liveServers counts the servers whose process is alive.
