@@ -394,12 +394,14 @@ func (p *Publisher) sendNotify(msg, hdr []byte, ntf *Notifier, id EventID, w *ff
 		return 0, closedError("send", p.name)
 	}
 	defer p.ref.release()
-	nh, ok := ntf.ref.acquire()
-	if !ok {
-		return 0, closedError("send", p.name)
+	var nh ffi.Handle
+	if ntf != nil {
+		if nh, ok = ntf.ref.acquire(); !ok {
+			return 0, closedError("send", p.name)
+		}
+		defer ntf.ref.release()
 	}
 	n, st := p.lib.PublisherSendNotify(h, msg, hdr, nh, uint64(id), w)
-	ntf.ref.release()
 	return n, p.sendError(st)
 }
 

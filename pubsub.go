@@ -174,7 +174,7 @@ type Pub[T any] struct {
 	known       map[UniqueID]PortInfo      // subscribers at the last look
 	watched     map[UniqueID]func()        // subscriber nodes whose processes are watched
 	crashed     map[UniqueID]bool          // ... and whose processes died
-	words       map[UniqueID]*ffi.WaitWord // lossless subscribers' wait words, by port
+	words       map[UniqueID]*ffi.WaitWord // subscribers' wait words, by port
 	peersClosed bool                       // Peers' channel is closed
 }
 
@@ -338,8 +338,12 @@ func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
 		if h.kind != kindData {
 			return true, nil // lossy services carry no iox headers, hence no bye
 		}
-		_, err := p.pub.sendNotify(data, nil, p.ntf, evData, nil) // foreign subscribers know no wait word
-		return err == nil, err
+		n, err := p.pub.sendNotify(data, nil, nil, evData, nil)
+		if err != nil {
+			return false, err
+		}
+		p.wakeReached(n)
+		return true, nil
 	}
 	h.put(p.hb)
 	p.lens[0] = uint64(len(data))
@@ -356,14 +360,16 @@ func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
 
 // wake notifies the subscribers after a send: only when one of them parks (its
 // wait word says so), or when one has no word or is new since the last look
-// (then it is looked up; it may be parked already). Lossy channels, which
-// foreign subscribers share, notify every time.
-func (p *Pub[T]) wake() {
-	if p.cfg.lossy {
-		p.ntf.Notify(evData)
-		return
-	}
-	stale := p.stale()
+// (then it is looked up; it may be parked already). A subscriber in another
+// language has no word, so while one is there every send notifies.
+func (p *Pub[T]) wake() { p.wakeStale(p.stale()) }
+
+// wakeReached is wake after a lossy send that reached n subscribers: every
+// subscriber connected gets a lossy message, so a number other than the
+// subscribers known tells that one came or went, without asking the service.
+func (p *Pub[T]) wakeReached(n int) { p.wakeStale(p.staleAt(n)) }
+
+func (p *Pub[T]) wakeStale(stale bool) {
 	if stale { // a subscriber came (and may park already) or went
 		p.scan()
 	}
@@ -449,7 +455,7 @@ func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 	n, err := smp.sendNotify(nil, evData, nil, min)
 	if n > 0 {
 		if p.cfg.lossy {
-			p.wake()
+			p.wakeReached(n)
 		} else {
 			// More recipients than the words it knew: one came since loanRoom
 			// (and may park already), so every listener is told.
@@ -536,7 +542,7 @@ func (p *Pub[T]) scan() {
 			p.report(PeerEvent{PeerJoined, s})
 			joined = true
 		}
-		if _, ok := p.words[id]; !ok && !p.cfg.lossy {
+		if _, ok := p.words[id]; !ok {
 			if w := openWaitWord(p.node, s); w != nil {
 				p.words[id] = w
 			}
@@ -806,12 +812,10 @@ func (s *Sub[T]) open(op string, pt PayloadType) error {
 	}
 	s.ports.add(s.sub)
 	// The wait word exists before the notifier that tells publishers this
-	// subscriber is here. Publishers of a lossy channel may be foreign: they
-	// notify every time, and no word is made.
-	if !s.cfg.lossy {
-		if s.word = newWaitWord(s.node, s.sub, min(s.cfg.queue, s.svc.BufferSize())); s.word != nil {
-			s.ports.add(wordCloser{s.word})
-		}
+	// subscriber is here. A lossy channel's publishers in other languages know
+	// no word and notify every time; iox's own notify only when it parks.
+	if s.word = newWaitWord(s.node, s.sub, min(s.cfg.queue, s.svc.BufferSize())); s.word != nil {
+		s.ports.add(wordCloser{s.word})
 	}
 	ev, err := eventService(s.node, s.name, s.cfg)
 	if err != nil {

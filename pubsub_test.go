@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 
 func init() {
 	children["sub-seq"] = childSubSeq
+	children["lossy-echo"] = childLossyEcho
 }
 
 // childSubSeq receives IOX_COUNT sequence numbers (lossless: all, in order; lossy:
@@ -99,6 +101,104 @@ func TestPubSubLosslessEverySubscriberGetsEverythingInOrder(t *testing.T) {
 		c.say("done")
 		c.wait()
 	}
+}
+
+// childLossyEcho opens a lossy Sub of IOX_SERVICE and says "ready"; it takes
+// nothing until the parent says "go", then receives IOX_COUNT messages and
+// says "got N", then echoes every message it receives as "echo M" until the
+// parent says "done".
+func childLossyEcho() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.Lossy(), iox.BufferSize(64))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Println("ready")
+	if line := parentSays(); line != "go" {
+		return fmt.Errorf("want go, got %q", line)
+	}
+	count := envInt("IOX_COUNT")
+	for range count {
+		if _, err := s.Recv(ctx); err != nil {
+			return err
+		}
+	}
+	fmt.Println("got", count)
+	go func() {
+		parentSays()
+		cancel()
+	}()
+	for {
+		m, err := s.Recv(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		fmt.Println("echo", string(m))
+	}
+}
+
+// A lossy publisher of iox notifies an iox subscriber only when it parks (its
+// wait word says so): sends to one that is awake, or not receiving yet, make
+// no system call. One that parks is always woken: a ping-pong with gaps of
+// every length, in which the subscriber parks between most messages, never
+// stalls.
+func TestPubSubLossyNotifiesOnlyAParkedSubscriber(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	const held = 10
+	p, err := iox.OpenPub(ctx, node, "lossy-park", iox.Lossy(), iox.BufferSize(64))
+	require.NoError(t, err)
+	defer p.Close()
+	ev, err := node.Event("lossy-park") // the data events, as a foreign listener sees them
+	require.NoError(t, err)
+	defer ev.Close()
+	lis, err := ev.Listener()
+	require.NoError(t, err)
+	defer lis.Close()
+	c := spawn(t, ns, "lossy-echo", "IOX_SERVICE=lossy-park", fmt.Sprintf("IOX_COUNT=%d", held))
+	c.expect("ready")
+	waitSubscribers(t, p, 1)
+	require.NoError(t, p.Send(ctx, []byte("first"))) // tells the newcomer once
+	_, err = lis.TryWait()
+	require.NoError(t, err)
+	for i := 1; i < held; i++ {
+		require.NoError(t, p.Send(ctx, []byte("held")))
+	}
+	ids, err := lis.TryWait() // a notification is in the socket when Notify returns
+	require.NoError(t, err)
+	assert.Empty(t, ids, "sends to a subscriber that does not park notified it")
+	c.say("go")
+	c.expect(fmt.Sprintf("got %d", held))
+
+	rng := seeded(t)
+	for i := range loops(300, 100, 5000) {
+		switch rng.IntN(4) {
+		case 0: // straight after the echo: the subscriber still spins
+		case 1:
+			for start := time.Now(); time.Since(start) < time.Duration(rng.IntN(50))*time.Microsecond; {
+			}
+		case 2:
+			runtime.Gosched()
+		case 3: // long enough for it to park
+			time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond) // the stimulus
+		}
+		m := strconv.Itoa(i)
+		require.NoError(t, p.Send(ctx, []byte(m)))
+		require.Equal(t, "echo "+m, c.line(), "round %d", i)
+	}
+	c.say("done")
+	c.wait()
 }
 
 func TestPubSubLossyNeverBlocksThePublisher(t *testing.T) {
