@@ -22,6 +22,7 @@ import (
 func init() {
 	children["sub-seq"] = childSubSeq
 	children["lossy-echo"] = childLossyEcho
+	children["plain-sub"] = childPlainSub
 }
 
 // childSubSeq receives IOX_COUNT sequence numbers (lossless: all, in order; lossy:
@@ -147,6 +148,29 @@ func childLossyEcho() error {
 	}
 }
 
+// childPlainSub opens a subscriber of IOX_SERVICE with the plain ports (no
+// wait word), says "ready" and stays until the parent says anything.
+func childPlainSub() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	svc, err := node.PublishSubscribe(os.Getenv("IOX_SERVICE"))
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	sub, err := svc.Subscriber()
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	fmt.Println("ready")
+	parentSays()
+	return nil
+}
+
 // A lossy publisher of iox notifies an iox subscriber only when it parks (its
 // wait word says so): sends to one that is awake, or not receiving yet, make
 // no system call. One that parks is always woken: a ping-pong with gaps of
@@ -196,6 +220,37 @@ func TestPubSubLossyNotifiesOnlyAParkedSubscriber(t *testing.T) {
 		m := strconv.Itoa(i)
 		require.NoError(t, p.Send(ctx, []byte(m)))
 		require.Equal(t, "echo "+m, c.line(), "round %d", i)
+	}
+	c.say("done")
+	c.wait()
+}
+
+// A subscriber without a wait word (a program in another language, here the
+// plain ports in another process) cannot tell that it parks: while one is
+// there, every lossy send notifies.
+func TestPubSubLossyNotifiesAForeignSubscriberEveryTime(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	p, err := iox.OpenPub(ctx, node, "lossy-foreign", iox.Lossy(), iox.BufferSize(64))
+	require.NoError(t, err)
+	defer p.Close()
+	ev, err := node.Event("lossy-foreign")
+	require.NoError(t, err)
+	defer ev.Close()
+	lis, err := ev.Listener()
+	require.NoError(t, err)
+	defer lis.Close()
+	c := spawn(t, ns, "plain-sub", "IOX_SERVICE=lossy-foreign")
+	c.expect("ready")
+	waitSubscribers(t, p, 1)
+	for i := range 5 {
+		_, err := lis.TryWait()
+		require.NoError(t, err)
+		require.NoError(t, p.Send(ctx, []byte("m")))
+		ids, err := lis.TryWait()
+		require.NoError(t, err)
+		assert.Contains(t, ids, iox.EventID(0), "send %d did not notify", i)
 	}
 	c.say("done")
 	c.wait()
