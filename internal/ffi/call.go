@@ -14,10 +14,17 @@ const maxArgs = 12
 
 // call is one native call: its arguments, a Pinner holding the Go memory they
 // point into for the length of the call, and room for small results that native
-// code writes. Calls are pooled, so that a hot call allocates nothing:
-// purego.SyscallN takes its arguments variadically and, being
+// code writes. Calls are kept in a free list, so that a hot call allocates
+// nothing: purego.SyscallN takes its arguments variadically and, being
 // //go:uintptrescapes, would move a fresh list to the heap on every call, and a
 // Pinner allocates on its first Pin only.
+//
+// A call pins itself once, when it is made, with a Pinner of its own (self),
+// so that its out and ids arrays, which most calls hand to native code, need
+// no pinning per call (a Pin and its Unpin cost about as much as the crossing
+// itself). It stays pinned while it is in use or in the free list, and is
+// unpinned when the list is full and it is let go: a pinned object must not be
+// dropped, so every call that is taken is released.
 //
 // A binding takes a call, fills a with plain values and with the addresses that
 // ptr, bytes and str return (each pins what it points into), then runs it:
@@ -26,23 +33,46 @@ const maxArgs = 12
 //	c.a[0], c.a[1], c.a[2] = uintptr(h), c.bytes(p), uintptr(len(p))
 //	r := c.run(l.SomeFn, 3)
 //
-// run unpins after the call and returns c to the pool. A binding that reads out
-// or ids after the call uses invoke instead, then release.
+// run unpins after the call and returns c to the free list. A binding that
+// reads out or ids after the call uses invoke instead, then release.
 type call struct {
-	a   [maxArgs]uintptr
-	pin runtime.Pinner
-	out [2]uint64  // small out-parameters
-	ids [64]uint64 // event ids drained from a listener
+	a    [maxArgs]uintptr
+	pin  runtime.Pinner
+	self runtime.Pinner // pins this call for its life
+	out  [2]uint64      // small out-parameters
+	ids  [64]uint64     // event ids drained from a listener
 }
 
-var calls = sync.Pool{New: func() any { return new(call) }}
+// calls is the free list: enough for the calls that run at once, and for
+// those that follow each other without a new call being made.
+var calls struct {
+	sync.Mutex
+	free []*call
+}
 
-func getCall() *call { return calls.Get().(*call) }
+const maxFree = 256
+
+func getCall() *call {
+	calls.Lock()
+	if n := len(calls.free); n > 0 {
+		c := calls.free[n-1]
+		calls.free = calls.free[:n-1]
+		calls.Unlock()
+		return c
+	}
+	calls.Unlock()
+	c := new(call)
+	c.self.Pin(c)
+	return c
+}
 
 // ptr returns the address of Go memory p as an argument and pins the object p
 // points into until the call returns. p may also point outside the Go heap
 // (shared memory, static data), which needs no pinning.
 func (c *call) ptr(p unsafe.Pointer) uintptr {
+	if uintptr(p)-uintptr(unsafe.Pointer(c)) < unsafe.Sizeof(*c) {
+		return uintptr(p) // in c itself, which is pinned
+	}
 	c.pin.Pin(p)
 	return uintptr(p)
 }
@@ -72,10 +102,18 @@ func (c *call) invoke(fn uintptr, n int) uintptr {
 	return r
 }
 
-// release returns c to the pool.
+// release returns c to the free list, or lets it go unpinned when the list
+// is full.
 func (c *call) release() {
 	c.out = [2]uint64{}
-	calls.Put(c)
+	calls.Lock()
+	if len(calls.free) < maxFree {
+		calls.free = append(calls.free, c)
+		calls.Unlock()
+		return
+	}
+	calls.Unlock()
+	c.self.Unpin()
 }
 
 // run is invoke followed by release.
