@@ -36,11 +36,14 @@ const maxArgs = 12
 // run unpins after the call and returns c to the free list. A binding that
 // reads out or ids after the call uses invoke instead, then release.
 type call struct {
-	a    [maxArgs]uintptr
-	pin  runtime.Pinner
-	self runtime.Pinner // pins this call for its life
-	out  [2]uint64      // small out-parameters
-	ids  [64]uint64     // event ids drained from a listener
+	a      [maxArgs]uintptr
+	pin    runtime.Pinner
+	self   runtime.Pinner // pins this call for its life
+	out    [2]uint64      // small out-parameters
+	ids    [64]uint64     // event ids drained from a listener
+	in     [128]uint64    // copies of small inputs (see input), 8-byte aligned
+	used   int            // words of in taken by this call's arguments
+	pinned bool           // pin holds something
 }
 
 // calls is the free list: enough for the calls that run at once, and for
@@ -74,6 +77,7 @@ func (c *call) ptr(p unsafe.Pointer) uintptr {
 		return uintptr(p) // in c itself, which is pinned
 	}
 	c.pin.Pin(p)
+	c.pinned = true
 	return uintptr(p)
 }
 
@@ -83,6 +87,31 @@ func (c *call) bytes(b []byte) uintptr {
 		return 0
 	}
 	return c.ptr(unsafe.Pointer(unsafe.SliceData(b)))
+}
+
+// input is bytes for memory that native code only reads: a small b is copied
+// into the call itself, which is pinned already (a copy of a message header
+// or a small message costs less than pinning it), a larger one is pinned.
+func (c *call) input(b []byte) uintptr {
+	if len(b) == 0 {
+		return 0
+	}
+	words := (len(b) + 7) / 8
+	if c.used+words > len(c.in) {
+		return c.bytes(b)
+	}
+	dst := c.in[c.used : c.used+words]
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), len(b)), b)
+	c.used += words
+	return uintptr(unsafe.Pointer(&dst[0]))
+}
+
+// inputWords is input for an array of 64-bit words.
+func (c *call) inputWords(w []uint64) uintptr {
+	if len(w) == 0 {
+		return 0
+	}
+	return c.input(unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 8*len(w)))
 }
 
 // str is ptr of s's first byte, and 0 for "".
@@ -97,8 +126,12 @@ func (c *call) str(s string) uintptr {
 // clears them; c can take the next call's arguments.
 func (c *call) invoke(fn uintptr, n int) uintptr {
 	r, _, _ := purego.SyscallN(fn, c.a[:n]...)
-	c.pin.Unpin()
+	if c.pinned {
+		c.pin.Unpin()
+		c.pinned = false
+	}
 	c.a = [maxArgs]uintptr{}
+	c.used = 0
 	return r
 }
 

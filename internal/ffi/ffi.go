@@ -432,7 +432,7 @@ func (l *Lib) PublisherDrop(h Handle) { purego.SyscallN(l.PublisherDropFn, uintp
 // PublisherSendCopy copies p into a fresh sample and sends it; returns the recipients.
 func (l *Lib) PublisherSendCopy(h Handle, p []byte) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.bytes(p), uintptr(len(p))
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.input(p), uintptr(len(p))
 	v, s := split(c.run(l.PublisherSendCopyFn, 4))
 	return int(v), s
 }
@@ -441,7 +441,7 @@ func (l *Lib) PublisherSendCopy(h Handle, p []byte) (int, Status) {
 // from hdr (which must hold the service's header size).
 func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), c.bytes(p), uintptr(len(p)), c.bytes(hdr)
+	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), c.input(p), uintptr(len(p)), c.input(hdr)
 	v, s := split(c.run(l.PublisherSendCopyFn, 4))
 	return int(v), s
 }
@@ -452,7 +452,7 @@ func (l *Lib) PublisherSendCopyHeader(h Handle, p []byte, hdr []byte) (int, Stat
 // the receiver parks.
 func (l *Lib) PublisherSendNotify(h Handle, p []byte, hdr []byte, ntf Handle, id uint64, w *WaitWord) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), c.bytes(p), uintptr(len(p)), c.bytes(hdr)
+	c.a[0], c.a[1], c.a[2], c.a[3] = uintptr(h), c.input(p), uintptr(len(p)), c.input(hdr)
 	c.a[4], c.a[5], c.a[6] = uintptr(ntf), uintptr(id), w.addr()
 	v, s := split(c.run(l.PublisherSendNotifyFn, 7))
 	return int(v), s
@@ -490,8 +490,8 @@ const AllSubscribers = -1
 // it sent.
 func (l *Lib) PublisherSendBatch(h Handle, data []byte, lens []uint64, hdrs []byte, minRecipients int) (int, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.bytes(data), c.ptr(unsafe.Pointer(&lens[0]))
-	c.a[3], c.a[4], c.a[5] = uintptr(len(lens)), c.bytes(hdrs), uintptr(minRecipients)
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.input(data), c.inputWords(lens)
+	c.a[3], c.a[4], c.a[5] = uintptr(len(lens)), c.input(hdrs), uintptr(minRecipients)
 	v, s := split(c.run(l.PublisherSendManyFn, 6))
 	return int(v), s
 }

@@ -124,7 +124,7 @@ func (l *Lib) ClientID(h Handle) (lo, hi uint64, s Status) {
 // 0, notifies event id on ntf: one crossing. It returns the pending response.
 func (l *Lib) ClientSendNotify(h Handle, p []byte, ntf Handle, id uint64) (Handle, Status) {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2], c.a[3], c.a[4] = uintptr(h), c.bytes(p), uintptr(len(p)), uintptr(ntf), uintptr(id)
+	c.a[0], c.a[1], c.a[2], c.a[3], c.a[4] = uintptr(h), c.input(p), uintptr(len(p)), uintptr(ntf), uintptr(id)
 	v, s := split(c.run(l.ClientSendNotifyFn, 5))
 	return Handle(v), s
 }
@@ -238,7 +238,7 @@ func (l *Lib) ActiveConnected(h Handle) (bool, Status) {
 // client and, when ntf is not 0, notifies event id on ntf: one crossing.
 func (l *Lib) ActiveRespondNotify(h Handle, p []byte, ntf Handle, id uint64) Status {
 	c := getCall()
-	c.a[0], c.a[1], c.a[2], c.a[3], c.a[4] = uintptr(h), c.bytes(p), uintptr(len(p)), uintptr(ntf), uintptr(id)
+	c.a[0], c.a[1], c.a[2], c.a[3], c.a[4] = uintptr(h), c.input(p), uintptr(len(p)), uintptr(ntf), uintptr(id)
 	_, s := split(c.run(l.ActiveRespondNotifyFn, 5))
 	return s
 }
