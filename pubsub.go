@@ -175,6 +175,7 @@ type Pub[T any] struct {
 	watched     map[UniqueID]func()        // subscriber nodes whose processes are watched
 	crashed     map[UniqueID]bool          // ... and whose processes died
 	words       map[UniqueID]*ffi.WaitWord // subscribers' wait words, by port
+	wordList    []*ffi.WaitWord            // the same, for the looks of every send
 	peersClosed bool                       // Peers' channel is closed
 }
 
@@ -382,7 +383,7 @@ func (p *Pub[T]) wakeStale(stale bool) {
 func (p *Pub[T]) notifyParked(force bool) {
 	p.mu.Lock()
 	notify := force || len(p.words) < len(p.known)
-	for _, w := range p.words {
+	for _, w := range p.wordList {
 		if w.Claim() || w.Gone() {
 			notify = true
 		}
@@ -402,7 +403,7 @@ func (p *Pub[T]) staleAt(subscribers int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	stale := subscribers != len(p.known)
-	for _, w := range p.words {
+	for _, w := range p.wordList {
 		stale = stale || w.Gone()
 	}
 	return stale
@@ -428,7 +429,7 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 		return false, false
 	}
 	room = true
-	for _, w := range p.words {
+	for _, w := range p.wordList {
 		r, k := roomFor(w, tag, seq, copies)
 		if !k {
 			return false, false
@@ -561,6 +562,10 @@ func (p *Pub[T]) scan() {
 			delete(p.words, id)
 		}
 	}
+	p.wordList = p.wordList[:0]
+	for _, w := range p.words {
+		p.wordList = append(p.wordList, w)
+	}
 	for node, cancel := range p.watched {
 		if !nodes[node] {
 			cancel()
@@ -651,6 +656,7 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 		w.Close()
 		delete(p.words, id)
 	}
+	p.wordList = nil
 	p.mu.Unlock()
 	p.ports.release()
 	return result
