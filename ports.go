@@ -658,11 +658,12 @@ func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
 	if !live {
 		return 0, closedError("receive", s.name)
 	}
-	lens := b.lens
+	lens, hdrs := b.lens, b.hdrs
 	if b.most > 0 && b.most < len(lens) {
 		lens = lens[:b.most]
+		hdrs = hdrs[:len(lens)*b.hdrSize]
 	}
-	k, st := s.lib.SubscriberReceive(h, b.buf, lens, b.hdrs)
+	k, st := s.lib.SubscriberReceive(h, b.buf, lens, hdrs)
 	if st == ffi.EBufferTooSmall {
 		need := int(b.lens[0])
 		if b.limit > 0 && need > b.limit {
@@ -679,7 +680,7 @@ func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
 		} else {
 			b.buf = make([]byte, need)
 		}
-		k, st = s.lib.SubscriberReceive(h, b.buf, lens, b.hdrs)
+		k, st = s.lib.SubscriberReceive(h, b.buf, lens, hdrs)
 	}
 	s.ref.release()
 	if st != ffi.OK {

@@ -41,7 +41,7 @@ type call struct {
 	self   runtime.Pinner // pins this call for its life
 	out    [2]uint64      // small out-parameters
 	ids    [64]uint64     // event ids drained from a listener
-	in     [128]uint64    // copies of small inputs (see input), 8-byte aligned
+	in     [512]uint64    // copies of small inputs (see input) and room for outputs, 8-byte aligned
 	used   int            // words of in taken by this call's arguments
 	pinned bool           // pin holds something
 }
@@ -53,7 +53,11 @@ var calls struct {
 	free []*call
 }
 
-const maxFree = 256
+const maxFree = 64
+
+// inputMax is the largest input copied into a call: past it, a pin costs less
+// than the copy.
+const inputMax = 1 << 10
 
 func getCall() *call {
 	calls.Lock()
@@ -97,13 +101,21 @@ func (c *call) input(b []byte) uintptr {
 		return 0
 	}
 	words := (len(b) + 7) / 8
-	if c.used+words > len(c.in) {
+	if len(b) > inputMax || c.used+words > len(c.in) {
 		return c.bytes(b)
 	}
 	dst := c.in[c.used : c.used+words]
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), len(b)), b)
 	c.used += words
 	return uintptr(unsafe.Pointer(&dst[0]))
+}
+
+// room takes n words of the call's room for native code to write into (the
+// binding copies them out after the call) and returns their address.
+func (c *call) room(n int) uintptr {
+	p := uintptr(unsafe.Pointer(&c.in[c.used]))
+	c.used += n
+	return p
 }
 
 // inputWords is input for an array of 64-bit words.

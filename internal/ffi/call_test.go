@@ -31,7 +31,7 @@ func TestCallInputCopiesSmallInputs(t *testing.T) {
 	require.True(t, bytes.Equal(a, at(pa, len(a))))
 	require.True(t, bytes.Equal(b, at(pb, len(b))))
 
-	big := make([]byte, 8*len(c.in))
+	big := make([]byte, inputMax+1)
 	require.Equal(t, uintptr(unsafe.Pointer(&big[0])), c.input(big), "too large: passed in place")
 	require.True(t, c.pinned)
 	require.Zero(t, c.input(nil))

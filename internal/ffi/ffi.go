@@ -561,12 +561,41 @@ func (l *Lib) SubscriberDrop(h Handle) { purego.SyscallN(l.SubscriberDropFn, uin
 
 // SubscriberReceive drains up to len(lens) messages into buf. On EBufferTooSmall
 // lens[0] holds the size of the next message. When hdrs is not empty it receives
-// each message's user header (hdrs must hold len(lens) headers).
+// each message's user header (hdrs holds exactly len(lens) headers).
+//
+// lens and hdrs are received into the call itself when they fit there, and
+// the entries written are copied out after it: that costs less than pinning
+// them.
 func (l *Lib) SubscriberReceive(h Handle, buf []byte, lens []uint64, hdrs []byte) (int, Status) {
 	c := getCall()
 	c.a[0], c.a[1], c.a[2] = uintptr(h), c.bytes(buf), uintptr(len(buf))
-	c.a[3], c.a[4], c.a[5] = c.ptr(unsafe.Pointer(&lens[0])), uintptr(len(lens)), c.bytes(hdrs)
-	v, s := split(c.run(l.SubscriberReceiveFn, 6))
+	c.a[4] = uintptr(len(lens))
+	inCall := len(lens) > 0 && len(lens)+(len(hdrs)+7)/8 <= len(c.in)
+	if inCall {
+		c.a[3] = c.room(len(lens))
+		if len(hdrs) > 0 {
+			c.a[5] = c.room((len(hdrs) + 7) / 8)
+		}
+	} else {
+		c.a[3], c.a[5] = c.ptr(unsafe.Pointer(&lens[0])), c.bytes(hdrs)
+	}
+	v, s := split(c.invoke(l.SubscriberReceiveFn, 6))
+	if inCall {
+		k := int(v)
+		switch {
+		case s == EBufferTooSmall:
+			k = 1
+		case s != OK:
+			k = 0
+		}
+		copy(lens[:k], c.in[:k])
+		if len(hdrs) > 0 {
+			hs := len(hdrs) / len(lens)
+			room := unsafe.Slice((*byte)(unsafe.Pointer(&c.in[len(lens)])), len(hdrs))
+			copy(hdrs[:k*hs], room)
+		}
+	}
+	c.release()
 	return int(v), s
 }
 
