@@ -456,20 +456,40 @@ func (c *Caller[Req, Resp]) watchServers() {
 		}
 		node := s.Node
 		c.watched[node] = watchNode(c.node.lib, node, c.cfg.peerTimeout/4, func() {
-			if !c.serving(node) {
-				return // it closed its server before its process ended
+			key := crashedServer{node, c.name}
+			if c.serving(node) {
+				crashedServers.Store(key, struct{}{})
 			}
-			c.crashes.Add(1)
+			if _, crashed := crashedServers.Load(key); crashed {
+				c.crashes.Add(1)
+			}
 			c.svc.CleanupDeadNodes()
-			c.self.Notify(evDead) // wakes the waiting calls
+			// The waiting calls look again: those of a server that
+			// crashed fail, those of one that closed first see their end.
+			c.self.Notify(evDead)
 		})
 	}
+}
+
+// crashedServers holds the servers (node and service) that a client of this
+// process found still in their service when the node's process died. The
+// first client to find one removes its port; the others learn of the crash
+// here.
+var crashedServers sync.Map
+
+type crashedServer struct {
+	node    UniqueID
+	service string
 }
 
 // serving reports whether a server of the node is still in the service, as
 // one is after its process died with it open. A server that closed, and then
 // its process ended, is no crash: its calls ended without a response when it
 // closed, however late they see it. Where the listing fails, it says yes.
+//
+// A client in another process may have removed a crashed server's port
+// already; then the calls waiting here see their stream end and fail with
+// ErrNoResponse rather than ErrPeerCrashed.
 func (c *Caller[Req, Resp]) serving(node UniqueID) bool {
 	servers, err := c.svc.Servers()
 	if err != nil {

@@ -490,6 +490,41 @@ func TestRPCServerExitAfterCloseIsNoCrash(t *testing.T) {
 	}
 }
 
+// Two clients of one process wait on calls to a server whose process is
+// killed: both calls fail with ErrPeerCrashed. (The first client to see the
+// death removes the dead server's port; the second must still tell a crash.)
+func TestRPCServerCrashFailsCallsOfEveryClient(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	var cls []*iox.Caller[[]byte, []byte]
+	for range 2 {
+		cl, err := iox.OpenClient(context.Background(), node, "crash-all", iox.Raw{}, iox.Raw{})
+		require.NoError(t, err)
+		defer cl.Close()
+		cls = append(cls, cl)
+	}
+	for round := range loops(3, 2, 20) {
+		c := spawn(t, ns, "rpc-manual", "IOX_SERVICE=crash-all")
+		c.expect("ready")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var outs []chan error
+		for i, cl := range cls {
+			out := make(chan error, 1)
+			go func() {
+				_, err := cl.Call(ctx, []byte(strconv.Itoa(i)))
+				out <- err
+			}()
+			c.expect(fmt.Sprintf("got %d", i))
+			outs = append(outs, out)
+		}
+		c.kill()
+		for i, out := range outs {
+			require.ErrorIs(t, <-out, iox.ErrPeerCrashed, "round %d, client %d", round, i)
+		}
+		cancel()
+	}
+}
+
 // The client and the server (in another process) close at the same moment
 // while calls wait: every call ends, with ErrClosed (the client's end came
 // first) or ErrNoResponse (the server's did), and the client's Close returns
