@@ -151,6 +151,11 @@ func (c *call) invoke(fn uintptr, n int) uintptr {
 // is full.
 func (c *call) release() {
 	c.out = [2]uint64{}
+	if c.pinned { // arguments taken but never run
+		c.pin.Unpin()
+		c.pinned = false
+	}
+	c.used = 0
 	calls.Lock()
 	if len(calls.free) < maxFree {
 		calls.free = append(calls.free, c)

@@ -15,7 +15,6 @@ import (
 // call has the whole room again.
 func TestCallInputCopiesSmallInputs(t *testing.T) {
 	c := getCall()
-	defer c.release()
 	a, b := []byte("header of forty bytes, more or less...."), []byte{1, 2, 3}
 	pa, pb := c.input(a), c.input(b)
 	require.NotEqual(t, pa, pb)
@@ -39,6 +38,10 @@ func TestCallInputCopiesSmallInputs(t *testing.T) {
 	w := []uint64{7, 9}
 	pw := c.inputWords(w)
 	require.Equal(t, binary.NativeEndian.AppendUint64(binary.NativeEndian.AppendUint64(nil, 7), 9), at(pw, 16))
+
+	c.release() // arguments taken but never run: what they pinned is let go
+	require.False(t, c.pinned)
+	require.Zero(t, c.used)
 }
 
 // Calls pin themselves for their life: more calls than the free list keeps,
