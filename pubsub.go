@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,12 +172,17 @@ type Pub[T any] struct {
 	closer    closer
 
 	mu          sync.Mutex
-	known       map[UniqueID]PortInfo      // subscribers at the last look
-	watched     map[UniqueID]func()        // subscriber nodes whose processes are watched
-	crashed     map[UniqueID]bool          // ... and whose processes died
-	words       map[UniqueID]*ffi.WaitWord // subscribers' wait words, by port
-	wordList    []*ffi.WaitWord            // the same, for the looks of every send
-	peersClosed bool                       // Peers' channel is closed
+	known       map[UniqueID]PortInfo // subscribers at the last look
+	watched     map[UniqueID]func()   // subscriber nodes whose processes are watched
+	crashed     map[UniqueID]bool     // ... and whose processes died
+	words       []portWord            // subscribers' wait words (a slice: every send looks at them all)
+	peersClosed bool                  // Peers' channel is closed
+}
+
+// portWord is a subscriber port's wait word.
+type portWord struct {
+	port UniqueID
+	*ffi.WaitWord
 }
 
 // OpenPub opens a publisher of []byte messages on the channel called name; ctx
@@ -199,7 +205,7 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 		txW: newSignal(), outs: newOutlet[T](), peers: make(chan PeerEvent, 64), torn: make(chan struct{}),
 		stopTx: make(chan struct{}),
 		known:  map[UniqueID]PortInfo{}, watched: map[UniqueID]func(){}, crashed: map[UniqueID]bool{},
-		words: map[UniqueID]*ffi.WaitWord{}}
+	}
 	pt := payloadTypeOf(codec)
 	if err := p.open(op, pt); err != nil {
 		p.ports.release()
@@ -383,7 +389,7 @@ func (p *Pub[T]) wakeStale(stale bool) {
 func (p *Pub[T]) notifyParked(force bool) {
 	p.mu.Lock()
 	notify := force || len(p.words) < len(p.known)
-	for _, w := range p.wordList {
+	for _, w := range p.words {
 		if w.Claim() || w.Gone() {
 			notify = true
 		}
@@ -403,7 +409,7 @@ func (p *Pub[T]) staleAt(subscribers int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	stale := subscribers != len(p.known)
-	for _, w := range p.wordList {
+	for _, w := range p.words {
 		stale = stale || w.Gone()
 	}
 	return stale
@@ -429,8 +435,8 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 		return false, false
 	}
 	room = true
-	for _, w := range p.wordList {
-		r, k := roomFor(w, tag, seq, copies)
+	for _, w := range p.words {
+		r, k := roomFor(w.WaitWord, tag, seq, copies)
 		if !k {
 			return false, false
 		}
@@ -543,28 +549,30 @@ func (p *Pub[T]) scan() {
 			p.report(PeerEvent{PeerJoined, s})
 			joined = true
 		}
-		if _, ok := p.words[id]; !ok {
-			if w := openWaitWord(p.node, s); w != nil {
-				p.words[id] = w
-			}
-		}
 		if _, ok := p.watched[s.Node]; !ok && s.Node != (UniqueID{}) {
 			node := s.Node
 			p.watched[node] = watchNode(p.node.lib, node, p.cfg.peerTimeout/4, func() { p.subscriberDied(node) })
 		}
 	}
-	for id, w := range p.words {
-		if _, ok := current[id]; !ok {
-			if p.crashed[p.known[id].Node] {
-				w.Remove() // a crashed subscriber leaves its word behind
-			}
-			w.Close()
-			delete(p.words, id)
-		}
-	}
-	p.wordList = p.wordList[:0]
+	kept := p.words[:0]
 	for _, w := range p.words {
-		p.wordList = append(p.wordList, w)
+		if _, ok := current[w.port]; ok {
+			kept = append(kept, w)
+			continue
+		}
+		if p.crashed[p.known[w.port].Node] {
+			w.Remove() // a crashed subscriber leaves its word behind
+		}
+		w.Close()
+	}
+	clear(p.words[len(kept):])
+	p.words = kept
+	for id, s := range current {
+		if !slices.ContainsFunc(p.words, func(w portWord) bool { return w.port == id }) {
+			if w := openWaitWord(p.node, s); w != nil {
+				p.words = append(p.words, portWord{id, w})
+			}
+		}
 	}
 	for node, cancel := range p.watched {
 		if !nodes[node] {
@@ -652,11 +660,10 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 	for _, cancel := range p.watched {
 		cancel()
 	}
-	for id, w := range p.words {
+	for _, w := range p.words {
 		w.Close()
-		delete(p.words, id)
 	}
-	p.wordList = nil
+	p.words = nil
 	p.mu.Unlock()
 	p.ports.release()
 	return result

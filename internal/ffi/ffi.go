@@ -15,8 +15,10 @@
 // foreign code; it does not rest on the collector never moving heap objects nor
 // on purego.SyscallN's //go:uintptrescapes, which covers only conversions written
 // in its own argument list. Native code keeps no address after a call returns.
-// Calls are kept in a free list with their Pinners, so the hot ones allocate nothing. Calls
-// that pass no Go memory may use purego.SyscallN directly.
+// A call pins itself for its life, so small inputs copied into it and its
+// out-parameters need no pin of their own; calls are kept in a free list, so
+// the hot ones allocate nothing. Calls that pass no Go memory may use
+// purego.SyscallN directly.
 package ffi
 
 import (
