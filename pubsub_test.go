@@ -256,6 +256,37 @@ func TestPubSubLossyNotifiesAForeignSubscriberEveryTime(t *testing.T) {
 	c.wait()
 }
 
+// A lossy subscriber killed while it parks (its wait word marked) is
+// reported as crashed; the publisher goes on sending without an error, and
+// the dead subscriber's word and ports are removed (the namespace check at the
+// end fails on anything left in /dev/shm).
+func TestPubSubLossyKilledSubscriberLeavesNothing(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	p, err := iox.OpenPub(ctx, node, "lossy-killed", iox.Lossy(), iox.BufferSize(64))
+	require.NoError(t, err)
+	c := spawn(t, ns, "lossy-echo", "IOX_SERVICE=lossy-killed", "IOX_COUNT=0")
+	c.expect("ready")
+	waitSubscribers(t, p, 1)
+	require.Equal(t, iox.PeerJoined, (<-p.Peers()).Kind)
+	c.say("go")
+	c.expect("got 0")
+	require.NoError(t, p.Send(ctx, []byte("1")))
+	require.Equal(t, "echo 1", c.line()) // and now it parks again
+	c.kill()
+	select {
+	case e := <-p.Peers():
+		require.Equal(t, iox.PeerCrashed, e.Kind)
+	case <-ctx.Done():
+		t.Fatal("the crash was not reported")
+	}
+	for range 100 {
+		require.NoError(t, p.Send(ctx, []byte("after")))
+	}
+	require.NoError(t, p.Close())
+}
+
 func TestPubSubLossyNeverBlocksThePublisher(t *testing.T) {
 	const n = 20000
 	ns := newNamespace(t)
