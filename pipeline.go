@@ -446,7 +446,7 @@ func (p *Push[T]) left(id uint64) {
 // this pusher's own, so its count is there whoever removed the puller's
 // resources.
 func (p *Push[T]) drop(r *route) {
-	p.sync(r)
+	p.syncLeft(r)
 	delete(p.routes, r.id)
 	p.gone[r.id] = true
 	if p.goneIDs = append(p.goneIDs, r.id); len(p.goneIDs) > maxGone {
@@ -479,8 +479,23 @@ func (p *Push[T]) drop(r *route) {
 // sync reads from the tally how many messages the puller handed over and
 // frees their copies (under mu).
 func (p *Push[T]) sync(r *route) {
-	id, n, ok := r.tally.Last()
-	if !ok || id != r.id || n <= r.taken || n > r.sent {
+	if id, n, ok := r.tally.Last(); ok {
+		p.takeUpTo(r, id, n)
+	}
+}
+
+// syncLeft is sync for a puller that left: one killed while it wrote its
+// count leaves the tally's counter odd for good, and sync would read nothing,
+// so what it counted would be given to others again (under mu).
+func (p *Push[T]) syncLeft(r *route) {
+	id, n := r.tally.LastLeft()
+	p.takeUpTo(r, id, n)
+}
+
+// takeUpTo frees the copies of r's messages up to the count n that the
+// tally holds for the puller id (under mu).
+func (p *Push[T]) takeUpTo(r *route, id, n uint64) {
+	if id != r.id || n <= r.taken || n > r.sent {
 		return
 	}
 	for ; r.taken < n; r.taken++ {

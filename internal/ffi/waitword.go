@@ -121,6 +121,14 @@ func (w *WaitWord) Last() (tag, seq uint64, ok bool) {
 	return tag, seq, v.Load() == n
 }
 
+// LastLeft is Last for a receiver that will write no more (it closed or its
+// process died) and whose tag never changes: a write it left half done keeps
+// the counter odd for good, but the tag and the sequence number are each
+// stored whole, so they hold what it wrote before or what it was writing.
+func (w *WaitWord) LastLeft() (tag, seq uint64) {
+	return w.word(32).Load(), w.word(40).Load()
+}
+
 // addr is the word's address as a call argument (0 for a nil word): shared
 // memory, not Go memory, so it needs no pinning.
 func (w *WaitWord) addr() uintptr {

@@ -1,0 +1,29 @@
+package ffi
+
+import (
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A receiver killed half-way through SetLast leaves the counter odd for good:
+// Last then never reads a count, while LastLeft reads the tag and the count
+// it wrote before (or was writing).
+func TestLastLeftReadsAWriteLeftHalfDone(t *testing.T) {
+	var mem [8]uint64
+	w := &WaitWord{p: unsafe.Pointer(&mem[0])}
+	w.SetLast(7, 3)
+	tag, seq, ok := w.Last()
+	require.True(t, ok)
+	require.Equal(t, [2]uint64{7, 3}, [2]uint64{tag, seq})
+
+	w.word(24).Add(1) // SetLast(7, 4) began, and its writer died
+	_, _, ok = w.Last()
+	require.False(t, ok, "a write under way is not read")
+	tag, seq = w.LastLeft()
+	require.Equal(t, [2]uint64{7, 3}, [2]uint64{tag, seq})
+	w.word(40).Store(4) // it died after storing the count
+	tag, seq = w.LastLeft()
+	require.Equal(t, [2]uint64{7, 4}, [2]uint64{tag, seq})
+}
