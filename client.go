@@ -176,9 +176,10 @@ func (c *Caller[Req, Resp]) Call(ctx context.Context, req Req) (Resp, error) {
 // call is one request in flight.
 type call struct {
 	pending *PendingResponse
-	crashes uint64 // server deaths seen when it was sent
-	buf     []byte // receive buffer
-	watched bool   // the servers' processes are watched for this call
+	crashes uint64     // server deaths seen when it was sent
+	buf     []byte     // receive buffer
+	watched bool       // the servers' processes are watched for this call
+	servers []UniqueID // the nodes of the servers there when it was first watched
 
 	// The outcome of the last look into the pending response, by the call's
 	// own goroutine or, while it waits, by the lead waiter on its behalf.
@@ -318,12 +319,27 @@ func (c *Caller[Req, Resp]) ended(cl *call) error {
 		return err
 	}
 	if now := c.crashes.Load(); now != cl.crashes {
-		if c.liveServers() == 0 {
+		if c.serversCrashed(cl) {
 			return &Error{Op: "call", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
 		}
 		cl.crashes = now // another server is there and has the request too
 	}
 	return nil
+}
+
+// serversCrashed reports, after a server died, whether every server that had
+// the call's request died: those there when the call was first watched all
+// crashed, or no server is alive. A server that came after the request was
+// sent never had it, so its being alive does not keep the call waiting.
+func (c *Caller[Req, Resp]) serversCrashed(cl *call) bool {
+	crashed := len(cl.servers) > 0
+	for _, node := range cl.servers {
+		if _, ok := crashedServers.Load(crashedServer{node, c.name}); !ok {
+			crashed = false
+			break
+		}
+	}
+	return crashed || c.liveServers() == 0
 }
 
 // park waits until the call has something to act on (cl.ready), a server
@@ -337,7 +353,7 @@ func (c *Caller[Req, Resp]) ended(cl *call) error {
 func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 	if !cl.watched {
 		cl.watched = true
-		c.watchServers()
+		cl.servers = c.watchServers()
 	}
 	c.mu.Lock()
 	c.waiting[cl] = struct{}{}
@@ -439,16 +455,21 @@ func (c *Caller[Req, Resp]) foreignServers() bool {
 //
 // It lists them for every call that waits: their number alone does not tell
 // who they are (a server that closed while its process lives on and one that
-// came in another process leave it the same).
-func (c *Caller[Req, Resp]) watchServers() {
+// came in another process leave it the same). It returns their nodes: the
+// servers that have the call's request, as far as it can tell.
+func (c *Caller[Req, Resp]) watchServers() []UniqueID {
 	servers, err := c.svc.Servers()
 	if err != nil {
-		return
+		return nil
+	}
+	nodes := make([]UniqueID, 0, len(servers))
+	for _, s := range servers {
+		nodes = append(nodes, s.Node)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.life.err() != nil {
-		return
+		return nodes
 	}
 	for _, s := range servers {
 		if _, ok := c.watched[s.Node]; ok || s.Node == (UniqueID{}) {
@@ -469,6 +490,7 @@ func (c *Caller[Req, Resp]) watchServers() {
 			c.self.Notify(evDead)
 		})
 	}
+	return nodes
 }
 
 // crashedServers holds the servers (node and service) that a client of this
@@ -540,7 +562,7 @@ func (c *Caller[Req, Resp]) pump(ctx context.Context, cl *call, out chan<- Resp)
 	for {
 		v, ok, err := c.next(ctx, cl)
 		if err != nil || !ok {
-			if err == nil && c.crashes.Load() != cl.crashes && c.liveServers() == 0 {
+			if err == nil && c.crashes.Load() != cl.crashes && c.serversCrashed(cl) {
 				err = &Error{Op: "stream", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
 			}
 			return err
