@@ -346,6 +346,15 @@ func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
 			return true, nil // lossy services carry no iox headers, hence no bye
 		}
 		n, err := p.pub.sendNotify(data, nil, nil, evData, nil)
+		if errors.Is(err, ErrWouldBlock) {
+			// It reached fewer subscribers than the service counted before
+			// it: one left during the send (or is full on a service without
+			// safe overflow, and loses the message as a slow subscriber of a
+			// lossy channel does). A lossy send does not fail for that: the
+			// others got it, and the subscribers are looked at again.
+			p.wakeStale(true)
+			return true, nil
+		}
 		if err != nil {
 			return false, err
 		}
