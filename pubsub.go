@@ -176,8 +176,15 @@ type Pub[T any] struct {
 	watched     map[UniqueID]func()   // subscriber nodes whose processes are watched
 	crashed     map[UniqueID]bool     // ... and whose processes died
 	words       []portWord            // subscribers' wait words (a slice: every send looks at them all)
+	looked      time.Duration         // when scan last looked (nanotime)
 	peersClosed bool                  // Peers' channel is closed
 }
+
+// wordRetry is how often a publisher looks again for the wait words of
+// subscribers that had none at the last look: one that was looked at between
+// its port and its word appearing has one a moment later, while one in
+// another language never has one.
+const wordRetry = time.Millisecond
 
 // portWord is a subscriber port's wait word.
 type portWord struct {
@@ -397,7 +404,7 @@ func (p *Pub[T]) wakeStale(stale bool) {
 // unknown to this publisher), or when force is set.
 func (p *Pub[T]) notifyParked(force bool) {
 	p.mu.Lock()
-	notify := force || len(p.words) < len(p.known)
+	notify := force || p.wordless()
 	for _, w := range p.words {
 		if w.Claim() || w.Gone() {
 			notify = true
@@ -413,15 +420,27 @@ func (p *Pub[T]) notifyParked(force bool) {
 // number, or a word whose subscriber closed.
 func (p *Pub[T]) stale() bool { return p.staleAt(p.Subscribers()) }
 
-// staleAt is stale for a subscriber count just read.
+// staleAt is stale for a subscriber count just read; a subscriber without a
+// word makes it stale too, every wordRetry.
 func (p *Pub[T]) staleAt(subscribers int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	stale := subscribers != len(p.known)
+	stale := subscribers != len(p.known) || (p.wordless() && nanotime()-p.looked >= wordRetry)
 	for _, w := range p.words {
 		stale = stale || w.Gone()
 	}
 	return stale
+}
+
+// wordless reports whether a subscriber had no wait word at the last look
+// (under mu).
+func (p *Pub[T]) wordless() bool { return len(p.words) < len(p.known) }
+
+// lacksWords is wordless taking mu.
+func (p *Pub[T]) lacksWords() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.wordless()
 }
 
 // loanRoom reports whether every subscriber has room for one more sample from
@@ -435,12 +454,12 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 	if p.cfg.waitSubs > 0 && subs < p.cfg.waitSubs {
 		return false, false
 	}
-	if p.staleAt(subs) { // a subscriber came or went since the last look
+	if p.staleAt(subs) || p.lacksWords() { // a subscriber came or went, or had no word yet
 		p.scan()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.known) == 0 || len(p.words) < len(p.known) {
+	if len(p.known) == 0 || p.wordless() {
 		return false, false
 	}
 	room = true
@@ -537,6 +556,7 @@ func (p *Pub[T]) scan() {
 	if err != nil {
 		return
 	}
+	p.looked = nanotime()
 	current := map[UniqueID]PortInfo{}
 	for _, s := range now {
 		current[s.Port] = s
