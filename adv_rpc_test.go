@@ -42,3 +42,69 @@ func TestAdvRPCCrashWithLateSecondServer(t *testing.T) {
 		second.wait()
 	}
 }
+
+// A server that never notifies (a plain iceoryx2 server, as one in another
+// language is) joins while a call waits as the lead for an iox server: a
+// later call that the newcomer answers returns that answer, within the poll
+// interval. (The lead decided when it began to wait that every server
+// notifies, and waited without a timeout; the later call waited for it.)
+func TestAdvRPCForeignServerJoinsWhileALeadWaits(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	const name = "foreign-late"
+	cl, err := iox.OpenClient(ctx, node, name, iox.Raw{}, iox.Raw{}, iox.MaxServers(2), iox.WithSpin(0))
+	require.NoError(t, err)
+	defer cl.Close()
+	srv, err := iox.OpenServer(ctx, node, name, iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(ctx, []byte("one"))
+		first <- err
+	}()
+	q, err := srv.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "one", string(q.Value))
+	defer q.Close()
+	waitParked(t, "iox.(*Caller[...]).lead", 1)
+
+	svc, err := node.RequestResponse(name, iox.OpenOnly())
+	require.NoError(t, err)
+	defer svc.Close()
+	plain, err := svc.Server()
+	require.NoError(t, err)
+	defer plain.Close()
+
+	second := make(chan error, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		v, err := cl.Call(cctx, []byte("two"))
+		if err == nil && string(v) != "two!" {
+			err = &iox.Error{Op: "test", Detail: "answer " + string(v)}
+		}
+		second <- err
+	}()
+	var req *iox.ActiveRequest
+	eventually(t, "the plain server to get the request", func() bool {
+		r, n, ok, err := plain.TryReceive(make([]byte, 16))
+		require.NoError(t, err)
+		if ok {
+			require.Equal(t, 3, n)
+			req = r
+		}
+		return ok
+	})
+	waitParked(t, "iox.(*Caller[...]).park", 2)
+	require.NoError(t, req.Send([]byte("two!")))
+	require.NoError(t, <-second, "the answer of the server that does not notify arrives")
+	require.NoError(t, req.Close())
+	q2, err := srv.Recv(ctx) // the iox server got the second request too
+	require.NoError(t, err)
+	q2.Close()
+	require.NoError(t, q.Reply(ctx, []byte("one!")))
+	require.NoError(t, <-first)
+}
