@@ -73,6 +73,7 @@ type Caller[Req, Resp any] struct {
 	mu      sync.Mutex
 	waiting map[*call]struct{}  // calls parked for a response
 	leading bool                // one of them waits in the poller
+	polling bool                // ... with the poll interval as its timeout (a server does not notify)
 	ids     []EventID           // the lead's scratch
 	watched map[UniqueID]func() // server nodes whose death this client watches
 	crashes atomic.Uint64       // server processes seen to die
@@ -349,7 +350,10 @@ func (c *Caller[Req, Resp]) serversCrashed(cl *call) bool {
 // waiting call's pending response and wakes those that got something, so a
 // response wakes the call it belongs to and not every call in flight. A lead
 // whose call is done, or whose context ended, hands the lead to another
-// waiting call (see leave).
+// waiting call (see leave). A call that finds a server that never notifies
+// while the lead waits without a timeout wakes the lead, which then waits
+// for at most the poll interval (that server may have come after the lead
+// began, and answer this call).
 func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 	if !cl.watched {
 		cl.watched = true
@@ -374,7 +378,14 @@ func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 			}
 			continue
 		}
+		polling := c.polling
 		c.mu.Unlock()
+		if !polling && c.foreignServers() {
+			// A server that does not notify came after the lead began to
+			// wait without a timeout, and may answer this call: the lead
+			// wakes and waits again, looking every poll interval.
+			c.self.Notify(evData)
+		}
 		select {
 		case <-cl.wake:
 		case <-ctx.Done():
@@ -391,12 +402,15 @@ func (c *Caller[Req, Resp]) lead(ctx context.Context) error {
 	wctx, cancel := ctx, context.CancelFunc(func() {})
 	if c.foreignServers() {
 		wctx, cancel = context.WithTimeout(ctx, c.cfg.poll)
+		c.mu.Lock()
+		c.polling = true
+		c.mu.Unlock()
 	}
 	ids, err := c.lis.waitInto(wctx, c.life.Done(), c.ids[:0])
 	c.ids = ids[:0]
 	cancel()
 	c.mu.Lock()
-	c.leading = false
+	c.leading, c.polling = false, false
 	crashed := c.crashes.Load()
 	for w := range c.waiting {
 		if w.ready || w.look() || w.crashes != crashed {
