@@ -3,8 +3,12 @@ package iox_test
 // Adversarial tests of lossy publish-subscribe channels.
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -52,4 +56,58 @@ func TestAdvLossySendWhileASubscriberCloses(t *testing.T) {
 		}
 	}
 	require.Equal(t, fmt.Sprint(sent-1), string(last))
+}
+
+// A lossy subscriber that parks is woken by the next send also when it
+// replaced another one (same count of subscribers, other membership), and
+// whether the one it replaced closes before, during or after that send. The
+// subscribers never poll (WithPoll of an hour), so a lost wake-up hangs.
+func TestAdvLossySwapWakes(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	rnd := seeded(t)
+	pub, err := iox.OpenPub(ctx, node, "swap", iox.Lossy())
+	require.NoError(t, err)
+	defer pub.Close()
+	open := func() *iox.Sub[[]byte] {
+		s, err := iox.OpenSub(ctx, node, "swap", iox.Lossy(), iox.WithPoll(time.Hour), iox.WithSpin(0))
+		require.NoError(t, err)
+		return s
+	}
+	old := open()
+	for round := range loops(200, 50, 2000) {
+		sub := open()
+		got := make(chan error, 1)
+		want := fmt.Sprint(round)
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			v, err := sub.Recv(rctx)
+			if err == nil && string(v) != want {
+				err = fmt.Errorf("got %q, want %q", v, want)
+			}
+			got <- err
+		}()
+		waitParked(t, "iox.(*hub).poll", 1)
+		var wg sync.WaitGroup
+		how := rnd.IntN(3)
+		switch how {
+		case 0:
+			require.NoError(t, old.Close())
+		case 1:
+			wg.Add(1)
+			go func() { defer wg.Done(); old.Close() }()
+		}
+		require.NoError(t, pub.Send(ctx, []byte(want)), "round %d, case %d", round, how)
+		old.Close()
+		wg.Wait()
+		err := <-got
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("round %d: the parked subscriber was never woken", round)
+		}
+		require.NoError(t, err, "round %d", round)
+		old = sub
+	}
+	require.NoError(t, old.Close())
 }
