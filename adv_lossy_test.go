@@ -111,3 +111,38 @@ func TestAdvLossySwapWakes(t *testing.T) {
 	}
 	require.NoError(t, old.Close())
 }
+
+// A lossy SendLoan, like a lossy Send, succeeds while no subscriber is there:
+// publishing to nobody loses nothing that anybody was owed (a lossless
+// SendLoan succeeds then too). It reported ErrUndelivered.
+func TestAdvLossySendLoanWithoutSubscribers(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	for _, lossy := range []bool{false, true} {
+		name := fmt.Sprintf("nobody-%v", lossy)
+		var opts []iox.Option
+		if lossy {
+			opts = append(opts, iox.Lossy())
+		}
+		pub, err := iox.OpenPub(ctx, node, name, opts...)
+		require.NoError(t, err)
+		require.NoError(t, pub.Send(ctx, []byte("sent")), "lossy %v", lossy)
+		l, err := pub.Loan(ctx, 4)
+		require.NoError(t, err)
+		copy(l.Bytes(), "loan")
+		require.NoError(t, pub.SendLoan(ctx, l), "lossy %v: a loan sent to nobody", lossy)
+		sub, err := iox.OpenSub(ctx, node, name, opts...)
+		require.NoError(t, err)
+		waitSubscribers(t, pub, 1)
+		l, err = pub.Loan(ctx, 4)
+		require.NoError(t, err)
+		copy(l.Bytes(), "seen")
+		require.NoError(t, pub.SendLoan(ctx, l), "lossy %v", lossy)
+		v, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "seen", string(v), "lossy %v", lossy)
+		require.NoError(t, sub.Close())
+		require.NoError(t, pub.Close())
+	}
+}
