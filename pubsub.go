@@ -479,6 +479,12 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 // any message published before it joined, and when it got it, it is woken.
 // loanRoom looked at the subscribers just before, so they are not counted
 // again: the number the sample reached tells of a newcomer.
+//
+// A sample that reached anybody is spent (ok), also when a subscriber missed
+// it: its sequence number is taken, and the next sample must not carry it
+// again (subscribers would drop that as a copy). Reaching fewer subscribers
+// than loanRoom saw is no failure when those missing closed meanwhile (their
+// words say so); one still there that missed it makes it ErrUndelivered.
 func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 	min := 0
 	if !p.cfg.lossy {
@@ -487,7 +493,7 @@ func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 		min = len(p.words)
 		p.mu.Unlock()
 	}
-	n, err := smp.sendNotify(nil, evData, nil, min)
+	n, err := smp.sendNotify(nil, evData, nil, 0) // how many it reached is judged here
 	if n > 0 {
 		if p.cfg.lossy {
 			p.wakeReached(n)
@@ -497,13 +503,30 @@ func (p *Pub[T]) sendLoan(smp *SampleMut, h *header) (bool, error) {
 			p.notifyParked(n > min)
 		}
 	}
-	if err != nil && !errors.Is(err, ErrWouldBlock) {
+	if err != nil {
 		return false, err
 	}
-	if p.cfg.lossy {
-		return true, nil // as a lossy Send: whoever is there got it, also nobody
+	if p.cfg.lossy || n >= min {
+		return true, nil // whoever is there got it (on a lossy channel also nobody, as with Send)
 	}
-	return n > 0, nil
+	if n >= p.staying() {
+		return true, nil // the subscribers it missed closed meanwhile
+	}
+	return n > 0, &Error{Op: "send loan", Name: p.name, Kind: ErrUndelivered,
+		Detail: fmt.Sprintf("%d of %d subscribers took the message", n, min)}
+}
+
+// staying counts the subscribers whose words do not say they closed.
+func (p *Pub[T]) staying() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, w := range p.words {
+		if !w.Gone() {
+			n++
+		}
+	}
+	return n
 }
 
 // awaitRoom waits until a subscriber made room, joined, left or died. It tells
