@@ -491,6 +491,45 @@ func TestRPCFixedTypes(t *testing.T) {
 	require.ErrorIs(t, err, iox.ErrIncompatible)
 }
 
+// A call reuses the state of finished calls and receives a response that fits
+// its buffer in one look; the counts a wait asks for allocate nothing. What is
+// left per call, with the server in the same process: the pending response and
+// the server's request, the encoded values, a listing of the servers for the
+// call that waits, and the waits' own contexts and timers.
+func TestRPCCallAllocatesLittle(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	c, err := iox.Fixed[int64]("i64")
+	require.NoError(t, err)
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := iox.OpenServer(ctx, node, "allocs", c, c)
+	require.NoError(t, err)
+	defer srv.Close()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go srv.Serve(sctx, 1, func(_ context.Context, v int64) (int64, error) { return v + 1, nil })
+	cl, err := iox.OpenClient(ctx, node, "allocs", c, c)
+	require.NoError(t, err)
+	defer cl.Close()
+	var failure error
+	call := func() {
+		if v, err := cl.Call(ctx, 41); failure == nil && (err != nil || v != 42) {
+			failure = fmt.Errorf("call: %d, %v", v, err)
+		}
+	}
+	for range 100 {
+		call()
+	}
+	allocs := testing.AllocsPerRun(500, call)
+	require.NoError(t, failure)
+	t.Logf("%v allocations per call, client and server", allocs)
+	assert.LessOrEqual(t, allocs, 22.0, "34 when every call made its own state and looked twice")
+}
+
 // A Python iceoryx2 client calls a Go server: its requests are taken although
 // it never notifies, and it receives every response of each stream.
 func TestRPCPythonClientCallsGoServer(t *testing.T) {
