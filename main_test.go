@@ -326,8 +326,9 @@ const cldStopped = 5
 // only starts a group stop: each of the child's threads stops when it next
 // takes it, and until then goes on running (on a loaded machine, for
 // milliseconds after the signal was sent). The kernel reports the stop to the
-// parent once the last thread has stopped; waitid with WNOWAIT and without
-// WEXITED's reaping leaves the child's exit to the harness.
+// parent once the last thread has stopped. waitid also returns when the child
+// ended instead (WEXITED), and reaps nothing (WNOWAIT): the harness collects
+// the child's exit.
 func (c *child) stop() {
 	c.t.Helper()
 	require.NoError(c.t, c.cmd.Process.Signal(syscall.SIGSTOP))
