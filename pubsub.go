@@ -177,7 +177,20 @@ type Pub[T any] struct {
 	crashed     map[UniqueID]bool     // ... and whose processes died
 	words       []portWord            // subscribers' wait words (a slice: every send looks at them all)
 	peersClosed bool                  // Peers' channel is closed
+	rescanAt    time.Duration         // when to look again for the words of subscribers that had none
+	rescanGap   time.Duration         // ... and how long after that (see wordRescan)
 }
+
+// A subscriber without a word when the publisher looked (one in another
+// language, or an iox one that had listed its port but not made its word yet)
+// gets a notification after every send. The publisher looks for the missing
+// words again after wordRescanMin, then ever less often up to wordRescanMax:
+// an iox subscriber's word is found soon after it was made, and the look
+// costs little where none will ever come.
+const (
+	wordRescanMin = time.Millisecond
+	wordRescanMax = time.Second
+)
 
 // portWord is a subscriber port's wait word.
 type portWord struct {
@@ -412,6 +425,9 @@ func (p *Pub[T]) staleAt(subscribers int) bool {
 	for _, w := range p.words {
 		stale = stale || w.Gone()
 	}
+	if len(p.words) < len(p.known) && !stale {
+		stale = nanotime() >= p.rescanAt // a word may have come since
+	}
 	return stale
 }
 
@@ -581,7 +597,16 @@ func (p *Pub[T]) scan() {
 			delete(p.crashed, node)
 		}
 	}
+	if joined || len(current) != len(p.known) {
+		p.rescanGap = 0 // the subscribers changed: look again soon
+	}
 	p.known = current
+	if len(p.words) < len(p.known) {
+		p.rescanGap = min(max(2*p.rescanGap, wordRescanMin), wordRescanMax)
+		p.rescanAt = nanotime() + p.rescanGap
+	} else {
+		p.rescanGap = 0
+	}
 	if joined {
 		if p.cfg.history > 0 {
 			p.pub.Update() // late joiners get the history
