@@ -2,6 +2,7 @@ package iox
 
 import (
 	"context"
+	"time"
 
 	"github.com/iox-go/iox/internal/ffi"
 )
@@ -143,4 +144,12 @@ func (p *Pub[T]) Words() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.words)
+}
+
+// RescanGap is how long the publisher waits before it looks again for the
+// words of subscribers that had none.
+func (p *Pub[T]) RescanGap() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rescanGap
 }

@@ -294,6 +294,12 @@ func TestPubSubFindsAWordMadeAfterItLooked(t *testing.T) {
 		require.True(t, notified(), "send %d to a subscriber without a word", i)
 	}
 	require.Zero(t, p.Words())
+	// while none comes, the publisher looks for it ever less often
+	eventually(t, "the publisher to look less often", func() bool {
+		require.True(t, notified())
+		return p.RescanGap() >= 4*time.Millisecond
+	})
+	require.LessOrEqual(t, p.RescanGap(), time.Second)
 	closeWord, ok := iox.MakeWaitWord(node, sub, 64)
 	require.True(t, ok)
 	defer closeWord()
