@@ -65,7 +65,7 @@ type Pair[T any] struct {
 	hub *hub
 	rx  *receiver[T]
 	tx  *sender[T]
-	hb  []byte // the header of the sample being sent (by the one goroutine that delivers, see sender)
+	hb  []byte // the header of the sample being sent (under tx.mu)
 	txW chan struct{}
 
 	in         chan T

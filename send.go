@@ -13,10 +13,7 @@ import (
 // cannot take it (full, or not there yet) the message is copied into a bounded
 // queue, and a goroutine that runs only while the queue holds something waits
 // for room and delivers it, packing small messages into shared samples. Order
-// is kept either way. One goroutine at a time delivers: Send under mu while
-// nothing is queued, else the queue's goroutine, which lets go of mu during
-// the native send of the entry at the head (sealed: nothing joins it any
-// more), so that Send packs the next messages meanwhile.
+// is kept either way.
 type sender[T any] struct {
 	name    string
 	life    *life
@@ -407,10 +404,7 @@ func (s *sender[T]) pump() {
 		}
 		for {
 			s.hdr = header{tag: s.tag, seq: s.seq + 1, first: s.sent, count: uint32(count), kind: head.kind}
-			s.mu.Unlock()
 			ok, err := s.deliver(data, &s.hdr)
-			s.mu.Lock()
-			head = &s.q[0] // Send may have grown the queue meanwhile
 			if err != nil {
 				s.fail(err)
 				s.pumping = false
