@@ -24,14 +24,13 @@ func TestLosslessPublisherHoldsBackForASubscriberThatHasNotReceivedYet(t *testin
 	c := spawn(t, ns, "rel-sub", "IOX_SERVICE=unconnected", "IOX_FROM_ZERO=1", "IOX_IDLE=5s", "IOX_SAY_IDLE=1")
 	c.expect("ready")
 	c.expect("idle") // the subscriber looked for messages: no publisher yet
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
 	stopped := true
 	defer func() {
 		if stopped {
 			c.cmd.Process.Signal(syscall.SIGCONT)
 		}
 	}()
-	eventually(t, "the subscriber to stop", func() bool { return processState(c.cmd.Process.Pid) == "T" })
+	c.stop()
 	ctx := context.Background()
 	p, err := iox.OpenPub(ctx, node, "unconnected", iox.BufferSize(16), iox.WithChanCap(0))
 	require.NoError(t, err)

@@ -64,6 +64,7 @@ type Caller[Req, Resp any] struct {
 	dec     Codec[Resp]
 	slots   chan struct{}
 	bufs    sync.Pool
+	calls   sync.Pool // finished calls, reused with their receive buffers
 	ports   ports
 	life    *life
 	closer  closer
@@ -77,6 +78,11 @@ type Caller[Req, Resp any] struct {
 	ids     []EventID           // the lead's scratch
 	watched map[UniqueID]func() // server nodes whose death this client watches
 	crashes atomic.Uint64       // server processes seen to die
+	// the nodes of the servers in the latest listing (see watchServers)
+	listedNodes []UniqueID
+
+	listings atomic.Uint64 // listings of the servers begun (watchServers numbers them)
+	listed   atomic.Uint64 // the latest listing whose servers are watched
 }
 
 // OpenClient opens a client of the request/response service name, whose
@@ -178,9 +184,10 @@ func (c *Caller[Req, Resp]) Call(ctx context.Context, req Req) (Resp, error) {
 type call struct {
 	pending *PendingResponse
 	crashes uint64     // server deaths seen when it was sent
+	sent    uint64     // listings of the servers begun when it was sent
 	buf     []byte     // receive buffer
 	watched bool       // the servers' processes are watched for this call
-	servers []UniqueID // the nodes of the servers there when it was first watched
+	servers []UniqueID // the nodes of the servers in a listing begun after it was sent
 
 	// The outcome of the last look into the pending response, by the call's
 	// own goroutine or, while it waits, by the lead waiter on its behalf.
@@ -236,8 +243,8 @@ func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
 		crashes := c.crashes.Load()
 		p, err := c.client.sendNotify(msg, c.wakeSrv, evData)
 		if err == nil {
-			cl := &call{pending: p, crashes: crashes, wake: make(chan struct{}, 1)}
-			cl.pollFunc = cl.look
+			cl := c.newCall()
+			cl.pending, cl.crashes, cl.sent = p, crashes, c.listings.Load()
 			return cl, nil
 		}
 		if !errors.Is(err, ErrNoServer) && !errors.Is(err, ErrWouldBlock) && !errors.Is(err, ErrLimitReached) {
@@ -256,11 +263,34 @@ func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
 	}
 }
 
+// respBuffer is the room a call receives into at first: responses that fit
+// come in one look; a larger one grows the buffer (see next).
+const respBuffer = 1 << 10
+
+// keptRespBuffer is the largest receive buffer a finished call keeps for reuse.
+const keptRespBuffer = 64 << 10
+
+// newCall returns a finished call to reuse, or a new one.
+func (c *Caller[Req, Resp]) newCall() *call {
+	if cl, _ := c.calls.Get().(*call); cl != nil {
+		return cl
+	}
+	cl := &call{buf: make([]byte, min(respBuffer, c.cfg.maxMessage)), wake: make(chan struct{}, 1)}
+	cl.pollFunc = cl.look
+	return cl
+}
+
 // finish gives the call's slot back; dropping its pending response tells the
-// servers that nobody waits for more answers.
+// servers that nobody waits for more answers. The call is reused: nothing
+// refers to it any more (it left the waiting calls before it finished).
 func (c *Caller[Req, Resp]) finish(cl *call) {
 	cl.pending.Close()
 	<-c.slots
+	if cap(cl.buf) > keptRespBuffer {
+		return
+	}
+	*cl = call{buf: cl.buf, wake: cl.wake, pollFunc: cl.pollFunc}
+	c.calls.Put(cl)
 }
 
 // next returns the call's next response, or ok false at the end of its stream.
@@ -288,15 +318,16 @@ func (c *Caller[Req, Resp]) next(ctx context.Context, cl *call) (v Resp, ok bool
 			}
 		}
 		cl.ready = false
-		var small *BufferTooSmallError
 		switch {
-		case errors.As(cl.err, &small):
-			if small.Need > c.cfg.maxMessage {
-				return v, false, &Error{Op: "call", Name: c.name, Kind: ErrMessageTooLarge,
-					Detail: fmt.Sprintf("response of %d bytes, MaxMessageSize is %d", small.Need, c.cfg.maxMessage)}
-			}
-			cl.buf = make([]byte, small.Need)
 		case cl.err != nil:
+			if need, ok := bufferNeed(cl.err); ok {
+				if need > c.cfg.maxMessage {
+					return v, false, &Error{Op: "call", Name: c.name, Kind: ErrMessageTooLarge,
+						Detail: fmt.Sprintf("response of %d bytes, MaxMessageSize is %d", need, c.cfg.maxMessage)}
+				}
+				cl.buf = make([]byte, need)
+				continue
+			}
 			if e := c.life.err(); e != nil {
 				return v, false, e
 			}
@@ -329,7 +360,7 @@ func (c *Caller[Req, Resp]) ended(cl *call) error {
 }
 
 // serversCrashed reports, after a server died, whether every server that had
-// the call's request died: those there when the call was first watched all
+// the call's request died: those of the listing begun after it was sent all
 // crashed, or no server is alive. A server that came after the request was
 // sent never had it, so its being alive does not keep the call waiting.
 func (c *Caller[Req, Resp]) serversCrashed(cl *call) bool {
@@ -357,7 +388,12 @@ func (c *Caller[Req, Resp]) serversCrashed(cl *call) bool {
 func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 	if !cl.watched {
 		cl.watched = true
-		cl.servers = c.watchServers()
+		if c.listed.Load() <= cl.sent { // no listing began after it was sent
+			c.watchServers()
+		}
+		c.mu.Lock()
+		cl.servers = c.listedNodes
+		c.mu.Unlock()
 	}
 	c.mu.Lock()
 	c.waiting[cl] = struct{}{}
@@ -467,24 +503,32 @@ func (c *Caller[Req, Resp]) foreignServers() bool {
 // watchServers watches the processes of the servers there now, so that calls
 // fail quickly when they die.
 //
-// It lists them for every call that waits: their number alone does not tell
-// who they are (a server that closed while its process lives on and one that
-// came in another process leave it the same). It returns their nodes: the
-// servers that have the call's request, as far as it can tell.
-func (c *Caller[Req, Resp]) watchServers() []UniqueID {
+// A call that waits needs a listing begun after it was sent, which names
+// every server that got its request and is still there: their number alone
+// does not tell who they are (a server that closed while its process lives
+// on and one that came in another process leave it the same). Calls that
+// wait at the same time share one listing; its servers' nodes are kept
+// (listedNodes) to tell whether every server that had a call's request died.
+func (c *Caller[Req, Resp]) watchServers() {
+	id := c.listings.Add(1)
 	servers, err := c.svc.Servers()
 	if err != nil {
-		return nil
-	}
-	nodes := make([]UniqueID, 0, len(servers))
-	for _, s := range servers {
-		nodes = append(nodes, s.Node)
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.life.err() != nil {
-		return nodes
+		return
 	}
+	defer func() {
+		if c.listed.Load() < id {
+			c.listed.Store(id) // under mu: listings end one at a time
+			c.listedNodes = make([]UniqueID, 0, len(servers))
+			for _, s := range servers {
+				c.listedNodes = append(c.listedNodes, s.Node)
+			}
+		}
+	}()
 	for _, s := range servers {
 		if _, ok := c.watched[s.Node]; ok || s.Node == (UniqueID{}) {
 			continue
@@ -504,7 +548,6 @@ func (c *Caller[Req, Resp]) watchServers() []UniqueID {
 			c.self.Notify(evDead)
 		})
 	}
-	return nodes
 }
 
 // crashedServers holds the servers (node and service) that a client of this

@@ -903,9 +903,8 @@ func TestAdvStaleConfirmationCannotEndCloseEarly(t *testing.T) {
 	c.expect("got from-a")
 	require.NoError(t, a.Close(), "the reading child confirms A's messages")
 
-	require.NoError(t, c.cmd.Process.Signal(syscall.SIGSTOP))
 	stopped = true
-	eventually(t, "the child to stop", func() bool { return processState(c.cmd.Process.Pid) == "T" })
+	c.stop()
 
 	b, err := iox.OpenPub(ctx, node, "stale")
 	require.NoError(t, err)

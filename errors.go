@@ -114,6 +114,19 @@ func (e *BufferTooSmallError) Error() string {
 }
 func (e *BufferTooSmallError) Is(target error) bool { return target == ErrBufferTooSmall }
 
+// bufferNeed reports the room the next message needs when err says it did not
+// fit (a nil err costs nothing: the common case of a message that fits).
+func bufferNeed(err error) (int, bool) {
+	if err == nil {
+		return 0, false
+	}
+	var small *BufferTooSmallError
+	if errors.As(err, &small) {
+		return small.Need, true
+	}
+	return 0, false
+}
+
 func trimPrefix(s string) string {
 	if len(s) > 5 && s[:5] == "iox: " {
 		return s[5:]

@@ -2,6 +2,7 @@ package iox
 
 import (
 	"context"
+	"time"
 
 	"github.com/iox-go/iox/internal/ffi"
 )
@@ -127,3 +128,28 @@ func (p *Pub[T]) AfterLoanRoom(f func(room, known bool)) {
 
 // Taken is how many messages the subscriber took out of shared memory.
 func (s *Sub[T]) Taken() uint64 { return s.rx.got.Load() }
+
+// MakeWaitWord makes the wait word of a plain subscriber, as an iox Sub makes
+// its own after its port is listed; the returned func closes it.
+func MakeWaitWord(node *Node, sub *Subscriber, buffer int) (closeWord func(), ok bool) {
+	w := newWaitWord(node, sub, buffer)
+	if w == nil {
+		return nil, false
+	}
+	return w.Close, true
+}
+
+// Words is how many subscribers' wait words the publisher holds.
+func (p *Pub[T]) Words() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.words)
+}
+
+// RescanGap is how long the publisher waits before it looks again for the
+// words of subscribers that had none.
+func (p *Pub[T]) RescanGap() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rescanGap
+}

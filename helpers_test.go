@@ -383,9 +383,28 @@ func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
 	}
 }
 
-// processState is the state letter of a process in /proc (R, S, T, ...).
-func processState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// processState is the state letter of a process in /proc (R, S, T, ...): its
+// main thread's.
+func processState(pid int) string { return statState(fmt.Sprintf("/proc/%d/stat", pid)) }
+
+// threadStates maps each thread of the process pid to its state letter.
+func threadStates(pid int) (map[string]string, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, task := range tasks {
+		m[task.Name()] = statState(filepath.Join(dir, task.Name(), "stat"))
+	}
+	return m, nil
+}
+
+// statState reads the state letter out of a /proc stat file ("" when it
+// cannot).
+func statState(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}

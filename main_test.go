@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/iox-go/iox"
 )
@@ -27,6 +31,8 @@ import (
 // Child processes re-execute this test binary with IOX_CHILD set to a role; the
 // role's function runs instead of the tests, and its error becomes the exit code.
 var children = map[string]func() error{}
+
+func init() { children["spin"] = childSpin }
 
 func TestMain(m *testing.M) {
 	if role := os.Getenv("IOX_CHILD"); role != "" {
@@ -310,6 +316,75 @@ func (c *child) expectPrefix(prefix string) string {
 		c.t.Fatalf("child said %q, want %q...", l, prefix)
 	}
 	return strings.TrimSpace(strings.TrimPrefix(l, prefix))
+}
+
+// cldStopped is the code (si_code) with which waitid reports a child that
+// stopped (CLD_STOPPED in <signal.h>).
+const cldStopped = 5
+
+// stop sends SIGSTOP and waits until the whole child has stopped. The signal
+// only starts a group stop: each of the child's threads stops when it next
+// takes it, and until then goes on running (on a loaded machine, for
+// milliseconds after the signal was sent). The kernel reports the stop to the
+// parent once the last thread has stopped. waitid also returns when the child
+// ended instead (WEXITED), and reaps nothing (WNOWAIT): the harness collects
+// the child's exit.
+func (c *child) stop() {
+	c.t.Helper()
+	require.NoError(c.t, c.cmd.Process.Signal(syscall.SIGSTOP))
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, c.cmd.Process.Pid, &info, unix.WSTOPPED|unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		require.NoError(c.t, err, "waiting for the child to stop")
+		break
+	}
+	require.Equal(c.t, int32(cldStopped), info.Code, "the child ended instead of stopping")
+}
+
+// childSpin keeps IOX_THREADS goroutines busy, each locked to a thread of
+// its own, says "spinning" once all of them run, and goes on until it is
+// killed.
+func childSpin() error {
+	k := envInt("IOX_THREADS")
+	runtime.GOMAXPROCS(k)
+	var spins atomic.Uint64
+	var running sync.WaitGroup
+	running.Add(k)
+	for range k {
+		go func() {
+			runtime.LockOSThread()
+			running.Done()
+			for {
+				spins.Add(1)
+			}
+		}()
+	}
+	running.Wait()
+	fmt.Println("spinning")
+	select {}
+}
+
+// stop returns only once every thread of the child has stopped, also when
+// the child has more busy threads than the machine has cores: those that wait
+// for a core take the stop only when they get one, and until then the child
+// is not stopped, whatever its main thread's state says.
+func TestChildStopStopsEveryThread(t *testing.T) {
+	ns := newNamespace(t)
+	threads := 4 * runtime.NumCPU()
+	c := spawn(t, ns, "spin", "IOX_THREADS="+strconv.Itoa(threads))
+	t.Cleanup(func() { c.cmd.Process.Kill() }) // also when the test fails while the child is stopped
+	c.expect("spinning")
+	c.stop()
+	states, err := threadStates(c.cmd.Process.Pid)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(states), threads, "a thread for each spinning goroutine")
+	for tid, state := range states {
+		require.Equal(t, "T", state, "thread %s of the child", tid)
+	}
+	c.kill()
 }
 
 // kill sends SIGKILL and waits until the process is reaped.

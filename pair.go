@@ -83,7 +83,7 @@ type Pair[T any] struct {
 
 	word     *ffi.WaitWord                // this end's wait word (nil: none could be made)
 	peerWord atomic.Pointer[ffi.WaitWord] // the peer's wait word (nil: notify every time)
-	oldWords []*ffi.WaitWord              // words of earlier peers, closed at the end (under tx.mu)
+	oldWords []*ffi.WaitWord              // words of earlier peers, closed at the end (under mu)
 
 	mu          sync.Mutex // guards the peer fields below
 	peerNode    UniqueID
@@ -417,9 +417,7 @@ func (p *Pair[T]) lookForPeer() {
 		p.unwatch() // another process took the slot: the one before is gone
 	}
 	if old := p.peerWord.Swap(openWaitWord(p.node, subs[0])); old != nil {
-		p.tx.mu.Lock()
-		p.oldWords = append(p.oldWords, old)
-		p.tx.mu.Unlock()
+		p.oldWords = append(p.oldWords, old) // a send may still use it: closed at the end
 	}
 	p.peerNode = subs[0].Node
 	p.unwatch = watchNode(p.node.lib, p.peerNode, p.cfg.peerTimeout/4, p.peerExited)
@@ -524,6 +522,7 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 	p.pub.Close()
 	p.rx.dropWord()
 	p.tx.mu.Lock() // no send uses the peer's word any more
+	p.mu.Lock()
 	if w := p.peerWord.Swap(nil); w != nil {
 		p.oldWords = append(p.oldWords, w)
 	}
@@ -531,6 +530,7 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 		w.Close()
 	}
 	p.oldWords = nil
+	p.mu.Unlock()
 	p.tx.mu.Unlock()
 	p.release()
 	return result

@@ -735,7 +735,10 @@ func TestPipelineSeveralPushers(t *testing.T) {
 // and another process cleans up its resources before the pusher has seen any
 // of it. The pusher still gives back exactly what the puller had not handed
 // over: the puller's count of what it handed over lives in the pusher's own
-// tally, not in the dead puller's resources. Nothing is delivered twice.
+// tally, not in the dead puller's resources. Nothing is delivered twice. (The
+// pusher must be stopped whole before the puller takes: a thread of it that
+// still ran would refill the queue, and the refill would rightly be given
+// back; see TestPipelineKilledPullersRefillIsGivenBack.)
 func TestPipelineCleanupRaceNoDuplicates(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
@@ -745,7 +748,7 @@ func TestPipelineCleanupRaceNoDuplicates(t *testing.T) {
 	push := spawnPusher(t, ns, "race", 0, n, 1)
 	push.c.expect("sent") // the doomed puller's queue is full, the rest waits in the pusher
 	pid := push.c.cmd.Process.Pid
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	push.c.stop() // every thread: one that still ran would refill the doomed puller's queue once it took it
 	stopped := true
 	defer func() {
 		if stopped {
@@ -780,6 +783,64 @@ func TestPipelineCleanupRaceNoDuplicates(t *testing.T) {
 	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
 	stopped = false
 	require.Zero(t, push.close(t), "the dead puller took its whole queue: nothing is given back")
+	require.NoError(t, pull.Close())
+	require.ErrorIs(t, <-recvd, iox.ErrClosed)
+	<-doomed.ended
+	doomed.mu.Lock()
+	held, dg := uint64(doomed.holding), doomed.got
+	doomed.mu.Unlock()
+	require.Equal(t, []uint64{0, 1, 2}, dg)
+	require.Equal(t, uint64(holdAfter), held)
+	requireExactly(t, n, []uint64{held}, got, dg)
+	require.LessOrEqual(t, inversions(got), buffer, "in order, apart from what was given back")
+}
+
+// A pusher that runs while its puller takes the whole queue refills the queue
+// at once; the puller dies holding the message it took last, and another
+// process cleans up its resources. The refill, sent after the puller took its
+// queue and never handed over, goes to another puller, all of it and only it:
+// what the dead puller handed over or held is not sent again, and nothing is
+// delivered twice.
+func TestPipelineKilledPullersRefillIsGivenBack(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	const n, buffer, holdAfter = 20, 4, 3
+	doomed := spawnPuller(t, ns, "refill", buffer, "IOX_GATE=1", "IOX_HOLD_AFTER="+strconv.Itoa(holdAfter))
+	pid := doomed.c.cmd.Process.Pid
+	push, err := iox.OpenPush(ctx, node, "refill", iox.WithLinger(20*time.Second))
+	require.NoError(t, err)
+	eventually(t, "the pusher to know the puller", func() bool { return push.Pullers() == 1 })
+	require.NoError(t, <-sendAll(ctx, push, 0, n))
+	require.Equal(t, buffer, push.Untaken()[pid], "the doomed puller's queue is full, the rest waits in the pusher")
+	doomed.c.say("take") // it takes its whole queue: three handed over, one held
+	select {
+	case <-doomed.held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the doomed puller took nothing")
+	}
+	// It counted all four before it said so: untaken again means refilled.
+	eventually(t, "the pusher to refill the doomed puller's queue", func() bool { return push.Untaken()[pid] == buffer })
+	doomed.c.kill()
+	_, err = node.CleanupDeadNodes()
+	require.NoError(t, err)
+
+	pull, err := iox.OpenPull(ctx, node, "refill", iox.BufferSize(buffer))
+	require.NoError(t, err)
+	var got []uint64
+	recvd := make(chan error, 1)
+	go func() {
+		for {
+			m, err := pull.Recv(ctx)
+			if err != nil {
+				recvd <- err
+				return
+			}
+			got = append(got, binary.LittleEndian.Uint64(m))
+		}
+	}()
+	require.NoError(t, push.Close(), "pullers took every message")
+	require.Equal(t, uint64(buffer), push.Resent(), "the refill was given back, and only the refill")
 	require.NoError(t, pull.Close())
 	require.ErrorIs(t, <-recvd, iox.ErrClosed)
 	<-doomed.ended

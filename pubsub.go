@@ -176,15 +176,21 @@ type Pub[T any] struct {
 	watched     map[UniqueID]func()   // subscriber nodes whose processes are watched
 	crashed     map[UniqueID]bool     // ... and whose processes died
 	words       []portWord            // subscribers' wait words (a slice: every send looks at them all)
-	looked      time.Duration         // when scan last looked (nanotime)
 	peersClosed bool                  // Peers' channel is closed
+	rescanAt    time.Duration         // when to look again for the words of subscribers that had none
+	rescanGap   time.Duration         // ... and how long after that (see wordRescan)
 }
 
-// wordRetry is how often a publisher looks again for the wait words of
-// subscribers that had none at the last look: one that was looked at between
-// its port and its word appearing has one a moment later, while one in
-// another language never has one.
-const wordRetry = time.Millisecond
+// A subscriber without a word when the publisher looked (one in another
+// language, or an iox one that had listed its port but not made its word yet)
+// gets a notification after every send. The publisher looks for the missing
+// words again after wordRescanMin, then ever less often up to wordRescanMax:
+// an iox subscriber's word is found soon after it was made, and the look
+// costs little where none will ever come.
+const (
+	wordRescanMin = time.Millisecond
+	wordRescanMax = time.Second
+)
 
 // portWord is a subscriber port's wait word.
 type portWord struct {
@@ -404,7 +410,7 @@ func (p *Pub[T]) wakeStale(stale bool) {
 // unknown to this publisher), or when force is set.
 func (p *Pub[T]) notifyParked(force bool) {
 	p.mu.Lock()
-	notify := force || p.wordless()
+	notify := force || len(p.words) < len(p.known)
 	for _, w := range p.words {
 		if w.Claim() || w.Gone() {
 			notify = true
@@ -420,27 +426,27 @@ func (p *Pub[T]) notifyParked(force bool) {
 // number, or a word whose subscriber closed.
 func (p *Pub[T]) stale() bool { return p.staleAt(p.Subscribers()) }
 
-// staleAt is stale for a subscriber count just read; a subscriber without a
-// word makes it stale too, every wordRetry.
+// staleAt is stale for a subscriber count just read.
 func (p *Pub[T]) staleAt(subscribers int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	stale := subscribers != len(p.known) || (p.wordless() && nanotime()-p.looked >= wordRetry)
+	stale := subscribers != len(p.known)
 	for _, w := range p.words {
 		stale = stale || w.Gone()
+	}
+	if len(p.words) < len(p.known) && !stale {
+		stale = nanotime() >= p.rescanAt // a word may have come since
 	}
 	return stale
 }
 
-// wordless reports whether a subscriber had no wait word at the last look
-// (under mu).
-func (p *Pub[T]) wordless() bool { return len(p.words) < len(p.known) }
-
-// lacksWords is wordless taking mu.
+// lacksWords reports whether a subscriber had no wait word at the last look:
+// before a loan, which goes as a copy while one cannot tell its room, the
+// publisher looks for it again at once.
 func (p *Pub[T]) lacksWords() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.wordless()
+	return len(p.words) < len(p.known)
 }
 
 // loanRoom reports whether every subscriber has room for one more sample from
@@ -459,7 +465,7 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.known) == 0 || p.wordless() {
+	if len(p.known) == 0 || len(p.words) < len(p.known) {
 		return false, false
 	}
 	room = true
@@ -582,7 +588,6 @@ func (p *Pub[T]) scan() {
 	if err != nil {
 		return
 	}
-	p.looked = nanotime()
 	current := map[UniqueID]PortInfo{}
 	for _, s := range now {
 		current[s.Port] = s
@@ -636,7 +641,16 @@ func (p *Pub[T]) scan() {
 			delete(p.crashed, node)
 		}
 	}
+	if joined || len(current) != len(p.known) {
+		p.rescanGap = 0 // the subscribers changed: look again soon
+	}
 	p.known = current
+	if len(p.words) < len(p.known) {
+		p.rescanGap = min(max(2*p.rescanGap, wordRescanMin), wordRescanMax)
+		p.rescanAt = nanotime() + p.rescanGap
+	} else {
+		p.rescanGap = 0
+	}
 	if joined {
 		if p.cfg.history > 0 {
 			p.pub.Update() // late joiners get the history

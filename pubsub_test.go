@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -254,6 +255,56 @@ func TestPubSubLossyNotifiesAForeignSubscriberEveryTime(t *testing.T) {
 	}
 	c.say("done")
 	c.wait()
+}
+
+// A subscriber whose wait word came after the publisher looked (an iox
+// subscriber lists its port before it makes its word) gets a notification
+// after every send only until the publisher finds the word: from then on, a
+// send to it while it does not park makes no system call.
+func TestPubSubFindsAWordMadeAfterItLooked(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	p, err := iox.OpenPub(ctx, node, "late-word", iox.Lossy(), iox.BufferSize(64))
+	require.NoError(t, err)
+	defer p.Close()
+	ev, err := node.Event("late-word")
+	require.NoError(t, err)
+	defer ev.Close()
+	lis, err := ev.Listener()
+	require.NoError(t, err)
+	defer lis.Close()
+	svc, err := node.PublishSubscribe("late-word")
+	require.NoError(t, err)
+	defer svc.Close()
+	sub, err := svc.Subscriber()
+	require.NoError(t, err)
+	defer sub.Close()
+	waitSubscribers(t, p, 1)
+	// notified reports whether one send notified the listener
+	notified := func() bool {
+		_, err := lis.TryWait()
+		require.NoError(t, err)
+		require.NoError(t, p.Send(ctx, []byte("m")))
+		ids, err := lis.TryWait()
+		require.NoError(t, err)
+		return slices.Contains(ids, iox.EventID(0))
+	}
+	for i := range 3 {
+		require.True(t, notified(), "send %d to a subscriber without a word", i)
+	}
+	require.Zero(t, p.Words())
+	// while none comes, the publisher looks for it ever less often
+	eventually(t, "the publisher to look less often", func() bool {
+		require.True(t, notified())
+		return p.RescanGap() >= 4*time.Millisecond
+	})
+	require.LessOrEqual(t, p.RescanGap(), time.Second)
+	closeWord, ok := iox.MakeWaitWord(node, sub, 64)
+	require.True(t, ok)
+	defer closeWord()
+	eventually(t, "the publisher to find the word", func() bool { return !notified() })
+	require.Equal(t, 1, p.Words())
 }
 
 // A lossy subscriber killed while it parks (its wait word marked) is

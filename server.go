@@ -163,17 +163,16 @@ func (r *Responder[Req, Resp]) hasRequests() bool {
 func (r *Responder[Req, Resp]) take() (*Request[Req, Resp], error) {
 	for {
 		a, n, ok, err := r.server.TryReceive(r.buf)
-		var small *BufferTooSmallError
-		if errors.As(err, &small) {
-			if small.Need > r.cfg.maxMessage {
+		if need, small := bufferNeed(err); small {
+			if need > r.cfg.maxMessage {
 				// take it into a scratch buffer only to end it
-				if a, _, ok, err = r.server.TryReceive(make([]byte, small.Need)); ok && err == nil {
+				if a, _, ok, err = r.server.TryReceive(make([]byte, need)); ok && err == nil {
 					a.Close()
 				}
 				return nil, &Error{Op: "receive request", Name: r.name, Kind: ErrMessageTooLarge,
-					Detail: fmt.Sprintf("request of %d bytes, MaxMessageSize is %d", small.Need, r.cfg.maxMessage)}
+					Detail: fmt.Sprintf("request of %d bytes, MaxMessageSize is %d", need, r.cfg.maxMessage)}
 			}
-			r.buf = make([]byte, small.Need)
+			r.buf = make([]byte, need)
 			continue
 		}
 		if err != nil {

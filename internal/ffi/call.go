@@ -147,6 +147,16 @@ func (c *call) invoke(fn uintptr, n int) uintptr {
 	return r
 }
 
+// pair runs fn(h, &out[0], &out[1]): a call that returns two counts, which
+// native code writes into the call itself (nothing to pin, nothing escapes).
+func (c *call) pair(fn uintptr, h Handle) (x, y uint64, s Status) {
+	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&c.out[0])), c.ptr(unsafe.Pointer(&c.out[1]))
+	r := c.invoke(fn, 3)
+	x, y = c.out[0], c.out[1]
+	c.release()
+	return x, y, Status(int32(r))
+}
+
 // release returns c to the free list, or lets it go unpinned when the list
 // is full.
 func (c *call) release() {

@@ -287,18 +287,12 @@ func (l *Lib) ServiceRemoveStale(h Handle, name string, pattern int, eb *ErrBuf)
 
 // NodeCleanupDead removes the resources of dead nodes.
 func (l *Lib) NodeCleanupDead(h Handle) (cleaned, failed uint64, s Status) {
-	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&cleaned)), c.ptr(unsafe.Pointer(&failed))
-	r := c.run(l.NodeCleanupDeadFn, 3)
-	return cleaned, failed, Status(int32(r))
+	return getCall().pair(l.NodeCleanupDeadFn, h)
 }
 
 // NodeID returns the node's 128-bit unique id.
 func (l *Lib) NodeID(h Handle) (lo, hi uint64, s Status) {
-	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&lo)), c.ptr(unsafe.Pointer(&hi))
-	r := c.run(l.NodeIDFn, 3)
-	return lo, hi, Status(int32(r))
+	return getCall().pair(l.NodeIDFn, h)
 }
 
 // Bits of PubSubOpts.Set.
@@ -358,12 +352,7 @@ func (l *Lib) PubSubDrop(h Handle) { purego.SyscallN(l.PubSubDropFn, uintptr(h))
 
 // PubSubCounts returns the number of publishers and subscribers.
 func (l *Lib) PubSubCounts(h Handle) (pubs, subs uint64, s Status) {
-	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&c.out[0])), c.ptr(unsafe.Pointer(&c.out[1]))
-	r := c.invoke(l.PubSubCountsFn, 3)
-	pubs, subs = c.out[0], c.out[1]
-	c.release()
-	return pubs, subs, Status(int32(r))
+	return getCall().pair(l.PubSubCountsFn, h)
 }
 
 // PubSubConfigOf returns the settings stored with the service.
@@ -386,10 +375,7 @@ func (l *Lib) PubSubDescribe(node Handle, name string, eb *ErrBuf) (cfg PubSubCo
 
 // PubSubCleanupDead removes dead nodes' ports from one service.
 func (l *Lib) PubSubCleanupDead(h Handle) (cleaned, failed uint64, s Status) {
-	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&cleaned)), c.ptr(unsafe.Pointer(&failed))
-	r := c.run(l.PubSubCleanupDeadFn, 3)
-	return cleaned, failed, Status(int32(r))
+	return getCall().pair(l.PubSubCleanupDeadFn, h)
 }
 
 // PortInfo identifies one port of a service and the node that owns it.
@@ -616,10 +602,7 @@ func (l *Lib) SubscriberReceiveOne(h Handle, buf []byte) (k, n int, s Status) {
 
 // SubscriberID returns the subscriber's unique port id.
 func (l *Lib) SubscriberID(h Handle) (lo, hi uint64, s Status) {
-	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&lo)), c.ptr(unsafe.Pointer(&hi))
-	r := c.run(l.SubscriberIDFn, 3)
-	return lo, hi, Status(int32(r))
+	return getCall().pair(l.SubscriberIDFn, h)
 }
 
 // SubscriberBorrow borrows the next message in place (0 when none waits).
@@ -681,9 +664,11 @@ func (l *Lib) EventDrop(h Handle) { purego.SyscallN(l.EventDropFn, uintptr(h)) }
 // EventInfo returns the number of notifiers and listeners and the largest event id.
 func (l *Lib) EventInfo(h Handle) (notifiers, listeners, maxID uint64, s Status) {
 	c := getCall()
-	c.a[0], c.a[1] = uintptr(h), c.ptr(unsafe.Pointer(&notifiers))
-	c.a[2], c.a[3] = c.ptr(unsafe.Pointer(&listeners)), c.ptr(unsafe.Pointer(&maxID))
-	r := c.run(l.EventInfoFn, 4)
+	c.a[0], c.a[1] = uintptr(h), c.ptr(unsafe.Pointer(&c.out[0]))
+	c.a[2], c.a[3] = c.ptr(unsafe.Pointer(&c.out[1])), c.ptr(unsafe.Pointer(&c.ids[0]))
+	r := c.invoke(l.EventInfoFn, 4)
+	notifiers, listeners, maxID = c.out[0], c.out[1], c.ids[0]
+	c.release()
 	return notifiers, listeners, maxID, Status(int32(r))
 }
 

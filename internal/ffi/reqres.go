@@ -73,10 +73,7 @@ func (l *Lib) ReqResConfigOf(h Handle) (cfg ReqResConfig, s Status) {
 
 // ReqResCounts returns the number of clients and servers.
 func (l *Lib) ReqResCounts(h Handle) (clients, servers uint64, s Status) {
-	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&clients)), c.ptr(unsafe.Pointer(&servers))
-	r := c.run(l.ReqResCountsFn, 3)
-	return clients, servers, Status(int32(r))
+	return getCall().pair(l.ReqResCountsFn, h)
 }
 
 // ReqResList lists the clients (which=0) or servers (which=1) into out and
@@ -93,10 +90,7 @@ func (l *Lib) ReqResList(h Handle, which int, out []PortInfo) (int, Status) {
 
 // ReqResCleanupDead removes dead nodes' ports from one service.
 func (l *Lib) ReqResCleanupDead(h Handle) (cleaned, failed uint64, s Status) {
-	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&cleaned)), c.ptr(unsafe.Pointer(&failed))
-	r := c.run(l.ReqResCleanupDeadFn, 3)
-	return cleaned, failed, Status(int32(r))
+	return getCall().pair(l.ReqResCleanupDeadFn, h)
 }
 
 // ClientCreate creates a client port.
@@ -114,10 +108,7 @@ func (l *Lib) ClientDrop(h Handle) { purego.SyscallN(l.ClientDropFn, uintptr(h))
 
 // ClientID returns the client's unique port id.
 func (l *Lib) ClientID(h Handle) (lo, hi uint64, s Status) {
-	c := getCall()
-	c.a[0], c.a[1], c.a[2] = uintptr(h), c.ptr(unsafe.Pointer(&lo)), c.ptr(unsafe.Pointer(&hi))
-	r := c.run(l.ClientIDFn, 3)
-	return lo, hi, Status(int32(r))
+	return getCall().pair(l.ClientIDFn, h)
 }
 
 // ClientSendNotify copies p into a fresh request, sends it and, when ntf is not
