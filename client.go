@@ -75,6 +75,7 @@ type Caller[Req, Resp any] struct {
 	waiting map[*call]struct{}  // calls parked for a response
 	leading bool                // one of them waits in the poller
 	polling bool                // ... with the poll interval as its timeout (a server does not notify)
+	checked uint64              // the latest listing after which the lead's way of waiting was checked
 	ids     []EventID           // the lead's scratch
 	watched map[UniqueID]func() // server nodes whose death this client watches
 	crashes atomic.Uint64       // server processes seen to die
@@ -414,12 +415,19 @@ func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 			}
 			continue
 		}
-		polling := c.polling
+		// A server that does not notify may have come after the lead began
+		// to wait without a timeout, and answer this call: then the lead
+		// wakes and waits again, looking every poll interval. Only a server
+		// in a listing that ended since the last check can be one (the
+		// call's own listing began after it was sent), so calls that share
+		// a listing check once.
+		listed := c.listed.Load()
+		check := !c.polling && listed > c.checked
+		if check {
+			c.checked = listed
+		}
 		c.mu.Unlock()
-		if !polling && c.foreignServers() {
-			// A server that does not notify came after the lead began to
-			// wait without a timeout, and may answer this call: the lead
-			// wakes and waits again, looking every poll interval.
+		if check && c.foreignServers() {
 			c.self.Notify(evData)
 		}
 		select {
@@ -436,6 +444,9 @@ func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 // those that are ready (all of them after a server died), and gives up the lead.
 func (c *Caller[Req, Resp]) lead(ctx context.Context) error {
 	wctx, cancel := ctx, context.CancelFunc(func() {})
+	c.mu.Lock()
+	c.checked = c.listed.Load() // servers listed before are looked at now
+	c.mu.Unlock()
 	if c.foreignServers() {
 		wctx, cancel = context.WithTimeout(ctx, c.cfg.poll)
 		c.mu.Lock()
