@@ -532,7 +532,7 @@ func TestRPCCallAllocatesLittle(t *testing.T) {
 	allocs := testing.AllocsPerRun(500, call)
 	require.NoError(t, failure)
 	t.Logf("%v allocations per call, client and server", allocs)
-	assert.LessOrEqual(t, allocs, 22.0, "34 when every call made its own state and looked twice")
+	assert.LessOrEqual(t, allocs, 26.0, "34 when every call made its own state and looked twice")
 }
 
 // A Python iceoryx2 client calls a Go server: its requests are taken although
