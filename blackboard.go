@@ -273,30 +273,36 @@ func (b *Blackboard[K]) Close() error {
 	b.evMu.Lock()
 	if b.ev != nil {
 		b.ev.Close()
+		b.ev = nil
 	}
 	b.evMu.Unlock()
 	return nil
 }
 
-// events opens the blackboard's change-notification service (an event service
-// of the same name, as iceoryx2's blackboard_event_based_communication example
-// has it) able to carry id.
-func (b *Blackboard[K]) events(id EventID) (*EventService, error) {
+// withEvents calls f with the blackboard's change-notification service (an
+// event service of the same name, as iceoryx2's
+// blackboard_event_based_communication example has it) able to carry id, to
+// make a port of it. The service handle is opened on first use and kept until
+// Close; after Close it is opened for the call only, since the ports made from
+// it outlive it, so writers and entry readers made before Close keep making
+// entry handles and watches.
+func (b *Blackboard[K]) withEvents(id EventID, f func(*EventService) error) error {
 	b.evMu.Lock()
 	defer b.evMu.Unlock()
 	if b.ev != nil {
-		return b.ev, nil
+		return f(b.ev)
 	}
-	if _, ok := b.ref.acquire(); !ok {
-		return nil, closedError("open blackboard events", b.name)
-	}
-	b.ref.release()
 	ev, err := eventsFor(b.node, b.name, max(id, b.maxID))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	b.ev = ev
-	return ev, nil
+	if _, ok := b.ref.acquire(); ok {
+		b.ref.release()
+		b.ev = ev
+	} else {
+		defer ev.Close()
+	}
+	return f(ev)
 }
 
 // keyBytes is the memory image of key.
@@ -386,10 +392,10 @@ func WriteEntry[K, V any](w *BlackboardWriter[K], key K, value FixedCodec[V]) (*
 	}
 	e := &EntryWriter[V]{lib: w.lib, name: w.name, id: EventID(id), size: vt.Size, codec: value, buf: new(V)}
 	e.ref.h = eh
-	ev, err := w.bb.events(e.id)
-	if err == nil {
+	err = w.bb.withEvents(e.id, func(ev *EventService) (err error) {
 		e.ntf, err = ev.Notifier()
-	}
+		return err
+	})
 	if err != nil {
 		w.lib.BBEntryMutDrop(eh)
 		return nil, err
@@ -597,7 +603,7 @@ type EntryReader[V any] struct {
 	id    EventID
 	codec FixedCodec[V]
 	bb    interface {
-		events(EventID) (*EventService, error)
+		withEvents(EventID, func(*EventService) error) error
 	}
 	done      chan struct{} // closed by Close, ends watches
 	watches   sync.WaitGroup
@@ -714,11 +720,11 @@ func WatchEntry[V any](ctx context.Context, e *EntryReader[V], opts ...Option) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ev, err := e.bb.events(e.id)
-	if err != nil {
-		return nil, err
-	}
-	lis, err := ev.Listener()
+	var lis *Listener
+	err = e.bb.withEvents(e.id, func(ev *EventService) (err error) {
+		lis, err = ev.Listener()
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
