@@ -1,0 +1,38 @@
+package main
+
+// Adversarial tests of the command: absurd flags and arguments get a clear
+// error and a non-zero exit status.
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A -root that is a file, or lies under one, is no folder iceoryx2 can use:
+// every command says so instead of reporting an internal failure.
+func TestAdvRootThatIsAFileIsRefusedClearly(t *testing.T) {
+	f, err := os.CreateTemp("/tmp", "ioxf") // short: the root must leave room for socket paths
+	require.NoError(t, err)
+	file := f.Name()
+	require.NoError(t, f.Close())
+	prefix := runPrefix() + "_adv_"
+	t.Cleanup(func() {
+		os.Remove(file)
+		for _, f := range leftovers(prefix) {
+			os.Remove("/dev/shm/" + f)
+		}
+	})
+	for _, root := range []string{file + "/", file + "/below/"} {
+		for _, args := range [][]string{{"services"}, {"nodes"}, {"clean"}, {"sub", "x"}, {"notify", "x", "1"}} {
+			full := append([]string{args[0], "-prefix", prefix, "-root", root}, args[1:]...)
+			out, errOut, code := runIox(t, nil, "", full...)
+			require.NotEqual(t, 0, code, "%v", full)
+			require.Empty(t, out, "%v", full)
+			require.Contains(t, errOut, "not a directory", "%v", full)
+			require.NotContains(t, errOut, "internal failure", "%v", full)
+		}
+	}
+	require.Empty(t, leftovers(prefix), "a refused command creates nothing")
+}
