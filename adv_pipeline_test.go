@@ -61,3 +61,18 @@ func TestAdvPushOutValueAtCloseIsReported(t *testing.T) {
 		require.ErrorIs(t, cerr, iox.ErrUndelivered)
 	}
 }
+
+// WithSpin takes no negative time: -1 (one nanosecond below zero) is as
+// absurd as any other, and must not pass as the adaptive default.
+func TestAdvPullNegativeSpinRefused(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	for _, d := range []time.Duration{-1, -time.Millisecond} {
+		p, err := iox.OpenPull(ctx, node, "spin", iox.WithSpin(d))
+		if err == nil {
+			p.Close()
+		}
+		require.ErrorIs(t, err, iox.ErrInvalidArgument, "WithSpin(%v)", d)
+	}
+}
