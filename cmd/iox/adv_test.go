@@ -36,3 +36,24 @@ func TestAdvRootThatIsAFileIsRefusedClearly(t *testing.T) {
 	}
 	require.Empty(t, leftovers(prefix), "a refused command creates nothing")
 }
+
+// A NAME:SIZE:ALIGN type of an absurd size is a command line error like any
+// other: the command must not try to make room for a value of that size (the
+// value or key it reads from the command line holds at most a few bytes).
+func TestAdvHugeTypeSizeIsAnError(t *testing.T) {
+	ns := newNamespace(t)
+	const huge = "blob:99999999999:1"
+	for _, args := range [][]string{
+		{"set", "-value", huge, "bb", "1", "00"},
+		{"set", "-key", huge, "bb", "00", "1"},
+		{"get", "-key", huge, "bb", "00"},
+		{"watch", "-key", huge, "bb", "00"},
+	} {
+		out, errOut, code := runIox(t, &ns, "", args...)
+		require.Empty(t, out, "%v", args)
+		require.NotContains(t, errOut, "fatal error", "%v", args)
+		require.NotContains(t, errOut, "panic", "%v", args)
+		require.Contains(t, errOut, "the type has 99999999999", "%v", args)
+		require.Equal(t, 2, code, "%v: %s", args, errOut)
+	}
+}
