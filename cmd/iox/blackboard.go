@@ -221,15 +221,18 @@ func parseType(s string) (valueType, error) {
 // parse reads a value of the type from the command line.
 func (t valueType) parse(s string) ([]byte, error) {
 	size := t.codec.PayloadType().Size
+	if t.prim == "" {
+		// The bytes come from the command line: their number, not the
+		// type's size (which may be absurd), sets what is allocated.
+		h, err := hex.DecodeString(s)
+		if err == nil && len(h) != size {
+			err = fmt.Errorf("%d bytes, the type has %d", len(h), size)
+		}
+		return h, err
+	}
 	b := make([]byte, size)
 	var err error
 	switch t.prim {
-	case "":
-		var h []byte
-		if h, err = hex.DecodeString(s); err == nil && len(h) != size {
-			err = fmt.Errorf("%d bytes, the type has %d", len(h), size)
-		}
-		copy(b, h)
 	case "bool":
 		var v bool
 		if v, err = strconv.ParseBool(s); v {
