@@ -4,6 +4,7 @@ package main
 // error and a non-zero exit status.
 
 import (
+	"encoding/json"
 	"os"
 	"testing"
 
@@ -55,5 +56,24 @@ func TestAdvHugeTypeSizeIsAnError(t *testing.T) {
 		require.NotContains(t, errOut, "panic", "%v", args)
 		require.Contains(t, errOut, "the type has 99999999999", "%v", args)
 		require.Equal(t, 2, code, "%v: %s", args, errOut)
+	}
+}
+
+// A float entry may hold any float, NaN and the infinities included: -json
+// prints it (JSON has no such numbers, so as the string set reads back) instead
+// of failing.
+func TestAdvJSONPrintsEveryFloat(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	board(t, node)
+	for _, v := range []string{"NaN", "+Inf", "-Inf"} {
+		ok(t, &ns, "set", "-key", "u32", "-value", "f64", "bb", "3", "--", v)
+		require.Equal(t, v+"\n", ok(t, &ns, "get", "-key", "u32", "-value", "f64", "bb", "3"))
+		out := ok(t, &ns, "get", "-json", "-key", "u32", "-value", "f64", "bb", "3")
+		var line struct {
+			Value any `json:"value"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &line), out)
+		require.Equal(t, v, line.Value, out)
 	}
 }
