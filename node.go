@@ -1,8 +1,11 @@
 package iox
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"syscall"
 
 	"github.com/iox-go/iox/internal/ffi"
 	"github.com/iox-go/iox/loader"
@@ -35,7 +38,9 @@ func WithNodeName(name string) NodeOption { return func(c *nodeConfig) { c.name 
 
 // WithIsolation gives the node its own iceoryx2 namespace: every shared-memory
 // object gets prefix, and file-based resources live under rootDir (an absolute
-// directory). Only nodes with the same prefix and rootDir see each other's services.
+// directory; NewNode refuses a file with ErrInvalidArgument, and iceoryx2
+// creates a folder that is not there). Only nodes with the same prefix and
+// rootDir see each other's services.
 // Keep both short: a listener's socket path must fit in 108 bytes.
 func WithIsolation(prefix, rootDir string) NodeOption {
 	return func(c *nodeConfig) { c.prefix, c.root = prefix, rootDir }
@@ -162,6 +167,13 @@ func NewNode(opts ...NodeOption) (*Node, error) {
 	lib.SetLogLevel(int(c.logLevel))
 	if err := checkName("node name", c.name, 128, true); err != nil {
 		return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidName, Detail: err.Error()}
+	}
+	if c.root != "" {
+		// iceoryx2 reports a root it cannot make a folder of as an internal failure.
+		if fi, err := os.Stat(c.root); errors.Is(err, syscall.ENOTDIR) || (err == nil && !fi.IsDir()) {
+			return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidArgument,
+				Detail: fmt.Sprintf("isolation root %q is not a directory", c.root)}
+		}
 	}
 	var flags uint32
 	if c.shared {

@@ -572,12 +572,15 @@ func WithPeerTimeout(d time.Duration) Option {
 }
 
 // WithSpin makes receivers busy-poll shared memory for exactly d before they
-// park in the runtime poller, whatever the load; WithSpin(0) never spins. The
-// default is adaptive: a receiver spins for at most 100µs, and only while
-// spinning has recently paid off (the peer answered within that time); spins
-// that fail make it park at once for a growing number of waits, so a busy
-// machine ends up parking.
+// park in the runtime poller, whatever the load; WithSpin(0) never spins, and
+// a negative d is refused (ErrInvalidArgument). The default is adaptive: a
+// receiver spins for at most 100µs, and only while spinning has recently paid
+// off (the peer answered within that time); spins that fail make it park at
+// once for a growing number of waits, so a busy machine ends up parking.
 func WithSpin(d time.Duration) Option {
+	if d < 0 {
+		d = spinRefused // not the adaptive default's mark: check refuses it
+	}
 	return func(o *options) { o.set |= optSpin; c := &o.ch; c.spin = d }
 }
 

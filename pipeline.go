@@ -212,7 +212,8 @@ type Push[T any] struct {
 	stopping  bool           // the keeper stops
 	drained   bool           // teardown: no new puller is attached
 
-	resent atomic.Uint64 // messages given to another puller after theirs left
+	resent     atomic.Uint64 // messages given to another puller after theirs left
+	outRefused atomic.Uint64 // values Out accepted that Send refused once the pusher ended
 
 	out     chan T
 	outOnce sync.Once
@@ -794,7 +795,9 @@ func (p *Push[T]) flush() {
 
 // Out is the channel of messages to the pipeline. It has no buffer: a value
 // sent on it is handed over as by Send, and after the pusher ended a send on
-// Out blocks, so select on Done as well. Values Send refuses go to OnDrop. A
+// Out blocks, so select on Done as well. Values Send refuses go to OnDrop;
+// those it refuses because the pusher ended (Out's goroutine held them while
+// Send waited for room) make Close return an error matching ErrUndelivered. A
 // goroutine behind it starts on the first call.
 func (p *Push[T]) Out() chan<- T {
 	p.outOnce.Do(func() {
@@ -802,8 +805,13 @@ func (p *Push[T]) Out() chan<- T {
 			for {
 				select {
 				case v := <-p.out:
-					if err := p.Send(context.Background(), v); err != nil && p.cfg.onDrop != nil {
-						p.cfg.onDrop(err)
+					if err := p.Send(context.Background(), v); err != nil {
+						if ended := p.life.err(); ended != nil && err == ended {
+							p.outRefused.Add(1) // accepted by Out, refused as the pusher ended: Close says so
+						}
+						if p.cfg.onDrop != nil {
+							p.cfg.onDrop(err)
+						}
 					}
 				case <-p.life.Done():
 					return
@@ -849,6 +857,10 @@ func (p *Push[T]) shutdown(reason error, graceful bool) error {
 	p.hub.kick()
 	p.wg.Wait()
 	p.feeds.stop()
+	if n := p.outRefused.Load(); n > 0 && result == nil {
+		result = &Error{Op: "close push", Name: p.name, Kind: ErrUndelivered,
+			Detail: fmt.Sprintf("%d messages handed to Out were not sent: the pusher ended first", n)}
+	}
 	p.mu.Lock()
 	p.drained = true
 	routes := p.order

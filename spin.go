@@ -38,7 +38,8 @@ import (
 // receiver does not: there the yield would only hand its core to unrelated
 // work and delay the answer it waits for.
 const (
-	spinAdaptive   time.Duration = -1
+	spinAdaptive   time.Duration = -1 // no WithSpin
+	spinRefused    time.Duration = -2 // WithSpin of a negative time
 	spinMax                      = 100 * time.Microsecond
 	spinBackoffMax               = 1024
 	spinPreempted                = 250 * time.Microsecond

@@ -221,15 +221,18 @@ func parseType(s string) (valueType, error) {
 // parse reads a value of the type from the command line.
 func (t valueType) parse(s string) ([]byte, error) {
 	size := t.codec.PayloadType().Size
+	if t.prim == "" {
+		// The bytes come from the command line: their number, not the
+		// type's size (which may be absurd), sets what is allocated.
+		h, err := hex.DecodeString(s)
+		if err == nil && len(h) != size {
+			err = fmt.Errorf("%d bytes, the type has %d", len(h), size)
+		}
+		return h, err
+	}
 	b := make([]byte, size)
 	var err error
 	switch t.prim {
-	case "":
-		var h []byte
-		if h, err = hex.DecodeString(s); err == nil && len(h) != size {
-			err = fmt.Errorf("%d bytes, the type has %d", len(h), size)
-		}
-		copy(b, h)
 	case "bool":
 		var v bool
 		if v, err = strconv.ParseBool(s); v {
@@ -284,7 +287,8 @@ func getUint(b []byte) uint64 {
 }
 
 // format writes a value of the type as the command line reads it; for JSON,
-// numbers stay numbers and bytes are a hex string.
+// numbers stay numbers (but NaN and the infinities, which JSON lacks, become
+// the strings NaN, +Inf and -Inf) and bytes are a hex string.
 func (t valueType) format(b []byte) (text string, jsonValue any) {
 	switch t.prim {
 	case "":
@@ -292,12 +296,18 @@ func (t valueType) format(b []byte) (text string, jsonValue any) {
 		return s, s
 	case "bool":
 		return strconv.FormatBool(b[0] != 0), b[0] != 0
-	case "f32":
-		v := float64(math.Float32frombits(binary.NativeEndian.Uint32(b)))
-		return strconv.FormatFloat(v, 'g', -1, 32), v
-	case "f64":
-		v := math.Float64frombits(binary.NativeEndian.Uint64(b))
-		return strconv.FormatFloat(v, 'g', -1, 64), v
+	case "f32", "f64":
+		var v float64
+		if len(b) == 4 {
+			v = float64(math.Float32frombits(binary.NativeEndian.Uint32(b)))
+		} else {
+			v = math.Float64frombits(binary.NativeEndian.Uint64(b))
+		}
+		text := strconv.FormatFloat(v, 'g', -1, 8*len(b))
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return text, text // JSON has no such numbers
+		}
+		return text, v
 	}
 	u := getUint(b)
 	if t.prim[0] == 'i' {
