@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
@@ -119,17 +120,36 @@ func TestEventsCrossAsEvents(t *testing.T) {
 	require.NoError(t, err)
 	defer evA.Close()
 	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "bell") })
+	eventually(t, "the export on A", func() bool { return th.logA.has("start", "export", "bell") })
+	// Events cross at most once (NATS core): until both bridges' subscriptions
+	// are in place at the server, a signal may be lost, so each id is
+	// signalled again until it arrives.
+	var failure error // checked on the test's goroutine
 	for _, id := range []iox.EventID{3, 7, 1} {
-		_, err := evA.Notify(id)
-		require.NoError(t, err)
-		for {
-			got, err := evB.Recv(ctx)
-			require.NoError(t, err)
-			if got == id {
-				break
+		eventually(t, fmt.Sprintf("id %d on B", id), func() bool {
+			if _, err := evA.Notify(id); err != nil {
+				failure = err
+				return true
 			}
-			require.Contains(t, []iox.EventID{3, 7, 1}, got, "an id nobody signalled")
-		}
+			for {
+				rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				got, err := evB.Recv(rctx)
+				cancel()
+				switch {
+				case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+					return false // lost before the subscriptions were in place
+				case err != nil:
+					failure = err
+					return true
+				case got == id:
+					return true
+				case got != 3 && got != 7 && got != 1:
+					failure = fmt.Errorf("id %d, which nobody signalled", got)
+					return true
+				}
+			}
+		})
+		require.NoError(t, failure)
 	}
 }
 
