@@ -396,7 +396,7 @@ func (p *Pub[T]) wake() { p.wakeStale(p.stale()) }
 // wakeReached is wake after a lossy send that reached n subscribers: every
 // subscriber connected gets a lossy message, so a number other than the
 // subscribers known tells that one came or went, without asking the service.
-func (p *Pub[T]) wakeReached(n int) { p.wakeStale(p.staleAt(n)) }
+func (p *Pub[T]) wakeReached(n int) { p.wakeStale(p.staleAt(n, false)) }
 
 func (p *Pub[T]) wakeStale(stale bool) {
 	if stale { // a subscriber came (and may park already) or went
@@ -422,12 +422,13 @@ func (p *Pub[T]) notifyParked(force bool) {
 	}
 }
 
-// stale reports whether the subscribers changed since the last scan: their
-// number, or a word whose subscriber closed.
-func (p *Pub[T]) stale() bool { return p.staleAt(p.Subscribers()) }
+// stale reports whether the subscribers changed since the last scan (their
+// number, or a word whose subscriber closed), or whether it is time to look
+// again for the words of subscribers that had none (see wordRescanMin).
+func (p *Pub[T]) stale() bool { return p.staleAt(p.Subscribers(), false) }
 
 // staleAt is stale for a subscriber count just read.
-func (p *Pub[T]) staleAt(subscribers int) bool {
+func (p *Pub[T]) staleAt(subscribers int, eager bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	stale := subscribers != len(p.known)
@@ -435,18 +436,12 @@ func (p *Pub[T]) staleAt(subscribers int) bool {
 		stale = stale || w.Gone()
 	}
 	if len(p.words) < len(p.known) && !stale {
-		stale = nanotime() >= p.rescanAt // a word may have come since
+		// a word may have come since; eager (before a loan, which goes as a
+		// copy while a subscriber cannot tell its room) looks again at once
+		// while the subscribers changed only just
+		stale = nanotime() >= p.rescanAt || (eager && p.rescanGap <= wordRescanMin)
 	}
 	return stale
-}
-
-// lacksWords reports whether a subscriber had no wait word at the last look:
-// before a loan, which goes as a copy while one cannot tell its room, the
-// publisher looks for it again at once.
-func (p *Pub[T]) lacksWords() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.words) < len(p.known)
 }
 
 // loanRoom reports whether every subscriber has room for one more sample from
@@ -460,7 +455,7 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 	if p.cfg.waitSubs > 0 && subs < p.cfg.waitSubs {
 		return false, false
 	}
-	if p.staleAt(subs) || p.lacksWords() { // a subscriber came or went, or had no word yet
+	if p.staleAt(subs, true) { // a subscriber came or went, or had no word yet
 		p.scan()
 	}
 	p.mu.Lock()
