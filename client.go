@@ -387,16 +387,17 @@ func (c *Caller[Req, Resp]) serversCrashed(cl *call) bool {
 // for at most the poll interval (that server may have come after the lead
 // began, and answer this call).
 func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
-	if !cl.watched {
+	first := !cl.watched
+	if first {
 		cl.watched = true
 		if c.listed.Load() <= cl.sent { // no listing began after it was sent
 			c.watchServers()
 		}
-		c.mu.Lock()
-		cl.servers = c.listedNodes
-		c.mu.Unlock()
 	}
 	c.mu.Lock()
+	if first {
+		cl.servers = c.listedNodes
+	}
 	c.waiting[cl] = struct{}{}
 	cl.look() // what arrived before it was there to be looked at by a lead
 	c.mu.Unlock()
