@@ -4,6 +4,7 @@ package iox_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,4 +108,46 @@ func TestAdvRPCForeignServerJoinsWhileALeadWaits(t *testing.T) {
 	q2.Close()
 	require.NoError(t, q.Reply(ctx, []byte("one!")))
 	require.NoError(t, <-first)
+}
+
+// A second server joins after a call was sent to the first and before the
+// call's first listing of the servers, which therefore names both; the first
+// is killed without answering. Its crash ends the call with ErrPeerCrashed
+// (every server that had the request died), not ErrNoResponse, although a
+// server is alive: the newcomer never had the request.
+func TestAdvRPCCrashWithSecondServerBeforeTheListing(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	const name = "second-before-listing"
+	cl, err := iox.OpenClient(context.Background(), node, name, iox.Raw{}, iox.Raw{}, iox.MaxServers(2), iox.WithSpin(0))
+	require.NoError(t, err)
+	defer cl.Close()
+	listing, proceed := make(chan struct{}, 1), make(chan struct{})
+	var hold atomic.Bool
+	cl.BeforeListing(func() {
+		if hold.CompareAndSwap(true, false) {
+			listing <- struct{}{}
+			<-proceed
+		}
+	})
+	first := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
+	first.expect("ready")
+	hold.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(ctx, []byte("held"))
+		out <- err
+	}()
+	first.expect("got held")
+	<-listing // the call was sent and is about to list the servers
+	second := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
+	second.expect("ready")
+	close(proceed)
+	waitParked(t, "iox.(*Caller[...]).lead", 1) // the listing (of both) ended
+	first.kill()
+	err = <-out
+	require.ErrorIs(t, err, iox.ErrPeerCrashed, "%v", err)
+	second.wait()
 }

@@ -84,6 +84,8 @@ type Caller[Req, Resp any] struct {
 
 	listings atomic.Uint64 // listings of the servers begun (watchServers numbers them)
 	listed   atomic.Uint64 // the latest listing whose servers are watched
+
+	beforeListing func() // when set (tests), runs as a listing of the servers begins
 }
 
 // OpenClient opens a client of the request/response service name, whose
@@ -523,6 +525,9 @@ func (c *Caller[Req, Resp]) foreignServers() bool {
 // (listedNodes) to tell whether every server that had a call's request died.
 func (c *Caller[Req, Resp]) watchServers() {
 	id := c.listings.Add(1)
+	if c.beforeListing != nil {
+		c.beforeListing()
+	}
 	servers, err := c.svc.Servers()
 	if err != nil {
 		return

@@ -153,3 +153,7 @@ func (p *Pub[T]) RescanGap() time.Duration {
 	defer p.mu.Unlock()
 	return p.rescanGap
 }
+
+// BeforeListing makes f run each time the client begins a listing of the
+// servers, before it lists them (set before the first call).
+func (c *Caller[Req, Resp]) BeforeListing(f func()) { c.beforeListing = f }
