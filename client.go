@@ -495,9 +495,17 @@ func (c *Caller[Req, Resp]) leave(cl *call) {
 }
 
 // unanswered is the error of a call whose stream ended without a response.
+// The stream ends once every server that had the request is gone, so one of
+// them seen to crash makes it a crash, also while a server that came after
+// the request was sent (and so is in the call's listing) is alive.
 func (c *Caller[Req, Resp]) unanswered(cl *call) error {
 	if err := c.ended(cl); err != nil {
 		return err
+	}
+	for _, node := range cl.servers {
+		if _, ok := crashedServers.Load(crashedServer{node, c.name}); ok {
+			return &Error{Op: "call", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
+		}
 	}
 	return &Error{Op: "call", Name: c.name, Kind: ErrNoResponse,
 		Detail: "the server ended the call without a response (its handler failed or it closed)"}
