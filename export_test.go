@@ -157,3 +157,9 @@ func (p *Pub[T]) RescanGap() time.Duration {
 // BeforeListing makes f run each time the client begins a listing of the
 // servers, before it lists them (set before the first call).
 func (c *Caller[Req, Resp]) BeforeListing(f func()) { c.beforeListing = f }
+
+// SpinCounts reports how many looks of the puller's spins found nothing, and
+// after how many of them it yielded its processor.
+func (p *Pull[T]) SpinCounts() (looks, yields uint64) {
+	return p.spins.looks.Load(), p.spins.yields.Load()
+}

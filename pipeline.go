@@ -960,9 +960,11 @@ type Pull[T any] struct {
 	wmu     sync.RWMutex  // word: Close unmaps it
 	lis     *Listener
 	tookPb  *Publisher
+	pipeSvc *PubSubService // the pipeline's own service (pushSuffix): every puller publishes there
 	ntf     *Notifier
 	hub     *hub
 	rx      *receiver[pulled[T]]
+	spins   spinStats
 	dec     *pullCodec[T]
 	decoded uint64 // the decoder's count after the last look
 	tb      []byte
@@ -1067,6 +1069,7 @@ func OpenPullOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	_, raw := any(codec).(Raw)
 	p.dec = &pullCodec[T]{inner: codec, raw: raw}
 	p.rx = newReceiver[pulled[T]](name, p.sub, p.hub, p.life, p.dec, cfg, true, false)
+	p.rx.spin.crowd, p.rx.spin.stats = p.crowded, &p.spins
 	p.dec.spare = &p.rx.spare
 	p.rx.ww = p.word
 	p.rx.onTake = p.tookSome
@@ -1111,6 +1114,7 @@ func (p *Pull[T]) join(pt PayloadType) error {
 		return err
 	}
 	p.ports.add(tsvc)
+	p.pipeSvc = tsvc
 	if p.tookPb, err = tsvc.Publisher(MaxMessageSize(tookSize), InitialMessageSize(tookSize)); err != nil {
 		if errors.Is(err, ErrLimitReached) {
 			return &Error{Op: "open pull", Name: p.name, Kind: ErrLimitReached,
@@ -1129,6 +1133,13 @@ func (p *Pull[T]) join(pt PayloadType) error {
 	}
 	p.ports.add(p.ntf)
 	return nil
+}
+
+// crowded reports whether other pullers share the pipeline (see spinner):
+// each puller publishes its tallies on the pipeline's service.
+func (p *Pull[T]) crowded() bool {
+	pullers, _, err := p.pipeSvc.Counts()
+	return err == nil && pullers > 1
 }
 
 // say tells the pushers t and wakes them with id, in one native call. It

@@ -31,12 +31,13 @@ import (
 //
 // WithSpin(d) replaces this with a fixed budget.
 //
-// A subscriber that shares its publisher with other subscribers (crowd) also
-// gives up the processor between looks (sched_yield): several receivers that
-// spin for one sender on a machine whose cores they fill keep that sender from
-// running, while a yield lets it (or a sibling with work) run at once. A lone
-// receiver does not: there the yield would only hand its core to unrelated
-// work and delay the answer it waits for.
+// A subscriber that shares its publisher with other subscribers, or a puller
+// that shares its pipeline with other pullers (crowd), also gives up the
+// processor between looks (sched_yield): several receivers that spin for one
+// sender on a machine whose cores they fill keep that sender from running,
+// while a yield lets it (or a sibling with work) run at once. A lone receiver
+// does not: there the yield would only hand its core to unrelated work and
+// delay the answer it waits for.
 const (
 	spinAdaptive   time.Duration = -1 // no WithSpin
 	spinRefused    time.Duration = -2 // WithSpin of a negative time

@@ -121,3 +121,33 @@ func TestSpinYieldsOnlyInACrowd(t *testing.T) {
 	// The crowd is asked again a millisecond after the last answer at most.
 	eventually(t, "yields in a crowd", func() bool { return spinLooks(lone, 200) > 0 })
 }
+
+// A puller that shares its pipeline with another puller gives up its processor
+// between the looks of a spin, as a subscriber in a crowd does; a lone one
+// does not.
+func TestSpinPullersYieldOnlyInACrowd(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	spinLooks := func(p *iox.Pull[[]byte], looks uint64) (yields uint64) {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		got := make(chan error, 1)
+		go func() { _, err := p.Recv(rctx); got <- err }()
+		start, _ := p.SpinCounts()
+		eventually(t, "looks while spinning", func() bool { l, _ := p.SpinCounts(); return l >= start+looks })
+		cancel()
+		require.ErrorIs(t, <-got, context.Canceled)
+		_, yields = p.SpinCounts()
+		return yields
+	}
+	lone, err := iox.OpenPull(ctx, node, "crowd", iox.WithSpin(spinTime))
+	require.NoError(t, err)
+	defer lone.Close()
+	require.Zero(t, spinLooks(lone, 2000), "a lone puller yielded")
+
+	other, err := iox.OpenPull(ctx, node, "crowd", iox.WithSpin(spinTime))
+	require.NoError(t, err)
+	defer other.Close()
+	eventually(t, "yields in a crowd", func() bool { return spinLooks(lone, 200) > 0 })
+}
