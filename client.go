@@ -107,7 +107,7 @@ type Caller[Req, Resp any] struct {
 // MaxActiveRequests(64) takes about 128 MiB per pair.
 func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, reqCodec Codec[Req], respCodec Codec[Resp], opts ...Option) (*Caller[Req, Resp], error) {
 	const op = "open client"
-	o, err := prepareRPC(ctx, op, name, "client", opts)
+	o, err := prepareRPC(ctx, op, name, "client", opts, nodeArg(node), codecArg("request codec", reqCodec), codecArg("response codec", respCodec))
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +212,9 @@ func (cl *call) look() bool {
 
 // start takes a slot and sends req, waiting for a server when there is none.
 func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
+	if ctx == nil {
+		return nil, nilArg("call", c.name, "ctx")
+	}
 	if err := c.life.err(); err != nil {
 		return nil, err
 	}

@@ -160,7 +160,9 @@ type Node struct {
 func NewNode(opts ...NodeOption) (*Node, error) {
 	c := nodeConfig{logLevel: LogError}
 	for _, o := range opts {
-		o(&c)
+		if o != nil { // as a nil Option, no option
+			o(&c)
+		}
 	}
 	lib, err := openLib(c.library)
 	if err != nil {
