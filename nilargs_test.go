@@ -318,10 +318,13 @@ func TestNilArgumentsOfMethods(t *testing.T) {
 	require.NoError(t, push.Err())
 }
 
-// A nil node option is no option, as a nil Option is.
-func TestNilNodeOptionIsIgnored(t *testing.T) {
+// A nil Option or NodeOption is no option.
+func TestNilOptionsAreNoOptions(t *testing.T) {
 	ns := newNamespace(t)
 	n, err := iox.NewNode(nil, iox.WithIsolation(ns.prefix, ns.root), nil)
 	require.NoError(t, err)
-	require.NoError(t, n.Close())
+	defer n.Close()
+	p, err := iox.OpenPair(context.Background(), n, "nil-option", nil, iox.BufferSize(2), nil)
+	require.NoError(t, err)
+	require.NoError(t, p.Close())
 }
