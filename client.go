@@ -727,10 +727,11 @@ func (r *serverRecords) forget(service string, node UniqueID) {
 func (r *serverRecords) died(service string, node UniqueID, serving bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rec := r.at(service).nodes[node]
-	if rec == nil {
-		return serving
+	s := r.services[service]
+	if s == nil || s.nodes[node] == nil {
+		return serving // not watched: nobody else can tell
 	}
+	rec := s.nodes[node]
 	rec.crashed = rec.crashed || serving
 	return rec.crashed
 }
