@@ -701,7 +701,7 @@ func (c chanConfig) check(op, name string) error {
 // and what args says of the others, see refuse), the name (with room for
 // suffix), the options, and that ctx is still live.
 func prepare(ctx context.Context, op, name, suffix string, opts []Option, args ...string) (chanConfig, error) {
-	if err := refuse(op, name, append(args, ctxArg(ctx))...); err != nil {
+	if err := refuse(op, name, append([]string{ctxArg(ctx)}, args...)...); err != nil {
 		return chanConfig{}, err
 	}
 	if err := checkName("service name", name, 255-len(suffix), false); err != nil {
