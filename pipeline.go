@@ -1260,6 +1260,9 @@ func (p *Pull[T]) waiting(on bool) {
 
 // next is the receiver's next message, counted as handed over when it is one.
 func (p *Pull[T]) next(ctx context.Context) (rxItem[pulled[T]], error) {
+	if ctx == nil { // before the wait word says a receive waits
+		return rxItem[pulled[T]]{}, nilArg("receive", p.name, "ctx")
+	}
 	p.waiting(true)
 	it, err := p.rx.next(ctx, false)
 	p.waiting(false)
