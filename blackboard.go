@@ -75,6 +75,9 @@ func Entry[K, V any](key K, value FixedCodec[V], initial V) BlackboardEntry[K] {
 // is refused with ErrServiceExists; open it with OpenExistingBlackboard.
 func OpenBlackboard[K any](n *Node, name string, key FixedCodec[K], entries []BlackboardEntry[K], opts ...Option) (*Blackboard[K], error) {
 	const op = "create blackboard"
+	if err := refuse(op, name, nodeArg(n)); err != nil {
+		return nil, err
+	}
 	if len(entries) == 0 {
 		return nil, &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: "a blackboard needs at least one entry"}
 	}
@@ -167,6 +170,9 @@ func bbType(t PayloadType) ffi.BBType {
 }
 
 func openBlackboard[K any](n *Node, op, name string, mode int, key FixedCodec[K], entries []ffi.BBEntry, opts []Option) (*Blackboard[K], error) {
+	if err := refuse(op, name, nodeArg(n)); err != nil {
+		return nil, err
+	}
 	o, err := applyOptions(op, name, "blackboard", blackboardOpts, opts)
 	if err != nil {
 		return nil, err
@@ -372,6 +378,9 @@ type EntryWriter[V any] struct {
 // handle of one entry gives ErrLimitReached.
 func WriteEntry[K, V any](w *BlackboardWriter[K], key K, value FixedCodec[V]) (*EntryWriter[V], error) {
 	const op = "write entry"
+	if w == nil {
+		return nil, nilArg(op, "", "writer")
+	}
 	vt := value.PayloadType()
 	if vt.Name == "" {
 		return nil, &Error{Op: op, Name: w.name, Kind: ErrInvalidArgument, Detail: "the value's codec is the zero FixedCodec; make it with Fixed"}
@@ -615,6 +624,9 @@ type EntryReader[V any] struct {
 // type value describes. Refusals as for WriteEntry, without the limit.
 func ReadEntry[K, V any](r *BlackboardReader[K], key K, value FixedCodec[V]) (*EntryReader[V], error) {
 	const op = "read entry"
+	if r == nil {
+		return nil, nilArg(op, "", "reader")
+	}
 	vt := value.PayloadType()
 	if vt.Name == "" {
 		return nil, &Error{Op: op, Name: r.name, Kind: ErrInvalidArgument, Detail: "the value's codec is the zero FixedCodec; make it with Fixed"}
@@ -706,6 +718,12 @@ func (e *EntryReader[V]) Changed(v EntryValue[V]) (bool, error) {
 // with Get and Changed.
 func WatchEntry[V any](ctx context.Context, e *EntryReader[V], opts ...Option) (<-chan V, error) {
 	const op = "watch"
+	if e == nil {
+		return nil, nilArg(op, "", "entry reader")
+	}
+	if ctx == nil {
+		return nil, nilArg(op, e.name, "ctx")
+	}
 	o, err := applyOptions(op, e.name, "blackboard watch", watchOpts, opts)
 	if err != nil {
 		return nil, err

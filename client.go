@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,8 @@ type Caller[Req, Resp any] struct {
 	polling bool                // ... with the poll interval as its timeout (a server does not notify)
 	checked uint64              // the latest listing after which the lead's way of waiting was checked
 	ids     []EventID           // the lead's scratch
-	watched map[UniqueID]func() // server nodes whose death this client watches
+	watched map[UniqueID]*watch // server nodes whose death this client watches
+	holds   map[UniqueID]int    // calls in flight that name each server node (call.servers)
 	crashes atomic.Uint64       // server processes seen to die
 	// the nodes of the servers in the latest listing (see watchServers)
 	listedNodes []UniqueID
@@ -107,12 +109,12 @@ type Caller[Req, Resp any] struct {
 // MaxActiveRequests(64) takes about 128 MiB per pair.
 func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, reqCodec Codec[Req], respCodec Codec[Resp], opts ...Option) (*Caller[Req, Resp], error) {
 	const op = "open client"
-	o, err := prepareRPC(ctx, op, name, "client", opts)
+	o, err := prepareRPC(ctx, op, name, "client", opts, nodeArg(node), codecArg("request codec", reqCodec), codecArg("response codec", respCodec))
 	if err != nil {
 		return nil, err
 	}
 	c := &Caller[Req, Resp]{name: name, node: node, cfg: o.ch, enc: encoder(reqCodec), dec: respCodec, life: newLife(),
-		watched: map[UniqueID]func(){}, waiting: map[*call]struct{}{}, spin: newSpinner(o.ch.spin)}
+		watched: map[UniqueID]*watch{}, holds: map[UniqueID]int{}, waiting: map[*call]struct{}{}, spin: newSpinner(o.ch.spin)}
 	if c.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
 		return nil, err
 	}
@@ -212,6 +214,9 @@ func (cl *call) look() bool {
 
 // start takes a slot and sends req, waiting for a server when there is none.
 func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
+	if ctx == nil {
+		return nil, nilArg("call", c.name, "ctx")
+	}
 	if err := c.life.err(); err != nil {
 		return nil, err
 	}
@@ -288,6 +293,9 @@ func (c *Caller[Req, Resp]) newCall() *call {
 // refers to it any more (it left the waiting calls before it finished).
 func (c *Caller[Req, Resp]) finish(cl *call) {
 	cl.pending.Close()
+	if len(cl.servers) > 0 {
+		c.letGo(cl.servers)
+	}
 	<-c.slots
 	if cap(cl.buf) > keptRespBuffer {
 		return
@@ -367,13 +375,15 @@ func (c *Caller[Req, Resp]) ended(cl *call) error {
 // crashed, or no server is alive. A server that came after the request was
 // sent never had it, so its being alive does not keep the call waiting.
 func (c *Caller[Req, Resp]) serversCrashed(cl *call) bool {
+	c.mu.Lock()
 	crashed := len(cl.servers) > 0
 	for _, node := range cl.servers {
-		if _, ok := crashedServers.Load(crashedServer{node, c.name}); !ok {
+		if w := c.watched[node]; w == nil || !w.crashed {
 			crashed = false
 			break
 		}
 	}
+	c.mu.Unlock()
 	return crashed || c.liveServers() == 0
 }
 
@@ -399,6 +409,9 @@ func (c *Caller[Req, Resp]) park(ctx context.Context, cl *call) error {
 	c.mu.Lock()
 	if first {
 		cl.servers = c.listedNodes
+		for _, node := range cl.servers {
+			c.holds[node]++ // watched until the call finishes (see letGo)
+		}
 	}
 	c.waiting[cl] = struct{}{}
 	cl.look() // what arrived before it was there to be looked at by a lead
@@ -502,10 +515,17 @@ func (c *Caller[Req, Resp]) unanswered(cl *call) error {
 	if err := c.ended(cl); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	crashed := false
 	for _, node := range cl.servers {
-		if _, ok := crashedServers.Load(crashedServer{node, c.name}); ok {
-			return &Error{Op: "call", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
+		if w := c.watched[node]; w != nil && w.crashed {
+			crashed = true
+			break
 		}
+	}
+	c.mu.Unlock()
+	if crashed {
+		return &Error{Op: "call", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
 	}
 	return &Error{Op: "call", Name: c.name, Kind: ErrNoResponse,
 		Detail: "the server ended the call without a response (its handler failed or it closed)"}
@@ -531,11 +551,17 @@ func (c *Caller[Req, Resp]) foreignServers() bool {
 // on and one that came in another process leave it the same). Calls that
 // wait at the same time share one listing; its servers' nodes are kept
 // (listedNodes) to tell whether every server that had a call's request died.
+//
+// A node stays watched while it is in the latest listing or a call in flight
+// names it; then the client forgets it (see forgetServers), so that a client
+// that outlives many servers watches only those still there.
 func (c *Caller[Req, Resp]) watchServers() {
 	id := c.listings.Add(1)
 	if c.beforeListing != nil {
 		c.beforeListing()
 	}
+	crashedServers.listing(c.name, 1)
+	defer crashedServers.listing(c.name, -1) // once the servers listed are watched
 	servers, err := c.svc.Servers()
 	if err != nil {
 		return
@@ -552,38 +578,182 @@ func (c *Caller[Req, Resp]) watchServers() {
 			for _, s := range servers {
 				c.listedNodes = append(c.listedNodes, s.Node)
 			}
+			c.forgetServers()
 		}
 	}()
 	for _, s := range servers {
 		if _, ok := c.watched[s.Node]; ok || s.Node == (UniqueID{}) {
 			continue
 		}
-		node := s.Node
-		c.watched[node] = watchNode(c.node.lib, node, c.cfg.peerTimeout/4, func() {
-			key := crashedServer{node, c.name}
-			if c.serving(node) {
-				crashedServers.Store(key, struct{}{})
+		node, w := s.Node, &watch{}
+		crashedServers.watch(c.name, node)
+		w.stop = watchNode(c.node.lib, node, c.cfg.peerTimeout/4, func() {
+			c.mu.Lock()
+			mine := c.watched[node] == w && !w.ended
+			w.ended = true // the record below is this call's to let go of
+			c.mu.Unlock()
+			if !mine {
+				return // forgotten meanwhile: no call asks about it
 			}
-			if _, crashed := crashedServers.Load(key); crashed {
+			crashed := crashedServers.died(c.name, node, c.serving(node))
+			c.svc.CleanupDeadNodes()
+			crashedServers.forget(c.name, node) // after the cleanup: see crashedServers
+			if crashed {
+				c.mu.Lock()
+				w.crashed = true
+				c.mu.Unlock()
 				c.crashes.Add(1)
 			}
-			c.svc.CleanupDeadNodes()
 			// The waiting calls look again: those of a server that
 			// crashed fail, those of one that closed first see their end.
 			c.self.Notify(evDead)
 		})
+		c.watched[node] = w
 	}
 }
 
-// crashedServers holds the servers (node and service) that a client of this
-// process found still in their service when the node's process died. The
-// first client to find one removes its port; the others learn of the crash
-// here.
-var crashedServers sync.Map
+// watch is a client's watch of one server node's process.
+type watch struct {
+	stop    func()
+	ended   bool // the process ended or the watch stopped: the client let go of its record in crashedServers, or is letting go
+	crashed bool // the process died while its server was in the service
+}
 
-type crashedServer struct {
-	node    UniqueID
-	service string
+// forgetServers stops watching the server nodes that are not in the latest
+// listing (whose nodes the next call to wait takes) and that no call in
+// flight names. Under mu.
+func (c *Caller[Req, Resp]) forgetServers() {
+	for node, w := range c.watched {
+		if c.holds[node] == 0 && !slices.Contains(c.listedNodes, node) {
+			c.unwatch(node, w)
+		}
+	}
+}
+
+// letGo is the end of a call that named the server nodes of servers: a node
+// that no other call names, and that is not in the latest listing, is
+// forgotten.
+func (c *Caller[Req, Resp]) letGo(servers []UniqueID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, node := range servers {
+		if c.holds[node]--; c.holds[node] > 0 {
+			continue
+		}
+		delete(c.holds, node)
+		if w := c.watched[node]; w != nil && !slices.Contains(c.listedNodes, node) {
+			c.unwatch(node, w)
+		}
+	}
+}
+
+// unwatch stops watching node and lets go of its record. Under mu.
+func (c *Caller[Req, Resp]) unwatch(node UniqueID, w *watch) {
+	delete(c.watched, node)
+	w.stop()
+	if !w.ended {
+		w.ended = true
+		crashedServers.forget(c.name, node)
+	}
+}
+
+// crashedServers is what the clients of this process know of the processes
+// of their servers, per service: the server nodes they watch, and those whose
+// process died while their server was still in the service. The first client
+// to see such a death removes the server's port; the others learn of the
+// crash here. A node's record lives while a client watches it, and while a
+// client lists the service's servers: a listing begun before the port was
+// removed may name the node, and its client watches the node only after it
+// is listed. So the records are bounded by the servers alive and the
+// clients' calls in flight.
+var crashedServers = serverRecords{services: map[string]*serviceRecords{}}
+
+type serverRecords struct {
+	mu       sync.Mutex
+	services map[string]*serviceRecords
+}
+
+type serviceRecords struct {
+	listings int // listings of its servers under way
+	nodes    map[UniqueID]*serverRecord
+}
+
+type serverRecord struct {
+	watchers int  // clients that watch the node
+	crashed  bool // its process died while its server was in the service
+}
+
+// at returns the records of service, made on first use. Under mu.
+func (r *serverRecords) at(service string) *serviceRecords {
+	s := r.services[service]
+	if s == nil {
+		s = &serviceRecords{nodes: map[UniqueID]*serverRecord{}}
+		r.services[service] = s
+	}
+	return s
+}
+
+// drop removes the records that no client needs any more. Under mu.
+func (r *serverRecords) drop(service string, s *serviceRecords) {
+	if s.listings > 0 {
+		return
+	}
+	for node, rec := range s.nodes {
+		if rec.watchers == 0 {
+			delete(s.nodes, node)
+		}
+	}
+	if len(s.nodes) == 0 {
+		delete(r.services, service)
+	}
+}
+
+// listing counts a listing of service's servers that begins (+1) or ends (-1).
+func (r *serverRecords) listing(service string, delta int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.at(service)
+	s.listings += delta
+	r.drop(service, s)
+}
+
+// watch counts a client that watches node, a server of service.
+func (r *serverRecords) watch(service string, node UniqueID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.at(service)
+	rec := s.nodes[node]
+	if rec == nil {
+		rec = &serverRecord{}
+		s.nodes[node] = rec
+	}
+	rec.watchers++
+}
+
+// forget is the end of a client's watch of node.
+func (r *serverRecords) forget(service string, node UniqueID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.at(service)
+	if rec := s.nodes[node]; rec != nil {
+		rec.watchers--
+	}
+	r.drop(service, s)
+}
+
+// died records that node's process died, with its server still in the
+// service when serving, and reports whether it crashed so: as this client
+// found, or as another found before it removed the server's port.
+func (r *serverRecords) died(service string, node UniqueID, serving bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.services[service]
+	if s == nil || s.nodes[node] == nil {
+		return serving // not watched: nobody else can tell
+	}
+	rec := s.nodes[node]
+	rec.crashed = rec.crashed || serving
+	return rec.crashed
 }
 
 // serving reports whether a server of the node is still in the service, as
@@ -678,8 +848,8 @@ func (c *Caller[Req, Resp]) shutdown(reason error, _ bool) error {
 		c.slots <- struct{}{}
 	}
 	c.mu.Lock()
-	for _, stop := range c.watched {
-		stop()
+	for node, w := range c.watched {
+		c.unwatch(node, w)
 	}
 	c.watched = nil
 	c.mu.Unlock()

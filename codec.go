@@ -83,6 +83,10 @@ func (c FixedCodec[T]) rawImage(b []byte) (unsafe.Pointer, error) {
 	return unsafe.Pointer(unsafe.SliceData(b)), nil
 }
 
+// unmade reports whether c is the zero FixedCodec, made by neither Fixed nor
+// FixedBytes.
+func (c FixedCodec[T]) unmade() bool { return c.pt.Size == 0 }
+
 // PayloadType is the fixed-size payload type of T.
 func (c FixedCodec[T]) PayloadType() PayloadType { return c.pt }
 

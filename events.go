@@ -40,7 +40,7 @@ type Events struct {
 // receiver poll before parking; WithChanCap sizes In.
 func OpenEvents(ctx context.Context, node *Node, name string, opts ...Option) (*Events, error) {
 	const op = "open events"
-	cfg, err := prepare(ctx, op, name, "", opts)
+	cfg, err := prepare(ctx, op, name, "", opts, nodeArg(node))
 	if err != nil {
 		return nil, err
 	}
@@ -82,6 +82,9 @@ func (e *Events) Notify(id EventID) (int, error) {
 
 // Recv returns the next event id signalled to this Events, waiting for one.
 func (e *Events) Recv(ctx context.Context) (EventID, error) {
+	if ctx == nil {
+		return 0, nilArg("receive", e.name, "ctx")
+	}
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():

@@ -163,3 +163,21 @@ func (c *Caller[Req, Resp]) BeforeListing(f func()) { c.beforeListing = f }
 func (p *Pull[T]) SpinCounts() (looks, yields uint64) {
 	return p.spins.looks.Load(), p.spins.yields.Load()
 }
+
+// WatchedServers is how many server nodes the client watches.
+func (c *Caller[Req, Resp]) WatchedServers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.watched)
+}
+
+// ServerRecords is how many server nodes of the service name the clients of
+// this process keep a record of (to tell one that crashed).
+func ServerRecords(name string) int {
+	crashedServers.mu.Lock()
+	defer crashedServers.mu.Unlock()
+	if s := crashedServers.services[name]; s != nil {
+		return len(s.nodes)
+	}
+	return 0
+}

@@ -4,6 +4,12 @@
 // Listener) or with channel adapters, or share a key-value store with
 // iceoryx2's blackboard (OpenBlackboard).
 //
+// Bad input gets a typed *Error, whose Kind errors.Is compares with the Err*
+// values, never a panic: a nil context, node, codec, handler or handle given
+// to a function or method is refused with ErrInvalidArgument, naming it,
+// before anything is created. Methods called on a nil handle (a nil *Pair, …)
+// panic, as Go's own do.
+//
 // The native library (a small C ABI over the iceoryx2 crate, built from
 // internal/native with `make native`) is loaded at run time with purego, so the
 // package builds and runs with CGO_ENABLED=0.

@@ -2,6 +2,7 @@ package iox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -165,4 +166,35 @@ func TestAServiceLeftHalfMadeIsRemovedOnceNoLiveProcessHoldsIt(t *testing.T) {
 	}
 	shm, root := sweepCrashLeftovers(t, ns)
 	t.Logf("left behind by the process that died holding the half-made service: %v %v", shm, root)
+}
+
+// An isolation root that is a folder nobody can create files in (a kernel
+// file system such as /proc or /sys, or one under it) is refused with a typed
+// error naming the root, not reported as an internal failure, and nothing of
+// the namespace is left in /dev/shm.
+func TestNodeRootWhereNoFileCanBeMadeIsRefusedClearly(t *testing.T) {
+	for _, root := range []string{"/proc/", "/proc/self/", "/proc/iox-below/", "/sys/", "/sys/iox-below/"} {
+		prefix := fmt.Sprintf("%s_root%d_", runPrefix(), nsCounter.Add(1))
+		t.Cleanup(func() {
+			for _, f := range leftovers(prefix) {
+				os.Remove(filepath.Join("/dev/shm", f))
+			}
+		})
+		n, err := iox.NewNode(iox.WithIsolation(prefix, root))
+		if err == nil {
+			n.Close()
+			t.Fatalf("root %s: NewNode succeeded", root)
+		}
+		var e *iox.Error
+		require.ErrorAs(t, err, &e, "root %s", root)
+		require.NotErrorIs(t, err, iox.ErrInternal, "root %s: %v", root, err)
+		require.True(t, errors.Is(err, iox.ErrPermission) || errors.Is(err, iox.ErrInvalidArgument),
+			"root %s: %v, want ErrPermission or ErrInvalidArgument", root, err)
+		require.Contains(t, e.Detail, fmt.Sprintf("isolation root %q", root), "the error names the root")
+		for _, f := range leftovers(prefix) {
+			if !strings.HasSuffix(f, ".global_mgmt") { // the namespace's node counter, kept on purpose
+				t.Errorf("root %s: %s left in /dev/shm", root, f)
+			}
+		}
+	}
 }

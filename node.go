@@ -3,7 +3,9 @@ package iox
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -39,7 +41,10 @@ func WithNodeName(name string) NodeOption { return func(c *nodeConfig) { c.name 
 // WithIsolation gives the node its own iceoryx2 namespace: every shared-memory
 // object gets prefix, and file-based resources live under rootDir (an absolute
 // directory; NewNode refuses a file with ErrInvalidArgument, and iceoryx2
-// creates a folder that is not there). Only nodes with the same prefix and
+// creates a folder that is not there). NewNode refuses a root where no file
+// can be made, naming it: ErrPermission where this user may not write,
+// ErrInvalidArgument on a file system without files of its own such as /proc.
+// Only nodes with the same prefix and
 // rootDir see each other's services.
 // Keep both short: a listener's socket path must fit in 108 bytes.
 func WithIsolation(prefix, rootDir string) NodeOption {
@@ -155,7 +160,9 @@ type Node struct {
 func NewNode(opts ...NodeOption) (*Node, error) {
 	c := nodeConfig{logLevel: LogError}
 	for _, o := range opts {
-		o(&c)
+		if o != nil { // as a nil Option, no option
+			o(&c)
+		}
 	}
 	lib, err := openLib(c.library)
 	if err != nil {
@@ -185,11 +192,54 @@ func NewNode(opts ...NodeOption) (*Node, error) {
 	var eb ffi.ErrBuf
 	h, st := lib.NodeCreate(c.name, c.prefix, c.root, flags, &eb)
 	if st != ffi.OK {
-		return nil, statusError(lib, "new node", c.name, st, &eb)
+		err := statusError(lib, "new node", c.name, st, &eb)
+		if e := err.(*Error); c.root != "" && (e.Kind == ErrInternal || e.Kind == ErrPermission) {
+			if kind, why := rootUnusable(c.root); kind != nil {
+				e.Kind, e.Detail = kind, fmt.Sprintf("isolation root %q: %s", c.root, why)
+			}
+		}
+		return nil, err
 	}
 	n := &Node{lib: lib, name: c.name}
 	n.ref.h = h
 	return n, nil
+}
+
+// rootUnusable tells why iceoryx2 could not use root as a namespace's root
+// folder, where it creates its files and the folder itself when it is not
+// there: the nearest folder that exists, root or one above it, refuses a new
+// file. iceoryx2 reports that as an internal failure. A folder on a file
+// system without files of its own (/proc, /sys) is an invalid argument; one
+// this user may not write to is a permission error. It returns a nil kind when
+// a file can be made there, so the failure had another cause. The file it
+// makes to find out is removed at once.
+func rootUnusable(root string) (kind error, why string) {
+	dir := filepath.Clean(root)
+	for {
+		fi, err := os.Stat(dir)
+		if err == nil && !fi.IsDir() {
+			return ErrInvalidArgument, fmt.Sprintf("%s is not a directory", dir)
+		}
+		if err == nil || dir == "/" || dir == "." {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	f, err := os.CreateTemp(dir, ".iox-root-")
+	if err == nil {
+		name := f.Name()
+		f.Close()
+		os.Remove(name)
+		return nil, ""
+	}
+	where := "in it"
+	if dir != filepath.Clean(root) {
+		where = fmt.Sprintf("in %s, where it would be made (it does not exist)", dir)
+	}
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return ErrPermission, fmt.Sprintf("this user cannot make files %s: %v", where, errors.Unwrap(err))
+	}
+	return ErrInvalidArgument, fmt.Sprintf("no file can be made %s: %v", where, errors.Unwrap(err))
 }
 
 // Name returns the node's name.

@@ -1,6 +1,7 @@
 package iox
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -80,6 +81,8 @@ type options struct {
 	svc serviceConfig
 	pub publisherConfig
 	sub subscriberConfig
+
+	nilFunc string // the option given a nil function, named
 }
 
 // optSet names options as bits.
@@ -174,6 +177,9 @@ func applyOptions(op, name, what string, allowed optSet, opts []Option) (options
 		}
 	}
 	o.ch.set = o.set
+	if o.nilFunc != "" {
+		return o, nilArg(op, name, o.nilFunc)
+	}
 	if extra := o.set &^ allowed; extra != 0 {
 		return o, &Error{Op: op, Name: name, Kind: ErrInvalidArgument,
 			Detail: fmt.Sprintf("%s does not apply to a %s", optNames[extra&-extra], what)}
@@ -599,9 +605,16 @@ func WaitSubscribers(n int) Option {
 // be sent (refused by the codec, too large, or the pair ended as it was
 // sent); on a server (OpenServer), requests that could not be taken or
 // answered. The channel goes on. fn runs on the goroutine that feeds In or
-// drains Out (or a Serve worker) and must not block.
+// drains Out (or a Serve worker) and must not block. A nil fn is refused with
+// ErrInvalidArgument.
 func OnDrop(fn func(error)) Option {
-	return func(o *options) { o.set |= optOnDrop; c := &o.ch; c.onDrop = fn }
+	return func(o *options) {
+		o.set |= optOnDrop
+		o.ch.onDrop = fn
+		if fn == nil {
+			o.nilFunc = "OnDrop's function"
+		}
+	}
 }
 
 // WithPoll sets how often a subscriber looks for messages from publishers that
@@ -684,9 +697,13 @@ func (c chanConfig) check(op, name string) error {
 	return nil
 }
 
-// prepare checks what every adapter constructor checks: the name (with room for
+// prepare checks what every adapter constructor checks: its arguments (ctx
+// and what args says of the others, see refuse), the name (with room for
 // suffix), the options, and that ctx is still live.
-func prepare(ctx interface{ Err() error }, op, name, suffix string, opts []Option) (chanConfig, error) {
+func prepare(ctx context.Context, op, name, suffix string, opts []Option, args ...string) (chanConfig, error) {
+	if err := refuse(op, name, append([]string{ctxArg(ctx)}, args...)...); err != nil {
+		return chanConfig{}, err
+	}
 	if err := checkName("service name", name, 255-len(suffix), false); err != nil {
 		return chanConfig{}, &Error{Op: op, Name: name, Kind: ErrInvalidName, Detail: err.Error()}
 	}
@@ -695,4 +712,56 @@ func prepare(ctx interface{ Err() error }, op, name, suffix string, opts []Optio
 		return cfg, err
 	}
 	return cfg, ctx.Err()
+}
+
+// ---- arguments an entry point cannot do without ----
+
+// An entry point given nil for a context, a node, a codec, a handler or a
+// handle refuses it with ErrInvalidArgument, naming the argument, before it
+// creates or starts anything. Methods called on a nil handle (a nil *Pair,
+// *Caller, …) are not entry points: they panic, as Go's own methods do.
+
+// nilArg is the error of an entry point given nil for the argument what.
+func nilArg(op, name, what string) error {
+	return &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: what + " is nil"}
+}
+
+// refuse returns the error of the first of problems that is not empty (each
+// says what is wrong with one argument, see ctxArg, nodeArg and codecArg), or
+// nil when there is none.
+func refuse(op, name string, problems ...string) error {
+	for _, p := range problems {
+		if p != "" {
+			return &Error{Op: op, Name: name, Kind: ErrInvalidArgument, Detail: p}
+		}
+	}
+	return nil
+}
+
+// ctxArg is what is wrong with a context argument.
+func ctxArg(ctx context.Context) string {
+	if ctx == nil {
+		return "ctx is nil"
+	}
+	return ""
+}
+
+// nodeArg is what is wrong with a node argument.
+func nodeArg(n *Node) string {
+	if n == nil {
+		return "node is nil"
+	}
+	return ""
+}
+
+// codecArg is what is wrong with the codec argument what: nil, or the zero
+// FixedCodec, which describes no type.
+func codecArg[T any](what string, c Codec[T]) string {
+	if c == nil {
+		return what + " is nil"
+	}
+	if f, ok := c.(interface{ unmade() bool }); ok && f.unmade() {
+		return what + " is the zero FixedCodec; make it with Fixed or FixedBytes"
+	}
+	return ""
 }

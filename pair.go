@@ -107,7 +107,7 @@ func OpenPair(ctx context.Context, node *Node, name string, opts ...Option) (*Pa
 // by codec (see Fixed for fixed-layout types).
 func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Pair[T], error) {
 	const op = "open pair"
-	cfg, err := prepare(ctx, op, name, pairSuffix(1), opts)
+	cfg, err := prepare(ctx, op, name, pairSuffix(1), opts, nodeArg(node), codecArg("codec", codec))
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +286,9 @@ func (p *Pair[T]) Out() chan<- T { return p.outs.open(&p.feeds, p.tx, p.life, p.
 // and send with SendLoan (see Loan for the rules). ctx is not waited on: a
 // loan is there at once or refused (ErrTooManyLoans while two are out).
 func (p *Pair[T]) Loan(ctx context.Context, n int) (*Loan, error) {
+	if ctx == nil {
+		return nil, nilArg("loan", p.name, "ctx")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

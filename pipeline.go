@@ -265,7 +265,7 @@ func OpenPush(ctx context.Context, node *Node, name string, opts ...Option) (*Pu
 // codec of the same payload type.
 func OpenPushOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Push[T], error) {
 	const op = "open push"
-	cfg, err := prepare(ctx, op, name, pullSuffix+strings.Repeat("0", pullIDLen), opts)
+	cfg, err := prepare(ctx, op, name, pullSuffix+strings.Repeat("0", pullIDLen), opts, nodeArg(node), codecArg("codec", codec))
 	if err != nil {
 		return nil, err
 	}
@@ -536,6 +536,9 @@ func (p *Push[T]) copyOf(msg []byte) []byte {
 // (ErrMessageTooLarge, ErrInvalidArgument); once the pusher has ended Send
 // returns Err (ErrClosed after Close). nil means accepted, not yet taken.
 func (p *Push[T]) Send(ctx context.Context, v T) error {
+	if ctx == nil {
+		return nilArg("send", p.name, "ctx")
+	}
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -1051,7 +1054,7 @@ func OpenPull(ctx context.Context, node *Node, name string, opts ...Option) (*Pu
 // of T decoded by codec.
 func OpenPullOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Pull[T], error) {
 	const op = "open pull"
-	cfg, err := prepare(ctx, op, name, pullSuffix+strings.Repeat("0", pullIDLen), opts)
+	cfg, err := prepare(ctx, op, name, pullSuffix+strings.Repeat("0", pullIDLen), opts, nodeArg(node), codecArg("codec", codec))
 	if err != nil {
 		return nil, err
 	}
@@ -1268,6 +1271,9 @@ func (p *Pull[T]) waiting(on bool) {
 
 // next is the receiver's next message, counted as handed over when it is one.
 func (p *Pull[T]) next(ctx context.Context) (rxItem[pulled[T]], error) {
+	if ctx == nil { // before the wait word says a receive waits
+		return rxItem[pulled[T]]{}, nilArg("receive", p.name, "ctx")
+	}
 	p.waiting(true)
 	it, err := p.rx.next(ctx, false)
 	p.waiting(false)

@@ -653,6 +653,9 @@ func (b *Batch) header(i int) []byte { return b.hdrs[i*b.hdrSize : (i+1)*b.hdrSi
 // ReceiveBatch drains up to the batch's capacity of waiting messages in one native
 // call and returns how many it got (0 when none waits).
 func (s *Subscriber) ReceiveBatch(b *Batch) (int, error) {
+	if b == nil {
+		return 0, nilArg("receive", s.name, "batch")
+	}
 	b.n = 0
 	h, live := s.ref.acquire()
 	if !live {
@@ -983,6 +986,9 @@ var errDone = errors.New("iox: wait ended")
 // also returns errDone once done (which may be nil) is closed and the listener
 // was kicked (see kick).
 func (l *Listener) waitInto(ctx context.Context, done <-chan struct{}, dst []EventID) ([]EventID, error) {
+	if ctx == nil {
+		return nil, nilArg("wait", l.name, "ctx")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -207,7 +207,7 @@ func OpenPub(ctx context.Context, node *Node, name string, opts ...Option) (*Pub
 // OpenPubOf opens a publisher of T values encoded by codec.
 func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Pub[T], error) {
 	const op = "open publisher channel"
-	cfg, err := prepare(ctx, op, name, ackSuffix+"0123456789abcdef", opts)
+	cfg, err := prepare(ctx, op, name, ackSuffix+"0123456789abcdef", opts, nodeArg(node), codecArg("codec", codec))
 	if err != nil {
 		return nil, err
 	}
@@ -298,6 +298,9 @@ func (p *Pub[T]) Pending() int {
 // the process (before it tells a source they are safe) flushes. After Close
 // it returns ErrClosed (Close's own result says what was delivered).
 func (p *Pub[T]) Flush(ctx context.Context) error {
+	if ctx == nil {
+		return nilArg("flush", p.name, "ctx")
+	}
 	if err := p.life.closedHere(); err != nil {
 		return err
 	}
@@ -736,6 +739,9 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 // Loan lends n bytes of shared memory for the next message, to write in place
 // and publish with SendLoan (see Loan for the rules).
 func (p *Pub[T]) Loan(ctx context.Context, n int) (*Loan, error) {
+	if ctx == nil {
+		return nil, nilArg("loan", p.name, "ctx")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -847,7 +853,7 @@ func OpenSub(ctx context.Context, node *Node, name string, opts ...Option) (*Sub
 // OpenSubOf opens a subscriber of T values decoded by codec.
 func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[T], opts ...Option) (*Sub[T], error) {
 	const op = "open subscriber channel"
-	cfg, err := prepare(ctx, op, name, ackSuffix+"0123456789abcdef", opts)
+	cfg, err := prepare(ctx, op, name, ackSuffix+"0123456789abcdef", opts, nodeArg(node), codecArg("codec", codec))
 	if err != nil {
 		return nil, err
 	}

@@ -119,6 +119,9 @@ func (r *receiver[T]) recvView(ctx context.Context) (*View, error) {
 // next is recv telling a dropped message (it.err) from the end (err); with
 // view, it takes a message in place when it takes one from shared memory.
 func (r *receiver[T]) next(ctx context.Context, view bool) (rxItem[T], error) {
+	if ctx == nil {
+		return rxItem[T]{}, nilArg("receive", r.name, "ctx")
+	}
 	var zero rxItem[T]
 	select {
 	case r.sem <- struct{}{}:

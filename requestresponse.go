@@ -392,6 +392,9 @@ func (p *PendingResponse) receive(buf []byte) (n int, ok, live bool, err error) 
 // ReceiveBatch copies up to the batch's capacity of waiting responses in one
 // native call and returns how many it got (0 when none waits).
 func (p *PendingResponse) ReceiveBatch(b *Batch) (int, error) {
+	if b == nil {
+		return 0, nilArg("receive", p.name, "batch")
+	}
 	k, _, err := p.receiveBatch(b)
 	return k, err
 }

@@ -15,7 +15,10 @@ const rpcOpts = optMaxMessage | optPeerTimeout | optSpin | optPoll | optChanCap 
 
 // prepareRPC checks what OpenClient and OpenServer check: the name (with room
 // for the longest suffix), the options, and that ctx is still live.
-func prepareRPC(ctx context.Context, op, name, what string, opts []Option) (options, error) {
+func prepareRPC(ctx context.Context, op, name, what string, opts []Option, args ...string) (options, error) {
+	if err := refuse(op, name, append([]string{ctxArg(ctx)}, args...)...); err != nil {
+		return options{}, err
+	}
 	if err := checkName("service name", name, 255-len(rpcRespSuffix)-rpcIDLen, false); err != nil {
 		return options{}, &Error{Op: op, Name: name, Kind: ErrInvalidName, Detail: err.Error()}
 	}

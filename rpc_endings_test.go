@@ -525,6 +525,81 @@ func TestRPCServerCrashFailsCallsOfEveryClient(t *testing.T) {
 	}
 }
 
+// Clients that live on while their server's process is killed and started
+// again, many times, keep calling: every call a dead server held fails with
+// ErrPeerCrashed, and each client forgets each dead server once no call can
+// ask about it any more. A client watches only the server alive, and this
+// process keeps no record of the dead ones. (Two clients of the service in
+// one process: the first to see a crash removes the server's port, the other
+// learns of it from the record.)
+func TestRPCClientForgetsDeadServers(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	const name = "restarts"
+	var cls []*iox.Caller[[]byte, []byte]
+	for range 2 {
+		cl, err := iox.OpenClient(context.Background(), node, name, iox.Raw{}, iox.Raw{})
+		require.NoError(t, err)
+		defer cl.Close()
+		cls = append(cls, cl)
+	}
+	call := func(ctx context.Context, cl *iox.Caller[[]byte, []byte], req string) chan error {
+		out := make(chan error, 1)
+		go func() {
+			v, err := cl.Call(ctx, []byte(req))
+			if err == nil && string(v) != req+"!" {
+				err = fmt.Errorf("answer %q to %q", v, req)
+			}
+			out <- err
+		}()
+		return out
+	}
+	bounded := func(most int) bool {
+		for _, cl := range cls {
+			if cl.WatchedServers() > most {
+				return false
+			}
+		}
+		return iox.ServerRecords(name) <= most
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	restarts := loops(20, 10, 100)
+	for round := range restarts + 1 {
+		c := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
+		c.expect("ready")
+		for i, cl := range cls {
+			answered := fmt.Sprintf("a%d-%d", round, i)
+			out := call(ctx, cl, answered)
+			c.expect("got " + answered)
+			c.say("reply " + answered)
+			require.NoError(t, <-out, "round %d, client %d", round, i)
+		}
+		if round == restarts {
+			c.wait()
+			break
+		}
+		var held []chan error
+		for i, cl := range cls {
+			for k := range 2 {
+				req := fmt.Sprintf("h%d-%d-%d", round, i, k)
+				held = append(held, call(ctx, cl, req))
+				c.expect("got " + req)
+			}
+		}
+		c.kill()
+		for i, out := range held {
+			require.ErrorIs(t, <-out, iox.ErrPeerCrashed, "round %d, call %d", round, i)
+		}
+		// At most the server of this round and the one before.
+		require.True(t, bounded(2), "round %d: watched %d and %d, %d records", round,
+			cls[0].WatchedServers(), cls[1].WatchedServers(), iox.ServerRecords(name))
+	}
+	// The last server closed cleanly and no call is in flight: the clients
+	// need to know about no server but the last, whose process is gone too.
+	eventually(t, "the clients to forget the servers of earlier rounds", func() bool { return bounded(1) })
+}
+
 // The client and the server (in another process) close at the same moment
 // while calls wait: every call ends, with ErrClosed (the client's end came
 // first) or ErrNoResponse (the server's did), and the client's Close returns

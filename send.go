@@ -133,6 +133,9 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 // enter takes the one turn to send (release with <-s.sem), unless ctx or the
 // channel ended first: then it returns why.
 func (s *sender[T]) enter(ctx context.Context) error {
+	if ctx == nil {
+		return nilArg("send", s.name, "ctx")
+	}
 	select {
 	case s.sem <- struct{}{}:
 	default:
@@ -289,6 +292,9 @@ func (s *sender[T]) loan(pub *Publisher, n int) (*Loan, error) {
 // back when they have none). Receivers that cannot tell their room (a peer
 // not there yet, no wait word) get a copy, as Send would give them.
 func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
+	if l == nil {
+		return nilArg("send loan", s.name, "loan")
+	}
 	smp := l.take()
 	if smp == nil {
 		return &Error{Op: "send loan", Name: s.name, Kind: ErrInvalidArgument, Detail: "the loan was sent or released already"}

@@ -53,7 +53,7 @@ type Responder[Req, Resp any] struct {
 // not be answered (undecodable or oversized requests, failed handlers).
 func OpenServer[Req, Resp any](ctx context.Context, node *Node, name string, reqCodec Codec[Req], respCodec Codec[Resp], opts ...Option) (*Responder[Req, Resp], error) {
 	const op = "open server"
-	o, err := prepareRPC(ctx, op, name, "server", opts)
+	o, err := prepareRPC(ctx, op, name, "server", opts, nodeArg(node), codecArg("request codec", reqCodec), codecArg("response codec", respCodec))
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +96,9 @@ func (r *Responder[Req, Resp]) openPorts() error {
 // on some and sent new ones), iceoryx2 hands it no more, and Recv waits until
 // one of them is answered or closed. Once the server ended Recv returns Err.
 func (r *Responder[Req, Resp]) Recv(ctx context.Context) (*Request[Req, Resp], error) {
+	if ctx == nil {
+		return nil, nilArg("receive", r.name, "ctx")
+	}
 	r.rxMu.Lock()
 	defer r.rxMu.Unlock()
 	for {
@@ -340,6 +343,12 @@ func (r *Responder[Req, Resp]) failed(ctx context.Context, err error, backoff *t
 // than MaxMessageSize, or refused by the codec). Serve waits for its handlers
 // before it returns.
 func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler func(context.Context, Req) (Resp, error)) error {
+	if err := refuse("serve", r.name, ctxArg(ctx)); err != nil {
+		return err
+	}
+	if handler == nil {
+		return nilArg("serve", r.name, "handler")
+	}
 	if workers < 1 || workers > maxCount {
 		return &Error{Op: "serve", Name: r.name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("workers %d outside 1..%d", workers, maxCount)}
 	}
@@ -495,6 +504,9 @@ func (q *Request[Req, Resp]) send(ctx context.Context, v Resp, last bool) error 
 	op := "send response"
 	if last {
 		op = "reply"
+	}
+	if ctx == nil {
+		return nilArg(op, q.r.name, "ctx")
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -201,6 +201,9 @@ func (r *route) running() bool {
 // announce until ctx ends or Close. It returns once it relays, after its first
 // look at the namespace; the "relaying" status is reported then.
 func New(ctx context.Context, cfg Config) (*Bridge, error) {
+	if ctx == nil {
+		return nil, &iox.Error{Op: "new bridge", Kind: iox.ErrInvalidArgument, Detail: "ctx is nil"}
+	}
 	if cfg.Node == nil || cfg.Conn == nil {
 		return nil, &iox.Error{Op: "new bridge", Kind: iox.ErrInvalidArgument, Detail: "Config.Node and Config.Conn are required"}
 	}

@@ -34,6 +34,23 @@ func TestListenRefusesAnOpenAddressWithoutAuthentication(t *testing.T) {
 	require.True(t, nc.IsConnected())
 }
 
+// New refuses a nil context, node or connection with ErrInvalidArgument
+// naming it, and panics on none of them.
+func TestNewRefusesNilArguments(t *testing.T) {
+	var noCtx context.Context
+	for _, c := range []struct {
+		ctx  context.Context
+		says string
+	}{{noCtx, "ctx is nil"}, {context.Background(), "Config.Node and Config.Conn are required"}} {
+		b, err := bridge.New(c.ctx, bridge.Config{})
+		require.Nil(t, b)
+		var e *iox.Error
+		require.ErrorAs(t, err, &e)
+		require.ErrorIs(t, err, iox.ErrInvalidArgument)
+		require.Contains(t, e.Detail, c.says)
+	}
+}
+
 func TestAPayloadTypeMismatchIsRefusedAsLocally(t *testing.T) {
 	th := newTwoHosts(t, []string{"typed"}, []string{"typed"}, nil)
 	ctx := ctxT(t)

@@ -5,6 +5,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 
@@ -75,5 +76,26 @@ func TestAdvJSONPrintsEveryFloat(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal([]byte(out), &line), out)
 		require.Equal(t, v, line.Value, out)
+	}
+}
+
+// A -root where no file can be made (a kernel file system such as /proc) is
+// refused with an error naming it, not reported as an internal failure.
+func TestAdvRootWhereNoFileCanBeMadeIsRefusedClearly(t *testing.T) {
+	prefix := runPrefix() + "_proc_"
+	t.Cleanup(func() {
+		for _, f := range leftovers(prefix) {
+			os.Remove("/dev/shm/" + f)
+		}
+	})
+	for _, root := range []string{"/proc", "/proc/self", "/sys/iox"} {
+		for _, args := range [][]string{{"services"}, {"nodes"}, {"clean"}, {"sub", "x"}, {"notify", "x", "1"}} {
+			full := append([]string{args[0], "-prefix", prefix, "-root", root}, args[1:]...)
+			out, errOut, code := runIox(t, nil, "", full...)
+			require.Equal(t, 1, code, "%v: %s", full, errOut)
+			require.Empty(t, out, "%v", full)
+			require.Contains(t, errOut, fmt.Sprintf("isolation root %q", root+"/"), "%v", full)
+			require.NotContains(t, errOut, "internal failure", "%v", full)
+		}
 	}
 }
