@@ -401,6 +401,15 @@ func (p *Publisher) sendNotify(msg, hdr []byte, ntf *Notifier, id EventID, w *ff
 		}
 		defer ntf.ref.release()
 	}
+	if afterClaim != nil && w != nil && nh != 0 {
+		// the claim that the native call makes, then afterClaim, then no
+		// notification
+		n, st := p.lib.PublisherSendNotify(h, msg, hdr, 0, uint64(id), nil)
+		if n > 0 && w.Claim() {
+			afterClaim()
+		}
+		return n, p.sendError(st)
+	}
 	n, st := p.lib.PublisherSendNotify(h, msg, hdr, nh, uint64(id), w)
 	return n, p.sendError(st)
 }

@@ -412,7 +412,12 @@ func (p *Pub[T]) notifyParked(force bool) {
 	p.mu.Lock()
 	notify := force || len(p.words) < len(p.known)
 	for _, w := range p.words {
-		if w.Claim() || w.Gone() {
+		if w.Claim() {
+			notify = true
+			if afterClaim != nil {
+				afterClaim()
+			}
+		} else if w.Gone() {
 			notify = true
 		}
 	}

@@ -1,0 +1,172 @@
+package iox_test
+
+// A sender that dies in the middle of waking its receiver: it put a message
+// into the receiver's queue and claimed the receiver's mark ("I park"), and
+// its process is killed before it notifies. The receiver, parked, must still
+// get the message, because it watches its senders' processes and looks at its
+// queue again when one dies.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+func init() { children["wake-die"] = childWakeDie }
+
+// lastWords is what the dying sender sends.
+const lastWords = "sent, claimed, never notified"
+
+// childWakeDie opens the sending end IOX_KIND (pub, push or pair) of
+// IOX_SERVICE, with the hook that kills this process right after its first
+// claim of a parked receiver's mark. It says "ready" once it knows the
+// receiver's wait word (before that it would notify every time and claim
+// nothing), sends one message when the parent says "send", and dies in it.
+func childWakeDie() error {
+	iox.DieAfterClaim()
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	name := os.Getenv("IOX_SERVICE")
+	var send func() error
+	var ready func() bool
+	switch kind := os.Getenv("IOX_KIND"); kind {
+	case "pub":
+		p, err := iox.OpenPub(ctx, node, name)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		ready = func() bool { return p.Words() > 0 }
+		send = func() error { return p.Send(ctx, []byte(lastWords)) }
+	case "push":
+		p, err := iox.OpenPush(ctx, node, name)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		ready = func() bool { return p.Words() > 0 }
+		send = func() error { return p.Send(ctx, []byte(lastWords)) }
+	case "pair":
+		p, err := iox.OpenPair(ctx, node, name)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		ready = func() bool { return p.HasPeerWord() }
+		send = func() error { return p.Send(ctx, []byte(lastWords)) }
+	default:
+		return fmt.Errorf("unknown IOX_KIND %q", kind)
+	}
+	if !waitUntil(20*time.Second, ready) {
+		return errors.New("the receiver's wait word was never found")
+	}
+	fmt.Println("ready")
+	if l := parentSays(); l != "send" {
+		return fmt.Errorf("parent said %q, want send", l)
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	return errors.New("the send claimed no parked receiver's mark: still alive")
+}
+
+// parkedReceivers counts this process's goroutines that are blocked in a
+// channel's hub wait under the receive call recv (named as a stack trace
+// names it, "iox.(*Sub[...]).Recv").
+func parkedReceivers(recv string) int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, stack, _ := strings.Cut(g, "\n")
+		if strings.Contains(stack, recv+"(") && strings.Contains(stack, "iox.(*hub).wait(") &&
+			!strings.Contains(header, "[running") && !strings.Contains(header, "[runnable") && !strings.Contains(header, "[syscall") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestReceiverGetsMessageOfSenderKilledBeforeItNotified(t *testing.T) {
+	for _, kind := range []string{"pub", "push", "pair"} {
+		t.Run(kind, func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			const name = "wake-die"
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var recv func(context.Context) ([]byte, error)
+			var parked func() bool
+			var fn string
+			switch kind {
+			case "pub":
+				s, err := iox.OpenSub(ctx, node, name)
+				require.NoError(t, err)
+				defer s.Close()
+				recv, parked, fn = s.Recv, s.Parked, "iox.(*Sub[...]).Recv"
+			case "push":
+				p, err := iox.OpenPull(ctx, node, name)
+				require.NoError(t, err)
+				defer p.Close()
+				recv, parked, fn = p.Recv, p.Parked, "iox.(*Pull[...]).Recv"
+			case "pair":
+				p, err := iox.OpenPair(ctx, node, name)
+				require.NoError(t, err)
+				defer p.Close()
+				recv, parked, fn = p.Recv, p.Parked, "iox.(*Pair[...]).Recv"
+				defer func() {
+					// after the message, the crash
+					_, err := p.Recv(ctx)
+					require.ErrorIs(t, err, iox.ErrPeerCrashed)
+				}()
+			}
+			c := spawn(t, ns, "wake-die", "IOX_SERVICE="+name, "IOX_KIND="+kind)
+			c.expect("ready")
+
+			type result struct {
+				msg []byte
+				err error
+			}
+			got := make(chan result, 1)
+			go func() {
+				// several seconds: the receiver wakes within milliseconds
+				// of the death, or never
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				m, err := recv(rctx)
+				got <- result{m, err}
+			}()
+			// The receive call itself is parked in the poller, its mark set:
+			// the send finds the mark and claims it.
+			eventually(t, "the receiver to park", func() bool { return parked() && parkedReceivers(fn) == 1 })
+			c.say("send")
+
+			err := <-c.done
+			c.done <- err
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "the child died in its claim")
+			status, ok := exit.Sys().(syscall.WaitStatus)
+			require.True(t, ok && status.Signaled() && status.Signal() == syscall.SIGKILL,
+				"the child was killed right after its claim (it ended with %v)", err)
+
+			r := <-got
+			require.NoError(t, r.err, "the receiver was left parked with the dead sender's message in its queue")
+			require.Equal(t, lastWords, string(r.msg))
+		})
+	}
+}
