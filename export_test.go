@@ -192,3 +192,17 @@ func (p *Push[T]) Words() int {
 	}
 	return n
 }
+
+// Senders reports how many sender nodes the subscriber watches, and how many
+// of those died and are still listed.
+func (s *Sub[T]) Senders() (watched, dead int) { return s.senders.counts() }
+
+// Senders reports how many pusher nodes the puller watches, and how many of
+// those died and are still listed.
+func (p *Pull[T]) Senders() (watched, dead int) { return p.senders.counts() }
+
+func (s *senders) counts() (watched, dead int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.watched), len(s.dead)
+}

@@ -903,6 +903,7 @@ type Listener struct {
 	conn syscall.RawConn // readiness of file
 	turn chan struct{}   // one waiter at a time owns the read deadline
 	done chan struct{}   // closed by Close
+	woke atomic.Bool     // interrupt: the wait returns with no ids
 
 	// owned by the goroutine holding turn
 	after     context.Context // the context whose end kicks the wait
@@ -1050,6 +1051,8 @@ func (l *Listener) waitInto(ctx context.Context, done <-chan struct{}, dst []Eve
 				return nil, ctx.Err()
 			case isDone(done):
 				return nil, errDone
+			case l.woke.Swap(false):
+				return l.got, nil
 			}
 		default:
 			return nil, &Error{Op: "wait", Name: l.name, Kind: ErrInternal, Detail: err.Error()}
@@ -1060,6 +1063,14 @@ func (l *Listener) waitInto(ctx context.Context, done <-chan struct{}, dst []Eve
 // kick wakes the goroutine waiting in waitInto, which then checks whether its
 // context or done channel ended; call it after ending them.
 func (l *Listener) kick() { l.file.SetReadDeadline(time.Unix(1, 0)) }
+
+// interrupt makes the wait in waitInto return (now, or the next one) with the
+// ids drained so far, possibly none: its caller has news that came without
+// an event (see hub.post).
+func (l *Listener) interrupt() {
+	l.woke.Store(true)
+	l.kick()
+}
 
 func isDone(c <-chan struct{}) bool {
 	select {

@@ -23,7 +23,10 @@ import (
 	"github.com/iox-go/iox"
 )
 
-func init() { children["wake-die"] = childWakeDie }
+func init() {
+	children["wake-die"] = childWakeDie
+	children["wake-sender"] = childWakeSender
+}
 
 // lastWords is what the dying sender sends.
 const lastWords = "sent, claimed, never notified"
@@ -167,6 +170,115 @@ func TestReceiverGetsMessageOfSenderKilledBeforeItNotified(t *testing.T) {
 			r := <-got
 			require.NoError(t, r.err, "the receiver was left parked with the dead sender's message in its queue")
 			require.Equal(t, lastWords, string(r.msg))
+			_, err = node.CleanupDeadNodes() // what the child left (a pusher's tallies are its own)
+			require.NoError(t, err)
+		})
+	}
+}
+
+// childWakeSender opens the sending end IOX_KIND (pub or push) of
+// IOX_SERVICE and says "open"; on "close" it closes it and says "closed",
+// and it exits when the parent hangs up (or is killed before).
+func childWakeSender() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	name := os.Getenv("IOX_SERVICE")
+	var end interface{ Close() error }
+	switch kind := os.Getenv("IOX_KIND"); kind {
+	case "pub":
+		end, err = iox.OpenPub(ctx, node, name)
+	case "push":
+		end, err = iox.OpenPush(ctx, node, name)
+	default:
+		err = fmt.Errorf("unknown IOX_KIND %q", kind)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Println("open")
+	if l := parentSays(); l != "close" {
+		end.Close()
+		return fmt.Errorf("parent said %q, want close", l)
+	}
+	end.Close() // nothing was sent: nothing to confirm
+	fmt.Println("closed")
+	parentSays()
+	return nil
+}
+
+// A receiving end watches the process of each sender node that is there,
+// once, and forgets it when its sender closed, or when its process died and
+// its ports were cleaned up (at the next listing of the senders). It learns
+// of them while it waits, without looking on the way of a message.
+func TestReceiverWatchesSendersThatComeAndGo(t *testing.T) {
+	for _, kind := range []string{"pub", "push"} {
+		t.Run(kind, func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			const name = "wake-senders"
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var recv func(context.Context) ([]byte, error)
+			var senders func() (int, int)
+			switch kind {
+			case "pub":
+				s, err := iox.OpenSub(ctx, node, name)
+				require.NoError(t, err)
+				defer s.Close()
+				recv, senders = s.Recv, s.Senders
+			case "push":
+				p, err := iox.OpenPull(ctx, node, name)
+				require.NoError(t, err)
+				defer p.Close()
+				recv, senders = p.Recv, p.Senders
+			}
+			// A receive call waits throughout (a puller has no other
+			// goroutine that waits on its listener).
+			rctx, stop := context.WithCancel(ctx)
+			received := make(chan error, 1)
+			go func() {
+				_, err := recv(rctx)
+				received <- err
+			}()
+			defer func() {
+				stop()
+				require.ErrorIs(t, <-received, context.Canceled, "nothing was sent")
+			}()
+			are := func(watched, dead int) func() bool {
+				return func() bool {
+					w, d := senders()
+					return w == watched && d == dead
+				}
+			}
+			require.True(t, are(0, 0)())
+
+			a := spawn(t, ns, "wake-sender", "IOX_SERVICE="+name, "IOX_KIND="+kind)
+			a.expect("open")
+			eventually(t, "the first sender watched", are(1, 0))
+			b := spawn(t, ns, "wake-sender", "IOX_SERVICE="+name, "IOX_KIND="+kind)
+			b.expect("open")
+			eventually(t, "both senders watched", are(2, 0))
+
+			a.say("close")
+			a.expect("closed")
+			eventually(t, "the closed sender forgotten while its process lives on", are(1, 0))
+
+			b.kill()
+			eventually(t, "the killed sender's node known dead", are(0, 1))
+			// The dead node's ports stay listed until somebody cleans up
+			// after it; the next listing (here: a sender coming) forgets it.
+			_, err := node.CleanupDeadNodes()
+			require.NoError(t, err)
+			c := spawn(t, ns, "wake-sender", "IOX_SERVICE="+name, "IOX_KIND="+kind)
+			c.expect("open")
+			eventually(t, "the dead sender forgotten once its ports were cleaned up", are(1, 0))
+			c.say("close")
+			c.expect("closed")
+			eventually(t, "no sender watched", are(0, 0))
 		})
 	}
 }
