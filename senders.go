@@ -7,13 +7,15 @@ import (
 	"github.com/iox-go/iox/internal/ffi"
 )
 
-// A sender claims a parked receiver's mark and then notifies it (see
-// waitword.go). A sender whose process dies between the two leaves the
-// receiver parked with a message in its queue and its mark cleared: no other
-// sender will notify it for that message. So a receiving end watches its
-// senders' processes (pidfd, as a Pub watches its subscribers) and, when one
-// dies, looks at its queue again; it delivers what is there as it would after
-// a notification.
+// A sender puts a message into the receiver's queue, claims the receiver's
+// mark and, when the receiver parks, notifies it (see waitword.go). A sender
+// whose process dies after the first step and before the last leaves the
+// receiver parked with a message in its queue, and with its mark cleared when
+// the claim was made: no other sender will notify it for that message. So a
+// receiving end watches its senders' processes (pidfd, as a Pub watches its
+// subscribers) and, when one dies, looks at its queue again; it delivers what
+// is there as it would after a notification. (A pair end watches its peer
+// already: the peer's death ends the pair, which wakes the receiver.)
 //
 // The watch costs nothing while the senders stay: their ports are listed when
 // the receiving end opens and again when a sender's notifier appears, goes or

@@ -33,8 +33,8 @@ const lastWords = "sent, claimed, never notified"
 
 // childWakeDie opens the sending end IOX_KIND (pub, push or pair) of
 // IOX_SERVICE, with the hook that kills this process right after its first
-// claim of a parked receiver's mark. It says "ready" once it knows the
-// receiver's wait word (before that it would notify every time and claim
+// claim of a parked receiver's mark. It says "open", then "ready" once it
+// knows the receiver's wait word (before that it would notify every time and claim
 // nothing), sends one message when the parent says "send", and dies in it.
 func childWakeDie() error {
 	iox.DieAfterClaim()
@@ -54,6 +54,7 @@ func childWakeDie() error {
 			return err
 		}
 		defer p.Close()
+		p.Peers() // looks at subscribers that come (and opens their words) while it does not send
 		ready = func() bool { return p.Words() > 0 }
 		send = func() error { return p.Send(ctx, []byte(lastWords)) }
 	case "push":
@@ -75,6 +76,7 @@ func childWakeDie() error {
 	default:
 		return fmt.Errorf("unknown IOX_KIND %q", kind)
 	}
+	fmt.Println("open")
 	if !waitUntil(20*time.Second, ready) {
 		return errors.New("the receiver's wait word was never found")
 	}
@@ -105,18 +107,30 @@ func parkedReceivers(recv string) int {
 	return n
 }
 
+// The sender is a child process; the receiver (in this process) is there
+// first, or, for a subscriber, comes after its publisher (then the publisher's
+// notifier is older than the subscriber's listener, which hears of no hello:
+// the subscriber finds the publisher when it opens).
 func TestReceiverGetsMessageOfSenderKilledBeforeItNotified(t *testing.T) {
-	for _, kind := range []string{"pub", "push", "pair"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, kind  string
+		senderFirst bool
+	}{{"pub", "pub", false}, {"pub first", "pub", true}, {"push", "push", false}, {"pair", "pair", false}} {
+		t.Run(tc.name, func(t *testing.T) {
 			ns := newNamespace(t)
 			node := ns.node(t)
 			const name = "wake-die"
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
+			var c *child
+			if tc.senderFirst {
+				c = spawn(t, ns, "wake-die", "IOX_SERVICE="+name, "IOX_KIND="+tc.kind)
+				c.expect("open")
+			}
 			var recv func(context.Context) ([]byte, error)
 			var parked func() bool
 			var fn string
-			switch kind {
+			switch tc.kind {
 			case "pub":
 				s, err := iox.OpenSub(ctx, node, name)
 				require.NoError(t, err)
@@ -138,7 +152,10 @@ func TestReceiverGetsMessageOfSenderKilledBeforeItNotified(t *testing.T) {
 					require.ErrorIs(t, err, iox.ErrPeerCrashed)
 				}()
 			}
-			c := spawn(t, ns, "wake-die", "IOX_SERVICE="+name, "IOX_KIND="+kind)
+			if !tc.senderFirst {
+				c = spawn(t, ns, "wake-die", "IOX_SERVICE="+name, "IOX_KIND="+tc.kind)
+				c.expect("open")
+			}
 			c.expect("ready")
 
 			type result struct {
