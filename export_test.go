@@ -2,6 +2,8 @@ package iox
 
 import (
 	"context"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/iox-go/iox/internal/ffi"
@@ -180,4 +182,55 @@ func ServerRecords(name string) int {
 		return len(s.nodes)
 	}
 	return 0
+}
+
+// DieAfterClaim makes this process kill itself (SIGKILL) the first time one
+// of its senders claims a parked receiver's mark, before it notifies the
+// receiver. Call it before opening any channel.
+func DieAfterClaim() {
+	afterClaim = func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+}
+
+// Parked reports whether the subscriber's wait word says that it parks.
+func (s *Sub[T]) Parked() bool { return s.word != nil && s.word.Parked() }
+
+// Parked reports whether the puller's wait word says that it parks.
+func (p *Pull[T]) Parked() bool {
+	p.wmu.RLock()
+	defer p.wmu.RUnlock()
+	return p.word != nil && p.word.Parked()
+}
+
+// Parked reports whether the pair end's wait word says that it parks.
+func (p *Pair[T]) Parked() bool { return p.word != nil && p.word.Parked() }
+
+// HasPeerWord reports whether this end knows its peer's wait word (then it
+// notifies the peer only when it parks).
+func (p *Pair[T]) HasPeerWord() bool { return p.peerWord.Load() != nil }
+
+// Words is how many pullers' wait words the pusher holds.
+func (p *Push[T]) Words() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.order {
+		if r.word != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Senders reports how many sender nodes the subscriber watches, and how many
+// of those died and are still listed.
+func (s *Sub[T]) Senders() (watched, dead int) { return s.senders.counts() }
+
+// Senders reports how many pusher nodes the puller watches, and how many of
+// those died and are still listed.
+func (p *Pull[T]) Senders() (watched, dead int) { return p.senders.counts() }
+
+func (s *senders) counts() (watched, dead int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.watched), len(s.dead)
 }

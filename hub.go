@@ -116,6 +116,18 @@ func (h *hub) leave(w chan struct{}) {
 	}
 }
 
+// post records ids as if the listener had delivered them, and wakes whoever
+// waits for them: news that comes without an event (a sender's process died
+// after it claimed the receiver's mark and before it notified).
+func (h *hub) post(bits uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.pending |= bits
+	if h.polling {
+		h.lis.interrupt() // the poller wakes the others when it returns
+	}
+}
+
 // kick makes the polling goroutine look at its context and done channel again;
 // call it after ending one of them.
 func (h *hub) kick() { h.lis.kick() }

@@ -106,8 +106,11 @@ func pushEventOpts() []Option {
 		MaxEventID(evMaxID), NotifierCreatedEvent(evHello), NotifierDeadEvent(evDead)}
 }
 
+// A puller's listener hears of pushers' notifiers that come, go or are found
+// dead: it watches the pushers' processes (see senders.go).
 func pullEventOpts() []Option {
-	return []Option{MaxNotifiers(MaxPushers), MaxListeners(1), MaxNodes(MaxPushers + 2), MaxEventID(evMaxID)}
+	return []Option{MaxNotifiers(MaxPushers), MaxListeners(1), MaxNodes(MaxPushers + 2), MaxEventID(evMaxID),
+		NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead)}
 }
 
 func pullServiceOpts(pt PayloadType) []Option {
@@ -244,9 +247,9 @@ type route struct {
 
 func (r *route) close() {
 	r.unwatch()
+	r.pub.Close() // before the notifier: the puller lists its pushers when it leaves (evLeft)
 	r.ntf.Close()
 	r.ev.Close()
-	r.pub.Close()
 	r.svc.Close()
 	r.tally.Close()
 	if r.word != nil {
@@ -948,7 +951,9 @@ func (p *Push[T]) untaken(why string) error {
 //
 // A puller waits for messages while no pusher is there, and goes on with the
 // pushers that come; it ends only by Close or by the end of its context,
-// after which Recv returns Err.
+// after which Recv returns Err. It watches the pushers' processes: what a
+// pusher that died sent is delivered, also when it died before it could wake
+// the puller (see senders.go).
 type Pull[T any] struct {
 	node  *Node
 	name  string
@@ -966,6 +971,7 @@ type Pull[T any] struct {
 	pipeSvc *PubSubService // the pipeline's own service (pushSuffix): every puller publishes there
 	ntf     *Notifier
 	hub     *hub
+	senders *senders // the pushers' processes
 	rx      *receiver[pulled[T]]
 	spins   spinStats
 	dec     *pullCodec[T]
@@ -1068,7 +1074,9 @@ func OpenPullOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		p.ports.release()
 		return nil, err
 	}
-	p.hub = newHub(p.lis, nil)
+	p.senders = newSenders(node.lib, p.svc.Publishers, cfg.peerTimeout/4, func() { p.hub.post(bit(evData)) })
+	p.hub = newHub(p.lis, p.senders.onIDs)
+	p.senders.refresh() // none yet (the queue is new); later pushers say hello
 	_, raw := any(codec).(Raw)
 	p.dec = &pullCodec[T]{inner: codec, raw: raw}
 	p.rx = newReceiver[pulled[T]](name, p.sub, p.hub, p.life, p.dec, cfg, true, false)
@@ -1372,6 +1380,7 @@ func (p *Pull[T]) Close() error { return p.closer.close("pull", "close pull", p.
 
 func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 	p.life.end(reason, true)
+	p.senders.close()
 	close(p.torn)
 	p.rx.stepAside()
 	p.hub.kick()

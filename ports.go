@@ -401,6 +401,15 @@ func (p *Publisher) sendNotify(msg, hdr []byte, ntf *Notifier, id EventID, w *ff
 		}
 		defer ntf.ref.release()
 	}
+	if afterClaim != nil && w != nil && nh != 0 {
+		// the claim that the native call makes, then afterClaim, then no
+		// notification
+		n, st := p.lib.PublisherSendNotify(h, msg, hdr, 0, uint64(id), nil)
+		if n > 0 && w.Claim() {
+			afterClaim()
+		}
+		return n, p.sendError(st)
+	}
 	n, st := p.lib.PublisherSendNotify(h, msg, hdr, nh, uint64(id), w)
 	return n, p.sendError(st)
 }
@@ -897,6 +906,7 @@ type Listener struct {
 	conn syscall.RawConn // readiness of file
 	turn chan struct{}   // one waiter at a time owns the read deadline
 	done chan struct{}   // closed by Close
+	woke atomic.Bool     // interrupt: the wait returns with no ids
 
 	// owned by the goroutine holding turn
 	after     context.Context // the context whose end kicks the wait
@@ -1047,6 +1057,8 @@ func (l *Listener) waitInto(ctx context.Context, done <-chan struct{}, dst []Eve
 				return nil, ctx.Err()
 			case isDone(done):
 				return nil, errDone
+			case l.woke.Swap(false):
+				return l.got, nil
 			}
 		default:
 			return nil, &Error{Op: "wait", Name: l.name, Kind: ErrInternal, Detail: err.Error()}
@@ -1057,6 +1069,14 @@ func (l *Listener) waitInto(ctx context.Context, done <-chan struct{}, dst []Eve
 // kick wakes the goroutine waiting in waitInto, which then checks whether its
 // context or done channel ended; call it after ending them.
 func (l *Listener) kick() { l.file.SetReadDeadline(time.Unix(1, 0)) }
+
+// interrupt makes the wait in waitInto return (now, or the next one) with the
+// ids drained so far, possibly none: its caller has news that came without
+// an event (see hub.post).
+func (l *Listener) interrupt() {
+	l.woke.Store(true)
+	l.kick()
+}
 
 func isDone(c <-chan struct{}) bool {
 	select {

@@ -17,8 +17,11 @@ import (
 // Lossless (the default): each subscriber receives every message published after
 // it joined, in order, once. A subscriber whose queue is full holds the publisher
 // back; a subscriber whose process died is noticed at once (pidfd) and removed,
-// so it never blocks the publisher for longer. Messages carry iox's header
-// (see wire.go), so only iox peers use lossless services.
+// so it never blocks the publisher for longer. A subscriber watches its
+// publishers' processes the same way: what a publisher that died sent is
+// delivered, also when it died before it could wake the subscriber (see
+// senders.go). Messages carry iox's header (see wire.go), so only iox peers
+// use lossless services.
 //
 // Lossy: the publisher never waits; a slow subscriber loses its oldest messages.
 // The service is a plain iceoryx2 one that Rust, C++ or Python peers can open;
@@ -126,8 +129,15 @@ func pubsubService(node *Node, op, name string, pt PayloadType, cfg chanConfig, 
 func eventService(node *Node, name string, cfg chanConfig) (*EventService, error) {
 	n := 2 * (cfg.maxSubscribers + cfg.maxPublishers) // room for crashed ports not yet removed
 	settings := []Option{MaxNotifiers(n), MaxListeners(n)}
-	if len(name) > len(spaceSuffix) && name[len(name)-len(spaceSuffix):] == spaceSuffix {
-		settings = append(settings, MaxEventID(evMaxID), NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead))
+	space := len(name) > len(spaceSuffix) && name[len(name)-len(spaceSuffix):] == spaceSuffix
+	if space {
+		settings = append(settings, MaxEventID(evMaxID))
+	}
+	if space || !cfg.lossy {
+		// Only iox's own ends use these: listeners hear of notifiers that
+		// come, go or are found dead (a lossless subscriber's listener, of its
+		// publishers: see senders.go).
+		settings = append(settings, NotifierCreatedEvent(evHello), NotifierDroppedEvent(evLeft), NotifierDeadEvent(evDead))
 	}
 	return joinService(node.Event, name, nil, settings)
 }
@@ -415,7 +425,12 @@ func (p *Pub[T]) notifyParked(force bool) {
 	p.mu.Lock()
 	notify := force || len(p.words) < len(p.known)
 	for _, w := range p.words {
-		if w.Claim() || w.Gone() {
+		if w.Claim() {
+			notify = true
+			if afterClaim != nil {
+				afterClaim()
+			}
+		} else if w.Gone() {
 			notify = true
 		}
 	}
@@ -732,6 +747,10 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 	}
 	p.words = nil
 	p.mu.Unlock()
+	// The publisher goes before the notifier that told subscribers it came:
+	// when they hear of the notifier leaving (evLeft), they list the
+	// publishers without it and stop watching its process.
+	p.pub.Close()
 	p.ports.release()
 	return result
 }
@@ -819,6 +838,7 @@ type Sub[T any] struct {
 	word     *ffi.WaitWord // this subscriber's wait word (lossless)
 	hub      *hub
 	rx       *receiver[T]
+	senders  *senders // the publishers' processes (lossless)
 
 	in     chan T
 	inOnce sync.Once
@@ -866,9 +886,15 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 		s.ports.release()
 		return nil, err
 	}
+	if !cfg.lossy {
+		s.senders = newSenders(node.lib, s.svc.Publishers, cfg.peerTimeout/4, func() { s.hub.post(bit(evData)) })
+	}
 	s.hub = newHub(s.lis, func(bits uint64) {
 		if bits&bit(evFull) != 0 {
 			s.pubWaits.Store(true)
+		}
+		if s.senders != nil {
+			s.senders.onIDs(bits)
 		}
 	})
 	s.rx = newReceiver(name, s.sub, s.hub, s.life, codec, cfg, !cfg.lossy, !cfg.lossy)
@@ -878,6 +904,9 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	if cfg.lossy {
 		s.rx.every = cfg.poll // publishers in other languages may never notify
 	} else {
+		// Publishers that come later are listed when their notifiers appear
+		// (evHello), which this subscriber's listener hears from now on.
+		s.senders.refresh()
 		s.feeds.start(func() { s.rx.keep(s.torn, cfg.queue+cfg.chanCap) })
 	}
 	s.closer.watch(ctx, "subscriber channel", name, s.shutdown)
@@ -961,6 +990,9 @@ func (s *Sub[T]) Close() error {
 
 func (s *Sub[T]) shutdown(reason error, _ bool) error {
 	s.life.end(reason, true)
+	if s.senders != nil {
+		s.senders.close()
+	}
 	s.hub.kick()
 	close(s.torn)
 	s.rx.stepAside()

@@ -13,6 +13,12 @@ import "github.com/iox-go/iox/internal/ffi"
 // sample (which cannot be taken back). Receivers in other languages have no
 // word: to them, and while a word cannot be had, senders notify every time.
 
+// afterClaim, when set, runs after a sender claimed a parked receiver's mark
+// and before it notifies the receiver: tests make a sending process die there,
+// where the receiver has a message and nobody left to tell it. It is set
+// before the process opens any channel.
+var afterClaim func()
+
 // newWaitWord makes the wait word of sub, which holds buffer samples per
 // sender. It returns nil when none can be made; the senders then notify every
 // time.

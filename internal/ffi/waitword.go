@@ -65,6 +65,10 @@ func (w *WaitWord) Park() { w.parked().Store(1) }
 // Unpark clears the mark once the receiver looks again.
 func (w *WaitWord) Unpark() { w.parked().Store(0) }
 
+// Parked reports whether the receiver's mark is set: it parks, or is about
+// to, and no sender claimed the mark since.
+func (w *WaitWord) Parked() bool { return w.parked().Load() != 0 }
+
 // Claim is a sender's step after it put a sample into the receiver's queue: it
 // reports whether the receiver parks (and clears the mark, so that of several
 // senders, or sends in a row, one notifies). The compare-and-swap is a full
