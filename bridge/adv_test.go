@@ -1,0 +1,286 @@
+package bridge_test
+
+// Adversarial tests: hostile or malformed NATS messages on imported subjects,
+// names that map alike, absurd options, and bridges that die while calls are
+// in flight.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+	"github.com/iox-go/iox/bridge"
+)
+
+// forger publishes hand-made frames on one subject.
+type forger struct {
+	t       *testing.T
+	nc      *nats.Conn
+	subject string
+}
+
+func (f forger) send(data []byte, hdr ...string) {
+	f.t.Helper()
+	m := nats.NewMsg(f.subject)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		m.Header.Set(hdr[i], hdr[i+1])
+	}
+	m.Data = data
+	require.NoError(f.t, f.nc.PublishMsg(m))
+}
+
+// recvWithin receives one message or fails after d.
+func recvWithin(t *testing.T, sub *iox.Sub[[]byte], d time.Duration) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := sub.Recv(ctx)
+	require.NoError(t, err)
+	return m
+}
+
+// The parts of messages from two sending bridges (two hosts exporting the
+// same name) arrive interleaved on one subject; a frame of a third sender
+// arrives between them. Each sender's message is joined from its own parts.
+func TestAdvPartsOfTwoSendersInterleavedAreJoinedEach(t *testing.T) {
+	th := newTwoHosts(t, []string{"big"}, []string{"big"}, nil)
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, th.b, "big", iox.Lossy())
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, th.a, "big", iox.Lossy())
+	require.NoError(t, err)
+	defer pub.Close()
+	eventually(t, "the import", func() bool { return th.logB.has("start", "import", "big") })
+	f := forger{t, connect(t, th.url), bridge.Subject("iox", "ps", "big")}
+	typ := bridge.TypeString(iox.Bytes)
+	part := func(origin, id, p, data string) {
+		f.send([]byte(data), "Iox-Type", typ, "Iox-Origin", origin, "Iox-Id", origin+"."+id, "Iox-Part", p, "Iox-Size", "6")
+	}
+	part("one", "1", "1/2", "hel")
+	part("two", "1", "1/2", "wor")
+	f.send([]byte("solo"), "Iox-Type", typ, "Iox-Origin", "three", "Iox-Id", "three.1")
+	part("one", "1", "2/2", "lo!")
+	part("two", "1", "2/2", "ld!")
+	require.NoError(t, f.nc.Flush())
+	var got []string
+	for range 3 {
+		got = append(got, string(recvWithin(t, sub, 10*time.Second)))
+	}
+	require.Equal(t, []string{"solo", "hello!", "world!"}, got)
+	require.Empty(t, th.logB.errors())
+}
+
+// Two hosts export the same lossless channel, with messages larger than the
+// server's max_payload (so they cross in parts), at the same time; the
+// importing host gets every message of both, each publisher's in order.
+func TestAdvLosslessPartsFromTwoExportingHostsAreJoinedEach(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{MaxPayload: 8 << 10})
+	url := s.ClientURL()
+	n1, n2, nb := newHost(t).node(t), newHost(t).node(t), newHost(t).node(t)
+	_, log1 := startBridge(t, n1, connect(t, url), bridge.Config{Export: []string{"twice"}})
+	_, log2 := startBridge(t, n2, connect(t, url), bridge.Config{Export: []string{"twice"}})
+	_, logB := startBridge(t, nb, connect(t, url), bridge.Config{Import: []string{"twice"}})
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, nb, "twice")
+	require.NoError(t, err)
+	defer sub.Close()
+	p1, err := iox.OpenPub(ctx, n1, "twice")
+	require.NoError(t, err)
+	p2, err := iox.OpenPub(ctx, n2, "twice")
+	require.NoError(t, err)
+	eventually(t, "both exports", func() bool {
+		return log1.has("start", "export", "twice") && log2.has("start", "export", "twice") && logB.has("start", "import", "twice")
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("1: %v\n2: %v\nB: %v", log1.all, log2.all, logB.all)
+		}
+	}()
+	const n = 40
+	msg := func(from, i int) []byte {
+		m := seqMsg(i, 20<<10)
+		m[8] = byte(from)
+		return m
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for k, p := range []*iox.Pub[[]byte]{p1, p2} {
+		wg.Go(func() {
+			for i := range n {
+				if err := p.Send(ctx, msg(k+1, i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	next := [3]int{}
+	for range 2 * n {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		from := int(m[8])
+		require.Contains(t, []int{1, 2}, from)
+		require.Equal(t, msg(from, next[from]), m, "message %d of publisher %d", next[from], from)
+		next[from]++
+	}
+	wg.Wait()
+	close(errs)
+	require.NoError(t, <-errs)
+	require.Empty(t, logB.errors())
+	require.NoError(t, p1.Close())
+	require.NoError(t, p2.Close())
+}
+
+// Lossless services whose names map alike in the consumers' names ("x/y" and
+// "x_2fy"), and one whose name is long and full of bytes that are escaped,
+// each cross on their own.
+func TestAdvLosslessNamesThatMapAlikeOrLongCrossEach(t *testing.T) {
+	long := strings.Repeat("d/", 100) + "x"
+	names := []string{"x/y", "x_2fy", long}
+	th := newTwoHosts(t, []string{"**"}, []string{"**"}, nil)
+	ctx := ctxT(t)
+	var subs []*iox.Sub[[]byte]
+	var pubs []*iox.Pub[[]byte]
+	for _, name := range names {
+		sub, err := iox.OpenSub(ctx, th.b, name)
+		require.NoError(t, err)
+		defer sub.Close()
+		subs = append(subs, sub)
+		pub, err := iox.OpenPub(ctx, th.a, name)
+		require.NoError(t, err)
+		pubs = append(pubs, pub)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("A: %v\nB: %v", th.logA.all, th.logB.all)
+		}
+	}()
+	eventually(t, "the imports", func() bool {
+		for _, name := range names {
+			if !th.logB.has("start", "import", name) {
+				return false
+			}
+		}
+		return true
+	})
+	const n = 20
+	for i := range n {
+		for k, pub := range pubs {
+			require.NoError(t, pub.Send(ctx, []byte(fmt.Sprintf("%d:%d", k, i))))
+		}
+	}
+	for k, sub := range subs {
+		for i := range n {
+			require.Equal(t, fmt.Sprintf("%d:%d", k, i), string(recvWithin(t, sub, 10*time.Second)), "service %q", names[k])
+		}
+	}
+	for _, pub := range pubs {
+		require.NoError(t, pub.Close())
+	}
+	require.Empty(t, th.logB.errors())
+}
+
+// A frame whose size does not fit the service's fixed payload type (one u32
+// per message) is refused and reported; it never reaches the subscriber,
+// and the good frame behind it does.
+func TestAdvAFrameOfTheWrongSizeForAFixedTypeIsRefused(t *testing.T) {
+	th := newTwoHosts(t, []string{"u32s"}, []string{"u32s"}, nil)
+	ctx := ctxT(t)
+	codec, err := iox.FixedBytes(iox.PayloadType{Name: "u32", Size: 4, Align: 4})
+	require.NoError(t, err)
+	sub, err := iox.OpenSubOf[[]byte](ctx, th.b, "u32s", codec, iox.Lossy())
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPubOf[[]byte](ctx, th.a, "u32s", codec, iox.Lossy())
+	require.NoError(t, err)
+	defer pub.Close()
+	eventually(t, "the import", func() bool { return th.logB.has("start", "import", "u32s") })
+	f := forger{t, connect(t, th.url), bridge.Subject("iox", "ps", "u32s")}
+	typ := bridge.TypeString(codec.PayloadType())
+	f.send([]byte{1, 2, 3}, "Iox-Type", typ, "Iox-Origin", "evil", "Iox-Id", "evil.1")
+	f.send([]byte{1, 2, 3, 4, 5, 6, 7, 8}, "Iox-Type", typ, "Iox-Origin", "evil", "Iox-Id", "evil.2")
+	f.send([]byte{7, 0, 0, 0}, "Iox-Type", typ, "Iox-Origin", "evil", "Iox-Id", "evil.3")
+	require.NoError(t, f.nc.Flush())
+	require.Equal(t, []byte{7, 0, 0, 0}, recvWithin(t, sub, 10*time.Second))
+	eventually(t, "two errors on B", func() bool { return len(th.logB.errors()) >= 2 })
+	for _, e := range th.logB.errors() {
+		var ie *iox.Error
+		require.True(t, errors.As(e, &ie), "typed: %v", e)
+	}
+}
+
+// A root subject with an empty token is not a subject NATS takes.
+func TestAdvConfigSubjectMustBeALiteralSubject(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	node := newHost(t).node(t)
+	nc := connect(t, s.ClientURL())
+	for _, subj := range []string{"a..b", "a.*", "a.>", "a b", ".a", "a.", "a\x00b", "a\x7fb"} {
+		b, err := bridge.New(context.Background(), bridge.Config{Node: node, Conn: nc, Subject: subj, Export: []string{"x"}})
+		if err == nil {
+			b.Close()
+		}
+		require.ErrorIs(t, err, iox.ErrInvalidArgument, "subject %q", subj)
+	}
+}
+
+// A call whose serving bridge is killed while the call is in flight ends
+// with ErrNoResponse, also when the serving host's bridge is back at once
+// (so the import goes on), and calls made afterwards are served again.
+func TestAdvCallInFlightEndsWhenItsServingBridgeIsKilled(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	ha, hb := newHost(t), newHost(t)
+	na, nb := ha.node(t), hb.node(t)
+	_, logB := startBridge(t, nb, connect(t, s.ClientURL()), bridge.Config{Import: []string{"slow"}})
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, na, "slow", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	holding := make(chan struct{}, 1)
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 4, func(hctx context.Context, req []byte) ([]byte, error) {
+			if string(req) == "hold" {
+				holding <- struct{}{}
+				<-hctx.Done()
+				return nil, hctx.Err()
+			}
+			return req, nil
+		})
+	}()
+	defer func() { stop(); <-served }()
+	pa := startBridgeProcess(t, ha, s.ClientURL(), "serving", "slow", "")
+	pa.expect(t, `start export call "slow"`)
+	eventually(t, "the import on B", func() bool { return logB.has("start", "import", "slow") })
+	cl, err := iox.OpenClient(ctx, nb, "slow", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	called := make(chan error, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := cl.Call(cctx, []byte("hold"))
+		called <- err
+	}()
+	<-holding
+	require.NoError(t, pa.cmd.Process.Signal(syscall.SIGKILL))
+	<-pa.done
+	pa = startBridgeProcess(t, ha, s.ClientURL(), "serving", "slow", "")
+	defer pa.stop(t)
+	pa.expect(t, `start export call "slow"`)
+	err = <-called
+	require.ErrorIs(t, err, iox.ErrNoResponse, "the call in flight: %v", err)
+	resp, err := cl.Call(ctx, []byte("again"))
+	require.NoError(t, err)
+	require.Equal(t, "again", string(resp))
+}
