@@ -360,7 +360,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		return nil, err
 	}
 	b.setOwn(r, iox.PortCounts{Publishers: 1})
-	asm := &assembler{name: r.name, typ: r.ann.Type, max: b.cfg.MaxMessageSize}
+	asm := newSenders(r.name, r.ann.Type, b.cfg.MaxMessageSize)
 	subject := Subject(b.cfg.Subject, subjectKinds[r.kind], r.name)
 	if r.kind == KindLossy {
 		sub, err := b.cfg.Conn.Subscribe(subject, func(m *nats.Msg) {
@@ -424,7 +424,8 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		// publisher's Flush. A copy of one of them (redelivered) takes its
 		// place, so the acknowledgement goes to the latest delivery.
 		unacked := map[uint64]jetstream.Msg{}
-		var parts, held []uint64
+		parts := map[string][]uint64{} // by sending bridge (Iox-Origin)
+		var held []uint64
 		heldMsgs := 0 // the messages of the frames held
 		acked := 0    // messages acknowledged since the server last confirmed a flush
 		streamSeq := func(m jetstream.Msg) uint64 {
@@ -455,12 +456,19 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 			q := streamSeq(m)
 			unacked[q] = m
+			origin := m.Headers().Get(hOrigin)
+			for o, ps := range parts { // joins that ended otherwise (forgotten for other senders)
+				if o != origin && !asm.joining(o) {
+					ack(ps)
+					delete(parts, o)
+				}
+			}
 			if len(msgs) == 0 {
-				if asm.id == "" { // nothing is being joined: done with what came
-					ack(append(parts, q))
-					parts = parts[:0]
+				if !asm.joining(origin) { // nothing is being joined: done with what came
+					ack(append(parts[origin], q))
+					delete(parts, origin)
 				} else {
-					parts = append(parts, q)
+					parts[origin] = append(parts[origin], q)
 				}
 				return nil
 			}
@@ -475,8 +483,8 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 					b.report(r, err)
 				}
 			}
-			held = append(append(held, parts...), q)
-			parts = parts[:0]
+			held = append(append(held, parts[origin]...), q)
+			delete(parts, origin)
 			heldMsgs += len(msgs)
 			if pub.Pending() > 0 && heldMsgs < ackEvery {
 				return nil // acknowledged with a later message
