@@ -78,7 +78,7 @@ const (
 
 // pairDurable is the consumer that reads one direction of a pair.
 func pairDurable(root, name, dir string) string {
-	return durableName("pair_"+root, name+"_"+dir)
+	return durableName("pair_"+root, name, dir)
 }
 
 // pairSide is what differs between the two bridges of a pair.

@@ -2,6 +2,9 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -643,18 +646,40 @@ const gapReset = 300 * time.Millisecond
 // server).
 const resetAttempts = 20
 
-// durableName is the durable consumer of one importing bridge and service.
-func durableName(bridge, service string) string {
+// durableName names the durable consumer of one importing bridge and
+// service (parts: the bridge's name and the service's), or of one direction
+// of a pair (see pairDurable): a readable prefix, cut so that the name stays
+// within JetStream's 255 bytes, then a hash of the parts, so that parts that
+// read alike (services "x/y" and "x_2fy"; bridge "a_b" importing "c" and
+// bridge "a" importing "b_c") never share a consumer.
+func durableName(parts ...string) string {
+	h := sha256.New()
 	var s strings.Builder
-	for _, c := range bridge + "_" + EscapeName(service) {
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
-			s.WriteRune(c)
-		} else {
-			fmt.Fprintf(&s, "_%02x", c)
+	for i, p := range parts {
+		h.Write(binary.AppendUvarint(nil, uint64(len(p))))
+		h.Write([]byte(p))
+		if i > 0 {
+			s.WriteByte('_')
+		}
+		for _, c := range []byte(p) {
+			if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
+				s.WriteByte(c)
+			} else {
+				s.WriteByte('_')
+			}
 		}
 	}
-	return s.String()
+	sum := hex.EncodeToString(h.Sum(nil)[:durableHash])
+	prefix := s.String()
+	return prefix[:min(len(prefix), durableMax-1-len(sum))] + "_" + sum
 }
+
+// durableMax is the longest consumer name JetStream takes; durableHash is
+// how many bytes of the parts' SHA-256 a name carries.
+const (
+	durableMax  = 255
+	durableHash = 12
+)
 
 // reorder puts the frames of each export back in the order it sent them
 // (Iox-Seq, per seqKey): a frame the stream refused is sent again, after
