@@ -217,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	if cfg.Subject == "" {
 		cfg.Subject = "iox"
 	}
-	if strings.ContainsAny(cfg.Subject, "*> \t\r\n") || strings.HasPrefix(cfg.Subject, ".") || strings.HasSuffix(cfg.Subject, ".") {
+	if !literalSubject(cfg.Subject) {
 		return nil, &iox.Error{Op: "new bridge", Name: cfg.Subject, Kind: iox.ErrInvalidArgument, Detail: "Config.Subject must be a literal NATS subject"}
 	}
 	if cfg.Scan <= 0 {
@@ -270,6 +270,22 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	b.loops.Add(1)
 	go b.run()
 	return b, nil
+}
+
+// literalSubject reports whether s is a NATS subject without wildcards:
+// tokens separated by dots, none empty, without whitespace or control bytes.
+func literalSubject(s string) bool {
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*>") {
+			return false
+		}
+		for i := 0; i < len(tok); i++ {
+			if tok[i] <= ' ' || tok[i] == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // drainCheck bounds how long expire asks the server whether a pair's import
