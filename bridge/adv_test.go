@@ -284,3 +284,62 @@ func TestAdvCallInFlightEndsWhenItsServingBridgeIsKilled(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "again", string(resp))
 }
+
+// A call that takes longer than three announcement periods is not ended
+// while its serving bridge lives: the serving bridge beats (seen here on
+// the NATS inboxes) and the answer comes.
+func TestAdvALongCallIsKeptAliveByBeats(t *testing.T) {
+	th := newTwoHosts(t, []string{"long"}, []string{"long"}, nil)
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, th.a, "long", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	release := make(chan struct{})
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 1, func(hctx context.Context, req []byte) ([]byte, error) {
+			select {
+			case <-release:
+			case <-hctx.Done():
+			}
+			return append([]byte("done "), req...), nil
+		})
+	}()
+	defer func() { stop(); <-served }()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "long") })
+	spy := connect(t, th.url)
+	beats := make(chan struct{}, 64)
+	bs, err := spy.Subscribe("_INBOX.>", func(m *nats.Msg) {
+		if m.Header.Get("Iox-Beat") != "" {
+			select {
+			case beats <- struct{}{}:
+			default:
+			}
+		}
+	})
+	require.NoError(t, err)
+	defer bs.Unsubscribe()
+	require.NoError(t, spy.Flush())
+	cl, err := iox.OpenClient(ctx, th.b, "long", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	called := make(chan []byte, 1)
+	go func() {
+		resp, err := cl.Call(ctx, []byte("call"))
+		if err != nil {
+			t.Errorf("the long call: %v", err)
+		}
+		called <- resp
+	}()
+	for range 5 { // more than the three periods of silence a call outlives
+		select {
+		case <-beats:
+		case <-ctx.Done():
+			t.Fatal("no beats")
+		}
+	}
+	close(release)
+	require.Equal(t, "done call", string(<-called))
+	require.Empty(t, th.logB.errors())
+}

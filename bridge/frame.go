@@ -39,6 +39,7 @@ const (
 	hSeq    = "Iox-Seq"    // lossless: the frame's number among those its export sent, from 1
 	hPub    = "Iox-Pub"    // lossless: the run id of the export that numbered it
 	hCount  = "Iox-Count"  // a packed frame: how many messages it carries
+	hBeat   = "Iox-Beat"   // calls: on a request, the beats asked for (ms); on the inbox, a beat (see rpc.go)
 )
 
 // Packing bounds: a pack holds at most packMessages messages and packBytes

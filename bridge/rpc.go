@@ -26,6 +26,20 @@ import (
 // the stream ended cleanly right behind its last response, on that response's
 // last frame. A request must fit one NATS message.
 
+// A call that waits long is kept alive by beats: the caller's bridge asks
+// for one every Announce period (Iox-Beat on the request, in milliseconds,
+// at least callBeatMin), the serving bridge sends an empty message with
+// Iox-Beat on the inbox at that pace while the call runs, and the caller's
+// bridge ends a call that heard nothing for three periods (ErrNoResponse
+// for the caller, as when the serving side ends a call unanswered): the
+// serving bridge died, or the way to it, and with it the call's responses.
+
+// callBeatMin bounds how often beats are sent.
+const callBeatMin = 50 * time.Millisecond
+
+// callBeat is the pace of beats a bridge asks for.
+func (b *Bridge) callBeat() time.Duration { return max(b.cfg.Announce, callBeatMin) }
+
 // rpcConcurrency bounds the calls one export serves at once.
 const rpcConcurrency = 256
 
@@ -104,7 +118,27 @@ func (b *Bridge) serveCall(ctx context.Context, r *route, cl *iox.Caller[[]byte,
 	}
 	defer st.Close()
 	in := st.In()
-	v, ok := <-in
+	var beats <-chan time.Time
+	if ms, err := strconv.ParseInt(m.Header.Get(hBeat), 10, 32); err == nil && ms > 0 {
+		t := time.NewTicker(max(time.Duration(ms)*time.Millisecond, callBeatMin))
+		defer t.Stop()
+		beats = t.C
+	}
+	// recv waits for the next response, beating meanwhile.
+	recv := func() ([]byte, bool) {
+		for {
+			select {
+			case v, ok := <-in:
+				return v, ok
+			case <-beats:
+				e := nats.NewMsg(m.Reply)
+				e.Header.Set(hOrigin, b.origin)
+				e.Header.Set(hBeat, "1")
+				b.cfg.Conn.PublishMsg(e)
+			}
+		}
+	}
+	v, ok := recv()
 	for ok {
 		// The response after v, or the stream's end, may be there already:
 		// a clean end then travels with v, as its last frame's Iox-End (a
@@ -130,7 +164,7 @@ func (b *Bridge) serveCall(ctx context.Context, r *route, cl *iox.Caller[[]byte,
 			return
 		}
 		if waiting {
-			next, more = <-in
+			next, more = recv()
 		}
 		v, ok = next, more
 	}
@@ -195,6 +229,9 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, mux *inboxMux, q *io
 	inbox, in := mux.open()
 	defer mux.drop(inbox)
 	frames[0].Reply = inbox
+	beat := b.callBeat()
+	frames[0].Header[hBeat] = []string{strconv.FormatInt(beat.Milliseconds(), 10)}
+	heard := time.Now() // when the serving side was last heard of
 	if err := b.cfg.Conn.PublishMsg(frames[0]); err != nil {
 		b.report(r, natsError("bridge call", r.name, err))
 		q.Close()
@@ -213,11 +250,21 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, mux *inboxMux, q *io
 					q.Close() // the caller went away
 					return
 				}
+				if time.Since(heard) > 3*beat {
+					b.report(r, &iox.Error{Op: "bridge call", Name: r.name, Kind: iox.ErrPeerGone,
+						Detail: fmt.Sprintf("nothing came from the serving bridge for %v: it or the way to it is gone", time.Since(heard).Round(time.Millisecond))})
+					q.Close()
+					return
+				}
 				continue
 			}
 			b.report(r, natsError("bridge call", r.name, err))
 			q.Close()
 			return
+		}
+		heard = time.Now()
+		if _, ok := m.Header[hBeat]; ok {
+			continue
 		}
 		if m.Header.Get("Status") == "503" { // no bridge serves it
 			q.Close()
