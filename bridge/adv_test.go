@@ -343,3 +343,169 @@ func TestAdvALongCallIsKeptAliveByBeats(t *testing.T) {
 	require.Equal(t, "done call", string(<-called))
 	require.Empty(t, th.logB.errors())
 }
+
+// Service names with every kind of byte that needs escaping cross each on
+// their own subject, also a name that looks like an escape of another.
+func TestAdvNamesThatNeedEscapingCrossEach(t *testing.T) {
+	names := []string{"a.b", "a~2eb", "x*y>z", "tab\tand space", "~", "~~7e", "q?&%#!$'\"()[]{}|\\;<", "dot.", ".dot", "\x01ctl\x7f"}
+	th := newTwoHosts(t, []string{"**"}, []string{"**"}, nil)
+	ctx := ctxT(t)
+	var subs []*iox.Sub[[]byte]
+	var pubs []*iox.Pub[[]byte]
+	for _, name := range names {
+		sub, err := iox.OpenSub(ctx, th.b, name)
+		require.NoError(t, err, "%q", name)
+		defer sub.Close()
+		subs = append(subs, sub)
+		pub, err := iox.OpenPub(ctx, th.a, name)
+		require.NoError(t, err)
+		pubs = append(pubs, pub)
+	}
+	eventually(t, "the imports", func() bool {
+		for _, name := range names {
+			if !th.logB.has("start", "import", name) {
+				return false
+			}
+		}
+		return true
+	})
+	for k, pub := range pubs {
+		require.NoError(t, pub.Send(ctx, []byte(names[k])))
+	}
+	for k, sub := range subs {
+		require.Equal(t, names[k], string(recvWithin(t, sub, 10*time.Second)))
+	}
+	for _, pub := range pubs {
+		require.NoError(t, pub.Close())
+	}
+	require.Empty(t, th.logB.errors())
+}
+
+// Hostile frames stored in the lossless stream (published to JetStream on
+// an imported subject) are dropped and reported; the channel's own messages
+// before and after them all cross, in order.
+func TestAdvHostileFramesInTheLosslessStreamAreDropped(t *testing.T) {
+	th := newTwoHosts(t, []string{"ledger"}, []string{"ledger"}, nil)
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, th.b, "ledger")
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, th.a, "ledger")
+	require.NoError(t, err)
+	eventually(t, "the import", func() bool { return th.logB.has("start", "import", "ledger") })
+	const n = 200
+	for i := range n / 2 {
+		require.NoError(t, pub.Send(ctx, seqMsg(i, 64)))
+	}
+	evil := connect(t, th.url)
+	js, err := evil.JetStream()
+	require.NoError(t, err)
+	subject := bridge.Subject("iox", "ll", "ledger")
+	typ := bridge.TypeString(iox.Bytes)
+	store := func(data []byte, hdr ...string) {
+		m := nats.NewMsg(subject)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			m.Header.Set(hdr[i], hdr[i+1])
+		}
+		m.Data = data
+		_, err := js.PublishMsg(m)
+		require.NoError(t, err)
+	}
+	store([]byte("no headers"))
+	store([]byte("wrong type"), "Iox-Type", "u64/8/8", "Iox-Origin", "evil", "Iox-Id", "evil.1", "Iox-Seq", "1", "Iox-Pub", "p")
+	store([]byte("numbered far ahead"), "Iox-Type", typ, "Iox-Origin", "evil2", "Iox-Id", "evil2.1", "Iox-Seq", "18446744073709551615", "Iox-Pub", "p")
+	store([]byte("bad seq"), "Iox-Type", typ, "Iox-Origin", "evil3", "Iox-Id", "evil3.1", "Iox-Seq", "-4", "Iox-Part", "1/0", "Iox-Size", "7")
+	store([]byte{200, 1, 'x'}, "Iox-Type", typ, "Iox-Origin", "evil4", "Iox-Id", "evil4.1", "Iox-Count", "1") // a pack whose frame lies about its length
+	store([]byte("half"), "Iox-Type", typ, "Iox-Origin", "evil5", "Iox-Id", "evil5.1", "Iox-Part", "1/3", "Iox-Size", "999999999999999999999")
+	for i := n / 2; i < n; i++ {
+		require.NoError(t, pub.Send(ctx, seqMsg(i, 64)))
+	}
+	got := 0
+	for got < n {
+		m := recvWithin(t, sub, 10*time.Second)
+		if string(m) == "numbered far ahead" { // well-formed, only numbered oddly: it crosses
+			continue
+		}
+		require.Equal(t, seqMsg(got, 64), m, "message %d", got)
+		got++
+	}
+	eventually(t, "five errors on B", func() bool { return len(th.logB.errors()) >= 5 })
+	for _, e := range th.logB.errors() {
+		var ie *iox.Error
+		require.True(t, errors.As(e, &ie), "typed: %v", e)
+		require.True(t, errors.Is(e, iox.ErrProtocol) || errors.Is(e, iox.ErrIncompatibleType) || errors.Is(e, iox.ErrMessageTooLarge), "%v", e)
+	}
+	require.NoError(t, pub.Close())
+	require.Empty(t, th.logA.errors())
+}
+
+// Hostile event frames (a short id, a wrong type, an id beyond what the
+// service takes) are reported; a good event behind them is signalled.
+func TestAdvHostileEventFramesAreReported(t *testing.T) {
+	th := newTwoHosts(t, []string{"bell"}, []string{"bell"}, nil)
+	ctx := ctxT(t)
+	evB, err := iox.OpenEvents(ctx, th.b, "bell")
+	require.NoError(t, err)
+	defer evB.Close()
+	evA, err := iox.OpenEvents(ctx, th.a, "bell")
+	require.NoError(t, err)
+	defer evA.Close()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "bell") })
+	f := forger{t, connect(t, th.url), bridge.Subject("iox", "ev", "bell")}
+	f.send([]byte{1, 2, 3}, "Iox-Type", "event", "Iox-Origin", "evil", "Iox-Id", "evil.1")
+	f.send([]byte{1, 0, 0, 0, 0, 0, 0, 0}, "Iox-Type", "bytes/1/1", "Iox-Origin", "evil", "Iox-Id", "evil.2")
+	f.send([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, "Iox-Type", "event", "Iox-Origin", "evil", "Iox-Id", "evil.3")
+	f.send([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0}, "Iox-Type", "event", "Iox-Origin", "evil", "Iox-Id", "evil.4")
+	f.send([]byte{5, 0, 0, 0, 0, 0, 0, 0}, "Iox-Type", "event", "Iox-Origin", "evil", "Iox-Id", "evil.5")
+	require.NoError(t, f.nc.Flush())
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	id, err := evB.Recv(rctx)
+	require.NoError(t, err)
+	require.Equal(t, iox.EventID(5), id)
+	eventually(t, "four errors on B", func() bool { return len(th.logB.errors()) >= 4 })
+	for _, e := range th.logB.errors() {
+		var ie *iox.Error
+		require.True(t, errors.As(e, &ie), "typed: %v", e)
+	}
+	t.Logf("B: %v", th.logB.errors())
+}
+
+// Two deployments on one NATS server under roots that read alike once
+// upper-cased and cut to a stream name ("site.a" and "site_a") keep their
+// lossless channels apart.
+func TestAdvRootsThatReadAlikeKeepTheirStreamsApart(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	url := s.ClientURL()
+	ctx := ctxT(t)
+	type site struct {
+		sub *iox.Sub[[]byte]
+		pub *iox.Pub[[]byte]
+	}
+	var sites []site
+	for _, root := range []string{"site.a", "site_a", "SITE.A"} {
+		na, nb := newHost(t).node(t), newHost(t).node(t)
+		_, logA := startBridge(t, na, connect(t, url), bridge.Config{Subject: root, Export: []string{"feed"}})
+		_, logB := startBridge(t, nb, connect(t, url), bridge.Config{Subject: root, Import: []string{"feed"}})
+		sub, err := iox.OpenSub(ctx, nb, "feed")
+		require.NoError(t, err)
+		defer sub.Close()
+		pub, err := iox.OpenPub(ctx, na, "feed")
+		require.NoError(t, err)
+		defer pub.Close()
+		eventually(t, "the import under "+root, func() bool {
+			return logA.has("start", "export", "feed") && logB.has("start", "import", "feed")
+		})
+		sites = append(sites, site{sub, pub})
+	}
+	for i := range 20 {
+		for k, st := range sites {
+			require.NoError(t, st.pub.Send(ctx, []byte(fmt.Sprintf("%d:%d", k, i))))
+		}
+	}
+	for k, st := range sites {
+		for i := range 20 {
+			require.Equal(t, fmt.Sprintf("%d:%d", k, i), string(recvWithin(t, st.sub, 10*time.Second)))
+		}
+	}
+}
