@@ -483,7 +483,7 @@ func TestAdvRootsThatReadAlikeKeepTheirStreamsApart(t *testing.T) {
 		pub *iox.Pub[[]byte]
 	}
 	var sites []site
-	for _, root := range []string{"site.a", "site_a", "SITE.A"} {
+	for _, root := range []string{"site.a", "site_a", "SITE.A", strings.Repeat("r", 300)} {
 		na, nb := newHost(t).node(t), newHost(t).node(t)
 		_, logA := startBridge(t, na, connect(t, url), bridge.Config{Subject: root, Export: []string{"feed"}})
 		_, logB := startBridge(t, nb, connect(t, url), bridge.Config{Subject: root, Import: []string{"feed"}})

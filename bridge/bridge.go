@@ -34,6 +34,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -727,17 +729,39 @@ func natsError(op, name string, err error) error {
 	return &iox.Error{Op: op, Name: name, Kind: kind, Detail: "nats: " + err.Error()}
 }
 
-// streamName is the JetStream stream of the lossless channels under root.
+// streamName is the JetStream stream of the lossless channels under root:
+// the root upper-cased, then "_LOSSLESS" ("iox": IOX_LOSSLESS). A root with
+// other bytes than lower-case letters, digits and "-" (which would read alike
+// once upper-cased and cut to a stream name: "site.a", "site_a", "SITE.A"),
+// or a long one, also carries a hash of itself, so that every root has a
+// stream of its own.
 func streamName(root string) string {
+	const streamRoom = 200
 	var s strings.Builder
-	for _, c := range strings.ToUpper(root) {
-		if 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
-			s.WriteRune(c)
-		} else {
+	plain := true
+	for _, c := range []byte(root) {
+		switch {
+		case 'a' <= c && c <= 'z':
+			s.WriteByte(c - 'a' + 'A')
+		case '0' <= c && c <= '9' || c == '-':
+			s.WriteByte(c)
+		case 'A' <= c && c <= 'Z':
+			s.WriteByte(c)
+			plain = false
+		default:
 			s.WriteByte('_')
+			plain = false
 		}
 	}
-	return s.String() + "_LOSSLESS"
+	name := s.String()
+	if len(name) > streamRoom { // JetStream takes names of up to 255 bytes
+		name, plain = name[:streamRoom], false
+	}
+	if !plain {
+		sum := sha256.Sum256([]byte(root))
+		name += "_" + hex.EncodeToString(sum[:6])
+	}
+	return name + "_LOSSLESS"
 }
 
 // Route is one service a bridge relays.
