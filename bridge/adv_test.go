@@ -509,3 +509,86 @@ func TestAdvRootsThatReadAlikeKeepTheirStreamsApart(t *testing.T) {
 		}
 	}
 }
+
+// Closing the serving or the calling host's bridge while calls wait and a
+// lossless channel streams returns, and every call in flight ends with
+// ErrNoResponse; the channel's publisher is not held.
+func TestAdvClosingEitherBridgeEndsCallsInFlight(t *testing.T) {
+	for _, side := range []string{"serving", "calling"} {
+		t.Run(side, func(t *testing.T) {
+			th := newTwoHosts(t, []string{"work", "flow"}, []string{"work", "flow"}, nil)
+			ctx := ctxT(t)
+			srv, err := iox.OpenServer(ctx, th.a, "work", iox.Raw{}, iox.Raw{})
+			require.NoError(t, err)
+			defer srv.Close()
+			holding := make(chan struct{}, 8)
+			sctx, stop := context.WithCancel(ctx)
+			served := make(chan error, 1)
+			go func() {
+				served <- srv.Serve(sctx, 8, func(hctx context.Context, req []byte) ([]byte, error) {
+					holding <- struct{}{}
+					<-hctx.Done()
+					return nil, hctx.Err()
+				})
+			}()
+			defer func() { stop(); <-served }()
+			sub, err := iox.OpenSub(ctx, th.b, "flow")
+			require.NoError(t, err)
+			defer sub.Close()
+			pub, err := iox.OpenPub(ctx, th.a, "flow")
+			require.NoError(t, err)
+			defer pub.Close()
+			eventually(t, "the imports", func() bool {
+				return th.logB.has("start", "import", "work") && th.logB.has("start", "import", "flow")
+			})
+			cl, err := iox.OpenClient(ctx, th.b, "work", iox.Raw{}, iox.Raw{})
+			require.NoError(t, err)
+			defer cl.Close()
+			const calls = 4
+			ended := make(chan error, calls)
+			for range calls {
+				go func() {
+					_, err := cl.Call(ctx, []byte("wait"))
+					ended <- err
+				}()
+			}
+			for range calls {
+				<-holding
+			}
+			fctx, stopFlow := context.WithCancel(ctx)
+			flowed := make(chan error, 1)
+			go func() {
+				for i := 0; fctx.Err() == nil; i++ {
+					if err := pub.Send(fctx, seqMsg(i, 64)); err != nil && fctx.Err() == nil {
+						flowed <- err
+						return
+					}
+				}
+				flowed <- nil
+			}()
+			recvWithin(t, sub, 10*time.Second) // the channel streams
+			b := th.ba
+			if side == "calling" {
+				b = th.bb
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- b.Close() }()
+			select {
+			case err := <-closed:
+				require.NoError(t, err)
+			case <-time.After(15 * time.Second):
+				t.Fatal("Close did not return")
+			}
+			for range calls {
+				select {
+				case err := <-ended:
+					require.ErrorIs(t, err, iox.ErrNoResponse)
+				case <-time.After(15 * time.Second):
+					t.Fatal("a call in flight did not end")
+				}
+			}
+			stopFlow()
+			require.NoError(t, <-flowed)
+		})
+	}
+}
