@@ -592,3 +592,77 @@ func TestAdvClosingEitherBridgeEndsCallsInFlight(t *testing.T) {
 		})
 	}
 }
+
+// More long calls at once than the serving bridge's local client takes
+// (16 in flight; two callers make 24): those that wait for a slot are kept
+// alive by beats too, and every call is answered.
+func TestAdvLongCallsWaitingForASlotAreKeptAlive(t *testing.T) {
+	th := newTwoHosts(t, []string{"busy"}, []string{"busy"}, nil)
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, th.a, "busy", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	release := make(chan struct{})
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 32, func(hctx context.Context, req []byte) ([]byte, error) {
+			select {
+			case <-release:
+			case <-hctx.Done():
+			}
+			return req, nil
+		})
+	}()
+	defer func() { stop(); <-served }()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "busy") })
+	const calls = 24
+	var mu sync.Mutex
+	beats := map[string]int{} // by inbox
+	spy := connect(t, th.url)
+	bs, err := spy.Subscribe("_INBOX.>", func(m *nats.Msg) {
+		if m.Header.Get("Iox-Beat") != "" {
+			mu.Lock()
+			beats[m.Subject]++
+			mu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	defer bs.Unsubscribe()
+	require.NoError(t, spy.Flush())
+	var cls []*iox.Caller[[]byte, []byte] // two callers, as one holds 16 calls in flight
+	for range 2 {
+		cl, err := iox.OpenClient(ctx, th.b, "busy", iox.Raw{}, iox.Raw{})
+		require.NoError(t, err)
+		defer cl.Close()
+		cls = append(cls, cl)
+	}
+	answers := make(chan error, calls)
+	for i := range calls {
+		cl := cls[i%2]
+		go func() {
+			want := fmt.Sprint(i)
+			resp, err := cl.Call(ctx, []byte(want))
+			if err == nil && string(resp) != want {
+				err = fmt.Errorf("answer %q to %q", resp, want)
+			}
+			answers <- err
+		}()
+	}
+	eventually(t, "four beats for every call", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, c := range beats {
+			if c >= 4 {
+				n++
+			}
+		}
+		return n == calls
+	})
+	close(release)
+	for range calls {
+		require.NoError(t, <-answers)
+	}
+	require.Empty(t, th.logB.errors())
+}
