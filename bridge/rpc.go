@@ -43,6 +43,11 @@ func (b *Bridge) callBeat() time.Duration { return max(b.cfg.Announce, callBeatM
 // rpcConcurrency bounds the calls one export serves at once.
 const rpcConcurrency = 256
 
+// rpcQueue bounds the calls of one export that wait for a slot (beating,
+// see beating); beyond it the subscription waits, and its callers' bridges
+// may end calls that wait there longer than three beats.
+const rpcQueue = 4 * rpcConcurrency
+
 // rpcLook is how often a waiting import checks that its caller is still there.
 const rpcLook = 250 * time.Millisecond
 
@@ -62,18 +67,41 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 	b.setOwn(r, iox.PortCounts{Clients: 1})
 	subject := Subject(b.cfg.Subject, kindRPC, r.name)
 	slots := make(chan struct{}, rpcConcurrency)
-	calls := make(chan struct{}, rpcConcurrency) // counts calls in flight, for the end
+	queue := make(chan struct{}, rpcQueue)                // calls that wait for a slot, beating
+	calls := make(chan struct{}, rpcConcurrency+rpcQueue) // counts calls in flight, for the end
 	sub, err := b.cfg.Conn.QueueSubscribe(subject, subject, func(m *nats.Msg) {
 		if m.Reply == "" || m.Header.Get(hOrigin) == b.origin {
 			return
 		}
 		select {
 		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
+		default:
+			select {
+			case queue <- struct{}{}: // it waits for a slot on its own goroutine, beating
+				calls <- struct{}{}
+				go func() {
+					defer b.beating(m)()
+					select {
+					case slots <- struct{}{}:
+						<-queue
+					case <-ctx.Done():
+						<-queue
+						<-calls
+						b.endCall(m, "the serving bridge stopped relaying the service")
+						return
+					}
+					defer func() { <-slots; <-calls }()
+					b.serveCall(ctx, r, cl, m)
+				}()
+				return
+			case slots <- struct{}{}: // the queue is full too: the subscription waits
+			case <-ctx.Done():
+				return
+			}
 		}
 		calls <- struct{}{}
 		go func() {
+			defer b.beating(m)()
 			defer func() { <-slots; <-calls }()
 			b.serveCall(ctx, r, cl, m)
 		}()
@@ -85,22 +113,68 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 	return func() error {
 		<-ctx.Done()
 		sub.Unsubscribe()
-		for range rpcConcurrency { // every call in flight ended
+		for range cap(calls) { // every call in flight ended
 			calls <- struct{}{}
 		}
 		return cl.Close()
 	}, nil
 }
 
+// beatPeriod is how often the caller's bridge asks for beats on the call of
+// m (Iox-Beat), or 0 for none.
+func beatPeriod(m *nats.Msg) time.Duration {
+	ms, err := strconv.ParseInt(m.Header.Get(hBeat), 10, 32)
+	if err != nil || ms <= 0 {
+		return 0
+	}
+	return max(time.Duration(ms)*time.Millisecond, callBeatMin)
+}
+
+// beating sends beats on the inbox of the call of m, at the pace it asks
+// for, from now until the returned function is called: while the call waits
+// for a slot of the export or of the local client, and while it runs.
+func (b *Bridge) beating(m *nats.Msg) (stop func()) {
+	p := beatPeriod(m)
+	if p == 0 {
+		return func() {}
+	}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(p, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		e := nats.NewMsg(m.Reply)
+		e.Header.Set(hOrigin, b.origin)
+		e.Header.Set(hBeat, "1")
+		b.cfg.Conn.PublishMsg(e)
+		t.Reset(p)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
+// endCall ends the call of m, unanswered, for reason.
+func (b *Bridge) endCall(m *nats.Msg, reason string) {
+	e := nats.NewMsg(m.Reply)
+	e.Header.Set(hOrigin, b.origin)
+	e.Header.Set(hEnd, reason)
+	b.cfg.Conn.PublishMsg(e)
+}
+
 // serveCall makes one call on the local service and sends its responses to
 // the NATS request's inbox.
 func (b *Bridge) serveCall(ctx context.Context, r *route, cl *iox.Caller[[]byte, []byte], m *nats.Msg) {
-	end := func(reason string) {
-		e := nats.NewMsg(m.Reply)
-		e.Header.Set(hOrigin, b.origin)
-		e.Header.Set(hEnd, reason)
-		b.cfg.Conn.PublishMsg(e)
-	}
+	end := func(reason string) { b.endCall(m, reason) }
 	asm := &assembler{name: r.name, typ: r.ann.Type, max: b.cfg.MaxMessageSize}
 	req, ok, err := asm.add(m)
 	if err != nil || !ok {
@@ -118,27 +192,7 @@ func (b *Bridge) serveCall(ctx context.Context, r *route, cl *iox.Caller[[]byte,
 	}
 	defer st.Close()
 	in := st.In()
-	var beats <-chan time.Time
-	if ms, err := strconv.ParseInt(m.Header.Get(hBeat), 10, 32); err == nil && ms > 0 {
-		t := time.NewTicker(max(time.Duration(ms)*time.Millisecond, callBeatMin))
-		defer t.Stop()
-		beats = t.C
-	}
-	// recv waits for the next response, beating meanwhile.
-	recv := func() ([]byte, bool) {
-		for {
-			select {
-			case v, ok := <-in:
-				return v, ok
-			case <-beats:
-				e := nats.NewMsg(m.Reply)
-				e.Header.Set(hOrigin, b.origin)
-				e.Header.Set(hBeat, "1")
-				b.cfg.Conn.PublishMsg(e)
-			}
-		}
-	}
-	v, ok := recv()
+	v, ok := <-in
 	for ok {
 		// The response after v, or the stream's end, may be there already:
 		// a clean end then travels with v, as its last frame's Iox-End (a
@@ -164,7 +218,7 @@ func (b *Bridge) serveCall(ctx context.Context, r *route, cl *iox.Caller[[]byte,
 			return
 		}
 		if waiting {
-			next, more = recv()
+			next, more = <-in
 		}
 		v, ok = next, more
 	}
