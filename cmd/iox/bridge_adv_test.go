@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestAdvBridgeCommandRefusesAbsurdFlags: flags that would be ignored, or a
+// setting that cannot work, end the command at once with a usage error
+// (exit 2) or an error (exit 1) that names the flag; none relays.
+func TestAdvBridgeCommandRefusesAbsurdFlags(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	require.NoError(t, os.WriteFile(junk, []byte("not a certificate"), 0o600))
+	missing := filepath.Join(dir, "missing.pem")
+	store := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		// TLS flags that would be ignored: the server would run without TLS.
+		{[]string{"-listen", "127.0.0.1:0", "-store", store, "-tls-key", junk, "-export", "x"}, 2, "-tls-key"},
+		{[]string{"-nats", "nats://127.0.0.1:1", "-tls-key", junk, "-import", "x"}, 2, "-tls-key"},
+		{[]string{"-listen", "127.0.0.1:0", "-store", store, "-tls-ca", junk, "-export", "x"}, 2, "-tls-ca"},
+		{[]string{"-listen", "127.0.0.1:0", "-store", store, "-max-message", "-1", "-export", "x"}, 2, "-max-message"},
+		// Probes: refused already.
+		{[]string{"-listen", "[::]:0", "-store", store, "-export", "x"}, 1, "needs authentication"},
+		{[]string{"-listen", ":0", "-store", store, "-export", "x"}, 1, "name the address"},
+		{[]string{"-listen", "127.0.0.1:0", "-store", store, "-tls-cert", missing, "-tls-key", missing, "-export", "x"}, 1, "-tls-cert"},
+		{[]string{"-listen", "127.0.0.1:0", "-store", store, "-tls-cert", junk, "-tls-key", junk, "-export", "x"}, 1, "-tls-cert"},
+		{[]string{"-listen", "127.0.0.1:0", "-store", store, "-subject", "a..b", "-export", "x"}, 1, "invalid argument"},
+		{[]string{"-listen", "127.0.0.1:0", "-store", store, "-export", "["}, 1, "not a glob pattern"},
+		{[]string{"-listen", "127.0.0.1:0", "-store", store, "-import", ""}, 1, "not a glob pattern"},
+	} {
+		ns := newNamespace(t)
+		p := startLive(t, ns, append([]string{"bridge"}, c.args...)...)
+		relayed := make(chan struct{})
+		go func() {
+			for l := range p.lines {
+				if strings.HasPrefix(l, "relaying") {
+					close(relayed)
+				}
+			}
+		}()
+		select {
+		case <-p.done:
+		case <-relayed:
+			p.cmd.Process.Kill()
+			<-p.done
+			t.Fatalf("iox bridge %v relays", c.args)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("iox bridge %v neither ended nor relayed", c.args)
+		}
+		require.Equal(t, c.code, p.cmd.ProcessState.ExitCode(), "iox bridge %v: %s", c.args, p.stderr.String())
+		require.Contains(t, p.stderr.String(), c.want, "iox bridge %v", c.args)
+	}
+}
