@@ -67,6 +67,15 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 			if *listen == "" && (len(nkeyUsers) > 0 || *cluster != "" || len(routes) > 0) {
 				return usagef("-nkey-users, -cluster and -route go with -listen")
 			}
+			if *tlsKey != "" && *tlsCert == "" {
+				return usagef("-tls-key goes with -tls-cert")
+			}
+			if *listen != "" && *tlsCA != "" {
+				return usagef("-tls-ca goes with -nats (with -listen the bridge trusts its server's -tls-cert)")
+			}
+			if *maxMsg < 0 {
+				return usagef("-max-message must be a size in bytes (0: the default)")
+			}
 			var out sync.Mutex
 			say := func(s bridge.Status, extra map[string]string) {
 				out.Lock()
