@@ -666,3 +666,51 @@ func TestAdvLongCallsWaitingForASlotAreKeptAlive(t *testing.T) {
 	}
 	require.Empty(t, th.logB.errors())
 }
+
+// A lossless channel whose exporting bridge is closed (SIGTERM of the
+// command: a restart, an upgrade) while messages the program flushed wait
+// in the bridge's subscriber: the bridge relays them before it closes, so
+// with the bridge back every message crosses, once, in order.
+func TestAdvClosingTheExportingBridgeRelaysWhatItsSubscriberHolds(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	url := s.ClientURL()
+	na, nb := newHost(t).node(t), newHost(t).node(t)
+	ba, logA := startBridge(t, na, connect(t, url), bridge.Config{Name: "exporting", Export: []string{"burst"}})
+	_, logB := startBridge(t, nb, connect(t, url), bridge.Config{Import: []string{"burst"}})
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, nb, "burst")
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, na, "burst")
+	require.NoError(t, err)
+	eventually(t, "the import", func() bool {
+		return logA.has("start", "export", "burst") && logB.has("start", "import", "burst")
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("A: %v\nB: %v", logA.all, logB.all)
+		}
+	}()
+	const n = 4000
+	for i := range n {
+		require.NoError(t, pub.Send(ctx, seqMsg(i, 64)))
+	}
+	require.NoError(t, pub.Flush(ctx)) // every message is in the bridge's subscriber, or relayed
+	require.NoError(t, ba.Close())
+	_, logA2 := startBridge(t, na, connect(t, url), bridge.Config{Name: "exporting", Export: []string{"burst"}})
+	got := 0
+	defer func() {
+		if t.Failed() {
+			t.Logf("%d of %d messages crossed", got, n)
+		}
+	}()
+	for i := range n {
+		m := recvWithin(t, sub, 10*time.Second)
+		require.Equal(t, seqMsg(i, 64), m, "message %d", i)
+		got++
+	}
+	require.Empty(t, logA.errors())
+	require.Empty(t, logA2.errors())
+	require.Empty(t, logB.errors())
+	require.NoError(t, pub.Close())
+}
