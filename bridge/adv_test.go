@@ -6,6 +6,7 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -706,7 +707,7 @@ func TestAdvClosingTheExportingBridgeRelaysWhatItsSubscriberHolds(t *testing.T) 
 	}()
 	for i := range n {
 		m := recvWithin(t, sub, 10*time.Second)
-		require.Equal(t, seqMsg(i, 64), m, "message %d", i)
+		require.Equal(t, seqMsg(i, 64), m, "message %d, not %d", i, binary.LittleEndian.Uint64(m))
 		got++
 	}
 	require.Empty(t, logA.errors())

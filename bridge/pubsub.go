@@ -74,7 +74,9 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 	} else if err := b.ensureStream(ctx); err != nil {
 		return nil, err
 	}
-	sub, err := iox.OpenSubOf[[]byte](ctx, b.cfg.Node, r.name, codecFor(pt), opts...)
+	// The subscriber lives until the route closes it, after the drain: a
+	// cancelled context would drop what it holds.
+	sub, err := iox.OpenSubOf[[]byte](context.WithoutCancel(ctx), b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -126,63 +128,108 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 			batch, size = batch[:0], 0
 			return ctx.Err()
 		}
-		for {
-			// Recv rather than RecvView: Recv drains the queue with one native
-			// call for many messages, RecvView takes one per call. A message
-			// Recv waited for goes at once, alone; one that was there
-			// already may have others behind it, which join it in a pack
-			// (Recv with a context that has ended only takes what is there).
-			wait := ctx
-			if len(batch) > 0 {
-				wait = ended
-			}
-			t0 := time.Now()
-			msg, err := sub.Recv(wait)
-			waited := wait == ctx && time.Since(t0) >= packQuick
-			if err != nil && wait == ended && errors.Is(err, context.Canceled) && ctx.Err() == nil {
-				if err := relay(); err != nil {
-					return err
+		// take relays what the program sends until the route ends.
+		take := func() error {
+			for {
+				// Recv rather than RecvView: Recv drains the queue with one native
+				// call for many messages, RecvView takes one per call. A message
+				// Recv waited for goes at once, alone; one that was there
+				// already may have others behind it, which join it in a pack
+				// (Recv with a context that has ended only takes what is there).
+				wait := ctx
+				if len(batch) > 0 {
+					wait = ended
 				}
-				continue // nothing more waits
-			}
-			if err != nil {
-				if err := relay(); err != nil {
-					return err
-				}
-				if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
-					return ctx.Err()
-				}
-				var e *iox.Error
-				if !errors.As(err, &e) || sub.Err() != nil {
-					return err
-				}
-				// One message could not be taken: report it here and there.
-				b.report(r, err)
-				if errors.Is(err, iox.ErrMessageTooLarge) {
-					err = send(b.fr.dropNotice(subject, r.ann.Type, "too large: "+e.Detail), nil)
-				} else {
-					err = send(b.fr.dropNotice(subject, r.ann.Type, e.Error()), nil)
+				t0 := time.Now()
+				msg, err := sub.Recv(wait)
+				waited := wait == ctx && time.Since(t0) >= packQuick
+				if err != nil && wait == ended && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+					if err := relay(); err != nil {
+						return err
+					}
+					continue // nothing more waits
 				}
 				if err != nil {
+					if err := relay(); err != nil {
+						return err
+					}
+					if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
+						return ctx.Err()
+					}
+					var e *iox.Error
+					if !errors.As(err, &e) || sub.Err() != nil {
+						return err
+					}
+					// One message could not be taken: report it here and there.
 					b.report(r, err)
+					if errors.Is(err, iox.ErrMessageTooLarge) {
+						err = send(b.fr.dropNotice(subject, r.ann.Type, "too large: "+e.Detail), nil)
+					} else {
+						err = send(b.fr.dropNotice(subject, r.ann.Type, e.Error()), nil)
+					}
+					if err != nil {
+						b.report(r, err)
+					}
+					continue
 				}
-				continue
-			}
-			if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
-				if err := relay(); err != nil {
-					return err
+				if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
+					if err := relay(); err != nil {
+						batch = append(batch, msg) // taken: the drain relays it
+						size += packedSize(len(msg))
+						return err
+					}
 				}
-			}
-			batch = append(batch, msg)
-			size += packedSize(len(msg))
-			if !b.fr.packs(len(msg)) || waited {
-				if err := relay(); err != nil {
-					return err
+				batch = append(batch, msg)
+				size += packedSize(len(msg))
+				if !b.fr.packs(len(msg)) || waited {
+					if err := relay(); err != nil {
+						return err
+					}
 				}
 			}
 		}
+		// drain relays, as the route ends, what the subscriber holds: the
+		// program's channel gave it to the bridge (a lossless publisher's
+		// Flush said so), so a Close of the bridge (a restart) must not
+		// drop it. It takes what waits until nothing comes for drainIdle,
+		// at most drainMax messages: a publisher that goes on sending does
+		// not hold the end.
+		drain := func() {
+			for range drainMax {
+				// Not Recv(ended), which may find the receiver's turn taken
+				// by its own housekeeping and return at once.
+				idle, cancel := context.WithTimeout(context.Background(), drainIdle)
+				msg, err := sub.Recv(idle)
+				cancel()
+				if err != nil {
+					if errors.Is(err, context.DeadlineExceeded) || sub.Err() != nil {
+						break // nothing more waits
+					}
+					b.report(r, err) // one message could not be taken
+					continue
+				}
+				if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
+					relay()
+				}
+				batch = append(batch, msg)
+				size += packedSize(len(msg))
+			}
+			relay()
+		}
+		err := take()
+		if ctx.Err() != nil && sub.Err() == nil {
+			drain()
+		}
+		return err
 	}, nil
 }
+
+// drainMax bounds what an export relays after its route ended (see drain in
+// exportPubSub), which ends once nothing came for drainIdle.
+const (
+	drainMax  = 1 << 16
+	drainIdle = 5 * time.Millisecond
+)
 
 // packQuick: a Recv that returns sooner did not wait for its message, which
 // was there already, with others perhaps.
