@@ -715,3 +715,51 @@ func TestAdvClosingTheExportingBridgeRelaysWhatItsSubscriberHolds(t *testing.T) 
 	require.Empty(t, logB.errors())
 	require.NoError(t, pub.Close())
 }
+
+// The importing bridge closed and started again (a clean restart) while a
+// lossless channel streams: every message crosses, in order, none twice.
+func TestAdvCleanRestartOfTheImportingBridgeLosesNothing(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	url := s.ClientURL()
+	na, nb := newHost(t).node(t), newHost(t).node(t)
+	_, logA := startBridge(t, na, connect(t, url), bridge.Config{Export: []string{"feed"}})
+	bb, logB := startBridge(t, nb, connect(t, url), bridge.Config{Name: "importing", Import: []string{"feed"}})
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, nb, "feed")
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, na, "feed")
+	require.NoError(t, err)
+	eventually(t, "the import", func() bool { return logB.has("start", "import", "feed") })
+	const n = 4000
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := pub.Send(ctx, seqMsg(i, 64)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	restarted := false
+	counts := recvSeq(t, ctx, sub, n, func(i int) {
+		if i == n/4 && !restarted {
+			restarted = true
+			require.NoError(t, bb.Close())
+			startBridge(t, nb, connect(t, url), bridge.Config{Name: "importing", Import: []string{"feed"}})
+		}
+	})
+	require.True(t, restarted)
+	require.NoError(t, <-sent)
+	var twice []int
+	for i, c := range counts {
+		if c != 1 {
+			twice = append(twice, i)
+		}
+	}
+	require.Empty(t, twice, "messages that came more than once")
+	require.NoError(t, pub.Close())
+	require.Empty(t, logA.errors())
+	require.Empty(t, logB.errors())
+}
