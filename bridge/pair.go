@@ -149,7 +149,7 @@ func (b *Bridge) runPair(ctx context.Context, r *route, side pairSide) (func() e
 	}
 	pubs := newJSPublisher(b, r, nil)
 	durable := pairDurable(b.cfg.Subject, r.name, side.in)
-	keeper := b.keepConsumer(ctx, r, durable)
+	keeper := b.keepConsumer(ctx, r, durable, false)
 	if side.in == pairFromExport {
 		r.drained = func(ctx context.Context) bool { return b.pairDrained(ctx, durable) }
 	}

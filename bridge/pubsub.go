@@ -405,7 +405,9 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	} else {
 		opts = append(opts, iox.WaitSubscribers(1))
 	}
-	pub, err := iox.OpenPubOf[[]byte](ctx, b.cfg.Node, r.name, codecFor(pt), opts...)
+	// The publisher lives until the route closes it: a cancelled context
+	// would drop what it queued (see the end of the lossless loop).
+	pub, err := iox.OpenPubOf[[]byte](context.WithoutCancel(ctx), b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -463,11 +465,12 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		pub.Close()
 		return nil, natsError("import", r.name, err)
 	}
-	keeper := b.keepConsumer(ctx, r, durableName(b.cfg.Name, r.name))
+	// Frames an earlier run of this import was given but did not take come
+	// again at once, not after AckWait.
+	keeper := b.keepConsumer(ctx, r, durableName(b.cfg.Name, r.name), cons.CachedInfo().NumAckPending > 0)
 	return func() error {
 		stop := context.AfterFunc(ctx, it.Stop)
 		defer stop()
-		defer pub.Close()
 		defer keeper.close()
 		// Frames taken but not acknowledged yet, by stream sequence: the parts
 		// of a message being joined, and messages waiting for the local
@@ -476,26 +479,52 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		unacked := map[uint64]jetstream.Msg{}
 		parts := map[string][]uint64{} // by sending bridge (Iox-Origin)
 		var held []uint64
-		heldMsgs := 0 // the messages of the frames held
-		acked := 0    // messages acknowledged since the server last confirmed a flush
+		var heldN []int // for each frame held, the messages it completes (0: a part)
+		heldMsgs := 0   // the messages of the frames held
+		acked := 0      // messages acknowledged since the server last confirmed a flush
 		streamSeq := func(m jetstream.Msg) uint64 {
 			md, _ := m.Metadata() // checked when the frame came
 			return md.Sequence.Stream
 		}
+		var last jetstream.Msg // the frame acknowledged last
 		ack := func(seqs []uint64) {
 			for _, q := range seqs {
-				unacked[q].Ack()
+				last = unacked[q]
+				last.Ack()
 				delete(unacked, q)
 			}
 		}
-		// An import that ends (its export gone, or the bridge closing) first
-		// acknowledges what reached the local subscribers, so that an import
-		// of the same service started later does not deliver it again.
+		// An import that ends (its export gone, or the bridge closing)
+		// closes its publisher, which delivers what it queued (for up to its
+		// linger time), and then acknowledges every frame whose messages
+		// reached shared memory, so that an import of the same service
+		// started later delivers them no more and the others again. The
+		// queue is in order: what is still queued is the last messages.
 		defer func() {
 			fctx, cancel := context.WithTimeout(context.Background(), closeFlush)
-			defer cancel()
-			if len(held) > 0 && pub.Flush(fctx) == nil {
-				ack(held)
+			pub.Flush(fctx)
+			cancel()
+			pub.Close()
+			delivered := heldMsgs - pub.Pending()
+			n, sum := 0, 0
+			for i, c := range heldN {
+				if c == 0 {
+					continue // a part: acknowledged with its message's last frame
+				}
+				if c < 0 || sum+c > delivered {
+					break
+				}
+				sum += c
+				n = i + 1
+			}
+			ack(held[:n])
+			// The server takes acknowledgements in order and answers one
+			// sent again with a reply once it took it: so an import started
+			// next finds the consumer's floor past everything acknowledged.
+			if last != nil {
+				fctx, cancel := context.WithTimeout(context.Background(), closeFlush)
+				b.cfg.Conn.RequestWithContext(fctx, last.Reply(), []byte("+ACK"))
+				cancel()
 			}
 		}()
 		take := func(m jetstream.Msg) error {
@@ -525,17 +554,43 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			// Acknowledged once the message is in shared memory (not only in
 			// the local publisher's send queue, which a killed bridge loses):
 			// a restart sends again at most what was not yet acknowledged.
-			for _, msg := range msgs {
-				if err := pub.Send(ctx, msg); err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
+			sent, whole := 0, true // queued in the publisher; all of them
+			for i, msg := range msgs {
+				err := pub.Send(ctx, msg)
+				if err != nil && ctx.Err() != nil {
+					if i == 0 {
+						return ctx.Err() // nothing of it went: it comes again
 					}
-					b.report(r, err)
+					// Part of a pack went: the rest follows, for a while, so
+					// that the frame is acknowledged whole (see the end).
+					fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeFlush)
+					err = pub.Send(fctx, msg)
+					cancel()
+					if err != nil {
+						whole = false
+						break
+					}
 				}
+				if err != nil {
+					b.report(r, err)
+					continue
+				}
+				sent++
+			}
+			for range parts[origin] {
+				heldN = append(heldN, 0)
 			}
 			held = append(append(held, parts[origin]...), q)
+			if whole {
+				heldN = append(heldN, sent)
+			} else {
+				heldN = append(heldN, -1) // never acknowledged: it comes again
+			}
 			delete(parts, origin)
-			heldMsgs += len(msgs)
+			heldMsgs += sent
+			if !whole {
+				return ctx.Err()
+			}
 			if pub.Pending() > 0 && heldMsgs < ackEvery {
 				return nil // acknowledged with a later message
 			}
@@ -544,7 +599,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 			ack(held)
 			acked += heldMsgs
-			held, heldMsgs = held[:0], 0
+			held, heldN, heldMsgs = held[:0], heldN[:0], 0
 			if acked >= ackFlush {
 				fctx, cancel := context.WithTimeout(ctx, closeFlush)
 				err := b.cfg.Conn.FlushWithContext(fctx)
@@ -591,8 +646,9 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	}, nil
 }
 
-// consumerKeeper resets an import's consumer after each reconnection, and
-// when frames wait behind a gap for gapReset: a delivery the client dropped
+// consumerKeeper resets an import's consumer after each reconnection (and at
+// its start, when asked: what an earlier run was given comes again at once),
+// and when frames wait behind a gap for gapReset: a delivery the client dropped
 // (a full iterator after a reconnection) or that a server restart lost comes
 // again then, not after AckWait.
 type consumerKeeper struct {
@@ -603,13 +659,16 @@ type consumerKeeper struct {
 	done   chan struct{}
 }
 
-func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string) *consumerKeeper {
+func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string, now bool) *consumerKeeper {
 	k := &consumerKeeper{gaps: make(chan struct{}, 1), done: make(chan struct{})}
 	ctx, k.cancel = context.WithCancel(ctx)
 	resets, unnotify := b.link.notify()
 	go func() {
 		defer close(k.done)
 		defer unnotify()
+		if now {
+			b.resetConsumer(ctx, r, durable)
+		}
 		for {
 			select {
 			case <-ctx.Done():
