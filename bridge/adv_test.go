@@ -763,3 +763,25 @@ func TestAdvCleanRestartOfTheImportingBridgeLosesNothing(t *testing.T) {
 	require.Empty(t, logA.errors())
 	require.Empty(t, logB.errors())
 }
+
+// Two hosts whose bridges got the same Name (the command's default,
+// iox-bridge-HOSTNAME, on two machines both called "raspberrypi") would share
+// their durable consumers: each host would receive part of a lossless
+// channel. The second bridge is refused while the first is connected, and
+// taken once it is gone.
+func TestAdvASecondBridgeWithTheSameNameIsRefused(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	url := s.ClientURL()
+	n1, n2 := newHost(t).node(t), newHost(t).node(t)
+	b1, _ := startBridge(t, n1, connect(t, url), bridge.Config{Name: "raspberrypi", Import: []string{"feed"}})
+	b2, err := bridge.New(context.Background(), bridge.Config{Node: n2, Conn: connect(t, url), Name: "raspberrypi", Import: []string{"feed"}})
+	if err == nil {
+		b2.Close()
+	}
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+	require.Contains(t, err.Error(), "raspberrypi")
+	require.NoError(t, b1.Close())
+	b2, err = bridge.New(context.Background(), bridge.Config{Node: n2, Conn: connect(t, url), Name: "raspberrypi", Import: []string{"feed"}})
+	require.NoError(t, err)
+	require.NoError(t, b2.Close())
+}
