@@ -67,7 +67,9 @@ type Config struct {
 	// Import are mirrored here.
 	Export, Import []string
 	// Name identifies the bridge across restarts: its durable JetStream
-	// consumers are named after it. Default: "iox-bridge-" and the host name.
+	// consumers are named after it, so two bridges connected at once may
+	// not share it (New refuses the second). Default: "iox-bridge-" and the
+	// host name.
 	Name string
 	// Subject is the root of every subject the bridge uses. Default "iox".
 	Subject string
@@ -166,6 +168,7 @@ type Bridge struct {
 	refused map[string]string // imports that failed to open: the types announced
 	annSub  *nats.Subscription
 	discSub *nats.Subscription
+	nameSub *nats.Subscription // answers bridges that would take the same Name
 	closed  bool
 
 	lastDown time.Time // when expire last found the connection down (run's goroutine only)
@@ -244,12 +247,27 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, origin: nuid.Next(), js: js, stream: streamName(cfg.Subject),
 		exports: map[string]*route{}, imports: map[string]*route{}, refused: map[string]string{}}
 	b.fr = newFramer(b.origin, cfg.Conn.MaxPayload())
+	// A Name is one bridge's: two bridges of one name would share their
+	// durable consumers, each receiving part of what they import. A bridge
+	// answers on its name's subject; one that is connected refuses the
+	// second (one that died answers no more).
+	nameSubject := cfg.Subject + "." + kindName + "." + EscapeName(cfg.Name)
+	if m, err := cfg.Conn.Request(nameSubject, nil, nameCheck); err == nil {
+		return nil, &iox.Error{Op: "new bridge", Name: cfg.Name, Kind: iox.ErrInvalidArgument,
+			Detail: fmt.Sprintf("another bridge of this name (run %s) is connected: give each bridge a Name of its own (iox bridge -name)", m.Data)}
+	}
 	b.ctx, b.cancel = context.WithCancel(ctx)
+	if b.nameSub, err = cfg.Conn.Subscribe(nameSubject, func(m *nats.Msg) { m.Respond([]byte(b.origin)) }); err != nil {
+		b.cancel()
+		return nil, natsError("new bridge", "", err)
+	}
 	if b.annSub, err = cfg.Conn.Subscribe(cfg.Subject+"."+kindAnnounce+".>", b.onAnnounce); err != nil {
+		b.nameSub.Unsubscribe()
 		b.cancel()
 		return nil, natsError("new bridge", "", err)
 	}
 	if b.discSub, err = cfg.Conn.Subscribe(cfg.Subject+"."+kindDiscover, func(*nats.Msg) { b.announceAll() }); err != nil {
+		b.nameSub.Unsubscribe()
 		b.annSub.Unsubscribe()
 		b.cancel()
 		return nil, natsError("new bridge", "", err)
@@ -289,6 +307,12 @@ func literalSubject(s string) bool {
 	}
 	return true
 }
+
+// nameCheck bounds how long New waits for a bridge of the same name to
+// answer: a connected one answers at once, and when none subscribes the
+// server says so at once; a subscription of a bridge that died unseen (its
+// host gone) answers never, which costs this wait.
+const nameCheck = 500 * time.Millisecond
 
 // drainCheck bounds how long expire asks the server whether a pair's import
 // took everything.
@@ -334,6 +358,7 @@ func (b *Bridge) Close() error {
 			first = err
 		}
 	}
+	b.nameSub.Unsubscribe() // the name is free once every route ended
 	b.link.close()
 	if b.cfg.Conn.IsConnected() { // the "gone" announcements leave; a server that is away does not hold Close
 		b.cfg.Conn.FlushTimeout(closeFlush)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,4 +62,21 @@ func TestAdvBridgeCommandRefusesAbsurdFlags(t *testing.T) {
 		require.Equal(t, c.code, p.cmd.ProcessState.ExitCode(), "iox bridge %v: %s", c.args, p.stderr.String())
 		require.Contains(t, p.stderr.String(), c.want, "iox bridge %v", c.args)
 	}
+}
+
+// TestAdvBridgeCommandRefusesASecondBridgeOfTheSameName: two commands on one
+// host with the default -name (iox-bridge-HOSTNAME) would share their
+// durable consumers; the second ends with exit status 1 and says why.
+func TestAdvBridgeCommandRefusesASecondBridgeOfTheSameName(t *testing.T) {
+	a, b := newNamespace(t), newNamespace(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pa := startLive(t, a, "bridge", "-listen", addr, "-store", t.TempDir(), "-export", "x/*")
+	pa.expect(t, "relaying")
+	_, errOut, code := runIox(t, &b, "", "bridge", "-nats", "nats://"+addr, "-import", "x/*")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "-name")
+	pb := startLive(t, b, "bridge", "-nats", "nats://"+addr, "-import", "x/*", "-name", "other")
+	pb.expect(t, "relaying")
+	require.Equal(t, 0, pb.stop(t, syscall.SIGTERM))
+	require.Equal(t, 0, pa.stop(t, syscall.SIGTERM))
 }
