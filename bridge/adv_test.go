@@ -5,10 +5,12 @@ package bridge_test
 // in flight.
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -784,4 +786,38 @@ func TestAdvASecondBridgeWithTheSameNameIsRefused(t *testing.T) {
 	b2, err = bridge.New(context.Background(), bridge.Config{Node: n2, Conn: connect(t, url), Name: "raspberrypi", Import: []string{"feed"}})
 	require.NoError(t, err)
 	require.NoError(t, b2.Close())
+}
+
+// The cluster port of a -listen server is a way in too: one beyond loopback
+// without a token is refused, and with a token the servers of the cluster
+// authenticate each other with it, so a server (or anyone) that routes in
+// without it is turned away while the servers that have it form the cluster.
+func TestAdvAClusterPortIsNoWayAroundAuthentication(t *testing.T) {
+	s0, err := bridge.Listen(bridge.ListenConfig{Addr: "127.0.0.1:0", StoreDir: t.TempDir(), ServerName: "open", ClusterName: "iox", ClusterAddr: fmt.Sprintf("0.0.0.0:%d", freePort(t))})
+	if err == nil {
+		s0.Shutdown()
+		s0.WaitForShutdown()
+	}
+	require.ErrorIs(t, err, iox.ErrInvalidArgument, "an open cluster port without a token")
+	require.Contains(t, err.Error(), "token")
+	p1, p2 := freePort(t), freePort(t)
+	route := func(p int) []string { return []string{fmt.Sprintf("nats://127.0.0.1:%d", p)} }
+	s1 := natsServer(t, bridge.ListenConfig{ServerName: "one", Token: "s3cret", ClusterName: "iox", ClusterAddr: fmt.Sprintf("127.0.0.1:%d", p1), Routes: route(p2)})
+	s2 := natsServer(t, bridge.ListenConfig{ServerName: "two", Token: "s3cret", ClusterName: "iox", ClusterAddr: fmt.Sprintf("127.0.0.1:%d", p2), Routes: route(p1)})
+	eventually(t, "the cluster", func() bool { return s1.NumRoutes() > 0 && s2.NumRoutes() > 0 })
+	// A route without the token: the server answers with an error and
+	// closes the connection.
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p1), 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	r := bufio.NewReader(conn)
+	info, err := r.ReadString('\n')
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(info, "INFO "), info)
+	_, err = fmt.Fprintf(conn, "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"intruder\",\"cluster\":\"iox\"}\r\nPING\r\n")
+	require.NoError(t, err)
+	line, err := r.ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, "-ERR", "the server took a route without the token: %q", line)
 }
