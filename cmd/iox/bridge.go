@@ -53,7 +53,7 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 		tlsCert := fs.String("tls-cert", "", "TLS certificate `FILE`: the server's with -listen, the client's otherwise")
 		tlsKey := fs.String("tls-key", "", "TLS key `FILE` of -tls-cert")
 		tlsCA := fs.String("tls-ca", "", "CA certificates `FILE` to verify the server with")
-		cluster := fs.String("cluster", "", "with -listen: this server's cluster address `HOST:PORT`")
+		cluster := fs.String("cluster", "", "with -listen: this server's cluster address `HOST:PORT` (beyond loopback it needs -token, which the cluster's servers present to each other)")
 		fs.Var(&routes, "route", "with -listen: the cluster `URL` of another server (repeatable)")
 		maxMsg := fs.Int("max-message", 0, "the largest message relayed (default iox's MaxMessageSize default)")
 		asJSON := fs.Bool("json", false, "print JSON lines")
