@@ -381,6 +381,7 @@ func TestAdvNamesThatNeedEscapingCrossEach(t *testing.T) {
 	for _, pub := range pubs {
 		require.NoError(t, pub.Close())
 	}
+	eventually(t, "the imports to end", func() bool { return len(th.bb.Routes()) == 0 })
 	require.Empty(t, th.logB.errors())
 }
 
@@ -820,4 +821,50 @@ func TestAdvAClusterPortIsNoWayAroundAuthentication(t *testing.T) {
 	line, err := r.ReadString('\n')
 	require.NoError(t, err)
 	require.Contains(t, line, "-ERR", "the server took a route without the token: %q", line)
+}
+
+// A stream of responses whose serving bridge is killed after two responses
+// ends on the caller's host (once the beats stopped, or the import ended):
+// the two responses, then the end of the stream, which the caller cannot
+// tell from a clean one (a Request can only be closed), as the README's
+// known limits say.
+func TestAdvAStreamCutByItsServingBridgeEnds(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	ha, hb := newHost(t), newHost(t)
+	na, nb := ha.node(t), hb.node(t)
+	_, logB := startBridge(t, nb, connect(t, s.ClientURL()), bridge.Config{Import: []string{"ticks"}})
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, na, "ticks", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		q, err := srv.Recv(sctx)
+		if err != nil {
+			return
+		}
+		q.Send(sctx, []byte("one"))
+		q.Send(sctx, []byte("two"))
+		<-sctx.Done()
+		q.Close()
+	}()
+	defer func() { stop(); <-served }()
+	pa := startBridgeProcess(t, ha, s.ClientURL(), "ticking", "ticks", "")
+	pa.expect(t, `start export call "ticks"`)
+	eventually(t, "the import on B", func() bool { return logB.has("start", "import", "ticks") })
+	cl, err := iox.OpenClient(ctx, nb, "ticks", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	st, err := cl.Stream(ctx, []byte("go"))
+	require.NoError(t, err)
+	defer st.Close()
+	require.Equal(t, "one", string(<-st.In()))
+	require.Equal(t, "two", string(<-st.In()))
+	require.NoError(t, pa.cmd.Process.Signal(syscall.SIGKILL))
+	<-pa.done
+	_, more := <-st.In()
+	require.False(t, more)
+	require.NoError(t, st.Err()) // the known limit: it looks like a clean end
 }

@@ -523,8 +523,10 @@ func (b *Bridge) startExport(a announcement) {
 		run, err = b.exportPair(ctx, r)
 	}
 	if err != nil {
+		if ctx.Err() == nil { // not the bridge closing while it started
+			b.status(Status{Event: "error", Dir: "export", Service: a.Name, Kind: a.Kind, Err: err})
+		}
 		cancel()
-		b.status(Status{Event: "error", Dir: "export", Service: a.Name, Kind: a.Kind, Err: err})
 		return
 	}
 	b.mu.Lock()
@@ -643,7 +645,7 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 			delete(b.imports, r.name)
 		}
 		b.mu.Unlock()
-		if b.ctx.Err() == nil {
+		if ctx.Err() == nil { // not stopped while it started (expired, or the bridge closing)
 			b.mu.Lock()
 			again := b.refused[r.name] == r.ann.Type+" "+r.ann.Resp
 			b.refused[r.name] = r.ann.Type + " " + r.ann.Resp
