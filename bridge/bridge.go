@@ -638,6 +638,7 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 		run, err = b.importPair(ctx, r)
 	}
 	if err != nil {
+		stopped := ctx.Err() != nil // stopped while it started (expired, or the bridge closing)
 		r.cancel()
 		close(r.done)
 		b.mu.Lock()
@@ -645,7 +646,7 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 			delete(b.imports, r.name)
 		}
 		b.mu.Unlock()
-		if ctx.Err() == nil { // not stopped while it started (expired, or the bridge closing)
+		if !stopped {
 			b.mu.Lock()
 			again := b.refused[r.name] == r.ann.Type+" "+r.ann.Resp
 			b.refused[r.name] = r.ann.Type + " " + r.ann.Resp
