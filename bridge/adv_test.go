@@ -868,3 +868,31 @@ func TestAdvAStreamCutByItsServingBridgeEnds(t *testing.T) {
 	require.False(t, more)
 	require.NoError(t, st.Err()) // the known limit: it looks like a clean end
 }
+
+// Options that cannot work are refused by New: periods so short that the
+// bridge would do nothing but scan or announce (and imports would expire
+// between two announcements), a stream too small to hold one frame (a
+// lossless export would send its first frame again forever), a consumer
+// that the server drops between two pulls, negative sizes and periods (zero
+// is the default).
+func TestAdvAbsurdOptionsAreRefused(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	node := newHost(t).node(t)
+	nc := connect(t, s.ClientURL())
+	for _, c := range []bridge.Config{
+		{Scan: time.Nanosecond},
+		{Announce: time.Microsecond},
+		{StreamMaxBytes: 100},
+		{ConsumerIdle: time.Millisecond},
+		{Scan: -time.Second},
+		{MaxMessageSize: -1},
+		{StreamMaxBytes: -1},
+	} {
+		c.Node, c.Conn, c.Import, c.Export = node, nc, []string{"x"}, []string{"y"}
+		b, err := bridge.New(context.Background(), c)
+		if err == nil {
+			b.Close()
+		}
+		require.ErrorIs(t, err, iox.ErrInvalidArgument, "%+v", c)
+	}
+}
