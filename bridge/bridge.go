@@ -74,21 +74,21 @@ type Config struct {
 	// Subject is the root of every subject the bridge uses. Default "iox".
 	Subject string
 	// Scan is how often the local namespace is listed for services to export
-	// (Node.Services). Default 100 ms.
+	// (Node.Services). Default 100 ms; at least 1 ms.
 	Scan time.Duration
 	// Announce is how often exports are announced; an import ends when no
 	// announcement came for three periods while connected (an outage of
-	// the server does not count). Default 1 s.
+	// the server does not count). Default 1 s; at least 10 ms.
 	Announce time.Duration
 	// MaxMessageSize is the largest message the bridge relays. Default
 	// iox.DefaultMaxMessageSize.
 	MaxMessageSize int
 	// StreamMaxBytes bounds the JetStream stream of lossless channels.
-	// Default 1 GiB.
+	// Default 1 GiB; at least four of the server's largest messages.
 	StreamMaxBytes int64
 	// ConsumerIdle is how long the server keeps an importing bridge's durable
 	// consumer (and so the messages it has not taken) while the bridge is
-	// away. Default 10 minutes.
+	// away. Default 10 minutes; at least 10 s.
 	ConsumerIdle time.Duration
 	// OnStatus receives what the bridge does (see Status). It is called from
 	// the bridge's goroutines, one at a time.
@@ -225,19 +225,22 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	if !literalSubject(cfg.Subject) {
 		return nil, &iox.Error{Op: "new bridge", Name: cfg.Subject, Kind: iox.ErrInvalidArgument, Detail: "Config.Subject must be a literal NATS subject"}
 	}
-	if cfg.Scan <= 0 {
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Scan == 0 {
 		cfg.Scan = 100 * time.Millisecond
 	}
-	if cfg.Announce <= 0 {
+	if cfg.Announce == 0 {
 		cfg.Announce = time.Second
 	}
-	if cfg.MaxMessageSize <= 0 {
+	if cfg.MaxMessageSize == 0 {
 		cfg.MaxMessageSize = iox.DefaultMaxMessageSize
 	}
-	if cfg.StreamMaxBytes <= 0 {
+	if cfg.StreamMaxBytes == 0 {
 		cfg.StreamMaxBytes = 1 << 30
 	}
-	if cfg.ConsumerIdle <= 0 {
+	if cfg.ConsumerIdle == 0 {
 		cfg.ConsumerIdle = 10 * time.Minute
 	}
 	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(2*time.Second))
@@ -290,6 +293,35 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	b.loops.Add(1)
 	go b.run()
 	return b, nil
+}
+
+// Bounds of Config's values (zero takes the default).
+const (
+	minScan         = time.Millisecond      // listing the namespace more often does nothing but that
+	minAnnounce     = 10 * time.Millisecond // imports end after three periods without one
+	minConsumerIdle = 10 * time.Second      // an import pulls with an expiry of 2 s
+	minStreamFrames = 4                     // StreamMaxBytes holds at least this many frames of max_payload
+)
+
+// checkConfig refuses values that cannot work.
+func checkConfig(cfg Config) error {
+	bad := func(field string, v any, detail string) error {
+		return &iox.Error{Op: "new bridge", Kind: iox.ErrInvalidArgument, Detail: fmt.Sprintf("Config.%s %v: %s", field, v, detail)}
+	}
+	switch {
+	case cfg.Scan != 0 && cfg.Scan < minScan:
+		return bad("Scan", cfg.Scan, fmt.Sprintf("at least %v (0: the default)", minScan))
+	case cfg.Announce != 0 && cfg.Announce < minAnnounce:
+		return bad("Announce", cfg.Announce, fmt.Sprintf("at least %v (0: the default)", minAnnounce))
+	case cfg.ConsumerIdle != 0 && cfg.ConsumerIdle < minConsumerIdle:
+		return bad("ConsumerIdle", cfg.ConsumerIdle, fmt.Sprintf("at least %v (0: the default)", minConsumerIdle))
+	case cfg.MaxMessageSize < 0:
+		return bad("MaxMessageSize", cfg.MaxMessageSize, "a size in bytes (0: the default)")
+	case cfg.StreamMaxBytes != 0 && cfg.StreamMaxBytes < minStreamFrames*cfg.Conn.MaxPayload():
+		return bad("StreamMaxBytes", cfg.StreamMaxBytes, fmt.Sprintf("at least %d frames of the server's max_payload, %d bytes (0: the default)",
+			minStreamFrames, minStreamFrames*cfg.Conn.MaxPayload()))
+	}
+	return nil
 }
 
 // literalSubject reports whether s is a NATS subject without wildcards:
