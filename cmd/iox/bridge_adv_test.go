@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
 )
 
 // TestAdvBridgeCommandRefusesAbsurdFlags: flags that would be ignored, or a
@@ -79,4 +82,42 @@ func TestAdvBridgeCommandRefusesASecondBridgeOfTheSameName(t *testing.T) {
 	pb.expect(t, "relaying")
 	require.Equal(t, 0, pb.stop(t, syscall.SIGTERM))
 	require.Equal(t, 0, pa.stop(t, syscall.SIGTERM))
+}
+
+// TestAdvBridgeCommandSIGTERMLosesNothingItTook: SIGTERM of the exporting
+// command while what the program flushed waits in the bridge: it exits 0
+// after relaying it, and with the command back every message crosses once,
+// in order.
+func TestAdvBridgeCommandSIGTERMLosesNothingItTook(t *testing.T) {
+	a, b := newNamespace(t), newNamespace(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pb := startLive(t, b, "bridge", "-listen", addr, "-store", t.TempDir(), "-import", "feed", "-name", "b")
+	pb.expect(t, "relaying")
+	pa := startLive(t, a, "bridge", "-nats", "nats://"+addr, "-export", "feed", "-name", "a")
+	pa.expect(t, "relaying")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub, err := iox.OpenSub(ctx, b.node(t), "feed")
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, a.node(t), "feed")
+	require.NoError(t, err)
+	pa.expect(t, `start export lossless "feed"`)
+	pb.expect(t, `start import lossless "feed"`)
+	const n = 4000
+	for i := range n {
+		require.NoError(t, pub.Send(ctx, []byte(fmt.Sprintf("message %d", i))))
+	}
+	require.NoError(t, pub.Flush(ctx))
+	require.Equal(t, 0, pa.stop(t, syscall.SIGTERM), pa.stderr.String())
+	pa = startLive(t, a, "bridge", "-nats", "nats://"+addr, "-export", "feed", "-name", "a")
+	pa.expect(t, "relaying")
+	for i := range n {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, fmt.Sprintf("message %d", i), string(m))
+	}
+	require.NoError(t, pub.Close())
+	require.Equal(t, 0, pa.stop(t, syscall.SIGTERM), pa.stderr.String())
+	require.Equal(t, 0, pb.stop(t, syscall.SIGTERM), pb.stderr.String())
 }
