@@ -521,7 +521,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			// The server takes acknowledgements in order and answers one
 			// sent again with a reply once it took it: so an import started
 			// next finds the consumer's floor past everything acknowledged.
-			if last != nil {
+			if last != nil && b.cfg.Conn.IsConnected() {
 				fctx, cancel := context.WithTimeout(context.Background(), closeFlush)
 				b.cfg.Conn.RequestWithContext(fctx, last.Reply(), []byte("+ACK"))
 				cancel()
