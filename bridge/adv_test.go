@@ -896,3 +896,100 @@ func TestAdvAbsurdOptionsAreRefused(t *testing.T) {
 		require.ErrorIs(t, err, iox.ErrInvalidArgument, "%+v", c)
 	}
 }
+
+// A call in flight whose calling host's bridge is killed ends for the
+// caller with a typed error (the server it called is gone), promptly; the
+// serving host goes on serving.
+func TestAdvCallInFlightEndsWhenTheCallingBridgeIsKilled(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	ha, hb := newHost(t), newHost(t)
+	na, nb := ha.node(t), hb.node(t)
+	_, logA := startBridge(t, na, connect(t, s.ClientURL()), bridge.Config{Export: []string{"slow"}})
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, na, "slow", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	holding, released := make(chan struct{}, 1), make(chan struct{}, 1)
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 4, func(hctx context.Context, req []byte) ([]byte, error) {
+			if string(req) == "hold" {
+				holding <- struct{}{}
+				<-hctx.Done()
+				released <- struct{}{}
+				return nil, hctx.Err()
+			}
+			return req, nil
+		})
+	}()
+	defer func() { stop(); <-served }()
+	eventually(t, "the export on A", func() bool { return logA.has("start", "export", "slow") })
+	pb := startBridgeProcess(t, hb, s.ClientURL(), "calling", "", "slow")
+	pb.expect(t, `start import call "slow"`)
+	cl, err := iox.OpenClient(ctx, nb, "slow", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	called := make(chan error, 1)
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_, err := cl.Call(cctx, []byte("hold"))
+		called <- err
+	}()
+	<-holding
+	require.NoError(t, pb.cmd.Process.Signal(syscall.SIGKILL))
+	<-pb.done
+	err = <-called
+	var ie *iox.Error
+	require.ErrorAs(t, err, &ie, "the call in flight: %v", err)
+	require.ErrorIs(t, err, iox.ErrPeerGone, "the call in flight: %v", err)
+	// The serving bridge learns that nobody waits for the answer any more
+	// (its beats find no inbox): the call ends on its host too, and the
+	// handler's context with it.
+	select {
+	case <-released:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call goes on on the serving host")
+	}
+}
+
+// A caller that gives up (its context ends) ends the call on the serving
+// host as well, within a few beats: the handler's context ends.
+func TestAdvAnAbandonedCallEndsOnTheServingHost(t *testing.T) {
+	th := newTwoHosts(t, []string{"slow"}, []string{"slow"}, nil)
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, th.a, "slow", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	holding, released := make(chan struct{}, 1), make(chan struct{}, 1)
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 4, func(hctx context.Context, req []byte) ([]byte, error) {
+			holding <- struct{}{}
+			<-hctx.Done()
+			released <- struct{}{}
+			return nil, hctx.Err()
+		})
+	}()
+	defer func() { stop(); <-served }()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "slow") })
+	cl, err := iox.OpenClient(ctx, th.b, "slow", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	cctx, giveUp := context.WithCancel(ctx)
+	called := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(cctx, []byte("hold"))
+		called <- err
+	}()
+	<-holding
+	giveUp()
+	require.ErrorIs(t, <-called, context.Canceled)
+	select {
+	case <-released:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the abandoned call goes on on the serving host")
+	}
+}
