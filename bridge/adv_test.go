@@ -909,21 +909,6 @@ func TestAdvCallInFlightEndsWhenTheCallingBridgeIsKilled(t *testing.T) {
 	srv, err := iox.OpenServer(ctx, na, "slow", iox.Raw{}, iox.Raw{})
 	require.NoError(t, err)
 	defer srv.Close()
-	holding, released := make(chan struct{}, 1), make(chan struct{}, 1)
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() {
-		served <- srv.Serve(sctx, 4, func(hctx context.Context, req []byte) ([]byte, error) {
-			if string(req) == "hold" {
-				holding <- struct{}{}
-				<-hctx.Done()
-				released <- struct{}{}
-				return nil, hctx.Err()
-			}
-			return req, nil
-		})
-	}()
-	defer func() { stop(); <-served }()
 	eventually(t, "the export on A", func() bool { return logA.has("start", "export", "slow") })
 	pb := startBridgeProcess(t, hb, s.ClientURL(), "calling", "", "slow")
 	pb.expect(t, `start import call "slow"`)
@@ -937,7 +922,9 @@ func TestAdvCallInFlightEndsWhenTheCallingBridgeIsKilled(t *testing.T) {
 		_, err := cl.Call(cctx, []byte("hold"))
 		called <- err
 	}()
-	<-holding
+	q, err := srv.Recv(ctx)
+	require.NoError(t, err)
+	defer q.Close()
 	require.NoError(t, pb.cmd.Process.Signal(syscall.SIGKILL))
 	<-pb.done
 	err = <-called
@@ -945,35 +932,19 @@ func TestAdvCallInFlightEndsWhenTheCallingBridgeIsKilled(t *testing.T) {
 	require.ErrorAs(t, err, &ie, "the call in flight: %v", err)
 	require.ErrorIs(t, err, iox.ErrPeerGone, "the call in flight: %v", err)
 	// The serving bridge learns that nobody waits for the answer any more
-	// (its beats find no inbox): the call ends on its host too, and the
-	// handler's context with it.
-	select {
-	case <-released:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the call goes on on the serving host")
-	}
+	// (its beats find no inbox): the request ends on its host too.
+	eventually(t, "the request to end on the serving host", func() bool { return !q.Connected() })
 }
 
 // A caller that gives up (its context ends) ends the call on the serving
-// host as well, within a few beats: the handler's context ends.
+// host as well, within a few beats: the serving host's request finds its
+// caller gone (Request.Connected), as locally.
 func TestAdvAnAbandonedCallEndsOnTheServingHost(t *testing.T) {
 	th := newTwoHosts(t, []string{"slow"}, []string{"slow"}, nil)
 	ctx := ctxT(t)
 	srv, err := iox.OpenServer(ctx, th.a, "slow", iox.Raw{}, iox.Raw{})
 	require.NoError(t, err)
 	defer srv.Close()
-	holding, released := make(chan struct{}, 1), make(chan struct{}, 1)
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() {
-		served <- srv.Serve(sctx, 4, func(hctx context.Context, req []byte) ([]byte, error) {
-			holding <- struct{}{}
-			<-hctx.Done()
-			released <- struct{}{}
-			return nil, hctx.Err()
-		})
-	}()
-	defer func() { stop(); <-served }()
 	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "slow") })
 	cl, err := iox.OpenClient(ctx, th.b, "slow", iox.Raw{}, iox.Raw{})
 	require.NoError(t, err)
@@ -984,12 +955,11 @@ func TestAdvAnAbandonedCallEndsOnTheServingHost(t *testing.T) {
 		_, err := cl.Call(cctx, []byte("hold"))
 		called <- err
 	}()
-	<-holding
+	q, err := srv.Recv(ctx)
+	require.NoError(t, err)
+	defer q.Close()
+	require.True(t, q.Connected())
 	giveUp()
 	require.ErrorIs(t, <-called, context.Canceled)
-	select {
-	case <-released:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the abandoned call goes on on the serving host")
-	}
+	eventually(t, "the request to end on the serving host", func() bool { return !q.Connected() })
 }
