@@ -192,10 +192,14 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 		// program's channel gave it to the bridge (a lossless publisher's
 		// Flush said so), so a Close of the bridge (a restart) must not
 		// drop it. It takes what waits until nothing comes for drainIdle,
-		// at most drainMax messages: a publisher that goes on sending does
-		// not hold the end.
+		// at most drainMax messages and for drainFor: a publisher that goes
+		// on sending does not hold the end.
 		drain := func() {
+			until := time.Now().Add(drainFor)
 			for range drainMax {
+				if time.Now().After(until) {
+					break
+				}
 				// Not Recv(ended), which may find the receiver's turn taken
 				// by its own housekeeping and return at once.
 				idle, cancel := context.WithTimeout(context.Background(), drainIdle)
@@ -224,10 +228,16 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 	}, nil
 }
 
-// drainMax bounds what an export relays after its route ended (see drain in
-// exportPubSub), which ends once nothing came for drainIdle.
+// importLinger is how long a lossless import's publisher waits at its
+// Close for the local subscribers' confirmation.
+const importLinger = 100 * time.Millisecond
+
+// drainMax and drainFor bound what an export relays after its route ended
+// (see drain in exportPubSub), which ends once nothing came for drainIdle:
+// what a subscriber holds goes in far less time.
 const (
 	drainMax  = 1 << 16
+	drainFor  = time.Second
 	drainIdle = 5 * time.Millisecond
 )
 
@@ -403,7 +413,10 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	if r.kind == KindLossy {
 		opts = append(opts, iox.Lossy())
 	} else {
-		opts = append(opts, iox.WaitSubscribers(1))
+		// Its Close waits only briefly for the local subscribers to confirm
+		// the end: the import acknowledges by what reached shared memory
+		// (see the end of the loop), which a confirmation adds nothing to.
+		opts = append(opts, iox.WaitSubscribers(1), iox.WithLinger(importLinger))
 	}
 	// The publisher lives until the route closes it: a cancelled context
 	// would drop what it queued (see the end of the lossless loop).

@@ -69,6 +69,11 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 	slots := make(chan struct{}, rpcConcurrency)
 	queue := make(chan struct{}, rpcQueue)                // calls that wait for a slot, beating
 	calls := make(chan struct{}, rpcConcurrency+rpcQueue) // counts calls in flight, for the end
+	gone, err := b.watchCallers(ctx)
+	if err != nil {
+		cl.Close()
+		return nil, natsError("export", r.name, err)
+	}
 	sub, err := b.cfg.Conn.QueueSubscribe(subject, subject, func(m *nats.Msg) {
 		if m.Reply == "" || m.Header.Get(hOrigin) == b.origin {
 			return
@@ -79,19 +84,21 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 			select {
 			case queue <- struct{}{}: // it waits for a slot on its own goroutine, beating
 				calls <- struct{}{}
+				reply, cctx, done := gone.track()
 				go func() {
-					defer b.beating(m)()
+					defer done()
+					defer b.beating(m, reply)()
 					select {
 					case slots <- struct{}{}:
 						<-queue
-					case <-ctx.Done():
+					case <-cctx.Done():
 						<-queue
 						<-calls
 						b.endCall(m, "the serving bridge stopped relaying the service")
 						return
 					}
 					defer func() { <-slots; <-calls }()
-					b.serveCall(ctx, r, cl, m)
+					b.serveCall(cctx, r, cl, m)
 				}()
 				return
 			case slots <- struct{}{}: // the queue is full too: the subscription waits
@@ -100,19 +107,23 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 			}
 		}
 		calls <- struct{}{}
+		reply, cctx, done := gone.track()
 		go func() {
-			defer b.beating(m)()
+			defer done()
+			defer b.beating(m, reply)()
 			defer func() { <-slots; <-calls }()
-			b.serveCall(ctx, r, cl, m)
+			b.serveCall(cctx, r, cl, m)
 		}()
 	})
 	if err != nil {
+		gone.close()
 		cl.Close()
 		return nil, natsError("export", r.name, err)
 	}
 	return func() error {
 		<-ctx.Done()
 		sub.Unsubscribe()
+		defer gone.close()
 		for range cap(calls) { // every call in flight ended
 			calls <- struct{}{}
 		}
@@ -130,10 +141,59 @@ func beatPeriod(m *nats.Msg) time.Duration {
 	return max(time.Duration(ms)*time.Millisecond, callBeatMin)
 }
 
-// beating sends beats on the inbox of the call of m, at the pace it asks
-// for, from now until the returned function is called: while the call waits
-// for a slot of the export or of the local client, and while it runs.
-func (b *Bridge) beating(m *nats.Msg) (stop func()) {
+// callers ends the calls of an export whose callers are gone. Each beat
+// carries a reply subject of the call's own (track): the server answers a
+// beat whose inbox nobody holds any more (the calling bridge died) with "no
+// responders", and the calling bridge answers a beat of a call it no longer
+// relays (its caller gave up); either answer ends the call here, and the
+// local request with it, so that the handler's context ends.
+type callers struct {
+	base string
+	sub  *nats.Subscription
+	ctx  context.Context
+	mu   sync.Mutex
+	n    uint64
+	live map[string]context.CancelFunc
+}
+
+func (b *Bridge) watchCallers(ctx context.Context) (*callers, error) {
+	c := &callers{base: nats.NewInbox(), ctx: ctx, live: map[string]context.CancelFunc{}}
+	var err error
+	c.sub, err = b.cfg.Conn.Subscribe(c.base+".*", func(m *nats.Msg) {
+		c.mu.Lock()
+		cancel := c.live[strings.TrimPrefix(m.Subject, c.base+".")]
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	})
+	return c, err
+}
+
+// track registers one call: the reply subject of its beats, its context,
+// and the function that ends it.
+func (c *callers) track() (reply string, ctx context.Context, done func()) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.mu.Lock()
+	c.n++
+	id := strconv.FormatUint(c.n, 36)
+	c.live[id] = cancel
+	c.mu.Unlock()
+	return c.base + "." + id, ctx, func() {
+		c.mu.Lock()
+		delete(c.live, id)
+		c.mu.Unlock()
+		cancel()
+	}
+}
+
+func (c *callers) close() { c.sub.Unsubscribe() }
+
+// beating sends beats on the inbox of the call of m (with reply as their
+// reply subject, see callers), at the pace it asks for, from now until the
+// returned function is called: while the call waits for a slot of the
+// export or of the local client, and while it runs.
+func (b *Bridge) beating(m *nats.Msg, reply string) (stop func()) {
 	p := beatPeriod(m)
 	if p == 0 {
 		return func() {}
@@ -150,6 +210,7 @@ func (b *Bridge) beating(m *nats.Msg) (stop func()) {
 			return
 		}
 		e := nats.NewMsg(m.Reply)
+		e.Reply = reply
 		e.Header.Set(hOrigin, b.origin)
 		e.Header.Set(hBeat, "1")
 		b.cfg.Conn.PublishMsg(e)
@@ -318,6 +379,13 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, mux *inboxMux, q *io
 		}
 		heard = time.Now()
 		if _, ok := m.Header[hBeat]; ok {
+			if !q.Connected() { // the caller went away: the serving bridge ends the call too
+				if m.Reply != "" {
+					b.cfg.Conn.Publish(m.Reply, nil)
+				}
+				q.Close()
+				return
+			}
 			continue
 		}
 		if m.Header.Get("Status") == "503" { // no bridge serves it
@@ -378,6 +446,10 @@ func newInboxMux(nc *nats.Conn, maxMsg int) (*inboxMux, error) {
 		m.mu.Unlock()
 		if q != nil {
 			q.push(msg)
+			return
+		}
+		if _, beat := msg.Header[hBeat]; beat && msg.Reply != "" {
+			nc.Publish(msg.Reply, nil) // a call this bridge relays no more: the serving bridge ends it
 		}
 	})
 	if err != nil {
