@@ -34,6 +34,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,26 +67,28 @@ type Config struct {
 	// Import are mirrored here.
 	Export, Import []string
 	// Name identifies the bridge across restarts: its durable JetStream
-	// consumers are named after it. Default: "iox-bridge-" and the host name.
+	// consumers are named after it, so two bridges connected at once may
+	// not share it (New refuses the second). Default: "iox-bridge-" and the
+	// host name.
 	Name string
 	// Subject is the root of every subject the bridge uses. Default "iox".
 	Subject string
 	// Scan is how often the local namespace is listed for services to export
-	// (Node.Services). Default 100 ms.
+	// (Node.Services). Default 100 ms; at least 1 ms.
 	Scan time.Duration
 	// Announce is how often exports are announced; an import ends when no
 	// announcement came for three periods while connected (an outage of
-	// the server does not count). Default 1 s.
+	// the server does not count). Default 1 s; at least 10 ms.
 	Announce time.Duration
 	// MaxMessageSize is the largest message the bridge relays. Default
 	// iox.DefaultMaxMessageSize.
 	MaxMessageSize int
 	// StreamMaxBytes bounds the JetStream stream of lossless channels.
-	// Default 1 GiB.
+	// Default 1 GiB; at least four of the server's largest messages.
 	StreamMaxBytes int64
 	// ConsumerIdle is how long the server keeps an importing bridge's durable
 	// consumer (and so the messages it has not taken) while the bridge is
-	// away. Default 10 minutes.
+	// away. Default 10 minutes; at least 10 s.
 	ConsumerIdle time.Duration
 	// OnStatus receives what the bridge does (see Status). It is called from
 	// the bridge's goroutines, one at a time.
@@ -164,6 +168,7 @@ type Bridge struct {
 	refused map[string]string // imports that failed to open: the types announced
 	annSub  *nats.Subscription
 	discSub *nats.Subscription
+	nameSub *nats.Subscription // answers bridges that would take the same Name
 	closed  bool
 
 	lastDown time.Time // when expire last found the connection down (run's goroutine only)
@@ -220,22 +225,25 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	if cfg.Subject == "" {
 		cfg.Subject = "iox"
 	}
-	if strings.ContainsAny(cfg.Subject, "*> \t\r\n") || strings.HasPrefix(cfg.Subject, ".") || strings.HasSuffix(cfg.Subject, ".") {
+	if !literalSubject(cfg.Subject) {
 		return nil, &iox.Error{Op: "new bridge", Name: cfg.Subject, Kind: iox.ErrInvalidArgument, Detail: "Config.Subject must be a literal NATS subject"}
 	}
-	if cfg.Scan <= 0 {
+	if err := checkConfig(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Scan == 0 {
 		cfg.Scan = 100 * time.Millisecond
 	}
-	if cfg.Announce <= 0 {
+	if cfg.Announce == 0 {
 		cfg.Announce = time.Second
 	}
-	if cfg.MaxMessageSize <= 0 {
+	if cfg.MaxMessageSize == 0 {
 		cfg.MaxMessageSize = iox.DefaultMaxMessageSize
 	}
-	if cfg.StreamMaxBytes <= 0 {
+	if cfg.StreamMaxBytes == 0 {
 		cfg.StreamMaxBytes = 1 << 30
 	}
-	if cfg.ConsumerIdle <= 0 {
+	if cfg.ConsumerIdle == 0 {
 		cfg.ConsumerIdle = 10 * time.Minute
 	}
 	js, err := jetstream.New(cfg.Conn, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(2*time.Second))
@@ -245,12 +253,27 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, origin: nuid.Next(), js: js, stream: streamName(cfg.Subject),
 		exports: map[string]*route{}, imports: map[string]*route{}, refused: map[string]string{}}
 	b.fr = newFramer(b.origin, cfg.Conn.MaxPayload())
+	// A Name is one bridge's: two bridges of one name would share their
+	// durable consumers, each receiving part of what they import. A bridge
+	// answers on its name's subject; one that is connected refuses the
+	// second (one that died answers no more).
+	nameSubject := cfg.Subject + "." + kindName + "." + EscapeName(cfg.Name)
+	if m, err := cfg.Conn.Request(nameSubject, nil, nameCheck); err == nil {
+		return nil, &iox.Error{Op: "new bridge", Name: cfg.Name, Kind: iox.ErrInvalidArgument,
+			Detail: fmt.Sprintf("another bridge of this name (run %s) is connected: give each bridge a Name of its own (iox bridge -name)", m.Data)}
+	}
 	b.ctx, b.cancel = context.WithCancel(ctx)
+	if b.nameSub, err = cfg.Conn.Subscribe(nameSubject, func(m *nats.Msg) { m.Respond([]byte(b.origin)) }); err != nil {
+		b.cancel()
+		return nil, natsError("new bridge", "", err)
+	}
 	if b.annSub, err = cfg.Conn.Subscribe(cfg.Subject+"."+kindAnnounce+".>", b.onAnnounce); err != nil {
+		b.nameSub.Unsubscribe()
 		b.cancel()
 		return nil, natsError("new bridge", "", err)
 	}
 	if b.discSub, err = cfg.Conn.Subscribe(cfg.Subject+"."+kindDiscover, func(*nats.Msg) { b.announceAll() }); err != nil {
+		b.nameSub.Unsubscribe()
 		b.annSub.Unsubscribe()
 		b.cancel()
 		return nil, natsError("new bridge", "", err)
@@ -274,6 +297,57 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	go b.run()
 	return b, nil
 }
+
+// Bounds of Config's values (zero takes the default).
+const (
+	minScan         = time.Millisecond      // listing the namespace more often does nothing but that
+	minAnnounce     = 10 * time.Millisecond // imports end after three periods without one
+	minConsumerIdle = 10 * time.Second      // an import pulls with an expiry of 2 s
+	minStreamFrames = 4                     // StreamMaxBytes holds at least this many frames of max_payload
+)
+
+// checkConfig refuses values that cannot work.
+func checkConfig(cfg Config) error {
+	bad := func(field string, v any, detail string) error {
+		return &iox.Error{Op: "new bridge", Kind: iox.ErrInvalidArgument, Detail: fmt.Sprintf("Config.%s %v: %s", field, v, detail)}
+	}
+	switch {
+	case cfg.Scan != 0 && cfg.Scan < minScan:
+		return bad("Scan", cfg.Scan, fmt.Sprintf("at least %v (0: the default)", minScan))
+	case cfg.Announce != 0 && cfg.Announce < minAnnounce:
+		return bad("Announce", cfg.Announce, fmt.Sprintf("at least %v (0: the default)", minAnnounce))
+	case cfg.ConsumerIdle != 0 && cfg.ConsumerIdle < minConsumerIdle:
+		return bad("ConsumerIdle", cfg.ConsumerIdle, fmt.Sprintf("at least %v (0: the default)", minConsumerIdle))
+	case cfg.MaxMessageSize < 0:
+		return bad("MaxMessageSize", cfg.MaxMessageSize, "a size in bytes (0: the default)")
+	case cfg.StreamMaxBytes != 0 && cfg.StreamMaxBytes < minStreamFrames*cfg.Conn.MaxPayload():
+		return bad("StreamMaxBytes", cfg.StreamMaxBytes, fmt.Sprintf("at least %d frames of the server's max_payload, %d bytes (0: the default)",
+			minStreamFrames, minStreamFrames*cfg.Conn.MaxPayload()))
+	}
+	return nil
+}
+
+// literalSubject reports whether s is a NATS subject without wildcards:
+// tokens separated by dots, none empty, without whitespace or control bytes.
+func literalSubject(s string) bool {
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*>") {
+			return false
+		}
+		for i := 0; i < len(tok); i++ {
+			if tok[i] <= ' ' || tok[i] == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// nameCheck bounds how long New waits for a bridge of the same name to
+// answer: a connected one answers at once, and when none subscribes the
+// server says so at once; a subscription of a bridge that died unseen (its
+// host gone) answers never, which costs this wait.
+const nameCheck = 500 * time.Millisecond
 
 // drainCheck bounds how long expire asks the server whether a pair's import
 // took everything.
@@ -319,6 +393,7 @@ func (b *Bridge) Close() error {
 			first = err
 		}
 	}
+	b.nameSub.Unsubscribe() // the name is free once every route ended
 	b.link.close()
 	if b.cfg.Conn.IsConnected() { // the "gone" announcements leave; a server that is away does not hold Close
 		b.cfg.Conn.FlushTimeout(closeFlush)
@@ -483,8 +558,10 @@ func (b *Bridge) startExport(a announcement) {
 		run, err = b.exportPair(ctx, r)
 	}
 	if err != nil {
+		if ctx.Err() == nil { // not the bridge closing while it started
+			b.status(Status{Event: "error", Dir: "export", Service: a.Name, Kind: a.Kind, Err: err})
+		}
 		cancel()
-		b.status(Status{Event: "error", Dir: "export", Service: a.Name, Kind: a.Kind, Err: err})
 		return
 	}
 	b.mu.Lock()
@@ -596,6 +673,7 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 		run, err = b.importPair(ctx, r)
 	}
 	if err != nil {
+		stopped := ctx.Err() != nil // stopped while it started (expired, or the bridge closing)
 		r.cancel()
 		close(r.done)
 		b.mu.Lock()
@@ -603,7 +681,7 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 			delete(b.imports, r.name)
 		}
 		b.mu.Unlock()
-		if b.ctx.Err() == nil {
+		if !stopped {
 			b.mu.Lock()
 			again := b.refused[r.name] == r.ann.Type+" "+r.ann.Resp
 			b.refused[r.name] = r.ann.Type + " " + r.ann.Resp
@@ -714,17 +792,39 @@ func natsError(op, name string, err error) error {
 	return &iox.Error{Op: op, Name: name, Kind: kind, Detail: "nats: " + err.Error()}
 }
 
-// streamName is the JetStream stream of the lossless channels under root.
+// streamName is the JetStream stream of the lossless channels under root:
+// the root upper-cased, then "_LOSSLESS" ("iox": IOX_LOSSLESS). A root with
+// other bytes than lower-case letters, digits and "-" (which would read alike
+// once upper-cased and cut to a stream name: "site.a", "site_a", "SITE.A"),
+// or a long one, also carries a hash of itself, so that every root has a
+// stream of its own.
 func streamName(root string) string {
+	const streamRoom = 200
 	var s strings.Builder
-	for _, c := range strings.ToUpper(root) {
-		if 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
-			s.WriteRune(c)
-		} else {
+	plain := true
+	for _, c := range []byte(root) {
+		switch {
+		case 'a' <= c && c <= 'z':
+			s.WriteByte(c - 'a' + 'A')
+		case '0' <= c && c <= '9' || c == '-':
+			s.WriteByte(c)
+		case 'A' <= c && c <= 'Z':
+			s.WriteByte(c)
+			plain = false
+		default:
 			s.WriteByte('_')
+			plain = false
 		}
 	}
-	return s.String() + "_LOSSLESS"
+	name := s.String()
+	if len(name) > streamRoom { // JetStream takes names of up to 255 bytes
+		name, plain = name[:streamRoom], false
+	}
+	if !plain {
+		sum := sha256.Sum256([]byte(root))
+		name += "_" + hex.EncodeToString(sum[:6])
+	}
+	return name + "_LOSSLESS"
 }
 
 // Route is one service a bridge relays.

@@ -39,6 +39,7 @@ const (
 	hSeq    = "Iox-Seq"    // lossless: the frame's number among those its export sent, from 1
 	hPub    = "Iox-Pub"    // lossless: the run id of the export that numbered it
 	hCount  = "Iox-Count"  // a packed frame: how many messages it carries
+	hBeat   = "Iox-Beat"   // calls: on a request, the beats asked for (ms); on the inbox, a beat (see rpc.go)
 )
 
 // Packing bounds: a pack holds at most packMessages messages and packBytes
@@ -160,9 +161,9 @@ func (f *framer) dropNotice(subject, typ, reason string) *nats.Msg {
 	return m
 }
 
-// assembler joins the frames of one subject's messages. Frames of one sender
-// arrive in order; a message whose parts do not follow each other is dropped
-// and reported.
+// assembler joins the frames of one sender's messages, which arrive in
+// order; a message whose parts do not follow each other is dropped and
+// reported.
 type assembler struct {
 	name string // the service, for errors
 	typ  string // the payload type the service carries
@@ -290,7 +291,9 @@ func (a *assembler) add(m *nats.Msg) (msg []byte, ok bool, err error) {
 			return nil, false, join(lost, a.fail(iox.ErrMessageTooLarge, "a message of %d bytes, the service takes %d", size, a.max))
 		}
 		a.id, a.next, a.parts, a.size = id, 1, n, size
-		a.buf = make([]byte, 0, size)
+		// Room for what came and some more parts: a forged Iox-Size does
+		// not make the bridge hold memory the sender did not fill.
+		a.buf = make([]byte, 0, min(size, joinRoom*len(m.Data)))
 	}
 	if i != a.next || n != a.parts || size != a.size || len(a.buf)+len(m.Data) > a.size {
 		a.skip = id
@@ -312,6 +315,70 @@ func (a *assembler) add(m *nats.Msg) (msg []byte, ok bool, err error) {
 }
 
 func (a *assembler) reset() { a.id, a.next, a.parts, a.size, a.buf = "", 0, 0, 0, nil }
+
+// joinRoom bounds what a message being joined holds ahead of its parts, in
+// parts.
+const joinRoom = 16
+
+// senders joins the frames that several bridges send on one subject: each
+// sender's frames arrive in order, but those of two senders (two hosts that
+// export the same name) may interleave, so each origin (Iox-Origin) has its
+// own assembler. At most maxSenders are kept: a new one forgets idle ones
+// first, then one whose message was being joined (reported as lost).
+type senders struct {
+	name, typ string
+	max       int
+	by        map[string]*assembler
+}
+
+const maxSenders = 64
+
+func newSenders(name, typ string, max int) *senders {
+	return &senders{name: name, typ: typ, max: max, by: map[string]*assembler{}}
+}
+
+// of returns the assembler of m's sender, and an error for a message of
+// another sender that had to be forgotten to make room.
+func (s *senders) of(m *nats.Msg) (*assembler, error) {
+	origin := ""
+	if m.Header != nil {
+		origin = m.Header.Get(hOrigin)
+	}
+	if a := s.by[origin]; a != nil {
+		return a, nil
+	}
+	var lost error
+	if len(s.by) >= maxSenders {
+		for o, a := range s.by {
+			if a.id == "" {
+				delete(s.by, o)
+			}
+		}
+		for o, a := range s.by {
+			if len(s.by) < maxSenders {
+				break
+			}
+			lost = join(lost, a.fail(iox.ErrProtocol, "message %s lost part %d of %d (more than %d bridges were sending)", a.id, a.next, a.parts, maxSenders))
+			delete(s.by, o)
+		}
+	}
+	a := &assembler{name: s.name, typ: s.typ, max: s.max}
+	s.by[origin] = a
+	return a, lost
+}
+
+// messages is assembler.messages for the frame's sender.
+func (s *senders) messages(m *nats.Msg) ([][]byte, error) {
+	a, lost := s.of(m)
+	msgs, err := a.messages(m)
+	return msgs, join(lost, err)
+}
+
+// joining reports whether a message of origin is being joined.
+func (s *senders) joining(origin string) bool {
+	a := s.by[origin]
+	return a != nil && a.id != ""
+}
 
 // kindOfDrop maps a drop notice's reason to the error kind it reports.
 func kindOfDrop(reason string) error {

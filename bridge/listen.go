@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -29,7 +30,9 @@ type ListenConfig struct {
 	// TLS, when set, makes clients connect with TLS.
 	TLS *tls.Config
 	// Cluster: this server's cluster address (HOST:PORT) and name, and the
-	// routes to the other servers of the cluster.
+	// routes to the other servers of the cluster. With a Token the servers
+	// authenticate each other with it; a cluster address beyond loopback
+	// without a Token is refused.
 	ClusterAddr string
 	ClusterName string
 	Routes      []string
@@ -102,8 +105,23 @@ func Listen(c ListenConfig) (*server.Server, error) {
 		if o.Cluster.Port == 0 {
 			o.Cluster.Port = server.RANDOM_PORT
 		}
+		// Routes are a way in as wide as clients: beyond loopback they need
+		// the token, with which the servers of the cluster authenticate
+		// each other (a route given without credentials presents it).
+		if !isLoopback(ch) && c.Token == "" {
+			return nil, &iox.Error{Op: op, Name: c.ClusterAddr, Kind: iox.ErrInvalidArgument,
+				Detail: "a cluster address reachable from other hosts needs a token: the servers of the cluster authenticate each other with it"}
+		}
 		o.Cluster.Name = c.ClusterName
 		o.Routes = server.RoutesFromStr(joinComma(c.Routes))
+		if c.Token != "" {
+			o.Cluster.Username, o.Cluster.Password = clusterUser, c.Token
+			for _, u := range o.Routes {
+				if u.User == nil {
+					u.User = url.UserPassword(clusterUser, c.Token)
+				}
+			}
+		}
 	}
 	s, err := server.NewServer(o)
 	if err != nil {
@@ -117,6 +135,10 @@ func Listen(c ListenConfig) (*server.Server, error) {
 	}
 	return s, nil
 }
+
+// clusterUser is the user the servers of a cluster with a token present to
+// each other.
+const clusterUser = "iox"
 
 func isLoopback(host string) bool {
 	if host == "localhost" {

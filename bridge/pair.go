@@ -78,7 +78,7 @@ const (
 
 // pairDurable is the consumer that reads one direction of a pair.
 func pairDurable(root, name, dir string) string {
-	return durableName("pair_"+root, name+"_"+dir)
+	return durableName("pair_"+root, name, dir)
 }
 
 // pairSide is what differs between the two bridges of a pair.
@@ -149,7 +149,7 @@ func (b *Bridge) runPair(ctx context.Context, r *route, side pairSide) (func() e
 	}
 	pubs := newJSPublisher(b, r, nil)
 	durable := pairDurable(b.cfg.Subject, r.name, side.in)
-	keeper := b.keepConsumer(ctx, r, durable)
+	keeper := b.keepConsumer(ctx, r, durable, false)
 	if side.in == pairFromExport {
 		r.drained = func(ctx context.Context) bool { return b.pairDrained(ctx, durable) }
 	}

@@ -2,6 +2,9 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -71,7 +74,9 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 	} else if err := b.ensureStream(ctx); err != nil {
 		return nil, err
 	}
-	sub, err := iox.OpenSubOf[[]byte](ctx, b.cfg.Node, r.name, codecFor(pt), opts...)
+	// The subscriber lives until the route closes it, after the drain: a
+	// cancelled context would drop what it holds.
+	sub, err := iox.OpenSubOf[[]byte](context.WithoutCancel(ctx), b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,63 +128,118 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 			batch, size = batch[:0], 0
 			return ctx.Err()
 		}
-		for {
-			// Recv rather than RecvView: Recv drains the queue with one native
-			// call for many messages, RecvView takes one per call. A message
-			// Recv waited for goes at once, alone; one that was there
-			// already may have others behind it, which join it in a pack
-			// (Recv with a context that has ended only takes what is there).
-			wait := ctx
-			if len(batch) > 0 {
-				wait = ended
-			}
-			t0 := time.Now()
-			msg, err := sub.Recv(wait)
-			waited := wait == ctx && time.Since(t0) >= packQuick
-			if err != nil && wait == ended && errors.Is(err, context.Canceled) && ctx.Err() == nil {
-				if err := relay(); err != nil {
-					return err
+		// take relays what the program sends until the route ends.
+		take := func() error {
+			for {
+				// Recv rather than RecvView: Recv drains the queue with one native
+				// call for many messages, RecvView takes one per call. A message
+				// Recv waited for goes at once, alone; one that was there
+				// already may have others behind it, which join it in a pack
+				// (Recv with a context that has ended only takes what is there).
+				wait := ctx
+				if len(batch) > 0 {
+					wait = ended
 				}
-				continue // nothing more waits
-			}
-			if err != nil {
-				if err := relay(); err != nil {
-					return err
-				}
-				if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
-					return ctx.Err()
-				}
-				var e *iox.Error
-				if !errors.As(err, &e) || sub.Err() != nil {
-					return err
-				}
-				// One message could not be taken: report it here and there.
-				b.report(r, err)
-				if errors.Is(err, iox.ErrMessageTooLarge) {
-					err = send(b.fr.dropNotice(subject, r.ann.Type, "too large: "+e.Detail), nil)
-				} else {
-					err = send(b.fr.dropNotice(subject, r.ann.Type, e.Error()), nil)
+				t0 := time.Now()
+				msg, err := sub.Recv(wait)
+				waited := wait == ctx && time.Since(t0) >= packQuick
+				if err != nil && wait == ended && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+					if err := relay(); err != nil {
+						return err
+					}
+					continue // nothing more waits
 				}
 				if err != nil {
+					if err := relay(); err != nil {
+						return err
+					}
+					if ctx.Err() != nil || errors.Is(err, iox.ErrClosed) {
+						return ctx.Err()
+					}
+					var e *iox.Error
+					if !errors.As(err, &e) || sub.Err() != nil {
+						return err
+					}
+					// One message could not be taken: report it here and there.
 					b.report(r, err)
+					if errors.Is(err, iox.ErrMessageTooLarge) {
+						err = send(b.fr.dropNotice(subject, r.ann.Type, "too large: "+e.Detail), nil)
+					} else {
+						err = send(b.fr.dropNotice(subject, r.ann.Type, e.Error()), nil)
+					}
+					if err != nil {
+						b.report(r, err)
+					}
+					continue
 				}
-				continue
-			}
-			if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
-				if err := relay(); err != nil {
-					return err
+				if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
+					if err := relay(); err != nil {
+						batch = append(batch, msg) // taken: the drain relays it
+						size += packedSize(len(msg))
+						return err
+					}
 				}
-			}
-			batch = append(batch, msg)
-			size += packedSize(len(msg))
-			if !b.fr.packs(len(msg)) || waited {
-				if err := relay(); err != nil {
-					return err
+				batch = append(batch, msg)
+				size += packedSize(len(msg))
+				if !b.fr.packs(len(msg)) || waited {
+					if err := relay(); err != nil {
+						return err
+					}
 				}
 			}
 		}
+		// drain relays, as the route ends, what the subscriber holds: the
+		// program's channel gave it to the bridge (a lossless publisher's
+		// Flush said so), so a Close of the bridge (a restart) must not
+		// drop it. It takes what waits until nothing comes for drainIdle,
+		// at most drainMax messages and for drainFor: a publisher that goes
+		// on sending does not hold the end.
+		drain := func() {
+			until := time.Now().Add(drainFor)
+			for range drainMax {
+				if time.Now().After(until) {
+					break
+				}
+				// Not Recv(ended), which may find the receiver's turn taken
+				// by its own housekeeping and return at once.
+				idle, cancel := context.WithTimeout(context.Background(), drainIdle)
+				msg, err := sub.Recv(idle)
+				cancel()
+				if err != nil {
+					if errors.Is(err, context.DeadlineExceeded) || sub.Err() != nil {
+						break // nothing more waits
+					}
+					b.report(r, err) // one message could not be taken
+					continue
+				}
+				if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
+					relay()
+				}
+				batch = append(batch, msg)
+				size += packedSize(len(msg))
+			}
+			relay()
+		}
+		err := take()
+		if ctx.Err() != nil && sub.Err() == nil {
+			drain()
+		}
+		return err
 	}, nil
 }
+
+// importLinger is how long a lossless import's publisher waits at its
+// Close for the local subscribers' confirmation.
+const importLinger = 100 * time.Millisecond
+
+// drainMax and drainFor bound what an export relays after its route ended
+// (see drain in exportPubSub), which ends once nothing came for drainIdle:
+// what a subscriber holds goes in far less time.
+const (
+	drainMax  = 1 << 16
+	drainFor  = time.Second
+	drainIdle = 5 * time.Millisecond
+)
 
 // packQuick: a Recv that returns sooner did not wait for its message, which
 // was there already, with others perhaps.
@@ -353,14 +413,19 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	if r.kind == KindLossy {
 		opts = append(opts, iox.Lossy())
 	} else {
-		opts = append(opts, iox.WaitSubscribers(1))
+		// Its Close waits only briefly for the local subscribers to confirm
+		// the end: the import acknowledges by what reached shared memory
+		// (see the end of the loop), which a confirmation adds nothing to.
+		opts = append(opts, iox.WaitSubscribers(1), iox.WithLinger(importLinger))
 	}
-	pub, err := iox.OpenPubOf[[]byte](ctx, b.cfg.Node, r.name, codecFor(pt), opts...)
+	// The publisher lives until the route closes it: a cancelled context
+	// would drop what it queued (see the end of the lossless loop).
+	pub, err := iox.OpenPubOf[[]byte](context.WithoutCancel(ctx), b.cfg.Node, r.name, codecFor(pt), opts...)
 	if err != nil {
 		return nil, err
 	}
 	b.setOwn(r, iox.PortCounts{Publishers: 1})
-	asm := &assembler{name: r.name, typ: r.ann.Type, max: b.cfg.MaxMessageSize}
+	asm := newSenders(r.name, r.ann.Type, b.cfg.MaxMessageSize)
 	subject := Subject(b.cfg.Subject, subjectKinds[r.kind], r.name)
 	if r.kind == KindLossy {
 		sub, err := b.cfg.Conn.Subscribe(subject, func(m *nats.Msg) {
@@ -413,38 +478,66 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		pub.Close()
 		return nil, natsError("import", r.name, err)
 	}
-	keeper := b.keepConsumer(ctx, r, durableName(b.cfg.Name, r.name))
+	// Frames an earlier run of this import was given but did not take come
+	// again at once, not after AckWait.
+	keeper := b.keepConsumer(ctx, r, durableName(b.cfg.Name, r.name), cons.CachedInfo().NumAckPending > 0)
 	return func() error {
 		stop := context.AfterFunc(ctx, it.Stop)
 		defer stop()
-		defer pub.Close()
 		defer keeper.close()
 		// Frames taken but not acknowledged yet, by stream sequence: the parts
 		// of a message being joined, and messages waiting for the local
 		// publisher's Flush. A copy of one of them (redelivered) takes its
 		// place, so the acknowledgement goes to the latest delivery.
 		unacked := map[uint64]jetstream.Msg{}
-		var parts, held []uint64
-		heldMsgs := 0 // the messages of the frames held
-		acked := 0    // messages acknowledged since the server last confirmed a flush
+		parts := map[string][]uint64{} // by sending bridge (Iox-Origin)
+		var held []uint64
+		var heldN []int // for each frame held, the messages it completes (0: a part)
+		heldMsgs := 0   // the messages of the frames held
+		acked := 0      // messages acknowledged since the server last confirmed a flush
 		streamSeq := func(m jetstream.Msg) uint64 {
 			md, _ := m.Metadata() // checked when the frame came
 			return md.Sequence.Stream
 		}
+		var last jetstream.Msg // the frame acknowledged last
 		ack := func(seqs []uint64) {
 			for _, q := range seqs {
-				unacked[q].Ack()
+				last = unacked[q]
+				last.Ack()
 				delete(unacked, q)
 			}
 		}
-		// An import that ends (its export gone, or the bridge closing) first
-		// acknowledges what reached the local subscribers, so that an import
-		// of the same service started later does not deliver it again.
+		// An import that ends (its export gone, or the bridge closing)
+		// closes its publisher, which delivers what it queued (for up to its
+		// linger time), and then acknowledges every frame whose messages
+		// reached shared memory, so that an import of the same service
+		// started later delivers them no more and the others again. The
+		// queue is in order: what is still queued is the last messages.
 		defer func() {
 			fctx, cancel := context.WithTimeout(context.Background(), closeFlush)
-			defer cancel()
-			if len(held) > 0 && pub.Flush(fctx) == nil {
-				ack(held)
+			pub.Flush(fctx)
+			cancel()
+			pub.Close()
+			delivered := heldMsgs - pub.Pending()
+			n, sum := 0, 0
+			for i, c := range heldN {
+				if c == 0 {
+					continue // a part: acknowledged with its message's last frame
+				}
+				if c < 0 || sum+c > delivered {
+					break
+				}
+				sum += c
+				n = i + 1
+			}
+			ack(held[:n])
+			// The server takes acknowledgements in order and answers one
+			// sent again with a reply once it took it: so an import started
+			// next finds the consumer's floor past everything acknowledged.
+			if last != nil && b.cfg.Conn.IsConnected() {
+				fctx, cancel := context.WithTimeout(context.Background(), closeFlush)
+				b.cfg.Conn.RequestWithContext(fctx, last.Reply(), []byte("+ACK"))
+				cancel()
 			}
 		}()
 		take := func(m jetstream.Msg) error {
@@ -455,29 +548,62 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 			q := streamSeq(m)
 			unacked[q] = m
+			origin := m.Headers().Get(hOrigin)
+			for o, ps := range parts { // joins that ended otherwise (forgotten for other senders)
+				if o != origin && !asm.joining(o) {
+					ack(ps)
+					delete(parts, o)
+				}
+			}
 			if len(msgs) == 0 {
-				if asm.id == "" { // nothing is being joined: done with what came
-					ack(append(parts, q))
-					parts = parts[:0]
+				if !asm.joining(origin) { // nothing is being joined: done with what came
+					ack(append(parts[origin], q))
+					delete(parts, origin)
 				} else {
-					parts = append(parts, q)
+					parts[origin] = append(parts[origin], q)
 				}
 				return nil
 			}
 			// Acknowledged once the message is in shared memory (not only in
 			// the local publisher's send queue, which a killed bridge loses):
 			// a restart sends again at most what was not yet acknowledged.
-			for _, msg := range msgs {
-				if err := pub.Send(ctx, msg); err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
+			sent, whole := 0, true // queued in the publisher; all of them
+			for i, msg := range msgs {
+				err := pub.Send(ctx, msg)
+				if err != nil && ctx.Err() != nil {
+					if i == 0 {
+						return ctx.Err() // nothing of it went: it comes again
 					}
-					b.report(r, err)
+					// Part of a pack went: the rest follows, for a while, so
+					// that the frame is acknowledged whole (see the end).
+					fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeFlush)
+					err = pub.Send(fctx, msg)
+					cancel()
+					if err != nil {
+						whole = false
+						break
+					}
 				}
+				if err != nil {
+					b.report(r, err)
+					continue
+				}
+				sent++
 			}
-			held = append(append(held, parts...), q)
-			parts = parts[:0]
-			heldMsgs += len(msgs)
+			for range parts[origin] {
+				heldN = append(heldN, 0)
+			}
+			held = append(append(held, parts[origin]...), q)
+			if whole {
+				heldN = append(heldN, sent)
+			} else {
+				heldN = append(heldN, -1) // never acknowledged: it comes again
+			}
+			delete(parts, origin)
+			heldMsgs += sent
+			if !whole {
+				return ctx.Err()
+			}
 			if pub.Pending() > 0 && heldMsgs < ackEvery {
 				return nil // acknowledged with a later message
 			}
@@ -486,7 +612,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 			ack(held)
 			acked += heldMsgs
-			held, heldMsgs = held[:0], 0
+			held, heldN, heldMsgs = held[:0], heldN[:0], 0
 			if acked >= ackFlush {
 				fctx, cancel := context.WithTimeout(ctx, closeFlush)
 				err := b.cfg.Conn.FlushWithContext(fctx)
@@ -533,8 +659,9 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	}, nil
 }
 
-// consumerKeeper resets an import's consumer after each reconnection, and
-// when frames wait behind a gap for gapReset: a delivery the client dropped
+// consumerKeeper resets an import's consumer after each reconnection (and at
+// its start, when asked: what an earlier run was given comes again at once),
+// and when frames wait behind a gap for gapReset: a delivery the client dropped
 // (a full iterator after a reconnection) or that a server restart lost comes
 // again then, not after AckWait.
 type consumerKeeper struct {
@@ -545,13 +672,16 @@ type consumerKeeper struct {
 	done   chan struct{}
 }
 
-func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string) *consumerKeeper {
+func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string, now bool) *consumerKeeper {
 	k := &consumerKeeper{gaps: make(chan struct{}, 1), done: make(chan struct{})}
 	ctx, k.cancel = context.WithCancel(ctx)
 	resets, unnotify := b.link.notify()
 	go func() {
 		defer close(k.done)
 		defer unnotify()
+		if now {
+			b.resetConsumer(ctx, r, durable)
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -635,18 +765,40 @@ const gapReset = 300 * time.Millisecond
 // server).
 const resetAttempts = 20
 
-// durableName is the durable consumer of one importing bridge and service.
-func durableName(bridge, service string) string {
+// durableName names the durable consumer of one importing bridge and
+// service (parts: the bridge's name and the service's), or of one direction
+// of a pair (see pairDurable): a readable prefix, cut so that the name stays
+// within JetStream's 255 bytes, then a hash of the parts, so that parts that
+// read alike (services "x/y" and "x_2fy"; bridge "a_b" importing "c" and
+// bridge "a" importing "b_c") never share a consumer.
+func durableName(parts ...string) string {
+	h := sha256.New()
 	var s strings.Builder
-	for _, c := range bridge + "_" + EscapeName(service) {
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
-			s.WriteRune(c)
-		} else {
-			fmt.Fprintf(&s, "_%02x", c)
+	for i, p := range parts {
+		h.Write(binary.AppendUvarint(nil, uint64(len(p))))
+		h.Write([]byte(p))
+		if i > 0 {
+			s.WriteByte('_')
+		}
+		for _, c := range []byte(p) {
+			if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
+				s.WriteByte(c)
+			} else {
+				s.WriteByte('_')
+			}
 		}
 	}
-	return s.String()
+	sum := hex.EncodeToString(h.Sum(nil)[:durableHash])
+	prefix := s.String()
+	return prefix[:min(len(prefix), durableMax-1-len(sum))] + "_" + sum
 }
+
+// durableMax is the longest consumer name JetStream takes; durableHash is
+// how many bytes of the parts' SHA-256 a name carries.
+const (
+	durableMax  = 255
+	durableHash = 12
+)
 
 // reorder puts the frames of each export back in the order it sent them
 // (Iox-Seq, per seqKey): a frame the stream refused is sent again, after

@@ -26,8 +26,27 @@ import (
 // the stream ended cleanly right behind its last response, on that response's
 // last frame. A request must fit one NATS message.
 
+// A call that waits long is kept alive by beats: the caller's bridge asks
+// for one every Announce period (Iox-Beat on the request, in milliseconds,
+// at least callBeatMin), the serving bridge sends an empty message with
+// Iox-Beat on the inbox at that pace while the call runs, and the caller's
+// bridge ends a call that heard nothing for three periods (ErrNoResponse
+// for the caller, as when the serving side ends a call unanswered): the
+// serving bridge died, or the way to it, and with it the call's responses.
+
+// callBeatMin bounds how often beats are sent.
+const callBeatMin = 50 * time.Millisecond
+
+// callBeat is the pace of beats a bridge asks for.
+func (b *Bridge) callBeat() time.Duration { return max(b.cfg.Announce, callBeatMin) }
+
 // rpcConcurrency bounds the calls one export serves at once.
 const rpcConcurrency = 256
+
+// rpcQueue bounds the calls of one export that wait for a slot (beating,
+// see beating); beyond it the subscription waits, and its callers' bridges
+// may end calls that wait there longer than three beats.
+const rpcQueue = 4 * rpcConcurrency
 
 // rpcLook is how often a waiting import checks that its caller is still there.
 const rpcLook = 250 * time.Millisecond
@@ -48,45 +67,175 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 	b.setOwn(r, iox.PortCounts{Clients: 1})
 	subject := Subject(b.cfg.Subject, kindRPC, r.name)
 	slots := make(chan struct{}, rpcConcurrency)
-	calls := make(chan struct{}, rpcConcurrency) // counts calls in flight, for the end
+	queue := make(chan struct{}, rpcQueue)                // calls that wait for a slot, beating
+	calls := make(chan struct{}, rpcConcurrency+rpcQueue) // counts calls in flight, for the end
+	gone, err := b.watchCallers(ctx)
+	if err != nil {
+		cl.Close()
+		return nil, natsError("export", r.name, err)
+	}
 	sub, err := b.cfg.Conn.QueueSubscribe(subject, subject, func(m *nats.Msg) {
 		if m.Reply == "" || m.Header.Get(hOrigin) == b.origin {
 			return
 		}
 		select {
 		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
+		default:
+			select {
+			case queue <- struct{}{}: // it waits for a slot on its own goroutine, beating
+				calls <- struct{}{}
+				reply, cctx, done := gone.track()
+				go func() {
+					defer done()
+					defer b.beating(m, reply)()
+					select {
+					case slots <- struct{}{}:
+						<-queue
+					case <-cctx.Done():
+						<-queue
+						<-calls
+						b.endCall(m, "the serving bridge stopped relaying the service")
+						return
+					}
+					defer func() { <-slots; <-calls }()
+					b.serveCall(cctx, r, cl, m)
+				}()
+				return
+			case slots <- struct{}{}: // the queue is full too: the subscription waits
+			case <-ctx.Done():
+				return
+			}
 		}
 		calls <- struct{}{}
+		reply, cctx, done := gone.track()
 		go func() {
+			defer done()
+			defer b.beating(m, reply)()
 			defer func() { <-slots; <-calls }()
-			b.serveCall(ctx, r, cl, m)
+			b.serveCall(cctx, r, cl, m)
 		}()
 	})
 	if err != nil {
+		gone.close()
 		cl.Close()
 		return nil, natsError("export", r.name, err)
 	}
 	return func() error {
 		<-ctx.Done()
 		sub.Unsubscribe()
-		for range rpcConcurrency { // every call in flight ended
+		defer gone.close()
+		for range cap(calls) { // every call in flight ended
 			calls <- struct{}{}
 		}
 		return cl.Close()
 	}, nil
 }
 
+// beatPeriod is how often the caller's bridge asks for beats on the call of
+// m (Iox-Beat), or 0 for none.
+func beatPeriod(m *nats.Msg) time.Duration {
+	ms, err := strconv.ParseInt(m.Header.Get(hBeat), 10, 32)
+	if err != nil || ms <= 0 {
+		return 0
+	}
+	return max(time.Duration(ms)*time.Millisecond, callBeatMin)
+}
+
+// callers ends the calls of an export whose callers are gone. Each beat
+// carries a reply subject of the call's own (track): the server answers a
+// beat whose inbox nobody holds any more (the calling bridge died) with "no
+// responders", and the calling bridge answers a beat of a call it no longer
+// relays (its caller gave up); either answer ends the call here, and the
+// local request with it, so that the handler's context ends.
+type callers struct {
+	base string
+	sub  *nats.Subscription
+	ctx  context.Context
+	mu   sync.Mutex
+	n    uint64
+	live map[string]context.CancelFunc
+}
+
+func (b *Bridge) watchCallers(ctx context.Context) (*callers, error) {
+	c := &callers{base: nats.NewInbox(), ctx: ctx, live: map[string]context.CancelFunc{}}
+	var err error
+	c.sub, err = b.cfg.Conn.Subscribe(c.base+".*", func(m *nats.Msg) {
+		c.mu.Lock()
+		cancel := c.live[strings.TrimPrefix(m.Subject, c.base+".")]
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	})
+	return c, err
+}
+
+// track registers one call: the reply subject of its beats, its context,
+// and the function that ends it.
+func (c *callers) track() (reply string, ctx context.Context, done func()) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.mu.Lock()
+	c.n++
+	id := strconv.FormatUint(c.n, 36)
+	c.live[id] = cancel
+	c.mu.Unlock()
+	return c.base + "." + id, ctx, func() {
+		c.mu.Lock()
+		delete(c.live, id)
+		c.mu.Unlock()
+		cancel()
+	}
+}
+
+func (c *callers) close() { c.sub.Unsubscribe() }
+
+// beating sends beats on the inbox of the call of m (with reply as their
+// reply subject, see callers), at the pace it asks for, from now until the
+// returned function is called: while the call waits for a slot of the
+// export or of the local client, and while it runs.
+func (b *Bridge) beating(m *nats.Msg, reply string) (stop func()) {
+	p := beatPeriod(m)
+	if p == 0 {
+		return func() {}
+	}
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(p, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		e := nats.NewMsg(m.Reply)
+		e.Reply = reply
+		e.Header.Set(hOrigin, b.origin)
+		e.Header.Set(hBeat, "1")
+		b.cfg.Conn.PublishMsg(e)
+		t.Reset(p)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
+// endCall ends the call of m, unanswered, for reason.
+func (b *Bridge) endCall(m *nats.Msg, reason string) {
+	e := nats.NewMsg(m.Reply)
+	e.Header.Set(hOrigin, b.origin)
+	e.Header.Set(hEnd, reason)
+	b.cfg.Conn.PublishMsg(e)
+}
+
 // serveCall makes one call on the local service and sends its responses to
 // the NATS request's inbox.
 func (b *Bridge) serveCall(ctx context.Context, r *route, cl *iox.Caller[[]byte, []byte], m *nats.Msg) {
-	end := func(reason string) {
-		e := nats.NewMsg(m.Reply)
-		e.Header.Set(hOrigin, b.origin)
-		e.Header.Set(hEnd, reason)
-		b.cfg.Conn.PublishMsg(e)
-	}
+	end := func(reason string) { b.endCall(m, reason) }
 	asm := &assembler{name: r.name, typ: r.ann.Type, max: b.cfg.MaxMessageSize}
 	req, ok, err := asm.add(m)
 	if err != nil || !ok {
@@ -195,6 +344,9 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, mux *inboxMux, q *io
 	inbox, in := mux.open()
 	defer mux.drop(inbox)
 	frames[0].Reply = inbox
+	beat := b.callBeat()
+	frames[0].Header[hBeat] = []string{strconv.FormatInt(beat.Milliseconds(), 10)}
+	heard := time.Now() // when the serving side was last heard of
 	if err := b.cfg.Conn.PublishMsg(frames[0]); err != nil {
 		b.report(r, natsError("bridge call", r.name, err))
 		q.Close()
@@ -213,11 +365,28 @@ func (b *Bridge) forwardCall(ctx context.Context, r *route, mux *inboxMux, q *io
 					q.Close() // the caller went away
 					return
 				}
+				if time.Since(heard) > 3*beat {
+					b.report(r, &iox.Error{Op: "bridge call", Name: r.name, Kind: iox.ErrPeerGone,
+						Detail: fmt.Sprintf("nothing came from the serving bridge for %v: it or the way to it is gone", time.Since(heard).Round(time.Millisecond))})
+					q.Close()
+					return
+				}
 				continue
 			}
 			b.report(r, natsError("bridge call", r.name, err))
 			q.Close()
 			return
+		}
+		heard = time.Now()
+		if _, ok := m.Header[hBeat]; ok {
+			if !q.Connected() { // the caller went away: the serving bridge ends the call too
+				if m.Reply != "" {
+					b.cfg.Conn.Publish(m.Reply, nil)
+				}
+				q.Close()
+				return
+			}
+			continue
 		}
 		if m.Header.Get("Status") == "503" { // no bridge serves it
 			q.Close()
@@ -277,6 +446,10 @@ func newInboxMux(nc *nats.Conn, maxMsg int) (*inboxMux, error) {
 		m.mu.Unlock()
 		if q != nil {
 			q.push(msg)
+			return
+		}
+		if _, beat := msg.Header[hBeat]; beat && msg.Reply != "" {
+			nc.Publish(msg.Reply, nil) // a call this bridge relays no more: the serving bridge ends it
 		}
 	})
 	if err != nil {

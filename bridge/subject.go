@@ -22,7 +22,9 @@ import (
 //	pr   a pair (ROOT.pr.TOKEN.a and .b, one per direction, in the same stream)
 //	ann  announcements of what bridges export (JSON, see announcement)
 //
-// ROOT.disc asks every bridge to announce again. Escaping: letters, digits and
+// ROOT.disc asks every bridge to announce again; a bridge answers requests
+// on ROOT.name.NAME (its Config.Name, escaped), so that a second bridge of
+// its name is refused. Escaping: letters, digits and
 // "-_/+=:,@" stay; every other byte, including NATS's reserved ".", "*", ">",
 // whitespace and "~" itself, becomes "~" and two lower-case hex digits, so
 // "sensors/imu.left" is "sensors/imu~2eleft" and the mapping is reversible.
@@ -40,6 +42,7 @@ const (
 	kindRPC      = "rpc"
 	kindAnnounce = "ann"
 	kindDiscover = "disc"
+	kindName     = "name"
 )
 
 // EscapeName returns the one-token form of a service name used in subjects.

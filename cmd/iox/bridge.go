@@ -53,7 +53,7 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 		tlsCert := fs.String("tls-cert", "", "TLS certificate `FILE`: the server's with -listen, the client's otherwise")
 		tlsKey := fs.String("tls-key", "", "TLS key `FILE` of -tls-cert")
 		tlsCA := fs.String("tls-ca", "", "CA certificates `FILE` to verify the server with")
-		cluster := fs.String("cluster", "", "with -listen: this server's cluster address `HOST:PORT`")
+		cluster := fs.String("cluster", "", "with -listen: this server's cluster address `HOST:PORT` (beyond loopback it needs -token, which the cluster's servers present to each other)")
 		fs.Var(&routes, "route", "with -listen: the cluster `URL` of another server (repeatable)")
 		maxMsg := fs.Int("max-message", 0, "the largest message relayed (default iox's MaxMessageSize default)")
 		asJSON := fs.Bool("json", false, "print JSON lines")
@@ -66,6 +66,15 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 			}
 			if *listen == "" && (len(nkeyUsers) > 0 || *cluster != "" || len(routes) > 0) {
 				return usagef("-nkey-users, -cluster and -route go with -listen")
+			}
+			if *tlsKey != "" && *tlsCert == "" {
+				return usagef("-tls-key goes with -tls-cert")
+			}
+			if *listen != "" && *tlsCA != "" {
+				return usagef("-tls-ca goes with -nats (with -listen the bridge trusts its server's -tls-cert)")
+			}
+			if *maxMsg < 0 {
+				return usagef("-max-message must be a size in bytes (0: the default)")
 			}
 			var out sync.Mutex
 			say := func(s bridge.Status, extra map[string]string) {

@@ -173,13 +173,13 @@ func TestBridgeCommandListensWithTokenAndTLS(t *testing.T) {
 	a, b := newNamespace(t), newNamespace(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	pa := startLive(t, a, "bridge", "-listen", addr, "-store", t.TempDir(), "-token", "s3cret",
-		"-tls-cert", certFile, "-tls-key", keyFile, "-export", "x/*")
+		"-tls-cert", certFile, "-tls-key", keyFile, "-export", "x/*", "-name", "a")
 	pa.expect(t, "relaying")
 	// A client without the token is refused; with the token and the CA it relays.
 	_, errOut, code := runIox(t, &b, "", "bridge", "-nats", "tls://"+addr, "-tls-ca", certFile, "-import", "x/*")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "connect")
-	pb := startLive(t, b, "bridge", "-nats", "tls://"+addr, "-token", "s3cret", "-tls-ca", certFile, "-import", "x/*")
+	pb := startLive(t, b, "bridge", "-nats", "tls://"+addr, "-token", "s3cret", "-tls-ca", certFile, "-import", "x/*", "-name", "b")
 	pb.expect(t, "relaying")
 	require.Equal(t, 0, pb.stop(t, syscall.SIGTERM))
 	require.Equal(t, 0, pa.stop(t, syscall.SIGTERM))
