@@ -156,6 +156,8 @@ type Bridge struct {
 	stream string
 	link   *link
 
+	streamMu sync.Mutex // one look at the stream's settings at a time (ensureStream)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	loops  sync.WaitGroup

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -41,9 +42,12 @@ const (
 	ackFlush = 4*pubWindow - 2*ackEvery
 )
 
-// ensureStream creates or updates the stream of lossless channels and pairs.
+// ensureStream creates the stream of lossless channels and pairs, or updates
+// it when its settings are not this bridge's. A stream that is as it should
+// be is left alone: the server would otherwise rewrite its settings for
+// every route that opens, while other routes create their consumers on it.
 func (b *Bridge) ensureStream(ctx context.Context) error {
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:       b.stream,
 		Subjects:   []string{b.cfg.Subject + "." + kindLossless + ".>", b.cfg.Subject + "." + kindPair + ".>"},
 		Retention:  jetstream.InterestPolicy,
@@ -51,11 +55,24 @@ func (b *Bridge) ensureStream(ctx context.Context) error {
 		MaxBytes:   b.cfg.StreamMaxBytes,
 		Storage:    jetstream.FileStorage,
 		Duplicates: 2 * time.Minute,
-	})
-	if err != nil {
+	}
+	b.streamMu.Lock()
+	defer b.streamMu.Unlock()
+	if s, err := b.js.Stream(ctx, b.stream); err == nil && sameStream(s.CachedInfo().Config, cfg) {
+		return nil
+	}
+	if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return natsError("create stream", b.stream, err)
 	}
 	return nil
+}
+
+// sameStream reports whether the settings that ensureStream makes are those
+// of have.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
+		have.Discard == want.Discard && have.MaxBytes == want.MaxBytes &&
+		have.Storage == want.Storage && have.Duplicates == want.Duplicates
 }
 
 // exportPubSub subscribes to the local service and returns the loop that
