@@ -216,3 +216,39 @@ func TestTwoBridgesExportingAndImportingDoNotEcho(t *testing.T) {
 	require.False(t, th.logA.has("start", "import", "chat/room"))
 	require.NoError(t, pub.Close())
 }
+
+// Every lossless route makes sure the stream of lossless channels is there,
+// but a stream that is as it should be is left alone: three channels
+// crossing (an export and an import each) create the stream once and never
+// update it. (Updates for every route made the server rewrite the stream's
+// settings while it created other routes' consumers on it.)
+func TestTheLosslessStreamIsCreatedOnceAndLeftAlone(t *testing.T) {
+	th := newTwoHosts(t, []string{"ledger/*"}, []string{"ledger/*"}, nil)
+	watch := connect(t, th.url)
+	created, err := watch.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.CREATED.>")
+	require.NoError(t, err)
+	updated, err := watch.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
+	require.NoError(t, err)
+	require.NoError(t, watch.Flush())
+	ctx := ctxT(t)
+	for _, name := range []string{"ledger/a", "ledger/b", "ledger/c"} {
+		sub, err := iox.OpenSub(ctx, th.b, name)
+		require.NoError(t, err)
+		defer sub.Close()
+		pub, err := iox.OpenPub(ctx, th.a, name)
+		require.NoError(t, err)
+		defer pub.Close()
+		eventually(t, "the import of "+name, func() bool { return th.logB.has("start", "import", name) })
+		require.NoError(t, pub.Send(ctx, []byte(name)))
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, name, string(m))
+	}
+	require.NoError(t, watch.Flush())
+	n, _, err := created.Pending()
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "stream creations")
+	n, _, err = updated.Pending()
+	require.NoError(t, err)
+	require.Zero(t, n, "stream updates")
+}
