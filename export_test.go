@@ -232,5 +232,5 @@ func (p *Pull[T]) Senders() (watched, dead int) { return p.senders.counts() }
 func (s *senders) counts() (watched, dead int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.watched), len(s.dead)
+	return len(s.watched.m), len(s.dead)
 }

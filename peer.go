@@ -51,3 +51,52 @@ func pollProcess(pid int, created int64, every time.Duration, gone func()) (canc
 	}()
 	return func() { once.Do(func() { close(stop) }) }
 }
+
+// nodeWatches watches the processes of the nodes a channel lists (its
+// subscribers, its senders), each node once however many ports it has; its
+// owner's lock guards it.
+type nodeWatches struct {
+	lib   *ffi.Lib
+	every time.Duration // how often to look where no pidfd can be had
+	m     map[UniqueID]func()
+}
+
+func newNodeWatches(lib *ffi.Lib, every time.Duration) nodeWatches {
+	return nodeWatches{lib: lib, every: every, m: map[UniqueID]func(){}}
+}
+
+// add watches node, unless it is watched already or is no node: gone runs
+// once when its process has exited.
+func (w *nodeWatches) add(node UniqueID, gone func()) {
+	if _, ok := w.m[node]; ok || node == (UniqueID{}) {
+		return
+	}
+	w.m[node] = watchNode(w.lib, node, w.every, gone)
+}
+
+// keep stops watching the nodes that are not listed and returns them.
+func (w *nodeWatches) keep(listed map[UniqueID]bool) (left []UniqueID) {
+	for node, cancel := range w.m {
+		if !listed[node] {
+			cancel()
+			delete(w.m, node)
+			left = append(left, node)
+		}
+	}
+	return left
+}
+
+// drop forgets node (whose process exited) and reports whether it was watched.
+func (w *nodeWatches) drop(node UniqueID) bool {
+	_, ok := w.m[node]
+	delete(w.m, node)
+	return ok
+}
+
+// stop stops every watch.
+func (w *nodeWatches) stop() {
+	for _, cancel := range w.m {
+		cancel()
+	}
+	clear(w.m)
+}

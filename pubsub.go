@@ -183,7 +183,7 @@ type Pub[T any] struct {
 
 	mu          sync.Mutex
 	known       map[UniqueID]PortInfo // subscribers at the last look
-	watched     map[UniqueID]func()   // subscriber nodes whose processes are watched
+	watched     nodeWatches           // the subscribers' processes
 	crashed     map[UniqueID]bool     // ... and whose processes died
 	words       []portWord            // subscribers' wait words (a slice: every send looks at them all)
 	peersClosed bool                  // Peers' channel is closed
@@ -227,7 +227,7 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	p := &Pub[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), lens: make([]uint64, 1),
 		txW: newSignal(), outs: newOutlet[T](), peers: make(chan PeerEvent, 64), torn: make(chan struct{}),
 		stopTx: make(chan struct{}),
-		known:  map[UniqueID]PortInfo{}, watched: map[UniqueID]func(){}, crashed: map[UniqueID]bool{},
+		known:  map[UniqueID]PortInfo{}, watched: newNodeWatches(node.lib, cfg.peerTimeout/4), crashed: map[UniqueID]bool{},
 	}
 	pt := payloadTypeOf(codec)
 	if err := p.open(op, pt); err != nil {
@@ -622,10 +622,8 @@ func (p *Pub[T]) scan() {
 			p.report(PeerEvent{PeerJoined, s})
 			joined = true
 		}
-		if _, ok := p.watched[s.Node]; !ok && s.Node != (UniqueID{}) {
-			node := s.Node
-			p.watched[node] = watchNode(p.node.lib, node, p.cfg.peerTimeout/4, func() { p.subscriberDied(node) })
-		}
+		node := s.Node
+		p.watched.add(node, func() { p.subscriberDied(node) })
 	}
 	kept := p.words[:0]
 	for _, w := range p.words {
@@ -647,12 +645,8 @@ func (p *Pub[T]) scan() {
 			}
 		}
 	}
-	for node, cancel := range p.watched {
-		if !nodes[node] {
-			cancel()
-			delete(p.watched, node)
-			delete(p.crashed, node)
-		}
+	for _, node := range p.watched.keep(nodes) {
+		delete(p.crashed, node)
 	}
 	if joined || len(current) != len(p.known) {
 		p.rescanGap = 0 // the subscribers changed: look again soon
@@ -739,9 +733,7 @@ func (p *Pub[T]) shutdown(reason error, graceful bool) error {
 		p.tx.sendBye(nil)
 	}
 	p.mu.Lock()
-	for _, cancel := range p.watched {
-		cancel()
-	}
+	p.watched.stop()
 	for _, w := range p.words {
 		w.Close()
 	}

@@ -26,20 +26,17 @@ import (
 
 // senders follows the processes of a receiving end's senders.
 type senders struct {
-	lib   *ffi.Lib
-	list  func() ([]PortInfo, error) // the senders' ports now
-	every time.Duration              // how often to look where no pidfd can be had
-	wake  func()                     // makes the receiver look at its queue again
+	list func() ([]PortInfo, error) // the senders' ports now
+	wake func()                     // makes the receiver look at its queue again
 
 	mu      sync.Mutex
-	watched map[UniqueID]func() // sender nodes whose processes are watched
-	dead    map[UniqueID]bool   // ... and those whose processes died, while listed
+	watched nodeWatches       // sender nodes whose processes are watched
+	dead    map[UniqueID]bool // ... and those whose processes died, while listed
 	closed  bool
 }
 
 func newSenders(lib *ffi.Lib, list func() ([]PortInfo, error), every time.Duration, wake func()) *senders {
-	return &senders{lib: lib, list: list, every: every, wake: wake,
-		watched: map[UniqueID]func(){}, dead: map[UniqueID]bool{}}
+	return &senders{list: list, wake: wake, watched: newNodeWatches(lib, every), dead: map[UniqueID]bool{}}
 }
 
 // onIDs is a hub's view of the ids it drains: a sender came, left or was
@@ -72,21 +69,12 @@ func (s *senders) refresh() {
 	listed := make(map[UniqueID]bool, len(ports))
 	for _, p := range ports {
 		node := p.Node
-		if node == (UniqueID{}) {
-			continue
-		}
 		listed[node] = true
-		if _, ok := s.watched[node]; ok || s.dead[node] {
-			continue
-		}
-		s.watched[node] = watchNode(s.lib, node, s.every, func() { s.died(node) })
-	}
-	for node, cancel := range s.watched {
-		if !listed[node] {
-			cancel()
-			delete(s.watched, node)
+		if !s.dead[node] {
+			s.watched.add(node, func() { s.died(node) })
 		}
 	}
+	s.watched.keep(listed)
 	for node := range s.dead {
 		if !listed[node] {
 			delete(s.dead, node)
@@ -103,8 +91,7 @@ func (s *senders) died(node UniqueID) {
 	if s.closed {
 		return
 	}
-	if _, ok := s.watched[node]; ok {
-		delete(s.watched, node)
+	if s.watched.drop(node) {
 		s.dead[node] = true
 	}
 	s.wake()
@@ -115,9 +102,6 @@ func (s *senders) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	for _, cancel := range s.watched {
-		cancel()
-	}
-	clear(s.watched)
+	s.watched.stop()
 	clear(s.dead)
 }
