@@ -375,16 +375,21 @@ func (c *Caller[Req, Resp]) ended(cl *call) error {
 // crashed, or no server is alive. A server that came after the request was
 // sent never had it, so its being alive does not keep the call waiting.
 func (c *Caller[Req, Resp]) serversCrashed(cl *call) bool {
+	some, all := c.crashedOf(cl)
+	return some && all || c.liveServers() == 0
+}
+
+// crashedOf reports whether some, and whether all, of the servers of the
+// call's listing were seen to crash.
+func (c *Caller[Req, Resp]) crashedOf(cl *call) (some, all bool) {
 	c.mu.Lock()
-	crashed := len(cl.servers) > 0
+	defer c.mu.Unlock()
+	all = true
 	for _, node := range cl.servers {
-		if w := c.watched[node]; w == nil || !w.crashed {
-			crashed = false
-			break
-		}
+		crashed := c.watched[node] != nil && c.watched[node].crashed
+		some, all = some || crashed, all && crashed
 	}
-	c.mu.Unlock()
-	return crashed || c.liveServers() == 0
+	return some, all
 }
 
 // park waits until the call has something to act on (cl.ready), a server
@@ -515,16 +520,7 @@ func (c *Caller[Req, Resp]) unanswered(cl *call) error {
 	if err := c.ended(cl); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	crashed := false
-	for _, node := range cl.servers {
-		if w := c.watched[node]; w != nil && w.crashed {
-			crashed = true
-			break
-		}
-	}
-	c.mu.Unlock()
-	if crashed {
+	if some, _ := c.crashedOf(cl); some {
 		return &Error{Op: "call", Name: c.name, Kind: ErrPeerCrashed, Detail: "the server died"}
 	}
 	return &Error{Op: "call", Name: c.name, Kind: ErrNoResponse,
