@@ -74,6 +74,14 @@ func (p *Pair[T]) QueueRuns() uint64 {
 	return p.tx.pumps
 }
 
+// LargestTake is how large a sample the pair's receiving side can take into
+// its batch at once: it grows once larger packs arrive.
+func (p *Pair[T]) LargestTake() int {
+	p.rx.hold(context.Background())
+	defer func() { <-p.rx.sem }()
+	return cap(p.rx.small)
+}
+
 // Waiting reports what the puller's wait word tells pushers: that a receive
 // call waits.
 func (p *Pull[T]) Waiting() bool {

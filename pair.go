@@ -191,7 +191,7 @@ func (p *Pair[T]) join(pt PayloadType) error {
 			continue // the slot is taken (a crashed end's was freed above)
 		}
 		pub, err := svc.Publisher(FailWhenFull(0), MaxMessageSize(max(p.cfg.maxMessage, packLimit)),
-			InitialMessageSize(packLimit))
+			InitialMessageSize(packStart))
 		if errors.Is(err, ErrLimitReached) {
 			continue
 		}

@@ -25,6 +25,81 @@ func init() {
 	children["pair-echo"] = childPairEcho
 	children["pair-send-close"] = childPairSendClose
 	children["pair-flood"] = childPairFlood
+	children["pair-packed"] = childPairPacked
+}
+
+// burstOptions make a pair whose peer holds 4 samples while the sender queues
+// thousands of messages: what waits is packed in the queue.
+func burstOptions() []iox.Option { return []iox.Option{iox.BufferSize(4), iox.WithChanCap(4096)} }
+
+// burstMsg is message i of a burst: size bytes, every 8-byte word i.
+func burstMsg(i uint64, size int) []byte {
+	m := make([]byte, size)
+	for k := 0; k+8 <= size; k += 8 {
+		binary.LittleEndian.PutUint64(m[k:], i)
+	}
+	return m
+}
+
+// childPairPacked sends IOX_COUNT messages of IOX_BENCH_SIZE bytes at once,
+// says "sent" once every Send returned, and closes after the parent said so.
+func childPairPacked() error {
+	size, err := benchEnvInt("IOX_BENCH_SIZE")
+	if err != nil {
+		return err
+	}
+	n, err := benchEnvInt("IOX_COUNT")
+	if err != nil {
+		return err
+	}
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	p, err := openChildPair(node, burstOptions()...)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	ctx := context.Background()
+	for i := range uint64(n) {
+		if err := p.Send(ctx, burstMsg(i, size)); err != nil {
+			return fmt.Errorf("send %d: %w", i, err)
+		}
+	}
+	fmt.Println("sent")
+	parentSays()
+	return p.Close()
+}
+
+// TestPairPacksWaitingMessagesLarge: 4 KiB messages that wait in the sender's
+// queue (its peer reads nothing yet) go out packed up to 56 KiB to a sample,
+// beyond the samples the pair starts with: the receiver grows its batch once
+// to take them, and every message arrives whole and in order, across
+// processes.
+func TestPairPacksWaitingMessagesLarge(t *testing.T) {
+	const n, size = 2000, 4 << 10
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := iox.OpenPair(ctx, node, "burst", append(childPairOptions(), burstOptions()...)...)
+	require.NoError(t, err)
+	defer p.Close()
+	start := p.LargestTake()
+	c := spawn(t, ns, "pair-packed", "IOX_SERVICE=burst", "IOX_COUNT="+strconv.Itoa(n), "IOX_BENCH_SIZE="+strconv.Itoa(size))
+	c.expect("sent")
+	for i := range uint64(n) {
+		m, err := p.Recv(ctx)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, burstMsg(i, size), m, "message %d", i)
+	}
+	assert.Greater(t, p.LargestTake(), start, "packs larger than the first samples arrived")
+	c.say("done")
+	_, err = p.Recv(ctx) // the child's bye: its Close then knows everything arrived
+	require.ErrorIs(t, err, io.EOF)
+	c.wait()
 }
 
 // childPairFlood sends sequence numbers until it is killed.

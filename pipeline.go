@@ -372,7 +372,7 @@ func (p *Push[T]) attach(id uint64) {
 	}
 	ps.add(wordCloser{r.tally})
 	if r.pub, err = r.svc.Publisher(FailWhenFull(0), MaxMessageSize(max(p.cfg.maxMessage, packLimit)),
-		InitialMessageSize(min(packLimit, max(p.cfg.maxMessage, 1)))); err != nil {
+		InitialMessageSize(min(packStart, max(p.cfg.maxMessage, 1)))); err != nil {
 		fail()
 		return
 	}

@@ -257,7 +257,7 @@ func (p *Pub[T]) open(op string, pt PayloadType) error {
 	}
 	p.ports.add(p.svc)
 	if p.pub, err = p.svc.Publisher(MaxMessageSize(max(p.cfg.maxMessage, packLimit)), FailWhenFull(0),
-		InitialMessageSize(min(packLimit, max(p.cfg.maxMessage, 1)))); err != nil {
+		InitialMessageSize(min(packStart, max(p.cfg.maxMessage, 1)))); err != nil {
 		return err
 	}
 	p.ports.add(p.pub)

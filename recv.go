@@ -63,7 +63,7 @@ type rxItem[T any] struct {
 func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Codec[T], cfg chanConfig, framed, dedup bool) *receiver[T] {
 	r := &receiver[T]{name: name, sub: sub, hub: h, life: l, codec: codec, framed: framed, max: cfg.maxMessage,
 		spin: newSpinner(cfg.spin), sem: make(chan struct{}, 1), w: newSignal(), mask: bit(evData) | bit(evFull),
-		batch: NewBatch(packLimit*2, 64), spare: newSpares(cfg), onDrop: cfg.onDrop, released: newSignal()}
+		batch: NewBatch(packStart*2, 64), spare: newSpares(cfg), onDrop: cfg.onDrop, released: newSignal()}
 	r.small = r.batch.buf
 	r.pollTake = func() bool { return r.poll(false) }
 	r.pollBorrow = func() bool { return r.poll(true) }
@@ -71,7 +71,7 @@ func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Cod
 	if cfg.maxMessage == 0 {
 		r.batch.limit = -1
 	}
-	r.batch.grow = r.buffer
+	r.batch.grow = r.grow
 	_, r.raw = any(codec).(Raw)
 	r.seq.dedup = dedup
 	if framed {
@@ -515,6 +515,19 @@ func (r *receiver[T]) decode(m []byte) {
 		return
 	}
 	r.deliver(v)
+}
+
+// grow returns the buffer for a sample larger than the batch's: for a packed
+// sample the batch's own buffer, grown to hold two of the largest packs (a
+// stream of larger messages packs them larger, and goes on doing so), for
+// any other a buffer of its own, handed over with the message. Nothing
+// queued refers to the batch's buffer here: take settled it first.
+func (r *receiver[T]) grow(n int) []byte {
+	if r.framed && n <= packLimit && readHeader(r.batch.header(0)).count > 0 {
+		r.small = make([]byte, packLimit*2)
+		return r.small
+	}
+	return r.buffer(n)
 }
 
 // buffer returns a buffer of n bytes for a []byte message: one the reader handed

@@ -218,6 +218,9 @@ func (s *sender[T]) put(ctx context.Context, msg []byte, kind uint32) error {
 	return nil
 }
 
+// freeBytes bounds the delivered queue buffers a sender keeps for reuse.
+const freeBytes = 1 << 20
+
 // largeBudget is how many bytes of large messages a sender keeps in flight
 // to one receiver at most, whatever its buffer holds: a few samples that
 // stay in the processor's cache move faster than a buffer's worth that does
@@ -435,7 +438,7 @@ func (s *sender[T]) pump() {
 			s.sent += uint64(n)
 		}
 		s.qn -= n
-		if cap(head.data) <= 64<<10 && len(s.free) < 64 {
+		if cap(head.data) <= 64<<10 && (len(s.free)+1)*cap(head.data) <= freeBytes {
 			s.free = append(s.free, head.data)
 		}
 		s.q = append(s.q[:0], s.q[1:]...)

@@ -56,12 +56,18 @@ func readHeader(b []byte) header {
 	}
 }
 
-// Packing: small messages waiting in a sender's queue share one sample.
+// Packing: small messages waiting in a sender's queue share one sample. A
+// sample costs its native send and receive whatever it holds, so a stream of
+// 4 KiB messages goes up to 14 to a sample. Ports start with samples of
+// packStart bytes (what a stream of the smallest messages needs), so that a
+// channel that never streams larger ones keeps its shared memory small; a
+// larger pack grows the sender's samples once.
 const (
 	packMessages = 64
-	packBytes    = 16 << 10
+	packBytes    = 56 << 10
 	packSmall    = 4 << 10 // larger messages go alone, without a staging copy
 	packLimit    = packBytes + packSmall + frameSize
+	packStart    = 16<<10 + packSmall + frameSize
 )
 
 func appendFrame(dst, msg []byte) []byte {
