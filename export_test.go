@@ -76,10 +76,15 @@ func (p *Pair[T]) QueueRuns() uint64 {
 
 // LargestTake is how large a sample the pair's receiving side can take into
 // its batch at once: it grows once larger packs arrive.
-func (p *Pair[T]) LargestTake() int {
-	p.rx.hold(context.Background())
-	defer func() { <-p.rx.sem }()
-	return cap(p.rx.small)
+func (p *Pair[T]) LargestTake() int { return p.rx.largestTake() }
+
+// LargestTake is Pair.LargestTake for a subscriber.
+func (s *Sub[T]) LargestTake() int { return s.rx.largestTake() }
+
+func (r *receiver[T]) largestTake() int {
+	r.hold(context.Background())
+	defer func() { <-r.sem }()
+	return cap(r.small)
 }
 
 // Waiting reports what the puller's wait word tells pushers: that a receive

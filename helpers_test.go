@@ -415,3 +415,12 @@ func statState(path string) string {
 	}
 	return s[i+2 : i+3]
 }
+
+// burstMsg is message i of a burst: size bytes, every 8-byte word i.
+func burstMsg(i uint64, size int) []byte {
+	m := make([]byte, size)
+	for k := 0; k+8 <= size; k += 8 {
+		binary.LittleEndian.PutUint64(m[k:], i)
+	}
+	return m
+}

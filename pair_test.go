@@ -29,16 +29,10 @@ func init() {
 }
 
 // burstOptions make a pair whose peer holds 4 samples while the sender queues
-// thousands of messages: what waits is packed in the queue.
-func burstOptions() []iox.Option { return []iox.Option{iox.BufferSize(4), iox.WithChanCap(4096)} }
-
-// burstMsg is message i of a burst: size bytes, every 8-byte word i.
-func burstMsg(i uint64, size int) []byte {
-	m := make([]byte, size)
-	for k := 0; k+8 <= size; k += 8 {
-		binary.LittleEndian.PutUint64(m[k:], i)
-	}
-	return m
+// thousands of messages: what waits is packed in the queue, into samples
+// larger than the largest message either end accepts.
+func burstOptions() []iox.Option {
+	return []iox.Option{iox.BufferSize(4), iox.WithChanCap(4096), iox.MaxMessageSize(4 << 10)}
 }
 
 // childPairPacked sends IOX_COUNT messages of IOX_BENCH_SIZE bytes at once,

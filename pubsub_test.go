@@ -1,6 +1,7 @@
 package iox_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -24,6 +25,7 @@ func init() {
 	children["sub-seq"] = childSubSeq
 	children["lossy-echo"] = childLossyEcho
 	children["plain-sub"] = childPlainSub
+	children["sub-packed"] = childSubPacked
 }
 
 // childSubSeq receives IOX_COUNT sequence numbers (lossless: all, in order; lossy:
@@ -667,4 +669,80 @@ func TestPubPendingAndFlush(t *testing.T) {
 
 	require.NoError(t, pub.Close())
 	require.ErrorIs(t, pub.Flush(ctx), iox.ErrClosed)
+}
+
+// childSubPacked subscribes to the lossless channel IOX_SERVICE with a buffer
+// of 4 samples, says "ready", and once the parent said so takes IOX_COUNT
+// messages of IOX_BENCH_SIZE bytes (burstMsg 0, 1, …), checking each. It
+// then says whether its batch grew for larger packs, and closes once the
+// parent says so.
+func childSubPacked() error {
+	size, err := benchEnvInt("IOX_BENCH_SIZE")
+	if err != nil {
+		return err
+	}
+	n, err := benchEnvInt("IOX_COUNT")
+	if err != nil {
+		return err
+	}
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	sub, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(4), iox.MaxMessageSize(4<<10))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	start := sub.LargestTake()
+	fmt.Println("ready")
+	parentSays()
+	for i := range uint64(n) {
+		m, err := sub.Recv(ctx)
+		if err != nil {
+			return fmt.Errorf("message %d: %w", i, err)
+		}
+		if !bytes.Equal(m, burstMsg(i, size)) {
+			return fmt.Errorf("message %d: %d bytes, not the message sent", i, len(m))
+		}
+	}
+	fmt.Printf("grew %v\n", sub.LargestTake() > start)
+	parentSays() // the publisher closed
+	return sub.Close()
+}
+
+// TestSubPacksWaitingMessagesLarge is TestPairPacksWaitingMessagesLarge for a
+// lossless publisher with two subscribers in other processes, which get every
+// message of the larger packs.
+func TestSubPacksWaitingMessagesLarge(t *testing.T) {
+	const n, size = 2000, 4 << 10
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pub, err := iox.OpenPub(ctx, node, "burst-sub", iox.BufferSize(4), iox.WithChanCap(4096), iox.MaxMessageSize(4<<10), iox.WaitSubscribers(2))
+	require.NoError(t, err)
+	defer pub.Close()
+	var subs []*child
+	for range 2 {
+		c := spawn(t, ns, "sub-packed", "IOX_SERVICE=burst-sub", "IOX_COUNT="+strconv.Itoa(n), "IOX_BENCH_SIZE="+strconv.Itoa(size))
+		c.expect("ready")
+		subs = append(subs, c)
+	}
+	for i := range uint64(n) {
+		require.NoError(t, pub.Send(ctx, burstMsg(i, size)))
+	}
+	for _, c := range subs {
+		c.say("go")
+	}
+	for _, c := range subs {
+		c.expect("grew true")
+	}
+	require.NoError(t, pub.Close(), "every subscriber took every message")
+	for _, c := range subs {
+		c.say("closed")
+		c.wait()
+	}
 }
