@@ -424,3 +424,16 @@ func burstMsg(i uint64, size int) []byte {
 	}
 	return m
 }
+
+// burstChild reads a burst child's IOX_BENCH_SIZE and IOX_COUNT and opens its
+// node.
+func burstChild() (size, n int, node *iox.Node, err error) {
+	if size, err = benchEnvInt("IOX_BENCH_SIZE"); err != nil {
+		return 0, 0, nil, err
+	}
+	if n, err = benchEnvInt("IOX_COUNT"); err != nil {
+		return 0, 0, nil, err
+	}
+	node, err = nsFromEnv().childNode()
+	return size, n, node, err
+}

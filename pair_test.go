@@ -38,15 +38,7 @@ func burstOptions() []iox.Option {
 // childPairPacked sends IOX_COUNT messages of IOX_BENCH_SIZE bytes at once,
 // says "sent" once every Send returned, and closes after the parent said so.
 func childPairPacked() error {
-	size, err := benchEnvInt("IOX_BENCH_SIZE")
-	if err != nil {
-		return err
-	}
-	n, err := benchEnvInt("IOX_COUNT")
-	if err != nil {
-		return err
-	}
-	node, err := nsFromEnv().childNode()
+	size, n, node, err := burstChild()
 	if err != nil {
 		return err
 	}

@@ -677,15 +677,7 @@ func TestPubPendingAndFlush(t *testing.T) {
 // then says whether its batch grew for larger packs, and closes once the
 // parent says so.
 func childSubPacked() error {
-	size, err := benchEnvInt("IOX_BENCH_SIZE")
-	if err != nil {
-		return err
-	}
-	n, err := benchEnvInt("IOX_COUNT")
-	if err != nil {
-		return err
-	}
-	node, err := nsFromEnv().childNode()
+	size, n, node, err := burstChild()
 	if err != nil {
 		return err
 	}
