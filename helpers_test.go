@@ -151,6 +151,8 @@ var kinds = []struct {
 	{"ErrInternal", iox.ErrInternal}, {"ErrLibraryNotFound", iox.ErrLibraryNotFound},
 	{"ErrABIMismatch", iox.ErrABIMismatch}, {"ErrMissingSymbol", iox.ErrMissingSymbol},
 	{"context.Canceled", context.Canceled}, {"context.DeadlineExceeded", context.DeadlineExceeded},
+	{"ErrUndelivered", iox.ErrUndelivered}, {"ErrNoResponse", iox.ErrNoResponse}, {"ErrNoServer", iox.ErrNoServer},
+	{"ErrProtocol", iox.ErrProtocol}, {"ErrEntryNotFound", iox.ErrEntryNotFound},
 }
 
 // kindOf names err's kind: "nil", one of the package's Err* names, or "untyped".

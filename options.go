@@ -205,7 +205,7 @@ const MaxServiceCount = 1 << 20
 // ---- settings of iceoryx2 services, shared by ports and channels ----
 
 // BufferSize sets how many messages each subscriber can hold unread (iceoryx2's
-// subscriber buffer size): 1..MaxServiceCount. On a lossless channel it is how
+// subscriber buffer size): 1..MaxServiceCount (on a channel 1..1<<16). On a lossless channel it is how
 // many messages a receiver holds in shared memory before the sender waits
 // (default 64; both ends must agree). MaxSubscribers×BufferSize samples must fit
 // the memory bound (see Option); BufferSize(1024) with the other settings at
@@ -220,7 +220,7 @@ func BufferSize(n int) Option {
 }
 
 // History keeps the last n messages for subscribers that join late (iceoryx2's
-// history size): 0..MaxServiceCount, within the memory bound (see Option); on a
+// history size): 0..MaxServiceCount (on a channel 0..1<<16), within the memory bound (see Option); on a
 // lossless channel at most BufferSize.
 func History(n int) Option {
 	return func(o *options) {
@@ -232,7 +232,7 @@ func History(n int) Option {
 }
 
 // MaxPublishers bounds the publishers of a publish-subscribe service:
-// 1..MaxServiceCount (channels: default 2), and each publisher counts fully
+// 1..MaxServiceCount (channels: 1..1<<16, default 2), and each publisher counts fully
 // against the memory bound (see Option).
 func MaxPublishers(n int) Option {
 	return func(o *options) {
@@ -244,7 +244,7 @@ func MaxPublishers(n int) Option {
 }
 
 // MaxSubscribers bounds the subscribers of a publish-subscribe service:
-// 1..MaxServiceCount (channels: default 8). Every publisher's data segment has
+// 1..MaxServiceCount (channels: 1..1<<16, default 8). Every publisher's data segment has
 // room for each subscriber's buffer, so this multiplies BufferSize and
 // MaxBorrowed in the memory bound (see Option).
 func MaxSubscribers(n int) Option {
@@ -334,7 +334,7 @@ func SafeOverflow(on bool) Option {
 }
 
 // MaxBorrowed bounds how many messages one subscriber may hold borrowed at once:
-// 1..MaxServiceCount, and like BufferSize it is multiplied by MaxSubscribers in
+// 1..MaxServiceCount (on a channel 1..1<<16), and like BufferSize it is multiplied by MaxSubscribers in
 // the memory bound (see Option). On a channel it bounds the Views a receiving
 // end holds at once, plus one for the message Recv copies (default 4): a
 // RecvView beyond it, or a Recv while it is reached, returns ErrTooManyLoans.
@@ -567,19 +567,21 @@ func SubscriberBuffer(n int) Option {
 
 // ---- channel adapters (Pair, Pub, Sub, Events) ----
 
-// WithChanCap sets the capacity of the Go channels (default 64).
+// WithChanCap sets the capacity of the Go channels (default 64): 0..1<<20,
+// ErrInvalidArgument otherwise.
 func WithChanCap(n int) Option {
 	return func(o *options) { o.set |= optChanCap; c := &o.ch; c.chanCap = n }
 }
 
-// WithPeerTimeout bounds how long a crashed peer goes unnoticed (default 1 s).
+// WithPeerTimeout bounds how long a crashed peer goes unnoticed (default 1 s;
+// at least 4 ms, ErrInvalidArgument otherwise).
 func WithPeerTimeout(d time.Duration) Option {
 	return func(o *options) { o.set |= optPeerTimeout; c := &o.ch; c.peerTimeout = d }
 }
 
 // WithSpin makes receivers busy-poll shared memory for exactly d before they
 // park in the runtime poller, whatever the load; WithSpin(0) never spins, and
-// a negative d is refused (ErrInvalidArgument). The default is adaptive: a
+// a negative d or one over a minute is refused (ErrInvalidArgument). The default is adaptive: a
 // receiver spins for at most 100µs, and only while spinning has recently paid
 // off (the peer answered within that time); spins that fail make it park at
 // once for a growing number of waits, so a busy machine ends up parking.
@@ -618,14 +620,15 @@ func OnDrop(fn func(error)) Option {
 }
 
 // WithPoll sets how often a subscriber looks for messages from publishers that
-// never notify, such as plain Rust or Python ones (default 10 ms). A blackboard
+// never notify, such as plain Rust or Python ones (default 10 ms; d must be
+// positive, ErrInvalidArgument otherwise). A blackboard
 // Watch polls only when given WithPoll, for writers that do not notify.
 func WithPoll(d time.Duration) Option {
 	return func(o *options) { o.set |= optPoll; c := &o.ch; c.poll = d }
 }
 
 // WithLinger sets how long Close waits for the peer to take the messages already
-// sent (default 1 s).
+// sent (default 1 s; not negative, ErrInvalidArgument otherwise).
 func WithLinger(d time.Duration) Option {
 	return func(o *options) { o.set |= optLinger; c := &o.ch; c.linger = d }
 }

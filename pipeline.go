@@ -1358,8 +1358,9 @@ func (p *Pull[T]) feed() {
 	}
 }
 
-// Recycle hands a received message's buffer back for reuse (with
-// WithRecycling; otherwise it does nothing). Do not use b afterwards.
+// Recycle hands a received message's buffer back for reuse: the next messages
+// are received into it instead of a new buffer (how many are kept: see
+// WithRecycling). Do not use b afterwards.
 func (p *Pull[T]) Recycle(b []byte) { recycle(p.rx.spare, b) }
 
 // Done is closed when the puller has ended; Err says why.

@@ -1,0 +1,444 @@
+package iox_test
+
+// Tests that hold the package to promises of its doc comments and README that
+// no other test checked: each test names the promise it backs.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+// Events: "Notifications of one id coalesce until they are delivered." An id
+// signalled three times before anyone receives comes once; what comes next is
+// the next signal, not a leftover copy of the first.
+func TestClaimEventsCoalesceUntilDelivered(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	ev, err := iox.OpenEvents(ctx, node, "coalesce")
+	require.NoError(t, err)
+	defer ev.Close()
+	for range 3 {
+		n, err := ev.Notify(7)
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "Notify reaches this Events' own listener")
+	}
+	id, err := ev.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, iox.EventID(7), id)
+	_, err = ev.Notify(9)
+	require.NoError(t, err)
+	id, err = ev.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, iox.EventID(9), id, "the three signals of 7 came as one")
+}
+
+// Events: "Close, or the end of the context it was opened with, ends it; …
+// Notify and Recv then return Err." A Recv that waits is ended too.
+func TestClaimEventsRecvAfterTheEndReturnsErr(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+
+	closed, err := iox.OpenEvents(ctx, node, "recv-end")
+	require.NoError(t, err)
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := closed.Recv(ctx)
+		waiting <- err
+	}()
+	waitParked(t, "iox.(*Events).Recv", 1)
+	require.NoError(t, closed.Close())
+	require.ErrorIs(t, <-waiting, iox.ErrClosed, "Close ends a waiting Recv")
+	_, err = closed.Recv(ctx)
+	require.ErrorIs(t, err, iox.ErrClosed)
+
+	lctx, cancel := context.WithCancel(ctx)
+	ended, err := iox.OpenEvents(lctx, node, "recv-end")
+	require.NoError(t, err)
+	defer ended.Close()
+	_, err = ended.Notify(1) // pending, not delivered: dropped at the end
+	require.NoError(t, err)
+	cancel()
+	<-ended.Done()
+	_, err = ended.Recv(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	var e *iox.Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "recv-end", e.Name)
+}
+
+// ioxGoroutines counts this process's goroutines whose stack passes through
+// a function whose name contains fn.
+func ioxGoroutines(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			count++
+		}
+	}
+	return count
+}
+
+// Events: "In is fed by a goroutine that starts on its first use, so a quiet
+// Events holds no goroutine"; Close waits for it.
+func TestClaimQuietEventsHoldNoGoroutine(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	ev, err := iox.OpenEvents(context.Background(), node, "quiet")
+	require.NoError(t, err)
+	_, err = ev.Notify(3)
+	require.NoError(t, err)
+	id, err := ev.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, iox.EventID(3), id)
+	require.Zero(t, ioxGoroutines("iox.(*Events)"), "opened, notified and received on the caller's goroutine: none of its own")
+	in := ev.In()
+	eventually(t, "In's goroutine to wait", func() bool { return ioxGoroutines("iox.(*Events)") == 1 })
+	_, err = ev.Notify(4)
+	require.NoError(t, err)
+	require.Equal(t, iox.EventID(4), <-in)
+	require.NoError(t, ev.Close())
+	require.Zero(t, ioxGoroutines("iox.(*Events)"), "Close waits for In's goroutine")
+	_, ok := <-in
+	require.False(t, ok)
+}
+
+// Zero copy: "a sender holds at most two [loans] at once, ErrTooManyLoans
+// beyond"; "after SendLoan the loan's Bytes is nil"; Loan.Release "does
+// nothing after SendLoan". For a pair and a publisher.
+func TestClaimChannelLoansAtMostTwo(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	a, err := iox.OpenPair(ctx, node, "loans")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "loans")
+	require.NoError(t, err)
+	defer b.Close()
+	pub, err := iox.OpenPub(ctx, node, "loans-pub")
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := iox.OpenSub(ctx, node, "loans-pub")
+	require.NoError(t, err)
+	defer sub.Close()
+
+	for _, tc := range []struct {
+		what     string
+		loan     func(n int) (*iox.Loan, error)
+		sendLoan func(*iox.Loan) error
+		recv     func() ([]byte, error)
+	}{
+		{"pair", func(n int) (*iox.Loan, error) { return a.Loan(ctx, n) }, func(l *iox.Loan) error { return a.SendLoan(ctx, l) },
+			func() ([]byte, error) { return b.Recv(ctx) }},
+		{"pub", func(n int) (*iox.Loan, error) { return pub.Loan(ctx, n) }, func(l *iox.Loan) error { return pub.SendLoan(ctx, l) },
+			func() ([]byte, error) { return sub.Recv(ctx) }},
+	} {
+		t.Run(tc.what, func(t *testing.T) {
+			l1, err := tc.loan(8)
+			require.NoError(t, err)
+			l2, err := tc.loan(8)
+			require.NoError(t, err)
+			_, err = tc.loan(8)
+			require.ErrorIs(t, err, iox.ErrTooManyLoans, "a third loan while two are out")
+			l1.Release()
+			l3, err := tc.loan(8)
+			require.NoError(t, err, "a released loan frees its place")
+
+			copy(l2.Bytes(), "second!!")
+			require.NoError(t, tc.sendLoan(l2))
+			require.Nil(t, l2.Bytes(), "a sent loan no longer reaches the memory")
+			l2.Release() // does nothing after SendLoan
+			copy(l3.Bytes(), "third!!!")
+			require.NoError(t, tc.sendLoan(l3))
+			for _, want := range []string{"second!!", "third!!!"} {
+				m, err := tc.recv()
+				require.NoError(t, err)
+				require.Equal(t, want, string(m))
+			}
+			for range 2 { // the sent loans are spent: two can be had again
+				l, err := tc.loan(8)
+				require.NoError(t, err)
+				defer l.Release()
+			}
+		})
+	}
+}
+
+// Zero copy: "A receiving end holds at most MaxBorrowed views at once
+// (default 4 …): one more RecvView, or a Recv while they hold every slot,
+// returns ErrTooManyLoans at once, and nothing is lost."
+func TestClaimDefaultMaxBorrowedIsFour(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	a, err := iox.OpenPair(ctx, node, "borrowed")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "borrowed")
+	require.NoError(t, err)
+	defer b.Close()
+
+	send := func(i int) {
+		l, err := a.Loan(ctx, 8)
+		require.NoError(t, err)
+		binary.LittleEndian.PutUint64(l.Bytes(), uint64(i))
+		require.NoError(t, a.SendLoan(ctx, l))
+	}
+	// A view taken by a receiver that waits for the message stays in place
+	// and holds a borrow slot (see TestZeroCopyRules).
+	inPlace := func(i int) *iox.View {
+		got := make(chan *iox.View, 1)
+		go func() {
+			v, err := b.RecvView(ctx)
+			if err != nil {
+				t.Errorf("view %d: %v", i, err)
+			}
+			got <- v
+		}()
+		waitParked(t, "iox.(*Pair[...]).RecvView", 1)
+		send(i)
+		v := <-got
+		require.NotNil(t, v)
+		require.Equal(t, uint64(i), binary.LittleEndian.Uint64(v.Bytes()))
+		return v
+	}
+	var views []*iox.View
+	for i := range 4 {
+		views = append(views, inPlace(i))
+	}
+	send(4)
+	_, err = b.RecvView(ctx)
+	require.ErrorIs(t, err, iox.ErrTooManyLoans, "four views hold every slot of the default")
+	_, err = b.Recv(ctx)
+	require.ErrorIs(t, err, iox.ErrTooManyLoans, "Recv needs a slot too")
+	views[0].Release()
+	m, err := b.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), binary.LittleEndian.Uint64(m), "nothing was lost")
+	for _, v := range views[1:] {
+		v.Release()
+	}
+}
+
+// Options: the bounds of the channel settings that their doc comments state,
+// each refused with ErrInvalidArgument, and the edges accepted.
+func TestClaimChannelOptionBounds(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	for _, tc := range []struct {
+		what string
+		opt  iox.Option
+	}{
+		{"BufferSize over 1<<16", iox.BufferSize(1<<16 + 1)},
+		{"MaxSubscribers over 1<<16", iox.MaxSubscribers(1<<16 + 1)},
+		{"MaxPublishers over 1<<16", iox.MaxPublishers(1<<16 + 1)},
+		{"MaxBorrowed over 1<<16", iox.MaxBorrowed(1<<16 + 1)},
+		{"MaxBorrowed 0", iox.MaxBorrowed(0)},
+		{"WithChanCap negative", iox.WithChanCap(-1)},
+		{"WithChanCap over 1<<20", iox.WithChanCap(1<<20 + 1)},
+		{"WithPeerTimeout under 4ms", iox.WithPeerTimeout(3 * time.Millisecond)},
+		{"WithPoll 0", iox.WithPoll(0)},
+		{"WithLinger negative", iox.WithLinger(-time.Millisecond)},
+		{"WithSpin over a minute", iox.WithSpin(time.Minute + 1)},
+		{"WithRecycling over 1<<20", iox.WithRecycling(1<<20 + 1)},
+		{"MaxMessageSize negative", iox.MaxMessageSize(-1)},
+	} {
+		p, err := iox.OpenPair(ctx, node, "bounds", tc.opt)
+		if err == nil {
+			p.Close()
+		}
+		require.ErrorIs(t, err, iox.ErrInvalidArgument, tc.what)
+		requireTyped(t, err, tc.what)
+	}
+	p, err := iox.OpenPair(ctx, node, "bounds", iox.WithChanCap(0), iox.WithPeerTimeout(4*time.Millisecond),
+		iox.WithLinger(0), iox.WithSpin(time.Minute), iox.WithRecycling(0), iox.MaxMessageSize(0))
+	require.NoError(t, err, "the edges of the ranges")
+	require.NoError(t, p.Close())
+}
+
+// Pull.Recycle: a puller recycles receive buffers by default, as every
+// channel does (WithRecycling), and keeps none with WithRecycling(0).
+func TestClaimPullRecyclesByDefault(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	push, err := iox.OpenPush(ctx, node, "recycle")
+	require.NoError(t, err)
+	defer push.Close()
+	pull, err := iox.OpenPull(ctx, node, "recycle")
+	require.NoError(t, err)
+	defer pull.Close()
+	eventually(t, "the pusher to know its puller", func() bool { return push.Pullers() == 1 })
+	require.NoError(t, push.Send(ctx, []byte("first message")))
+	first, err := pull.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "first message", string(first))
+	pull.Recycle(first)
+	require.NoError(t, push.Send(ctx, []byte("second")))
+	second, err := pull.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "second", string(second))
+	require.Same(t, &first[:1][0], &second[:1][0], "the recycled buffer carries the next message")
+
+	none, err := iox.OpenPull(ctx, node, "recycle-none", iox.WithRecycling(0))
+	require.NoError(t, err)
+	defer none.Close()
+	push2, err := iox.OpenPush(ctx, node, "recycle-none")
+	require.NoError(t, err)
+	defer push2.Close()
+	eventually(t, "the pusher to know its puller", func() bool { return push2.Pullers() == 1 })
+	require.NoError(t, push2.Send(ctx, []byte("first message")))
+	first, err = none.Recv(ctx)
+	require.NoError(t, err)
+	none.Recycle(first)
+	require.NoError(t, push2.Send(ctx, []byte("second")))
+	second, err = none.Recv(ctx)
+	require.NoError(t, err)
+	require.NotSame(t, &first[:1][0], &second[:1][0], "WithRecycling(0) keeps none")
+}
+
+// Pull.Close: "With no pusher there it does not wait", however long the
+// linger.
+func TestClaimPullCloseWithoutPusherDoesNotWait(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	pull, err := iox.OpenPull(advCtx(t), node, "alone", iox.WithLinger(time.Hour))
+	require.NoError(t, err)
+	within(t, 20*time.Second, "Close of a puller no pusher knows", func() { require.NoError(t, pull.Close()) })
+}
+
+// Call: "ErrMessageTooLarge: req or the response exceeds MaxMessageSize" —
+// a response larger than the client's own MaxMessageSize, from a server that
+// allows it, fails the Call with ErrMessageTooLarge, and the client goes on.
+func TestClaimCallResponseOverTheClientsLimit(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	srv, err := iox.OpenServer(ctx, node, "big-answer", iox.Raw{}, iox.Raw{}, iox.MaxMessageSize(4096))
+	require.NoError(t, err)
+	defer srv.Close()
+	cl, err := iox.OpenClient(ctx, node, "big-answer", iox.Raw{}, iox.Raw{}, iox.MaxMessageSize(64))
+	require.NoError(t, err)
+	defer cl.Close()
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(ctx, 1, func(_ context.Context, req []byte) ([]byte, error) {
+			if string(req) == "big" {
+				return make([]byte, 1000), nil
+			}
+			return []byte("small"), nil
+		})
+	}()
+	_, err = cl.Call(ctx, []byte("big"))
+	require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+	requireTyped(t, err, "a response over the client's MaxMessageSize")
+	m, err := cl.Call(ctx, []byte("next"))
+	require.NoError(t, err, "the client goes on")
+	require.Equal(t, "small", string(m))
+	require.NoError(t, srv.Close())
+	require.ErrorIs(t, <-served, iox.ErrClosed)
+}
+
+// Pull.Close "waits up to the linger time … for each pusher that sent it
+// messages to confirm that it let it go; without that confirmation it returns
+// an error matching ErrUndelivered": the pusher, in another process, is
+// stopped and cannot confirm.
+func TestClaimPullCloseWithoutThePushersConfirmation(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	pull, err := iox.OpenPull(ctx, node, "unconfirmed", iox.BufferSize(4), iox.WithLinger(50*time.Millisecond))
+	require.NoError(t, err)
+	c := spawn(t, ns, "pipe-push", "IOX_SERVICE=unconfirmed", "IOX_PULLERS=1", "IOX_COUNT=3")
+	t.Cleanup(func() { c.cmd.Process.Kill() }) // also when the test fails while the child is stopped
+	c.expect("sent")
+	m, err := pull.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, seqMsg(0), m)
+	c.stop()
+	err = pull.Close()
+	require.ErrorIs(t, err, iox.ErrUndelivered, "a stopped pusher cannot have let the puller go")
+	requireTyped(t, err, "Close without the pusher's confirmation")
+	c.kill()
+	sweep := ns.node(t) // removes what the killed child left
+	_, err = sweep.CleanupDeadNodes()
+	require.NoError(t, err)
+}
+
+func init() { children["claim-pair-no-pidfd"] = childClaimPairNoPidfd }
+
+// childClaimPairNoPidfd opens the pair IOX_SERVICE where no pidfd can be had
+// (WithPeerTimeout 100 ms), says "ready", sends "ping", takes the echo, says
+// "paired", and once the pair ended says "ended KIND".
+func childClaimPairNoPidfd() error {
+	iox.WithoutPidfds()
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithPeerTimeout(100*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println("ready")
+	if err := p.Send(ctx, []byte("ping")); err != nil {
+		return err
+	}
+	if _, err := p.Recv(ctx); err != nil {
+		return err
+	}
+	fmt.Println("paired")
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		return fmt.Errorf("the pair did not end: %v", ctx.Err())
+	}
+	fmt.Println("ended", kindOf(p.Err()))
+	return nil
+}
+
+// Pair: "Where no pidfd can be had, the pair looks every quarter of
+// WithPeerTimeout (default 1 s) instead": a pair end in a process without
+// pidfds reports its peer's SIGKILL as ErrPeerCrashed.
+func TestClaimPeerCrashSeenWithoutPidfds(t *testing.T) {
+	ns := newNamespace(t)
+	watcher := spawn(t, ns, "claim-pair-no-pidfd", "IOX_SERVICE=no-pidfd")
+	watcher.expect("ready")
+	peer := spawn(t, ns, "adv-pair-echo-one", "IOX_SERVICE=no-pidfd")
+	peer.expect("ready")
+	peer.expect("echoed")
+	watcher.expect("paired")
+	peer.kill()
+	watcher.expect("ended ErrPeerCrashed")
+	watcher.wait()
+	sweep := ns.node(t) // removes what the killed child left
+	_, err := sweep.CleanupDeadNodes()
+	require.NoError(t, err)
+}
