@@ -317,7 +317,12 @@ func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 			room, known := s.loanRoom(s.tag, s.seq, s.copies)
 			if !known {
 				s.mu.Unlock()
-				return s.put(ctx, smp.Bytes(), kindData) // a copy, in order
+				// A copy, in order. It needs a sample of its own: the loan's
+				// goes back first, so that a sender holding every loan it may
+				// have can still send one.
+				msg := append([]byte(nil), smp.Bytes()...)
+				smp.Discard()
+				return s.put(ctx, msg, kindData)
 			}
 			if room {
 				s.hdr = header{tag: s.tag, seq: s.seq + 1, first: s.sent, kind: kindData}
