@@ -6,6 +6,7 @@ package iox_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -441,4 +442,102 @@ func TestClaimPeerCrashSeenWithoutPidfds(t *testing.T) {
 	sweep := ns.node(t) // removes what the killed child left
 	_, err := sweep.CleanupDeadNodes()
 	require.NoError(t, err)
+}
+
+// The context rule: "when it ends, the channel ends at once and Err() is an
+// *iox.Error naming the channel and wrapping the context's cause" — for every
+// adapter, with a cause of the program's own.
+func TestClaimContextCauseEndsEveryAdapter(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	lctx, cancel := context.WithCancelCause(advCtx(t))
+	type adapter interface {
+		Done() <-chan struct{}
+		Err() error
+		Close() error
+	}
+	var ends []adapter
+	open := func(a adapter, err error) {
+		t.Helper()
+		require.NoError(t, err)
+		ends = append(ends, a)
+	}
+	open(iox.OpenPair(lctx, node, "cause"))
+	open(iox.OpenPub(lctx, node, "cause"))
+	open(iox.OpenSub(lctx, node, "cause"))
+	open(iox.OpenPush(lctx, node, "cause"))
+	open(iox.OpenPull(lctx, node, "cause"))
+	open(iox.OpenEvents(lctx, node, "cause"))
+	open(iox.OpenClient(lctx, node, "cause", iox.Raw{}, iox.Raw{}))
+	open(iox.OpenServer(lctx, node, "cause", iox.Raw{}, iox.Raw{}))
+	for _, a := range ends {
+		require.NoError(t, a.Err(), "%T is open", a)
+	}
+	cause := errors.New("the program shuts down")
+	cancel(cause)
+	for _, a := range ends {
+		<-a.Done()
+		err := a.Err()
+		require.ErrorIs(t, err, cause, "%T", a)
+		var e *iox.Error
+		require.ErrorAs(t, err, &e, "%T", a)
+		require.Equal(t, "cause", e.Name, "%T: the error names the channel", a)
+		a.Close()
+	}
+}
+
+// Publisher.Loan: MaxLoans "0 = iceoryx2's default of 2": two samples may be
+// loaned at once, a third is ErrTooManyLoans, and MaxLoans(3) allows three.
+func TestClaimPublisherPortLoans(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	svc, err := node.PublishSubscribe("port-loans")
+	require.NoError(t, err)
+	defer svc.Close()
+	for _, tc := range []struct {
+		what  string
+		opts  []iox.Option
+		loans int
+	}{{"default", nil, 2}, {"MaxLoans(0)", []iox.Option{iox.MaxLoans(0)}, 2}, {"MaxLoans(3)", []iox.Option{iox.MaxLoans(3)}, 3}} {
+		pub, err := svc.Publisher(tc.opts...)
+		require.NoError(t, err, tc.what)
+		var held []*iox.SampleMut
+		for range tc.loans {
+			s, err := pub.Loan(8)
+			require.NoError(t, err, tc.what)
+			held = append(held, s)
+		}
+		_, err = pub.Loan(8)
+		require.ErrorIs(t, err, iox.ErrTooManyLoans, tc.what)
+		for _, s := range held {
+			require.NoError(t, s.Discard())
+		}
+		require.NoError(t, pub.Close())
+	}
+}
+
+// Messages "are 0 bytes up to MaxMessageSize (default 64 MiB)": one byte more
+// fails that Send alone, and the channel goes on.
+func TestClaimDefaultMaxMessageSize(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	a, err := iox.OpenPair(ctx, node, "default-max")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "default-max")
+	require.NoError(t, err)
+	defer b.Close()
+	require.Equal(t, 64<<20, iox.DefaultMaxMessageSize)
+	err = a.Send(ctx, make([]byte, 64<<20+1))
+	require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+	requireTyped(t, err, "one byte over the default")
+	require.NoError(t, a.Send(ctx, []byte{}))
+	m, err := b.Recv(ctx)
+	require.NoError(t, err)
+	require.Empty(t, m, "the empty message comes next: nothing of the refused one was sent")
+	require.NoError(t, a.Send(ctx, []byte("after")))
+	m, err = b.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(m))
 }
