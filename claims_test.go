@@ -541,3 +541,83 @@ func TestClaimDefaultMaxMessageSize(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "after", string(m))
 }
+
+func init() { children["claim-pub-once"] = childClaimPubOnce }
+
+// childClaimPubOnce publishes IOX_MSG on the channel IOX_SERVICE once a
+// subscriber is there, closes the publisher and says "closed KIND" with
+// Close's result.
+func childClaimPubOnce() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WaitSubscribers(1))
+	if err != nil {
+		return err
+	}
+	if err := p.Send(ctx, []byte(os.Getenv("IOX_MSG"))); err != nil {
+		p.Close()
+		return err
+	}
+	fmt.Println("closed", kindOf(p.Close()))
+	return nil
+}
+
+// PubSub: "A subscriber stays open while publishers come and go": publishers
+// in other processes, one after the other, each publishing and closing; the
+// subscriber gets every message and does not end.
+func TestClaimSubscriberOutlivesItsPublishers(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	sub, err := iox.OpenSub(ctx, node, "come-and-go")
+	require.NoError(t, err)
+	defer sub.Close()
+	for _, msg := range []string{"one", "two", "three"} {
+		c := spawn(t, ns, "claim-pub-once", "IOX_SERVICE=come-and-go", "IOX_MSG="+msg)
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, msg, string(m))
+		c.expect("closed nil")
+		c.wait()
+		require.NoError(t, sub.Err(), "a publisher that closed does not end the subscriber")
+	}
+}
+
+// Pair: "while … the peer is not there yet, small messages wait in a bounded
+// queue (WithChanCap, default 64) and Send blocks once it is full": the 65th
+// Send waits until its context ends and is not sent; the 64 arrive, in
+// order, when the peer does.
+func TestClaimPairQueueHoldsSixtyFourByDefault(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	a, err := iox.OpenPair(ctx, node, "queue-64")
+	require.NoError(t, err)
+	defer a.Close()
+	for i := range 64 {
+		require.NoError(t, a.Send(ctx, seqMsg(uint64(i))), "message %d", i)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	blocked := make(chan error, 1)
+	go func() { blocked <- a.Send(sctx, seqMsg(64)) }()
+	waitParked(t, "iox.(*Pair[...]).Send", 1)
+	cancel()
+	require.ErrorIs(t, <-blocked, context.Canceled, "the 65th Send waited for room")
+	b, err := iox.OpenPair(ctx, node, "queue-64")
+	require.NoError(t, err)
+	defer b.Close()
+	for i := range 64 {
+		m, err := b.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(uint64(i)), m)
+	}
+	require.NoError(t, a.Send(ctx, []byte("after")))
+	m, err := b.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "after", string(m), "the refused 65th was not sent")
+}
