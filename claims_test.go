@@ -621,3 +621,36 @@ func TestClaimPairQueueHoldsSixtyFourByDefault(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "after", string(m), "the refused 65th was not sent")
 }
+
+// Pub.Peers: "Events are dropped when nobody reads them and 64 are waiting":
+// the publisher goes on, 64 wait, and the rest were dropped.
+func TestClaimPeersKeepsSixtyFourUnread(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	p, err := iox.OpenPub(ctx, node, "peers-unread")
+	require.NoError(t, err)
+	defer p.Close()
+	peers := p.Peers()
+	for round := range 40 { // 80 events
+		s, err := iox.OpenSub(ctx, node, "peers-unread")
+		require.NoError(t, err)
+		eventually(t, "the publisher to see the subscriber", func() bool { return p.Subscribers() == 1 })
+		require.NoError(t, p.Send(ctx, []byte("hello")), "round %d", round)
+		m, err := s.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "hello", string(m))
+		require.NoError(t, s.Close())
+		eventually(t, "the publisher to see the subscriber leave", func() bool { return p.Subscribers() == 0 })
+	}
+	eventually(t, "64 events waiting", func() bool { return len(peers) == 64 })
+	for i := range 64 {
+		e := <-peers
+		want := iox.PeerJoined
+		if i%2 == 1 {
+			want = iox.PeerLeft
+		}
+		require.Equal(t, want, e.Kind, "event %d: the first 64 are kept, in order", i)
+	}
+	require.Empty(t, peers, "the rest were dropped")
+}
