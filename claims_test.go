@@ -654,3 +654,52 @@ func TestClaimPeersKeepsSixtyFourUnread(t *testing.T) {
 	}
 	require.Empty(t, peers, "the rest were dropped")
 }
+
+// Stream.Err "is nil while the stream goes on, then why it ended": nil at
+// the normal end, also of a stream the server ended without a response (a
+// stream may have none), and context.Canceled after Stream.Close.
+func TestClaimStreamErr(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	srv, err := iox.OpenServer(ctx, node, "stream-err", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	cl, err := iox.OpenClient(ctx, node, "stream-err", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	drain := func(s *iox.Stream[[]byte]) (got []string) {
+		for m := range s.In() {
+			got = append(got, string(m))
+		}
+		return got
+	}
+
+	s, err := cl.Stream(ctx, []byte("two"))
+	require.NoError(t, err)
+	q, err := srv.Recv(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.Err(), "the stream goes on")
+	require.NoError(t, q.Send(ctx, []byte("a")))
+	require.NoError(t, q.Send(ctx, []byte("b")))
+	require.NoError(t, q.Close())
+	require.Equal(t, []string{"a", "b"}, drain(s))
+	require.NoError(t, s.Err(), "the normal end")
+
+	s, err = cl.Stream(ctx, []byte("none"))
+	require.NoError(t, err)
+	q, err = srv.Recv(ctx)
+	require.NoError(t, err)
+	require.NoError(t, q.Close())
+	require.Empty(t, drain(s))
+	require.NoError(t, s.Err(), "a stream without responses ends normally")
+
+	s, err = cl.Stream(ctx, []byte("closed"))
+	require.NoError(t, err)
+	q, err = srv.Recv(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.Empty(t, drain(s))
+	require.ErrorIs(t, s.Err(), context.Canceled, "after Close")
+	require.NoError(t, q.Close())
+}

@@ -865,8 +865,10 @@ type Stream[Resp any] struct {
 func (s *Stream[Resp]) In() <-chan Resp { return s.c }
 
 // Err is nil while the stream goes on, then why it ended: nil at its normal
-// end, ErrPeerCrashed, the context's error, or the client's end. It is set
-// before In closes.
+// end (also when the server ended it without a response: a stream may have
+// none; Call tells that apart as ErrNoResponse), ErrPeerCrashed, the
+// context's error (context.Canceled after Close), or the client's end. It is
+// set before In closes.
 func (s *Stream[Resp]) Err() error {
 	select {
 	case <-s.done:
