@@ -703,3 +703,33 @@ func TestClaimStreamErr(t *testing.T) {
 	require.ErrorIs(t, s.Err(), context.Canceled, "after Close")
 	require.NoError(t, q.Close())
 }
+
+// WithIsolation: "Only nodes with the same prefix and rootDir see each
+// other's services": a node that shares only one of the two finds nothing.
+func TestClaimIsolationNeedsPrefixAndRoot(t *testing.T) {
+	a, b := newNamespace(t), newNamespace(t)
+	owner := a.node(t)
+	svc, err := owner.PublishSubscribe("isolated")
+	require.NoError(t, err)
+	defer svc.Close()
+	for _, tc := range []struct {
+		what string
+		ns   namespace
+		sees bool
+	}{
+		{"same prefix and root", a, true},
+		{"another prefix, same root", namespace{prefix: b.prefix, root: a.root}, false},
+		{"same prefix, another root", namespace{prefix: a.prefix, root: b.root}, false},
+	} {
+		node, err := iox.NewNode(iox.WithIsolation(tc.ns.prefix, tc.ns.root))
+		require.NoError(t, err, tc.what)
+		other, err := node.PublishSubscribe("isolated", iox.OpenOnly())
+		if tc.sees {
+			require.NoError(t, err, tc.what)
+			require.NoError(t, other.Close())
+		} else {
+			require.ErrorIs(t, err, iox.ErrServiceNotFound, tc.what)
+		}
+		require.NoError(t, node.Close())
+	}
+}
