@@ -733,3 +733,31 @@ func TestClaimIsolationNeedsPrefixAndRoot(t *testing.T) {
 		require.NoError(t, node.Close())
 	}
 }
+
+// ResponseBufferSize: "When it is full, a server's Send replaces the oldest
+// unread response (SafeOverflow, iceoryx2's default)".
+func TestClaimFullResponseBufferDropsTheOldest(t *testing.T) {
+	ns := newNamespace(t)
+	svc, err := ns.node(t).RequestResponse("rr-overflow", iox.ResponseBufferSize(2))
+	require.NoError(t, err)
+	defer svc.Close()
+	srv, err := svc.Server()
+	require.NoError(t, err)
+	defer srv.Close()
+	cli, err := svc.Client()
+	require.NoError(t, err)
+	defer cli.Close()
+	p, err := cli.Send([]byte("req"))
+	require.NoError(t, err)
+	defer p.Close()
+	req, _ := nextRequest(t, srv)
+	for _, r := range []string{"a", "b", "c"} {
+		require.NoError(t, req.Send([]byte(r)), "a full buffer does not refuse")
+	}
+	require.NoError(t, req.Close())
+	var got []string
+	for _, r := range responses(t, p) {
+		got = append(got, string(r))
+	}
+	require.Equal(t, []string{"b", "c"}, got, "the oldest unread response made room")
+}
