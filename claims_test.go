@@ -761,3 +761,39 @@ func TestClaimFullResponseBufferDropsTheOldest(t *testing.T) {
 	}
 	require.Equal(t, []string{"b", "c"}, got, "the oldest unread response made room")
 }
+
+// WithChanCap "sets the capacity of the Go channels (default 64)": those of
+// In; Out "has no buffer", nor has a puller's In.
+func TestClaimChannelCapacities(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	for _, c := range []int{64, 5} {
+		var opts []iox.Option
+		if c != 64 {
+			opts = append(opts, iox.WithChanCap(c))
+		}
+		pair, err := iox.OpenPair(ctx, node, "caps", opts...)
+		require.NoError(t, err)
+		sub, err := iox.OpenSub(ctx, node, "caps", opts...)
+		require.NoError(t, err)
+		pub, err := iox.OpenPub(ctx, node, "caps-pub", opts...)
+		require.NoError(t, err)
+		ev, err := iox.OpenEvents(ctx, node, "caps", opts...)
+		require.NoError(t, err)
+		push, err := iox.OpenPush(ctx, node, "caps", opts...)
+		require.NoError(t, err)
+		pull, err := iox.OpenPull(ctx, node, "caps")
+		require.NoError(t, err)
+		require.Equal(t, c, cap(pair.In()), "pair In")
+		require.Equal(t, c, cap(sub.In()), "sub In")
+		require.Equal(t, c, cap(ev.In()), "events In")
+		require.Zero(t, cap(pair.Out()), "pair Out")
+		require.Zero(t, cap(pub.Out()), "pub Out")
+		require.Zero(t, cap(push.Out()), "push Out")
+		require.Zero(t, cap(pull.In()), "pull In")
+		for _, e := range []interface{ Close() error }{pair, sub, pub, ev, push, pull} {
+			e.Close()
+		}
+	}
+}
