@@ -797,3 +797,54 @@ func TestClaimChannelCapacities(t *testing.T) {
 		}
 	}
 }
+
+// Node: "Services and ports opened through a node stay usable after the node
+// is closed"; RequestResponse: "A request-response service may share its name
+// with a publish-subscribe or event service."
+func TestClaimPortsOutliveTheirNodeAndKindsShareAName(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ps, err := node.PublishSubscribe("shared-name")
+	require.NoError(t, err)
+	defer ps.Close()
+	ev, err := node.Event("shared-name")
+	require.NoError(t, err)
+	defer ev.Close()
+	rr, err := node.RequestResponse("shared-name")
+	require.NoError(t, err, "a request-response service beside the others of its name")
+	defer rr.Close()
+	pub, err := ps.Publisher()
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := ps.Subscriber()
+	require.NoError(t, err)
+	defer sub.Close()
+	srv, err := rr.Server()
+	require.NoError(t, err)
+	defer srv.Close()
+	cli, err := rr.Client()
+	require.NoError(t, err)
+	defer cli.Close()
+
+	require.NoError(t, node.Close())
+	n, err := pub.Send([]byte("after"))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	buf := make([]byte, 16)
+	k, ok, err := sub.TryReceive(buf)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "after", string(buf[:k]))
+	p, err := cli.Send([]byte("call"))
+	require.NoError(t, err)
+	defer p.Close()
+	req, got := nextRequest(t, srv)
+	require.Equal(t, "call", string(got))
+	require.NoError(t, req.Send([]byte("answer")))
+	require.NoError(t, req.Close())
+	var answers []string
+	for _, r := range responses(t, p) {
+		answers = append(answers, string(r))
+	}
+	require.Equal(t, []string{"answer"}, answers)
+}
