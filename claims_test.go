@@ -848,3 +848,34 @@ func TestClaimPortsOutliveTheirNodeAndKindsShareAName(t *testing.T) {
 	}
 	require.Equal(t, []string{"answer"}, answers)
 }
+
+// Messages: "a larger message arriving is dropped where it is … (through In,
+// the error goes to OnDrop)", and the channel goes on.
+func TestClaimTooLargeThroughInGoesToOnDrop(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	drops := make(chan error, 4)
+	a, err := iox.OpenPair(ctx, node, "large-in")
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := iox.OpenPair(ctx, node, "large-in", iox.MaxMessageSize(16), iox.OnDrop(func(err error) { drops <- err }))
+	require.NoError(t, err)
+	defer b.Close()
+	require.NoError(t, a.Send(ctx, make([]byte, 100)))
+	require.NoError(t, a.Send(ctx, []byte("fits")))
+	select {
+	case m := <-b.In():
+		require.Equal(t, "fits", string(m), "the large message was not delivered")
+	case <-ctx.Done():
+		t.Fatal("nothing came through In")
+	}
+	select {
+	case err := <-drops:
+		require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+		requireTyped(t, err, "the dropped message's error")
+	default:
+		t.Fatal("OnDrop did not get the dropped message's error before the next message")
+	}
+	require.NoError(t, b.Err())
+}
