@@ -773,18 +773,31 @@ func TestClaimChannelCapacities(t *testing.T) {
 		if c != 64 {
 			opts = append(opts, iox.WithChanCap(c))
 		}
+		var ends []interface{ Close() error }
+		closeAll := func() {
+			for _, e := range ends {
+				e.Close()
+			}
+			ends = nil
+		}
+		t.Cleanup(closeAll) // also when the test fails
+		add := func(e interface{ Close() error }, err error) {
+			t.Helper()
+			require.NoError(t, err)
+			ends = append(ends, e)
+		}
 		pair, err := iox.OpenPair(ctx, node, "caps", opts...)
-		require.NoError(t, err)
+		add(pair, err)
 		sub, err := iox.OpenSub(ctx, node, "caps", opts...)
-		require.NoError(t, err)
+		add(sub, err)
 		pub, err := iox.OpenPub(ctx, node, "caps-pub", opts...)
-		require.NoError(t, err)
+		add(pub, err)
 		ev, err := iox.OpenEvents(ctx, node, "caps", opts...)
-		require.NoError(t, err)
+		add(ev, err)
 		push, err := iox.OpenPush(ctx, node, "caps", opts...)
-		require.NoError(t, err)
+		add(push, err)
 		pull, err := iox.OpenPull(ctx, node, "caps")
-		require.NoError(t, err)
+		add(pull, err)
 		require.Equal(t, c, cap(pair.In()), "pair In")
 		require.Equal(t, c, cap(sub.In()), "sub In")
 		require.Equal(t, c, cap(ev.In()), "events In")
@@ -792,9 +805,7 @@ func TestClaimChannelCapacities(t *testing.T) {
 		require.Zero(t, cap(pub.Out()), "pub Out")
 		require.Zero(t, cap(push.Out()), "push Out")
 		require.Zero(t, cap(pull.In()), "pull In")
-		for _, e := range []interface{ Close() error }{pair, sub, pub, ev, push, pull} {
-			e.Close()
-		}
+		closeAll()
 	}
 }
 
