@@ -890,3 +890,30 @@ func TestClaimTooLargeThroughInGoesToOnDrop(t *testing.T) {
 	}
 	require.NoError(t, b.Err())
 }
+
+// The numbers the README and doc comments state: the pipeline's bounds
+// (MaxPushers 16, MaxPullers 64), the bounds of every count and spin, the
+// blackboard's key size, and the settings a client's service is created with
+// ("MaxActiveRequests (default 16)", "MaxClients 4, MaxServers 1,
+// ResponseBufferSize 4").
+func TestClaimDocumentedNumbers(t *testing.T) {
+	require.Equal(t, 16, iox.MaxPushers)
+	require.Equal(t, 64, iox.MaxPullers)
+	require.Equal(t, 1<<20, iox.MaxServiceCount)
+	require.Equal(t, 10000, iox.MaxSpin)
+	require.Equal(t, 64, iox.MaxBlackboardKeySize)
+
+	ns := newNamespace(t)
+	node := ns.node(t)
+	cl, err := iox.OpenClient(advCtx(t), node, "rpc-defaults", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	svc, err := node.RequestResponse("rpc-defaults", iox.OpenOnly())
+	require.NoError(t, err)
+	defer svc.Close()
+	cfg := svc.Config()
+	require.Equal(t, 16, cfg.MaxActiveRequests)
+	require.Equal(t, 4, cfg.MaxClients)
+	require.Equal(t, 1, cfg.MaxServers)
+	require.Equal(t, 4, cfg.ResponseBufferSize)
+}
