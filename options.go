@@ -334,10 +334,11 @@ func SafeOverflow(on bool) Option {
 }
 
 // MaxBorrowed bounds how many messages one subscriber may hold borrowed at once:
-// 1..MaxServiceCount (on a channel 1..1<<16), and like BufferSize it is multiplied by MaxSubscribers in
-// the memory bound (see Option). On a channel it bounds the Views a receiving
-// end holds at once, plus one for the message Recv copies (default 4): a
-// RecvView beyond it, or a Recv while it is reached, returns ErrTooManyLoans.
+// 1..MaxServiceCount (on a channel 1..1<<16), and like BufferSize it is
+// multiplied by MaxSubscribers in the memory bound (see Option). On a channel
+// it bounds the Views a receiving end holds at once (default 4), and a Recv
+// needs a free one for the message it copies: a RecvView beyond it, or a Recv
+// while the Views hold all of them, returns ErrTooManyLoans.
 func MaxBorrowed(n int) Option {
 	return func(o *options) {
 		o.set |= optMaxBorrowed
