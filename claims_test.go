@@ -917,3 +917,25 @@ func TestClaimDocumentedNumbers(t *testing.T) {
 	require.Equal(t, 1, cfg.MaxServers)
 	require.Equal(t, 4, cfg.ResponseBufferSize)
 }
+
+// InitialMessageSize: "larger values are cut to MaxMessageSize": a first
+// segment for 1 TiB messages on a port whose messages are at most 1 KiB is
+// one for 1 KiB messages.
+func TestClaimInitialMessageSizeIsCutToTheMaximum(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	svc, err := node.PublishSubscribe("initial-cut")
+	require.NoError(t, err)
+	defer svc.Close()
+	pub, err := svc.Publisher(iox.MaxMessageSize(1024), iox.InitialMessageSize(1<<40))
+	require.NoError(t, err, "1 TiB is cut to 1 KiB")
+	defer pub.Close()
+	sub, err := svc.Subscriber()
+	require.NoError(t, err)
+	defer sub.Close()
+	n, err := pub.Send(make([]byte, 1024))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = pub.Send(make([]byte, 1025))
+	require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+}
