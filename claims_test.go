@@ -939,3 +939,42 @@ func TestClaimInitialMessageSizeIsCutToTheMaximum(t *testing.T) {
 	_, err = pub.Send(make([]byte, 1025))
 	require.ErrorIs(t, err, iox.ErrMessageTooLarge)
 }
+
+// SubscriberBuffer "sets this subscriber's buffer: 1 to the service's
+// BufferSize (0 = the service's BufferSize)": with iceoryx2's safe overflow,
+// a subscriber of buffer 2 keeps the last two of four messages, one of
+// buffer 0 all four.
+func TestClaimSubscriberBuffer(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	svc, err := node.PublishSubscribe("sub-buffer", iox.BufferSize(4))
+	require.NoError(t, err)
+	defer svc.Close()
+	two, err := svc.Subscriber(iox.SubscriberBuffer(2))
+	require.NoError(t, err)
+	defer two.Close()
+	all, err := svc.Subscriber(iox.SubscriberBuffer(0))
+	require.NoError(t, err)
+	defer all.Close()
+	pub, err := svc.Publisher()
+	require.NoError(t, err)
+	defer pub.Close()
+	for i := range 4 {
+		n, err := pub.Send([]byte{byte(i)})
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+	}
+	take := func(s *iox.Subscriber) (got []byte) {
+		buf := make([]byte, 8)
+		for {
+			n, ok, err := s.TryReceive(buf)
+			require.NoError(t, err)
+			if !ok {
+				return got
+			}
+			got = append(got, buf[:n]...)
+		}
+	}
+	require.Equal(t, []byte{2, 3}, take(two), "a buffer of 2 keeps the last two")
+	require.Equal(t, []byte{0, 1, 2, 3}, take(all), "0 is the service's buffer")
+}
