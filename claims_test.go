@@ -978,3 +978,64 @@ func TestClaimSubscriberBuffer(t *testing.T) {
 	require.Equal(t, []byte{2, 3}, take(two), "a buffer of 2 keeps the last two")
 	require.Equal(t, []byte{0, 1, 2, 3}, take(all), "0 is the service's buffer")
 }
+
+func init() { children["claim-notifier"] = childClaimNotifier }
+
+// childClaimNotifier makes a notifier of the event service IOX_SERVICE, says
+// "ready" and waits to be killed.
+func childClaimNotifier() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ev, err := node.Event(os.Getenv("IOX_SERVICE"), iox.OpenOnly())
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	n, err := ev.Notifier()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	fmt.Println("ready")
+	parentSays()
+	return nil
+}
+
+// NotifierCreatedEvent, NotifierDroppedEvent and NotifierDeadEvent "make
+// iceoryx2 signal id" to the listeners when a notifier is created, closed, or
+// its process dies ("seen when dead nodes are cleaned up").
+func TestClaimNotifierLifeEvents(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	ev, err := node.Event("notifier-life", iox.NotifierCreatedEvent(1), iox.NotifierDroppedEvent(2), iox.NotifierDeadEvent(3))
+	require.NoError(t, err)
+	defer ev.Close()
+	l, err := ev.Listener()
+	require.NoError(t, err)
+	defer l.Close()
+	next := func(what string, want iox.EventID) {
+		t.Helper()
+		ids, err := l.Wait(ctx)
+		require.NoError(t, err, what)
+		require.Equal(t, []iox.EventID{want}, ids, what)
+	}
+
+	n, err := ev.Notifier()
+	require.NoError(t, err)
+	next("a notifier created", 1)
+	require.NoError(t, n.Close())
+	next("a notifier closed", 2)
+
+	c := spawn(t, ns, "claim-notifier", "IOX_SERVICE=notifier-life")
+	c.expect("ready")
+	next("a notifier created in another process", 1)
+	c.kill()
+	cleaned, err := node.CleanupDeadNodes()
+	require.NoError(t, err)
+	require.Equal(t, 1, cleaned)
+	next("a notifier's process died", 3)
+}
