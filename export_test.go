@@ -234,3 +234,13 @@ func (s *senders) counts() (watched, dead int) {
 	defer s.mu.Unlock()
 	return len(s.watched.m), len(s.dead)
 }
+
+// SetPushBeforeQueue makes f run in every Push.Send after the send found the
+// pusher open and before it hands the message on (nil: nothing). Set it
+// before opening the pusher; clear it after closing it.
+func SetPushBeforeQueue(f func()) { pushBeforeQueue = f }
+
+// SetPullBeforeHandOver makes f run in every receive of a Pull after it took
+// a message and before it counts it as handed over (nil: nothing). Set it
+// before opening the puller; clear it after closing it.
+func SetPullBeforeHandOver(f func()) { pullBeforeHandOver = f }

@@ -147,6 +147,13 @@ func openTally(node *Node, owner UniqueID, tag, pull uint64) *ffi.WaitWord {
 	return w
 }
 
+// Test hooks, set before the ends they concern are opened: pushBeforeQueue
+// runs in Send after it found the pusher open and before it hands the
+// message to a puller or the queue; pullBeforeHandOver runs in a receive
+// after it took a message and before it counts it as handed over. Tests
+// make Close run in those windows.
+var pushBeforeQueue, pullBeforeHandOver func()
+
 // ---- the pushing end ----
 
 // Push is a sending end of a pipeline: every message sent goes to exactly
@@ -566,6 +573,9 @@ func (p *Push[T]) Send(ctx context.Context, v T) error {
 	if len(msg) > p.cfg.maxMessage {
 		return &Error{Op: "send", Name: p.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), p.cfg.maxMessage)}
+	}
+	if pushBeforeQueue != nil {
+		pushBeforeQueue()
 	}
 	p.mu.Lock()
 	if len(p.pending) > 0 {
@@ -1285,6 +1295,9 @@ func (p *Pull[T]) next(ctx context.Context) (rxItem[pulled[T]], error) {
 	p.waiting(true)
 	it, err := p.rx.next(ctx, false)
 	p.waiting(false)
+	if err == nil && it.err == nil && pullBeforeHandOver != nil {
+		pullBeforeHandOver()
+	}
 	if err == nil && it.err == nil {
 		p.handOver(it.v.n)
 	}

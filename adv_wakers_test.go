@@ -1,0 +1,131 @@
+package iox_test
+
+// Adversarial tests of wake-ups and endings: Close racing Send and Recv,
+// contexts that end while a message is being taken, and goroutines that park
+// with nobody left to wake them. Each one sets up a defect's exact
+// circumstances (with test hooks where a window is too narrow to hit by
+// chance) and asserts what the documentation promises.
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+// A message a puller's Recv returned is "not sent again" (Push's doc). A
+// puller that closes while one of its receives has taken a message and not
+// yet counted it as handed over must therefore either count it before it
+// says bye (and the receive returns it), or not return it (and the pushers
+// give it to another puller): never both.
+func TestAdvWakersPullCloseWhileHandingOver(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	pullA, err := iox.OpenPull(ctx, node, "handover", iox.BufferSize(4))
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "handover", iox.WithLinger(2*time.Second))
+	require.NoError(t, err)
+	t.Cleanup(func() { push.Close() })
+	eventually(t, "the pusher knows the puller", func() bool { return push.Pullers() == 1 })
+	require.NoError(t, push.Send(ctx, []byte("m1"))) // into A's queue: the only puller
+	pullB, err := iox.OpenPull(ctx, node, "handover", iox.BufferSize(4))
+	require.NoError(t, err)
+	t.Cleanup(func() { pullB.Close() })
+	eventually(t, "the pusher knows both pullers", func() bool { return push.Pullers() == 2 })
+
+	closed := make(chan error, 1)
+	var once sync.Once
+	iox.SetPullBeforeHandOver(func() {
+		once.Do(func() {
+			go func() { closed <- pullA.Close() }()
+			// Close goes as far as it can while this receive holds the
+			// message: the pushers let A go (and give its messages to
+			// others), or Close waits for this receive.
+			waitUntil(20*time.Second, func() bool {
+				return push.Resent() > 0 || goroutinesIn("iox.(*Pull[...]).quiesce", true) > 0
+			})
+		})
+	})
+	t.Cleanup(func() { iox.SetPullBeforeHandOver(nil) })
+
+	m, rerr := pullA.Recv(ctx)
+	require.NoError(t, <-closed)
+	delivered := 0
+	if rerr == nil {
+		require.Equal(t, "m1", string(m))
+		delivered++
+	} else {
+		require.ErrorIs(t, rerr, iox.ErrClosed)
+	}
+	if push.Resent() > 0 {
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		m, err := pullB.Recv(rctx)
+		cancel()
+		require.NoError(t, err, "the pusher gave A's message to B")
+		require.Equal(t, "m1", string(m))
+		delivered++
+	}
+	require.Equal(t, 1, delivered, "m1 reached the pullers' users this many times (A's Recv returned it: %v)", rerr == nil)
+}
+
+// Close returns nil "only when pullers took every message this pusher sent",
+// and a Send that returns nil accepted its message. A Send that found the
+// pusher open just before Close ended it must not be accepted after Close
+// counted what was left: then Close would report success for a message that
+// no puller will ever get.
+func TestAdvWakersPushCloseRacingSend(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	pull, err := iox.OpenPull(ctx, node, "racesend", iox.BufferSize(4))
+	require.NoError(t, err)
+	t.Cleanup(func() { pull.Close() })
+	push, err := iox.OpenPush(ctx, node, "racesend", iox.WithLinger(20*time.Second))
+	require.NoError(t, err)
+	eventually(t, "the pusher knows the puller", func() bool { return push.Pullers() == 1 })
+
+	closed := make(chan error, 1)
+	closeDone := make(chan struct{})
+	var once sync.Once
+	iox.SetPushBeforeQueue(func() {
+		once.Do(func() {
+			go func() {
+				closed <- push.Close()
+				close(closeDone)
+			}()
+			// Close goes as far as it can while this Send holds its
+			// message: it returns, or it waits for this Send.
+			waitUntil(20*time.Second, func() bool {
+				select {
+				case <-closeDone:
+					return true
+				default:
+				}
+				return goroutinesIn("iox.(*Push[...]).quiesce", true) > 0
+			})
+		})
+	})
+	t.Cleanup(func() { iox.SetPushBeforeQueue(nil) })
+
+	serr := push.Send(ctx, []byte("m1"))
+	received := make(chan []byte, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		m, _ := pull.Recv(rctx)
+		received <- m
+	}()
+	cerr := <-closed
+	m := <-received
+	if serr == nil && cerr == nil {
+		require.Equal(t, "m1", string(m), "Send and Close both returned nil, yet the puller never got the message")
+	}
+	if serr != nil {
+		require.ErrorIs(t, serr, iox.ErrClosed)
+	}
+}
