@@ -860,6 +860,7 @@ func (p *Push[T]) Close() error { return p.closer.close("push", "close push", p.
 
 func (p *Push[T]) shutdown(reason error, graceful bool) error {
 	p.life.end(reason, true)
+	p.quiesce()
 	var result error
 	if graceful {
 		result = p.linger()
@@ -888,6 +889,15 @@ func (p *Push[T]) shutdown(reason error, graceful bool) error {
 	p.bg.Wait()
 	p.ports.release()
 	return result
+}
+
+// quiesce waits for a Send that found the pusher open before it ended: its
+// message is queued or sent once it gives the turn back, and what Close
+// counts then includes it. Later Sends find the pusher ended. A Send that
+// waits for room returns at the end, so this wait is short.
+func (p *Push[T]) quiesce() {
+	p.sem <- struct{}{}
+	<-p.sem
 }
 
 // linger waits until pullers took everything, or the linger time is over.
@@ -989,6 +999,7 @@ type Pull[T any] struct {
 	tb      []byte
 	held    int // In's goroutine ended holding a message (read after feeds.stop)
 
+	handing sync.RWMutex      // held shared by a receive from its take to its hand-over; Close waits for those
 	mu      sync.Mutex        // counts: Recv and In's goroutine hand over concurrently
 	tallies map[uint64]*tally // by pusher tag
 	segs    []segment         // the samples whose messages are not all handed over
@@ -1292,6 +1303,11 @@ func (p *Pull[T]) next(ctx context.Context) (rxItem[pulled[T]], error) {
 	if ctx == nil { // before the wait word says a receive waits
 		return rxItem[pulled[T]]{}, nilArg("receive", p.name, "ctx")
 	}
+	// A message taken is counted as handed over before Close says bye (see
+	// quiesce): a message the receive returns is never given to another
+	// puller as well.
+	p.handing.RLock()
+	defer p.handing.RUnlock()
 	p.waiting(true)
 	it, err := p.rx.next(ctx, false)
 	p.waiting(false)
@@ -1302,6 +1318,14 @@ func (p *Pull[T]) next(ctx context.Context) (rxItem[pulled[T]], error) {
 		p.handOver(it.v.n)
 	}
 	return it, err
+}
+
+// quiesce waits for the receives that took a message and have not counted
+// it yet. Once the puller's life ended, no receive takes anything more
+// (receiver.next returns the end), so this wait is short.
+func (p *Pull[T]) quiesce() {
+	p.handing.Lock()
+	p.handing.Unlock()
 }
 
 // Recv returns the next message, waiting while none is there; after Close it
@@ -1397,6 +1421,7 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 	close(p.torn)
 	p.rx.stepAside()
 	p.hub.kick()
+	p.quiesce()
 	p.feeds.stop()
 	p.rx.sem <- struct{}{} // no Recv takes anything any more: the tallies are final
 	if p.held > 0 {
