@@ -8,6 +8,8 @@ package iox_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -127,5 +129,139 @@ func TestAdvWakersPushCloseRacingSend(t *testing.T) {
 	}
 	if serr != nil {
 		require.ErrorIs(t, serr, iox.ErrClosed)
+	}
+}
+
+// raceEnds is one channel's sending and receiving ends, for the tests that
+// race Close against Send.
+type raceEnds struct {
+	send      func(context.Context, []byte) error
+	closeSend func() error
+	recv      func(context.Context) ([]byte, error)
+	closeRecv func() error
+}
+
+// openRaceEnds opens the ends of kind ("pair", "pubsub", "pipeline") named
+// name, on two nodes of ns, with small queues so that Sends wait for room.
+func openRaceEnds(t *testing.T, ns namespace, kind, name string) raceEnds {
+	ctx := context.Background()
+	a, b := ns.node(t), ns.node(t)
+	linger := iox.WithLinger(20 * time.Second)
+	switch kind {
+	case "pair":
+		s, err := iox.OpenPair(ctx, a, name, iox.BufferSize(2), iox.WithChanCap(2), linger)
+		require.NoError(t, err)
+		r, err := iox.OpenPair(ctx, b, name, iox.BufferSize(2), linger)
+		require.NoError(t, err)
+		eventually(t, "the pair connects", func() bool { return s.Connected() && r.Connected() })
+		return raceEnds{s.Send, s.Close, r.Recv, r.Close}
+	case "pubsub":
+		s, err := iox.OpenPub(ctx, a, name, iox.BufferSize(2), iox.WithChanCap(2), linger)
+		require.NoError(t, err)
+		r, err := iox.OpenSub(ctx, b, name, iox.BufferSize(2))
+		require.NoError(t, err)
+		eventually(t, "the subscriber is known", func() bool { return s.Subscribers() == 1 })
+		return raceEnds{s.Send, s.Close, r.Recv, r.Close}
+	case "pipeline":
+		r, err := iox.OpenPull(ctx, b, name, iox.BufferSize(2))
+		require.NoError(t, err)
+		s, err := iox.OpenPush(ctx, a, name, iox.WithChanCap(2), linger)
+		require.NoError(t, err)
+		eventually(t, "the pusher knows the puller", func() bool { return s.Pullers() == 1 })
+		return raceEnds{s.Send, s.Close, r.Recv, r.Close}
+	}
+	t.Fatalf("unknown kind %s", kind)
+	return raceEnds{}
+}
+
+// Close racing Sends from several goroutines: every Send that returned nil
+// reaches the receiver exactly once when Close returned nil, Close returns nil
+// or an error matching ErrUndelivered, Sends after it return ErrClosed, and
+// nothing hangs.
+func TestAdvWakersCloseRacesSends(t *testing.T) {
+	rounds := loops(5, 3, 40)
+	for _, kind := range []string{"pair", "pubsub", "pipeline"} {
+		t.Run(kind, func(t *testing.T) {
+			for round := range rounds {
+				ns := newNamespace(t)
+				ends := openRaceEnds(t, ns, kind, "race")
+				ctx := context.Background()
+
+				var mu sync.Mutex
+				accepted := map[string]bool{}
+				received := map[string]int{}
+				recvDone := make(chan struct{})
+				go func() {
+					defer close(recvDone)
+					for {
+						m, err := ends.recv(ctx)
+						if err != nil {
+							return
+						}
+						mu.Lock()
+						received[string(m)]++
+						mu.Unlock()
+					}
+				}()
+				var senders sync.WaitGroup
+				for g := range 4 {
+					senders.Add(1)
+					go func() {
+						defer senders.Done()
+						for i := 0; ; i++ {
+							m := []byte(fmt.Sprintf("%d-%d", g, i))
+							err := ends.send(ctx, m)
+							if err != nil {
+								if !errors.Is(err, iox.ErrClosed) {
+									t.Errorf("send after or during Close: %v", err)
+								}
+								return
+							}
+							mu.Lock()
+							accepted[string(m)] = true
+							mu.Unlock()
+						}
+					}()
+				}
+				eventually(t, "some sends were accepted", func() bool {
+					mu.Lock()
+					defer mu.Unlock()
+					return len(accepted) > 8*(round+1)
+				})
+				var cerr error
+				within(t, 30*time.Second, "Close racing Sends", func() {
+					cerr = ends.closeSend()
+					senders.Wait()
+				})
+				if cerr != nil {
+					require.ErrorIs(t, cerr, iox.ErrUndelivered)
+				} else {
+					missing := func() []string {
+						mu.Lock()
+						defer mu.Unlock()
+						var out []string
+						for m := range accepted {
+							if received[m] == 0 {
+								out = append(out, m)
+							}
+						}
+						return out
+					}
+					if !waitUntil(20*time.Second, func() bool { return len(missing()) == 0 }) {
+						t.Fatalf("round %d: Close returned nil, yet %d accepted messages never arrived: %v", round, len(missing()), missing())
+					}
+				}
+				within(t, 30*time.Second, "closing the receiver", func() {
+					ends.closeRecv()
+					<-recvDone
+				})
+				mu.Lock()
+				for m, n := range received {
+					require.Equal(t, 1, n, "round %d: %s arrived %d times", round, m, n)
+					require.True(t, accepted[m], "round %d: %s arrived but its Send did not return nil", round, m)
+				}
+				mu.Unlock()
+			}
+		})
 	}
 }
