@@ -265,3 +265,80 @@ func TestAdvWakersCloseRacesSends(t *testing.T) {
 		})
 	}
 }
+
+// A puller closing while several goroutines receive on it, with a second
+// puller open: every message the pusher accepted reaches exactly one
+// puller's user (the pusher's Close returns nil: the pullers took all), none
+// twice, whichever receive the closing puller was in.
+func TestAdvWakersPullCloseRacesRecvs(t *testing.T) {
+	rounds := loops(5, 3, 40)
+	for round := range rounds {
+		ns := newNamespace(t)
+		ctx := context.Background()
+		a, b, c := ns.node(t), ns.node(t), ns.node(t)
+		pullA, err := iox.OpenPull(ctx, a, "recvs", iox.BufferSize(2))
+		require.NoError(t, err)
+		pullB, err := iox.OpenPull(ctx, b, "recvs", iox.BufferSize(2))
+		require.NoError(t, err)
+		push, err := iox.OpenPush(ctx, c, "recvs", iox.WithChanCap(4), iox.WithLinger(20*time.Second))
+		require.NoError(t, err)
+		eventually(t, "the pusher knows both pullers", func() bool { return push.Pullers() == 2 })
+
+		var mu sync.Mutex
+		received := map[string]int{}
+		gotA := 0
+		var recvs sync.WaitGroup
+		for _, p := range []*iox.Pull[[]byte]{pullA, pullA, pullA, pullB, pullB} {
+			recvs.Add(1)
+			go func() {
+				defer recvs.Done()
+				for {
+					m, err := p.Recv(ctx)
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					received[string(m)]++
+					if p == pullA {
+						gotA++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		const total = 400
+		sent := make(chan error, 1)
+		go func() {
+			for i := range total {
+				if err := push.Send(ctx, []byte(fmt.Sprint(i))); err != nil {
+					sent <- err
+					return
+				}
+			}
+			sent <- nil
+		}()
+		// The pusher shares the messages out as the pullers make room: A may
+		// get few of them, or none before B took all.
+		eventually(t, "puller A received some, or the pullers all", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return gotA > round%4 || len(received) == total
+		})
+		within(t, 30*time.Second, "closing puller A while it receives", func() {
+			require.NoError(t, pullA.Close())
+		})
+		require.NoError(t, <-sent)
+		within(t, 30*time.Second, "closing the pusher", func() {
+			require.NoError(t, push.Close(), "the pusher's Close: puller B took everything")
+		})
+		within(t, 30*time.Second, "closing puller B", func() {
+			require.NoError(t, pullB.Close())
+			recvs.Wait()
+		})
+		mu.Lock()
+		for i := range total {
+			require.Equal(t, 1, received[fmt.Sprint(i)], "round %d: message %d reached the pullers' users this many times", round, i)
+		}
+		mu.Unlock()
+	}
+}
