@@ -8,6 +8,7 @@ package iox_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -341,4 +342,47 @@ func TestAdvWakersPullCloseRacesRecvs(t *testing.T) {
 		}
 		mu.Unlock()
 	}
+}
+
+// A pusher whose Send waits for credit while its only puller holds a full
+// queue: the puller's process is killed, and a new puller comes. Nothing may
+// be left waiting: the blocked Send returns, and the new puller gets every
+// message (the killed puller's queue given back, ahead of the pusher's own),
+// each once.
+func TestAdvWakersPusherWaitingForCreditOutlivesItsPuller(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	push, err := iox.OpenPush(ctx, node, "credit", iox.WithChanCap(1), iox.WithLinger(20*time.Second))
+	require.NoError(t, err)
+	doomed := spawn(t, ns, "pipe-pull", "IOX_SERVICE=credit", "IOX_BUFFER=1", "IOX_GATE=1")
+	doomed.expect("ready") // it takes nothing until told to
+	eventually(t, "the pusher knows the puller", func() bool { return push.Pullers() == 1 })
+	require.NoError(t, push.Send(ctx, seqMsg(0))) // into the puller's queue
+	require.NoError(t, push.Send(ctx, seqMsg(1))) // into the pusher's queue
+	blocked := make(chan error, 1)
+	go func() { blocked <- push.Send(ctx, seqMsg(2)) }()
+	waitParked(t, "iox.(*Push[...]).Send", 1)
+
+	doomed.kill()
+	eventually(t, "the pusher lets the killed puller go", func() bool { return push.Pullers() == 0 })
+	require.Equal(t, uint64(1), push.Resent(), "the killed puller's queue is given back")
+	pull, err := iox.OpenPull(ctx, node, "credit", iox.BufferSize(1))
+	require.NoError(t, err)
+	var got []uint64
+	within(t, 20*time.Second, "the new puller receiving everything", func() {
+		for range 3 {
+			m, err := pull.Recv(ctx)
+			if err != nil {
+				t.Errorf("recv: %v", err)
+				return
+			}
+			got = append(got, binary.LittleEndian.Uint64(m))
+		}
+	})
+	require.Equal(t, []uint64{0, 1, 2}, got)
+	require.NoError(t, <-blocked)
+	require.NoError(t, push.Close())
+	require.NoError(t, pull.Close())
+	node.CleanupDeadNodes() // the killed puller's services
 }
