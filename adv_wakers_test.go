@@ -386,3 +386,74 @@ func TestAdvWakersPusherWaitingForCreditOutlivesItsPuller(t *testing.T) {
 	require.NoError(t, pull.Close())
 	node.CleanupDeadNodes() // the killed puller's services
 }
+
+// Close racing Calls from several goroutines, on the client or on the
+// server: every Call returns its own request's answer or a typed error,
+// nothing panics, and nothing is left waiting (closing the client ends the
+// Calls that wait for a server that is gone).
+func TestAdvWakersCloseRacesCalls(t *testing.T) {
+	rounds := loops(4, 2, 30)
+	for _, which := range []string{"client", "server"} {
+		t.Run(which, func(t *testing.T) {
+			for round := range rounds {
+				ns := newNamespace(t)
+				ctx := context.Background()
+				srv, err := iox.OpenServer(ctx, ns.node(t), "calls", iox.Raw{}, iox.Raw{})
+				require.NoError(t, err)
+				served := make(chan error, 1)
+				go func() {
+					served <- srv.Serve(ctx, 3, func(_ context.Context, req []byte) ([]byte, error) {
+						return append([]byte("re:"), req...), nil
+					})
+				}()
+				cl, err := iox.OpenClient(ctx, ns.node(t), "calls", iox.Raw{}, iox.Raw{})
+				require.NoError(t, err)
+
+				var mu sync.Mutex
+				answered := 0
+				var callers sync.WaitGroup
+				for g := range 6 {
+					callers.Add(1)
+					go func() {
+						defer callers.Done()
+						for i := 0; ; i++ {
+							req := fmt.Sprintf("%d-%d", g, i)
+							resp, err := cl.Call(ctx, []byte(req))
+							if err != nil {
+								var e *iox.Error
+								if !errors.As(err, &e) || e.Kind == nil {
+									t.Errorf("round %d: call %s: untyped error %v", round, req, err)
+								}
+								return
+							}
+							if string(resp) != "re:"+req {
+								t.Errorf("round %d: call %s answered %q", round, req, resp)
+								return
+							}
+							mu.Lock()
+							answered++
+							mu.Unlock()
+						}
+					}()
+				}
+				eventually(t, "some calls were answered", func() bool {
+					mu.Lock()
+					defer mu.Unlock()
+					return answered > 4*(round+1)
+				})
+				within(t, 30*time.Second, "Close racing Calls", func() {
+					if which == "server" {
+						require.NoError(t, srv.Close())
+						require.ErrorIs(t, <-served, iox.ErrClosed)
+					}
+					require.NoError(t, cl.Close())
+					callers.Wait()
+					if which == "client" {
+						require.NoError(t, srv.Close())
+						require.ErrorIs(t, <-served, iox.ErrClosed)
+					}
+				})
+			}
+		})
+	}
+}
