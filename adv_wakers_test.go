@@ -457,3 +457,55 @@ func TestAdvWakersCloseRacesCalls(t *testing.T) {
 		})
 	}
 }
+
+// Receives whose contexts end at every moment of the taking (deadlines of a
+// few microseconds, while messages arrive): a receive that returns the
+// context's error takes nothing, so every message arrives once, in order,
+// whichever receive finally gets it.
+func TestAdvWakersRecvContextEndsAsMessagesArrive(t *testing.T) {
+	n := loops(3000, 1000, 30000)
+	for _, kind := range []string{"pair", "pubsub", "pipeline"} {
+		t.Run(kind, func(t *testing.T) {
+			ns := newNamespace(t)
+			ends := openRaceEnds(t, ns, kind, "ctxends")
+			ctx := context.Background()
+			rng := seeded(t)
+			sent := make(chan error, 1)
+			go func() {
+				for i := range n {
+					if err := ends.send(ctx, seqMsg(uint64(i))); err != nil {
+						sent <- err
+						return
+					}
+				}
+				sent <- nil
+			}()
+			ended := 0
+			within(t, 60*time.Second, "receiving everything", func() {
+				for want := uint64(0); want < uint64(n); {
+					rctx, cancel := context.WithTimeout(ctx, time.Duration(rng.IntN(30000)))
+					m, err := ends.recv(rctx)
+					cancel()
+					if errors.Is(err, context.DeadlineExceeded) {
+						ended++
+						continue
+					}
+					if err != nil {
+						t.Errorf("recv %d: %v", want, err)
+						return
+					}
+					if got := binary.LittleEndian.Uint64(m); got != want {
+						t.Errorf("got message %d, want %d", got, want)
+						return
+					}
+					want++
+				}
+			})
+			require.NoError(t, <-sent)
+			t.Logf("%d receives ended by their context", ended)
+			require.Positive(t, ended, "some receives' contexts ended")
+			require.NoError(t, ends.closeSend())
+			require.NoError(t, ends.closeRecv())
+		})
+	}
+}
