@@ -509,3 +509,31 @@ func TestAdvWakersRecvContextEndsAsMessagesArrive(t *testing.T) {
 		})
 	}
 }
+
+// A publisher's queue waits for subscribers (WaitSubscribers) while Peers'
+// goroutine also follows them: both wait for the subscriber's hello, and
+// the one that hears it must not keep it from the other. The message goes
+// as soon as the subscriber comes, not after the safety net's look (a
+// quarter of the peer timeout: here 150 s, far beyond the test's bound).
+func TestAdvWakersPublisherWaitingForSubscribersWithPeers(t *testing.T) {
+	for round := range loops(6, 4, 20) {
+		ns := newNamespace(t)
+		ctx := context.Background()
+		pub, err := iox.OpenPub(ctx, ns.node(t), "hello", iox.WaitSubscribers(1), iox.WithPeerTimeout(10*time.Minute))
+		require.NoError(t, err)
+		peers := pub.Peers() // its goroutine waits for subscribers coming and going
+		require.NoError(t, pub.Send(ctx, []byte("first")), "queued until a subscriber comes")
+		waitParked(t, "iox.(*Pub[...]).awaitRoom", 1)
+		sub, err := iox.OpenSub(ctx, ns.node(t), "hello")
+		require.NoError(t, err)
+		within(t, 20*time.Second, fmt.Sprintf("round %d: the queued message reaching the subscriber that came", round), func() {
+			m, err := sub.Recv(ctx)
+			require.NoError(t, err)
+			require.Equal(t, "first", string(m))
+		})
+		e := nextPeerEvent(t, peers, iox.PeerJoined)
+		require.NotZero(t, e.Port.Port)
+		require.NoError(t, pub.Close())
+		require.NoError(t, sub.Close())
+	}
+}
