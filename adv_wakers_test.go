@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -536,4 +537,65 @@ func TestAdvWakersPublisherWaitingForSubscribersWithPeers(t *testing.T) {
 		require.NoError(t, pub.Close())
 		require.NoError(t, sub.Close())
 	}
+}
+
+func init() { children["wakers-pull-die"] = childWakersPullDie }
+
+// childWakersPullDie opens a puller of IOX_SERVICE that kills its own process
+// right after it claimed a waiting pusher's mark, before it wakes the pusher.
+// It says "ready", receives when the parent says "take", and dies in the
+// first count that a pusher waits for.
+func childWakersPullDie() error {
+	iox.DieAfterClaim()
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx := context.Background()
+	p, err := iox.OpenPull(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(4))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println("ready")
+	if l := parentSays(); l != "take" {
+		return fmt.Errorf("parent said %q, want take", l)
+	}
+	for {
+		if _, err := p.Recv(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// A pusher's Close waits for its puller to take the last message; the puller
+// takes it, claims the pusher's mark and is killed before it wakes the
+// pusher. Its death is seen at once (pidfd), and with it that the message was
+// taken: Close returns nil then, not after the linger time or the safety
+// net's look (a quarter of the peer timeout).
+func TestAdvWakersPusherCloseSeesPullerKilledAfterItsCount(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	push, err := iox.OpenPush(ctx, node, "diecount", iox.WithLinger(time.Minute), iox.WithPeerTimeout(4*time.Minute))
+	require.NoError(t, err)
+	c := spawn(t, ns, "wakers-pull-die", "IOX_SERVICE=diecount")
+	c.expect("ready")
+	eventually(t, "the pusher knows the puller", func() bool { return push.Pullers() == 1 })
+	require.NoError(t, push.Send(ctx, []byte("last")))
+	closed := make(chan error, 1)
+	go func() { closed <- push.Close() }()
+	eventually(t, "the pusher waits to hear from the puller", push.TallyMarked)
+	c.say("take")
+	select {
+	case err := <-c.done: // killed itself after its claim
+		c.done <- err // for the harness's cleanup
+	case <-time.After(20 * time.Second):
+		t.Fatal("the puller did not die after its claim")
+	}
+	within(t, 20*time.Second, "the pusher's Close after its puller died", func() {
+		require.NoError(t, <-closed, "the puller took the message before it died")
+	})
+	node.CleanupDeadNodes() // the killed puller's services
 }

@@ -244,3 +244,16 @@ func SetPushBeforeQueue(f func()) { pushBeforeQueue = f }
 // a message and before it counts it as handed over (nil: nothing). Set it
 // before opening the puller; clear it after closing it.
 func SetPullBeforeHandOver(f func()) { pullBeforeHandOver = f }
+
+// TallyMarked reports whether the pusher marked a puller's tally: it waits
+// to hear from that puller.
+func (p *Push[T]) TallyMarked() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.order {
+		if r.parked {
+			return true
+		}
+	}
+	return false
+}

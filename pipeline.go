@@ -1266,6 +1266,9 @@ func (p *Pull[T]) count(t *tally, n uint64) {
 	t.n = n
 	t.w.SetLast(p.id, n)
 	if n >= t.w.Buffer() && t.w.Claim() {
+		if afterClaim != nil {
+			afterClaim()
+		}
 		p.ntf.Notify(evSpace)
 	}
 }
