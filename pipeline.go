@@ -474,9 +474,12 @@ func (p *Push[T]) drop(r *route) {
 		p.resent.Add(uint64(n))
 		p.pending = append(r.inflight, p.pending...)
 		r.inflight = nil
-		p.askedRoom = false // the keeper looks at once
-		p.wakeKeeper()
 	}
+	// The keeper looks at once: it may wait to hear from this puller, which
+	// can no longer wake it (one killed after it claimed the keeper's mark
+	// took its messages and told nobody), and Close waits for the keeper.
+	p.askedRoom = false
+	p.wakeKeeper()
 	r.tally.SetGone()       // the puller may go now
 	r.ntf.Notify(evDrained) // and is told so if it waits
 	p.bg.Add(1)
