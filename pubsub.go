@@ -602,9 +602,13 @@ const subscriberNews = 1<<evSpace | 1<<evHello | 1<<evLeft | 1<<evDead
 // onIDs sees every batch of ids the hub drains, on the polling goroutine: news
 // of the subscribers ends the wait of awaitRoom, whoever takes the ids.
 func (p *Pub[T]) onIDs(bits uint64) {
-	if bits&subscriberNews == 0 {
-		return
+	if bits&subscriberNews != 0 {
+		p.roomNews()
 	}
+}
+
+// roomNews ends the wait of awaitRoom (now, or the next one at once).
+func (p *Pub[T]) roomNews() {
 	p.news.Add(1)
 	if c := p.roomWait.Load(); c != nil {
 		(*c)()
@@ -720,7 +724,7 @@ func (p *Pub[T]) subscriberDied(node UniqueID) {
 	p.node.CleanupDeadNodes()
 	p.scan()
 	p.hub.kick()
-	wake(p.txW)
+	p.roomNews() // a send waiting for the dead subscriber's room goes on
 }
 
 // report hands e to Peers (under mu), dropping it when nobody reads or Peers
