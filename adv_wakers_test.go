@@ -599,3 +599,37 @@ func TestAdvWakersPusherCloseSeesPullerKilledAfterItsCount(t *testing.T) {
 	})
 	node.CleanupDeadNodes() // the killed puller's services
 }
+
+// A large message's Send waits for room straight from the caller's buffer;
+// the peer's process is killed. The death is seen at once (pidfd) and ends
+// the pair: the Send returns ErrPeerCrashed then, not after the safety net's
+// look (a quarter of the peer timeout: here 150 s, beyond the test's bound).
+func TestAdvWakersPairLargeSendEndsWhenThePeerIsKilled(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	c := spawn(t, ns, "adv-pair-exit", "IOX_SERVICE=largekill")
+	c.expect("ready")
+	p, err := iox.OpenPair(ctx, node, "largekill", iox.WithChanCap(2), iox.WithPeerTimeout(10*time.Minute))
+	require.NoError(t, err)
+	eventually(t, "the peer", p.Connected)
+	done := make(chan error, 1)
+	go func() {
+		msg := make([]byte, 200<<10)
+		for {
+			if err := p.Send(ctx, msg); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	waitParked(t, "iox.(*sender[...]).send", 1)
+	c.kill()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, iox.ErrPeerCrashed)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the large Send still waits after the peer was killed")
+	}
+	p.Close()
+}
