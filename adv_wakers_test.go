@@ -633,3 +633,31 @@ func TestAdvWakersPairLargeSendEndsWhenThePeerIsKilled(t *testing.T) {
 	}
 	p.Close()
 }
+
+// A puller's Close waits for its pusher to confirm that it let the puller go;
+// the pusher cannot (its process is stopped) and is then killed. Close waits
+// only for pushers that are alive: it returns once the death is seen, not
+// after the linger time.
+func TestAdvWakersPullCloseSeesItsPusherKilled(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := context.Background()
+	pull, err := iox.OpenPull(ctx, node, "pusherdies", iox.WithLinger(10*time.Minute))
+	require.NoError(t, err)
+	c := spawn(t, ns, "pipe-push", "IOX_SERVICE=pusherdies", "IOX_PULLERS=1", "IOX_COUNT=1")
+	m, err := pull.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, seqMsg(0), m)
+	c.expect("sent")
+	c.stop() // it cannot confirm the puller's bye
+	closed := make(chan error, 1)
+	go func() { closed <- pull.Close() }()
+	waitParked(t, "iox.(*Pull[...]).shutdown", 1)
+	c.kill()
+	within(t, 20*time.Second, "the puller's Close after its pusher died", func() {
+		if err := <-closed; err != nil {
+			t.Errorf("Close: %v (the one message was taken)", err)
+		}
+	})
+	node.CleanupDeadNodes() // the killed pusher's services
+}
