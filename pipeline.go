@@ -1442,6 +1442,7 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 		// puller go: then they have given back what it did not hand over.
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
 		w := newSignal()
+		unwatch := p.watchPushers()
 		for !p.released() {
 			if _, err := p.hub.wait(ctx, nil, bit(evDrained), w); err != nil {
 				if result == nil {
@@ -1451,6 +1452,7 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 				break
 			}
 		}
+		unwatch()
 		cancel()
 	}
 	<-p.rx.sem
@@ -1467,6 +1469,26 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 	p.tallies, p.segs = nil, nil // a Recv that returns now counts nothing more
 	p.mu.Unlock()
 	return result
+}
+
+// watchPushers watches the processes of the pushers that sent messages here
+// and did not confirm yet, while Close waits for them: the death of one wakes
+// the wait, which then no longer waits for it (see released). It returns the
+// function that stops watching.
+func (p *Pull[T]) watchPushers() (stop func()) {
+	owners := map[UniqueID]bool{}
+	p.mu.Lock()
+	for _, t := range p.tallies {
+		if t.w != nil && !t.w.Gone() {
+			owners[t.owner] = true
+		}
+	}
+	p.mu.Unlock()
+	watches := newNodeWatches(p.node.lib, p.cfg.peerTimeout/4)
+	for owner := range owners {
+		watches.add(owner, func() { p.hub.post(bit(evDrained)) })
+	}
+	return watches.stop
 }
 
 // released reports whether every pusher that sent messages here and is
