@@ -247,3 +247,26 @@ func (s *senders) counts() (watched, dead int) {
 	defer s.mu.Unlock()
 	return len(s.watched.m), len(s.dead)
 }
+
+// SetPushBeforeQueue makes f run in every Push.Send after the send found the
+// pusher open and before it hands the message on (nil: nothing). Set it
+// before opening the pusher; clear it after closing it.
+func SetPushBeforeQueue(f func()) { pushBeforeQueue = f }
+
+// SetPullBeforeHandOver makes f run in every receive of a Pull after it took
+// a message and before it counts it as handed over (nil: nothing). Set it
+// before opening the puller; clear it after closing it.
+func SetPullBeforeHandOver(f func()) { pullBeforeHandOver = f }
+
+// TallyMarked reports whether the pusher marked a puller's tally: it waits
+// to hear from that puller.
+func (p *Push[T]) TallyMarked() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.order {
+		if r.parked {
+			return true
+		}
+	}
+	return false
+}

@@ -67,6 +67,9 @@ type Pair[T any] struct {
 	tx  *sender[T]
 	hb  []byte // the header of the sample being sent (under tx.mu)
 	txW chan struct{}
+	// ends the wait of awaitRoom when the peer goes (markGone): the hub
+	// wait looks only at its ids, and a crash comes without one
+	roomWait atomic.Pointer[context.CancelFunc]
 
 	in         chan T
 	inOnce     sync.Once
@@ -354,15 +357,17 @@ func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
 // gives up (errDone) once the peer's process died, or once the peer closed
 // and its subscriber is gone: nobody will take anything more.
 func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
+	defer cancel()
+	p.roomWait.Store(&cancel)
+	defer p.roomWait.CompareAndSwap(&cancel, nil)
 	if isDone(p.dead) || (p.gonePeer() && !p.peerThere()) {
 		return errDone
 	}
 	p.ntf.Notify(evFull)
-	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
-	defer cancel()
 	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft), p.txW)
-	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
-		return nil
+	if (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && parent.Err() == nil {
+		return nil // look again
 	}
 	return err
 }
@@ -461,7 +466,9 @@ func (p *Pair[T]) peerClosedItsEnd() bool {
 func (p *Pair[T]) markGone() {
 	p.goneOnce.Do(func() { close(p.gone) })
 	p.hub.kick()
-	wake(p.txW)
+	if c := p.roomWait.Load(); c != nil {
+		(*c)() // awaitRoom looks again, and gives up if nobody takes anything more
+	}
 }
 
 func (p *Pair[T]) gonePeer() bool { return isDone(p.gone) }

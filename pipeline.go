@@ -147,6 +147,13 @@ func openTally(node *Node, owner UniqueID, tag, pull uint64) *ffi.WaitWord {
 	return w
 }
 
+// Test hooks, set before the ends they concern are opened: pushBeforeQueue
+// runs in Send after it found the pusher open and before it hands the
+// message to a puller or the queue; pullBeforeHandOver runs in a receive
+// after it took a message and before it counts it as handed over. Tests
+// make Close run in those windows.
+var pushBeforeQueue, pullBeforeHandOver func()
+
 // ---- the pushing end ----
 
 // Push is a sending end of a pipeline: every message sent goes to exactly
@@ -467,9 +474,12 @@ func (p *Push[T]) drop(r *route) {
 		p.resent.Add(uint64(n))
 		p.pending = append(r.inflight, p.pending...)
 		r.inflight = nil
-		p.askedRoom = false // the keeper looks at once
-		p.wakeKeeper()
 	}
+	// The keeper looks at once: it may wait to hear from this puller, which
+	// can no longer wake it (one killed after it claimed the keeper's mark
+	// took its messages and told nobody), and Close waits for the keeper.
+	p.askedRoom = false
+	p.wakeKeeper()
 	r.tally.SetGone()       // the puller may go now
 	r.ntf.Notify(evDrained) // and is told so if it waits
 	p.bg.Add(1)
@@ -566,6 +576,9 @@ func (p *Push[T]) Send(ctx context.Context, v T) error {
 	if len(msg) > p.cfg.maxMessage {
 		return &Error{Op: "send", Name: p.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), p.cfg.maxMessage)}
+	}
+	if pushBeforeQueue != nil {
+		pushBeforeQueue()
 	}
 	p.mu.Lock()
 	if len(p.pending) > 0 {
@@ -850,6 +863,7 @@ func (p *Push[T]) Close() error { return p.closer.close("push", "close push", p.
 
 func (p *Push[T]) shutdown(reason error, graceful bool) error {
 	p.life.end(reason, true)
+	p.quiesce()
 	var result error
 	if graceful {
 		result = p.linger()
@@ -878,6 +892,15 @@ func (p *Push[T]) shutdown(reason error, graceful bool) error {
 	p.bg.Wait()
 	p.ports.release()
 	return result
+}
+
+// quiesce waits for a Send that found the pusher open before it ended: its
+// message is queued or sent once it gives the turn back, and what Close
+// counts then includes it. Later Sends find the pusher ended. A Send that
+// waits for room returns at the end, so this wait is short.
+func (p *Push[T]) quiesce() {
+	p.sem <- struct{}{}
+	<-p.sem
 }
 
 // linger waits until pullers took everything, or the linger time is over.
@@ -979,6 +1002,7 @@ type Pull[T any] struct {
 	tb      []byte
 	held    int // In's goroutine ended holding a message (read after feeds.stop)
 
+	handing sync.RWMutex      // held shared by a receive from its take to its hand-over; Close waits for those
 	mu      sync.Mutex        // counts: Recv and In's goroutine hand over concurrently
 	tallies map[uint64]*tally // by pusher tag
 	segs    []segment         // the samples whose messages are not all handed over
@@ -1245,6 +1269,9 @@ func (p *Pull[T]) count(t *tally, n uint64) {
 	t.n = n
 	t.w.SetLast(p.id, n)
 	if n >= t.w.Buffer() && t.w.Claim() {
+		if afterClaim != nil {
+			afterClaim()
+		}
 		p.ntf.Notify(evSpace)
 	}
 }
@@ -1282,13 +1309,29 @@ func (p *Pull[T]) next(ctx context.Context) (rxItem[pulled[T]], error) {
 	if ctx == nil { // before the wait word says a receive waits
 		return rxItem[pulled[T]]{}, nilArg("receive", p.name, "ctx")
 	}
+	// A message taken is counted as handed over before Close says bye (see
+	// quiesce): a message the receive returns is never given to another
+	// puller as well.
+	p.handing.RLock()
+	defer p.handing.RUnlock()
 	p.waiting(true)
 	it, err := p.rx.next(ctx, false)
 	p.waiting(false)
+	if err == nil && it.err == nil && pullBeforeHandOver != nil {
+		pullBeforeHandOver()
+	}
 	if err == nil && it.err == nil {
 		p.handOver(it.v.n)
 	}
 	return it, err
+}
+
+// quiesce waits for the receives that took a message and have not counted
+// it yet. Once the puller's life ended, no receive takes anything more
+// (receiver.next returns the end), so this wait is short.
+func (p *Pull[T]) quiesce() {
+	p.handing.Lock()
+	p.handing.Unlock()
 }
 
 // Recv returns the next message, waiting while none is there; after Close it
@@ -1385,6 +1428,7 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 	close(p.torn)
 	p.rx.stepAside()
 	p.hub.kick()
+	p.quiesce()
 	p.feeds.stop()
 	p.rx.sem <- struct{}{} // no Recv takes anything any more: the tallies are final
 	if p.held > 0 {
@@ -1399,6 +1443,7 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 		// puller go: then they have given back what it did not hand over.
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
 		w := newSignal()
+		unwatch := p.watchPushers()
 		for !p.released() {
 			if _, err := p.hub.wait(ctx, nil, bit(evDrained), w); err != nil {
 				if result == nil {
@@ -1408,6 +1453,7 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 				break
 			}
 		}
+		unwatch()
 		cancel()
 	}
 	<-p.rx.sem
@@ -1424,6 +1470,26 @@ func (p *Pull[T]) shutdown(reason error, _ bool) (result error) {
 	p.tallies, p.segs = nil, nil // a Recv that returns now counts nothing more
 	p.mu.Unlock()
 	return result
+}
+
+// watchPushers watches the processes of the pushers that sent messages here
+// and did not confirm yet, while Close waits for them: the death of one wakes
+// the wait, which then no longer waits for it (see released). It returns the
+// function that stops watching.
+func (p *Pull[T]) watchPushers() (stop func()) {
+	owners := map[UniqueID]bool{}
+	p.mu.Lock()
+	for _, t := range p.tallies {
+		if t.w != nil && !t.w.Gone() {
+			owners[t.owner] = true
+		}
+	}
+	p.mu.Unlock()
+	watches := newNodeWatches(p.node.lib, p.cfg.peerTimeout/4)
+	for owner := range owners {
+		watches.add(owner, func() { p.hub.post(bit(evDrained)) })
+	}
+	return watches.stop
 }
 
 // released reports whether every pusher that sent messages here and is

@@ -189,6 +189,12 @@ type Pub[T any] struct {
 	peersClosed bool                  // Peers' channel is closed
 	rescanAt    time.Duration         // when to look again for the words of subscribers that had none
 	rescanGap   time.Duration         // ... and how long after that (see wordRescan)
+
+	// Subscriber news for a send waiting for room (see awaitRoom): Peers'
+	// goroutine waits on the same hub for the same ids and may take them.
+	news     atomic.Uint64                      // batches of subscriber ids the hub drained
+	missedAt atomic.Uint64                      // news when the last send that reached nobody began
+	roomWait atomic.Pointer[context.CancelFunc] // ends the wait of awaitRoom
 }
 
 // A subscriber without a word when the publisher looked (one in another
@@ -234,7 +240,7 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 		p.ports.release()
 		return nil, err
 	}
-	p.hub = newHub(p.lis, nil)
+	p.hub = newHub(p.lis, p.onIDs)
 	p.tx = newSender(name, p.life, codec, cfg, !cfg.lossy && !pt.Fixed && cfg.history == 0) // history counts samples
 	p.tx.tag = randomTag()
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
@@ -364,6 +370,15 @@ func (p *Pub[T]) Close() error {
 // there is room; subscribers drop the copies they already have (same tag and
 // sequence number).
 func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
+	news := p.news.Load()
+	ok, err := p.deliverOnce(data, h)
+	if !ok && err == nil {
+		p.missedAt.Store(news) // awaitRoom waits only for news after this
+	}
+	return ok, err
+}
+
+func (p *Pub[T]) deliverOnce(data []byte, h *header) (bool, error) {
 	if p.cfg.waitSubs > 0 && h.kind == kindData && p.Subscribers() < p.cfg.waitSubs {
 		return false, nil
 	}
@@ -553,6 +568,12 @@ func (p *Pub[T]) staying() int {
 // a safety net looks again after a quarter of the peer timeout. A subscriber
 // that parked with a sample it was not told of (a copy that reached it while
 // others were full) is woken first; one that is awake needs no event for it.
+//
+// Peers' goroutine waits on the same hub for subscribers coming and going,
+// and the one of them that takes those ids from the hub takes them from the
+// other. So the wait also ends when the hub drains subscriber news (onIDs
+// ends it), or at once when news came since the send that reached nobody
+// began.
 func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
 	stale := p.stale()
 	if stale {
@@ -562,11 +583,36 @@ func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
 	p.ntf.Notify(evFull)
 	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
 	defer cancel()
-	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft)|bit(evDead), p.txW)
-	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+	p.roomWait.Store(&cancel)
+	defer p.roomWait.CompareAndSwap(&cancel, nil)
+	if p.news.Load() != p.missedAt.Load() {
+		return nil // look again
+	}
+	_, err := p.hub.wait(ctx, stop, subscriberNews, p.txW)
+	if (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && parent.Err() == nil {
 		return nil
 	}
 	return err
+}
+
+// subscriberNews are the ids that may mean room for a waiting send: a
+// subscriber took something, came, left or died.
+const subscriberNews = 1<<evSpace | 1<<evHello | 1<<evLeft | 1<<evDead
+
+// onIDs sees every batch of ids the hub drains, on the polling goroutine: news
+// of the subscribers ends the wait of awaitRoom, whoever takes the ids.
+func (p *Pub[T]) onIDs(bits uint64) {
+	if bits&subscriberNews != 0 {
+		p.roomNews()
+	}
+}
+
+// roomNews ends the wait of awaitRoom (now, or the next one at once).
+func (p *Pub[T]) roomNews() {
+	p.news.Add(1)
+	if c := p.roomWait.Load(); c != nil {
+		(*c)()
+	}
 }
 
 // watchPeers starts the goroutine that follows the subscribers (once).
@@ -678,7 +724,7 @@ func (p *Pub[T]) subscriberDied(node UniqueID) {
 	p.node.CleanupDeadNodes()
 	p.scan()
 	p.hub.kick()
-	wake(p.txW)
+	p.roomNews() // a send waiting for the dead subscriber's room goes on
 }
 
 // report hands e to Peers (under mu), dropping it when nobody reads or Peers

@@ -14,9 +14,10 @@ import "github.com/iox-go/iox/internal/ffi"
 // word: to them, and while a word cannot be had, senders notify every time.
 
 // afterClaim, when set, runs after a sender claimed a parked receiver's mark
-// and before it notifies the receiver: tests make a sending process die there,
-// where the receiver has a message and nobody left to tell it. It is set
-// before the process opens any channel.
+// and before it notifies the receiver (and after a puller claimed the mark of
+// a pusher that waits for its count, before it wakes the pusher): tests make
+// a process die there, where the other side has news and nobody left to tell
+// it. It is set before the process opens any channel.
 var afterClaim func()
 
 // newWaitWord makes the wait word of sub, which holds buffer samples per
