@@ -1,0 +1,509 @@
+package iox_test
+
+// Adversarial tests of what the channels report: Close's confirmation at the
+// edges of capacity, what happens to values Out took, absurd options and
+// hostile payloads. Each was written to fail before its fix.
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/iox-go/iox"
+)
+
+func init() {
+	children["advr-reader"] = childAdvrReader
+	children["advr-sub"] = childAdvrSub
+	children["advr-pull"] = childAdvrPull
+	children["advr-subs"] = childAdvrSubs
+}
+
+// childAdvrReader opens the pair IOX_SERVICE (BufferSize IOX_BUFFER,
+// WithChanCap IOX_CAP), says "ready", reads nothing until the parent says
+// "read N" (having sent IOX_SEND messages first), then reads in order (through In when IOX_IN is 1) until the pair
+// ends and reports "got N KIND"; with N above zero it stops after N messages
+// and reports "got N". Messages are IOX_SIZE bytes (at least 8). It closes
+// when the parent hangs up and reports "closed KIND".
+func childAdvrReader() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(envInt("IOX_BUFFER")),
+		iox.WithChanCap(envInt("IOX_CAP")))
+	if err != nil {
+		return err
+	}
+	for i := range envInt("IOX_SEND") {
+		if err := p.Send(ctx, seqMsg(uint64(i))); err != nil {
+			return err
+		}
+	}
+	fmt.Println("ready")
+	var want uint64
+	if _, err := fmt.Sscanf(parentSays(), "read %d", &want); err != nil {
+		return err
+	}
+	recv := p.Recv
+	if os.Getenv("IOX_IN") == "1" {
+		in := p.In()
+		recv = func(context.Context) ([]byte, error) {
+			m, ok := <-in
+			if !ok {
+				return nil, p.Err()
+			}
+			return m, nil
+		}
+	}
+	n := uint64(0)
+	for want == 0 || n < want {
+		m, err := recv(ctx)
+		if err != nil {
+			fmt.Println("got", n, kindOf(err))
+			break
+		}
+		if len(m) != max(envInt("IOX_SIZE"), 8) {
+			fmt.Printf("got %d bad-size(%d)\n", n, len(m))
+			break
+		}
+		if got := binary.LittleEndian.Uint64(m); got != n {
+			fmt.Printf("got %d out-of-order(%d)\n", n, got)
+			break
+		}
+		n++
+	}
+	if want > 0 && n == want {
+		fmt.Println("got", n)
+	}
+	parentSays()
+	fmt.Println("closed", kindOf(p.Close()))
+	return nil
+}
+
+// sizedMsg is message i of size bytes (at least 8): i, then zeros.
+func sizedMsg(i uint64, size int) []byte {
+	m := make([]byte, max(size, 8))
+	binary.LittleEndian.PutUint64(m, i)
+	return m
+}
+
+// TestAdvrCloseAtCapacity: a pair end fills its peer to capacity (shared
+// memory, the peer's end and its own queue hold all they can: one more Send
+// would wait), then closes while the peer reads everything. The peer took
+// every message, so Close returns nil.
+func TestAdvrCloseAtCapacity(t *testing.T) {
+	type tc struct {
+		buffer, cap, size int
+		in, exact         bool
+	}
+	var cases []tc
+	for _, sz := range []struct{ buffer, cap int }{{2, 2}, {1, 1}, {4, 64}} {
+		for _, size := range []int{8, 8 << 10, 100 << 10} {
+			for _, in := range []bool{false, true} {
+				for _, exact := range []bool{false, true} {
+					cases = append(cases, tc{sz.buffer, sz.cap, size, in, exact})
+				}
+			}
+		}
+	}
+	for _, c0 := range cases {
+		t.Run(fmt.Sprintf("buffer%d-cap%d-size%d-in%v-exact%v", c0.buffer, c0.cap, c0.size, c0.in, c0.exact), func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			ctx := advCtx(t)
+			in := "0"
+			if c0.in {
+				in = "1"
+			}
+			c := spawn(t, ns, "advr-reader", "IOX_SERVICE=cap", "IOX_BUFFER="+strconv.Itoa(c0.buffer), "IOX_CAP="+strconv.Itoa(c0.cap),
+				"IOX_SIZE="+strconv.Itoa(c0.size), "IOX_IN="+in)
+			c.expect("ready")
+			p, err := iox.OpenPair(ctx, node, "cap", iox.BufferSize(c0.buffer), iox.WithChanCap(c0.cap), iox.WithLinger(10*time.Second))
+			require.NoError(t, err)
+			eventually(t, "the peer", p.Connected)
+			sent := fillSender(t, ctx, "iox.(*Pair[...]).Send", func(ctx context.Context, i uint64) error { return p.Send(ctx, sizedMsg(i, c0.size)) })
+			t.Logf("%d messages fill the peer", sent)
+			if c0.exact {
+				c.say(fmt.Sprintf("read %d", sent))
+			} else {
+				c.say("read 0")
+			}
+			err = p.Close()
+			if c0.exact {
+				c.expect(fmt.Sprintf("got %d", sent))
+			} else {
+				require.Equal(t, fmt.Sprintf("got %d ErrPeerClosed", sent), c.line(), "what the peer read")
+			}
+			require.NoError(t, err, "Close after the peer read all %d messages", sent)
+			c.say("bye")
+			c.expect("closed nil")
+			c.wait()
+		})
+	}
+}
+
+// childAdvrSub opens a subscriber of IOX_SERVICE (BufferSize IOX_BUFFER,
+// WithChanCap IOX_CAP), says "ready", reads nothing until the parent says
+// "read N", then reads N messages in order and reports "got N". It closes
+// when the parent hangs up.
+func childAdvrSub() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(envInt("IOX_BUFFER")),
+		iox.WithChanCap(envInt("IOX_CAP")))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Println("ready")
+	var want uint64
+	if _, err := fmt.Sscanf(parentSays(), "read %d", &want); err != nil {
+		return err
+	}
+	n := uint64(0)
+	for ; n < want; n++ {
+		m, err := s.Recv(ctx)
+		if err != nil {
+			fmt.Println("got", n, kindOf(err))
+			break
+		}
+		if got := binary.LittleEndian.Uint64(m); got != n {
+			fmt.Printf("got %d out-of-order(%d)\n", n, got)
+			break
+		}
+	}
+	if n == want {
+		fmt.Println("got", n)
+	}
+	parentSays()
+	return nil
+}
+
+// fillSender sends on send until it is held back (blocked in fn with nothing
+// more taken), and returns how many messages went.
+func fillSender(t *testing.T, ctx context.Context, fn string, send func(context.Context, uint64) error) uint64 {
+	t.Helper()
+	var n atomic.Uint64
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(0); ; i++ {
+			if send(sctx, i) != nil {
+				return
+			}
+			n.Store(i + 1)
+		}
+	}()
+	waitHeldBack(t, fn, func() int64 { return int64(n.Load()) })
+	stop()
+	<-done
+	return n.Load()
+}
+
+// TestAdvrPubCloseAtCapacity: a lossless publisher fills its subscriber to
+// capacity, then closes while the subscriber reads everything: the
+// subscriber took every message, so Close returns nil.
+func TestAdvrPubCloseAtCapacity(t *testing.T) {
+	for _, sz := range []struct{ buffer, cap int }{{2, 2}, {4, 1}, {1, 1}, {4, 64}} {
+		t.Run(fmt.Sprintf("buffer%d-cap%d", sz.buffer, sz.cap), func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			ctx := advCtx(t)
+			c := spawn(t, ns, "advr-sub", "IOX_SERVICE=cap", "IOX_BUFFER="+strconv.Itoa(sz.buffer), "IOX_CAP="+strconv.Itoa(sz.cap))
+			c.expect("ready")
+			p, err := iox.OpenPub(ctx, node, "cap", iox.BufferSize(sz.buffer), iox.WithChanCap(sz.cap), iox.WithLinger(10*time.Second))
+			require.NoError(t, err)
+			waitSubscribers(t, p, 1)
+			sent := fillSender(t, ctx, "iox.(*Pub[...]).Send", func(ctx context.Context, i uint64) error { return p.Send(ctx, seqMsg(i)) })
+			t.Logf("%d messages fill the subscriber", sent)
+			c.say(fmt.Sprintf("read %d", sent))
+			err = p.Close()
+			c.expect(fmt.Sprintf("got %d", sent))
+			require.NoError(t, err, "Close after the subscriber read all %d messages", sent)
+			c.wait()
+		})
+	}
+}
+
+// TestAdvrCloseAtCapacityPeerLate: the send queue is full before the peer
+// comes (one more Send would wait); Close is called, then the peer arrives
+// and reads everything: Close returns nil.
+func TestAdvrCloseAtCapacityPeerLate(t *testing.T) {
+	for _, kind := range []string{"pair", "pub"} {
+		for _, capacity := range []int{1, 2, 64} {
+			t.Run(fmt.Sprintf("%s-cap%d", kind, capacity), func(t *testing.T) {
+				ns := newNamespace(t)
+				node := ns.node(t)
+				ctx := advCtx(t)
+				var send func(context.Context, []byte) error
+				var closeIt func() error
+				fn := "iox.(*Pair[...]).Send"
+				if kind == "pub" {
+					p, err := iox.OpenPub(ctx, node, "late", iox.WithChanCap(capacity), iox.WaitSubscribers(1), iox.WithLinger(10*time.Second))
+					require.NoError(t, err)
+					send, closeIt, fn = p.Send, p.Close, "iox.(*Pub[...]).Send"
+				} else {
+					p, err := iox.OpenPair(ctx, node, "late", iox.BufferSize(2), iox.WithChanCap(capacity), iox.WithLinger(10*time.Second))
+					require.NoError(t, err)
+					send, closeIt = p.Send, p.Close
+				}
+				sent := fillSender(t, ctx, fn, func(ctx context.Context, i uint64) error { return send(ctx, seqMsg(i)) })
+				require.Equal(t, uint64(capacity), sent)
+				closed := make(chan error, 1)
+				go func() { closed <- closeIt() }()
+				role := "advr-reader"
+				if kind == "pub" {
+					role = "advr-sub"
+				}
+				c := spawn(t, ns, role, "IOX_SERVICE=late", "IOX_BUFFER=2", "IOX_CAP=2", "IOX_SIZE=8")
+				c.expect("ready")
+				c.say(fmt.Sprintf("read %d", sent))
+				c.expect(fmt.Sprintf("got %d", sent))
+				require.NoError(t, <-closed, "Close after the peer read all %d messages", sent)
+				c.say("bye")
+				if kind == "pair" {
+					c.expect("closed nil")
+				}
+				c.wait()
+			})
+		}
+	}
+}
+
+// childAdvrPull opens a puller of IOX_SERVICE (BufferSize IOX_BUFFER), says
+// "ready", reads nothing until the parent says "read N", then reads N
+// messages (through In when IOX_IN is 1) and reports "got N" with their
+// contents in order ("got N a b c"). It closes when the parent hangs up and
+// reports "closed KIND".
+func childAdvrPull() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := iox.OpenPull(ctx, node, os.Getenv("IOX_SERVICE"), iox.BufferSize(envInt("IOX_BUFFER")))
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	var want int
+	if _, err := fmt.Sscanf(parentSays(), "read %d", &want); err != nil {
+		return err
+	}
+	var got []string
+	for len(got) < want {
+		var m []byte
+		if os.Getenv("IOX_IN") == "1" {
+			var ok bool
+			if m, ok = <-p.In(); !ok {
+				break
+			}
+		} else if m, err = p.Recv(ctx); err != nil {
+			break
+		}
+		got = append(got, string(m))
+	}
+	fmt.Println("got", len(got), strings.Join(got, " "))
+	parentSays()
+	fmt.Println("closed", kindOf(p.Close()))
+	return nil
+}
+
+// TestAdvrPushCloseAtCapacity: a pusher fills its one puller to capacity
+// (the puller's queue and the pusher's queue), then closes while the puller
+// reads everything: Close returns nil.
+func TestAdvrPushCloseAtCapacity(t *testing.T) {
+	for _, sz := range []struct{ buffer, cap int }{{1, 1}, {2, 2}, {4, 64}, {64, 64}} {
+		t.Run(fmt.Sprintf("buffer%d-cap%d", sz.buffer, sz.cap), func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			ctx := advCtx(t)
+			c := spawn(t, ns, "advr-pull", "IOX_SERVICE=cap", "IOX_BUFFER="+strconv.Itoa(sz.buffer))
+			c.expect("ready")
+			p, err := iox.OpenPush(ctx, node, "cap", iox.WithChanCap(sz.cap), iox.WithLinger(10*time.Second))
+			require.NoError(t, err)
+			eventually(t, "the puller", func() bool { return p.Pullers() == 1 })
+			sent := fillSender(t, ctx, "iox.(*Push[...]).Send", func(ctx context.Context, i uint64) error {
+				return p.Send(ctx, []byte(strconv.FormatUint(i, 10)))
+			})
+			require.Equal(t, uint64(sz.buffer+sz.cap), sent)
+			c.say(fmt.Sprintf("read %d", sent))
+			err = p.Close()
+			want := make([]string, sent)
+			for i := range want {
+				want[i] = strconv.Itoa(i)
+			}
+			require.Equal(t, fmt.Sprintf("got %d %s", sent, strings.Join(want, " ")), c.line())
+			require.NoError(t, err, "Close after the puller read all %d messages", sent)
+			c.say("bye")
+			c.expect("closed nil")
+			c.wait()
+		})
+	}
+}
+
+// TestAdvrCloseHoldingViews: an end that holds as many views of its peer's
+// messages as it may (MaxBorrowed) closes while the peer reads everything it
+// sent: the peer took every message, so Close returns nil.
+func TestAdvrCloseHoldingViews(t *testing.T) {
+	const borrowed = 4
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	c := spawn(t, ns, "advr-reader", "IOX_SERVICE=views", "IOX_BUFFER=8", "IOX_CAP=8", "IOX_SEND=8")
+	c.expect("ready")
+	p, err := iox.OpenPair(ctx, node, "views", iox.BufferSize(8), iox.WithChanCap(8), iox.MaxBorrowed(borrowed), iox.WithLinger(5*time.Second))
+	require.NoError(t, err)
+	var views []*iox.View
+	for range borrowed - 1 { // a copying Recv needs the last slot
+		v, err := p.RecvView(ctx)
+		require.NoError(t, err)
+		views = append(views, v)
+	}
+	for i := range uint64(5) {
+		require.NoError(t, p.Send(ctx, seqMsg(i)))
+	}
+	c.say("read 5")
+	c.expect("got 5")
+	err = p.Close()
+	require.NoError(t, err, "Close after the peer read every message, holding %d views", len(views))
+	for _, v := range views {
+		v.Release()
+	}
+	c.say("bye")
+	c.expect("closed nil")
+	c.wait()
+}
+
+// TestAdvrCloseAtCapacityOut: as TestAdvrCloseAtCapacity, with one more value
+// handed to Out while everything is full: Out's goroutine holds it when Close
+// is called, and it goes before the bye.
+func TestAdvrCloseAtCapacityOut(t *testing.T) {
+	for _, kind := range []string{"pair", "pub"} {
+		t.Run(kind, func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			ctx := advCtx(t)
+			role := "advr-reader"
+			if kind == "pub" {
+				role = "advr-sub"
+			}
+			c := spawn(t, ns, role, "IOX_SERVICE=capout", "IOX_BUFFER=2", "IOX_CAP=2", "IOX_SIZE=8")
+			c.expect("ready")
+			var send func(context.Context, []byte) error
+			var out chan<- []byte
+			var closeIt func() error
+			fn := "iox.(*Pair[...]).Send"
+			if kind == "pub" {
+				p, err := iox.OpenPub(ctx, node, "capout", iox.BufferSize(2), iox.WithChanCap(2), iox.WithLinger(10*time.Second))
+				require.NoError(t, err)
+				waitSubscribers(t, p, 1)
+				send, out, closeIt, fn = p.Send, p.Out(), p.Close, "iox.(*Pub[...]).Send"
+			} else {
+				p, err := iox.OpenPair(ctx, node, "capout", iox.BufferSize(2), iox.WithChanCap(2), iox.WithLinger(10*time.Second))
+				require.NoError(t, err)
+				eventually(t, "the peer", p.Connected)
+				send, out, closeIt = p.Send, p.Out(), p.Close
+			}
+			sent := fillSender(t, ctx, fn, func(ctx context.Context, i uint64) error { return send(ctx, seqMsg(i)) })
+			out <- seqMsg(sent)
+			sent++
+			waitParked(t, "iox.(*sender[...]).put", 1) // Out's goroutine waits for room
+			c.say(fmt.Sprintf("read %d", sent))
+			err := closeIt()
+			c.expect(fmt.Sprintf("got %d", sent))
+			require.NoError(t, err, "Close after the peer read all %d messages", sent)
+			c.say("bye")
+			if kind == "pair" {
+				c.expect("closed nil")
+			}
+			c.wait()
+		})
+	}
+}
+
+// childAdvrSubs opens IOX_SUBS subscribers of IOX_SERVICE (the first creates
+// the service with MaxSubscribers IOX_MAX), says "ready", and reads IOX_N
+// messages on each; it reports "got K" with the number of subscribers that
+// got all of them in order, and closes them when the parent hangs up.
+func childAdvrSubs() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	subs := make([]*iox.Sub[[]byte], envInt("IOX_SUBS"))
+	for i := range subs {
+		if subs[i], err = iox.OpenSub(ctx, node, os.Getenv("IOX_SERVICE"), iox.MaxSubscribers(envInt("IOX_MAX"))); err != nil {
+			return err
+		}
+		defer subs[i].Close()
+	}
+	fmt.Println("ready")
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range uint64(envInt("IOX_N")) {
+				m, err := s.Recv(ctx)
+				if err != nil || binary.LittleEndian.Uint64(m) != i {
+					return
+				}
+			}
+			ok.Add(1)
+		}()
+	}
+	wg.Wait()
+	fmt.Println("got", ok.Load())
+	parentSays()
+	return nil
+}
+
+// TestAdvrPubCloseManySubscribers: a lossless publisher opened with the
+// default MaxSubscribers joins a service another process created for more
+// subscribers, and all of them read every message. Close returns nil: every
+// subscriber can confirm (the publisher once made room for the
+// confirmations of twice its own MaxSubscribers, not the service's, and
+// reported the others as not confirmed).
+func TestAdvrPubCloseManySubscribers(t *testing.T) {
+	const subs, n = 20, 10
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	c := spawn(t, ns, "advr-subs", "IOX_SERVICE=many", fmt.Sprintf("IOX_SUBS=%d", subs), "IOX_MAX=32", fmt.Sprintf("IOX_N=%d", n))
+	c.expect("ready")
+	p, err := iox.OpenPub(ctx, node, "many", iox.WithLinger(10*time.Second))
+	require.NoError(t, err)
+	waitSubscribers(t, p, subs)
+	for i := range uint64(n) {
+		require.NoError(t, p.Send(ctx, seqMsg(i)))
+	}
+	c.expect(fmt.Sprintf("got %d", subs))
+	require.NoError(t, p.Close(), "Close after %d subscribers read every message", subs)
+	c.wait()
+}
