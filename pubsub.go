@@ -773,8 +773,12 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 	var ackLis *Listener
 	if !p.cfg.lossy {
 		var err error
+		// Every subscriber the service admits (it may have been made for more
+		// than this publisher's MaxSubscribers) confirms with a notifier of
+		// its own, and those that leave keep theirs for a while.
+		subs := max(p.cfg.maxSubscribers, p.svc.MaxSubscribers())
 		acks, err = p.node.Event(fmt.Sprintf("%s%s%016x", p.name, ackSuffix, p.tx.tag),
-			MaxNotifiers(2*p.cfg.maxSubscribers), MaxListeners(1), MaxEventID(evMaxID), NotifierCreatedEvent(evHello))
+			MaxNotifiers(2*subs), MaxListeners(1), MaxEventID(evMaxID), NotifierCreatedEvent(evHello))
 		if err != nil {
 			return err
 		}
