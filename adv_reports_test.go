@@ -291,8 +291,9 @@ func TestAdvrCloseAtCapacityPeerLate(t *testing.T) {
 
 // childAdvrPull opens a puller of IOX_SERVICE (BufferSize IOX_BUFFER), says
 // "ready", reads nothing until the parent says "read N", then reads N
-// messages (through In when IOX_IN is 1) and reports "got N" with their
-// contents in order ("got N a b c"). It closes when the parent hangs up and
+// messages (through In when IOX_IN is 1), or fewer when the parent says
+// "stop" or hangs up first, and reports "got K" with their contents in order
+// ("got K a b c"). It closes on "close" (or when the parent hangs up) and
 // reports "closed KIND".
 func childAdvrPull() error {
 	node, err := nsFromEnv().childNode()
@@ -307,25 +308,44 @@ func childAdvrPull() error {
 		return err
 	}
 	fmt.Println("ready")
-	var want int
-	if _, err := fmt.Sscanf(parentSays(), "read %d", &want); err != nil {
+	lines := parentLines()
+	l, err := nextLine(lines, "read ", 20*time.Second)
+	if err != nil {
 		return err
 	}
+	want, err := strconv.Atoi(l)
+	if err != nil {
+		return err
+	}
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for l := range lines {
+			if l == "stop" {
+				break
+			}
+		}
+		stop()
+	}()
 	var got []string
 	for len(got) < want {
 		var m []byte
 		if os.Getenv("IOX_IN") == "1" {
 			var ok bool
-			if m, ok = <-p.In(); !ok {
+			select {
+			case m, ok = <-p.In():
+			case <-rctx.Done():
+			}
+			if !ok {
 				break
 			}
-		} else if m, err = p.Recv(ctx); err != nil {
+		} else if m, err = p.Recv(rctx); err != nil {
 			break
 		}
 		got = append(got, string(m))
 	}
 	fmt.Println("got", len(got), strings.Join(got, " "))
-	parentSays()
+	<-rctx.Done()
 	fmt.Println("closed", kindOf(p.Close()))
 	return nil
 }
@@ -356,7 +376,7 @@ func TestAdvrPushCloseAtCapacity(t *testing.T) {
 			}
 			require.Equal(t, fmt.Sprintf("got %d %s", sent, strings.Join(want, " ")), c.line())
 			require.NoError(t, err, "Close after the puller read all %d messages", sent)
-			c.say("bye")
+			c.say("stop")
 			c.expect("closed nil")
 			c.wait()
 		})
@@ -505,5 +525,40 @@ func TestAdvrPubCloseManySubscribers(t *testing.T) {
 	}
 	c.expect(fmt.Sprintf("got %d", subs))
 	require.NoError(t, p.Close(), "Close after %d subscribers read every message", subs)
+	c.wait()
+}
+
+// TestAdvrPushOutDeliveredAtClose: a value Out took before Close goes to a
+// puller before the pusher ends, as a pair's or a publisher's Out sends it
+// before the bye, and counts in Close's result: here the puller reads
+// everything, so it gets the value and Close returns nil. (Out's value once
+// was refused as Close ended the pusher, sent to OnDrop and reported as not
+// delivered, although a puller was there to take it.)
+func TestAdvrPushOutDeliveredAtClose(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	c := spawn(t, ns, "advr-pull", "IOX_SERVICE=pushout", "IOX_BUFFER=1")
+	c.expect("ready")
+	var dropped atomic.Int64
+	p, err := iox.OpenPush(ctx, node, "pushout", iox.WithChanCap(1), iox.WithLinger(10*time.Second),
+		iox.OnDrop(func(error) { dropped.Add(1) }))
+	require.NoError(t, err)
+	eventually(t, "the puller", func() bool { return p.Pullers() == 1 })
+	require.NoError(t, p.Send(ctx, []byte("m0"))) // into the puller's queue
+	require.NoError(t, p.Send(ctx, []byte("m1"))) // waits in the pusher's queue
+	p.Out() <- []byte("v")                         // Out's goroutine waits for room
+	waitParked(t, "iox.(*Push[...]).Send", 1)
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	<-p.Done() // the pusher accepts nothing more; Close lingers for the puller
+	c.say("read 3")
+	err = <-closed
+	c.say("stop")
+	line := c.line()
+	require.Equal(t, "got 3 m0 m1 v", line, "what the puller got")
+	require.NoError(t, err, "Close after the puller took every message")
+	require.Zero(t, dropped.Load(), "values given to OnDrop")
+	c.expect("closed nil")
 	c.wait()
 }
