@@ -547,11 +547,11 @@ func TestAdvrPushOutDeliveredAtClose(t *testing.T) {
 	eventually(t, "the puller", func() bool { return p.Pullers() == 1 })
 	require.NoError(t, p.Send(ctx, []byte("m0"))) // into the puller's queue
 	require.NoError(t, p.Send(ctx, []byte("m1"))) // waits in the pusher's queue
-	p.Out() <- []byte("v")                         // Out's goroutine waits for room
+	p.Out() <- []byte("v")                        // Out's goroutine waits for room
 	waitParked(t, "iox.(*Push[...]).Send", 1)
 	closed := make(chan error, 1)
 	go func() { closed <- p.Close() }()
-	<-p.Done() // the pusher accepts nothing more; Close lingers for the puller
+	waitParked(t, "iox.(*Push[...]).Close", 1) // Close waits for the puller
 	c.say("read 3")
 	err = <-closed
 	c.say("stop")
