@@ -26,6 +26,7 @@ func init() {
 	children["advr-sub"] = childAdvrSub
 	children["advr-pull"] = childAdvrPull
 	children["advr-subs"] = childAdvrSubs
+	children["advr-panic-codec"] = childAdvrPanicCodec
 }
 
 // childAdvrReader opens the pair IOX_SERVICE (BufferSize IOX_BUFFER,
@@ -561,4 +562,190 @@ func TestAdvrPushOutDeliveredAtClose(t *testing.T) {
 	require.Zero(t, dropped.Load(), "values given to OnDrop")
 	c.expect("closed nil")
 	c.wait()
+}
+
+// TestAdvrPubCloseShortLinger: WithLinger(0) (or 1 ns) leaves a publisher no
+// time to wait. A lossy publisher has nothing to wait for: everything it
+// sent is in shared memory, and Close returns nil (it once reported "0
+// messages were still queued" as not delivered). A lossless one cannot have
+// its subscribers' confirmation, and says so, not that messages were queued.
+func TestAdvrPubCloseShortLinger(t *testing.T) {
+	for _, linger := range []time.Duration{0, 1} {
+		for _, lossy := range []bool{true, false} {
+			t.Run(fmt.Sprintf("linger%v-lossy%v", linger, lossy), func(t *testing.T) {
+				ns := newNamespace(t)
+				node := ns.node(t)
+				ctx := advCtx(t)
+				var opts []iox.Option
+				if lossy {
+					opts = append(opts, iox.Lossy())
+				}
+				for r := 0; r < 20; r++ { // the bye's turn was a coin toss against the ended linger
+					name := fmt.Sprintf("short-%d", r)
+					s, err := iox.OpenSub(ctx, node, name, opts...)
+					require.NoError(t, err)
+					p, err := iox.OpenPub(ctx, node, name, append(opts, iox.WithLinger(linger))...)
+					require.NoError(t, err)
+					require.NoError(t, p.Send(ctx, []byte("m")))
+					m, err := s.Recv(ctx)
+					require.NoError(t, err)
+					require.Equal(t, "m", string(m))
+					err = p.Close()
+					if lossy {
+						require.NoError(t, err, "round %d: a lossy Close with nothing queued", r)
+					} else {
+						require.ErrorIs(t, err, iox.ErrUndelivered, "round %d", r)
+						require.NotContains(t, err.Error(), "0 messages were still queued", "round %d", r)
+						require.Contains(t, err.Error(), "subscriber", "round %d: what was not confirmed", r)
+					}
+					require.NoError(t, s.Close())
+				}
+			})
+		}
+	}
+}
+
+// TestAdvrMaxMessageSizeZeroReceives: MaxMessageSize(0) allows only empty
+// messages, on both sides: a channel drops a larger incoming message and
+// reports ErrMessageTooLarge in its place, as it does for any other bound
+// (a receiving end with MaxMessageSize(0) once took messages of any size).
+func TestAdvrMaxMessageSizeZeroReceives(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	for _, bound := range []int{0, 1} {
+		t.Run(fmt.Sprintf("pair%d", bound), func(t *testing.T) {
+			name := fmt.Sprintf("mm-pair%d", bound)
+			a, err := iox.OpenPair(ctx, node, name)
+			require.NoError(t, err)
+			b, err := iox.OpenPair(ctx, node, name, iox.MaxMessageSize(bound))
+			require.NoError(t, err)
+			require.NoError(t, a.Send(ctx, []byte("too large")))
+			require.NoError(t, a.Send(ctx, []byte{}))
+			_, err = b.Recv(ctx)
+			require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+			m, err := b.Recv(ctx)
+			require.NoError(t, err)
+			require.Empty(t, m)
+			a.Close()
+			b.Close()
+		})
+		for _, lossy := range []bool{false, true} {
+			t.Run(fmt.Sprintf("sub%d-lossy%v", bound, lossy), func(t *testing.T) {
+				name := fmt.Sprintf("mm-sub%d-%v", bound, lossy)
+				var opts []iox.Option
+				if lossy {
+					opts = append(opts, iox.Lossy())
+				}
+				s, err := iox.OpenSub(ctx, node, name, append(opts, iox.MaxMessageSize(bound))...)
+				require.NoError(t, err)
+				p, err := iox.OpenPub(ctx, node, name, opts...)
+				require.NoError(t, err)
+				require.NoError(t, p.Send(ctx, []byte("too large")))
+				require.NoError(t, p.Send(ctx, []byte{}))
+				_, err = s.Recv(ctx)
+				require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+				m, err := s.Recv(ctx)
+				require.NoError(t, err)
+				require.Empty(t, m)
+				p.Close()
+				s.Close()
+			})
+		}
+		t.Run(fmt.Sprintf("pull%d", bound), func(t *testing.T) {
+			name := fmt.Sprintf("mm-pull%d", bound)
+			pl, err := iox.OpenPull(ctx, node, name, iox.MaxMessageSize(bound))
+			require.NoError(t, err)
+			ps, err := iox.OpenPush(ctx, node, name)
+			require.NoError(t, err)
+			eventually(t, "the puller", func() bool { return ps.Pullers() == 1 })
+			require.NoError(t, ps.Send(ctx, []byte("too large")))
+			require.NoError(t, ps.Send(ctx, []byte{}))
+			_, err = pl.Recv(ctx)
+			require.ErrorIs(t, err, iox.ErrMessageTooLarge)
+			m, err := pl.Recv(ctx)
+			require.NoError(t, err)
+			require.Empty(t, m)
+			ps.Close()
+			pl.Close()
+		})
+	}
+}
+
+// panicCodec carries one byte per int and panics where a careless codec
+// would: encoding a negative value, decoding the byte 0xff.
+type panicCodec struct{}
+
+func (panicCodec) Append(dst []byte, v int) ([]byte, error) {
+	if v < 0 {
+		panic("negative value")
+	}
+	return append(dst, byte(v)), nil
+}
+
+func (panicCodec) Decode(b []byte) (int, error) {
+	if len(b) != 1 || b[0] == 0xff {
+		panic("hostile byte")
+	}
+	return int(b[0]), nil
+}
+
+// childAdvrPanicCodec opens the pair IOX_SERVICE with panicCodec, says
+// "ready", and reports what the next two Recv calls return ("recv KIND V"),
+// then what Send(-1) returns and what OnDrop got for -1 sent on Out
+// ("send KIND", "out KIND").
+func childAdvrPanicCodec() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dropped := make(chan error, 4)
+	p, err := iox.OpenPairOf[int](ctx, node, os.Getenv("IOX_SERVICE"), panicCodec{},
+		iox.OnDrop(func(err error) { dropped <- err }))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	fmt.Println("ready")
+	for range 2 {
+		v, err := p.Recv(ctx)
+		fmt.Println("recv", kindOf(err), v)
+	}
+	fmt.Println("send", kindOf(p.Send(ctx, -1)))
+	p.Out() <- -1
+	select {
+	case err := <-dropped:
+		fmt.Println("out", kindOf(err))
+	case <-ctx.Done():
+		fmt.Println("out nothing")
+	}
+	parentSays()
+	return nil
+}
+
+// TestAdvrCodecPanicsAreErrors: a codec that panics on a hostile message (or
+// a value it cannot encode) must not take the process down from one of the
+// channel's own goroutines, where nobody can recover it: the panic is an
+// error for that one message (ErrInvalidArgument), which Recv returns or
+// OnDrop gets, and the channel goes on. The hostile peer is another process.
+func TestAdvrCodecPanicsAreErrors(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	c := spawn(t, ns, "advr-panic-codec", "IOX_SERVICE=panics")
+	c.expect("ready")
+	p, err := iox.OpenPair(ctx, node, "panics")
+	require.NoError(t, err)
+	require.NoError(t, p.Send(ctx, []byte{0xff})) // its decoder panics
+	require.NoError(t, p.Send(ctx, []byte{7}))
+	require.Equal(t, "recv ErrInvalidArgument 0", c.line(), "the hostile message")
+	require.Equal(t, "recv nil 7", c.line(), "the message after it")
+	require.Equal(t, "send ErrInvalidArgument", c.line(), "Send of a value the encoder panics on")
+	require.Equal(t, "out ErrInvalidArgument", c.line(), "OnDrop for such a value on Out")
+	c.say("bye")
+	c.wait()
+	require.NoError(t, p.Close())
 }
