@@ -794,12 +794,16 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 			Detail: fmt.Sprintf("%d messages taken by Out were not published before the linger time ended", lost)}
 	}
-	if !sent {
+	if queued > 0 {
 		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 			Detail: fmt.Sprintf("%d messages were still queued when the linger time ended", queued)}
 	}
-	if p.cfg.lossy {
+	if p.cfg.lossy { // everything is in shared memory: nothing to wait for
 		return nil
+	}
+	if subs := p.Subscribers(); !sent && subs > 0 {
+		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+			Detail: fmt.Sprintf("%d of %d subscribers did not confirm: the linger time ended before the bye went out", subs, subs)}
 	}
 	w := newSignal()
 	h := newHub(ackLis, nil)
