@@ -67,10 +67,7 @@ func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Cod
 	r.small = r.batch.buf
 	r.pollTake = func() bool { return r.poll(false) }
 	r.pollBorrow = func() bool { return r.poll(true) }
-	r.batch.limit = max(cfg.maxMessage, 1)
-	if cfg.maxMessage == 0 {
-		r.batch.limit = -1
-	}
+	r.batch.limit = max(cfg.maxMessage, 1) // MaxMessageSize(0): decode drops what does not fit
 	r.batch.grow = r.buffer
 	_, r.raw = any(codec).(Raw)
 	r.seq.dedup = dedup
@@ -442,7 +439,7 @@ func (r *receiver[T]) borrow() (int, error) {
 	kept := false
 	switch {
 	case !r.admit(h) || r.unpackPacked(data, h):
-	case r.max > 0 && len(data) > r.max:
+	case len(data) > r.max:
 		r.decode(data) // reported as too large, not copied
 	case !r.frozen.Load():
 		r.queue = append(r.queue, rxItem[T]{view: &View{smp: smp, data: data, done: r.released}})
@@ -497,7 +494,7 @@ func (r *receiver[T]) dropQueue() {
 }
 
 func (r *receiver[T]) decode(m []byte) {
-	if r.max > 0 && len(m) > r.max {
+	if len(m) > r.max {
 		r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("a message of %d bytes arrived, at most %d accepted; it was dropped", len(m), r.max)})
 		return
