@@ -730,7 +730,11 @@ func childAdvrPanicCodec() error {
 // a value it cannot encode) must not take the process down from one of the
 // channel's own goroutines, where nobody can recover it: the panic is an
 // error for that one message (ErrInvalidArgument), which Recv returns or
-// OnDrop gets, and the channel goes on. The hostile peer is another process.
+// OnDrop gets, and the channel goes on. The hostile peer is another process;
+// its Close, after the other end closed, confirms both its messages: the
+// other end took the hostile one and told its application (it was once
+// counted as not taken when the receiving end closed first, although an
+// end still open confirms it).
 func TestAdvrCodecPanicsAreErrors(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)

@@ -1011,7 +1011,7 @@ type pullCodec[T any] struct {
 }
 
 func (c *pullCodec[T]) Append(dst []byte, v pulled[T]) ([]byte, error) {
-	return c.inner.Append(dst, v.v)
+	return appendSafe(c.inner, dst, v.v)
 }
 
 func (c *pullCodec[T]) Decode(b []byte) (pulled[T], error) {
@@ -1026,7 +1026,7 @@ func (c *pullCodec[T]) Decode(b []byte) (pulled[T], error) {
 		it.v = any(buf).(T)
 		return it, nil
 	}
-	it.v, it.err = c.inner.Decode(b)
+	it.v, it.err = decodeSafe(c.inner, b)
 	if it.err != nil {
 		it.err = &Error{Op: "decode", Name: "", Kind: ErrInvalidArgument, Detail: it.err.Error() + "; the message was dropped"}
 	}

@@ -106,7 +106,7 @@ func (r *receiver[T]) recvView(ctx context.Context) (*View, error) {
 	if b, ok := any(it.v).([]byte); ok {
 		return &View{data: b}, nil
 	}
-	b, err := r.codec.Append(nil, it.v)
+	b, err := appendSafe(r.codec, nil, it.v)
 	if err != nil {
 		return nil, &Error{Op: "receive", Name: r.name, Kind: ErrInvalidArgument, Detail: err.Error()}
 	}
@@ -315,9 +315,14 @@ func (r *receiver[T]) take() (int, error) {
 		}
 		if r.framed { // the dropped sample still counts in its port's sequence
 			h := readHeader(r.batch.header(0))
-			r.seq.check(h.tag, h.seq)
+			if fresh, bad := r.seq.check(h.tag, h.seq); fresh && bad == nil {
+				r.dropTaken(err)
+			} else {
+				r.drop(err)
+			}
+		} else {
+			r.drop(err)
 		}
-		r.drop(err)
 		k = 1
 	}
 	for i := 0; i < r.batch.Len(); i++ {
@@ -495,7 +500,7 @@ func (r *receiver[T]) dropQueue() {
 
 func (r *receiver[T]) decode(m []byte) {
 	if len(m) > r.max {
-		r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrMessageTooLarge,
+		r.dropTaken(&Error{Op: "receive", Name: r.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("a message of %d bytes arrived, at most %d accepted; it was dropped", len(m), r.max)})
 		return
 	}
@@ -506,9 +511,9 @@ func (r *receiver[T]) decode(m []byte) {
 		}
 		return
 	}
-	v, err := r.codec.Decode(m)
+	v, err := decodeSafe(r.codec, m)
 	if err != nil {
-		r.drop(&Error{Op: "decode", Name: r.name, Kind: ErrInvalidArgument, Detail: err.Error() + "; the message was dropped"})
+		r.dropTaken(&Error{Op: "decode", Name: r.name, Kind: ErrInvalidArgument, Detail: err.Error() + "; the message was dropped"})
 		return
 	}
 	r.deliver(v)
@@ -528,6 +533,17 @@ func (r *receiver[T]) buffer(n int) []byte {
 func (r *receiver[T]) drop(err error) {
 	r.drops.Add(1)
 	r.queue = append(r.queue, rxItem[T]{err: err})
+}
+
+// dropTaken is drop for a message of the peer's own stream that this end
+// took while open and reported in its place (too large, undecodable): it
+// counts as taken, as what Recv returned in its place tells the
+// application of it, so a Close confirms it whichever end closes first.
+func (r *receiver[T]) dropTaken(err error) {
+	r.drop(err)
+	if !r.frozen.Load() {
+		r.got.Add(1)
+	}
 }
 
 // newSpares makes the free list of WithRecycling (nil without it).

@@ -93,7 +93,7 @@ func encoder[T any](codec Codec[T]) func(buf []byte, v T) ([]byte, error) {
 	if _, raw := any(codec).(Raw); raw {
 		return func(_ []byte, v T) ([]byte, error) { return any(v).([]byte), nil }
 	}
-	return func(buf []byte, v T) ([]byte, error) { return codec.Append(buf[:0], v) }
+	return func(buf []byte, v T) ([]byte, error) { return appendSafe(codec, buf[:0], v) }
 }
 
 // send encodes v and delivers it or queues a copy; once it returns, the caller
