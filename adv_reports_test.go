@@ -753,3 +753,42 @@ func TestAdvrCodecPanicsAreErrors(t *testing.T) {
 	c.wait()
 	require.NoError(t, p.Close())
 }
+
+// lyingCodec declares the fixed payload type "u64" (8 bytes) but encodes a
+// value as that many bytes: a codec whose values do not always fit the type
+// it declares.
+type lyingCodec struct{}
+
+func (lyingCodec) Append(dst []byte, n int) ([]byte, error) { return append(dst, make([]byte, n)...), nil }
+func (lyingCodec) Decode(b []byte) (int, error)              { return len(b), nil }
+func (lyingCodec) PayloadType() iox.PayloadType {
+	return iox.PayloadType{Name: "u64", Size: 8, Align: 8, Fixed: true}
+}
+
+// TestAdvrWrongSizeForFixedTypeFailsOneSend: a value whose encoding does not
+// fit the service's fixed payload type fails that one Send with
+// ErrInvalidArgument, saying why, and the channel goes on, also while
+// messages wait in the queue (one that waited there once ended the whole
+// publisher when its turn came, and the messages behind it with it).
+func TestAdvrWrongSizeForFixedTypeFailsOneSend(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	p, err := iox.OpenPubOf[int](ctx, node, "lying", lyingCodec{}, iox.WaitSubscribers(1))
+	require.NoError(t, err)
+	require.NoError(t, p.Send(ctx, 8)) // waits for the subscriber
+	err = p.Send(ctx, 5)
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+	require.Contains(t, err.Error(), "5 bytes")
+	require.NoError(t, p.Send(ctx, 8))
+	s, err := iox.OpenSubOf[int](ctx, node, "lying", lyingCodec{})
+	require.NoError(t, err)
+	for i := range 2 {
+		v, err := s.Recv(ctx)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, 8, v)
+	}
+	require.NoError(t, p.Err(), "the publisher goes on")
+	require.NoError(t, p.Close())
+	require.NoError(t, s.Close())
+}
