@@ -27,6 +27,7 @@ func init() {
 	children["advr-pull"] = childAdvrPull
 	children["advr-subs"] = childAdvrSubs
 	children["advr-panic-codec"] = childAdvrPanicCodec
+	children["advr-fixed"] = childAdvrFixed
 }
 
 // childAdvrReader opens the pair IOX_SERVICE (BufferSize IOX_BUFFER,
@@ -759,8 +760,10 @@ func TestAdvrCodecPanicsAreErrors(t *testing.T) {
 // it declares.
 type lyingCodec struct{}
 
-func (lyingCodec) Append(dst []byte, n int) ([]byte, error) { return append(dst, make([]byte, n)...), nil }
-func (lyingCodec) Decode(b []byte) (int, error)              { return len(b), nil }
+func (lyingCodec) Append(dst []byte, n int) ([]byte, error) {
+	return append(dst, make([]byte, n)...), nil
+}
+func (lyingCodec) Decode(b []byte) (int, error) { return len(b), nil }
 func (lyingCodec) PayloadType() iox.PayloadType {
 	return iox.PayloadType{Name: "u64", Size: 8, Align: 8, Fixed: true}
 }
@@ -791,4 +794,98 @@ func TestAdvrWrongSizeForFixedTypeFailsOneSend(t *testing.T) {
 	require.NoError(t, p.Err(), "the publisher goes on")
 	require.NoError(t, p.Close())
 	require.NoError(t, s.Close())
+}
+
+// childAdvrFixed opens a pair end (IOX_KIND "pair") or a lossless
+// subscriber ("sub") of IOX_SERVICE carrying Fixed[uint64], says "ready",
+// reads IOX_N values in order and, on a pair, until the pair ends; it
+// reports "got N KIND" and closes when the parent hangs up.
+func childAdvrFixed() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := iox.Fixed[uint64]("u64")
+	if err != nil {
+		return err
+	}
+	var recv func(context.Context) (uint64, error)
+	if os.Getenv("IOX_KIND") == "pair" {
+		p, err := iox.OpenPairOf[uint64](ctx, node, os.Getenv("IOX_SERVICE"), f)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		recv = p.Recv
+	} else {
+		s, err := iox.OpenSubOf[uint64](ctx, node, os.Getenv("IOX_SERVICE"), f)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		recv = s.Recv
+	}
+	fmt.Println("ready")
+	n, want := uint64(0), uint64(envInt("IOX_N"))
+	var end error
+	for os.Getenv("IOX_KIND") == "pair" || n < want {
+		v, err := recv(ctx)
+		if err != nil {
+			end = err
+			break
+		}
+		if v != n {
+			return fmt.Errorf("value %d is %d", n, v)
+		}
+		n++
+	}
+	fmt.Println("got", n, kindOf(end))
+	parentSays()
+	return nil
+}
+
+// TestAdvrFixedTypeCloseConfirms: a pair or lossless publisher of a
+// fixed-layout type whose peer took every value gets its confirmation:
+// Close returns nil. (The bye, an empty sample, did not fit a fixed payload
+// type and never went out: every such Close reported the values as not
+// confirmed, and the peer saw the end only from the closing end leaving.)
+func TestAdvrFixedTypeCloseConfirms(t *testing.T) {
+	const n = 5
+	for _, kind := range []string{"pair", "sub"} {
+		t.Run(kind, func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			ctx := advCtx(t)
+			f, err := iox.Fixed[uint64]("u64")
+			require.NoError(t, err)
+			c := spawn(t, ns, "advr-fixed", "IOX_SERVICE=fixed", "IOX_KIND="+kind, fmt.Sprintf("IOX_N=%d", n))
+			c.expect("ready")
+			var send func(context.Context, uint64) error
+			var closeIt func() error
+			if kind == "pair" {
+				p, err := iox.OpenPairOf[uint64](ctx, node, "fixed", f, iox.WithLinger(20*time.Second))
+				require.NoError(t, err)
+				send, closeIt = p.Send, p.Close
+			} else {
+				p, err := iox.OpenPubOf[uint64](ctx, node, "fixed", f, iox.WaitSubscribers(1), iox.WithLinger(20*time.Second))
+				require.NoError(t, err)
+				send, closeIt = p.Send, p.Close
+			}
+			for i := range uint64(n) {
+				require.NoError(t, send(ctx, i))
+			}
+			if kind == "sub" {
+				c.expect(fmt.Sprintf("got %d nil", n))
+			}
+			within(t, 10*time.Second, "Close", func() { err = closeIt() })
+			require.NoError(t, err, "Close after the peer took all %d values", n)
+			if kind == "pair" {
+				c.expect(fmt.Sprintf("got %d ErrPeerClosed", n))
+			}
+			c.wait()
+		})
+	}
 }
