@@ -170,6 +170,7 @@ type Pub[T any] struct {
 	hub   *hub
 	tx    *sender[T]
 	hb    []byte
+	bye   []byte // the body of a bye: empty, or one zero value of a fixed type
 	lens  []uint64
 	txW   chan struct{}
 
@@ -234,12 +235,16 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 		p.ports.release()
 		return nil, err
 	}
+	if pt.Fixed { // a sample of a fixed type holds exactly one value, also a bye
+		p.bye = make([]byte, pt.Size)
+	}
 	p.hub = newHub(p.lis, nil)
 	p.tx = newSender(name, p.life, codec, cfg, !cfg.lossy && !pt.Fixed && cfg.history == 0) // history counts samples
 	p.tx.tag = randomTag()
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.life.end(err, false); p.hub.kick() }
 	p.tx.present = func() bool { return p.Subscribers() >= max(p.cfg.waitSubs, 1) }
+	p.tx.fits = p.pub.fits
 	p.tx.loanRoom = p.loanRoom
 	p.tx.sendLoan = p.sendLoan
 	p.scan()
@@ -386,6 +391,9 @@ func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
 		}
 		p.wakeReached(n)
 		return true, nil
+	}
+	if h.kind == kindBye {
+		data = p.bye
 	}
 	h.put(p.hb)
 	p.lens[0] = uint64(len(data))
