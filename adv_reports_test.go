@@ -889,3 +889,49 @@ func TestAdvrFixedTypeCloseConfirms(t *testing.T) {
 		})
 	}
 }
+
+// TestAdvrRefusedOptionsAreNamed: a channel option outside its bounds is
+// refused with ErrInvalidArgument naming the option and its value, as the
+// README promises ("anything else is ErrInvalidArgument, naming the
+// option"); several said only "peer timeout below 4ms", "negative channel
+// capacity" or "spin (at most 1 minute), poll and linger must not be
+// negative".
+func TestAdvrRefusedOptionsAreNamed(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	for _, c := range []struct {
+		name string
+		opt  iox.Option
+	}{
+		{"BufferSize(0)", iox.BufferSize(0)},
+		{"BufferSize(65537)", iox.BufferSize(65537)},
+		{"WithChanCap(-1)", iox.WithChanCap(-1)},
+		{"WithChanCap(1048577)", iox.WithChanCap(1<<20 + 1)},
+		{"MaxMessageSize(-1)", iox.MaxMessageSize(-1)},
+		{"WithPeerTimeout(1ms)", iox.WithPeerTimeout(time.Millisecond)},
+		{"WithLinger(-1s)", iox.WithLinger(-time.Second)},
+		{"WithRecycling(-1)", iox.WithRecycling(-1)},
+		{"History(-1)", iox.History(-1)},
+		{"History(65)", iox.History(65)},
+		{"WithSpin(2m0s)", iox.WithSpin(2 * time.Minute)},
+	} {
+		s, err := iox.OpenSub(ctx, node, "named", c.opt)
+		if err == nil {
+			s.Close()
+		}
+		require.ErrorIs(t, err, iox.ErrInvalidArgument, c.name)
+		require.Contains(t, err.Error(), c.name, "the error names the option and its value")
+	}
+	for _, c := range []struct {
+		name string
+		opt  iox.Option
+	}{{"WithPoll(0s)", iox.WithPoll(0)}, {"WithPoll(-1ms)", iox.WithPoll(-time.Millisecond)}} {
+		s, err := iox.OpenSub(ctx, node, "named", iox.Lossy(), c.opt)
+		if err == nil {
+			s.Close()
+		}
+		require.ErrorIs(t, err, iox.ErrInvalidArgument, c.name)
+		require.Contains(t, err.Error(), c.name, "the error names the option and its value")
+	}
+}
