@@ -113,7 +113,7 @@ func TestAdvrCloseAtCapacity(t *testing.T) {
 	}
 	var cases []tc
 	for _, sz := range []struct{ buffer, cap int }{{2, 2}, {1, 1}, {4, 64}} {
-		for _, size := range []int{8, 8 << 10, 100 << 10} {
+		for _, size := range []int{8, 8 << 10, 100 << 10, 1 << 20} {
 			for _, in := range []bool{false, true} {
 				for _, exact := range []bool{false, true} {
 					cases = append(cases, tc{sz.buffer, sz.cap, size, in, exact})
@@ -934,4 +934,70 @@ func TestAdvrRefusedOptionsAreNamed(t *testing.T) {
 		require.ErrorIs(t, err, iox.ErrInvalidArgument, c.name)
 		require.Contains(t, err.Error(), c.name, "the error names the option and its value")
 	}
+}
+
+// ackNotifiers is how many confirmations the service of a lossless
+// publisher's bye (NAME.iox-ack.TAG) holds now, -1 while there is none.
+func ackNotifiers(t *testing.T, node *iox.Node, name string) int {
+	t.Helper()
+	infos, err := node.Services()
+	require.NoError(t, err)
+	for _, info := range infos {
+		if info.Pattern == iox.PatternEvent && strings.HasPrefix(info.Name, name+".iox-ack.") {
+			return info.Ports.Notifiers
+		}
+	}
+	return -1
+}
+
+// TestAdvrPubConfirmationOutlastsSubscriberLinger: a subscriber that
+// confirmed a publisher's bye keeps its confirmation while the publisher
+// still waits for others, however long the publisher's WithLinger is: here
+// one subscriber confirms at once and goes on receiving, the other (full)
+// takes the publisher's messages only after the first one's own linger time
+// has passed many times, and Close returns nil. (The first confirmation was
+// withdrawn after twice the subscriber's linger time, and the publisher then
+// reported a subscriber as not confirming.)
+func TestAdvrPubConfirmationOutlastsSubscriberLinger(t *testing.T) {
+	const n = 10
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	fast, err := iox.OpenSub(ctx, node, "outlast", iox.WithLinger(20*time.Millisecond))
+	require.NoError(t, err)
+	defer fast.Close()
+	slow, err := iox.OpenSub(ctx, node, "outlast", iox.BufferSize(1), iox.WithChanCap(1))
+	require.NoError(t, err)
+	defer slow.Close()
+	a, err := iox.OpenPub(ctx, node, "outlast", iox.WithLinger(20*time.Second))
+	require.NoError(t, err)
+	waitSubscribers(t, a, 2)
+	for i := range uint64(n) {
+		require.NoError(t, a.Send(ctx, seqMsg(i)))
+	}
+	for i := range uint64(n) {
+		m, err := fast.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	eventually(t, "the fast subscriber's confirmation", func() bool { return ackNotifiers(t, node, "outlast") == 1 })
+	// The fast subscriber goes on looking for messages well beyond twice
+	// its linger time: each look is where it withdrew its confirmation.
+	start := time.Now()
+	eventually(t, "many looks by the fast subscriber", func() bool {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+		fast.Recv(rctx)
+		cancel()
+		return time.Since(start) > 300*time.Millisecond
+	})
+	require.Equal(t, 1, ackNotifiers(t, node, "outlast"), "the fast subscriber's confirmation while the publisher waits")
+	for i := range uint64(n) { // the slow one takes what waited for it, then the bye
+		m, err := slow.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	within(t, 15*time.Second, "Close", func() { err = <-closed })
+	require.NoError(t, err, "Close after both subscribers took every message")
 }
