@@ -856,7 +856,7 @@ type Sub[T any] struct {
 
 	pubWaits  atomic.Bool
 	spinStats spinStats
-	acks      []ack // confirmations of publishers' byes, kept for twice the linger time
+	acks      []ack // confirmations of publishers' byes, kept while their publishers wait (looked at every twice the linger time)
 }
 
 type ack struct {
@@ -1023,16 +1023,24 @@ func (s *Sub[T]) shutdown(reason error, _ bool) error {
 }
 
 // afterTake runs after every look into shared memory: it tells a waiting
-// publisher that there is room, and withdraws old confirmations.
+// publisher that there is room, and withdraws the confirmations whose
+// publishers no longer wait for them.
 func (s *Sub[T]) afterTake(k int) {
 	if s.pubWaits.Load() && s.rx.roomDue(k, s.cfg.queue) && s.pubWaits.Swap(false) {
 		s.spaceNtf.Notify(evSpace)
 	}
 	if len(s.acks) > 0 && time.Now().After(s.acks[0].until) {
 		a := s.acks[0]
+		s.acks = s.acks[1:]
+		if _, listeners, err := a.svc.Counts(); err == nil && listeners > 0 {
+			// its publisher still waits (its linger may be longer than
+			// ours): the confirmation stays, and is looked at again later
+			a.until = time.Now().Add(ackTime(s.cfg.linger))
+			s.acks = append(s.acks, a)
+			return
+		}
 		a.ntf.Close()
 		a.svc.Close()
-		s.acks = s.acks[1:]
 	}
 }
 
