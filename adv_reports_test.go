@@ -1001,3 +1001,48 @@ func TestAdvrPubConfirmationOutlastsSubscriberLinger(t *testing.T) {
 	within(t, 15*time.Second, "Close", func() { err = <-closed })
 	require.NoError(t, err, "Close after both subscribers took every message")
 }
+
+// TestAdvrPubCloseIgnoresLateSubscribers: a subscriber that joins after a
+// lossless publisher's bye went out was owed nothing (it gets what is
+// published after it joined: nothing), so the publisher's Close does not
+// wait for its confirmation: once the subscribers that were there took
+// everything, Close returns nil (it waited for the newcomer, which never
+// sees the bye, and reported it as not confirming).
+func TestAdvrPubCloseIgnoresLateSubscribers(t *testing.T) {
+	const n = 6
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	fast, err := iox.OpenSub(ctx, node, "late")
+	require.NoError(t, err)
+	defer fast.Close()
+	// slow's end holds 5 messages (buffer 4 + channel 1) for an application
+	// that does not read: the rest and the bye wait in its shared memory.
+	slow, err := iox.OpenSub(ctx, node, "late", iox.BufferSize(4), iox.WithChanCap(1))
+	require.NoError(t, err)
+	defer slow.Close()
+	a, err := iox.OpenPub(ctx, node, "late", iox.WithLinger(5*time.Second))
+	require.NoError(t, err)
+	waitSubscribers(t, a, 2)
+	for i := range n {
+		require.NoError(t, a.Send(ctx, sizedMsg(uint64(i), 5<<10))) // one to a sample
+	}
+	for i := range uint64(n) {
+		m, err := fast.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	eventually(t, "the fast subscriber's confirmation", func() bool { return ackNotifiers(t, node, "late") == 1 })
+	newcomer, err := iox.OpenSub(ctx, node, "late")
+	require.NoError(t, err)
+	defer newcomer.Close()
+	for i := range uint64(n) {
+		m, err := slow.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, i, binary.LittleEndian.Uint64(m))
+	}
+	within(t, 15*time.Second, "Close", func() { err = <-closed })
+	require.NoError(t, err, "Close after the subscribers that were there took every message")
+}
