@@ -937,13 +937,14 @@ func TestAdvrRefusedOptionsAreNamed(t *testing.T) {
 }
 
 // ackNotifiers is how many confirmations the service of a lossless
-// publisher's bye (NAME.iox-ack.TAG) holds now, -1 while there is none.
+// publisher's bye (NAME.iox-ack.TAG) holds now, -1 while there is none or
+// its ports could not be counted.
 func ackNotifiers(t *testing.T, node *iox.Node, name string) int {
 	t.Helper()
 	infos, err := node.Services()
 	require.NoError(t, err)
 	for _, info := range infos {
-		if info.Pattern == iox.PatternEvent && strings.HasPrefix(info.Name, name+".iox-ack.") {
+		if info.Pattern == iox.PatternEvent && strings.HasPrefix(info.Name, name+".iox-ack.") && info.PortsKnown {
 			return info.Ports.Notifiers
 		}
 	}
@@ -992,7 +993,9 @@ func TestAdvrPubConfirmationOutlastsSubscriberLinger(t *testing.T) {
 		cancel()
 		return time.Since(start) > 300*time.Millisecond
 	})
-	require.Equal(t, 1, ackNotifiers(t, node, "outlast"), "the fast subscriber's confirmation while the publisher waits")
+	acks := -1
+	eventually(t, "the confirmations counted", func() bool { acks = ackNotifiers(t, node, "outlast"); return acks >= 0 })
+	require.Equal(t, 1, acks, "the fast subscriber's confirmation while the publisher waits")
 	for i := range uint64(n) { // the slow one takes what waited for it, then the bye
 		m, err := slow.Recv(ctx)
 		require.NoError(t, err)
@@ -1045,4 +1048,39 @@ func TestAdvrPubCloseIgnoresLateSubscribers(t *testing.T) {
 	}
 	within(t, 15*time.Second, "Close", func() { err = <-closed })
 	require.NoError(t, err, "Close after the subscribers that were there took every message")
+}
+
+// TestAdvrPubCloseAfterASubscriberLeft: a subscriber that closes without
+// taking a lossless publisher's messages is gone, and the publisher does not
+// wait for it: once the others confirmed, Close returns nil, before its
+// linger time is over (it waited the whole linger, then reported "0 of 1
+// subscribers did not confirm").
+func TestAdvrPubCloseAfterASubscriberLeft(t *testing.T) {
+	const n = 5
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	fast, err := iox.OpenSub(ctx, node, "left")
+	require.NoError(t, err)
+	defer fast.Close()
+	// gone's end holds the messages for an application that does not read,
+	// and the bye waits in its shared memory
+	gone, err := iox.OpenSub(ctx, node, "left", iox.BufferSize(4), iox.WithChanCap(1))
+	require.NoError(t, err)
+	a, err := iox.OpenPub(ctx, node, "left", iox.WithLinger(30*time.Second))
+	require.NoError(t, err)
+	waitSubscribers(t, a, 2)
+	for i := range n {
+		require.NoError(t, a.Send(ctx, sizedMsg(uint64(i), 5<<10)))
+	}
+	for range n {
+		_, err := fast.Recv(ctx)
+		require.NoError(t, err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	eventually(t, "the fast subscriber's confirmation", func() bool { return ackNotifiers(t, node, "left") == 1 })
+	require.NoError(t, gone.Close())
+	within(t, 15*time.Second, "Close", func() { err = <-closed })
+	require.NoError(t, err, "Close once the subscriber that stayed confirmed")
 }
