@@ -813,6 +813,10 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 			Detail: fmt.Sprintf("%d of %d subscribers did not confirm: the linger time ended before the bye went out", subs, subs)}
 	}
+	// The subscribers there once the bye went out are those it reached; one
+	// that joins later was owed nothing and never sees it, and one that
+	// leaves confirms nothing more.
+	owed := p.subscriberPorts()
 	w := newSignal()
 	h := newHub(ackLis, nil)
 	for {
@@ -822,14 +826,41 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 			return err
 		}
 		subs := p.Subscribers()
+		if owed != nil {
+			subs = 0
+			for port := range p.subscriberPorts() {
+				if owed[port] {
+					subs++
+				}
+			}
+		}
 		if confirmed >= subs {
 			return nil
 		}
-		if _, err := h.wait(ctx, nil, bit(evHello), w); err != nil {
+		if ctx.Err() != nil {
 			return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 				Detail: fmt.Sprintf("%d of %d subscribers did not confirm within the linger time", subs-confirmed, subs)}
 		}
+		// a confirmation comes with its notifier (evHello); a subscriber
+		// that leaves sends nothing here, so look again now and then
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.peerTimeout/4)
+		h.wait(wctx, nil, bit(evHello), w)
+		cancel()
 	}
+}
+
+// subscriberPorts is the set of the service's subscriber ports now (nil when
+// they cannot be listed).
+func (p *Pub[T]) subscriberPorts() map[UniqueID]bool {
+	list, err := p.svc.Subscribers()
+	if err != nil {
+		return nil
+	}
+	ports := make(map[UniqueID]bool, len(list))
+	for _, s := range list {
+		ports[s.Port] = true
+	}
+	return ports
 }
 
 // Sub is the receiving end of a publish-subscribe channel.
