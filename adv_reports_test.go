@@ -954,27 +954,29 @@ func ackNotifiers(t *testing.T, node *iox.Node, name string) int {
 // TestAdvrPubConfirmationOutlastsSubscriberLinger: a subscriber that
 // confirmed a publisher's bye keeps its confirmation while the publisher
 // still waits for others, however long the publisher's WithLinger is: here
-// one subscriber confirms at once and goes on receiving, the other (full)
-// takes the publisher's messages only after the first one's own linger time
+// one subscriber confirms at once and goes on receiving, the other takes
+// the publisher's messages only after the first one's own linger time
 // has passed many times, and Close returns nil. (The first confirmation was
 // withdrawn after twice the subscriber's linger time, and the publisher then
 // reported a subscriber as not confirming.)
 func TestAdvrPubConfirmationOutlastsSubscriberLinger(t *testing.T) {
-	const n = 10
+	const n = 5
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := advCtx(t)
 	fast, err := iox.OpenSub(ctx, node, "outlast", iox.WithLinger(20*time.Millisecond))
 	require.NoError(t, err)
 	defer fast.Close()
-	slow, err := iox.OpenSub(ctx, node, "outlast", iox.BufferSize(1), iox.WithChanCap(1))
+	// slow's end holds the messages (buffer 4 + channel 1) for an
+	// application that does not read, and the bye waits in its shared memory
+	slow, err := iox.OpenSub(ctx, node, "outlast", iox.BufferSize(4), iox.WithChanCap(1))
 	require.NoError(t, err)
 	defer slow.Close()
 	a, err := iox.OpenPub(ctx, node, "outlast", iox.WithLinger(20*time.Second))
 	require.NoError(t, err)
 	waitSubscribers(t, a, 2)
 	for i := range uint64(n) {
-		require.NoError(t, a.Send(ctx, seqMsg(i)))
+		require.NoError(t, a.Send(ctx, sizedMsg(i, 5<<10))) // one to a sample
 	}
 	for i := range uint64(n) {
 		m, err := fast.Recv(ctx)
