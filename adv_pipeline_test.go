@@ -33,7 +33,7 @@ func TestAdvPushOutValueAtCloseIsReported(t *testing.T) {
 
 	closed := make(chan error, 1)
 	go func() { closed <- push.Close() }()
-	<-push.Done() // the pusher accepts nothing more; Close lingers for the pullers
+	waitParked(t, "iox.(*Push[...]).Close", 1) // Close waits for the pullers
 
 	var mu sync.Mutex
 	var got []string

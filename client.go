@@ -344,7 +344,7 @@ func (c *Caller[Req, Resp]) next(ctx context.Context, cl *call) (v Resp, ok bool
 			}
 			return v, false, cl.err
 		case cl.got1:
-			v, err := c.dec.Decode(cl.buf[:cl.n])
+			v, err := decodeSafe(c.dec, cl.buf[:cl.n])
 			if err != nil {
 				return v, false, &Error{Op: "call", Name: c.name, Kind: ErrProtocol, Detail: err.Error()}
 			}

@@ -16,6 +16,31 @@ type Codec[T any] interface {
 	Decode(b []byte) (T, error)
 }
 
+// appendSafe is codec.Append with a panic turned into an error: codecs run on
+// the channels' own goroutines (behind Out and In, the keeper of an idle
+// receiving end), where the program could not recover a panic, and a
+// careless codec may panic on a message a hostile peer crafted.
+func appendSafe[T any](codec Codec[T], dst []byte, v T) (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = dst, fmt.Errorf("the codec panicked: %v", r)
+		}
+	}()
+	return codec.Append(dst, v)
+}
+
+// decodeSafe is codec.Decode with a panic turned into an error (see
+// appendSafe).
+func decodeSafe[T any](codec Codec[T], b []byte) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("the codec panicked: %v", r)
+		}
+	}()
+	return codec.Decode(b)
+}
+
 // PayloadTyper is implemented by codecs whose messages have a payload type other
 // than Bytes, so that services opened with them carry that type.
 type PayloadTyper interface{ PayloadType() PayloadType }

@@ -672,15 +672,15 @@ func (c chanConfig) check(op, name string) error {
 	}
 	switch {
 	case c.recycle < 0 || c.recycle > 1<<20:
-		return bad("recycling keeps between 0 and 1<<20 buffers")
+		return bad(fmt.Sprintf("WithRecycling(%d): it keeps between 0 and 1<<20 buffers", c.recycle))
 	case c.queue < 1:
-		return bad("queue must hold at least one message")
+		return bad(fmt.Sprintf("BufferSize(%d): the queue must hold at least one message", c.queue))
 	case c.chanCap < 0:
-		return bad("negative channel capacity")
+		return bad(fmt.Sprintf("WithChanCap(%d): a channel capacity is not negative", c.chanCap))
 	case c.maxMessage < 0:
-		return bad("negative message limit")
+		return bad(fmt.Sprintf("MaxMessageSize(%d): a message limit is not negative", c.maxMessage))
 	case c.peerTimeout < 4*time.Millisecond:
-		return bad("peer timeout below 4ms")
+		return bad(fmt.Sprintf("WithPeerTimeout(%v): the peer timeout is at least 4ms", c.peerTimeout))
 	case c.maxSubscribers < 1 || c.maxSubscribers > maxCount:
 		return bad(fmt.Sprintf("MaxSubscribers(%d) must be between 1 and %d", c.maxSubscribers, maxCount))
 	case c.maxBorrowed < 1 || c.maxBorrowed > maxCount:
@@ -689,14 +689,22 @@ func (c chanConfig) check(op, name string) error {
 		return bad(fmt.Sprintf("MaxPublishers(%d) must be between 1 and %d", c.maxPublishers, maxCount))
 	case c.waitSubs < 0 || c.waitSubs > c.maxSubscribers:
 		return bad(fmt.Sprintf("WaitSubscribers(%d) must be between 0 and the subscriber limit (%d)", c.waitSubs, c.maxSubscribers))
-	case (c.spin < 0 && c.spin != spinAdaptive) || c.spin > time.Minute || c.poll <= 0 || c.linger < 0:
-		return bad("spin (at most 1 minute), poll and linger must not be negative (poll positive)")
+	case c.spin == spinRefused || (c.spin < 0 && c.spin != spinAdaptive):
+		return bad("WithSpin: a spin time is not negative")
+	case c.spin > time.Minute:
+		return bad(fmt.Sprintf("WithSpin(%v): a spin time is at most 1 minute", c.spin))
+	case c.poll <= 0:
+		return bad(fmt.Sprintf("WithPoll(%v): the poll interval is positive", c.poll))
+	case c.linger < 0:
+		return bad(fmt.Sprintf("WithLinger(%v): a linger time is not negative", c.linger))
 	case c.history < 0 || (!c.lossy && c.history > c.queue):
-		return bad(fmt.Sprintf("history %d must be between 0 and the queue (%d)", c.history, c.queue))
+		return bad(fmt.Sprintf("History(%d) must be between 0 and the queue, BufferSize(%d)", c.history, c.queue))
 	case c.chanCap > maxChanCap:
-		return bad(fmt.Sprintf("channel capacity %d over %d", c.chanCap, maxChanCap))
-	case c.queue > maxCount || c.history > maxCount:
-		return bad(fmt.Sprintf("queue and history must each be at most %d", maxCount))
+		return bad(fmt.Sprintf("WithChanCap(%d): a channel capacity is at most %d", c.chanCap, maxChanCap))
+	case c.queue > maxCount:
+		return bad(fmt.Sprintf("BufferSize(%d): a queue holds at most %d messages", c.queue, maxCount))
+	case c.history > maxCount:
+		return bad(fmt.Sprintf("History(%d): at most %d", c.history, maxCount))
 	}
 	return nil
 }

@@ -28,9 +28,15 @@ func newOutlet[T any]() *outlet[T] {
 	return o
 }
 
+// outSender is what an outlet hands values to: a channel's sender, or a
+// pusher.
+type outSender[T any] interface {
+	send(ctx context.Context, v T) error
+}
+
 // open starts the goroutine (once, unless the channel's group stopped) and
 // returns the channel.
-func (o *outlet[T]) open(g *group, tx *sender[T], l *life, onDrop func(error)) chan<- T {
+func (o *outlet[T]) open(g *group, tx outSender[T], l *life, onDrop func(error)) chan<- T {
 	o.once.Do(func() {
 		o.started.Store(g.start(func() {
 			defer close(o.done)
@@ -44,7 +50,7 @@ func (o *outlet[T]) open(g *group, tx *sender[T], l *life, onDrop func(error)) c
 // value Send refuses (too large, unencodable) goes to onDrop and the outlet
 // goes on; one that could not go because the channel ended, or because the
 // outlet was told to give up, goes to onDrop and counts as lost.
-func (o *outlet[T]) forward(tx *sender[T], l *life, onDrop func(error)) {
+func (o *outlet[T]) forward(tx outSender[T], l *life, onDrop func(error)) {
 	for {
 		select { // an ended channel takes nothing more
 		case <-o.stop:

@@ -66,6 +66,7 @@ type Pair[T any] struct {
 	rx  *receiver[T]
 	tx  *sender[T]
 	hb  []byte // the header of the sample being sent (under tx.mu)
+	bye []byte // the body of a bye: empty, or one zero value of a fixed type
 	txW chan struct{}
 	// ends the wait of awaitRoom when the peer goes (markGone): the hub
 	// wait looks only at its ids, and a crash comes without one
@@ -122,6 +123,9 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		gone: make(chan struct{}), dead: make(chan struct{})}
 	pt := payloadTypeOf(codec)
 	p.fixed = pt.Fixed
+	if p.fixed { // a sample of a fixed type holds exactly one value, also a bye
+		p.bye = make([]byte, pt.Size)
+	}
 	if err := p.join(pt); err != nil {
 		p.release()
 		return nil, err
@@ -135,6 +139,7 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.end(err) }
 	p.tx.present = p.peerThere
+	p.tx.fits = p.pub.fits
 	p.tx.loanRoom = func(tag, seq, copies uint64) (bool, bool) { return roomFor(p.peerWord.Load(), tag, seq, copies) }
 	p.tx.behind = func(tag, seq, limit uint64) bool { return behind(p.peerWord.Load(), tag, seq, limit) }
 	p.tx.seek = func() { // a peer whose word is not known yet would get large messages without a window
@@ -336,6 +341,9 @@ func (p *Pair[T]) end(err error) {
 
 // deliver sends one sample of the send queue or of Send.
 func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
+	if h.kind == kindBye {
+		data = p.bye
+	}
 	h.got = p.rx.confirmed()
 	h.put(p.hb)
 	n, err := p.pub.sendNotify(data, p.hb, p.ntf, evData, p.peerWord.Load())

@@ -222,13 +222,11 @@ type Push[T any] struct {
 	stopping  bool           // the keeper stops
 	drained   bool           // teardown: no new puller is attached
 
-	resent     atomic.Uint64 // messages given to another puller after theirs left
-	outRefused atomic.Uint64 // values Out accepted that Send refused once the pusher ended
+	resent atomic.Uint64 // messages given to another puller after theirs left
 
-	out     chan T
-	outOnce sync.Once
-	feeds   group
-	closer  closer
+	outs   *outlet[T]
+	feeds  group
+	closer closer
 }
 
 // route is the pusher's way to one puller.
@@ -286,7 +284,7 @@ func OpenPushOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p := &Push[T]{node: node, name: name, cfg: cfg, life: newLife(), tag: randomTag(), pt: payloadTypeOf(codec),
 		enc: encoder(codec), batch: NewBatch(tookSize*64, 64), sem: make(chan struct{}, 1),
 		routes: map[uint64]*route{}, gone: map[uint64]bool{}, room: newSignal(), changed: newSignal(),
-		out: make(chan T)}
+		outs: newOutlet[T]()}
 	if err := p.join(); err != nil {
 		p.ports.release()
 		return nil, err
@@ -813,33 +811,15 @@ func (p *Push[T]) flush() {
 }
 
 // Out is the channel of messages to the pipeline. It has no buffer: a value
-// sent on it is handed over as by Send, and after the pusher ended a send on
-// Out blocks, so select on Done as well. Values Send refuses go to OnDrop;
-// those it refuses because the pusher ended (Out's goroutine held them while
-// Send waited for room) make Close return an error matching ErrUndelivered. A
+// sent on it is handed over as by Send; one that Out took before Close goes to
+// a puller before Close waits for the pullers (it waits for room within the
+// linger time), and counts in Close's result. After the pusher ended a send on
+// Out blocks, so select on Done as well. Values Send refuses go to OnDrop. A
 // goroutine behind it starts on the first call.
-func (p *Push[T]) Out() chan<- T {
-	p.outOnce.Do(func() {
-		p.feeds.start(func() {
-			for {
-				select {
-				case v := <-p.out:
-					if err := p.Send(context.Background(), v); err != nil {
-						if ended := p.life.err(); ended != nil && err == ended {
-							p.outRefused.Add(1) // accepted by Out, refused as the pusher ended: Close says so
-						}
-						if p.cfg.onDrop != nil {
-							p.cfg.onDrop(err)
-						}
-					}
-				case <-p.life.Done():
-					return
-				}
-			}
-		})
-	})
-	return p.out
-}
+func (p *Push[T]) Out() chan<- T { return p.outs.open(&p.feeds, p, p.life, p.cfg.onDrop) }
+
+// send is Send for Out's goroutine.
+func (p *Push[T]) send(ctx context.Context, v T) error { return p.Send(ctx, v) }
 
 // Pullers reports how many pullers the pusher knows now.
 func (p *Push[T]) Pullers() int {
@@ -862,12 +842,18 @@ func (p *Push[T]) Err() error { return p.life.err() }
 func (p *Push[T]) Close() error { return p.closer.close("push", "close push", p.name) }
 
 func (p *Push[T]) shutdown(reason error, graceful bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
+	defer cancel()
+	if graceful {
+		p.outs.finish(ctx) // the value Out holds goes first
+	}
 	p.life.end(reason, true)
 	p.quiesce()
 	var result error
 	if graceful {
-		result = p.linger()
+		result = p.linger(ctx)
 	} else {
+		p.outs.finish(doneContext)
 		result = p.untaken("the context ended first")
 	}
 	p.mu.Lock()
@@ -877,10 +863,6 @@ func (p *Push[T]) shutdown(reason error, graceful bool) error {
 	p.hub.kick()
 	p.wg.Wait()
 	p.feeds.stop()
-	if n := p.outRefused.Load(); n > 0 && result == nil {
-		result = &Error{Op: "close push", Name: p.name, Kind: ErrUndelivered,
-			Detail: fmt.Sprintf("%d messages handed to Out were not sent: the pusher ended first", n)}
-	}
 	p.mu.Lock()
 	p.drained = true
 	routes := p.order
@@ -903,10 +885,8 @@ func (p *Push[T]) quiesce() {
 	<-p.sem
 }
 
-// linger waits until pullers took everything, or the linger time is over.
-func (p *Push[T]) linger() error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.linger)
-	defer cancel()
+// linger waits until pullers took everything, or ctx (the linger time) ends.
+func (p *Push[T]) linger(ctx context.Context) error {
 	p.mu.Lock()
 	p.lingering = true
 	p.askedRoom = false
@@ -917,7 +897,7 @@ func (p *Push[T]) linger() error {
 		queued, untaken := p.counts()
 		p.mu.Unlock()
 		if queued+untaken == 0 {
-			return nil
+			return p.untaken("no puller had room for Out's value within the linger time")
 		}
 		select {
 		case <-p.changed:
@@ -945,16 +925,19 @@ func (p *Push[T]) counts() (queued, untaken int) {
 	return len(p.pending), untaken
 }
 
-// untaken is Close's result.
+// untaken is Close's result: nil when pullers took every message, including
+// the value Out held, an ErrUndelivered error saying how many they did not
+// take, and why, otherwise.
 func (p *Push[T]) untaken(why string) error {
 	p.mu.Lock()
 	queued, untaken := p.counts()
 	p.mu.Unlock()
-	if queued+untaken == 0 {
+	lost := int(p.outs.lost.Load())
+	if queued+untaken+lost == 0 {
 		return nil
 	}
 	return &Error{Op: "close push", Name: p.name, Kind: ErrUndelivered,
-		Detail: fmt.Sprintf("%d messages not taken (%d still queued): %s", queued+untaken, queued, why)}
+		Detail: fmt.Sprintf("%d messages not taken (%d still queued, %d held by Out and not sent): %s", queued+untaken+lost, queued, lost, why)}
 }
 
 // ---- the pulling end ----
@@ -1052,7 +1035,7 @@ type pullCodec[T any] struct {
 }
 
 func (c *pullCodec[T]) Append(dst []byte, v pulled[T]) ([]byte, error) {
-	return c.inner.Append(dst, v.v)
+	return appendSafe(c.inner, dst, v.v)
 }
 
 func (c *pullCodec[T]) Decode(b []byte) (pulled[T], error) {
@@ -1067,7 +1050,7 @@ func (c *pullCodec[T]) Decode(b []byte) (pulled[T], error) {
 		it.v = any(buf).(T)
 		return it, nil
 	}
-	it.v, it.err = c.inner.Decode(b)
+	it.v, it.err = decodeSafe(c.inner, b)
 	if it.err != nil {
 		it.err = &Error{Op: "decode", Name: "", Kind: ErrInvalidArgument, Detail: it.err.Error() + "; the message was dropped"}
 	}

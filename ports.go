@@ -327,6 +327,12 @@ func (p *Publisher) checkSize(op string, n int) error {
 		return &Error{Op: op, Name: p.name, Kind: ErrOutOfMemory,
 			Detail: fmt.Sprintf("%d bytes do not fit in shared memory (%d bytes)", n, c)}
 	}
+	return p.fits(op, n)
+}
+
+// fits refuses a message of n bytes that is no whole number of the payload
+// type's elements (exactly one for a fixed type).
+func (p *Publisher) fits(op string, n int) error {
 	if n%p.elem != 0 || (p.fixed && n != p.elem) {
 		return &Error{Op: op, Name: p.name, Kind: ErrInvalidArgument,
 			Detail: fmt.Sprintf("%d bytes do not fit the payload type's element size %d", n, p.elem)}
@@ -421,8 +427,8 @@ func (p *Publisher) sendNotify(msg, hdr []byte, ntf *Notifier, id EventID, w *ff
 // receiver.
 func (p *Publisher) sendBatch(data []byte, lens []uint64, hdrs []byte, minRecipients int) (int, error) {
 	for _, n := range lens {
-		if int(n) > p.maxSize {
-			return 0, p.checkSize("send", int(n))
+		if err := p.checkSize("send", int(n)); err != nil {
+			return 0, err
 		}
 	}
 	h, ok := p.ref.acquire()

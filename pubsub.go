@@ -170,6 +170,7 @@ type Pub[T any] struct {
 	hub   *hub
 	tx    *sender[T]
 	hb    []byte
+	bye   []byte // the body of a bye: empty, or one zero value of a fixed type
 	lens  []uint64
 	txW   chan struct{}
 
@@ -240,12 +241,16 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 		p.ports.release()
 		return nil, err
 	}
+	if pt.Fixed { // a sample of a fixed type holds exactly one value, also a bye
+		p.bye = make([]byte, pt.Size)
+	}
 	p.hub = newHub(p.lis, p.onIDs)
 	p.tx = newSender(name, p.life, codec, cfg, !cfg.lossy && !pt.Fixed && cfg.history == 0) // history counts samples
 	p.tx.tag = randomTag()
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.life.end(err, false); p.hub.kick() }
 	p.tx.present = func() bool { return p.Subscribers() >= max(p.cfg.waitSubs, 1) }
+	p.tx.fits = p.pub.fits
 	p.tx.loanRoom = p.loanRoom
 	p.tx.sendLoan = p.sendLoan
 	p.scan()
@@ -401,6 +406,9 @@ func (p *Pub[T]) deliverOnce(data []byte, h *header) (bool, error) {
 		}
 		p.wakeReached(n)
 		return true, nil
+	}
+	if h.kind == kindBye {
+		data = p.bye
 	}
 	h.put(p.hb)
 	p.lens[0] = uint64(len(data))
@@ -819,8 +827,12 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 	var ackLis *Listener
 	if !p.cfg.lossy {
 		var err error
+		// Every subscriber the service admits (it may have been made for more
+		// than this publisher's MaxSubscribers) confirms with a notifier of
+		// its own, and those that leave keep theirs for a while.
+		subs := max(p.cfg.maxSubscribers, p.svc.MaxSubscribers())
 		acks, err = p.node.Event(fmt.Sprintf("%s%s%016x", p.name, ackSuffix, p.tx.tag),
-			MaxNotifiers(2*p.cfg.maxSubscribers), MaxListeners(1), MaxEventID(evMaxID), NotifierCreatedEvent(evHello))
+			MaxNotifiers(2*subs), MaxListeners(1), MaxEventID(evMaxID), NotifierCreatedEvent(evHello))
 		if err != nil {
 			return err
 		}
@@ -836,13 +848,21 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 			Detail: fmt.Sprintf("%d messages taken by Out were not published before the linger time ended", lost)}
 	}
-	if !sent {
+	if queued > 0 {
 		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 			Detail: fmt.Sprintf("%d messages were still queued when the linger time ended", queued)}
 	}
-	if p.cfg.lossy {
+	if p.cfg.lossy { // everything is in shared memory: nothing to wait for
 		return nil
 	}
+	if subs := p.Subscribers(); !sent && subs > 0 {
+		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+			Detail: fmt.Sprintf("%d of %d subscribers did not confirm: the linger time ended before the bye went out", subs, subs)}
+	}
+	// The subscribers there once the bye went out are those it reached; one
+	// that joins later was owed nothing and never sees it, and one that
+	// leaves confirms nothing more.
+	owed := p.subscriberPorts()
 	w := newSignal()
 	h := newHub(ackLis, nil)
 	for {
@@ -852,14 +872,41 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 			return err
 		}
 		subs := p.Subscribers()
+		if owed != nil {
+			subs = 0
+			for port := range p.subscriberPorts() {
+				if owed[port] {
+					subs++
+				}
+			}
+		}
 		if confirmed >= subs {
 			return nil
 		}
-		if _, err := h.wait(ctx, nil, bit(evHello), w); err != nil {
+		if ctx.Err() != nil {
 			return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 				Detail: fmt.Sprintf("%d of %d subscribers did not confirm within the linger time", subs-confirmed, subs)}
 		}
+		// a confirmation comes with its notifier (evHello); a subscriber
+		// that leaves sends nothing here, so look again now and then
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.peerTimeout/4)
+		h.wait(wctx, nil, bit(evHello), w)
+		cancel()
 	}
+}
+
+// subscriberPorts is the set of the service's subscriber ports now (nil when
+// they cannot be listed).
+func (p *Pub[T]) subscriberPorts() map[UniqueID]bool {
+	list, err := p.svc.Subscribers()
+	if err != nil {
+		return nil
+	}
+	ports := make(map[UniqueID]bool, len(list))
+	for _, s := range list {
+		ports[s.Port] = true
+	}
+	return ports
 }
 
 // Sub is the receiving end of a publish-subscribe channel.
@@ -886,7 +933,7 @@ type Sub[T any] struct {
 
 	pubWaits  atomic.Bool
 	spinStats spinStats
-	acks      []ack // confirmations of publishers' byes, kept for twice the linger time
+	acks      []ack // confirmations of publishers' byes, kept while their publishers wait (looked at every twice the linger time)
 }
 
 type ack struct {
@@ -1053,16 +1100,24 @@ func (s *Sub[T]) shutdown(reason error, _ bool) error {
 }
 
 // afterTake runs after every look into shared memory: it tells a waiting
-// publisher that there is room, and withdraws old confirmations.
+// publisher that there is room, and withdraws the confirmations whose
+// publishers no longer wait for them.
 func (s *Sub[T]) afterTake(k int) {
 	if s.pubWaits.Load() && s.rx.roomDue(k, s.cfg.queue) && s.pubWaits.Swap(false) {
 		s.spaceNtf.Notify(evSpace)
 	}
 	if len(s.acks) > 0 && time.Now().After(s.acks[0].until) {
 		a := s.acks[0]
+		s.acks = s.acks[1:]
+		if _, listeners, err := a.svc.Counts(); err == nil && listeners > 0 {
+			// its publisher still waits (its linger may be longer than
+			// ours): the confirmation stays, and is looked at again later
+			a.until = time.Now().Add(ackTime(s.cfg.linger))
+			s.acks = append(s.acks, a)
+			return
+		}
 		a.ntf.Close()
 		a.svc.Close()
-		s.acks = s.acks[1:]
 	}
 }
 

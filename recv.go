@@ -67,10 +67,7 @@ func newReceiver[T any](name string, sub *Subscriber, h *hub, l *life, codec Cod
 	r.small = r.batch.buf
 	r.pollTake = func() bool { return r.poll(false) }
 	r.pollBorrow = func() bool { return r.poll(true) }
-	r.batch.limit = max(cfg.maxMessage, 1)
-	if cfg.maxMessage == 0 {
-		r.batch.limit = -1
-	}
+	r.batch.limit = max(cfg.maxMessage, 1) // MaxMessageSize(0): decode drops what does not fit
 	r.batch.grow = r.grow
 	_, r.raw = any(codec).(Raw)
 	r.seq.dedup = dedup
@@ -109,7 +106,7 @@ func (r *receiver[T]) recvView(ctx context.Context) (*View, error) {
 	if b, ok := any(it.v).([]byte); ok {
 		return &View{data: b}, nil
 	}
-	b, err := r.codec.Append(nil, it.v)
+	b, err := appendSafe(r.codec, nil, it.v)
 	if err != nil {
 		return nil, &Error{Op: "receive", Name: r.name, Kind: ErrInvalidArgument, Detail: err.Error()}
 	}
@@ -318,9 +315,14 @@ func (r *receiver[T]) take() (int, error) {
 		}
 		if r.framed { // the dropped sample still counts in its port's sequence
 			h := readHeader(r.batch.header(0))
-			r.seq.check(h.tag, h.seq)
+			if fresh, bad := r.seq.check(h.tag, h.seq); fresh && bad == nil {
+				r.dropTaken(err)
+			} else {
+				r.drop(err)
+			}
+		} else {
+			r.drop(err)
 		}
-		r.drop(err)
 		k = 1
 	}
 	for i := 0; i < r.batch.Len(); i++ {
@@ -442,7 +444,7 @@ func (r *receiver[T]) borrow() (int, error) {
 	kept := false
 	switch {
 	case !r.admit(h) || r.unpackPacked(data, h):
-	case r.max > 0 && len(data) > r.max:
+	case len(data) > r.max:
 		r.decode(data) // reported as too large, not copied
 	case !r.frozen.Load():
 		r.queue = append(r.queue, rxItem[T]{view: &View{smp: smp, data: data, done: r.released}})
@@ -497,8 +499,8 @@ func (r *receiver[T]) dropQueue() {
 }
 
 func (r *receiver[T]) decode(m []byte) {
-	if r.max > 0 && len(m) > r.max {
-		r.drop(&Error{Op: "receive", Name: r.name, Kind: ErrMessageTooLarge,
+	if len(m) > r.max {
+		r.dropTaken(&Error{Op: "receive", Name: r.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("a message of %d bytes arrived, at most %d accepted; it was dropped", len(m), r.max)})
 		return
 	}
@@ -509,9 +511,9 @@ func (r *receiver[T]) decode(m []byte) {
 		}
 		return
 	}
-	v, err := r.codec.Decode(m)
+	v, err := decodeSafe(r.codec, m)
 	if err != nil {
-		r.drop(&Error{Op: "decode", Name: r.name, Kind: ErrInvalidArgument, Detail: err.Error() + "; the message was dropped"})
+		r.dropTaken(&Error{Op: "decode", Name: r.name, Kind: ErrInvalidArgument, Detail: err.Error() + "; the message was dropped"})
 		return
 	}
 	r.deliver(v)
@@ -544,6 +546,17 @@ func (r *receiver[T]) buffer(n int) []byte {
 func (r *receiver[T]) drop(err error) {
 	r.drops.Add(1)
 	r.queue = append(r.queue, rxItem[T]{err: err})
+}
+
+// dropTaken is drop for a message of the peer's own stream that this end
+// took while open and reported in its place (too large, undecodable): it
+// counts as taken, as what Recv returned in its place tells the
+// application of it, so a Close confirms it whichever end closes first.
+func (r *receiver[T]) dropTaken(err error) {
+	r.drop(err)
+	if !r.frozen.Load() {
+		r.got.Add(1)
+	}
 }
 
 // newSpares makes the free list of WithRecycling (nil without it).

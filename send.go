@@ -26,6 +26,7 @@ type sender[T any] struct {
 	stop    <-chan struct{}                                       // ends the queue's goroutine (teardown)
 	fail    func(error)                                           // a queued message could not be sent
 	present func() bool                                           // the receivers are there (large messages wait for them)
+	fits    func(op string, n int) error                          // a message of n bytes fits the payload type (nil: any does)
 	heard   func() uint64                                         // messages received on the same channel so far (nil: it receives none)
 	// zero copy (nil where the adapter has none): whether the receivers are
 	// known to have room for one more sample (known false: they cannot tell,
@@ -93,7 +94,7 @@ func encoder[T any](codec Codec[T]) func(buf []byte, v T) ([]byte, error) {
 	if _, raw := any(codec).(Raw); raw {
 		return func(_ []byte, v T) ([]byte, error) { return any(v).([]byte), nil }
 	}
-	return func(buf []byte, v T) ([]byte, error) { return codec.Append(buf[:0], v) }
+	return func(buf []byte, v T) ([]byte, error) { return appendSafe(codec, buf[:0], v) }
 }
 
 // send encodes v and delivers it or queues a copy; once it returns, the caller
@@ -113,6 +114,11 @@ func (s *sender[T]) send(ctx context.Context, v T) error {
 	if len(msg) > s.max {
 		return &Error{Op: "send", Name: s.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), s.max)}
+	}
+	if s.fits != nil { // before it may wait in the queue, where it would fail the channel
+		if err := s.fits("send", len(msg)); err != nil {
+			return err
+		}
 	}
 	// Sends that follow each other within streamGap (from the end of one to
 	// the start of the next), with nothing received in between, are a

@@ -187,7 +187,7 @@ func (r *Responder[Req, Resp]) take() (*Request[Req, Resp], error) {
 		if !ok {
 			return nil, nil
 		}
-		v, err := r.dec.Decode(r.buf[:n])
+		v, err := decodeSafe(r.dec, r.buf[:n])
 		if err != nil {
 			a.Close()
 			return nil, &Error{Op: "receive request", Name: r.name, Kind: ErrProtocol, Detail: err.Error()}
