@@ -23,6 +23,7 @@ import (
 
 func init() {
 	children["advr-reader"] = childAdvrReader
+	children["advr-hold"] = childAdvrHold
 	children["advr-sub"] = childAdvrSub
 	children["advr-pull"] = childAdvrPull
 	children["advr-subs"] = childAdvrSubs
@@ -1053,11 +1054,10 @@ func TestAdvrPubCloseIgnoresLateSubscribers(t *testing.T) {
 	require.NoError(t, err, "Close after the subscribers that were there took every message")
 }
 
-// TestAdvrPubCloseAfterASubscriberLeft: a subscriber that closes without
-// taking a lossless publisher's messages is gone, and the publisher does not
-// wait for it: once the others confirmed, Close returns nil, before its
-// linger time is over (it waited the whole linger, then reported "0 of 1
-// subscribers did not confirm").
+// TestAdvrPubCloseAfterASubscriberLeft: a subscriber that the bye reached
+// and that closes without taking it never confirms, so the publisher's Close
+// reports it (ErrUndelivered, 1 of 2), never nil, once its linger time is
+// over (it returned nil once the other subscriber confirmed).
 func TestAdvrPubCloseAfterASubscriberLeft(t *testing.T) {
 	const n = 5
 	ns := newNamespace(t)
@@ -1070,7 +1070,7 @@ func TestAdvrPubCloseAfterASubscriberLeft(t *testing.T) {
 	// and the bye waits in its shared memory
 	gone, err := iox.OpenSub(ctx, node, "left", iox.BufferSize(4), iox.WithChanCap(1))
 	require.NoError(t, err)
-	a, err := iox.OpenPub(ctx, node, "left", iox.WithLinger(30*time.Second))
+	a, err := iox.OpenPub(ctx, node, "left", iox.WithLinger(2*time.Second))
 	require.NoError(t, err)
 	waitSubscribers(t, a, 2)
 	for i := range n {
@@ -1084,6 +1084,118 @@ func TestAdvrPubCloseAfterASubscriberLeft(t *testing.T) {
 	go func() { closed <- a.Close() }()
 	eventually(t, "the fast subscriber's confirmation", func() bool { return ackNotifiers(t, node, "left") == 1 })
 	require.NoError(t, gone.Close())
-	within(t, 15*time.Second, "Close", func() { err = <-closed })
-	require.NoError(t, err, "Close once the subscriber that stayed confirmed")
+	within(t, time.Minute, "Close", func() { err = <-closed })
+	require.ErrorIs(t, err, iox.ErrUndelivered, "a subscriber left without taking everything")
+	require.ErrorContains(t, err, "1 of 2 subscribers did not confirm")
+}
+
+// TestAdvrPubCloseWithoutItsConfirmationService: when the event service on
+// which subscribers confirm a lossless publisher's bye cannot be made (here a
+// hostile program made one of that name with other settings first), Close
+// still sends what was queued and the bye, and then reports that the
+// confirmations could not be awaited (it returned that error at once, and the
+// queued messages never went).
+func TestAdvrPubCloseWithoutItsConfirmationService(t *testing.T) {
+	const n = 20
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	sub, err := iox.OpenSub(ctx, node, "noack", iox.BufferSize(2), iox.WithChanCap(1))
+	require.NoError(t, err)
+	defer sub.Close()
+	a, err := iox.OpenPub(ctx, node, "noack", iox.WithLinger(time.Minute))
+	require.NoError(t, err)
+	waitSubscribers(t, a, 1)
+	hostile, err := node.Event(a.AckService(), iox.MaxEventID(1))
+	require.NoError(t, err)
+	defer hostile.Close()
+	for i := range uint64(n) {
+		require.NoError(t, a.Send(ctx, seqMsg(i)))
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	for i := range uint64(n) {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, seqMsg(i), m)
+	}
+	within(t, time.Minute, "Close", func() { err = <-closed })
+	require.ErrorIs(t, err, iox.ErrUndelivered)
+	require.ErrorContains(t, err, "cannot be awaited")
+}
+
+// TestAdvrPubCloseAfterASubscriberDied is TestAdvrPubCloseAfterASubscriberLeft
+// with the subscriber that does not read in another process, killed after the
+// bye reached it; when it was the only subscriber, Close says so at once
+// rather than after its linger time of ten minutes.
+func TestAdvrPubCloseAfterASubscriberDied(t *testing.T) {
+	const n = 5
+	for _, tc := range []struct {
+		name   string
+		stay   bool // a second subscriber takes everything and confirms
+		linger time.Duration
+		want   string
+	}{
+		{"one of two died", true, 2 * time.Second, "1 of 2 subscribers did not confirm"},
+		{"the only one died", false, 10 * time.Minute, "1 of 1 subscribers did not confirm: they left"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			ctx := advCtx(t)
+			var fast *iox.Sub[[]byte]
+			subs := 1
+			if tc.stay {
+				var err error
+				fast, err = iox.OpenSub(ctx, node, "died")
+				require.NoError(t, err)
+				defer fast.Close()
+				subs = 2
+			}
+			a, err := iox.OpenPub(ctx, node, "died", iox.WithLinger(tc.linger))
+			require.NoError(t, err)
+			c := spawn(t, ns, "advr-hold", "IOX_SERVICE=died")
+			c.expect("ready")
+			waitSubscribers(t, a, subs)
+			for i := range n {
+				require.NoError(t, a.Send(ctx, sizedMsg(uint64(i), 5<<10)))
+			}
+			if tc.stay {
+				for range n {
+					_, err := fast.Recv(ctx)
+					require.NoError(t, err)
+				}
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- a.Close() }()
+			if tc.stay {
+				eventually(t, "the staying subscriber's confirmation", func() bool { return ackNotifiers(t, node, "died") == 1 })
+			} else {
+				eventually(t, "the bye to reach the subscriber", func() bool { return a.ByeSent() })
+			}
+			c.kill()
+			within(t, time.Minute, "Close", func() { err = <-closed })
+			require.ErrorIs(t, err, iox.ErrUndelivered, "a subscriber died without taking everything")
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+// childAdvrHold subscribes to IOX_SERVICE with room for 5 messages in its end
+// (a buffer of 4 and a channel of 1), says "ready" and reads nothing until it
+// is killed.
+func childAdvrHold() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.BufferSize(4), iox.WithChanCap(1))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	fmt.Println("ready")
+	parentSays()
+	return nil
 }

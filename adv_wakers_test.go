@@ -661,3 +661,60 @@ func TestAdvWakersPullCloseSeesItsPusherKilled(t *testing.T) {
 	})
 	node.CleanupDeadNodes() // the killed pusher's services
 }
+
+// TestAdvWakersLoanSendWaitsForRoom: a zero-copy send to a full subscriber
+// waits in the hub (its safety net, a quarter of the peer timeout, ends the
+// wait again and again) rather than looking again at once in a loop:
+// subscriber news that came before the send found no room does not cut its
+// wait short (the loan path did not record when it found none, so every wait
+// returned at once: a busy loop, which the fan-out benchmark showed as 53
+// allocations per message).
+func TestAdvWakersLoanSendWaitsForRoom(t *testing.T) {
+	const n = 64
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	pub, err := iox.OpenPub(ctx, node, "loan-wait", iox.WithPeerTimeout(40*time.Millisecond))
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := iox.OpenSub(ctx, node, "loan-wait", iox.BufferSize(1), iox.WithChanCap(1))
+	require.NoError(t, err)
+	defer sub.Close()
+	waitSubscribers(t, pub, 1)
+	send := func(i uint64) error {
+		l, err := pub.Loan(ctx, 8)
+		if err == nil {
+			copy(l.Bytes(), seqMsg(i))
+			err = pub.SendLoan(ctx, l)
+		}
+		return err
+	}
+	// Once the subscriber took one, its word tells the publisher its room,
+	// and the loans that follow go in place (or wait for room).
+	require.NoError(t, send(0))
+	m, err := sub.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, seqMsg(0), m)
+	sent := make(chan error, 1)
+	go func() {
+		for i := uint64(1); i < n; i++ {
+			if err := send(i); err != nil {
+				sent <- fmt.Errorf("message %d: %w", i, err)
+				return
+			}
+		}
+		sent <- nil
+	}()
+	eventually(t, "the send's wait for room to end in the hub three times", func() bool {
+		_, waited := pub.RoomWaits()
+		return waited >= 3
+	})
+	rushed, _ := pub.RoomWaits()
+	require.LessOrEqual(t, rushed, uint64(8), "waits for room that returned at once")
+	for i := uint64(1); i < n; i++ {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(i), m)
+	}
+	require.NoError(t, <-sent)
+}

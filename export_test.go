@@ -2,6 +2,7 @@ package iox
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"syscall"
 	"time"
@@ -155,6 +156,18 @@ func MakeWaitWord(node *Node, sub *Subscriber, buffer int) (closeWord func(), ok
 }
 
 // Words is how many subscribers' wait words the publisher holds.
+// RoomWaits counts the publisher's waits for room: those that returned at
+// once for subscriber news that came since the send that found no room, and
+// those that waited in the hub.
+func (p *Pub[T]) RoomWaits() (rushed, waited uint64) { return p.rushed.Load(), p.waited.Load() }
+
+// ByeSent reports whether the publisher's Close sent its bye.
+func (p *Pub[T]) ByeSent() bool { return p.byeOut.Load() }
+
+// AckService is the name of the event service on which the subscribers
+// confirm the publisher's bye.
+func (p *Pub[T]) AckService() string { return fmt.Sprintf("%s%s%016x", p.name, ackSuffix, p.tx.tag) }
+
 func (p *Pub[T]) Words() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -196,6 +196,9 @@ type Pub[T any] struct {
 	news     atomic.Uint64                      // batches of subscriber ids the hub drained
 	missedAt atomic.Uint64                      // news when the last send that reached nobody began
 	roomWait atomic.Pointer[context.CancelFunc] // ends the wait of awaitRoom
+	byeOut   atomic.Bool                        // Close's bye went out (tests read it)
+	rushed   atomic.Uint64                      // awaitRoom's returns at once for news (tests read them)
+	waited   atomic.Uint64                      // awaitRoom's waits in the hub (tests read them)
 }
 
 // A subscriber without a word when the publisher looked (one in another
@@ -362,9 +365,11 @@ func (p *Pub[T]) Done() <-chan struct{} { return p.life.Done() }
 func (p *Pub[T]) Err() error { return p.life.err() }
 
 // Close stops publishing: it sends what was queued and, in lossless mode, a bye
-// behind it, and waits up to the linger time until every subscriber confirmed
-// that it took everything. It returns nil only then; otherwise an error
-// matching ErrUndelivered says how many subscribers did not confirm. A second
+// behind it, and waits up to the linger time until every subscriber the bye
+// reached confirmed that it took everything (one that joined later is owed
+// nothing). It returns nil only then; otherwise an error matching
+// ErrUndelivered says how many subscribers did not confirm (at once when
+// those that left without confirming can no longer be made up). A second
 // Close returns ErrClosed.
 func (p *Pub[T]) Close() error {
 	return p.closer.close("publisher channel", "close publisher channel", p.name)
@@ -492,6 +497,12 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 	if p.cfg.lossy {
 		return true, true
 	}
+	news := p.news.Load()
+	defer func() {
+		if known && !room { // the loan waits for room: awaitRoom waits only for news after this
+			p.missedAt.Store(news)
+		}
+	}()
 	subs := p.Subscribers()
 	if p.cfg.waitSubs > 0 && subs < p.cfg.waitSubs {
 		return false, false
@@ -594,8 +605,10 @@ func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
 	p.roomWait.Store(&cancel)
 	defer p.roomWait.CompareAndSwap(&cancel, nil)
 	if p.news.Load() != p.missedAt.Load() {
+		p.rushed.Add(1)
 		return nil // look again
 	}
+	p.waited.Add(1)
 	_, err := p.hub.wait(ctx, stop, subscriberNews, p.txW)
 	if (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && parent.Err() == nil {
 		return nil
@@ -825,24 +838,23 @@ func (p *Pub[T]) SendLoan(ctx context.Context, l *Loan) error { return p.tx.send
 func (p *Pub[T]) linger(ctx context.Context) error {
 	var acks *EventService
 	var ackLis *Listener
+	var ackErr error // the confirmations cannot be awaited: reported after the queue and the bye went
 	if !p.cfg.lossy {
-		var err error
 		// Every subscriber the service admits (it may have been made for more
 		// than this publisher's MaxSubscribers) confirms with a notifier of
 		// its own, and those that leave keep theirs for a while.
 		subs := max(p.cfg.maxSubscribers, p.svc.MaxSubscribers())
-		acks, err = p.node.Event(fmt.Sprintf("%s%s%016x", p.name, ackSuffix, p.tx.tag),
+		acks, ackErr = p.node.Event(fmt.Sprintf("%s%s%016x", p.name, ackSuffix, p.tx.tag),
 			MaxNotifiers(2*subs), MaxListeners(1), MaxEventID(evMaxID), NotifierCreatedEvent(evHello))
-		if err != nil {
-			return err
+		if ackErr == nil {
+			defer acks.Close()
+			if ackLis, ackErr = acks.Listener(); ackErr == nil {
+				defer ackLis.Close()
+			}
 		}
-		defer acks.Close()
-		if ackLis, err = acks.Listener(); err != nil {
-			return err
-		}
-		defer ackLis.Close()
 	}
 	sent := p.tx.sendBye(ctx)
+	p.byeOut.Store(sent)
 	_, queued := p.tx.counts()
 	if lost := p.outs.lost.Load(); lost > 0 {
 		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
@@ -855,13 +867,19 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 	if p.cfg.lossy { // everything is in shared memory: nothing to wait for
 		return nil
 	}
+	if ackErr != nil {
+		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+			Detail: fmt.Sprintf("the queue and the bye went out, but the subscribers' confirmations cannot be awaited: %v", ackErr)}
+	}
 	if subs := p.Subscribers(); !sent && subs > 0 {
 		return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
 			Detail: fmt.Sprintf("%d of %d subscribers did not confirm: the linger time ended before the bye went out", subs, subs)}
 	}
-	// The subscribers there once the bye went out are those it reached; one
-	// that joins later was owed nothing and never sees it, and one that
-	// leaves confirms nothing more.
+	// The subscribers there once the bye went out are those it reached, and
+	// each of them owes a confirmation (one that confirmed and left keeps
+	// it); one that joins later was owed nothing and never sees the bye. One
+	// that left or died without confirming never will: once those still
+	// there cannot make up the count, waiting is over.
 	owed := p.subscriberPorts()
 	w := newSignal()
 	h := newHub(ackLis, nil)
@@ -871,21 +889,17 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		subs := p.Subscribers()
-		if owed != nil {
-			subs = 0
-			for port := range p.subscriberPorts() {
-				if owed[port] {
-					subs++
-				}
-			}
-		}
-		if confirmed >= subs {
+		want, there := p.owedThere(owed)
+		if confirmed >= want {
 			return nil
+		}
+		if confirmed+there < want {
+			return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
+				Detail: fmt.Sprintf("%d of %d subscribers did not confirm: they left before they had taken everything", want-confirmed, want)}
 		}
 		if ctx.Err() != nil {
 			return &Error{Op: "close publisher channel", Name: p.name, Kind: ErrUndelivered,
-				Detail: fmt.Sprintf("%d of %d subscribers did not confirm within the linger time", subs-confirmed, subs)}
+				Detail: fmt.Sprintf("%d of %d subscribers did not confirm within the linger time", want-confirmed, want)}
 		}
 		// a confirmation comes with its notifier (evHello); a subscriber
 		// that leaves sends nothing here, so look again now and then
@@ -893,6 +907,26 @@ func (p *Pub[T]) linger(ctx context.Context) error {
 		h.wait(wctx, nil, bit(evHello), w)
 		cancel()
 	}
+}
+
+// owedThere counts the subscribers owed a confirmation (the ports of owed,
+// or those there now when owed is nil: they could not be listed) and those
+// of them still there.
+func (p *Pub[T]) owedThere(owed map[UniqueID]bool) (want, there int) {
+	if owed == nil {
+		n := p.Subscribers()
+		return n, n
+	}
+	now := p.subscriberPorts()
+	if now == nil { // who left cannot be told: they may all be there
+		return len(owed), len(owed)
+	}
+	for port := range now {
+		if owed[port] {
+			there++
+		}
+	}
+	return len(owed), there
 }
 
 // subscriberPorts is the set of the service's subscriber ports now (nil when
