@@ -798,6 +798,33 @@ func TestAdvrWrongSizeForFixedTypeFailsOneSend(t *testing.T) {
 	require.NoError(t, s.Close())
 }
 
+// TestAdvrWrongSizeForFixedTypeFailsOnePush is
+// TestAdvrWrongSizeForFixedTypeFailsOneSend for a pusher: the value fails its
+// own Send (it was queued, Send returned nil, and it went to OnDrop when its
+// turn came), and the pipeline goes on.
+func TestAdvrWrongSizeForFixedTypeFailsOnePush(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	p, err := iox.OpenPushOf[int](ctx, node, "lying-push", lyingCodec{})
+	require.NoError(t, err)
+	require.NoError(t, p.Send(ctx, 8)) // queued: no puller yet
+	err = p.Send(ctx, 5)
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+	require.Contains(t, err.Error(), "5 bytes")
+	require.NoError(t, p.Send(ctx, 8))
+	q, err := iox.OpenPullOf[int](ctx, node, "lying-push", lyingCodec{})
+	require.NoError(t, err)
+	for i := range 2 {
+		v, err := q.Recv(ctx)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, 8, v)
+	}
+	require.NoError(t, p.Err(), "the pusher goes on")
+	require.NoError(t, p.Close())
+	require.NoError(t, q.Close())
+}
+
 // childAdvrFixed opens a pair end (IOX_KIND "pair") or a lossless
 // subscriber ("sub") of IOX_SERVICE carrying Fixed[uint64], says "ready",
 // reads IOX_N values in order and, on a pair, until the pair ends; it
