@@ -825,6 +825,33 @@ func TestAdvrWrongSizeForFixedTypeFailsOnePush(t *testing.T) {
 	require.NoError(t, q.Close())
 }
 
+// TestAdvrFixedTypePushQueuedBeforePuller: values of a fixed-layout type that
+// wait in a pusher's queue until a puller comes reach it, each in its own
+// sample, in order (the pusher packed them several to a sample, which a fixed
+// type cannot carry, and the puller never got them).
+func TestAdvrFixedTypePushQueuedBeforePuller(t *testing.T) {
+	const n = 10
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	f, err := iox.Fixed[uint64]("u64")
+	require.NoError(t, err)
+	p, err := iox.OpenPushOf[uint64](ctx, node, "fixed-push", f)
+	require.NoError(t, err)
+	for i := range uint64(n) {
+		require.NoError(t, p.Send(ctx, i)) // queued: no puller yet
+	}
+	q, err := iox.OpenPullOf[uint64](ctx, node, "fixed-push", f)
+	require.NoError(t, err)
+	for i := range uint64(n) {
+		v, err := q.Recv(ctx)
+		require.NoError(t, err, "value %d", i)
+		require.Equal(t, i, v)
+	}
+	require.NoError(t, p.Close())
+	require.NoError(t, q.Close())
+}
+
 // childAdvrFixed opens a pair end (IOX_KIND "pair") or a lossless
 // subscriber ("sub") of IOX_SERVICE carrying Fixed[uint64], says "ready",
 // reads IOX_N values in order and, on a pair, until the pair ends; it
