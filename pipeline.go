@@ -575,6 +575,10 @@ func (p *Push[T]) Send(ctx context.Context, v T) error {
 		return &Error{Op: "send", Name: p.name, Kind: ErrMessageTooLarge,
 			Detail: fmt.Sprintf("%d bytes, at most %d", len(msg), p.cfg.maxMessage)}
 	}
+	// before it may wait in the queue, where it would be dropped
+	if err := fitsPayload("send", p.name, p.pt.Size, p.pt.Fixed, len(msg)); err != nil {
+		return err
+	}
 	if pushBeforeQueue != nil {
 		pushBeforeQueue()
 	}
@@ -775,7 +779,8 @@ func (p *Push[T]) flush() {
 		k, size := 0, 0
 		for k < min(limit, len(p.pending)) {
 			m := p.pending[k]
-			if len(m) > packSmall || size+frameSize+len(m) > packBytes {
+			// a sample of a fixed type holds exactly one value: never a pack
+			if p.pt.Fixed || len(m) > packSmall || size+frameSize+len(m) > packBytes {
 				break
 			}
 			size += frameSize + len(m)

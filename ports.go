@@ -332,10 +332,14 @@ func (p *Publisher) checkSize(op string, n int) error {
 
 // fits refuses a message of n bytes that is no whole number of the payload
 // type's elements (exactly one for a fixed type).
-func (p *Publisher) fits(op string, n int) error {
-	if n%p.elem != 0 || (p.fixed && n != p.elem) {
-		return &Error{Op: op, Name: p.name, Kind: ErrInvalidArgument,
-			Detail: fmt.Sprintf("%d bytes do not fit the payload type's element size %d", n, p.elem)}
+func (p *Publisher) fits(op string, n int) error { return fitsPayload(op, p.name, p.elem, p.fixed, n) }
+
+// fitsPayload refuses a message of n bytes that is no whole number of
+// elements of elem bytes (exactly one when fixed).
+func fitsPayload(op, name string, elem int, fixed bool, n int) error {
+	if elem > 0 && (n%elem != 0 || (fixed && n != elem)) {
+		return &Error{Op: op, Name: name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("%d bytes do not fit the payload type's element size %d", n, elem)}
 	}
 	return nil
 }
