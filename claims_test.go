@@ -635,13 +635,16 @@ func TestClaimPeersKeepsSixtyFourUnread(t *testing.T) {
 	for round := range 40 { // 80 events
 		s, err := iox.OpenSub(ctx, node, "peers-unread")
 		require.NoError(t, err)
-		eventually(t, "the publisher to see the subscriber", func() bool { return p.Subscribers() == 1 })
+		// Each wait is for the look that reports on Peers, so that every
+		// round is one join and one leave, and no look is still to come
+		// when the events are read.
+		eventually(t, "the publisher to see the subscriber", func() bool { return p.Known() == 1 })
 		require.NoError(t, p.Send(ctx, []byte("hello")), "round %d", round)
 		m, err := s.Recv(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "hello", string(m))
 		require.NoError(t, s.Close())
-		eventually(t, "the publisher to see the subscriber leave", func() bool { return p.Subscribers() == 0 })
+		eventually(t, "the publisher to see the subscriber leave", func() bool { return p.Known() == 0 })
 	}
 	eventually(t, "64 events waiting", func() bool { return len(peers) == 64 })
 	for i := range 64 {

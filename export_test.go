@@ -168,6 +168,14 @@ func (p *Pub[T]) ByeSent() bool { return p.byeOut.Load() }
 // confirm the publisher's bye.
 func (p *Pub[T]) AckService() string { return fmt.Sprintf("%s%s%016x", p.name, ackSuffix, p.tx.tag) }
 
+// Known is how many subscribers the publisher's last look at them found (the
+// look that reports them on Peers).
+func (p *Pub[T]) Known() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.known)
+}
+
 func (p *Pub[T]) Words() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
