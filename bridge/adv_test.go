@@ -6,11 +6,14 @@ package bridge_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
@@ -768,6 +772,121 @@ func TestAdvCleanRestartOfTheImportingBridgeLosesNothing(t *testing.T) {
 	require.NoError(t, pub.Close())
 	require.Empty(t, logA.errors())
 	require.Empty(t, logB.errors())
+}
+
+// A clean restart of the importing bridge while its subscriber holds a pack
+// in part: the old import delivered the first messages of one frame and not
+// the rest, which it gave back unacknowledged. The frame comes again to the
+// new import, which delivers only the rest: every message once, in order.
+func TestAdvCleanRestartAfterAPackWentInPartRepeatsNothing(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	url := s.ClientURL()
+	na, nb := newHost(t).node(t), newHost(t).node(t)
+	_, logA := startBridge(t, na, connect(t, url), bridge.Config{Export: []string{"feed"}})
+	bb, logB := startBridge(t, nb, connect(t, url), bridge.Config{Name: "importing", Import: []string{"feed"}})
+	ctx := ctxT(t)
+	// Messages too large for a local sample to hold several, small enough
+	// for a frame to: the subscriber's one-sample buffer holds one, while
+	// frames carry many.
+	const size = 5000
+	sub, err := iox.OpenSub(ctx, nb, "feed", iox.BufferSize(1), iox.MaxMessageSize(size))
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, na, "feed", iox.MaxMessageSize(size))
+	require.NoError(t, err)
+	defer pub.Close()
+	eventually(t, "the import", func() bool { return logB.has("start", "import", "feed") })
+	js, err := jetstream.New(connect(t, url))
+	require.NoError(t, err)
+	subject := bridge.Subject("iox", "ll", "feed")
+	// The frames in the stream; bursts are sent until one frame carries at
+	// least 8 messages (the exporting bridge packs what waits for it).
+	var frames []frameSpan
+	sent := 0
+	packed := func() (frameSpan, bool) {
+		i := slices.IndexFunc(frames, func(f frameSpan) bool { return f.count >= 8 })
+		if i < 0 {
+			return frameSpan{}, false
+		}
+		return frames[i], true
+	}
+	for burst := 0; burst < 20; burst++ {
+		if _, ok := packed(); ok {
+			break
+		}
+		for range 200 {
+			require.NoError(t, pub.Send(ctx, seqMsg(sent, size)))
+			sent++
+		}
+		eventually(t, "the stream to hold the last message sent", func() bool {
+			var err error
+			frames, err = framesOf(ctx, js, subject)
+			return err == nil && len(frames) > 0 && frames[len(frames)-1].first+frames[len(frames)-1].count == sent
+		})
+	}
+	f, ok := packed()
+	require.True(t, ok, "no frame of 8 messages in %v", frames)
+	start := f.first
+	// Two messages into that frame: what the subscriber holds unread (a
+	// sample, and one on the way) still leaves part of the frame undelivered.
+	next := 0
+	recvNext := func() {
+		t.Helper()
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, len(m), 8)
+		require.Equal(t, next, int(binary.LittleEndian.Uint64(m)), "the message after %d", next-1)
+		require.True(t, bytes.Equal(seqMsg(next, size), m), "message %d's bytes", next)
+		next++
+	}
+	for next < start+2 {
+		recvNext()
+	}
+	require.NoError(t, bb.Close())
+	startBridge(t, nb, connect(t, url), bridge.Config{Name: "importing", Import: []string{"feed"}})
+	for next < sent {
+		recvNext()
+	}
+	require.NoError(t, pub.Close())
+	require.Empty(t, logA.errors())
+	require.Empty(t, logB.errors())
+}
+
+// frameSpan is the messages a frame carries: from the message numbered
+// first (seqMsg), count of them.
+type frameSpan struct{ first, count int }
+
+// framesOf returns the frames the stream holds on subject, in order, for a
+// service whose messages are seqMsg's, neither split nor empty.
+func framesOf(ctx context.Context, js jetstream.JetStream, subject string) ([]frameSpan, error) {
+	st, err := js.Stream(ctx, "IOX_LOSSLESS")
+	if err != nil {
+		return nil, err
+	}
+	var out []frameSpan
+	for seq := uint64(1); ; seq++ {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		seq = m.Sequence
+		f, first := frameSpan{count: 1}, m.Data
+		if h := m.Header.Get("Iox-Count"); h != "" { // a pack: the first message's length, then its bytes
+			if f.count, err = strconv.Atoi(h); err != nil {
+				return nil, err
+			}
+			_, n := binary.Uvarint(first)
+			first = first[max(n, 0):]
+		}
+		if len(first) < 8 {
+			return nil, fmt.Errorf("frame %d: %d bytes", seq, len(first))
+		}
+		f.first = int(binary.LittleEndian.Uint64(first))
+		out = append(out, f)
+	}
 }
 
 // Two hosts whose bridges got the same Name (the command's default,
