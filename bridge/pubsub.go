@@ -475,15 +475,26 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		pub.Close()
 		return nil, err
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, jetstream.ConsumerConfig{
-		Durable:           durableName(b.cfg.Name, r.name),
+	durable := durableName(b.cfg.Name, r.name)
+	ccfg := jetstream.ConsumerConfig{
+		Durable:           durable,
 		FilterSubject:     subject,
 		AckPolicy:         jetstream.AckExplicitPolicy,
 		AckWait:           5 * time.Second, // what the client dropped comes again soon (reorder waits longer)
 		MaxAckPending:     4 * pubWindow,
 		InactiveThreshold: b.cfg.ConsumerIdle,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
-	})
+	}
+	// What an earlier run of this import delivered of a frame it could not
+	// deliver whole (see the end of the loop) is kept in the consumer.
+	var mark partMark
+	if c, err := b.js.Consumer(ctx, b.stream, durable); err == nil {
+		if v, ok := c.CachedInfo().Config.Metadata[markKey]; ok {
+			mark = parseMark(v)
+			ccfg.Metadata = map[string]string{markKey: v} // kept until a later run's end changes it
+		}
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, ccfg)
 	if err != nil {
 		pub.Close()
 		return nil, natsError("import", r.name, err)
@@ -497,7 +508,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	}
 	// Frames an earlier run of this import was given but did not take come
 	// again at once, not after AckWait.
-	keeper := b.keepConsumer(ctx, r, durableName(b.cfg.Name, r.name), cons.CachedInfo().NumAckPending > 0)
+	keeper := b.keepConsumer(ctx, r, durable, cons.CachedInfo().NumAckPending > 0)
 	return func() error {
 		stop := context.AfterFunc(ctx, it.Stop)
 		defer stop()
@@ -511,6 +522,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		var held []uint64
 		var heldN []int // for each frame held, the messages it completes (0: a part)
 		heldMsgs := 0   // the messages of the frames held
+		whole := true   // whether the last frame held went to the publisher whole
 		acked := 0      // messages acknowledged since the server last confirmed a flush
 		streamSeq := func(m jetstream.Msg) uint64 {
 			md, _ := m.Metadata() // checked when the frame came
@@ -529,7 +541,10 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		// linger time), and then acknowledges every frame whose messages
 		// reached shared memory, so that an import of the same service
 		// started later delivers them no more and the others again. The
-		// queue is in order: what is still queued is the last messages.
+		// queue is in order: what is still queued is the last messages. Of
+		// a pack that reached shared memory in part, the consumer keeps how
+		// many messages did (the mark), and the frame comes again without
+		// them.
 		defer func() {
 			fctx, cancel := context.WithTimeout(context.Background(), closeFlush)
 			pub.Flush(fctx)
@@ -541,13 +556,24 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				if c == 0 {
 					continue // a part: acknowledged with its message's last frame
 				}
-				if c < 0 || sum+c > delivered {
+				if sum+c > delivered || i == len(heldN)-1 && !whole {
+					if got := delivered - sum; got > 0 {
+						mark.set(held[i], got)
+					}
 					break
 				}
 				sum += c
 				n = i + 1
 			}
 			ack(held[:n])
+			if mark.changed && b.cfg.Conn.IsConnected() {
+				ccfg.Metadata = map[string]string{markKey: mark.String()}
+				fctx, cancel := context.WithTimeout(context.Background(), closeFlush)
+				if _, err := b.js.UpdateConsumer(fctx, b.stream, ccfg); err != nil {
+					b.report(r, natsError("import", r.name, err))
+				}
+				cancel()
+			}
 			// The server takes acknowledgements in order and answers one
 			// sent again with a reply once it took it: so an import started
 			// next finds the consumer's floor past everything acknowledged.
@@ -565,6 +591,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 			q := streamSeq(m)
 			unacked[q] = m
+			msgs = msgs[mark.skip(q, len(msgs)):]
 			origin := m.Headers().Get(hOrigin)
 			for o, ps := range parts { // joins that ended otherwise (forgotten for other senders)
 				if o != origin && !asm.joining(o) {
@@ -584,7 +611,8 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			// Acknowledged once the message is in shared memory (not only in
 			// the local publisher's send queue, which a killed bridge loses):
 			// a restart sends again at most what was not yet acknowledged.
-			sent, whole := 0, true // queued in the publisher; all of them
+			sent := 0 // queued in the publisher
+			whole = true
 			for i, msg := range msgs {
 				err := pub.Send(ctx, msg)
 				if err != nil && ctx.Err() != nil {
@@ -611,11 +639,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				heldN = append(heldN, 0)
 			}
 			held = append(append(held, parts[origin]...), q)
-			if whole {
-				heldN = append(heldN, sent)
-			} else {
-				heldN = append(heldN, -1) // never acknowledged: it comes again
-			}
+			heldN = append(heldN, sent) // not whole: never acknowledged, it comes again
 			delete(parts, origin)
 			heldMsgs += sent
 			if !whole {
@@ -674,6 +698,48 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 		}
 	}, nil
+}
+
+// partMark is what an import keeps in its consumer's metadata (markKey) when
+// it ended with a pack in shared memory in part: the frame's stream sequence
+// and how many of its messages, from its first, reached shared memory. The
+// frame comes again to the next run, which skips them. A stream sequence is
+// never used twice, so a mark whose frame was acknowledged since is never
+// matched again.
+type partMark struct {
+	seq     uint64
+	n       int
+	changed bool // set in this run: to be stored
+}
+
+const markKey = "iox-delivered"
+
+func parseMark(s string) partMark {
+	var m partMark
+	if _, err := fmt.Sscanf(s, "%d:%d", &m.seq, &m.n); err != nil || m.n < 0 {
+		return partMark{}
+	}
+	return m
+}
+
+func (m partMark) String() string { return fmt.Sprintf("%d:%d", m.seq, m.n) }
+
+// skip returns how many of the n messages of the frame at stream sequence q
+// an earlier run delivered.
+func (m *partMark) skip(q uint64, n int) int {
+	if q != m.seq {
+		return 0
+	}
+	return min(m.n, n)
+}
+
+// set records that got more messages of the frame at stream sequence q
+// reached shared memory (after those an earlier run delivered).
+func (m *partMark) set(q uint64, got int) {
+	if q == m.seq {
+		got += m.n
+	}
+	m.seq, m.n, m.changed = q, got, true
 }
 
 // consumerKeeper resets an import's consumer after each reconnection (and at
