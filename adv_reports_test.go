@@ -1016,15 +1016,17 @@ func ackNotifiers(t *testing.T, node *iox.Node, name string) int {
 // withdrawn after twice the subscriber's linger time, and the publisher then
 // reported a subscriber as not confirming.)
 func TestAdvrPubConfirmationOutlastsSubscriberLinger(t *testing.T) {
-	const n = 5
+	const n = 6
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := advCtx(t)
 	fast, err := iox.OpenSub(ctx, node, "outlast", iox.WithLinger(20*time.Millisecond))
 	require.NoError(t, err)
 	defer fast.Close()
-	// slow's end holds the messages (buffer 4 + channel 1) for an
-	// application that does not read, and the bye waits in its shared memory
+	// slow's end holds 5 messages (buffer 4 + channel 1) for an application
+	// that does not read: the sixth and the bye wait in its shared memory
+	// (with only 5 messages, its end could take the bye with the last one,
+	// and confirm)
 	slow, err := iox.OpenSub(ctx, node, "outlast", iox.BufferSize(4), iox.WithChanCap(1))
 	require.NoError(t, err)
 	defer slow.Close()
@@ -1113,15 +1115,15 @@ func TestAdvrPubCloseIgnoresLateSubscribers(t *testing.T) {
 // reports it (ErrUndelivered, 1 of 2), never nil, once its linger time is
 // over (it returned nil once the other subscriber confirmed).
 func TestAdvrPubCloseAfterASubscriberLeft(t *testing.T) {
-	const n = 5
+	const n = 6
 	ns := newNamespace(t)
 	node := ns.node(t)
 	ctx := advCtx(t)
 	fast, err := iox.OpenSub(ctx, node, "left")
 	require.NoError(t, err)
 	defer fast.Close()
-	// gone's end holds the messages for an application that does not read,
-	// and the bye waits in its shared memory
+	// gone's end holds 5 messages for an application that does not read:
+	// the sixth and the bye wait in its shared memory
 	gone, err := iox.OpenSub(ctx, node, "left", iox.BufferSize(4), iox.WithChanCap(1))
 	require.NoError(t, err)
 	a, err := iox.OpenPub(ctx, node, "left", iox.WithLinger(2*time.Second))
@@ -1183,7 +1185,7 @@ func TestAdvrPubCloseWithoutItsConfirmationService(t *testing.T) {
 // bye reached it; when it was the only subscriber, Close says so at once
 // rather than after its linger time of ten minutes.
 func TestAdvrPubCloseAfterASubscriberDied(t *testing.T) {
-	const n = 5
+	const n = 6 // the child's end holds 5: the sixth and the bye wait in its shared memory
 	for _, tc := range []struct {
 		name   string
 		stay   bool // a second subscriber takes everything and confirms
