@@ -364,7 +364,7 @@ func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
 // quarter of the peer timeout, which costs nothing while nothing is queued. It
 // gives up (errDone) once the peer's process died, or once the peer closed
 // and its subscriber is gone: nobody will take anything more.
-func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
+func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}, _ uint64) error {
 	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
 	defer cancel()
 	p.roomWait.Store(&cancel)

@@ -194,7 +194,6 @@ type Pub[T any] struct {
 	// Subscriber news for a send waiting for room (see awaitRoom): Peers'
 	// goroutine waits on the same hub for the same ids and may take them.
 	news     atomic.Uint64                      // batches of subscriber ids the hub drained
-	missedAt atomic.Uint64                      // news when the last send that reached nobody began
 	roomWait atomic.Pointer[context.CancelFunc] // ends the wait of awaitRoom
 	byeOut   atomic.Bool                        // Close's bye went out (tests read it)
 	rushed   atomic.Uint64                      // awaitRoom's returns at once for news (tests read them)
@@ -250,7 +249,7 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	p.hub = newHub(p.lis, p.onIDs)
 	p.tx = newSender(name, p.life, codec, cfg, !cfg.lossy && !pt.Fixed && cfg.history == 0) // history counts samples
 	p.tx.tag = randomTag()
-	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
+	p.tx.deliver, p.tx.await, p.tx.stop, p.tx.news = p.deliver, p.awaitRoom, p.stopTx, p.news.Load
 	p.tx.fail = func(err error) { p.life.end(err, false); p.hub.kick() }
 	p.tx.present = func() bool { return p.Subscribers() >= max(p.cfg.waitSubs, 1) }
 	p.tx.fits = p.pub.fits
@@ -380,15 +379,6 @@ func (p *Pub[T]) Close() error {
 // there is room; subscribers drop the copies they already have (same tag and
 // sequence number).
 func (p *Pub[T]) deliver(data []byte, h *header) (bool, error) {
-	news := p.news.Load()
-	ok, err := p.deliverOnce(data, h)
-	if !ok && err == nil {
-		p.missedAt.Store(news) // awaitRoom waits only for news after this
-	}
-	return ok, err
-}
-
-func (p *Pub[T]) deliverOnce(data []byte, h *header) (bool, error) {
 	if p.cfg.waitSubs > 0 && h.kind == kindData && p.Subscribers() < p.cfg.waitSubs {
 		return false, nil
 	}
@@ -497,12 +487,6 @@ func (p *Pub[T]) loanRoom(tag, seq, copies uint64) (room, known bool) {
 	if p.cfg.lossy {
 		return true, true
 	}
-	news := p.news.Load()
-	defer func() {
-		if known && !room { // the loan waits for room: awaitRoom waits only for news after this
-			p.missedAt.Store(news)
-		}
-	}()
 	subs := p.Subscribers()
 	if p.cfg.waitSubs > 0 && subs < p.cfg.waitSubs {
 		return false, false
@@ -593,7 +577,7 @@ func (p *Pub[T]) staying() int {
 // other. So the wait also ends when the hub drains subscriber news (onIDs
 // ends it), or at once when news came since the send that reached nobody
 // began.
-func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
+func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}, since uint64) error {
 	stale := p.stale()
 	if stale {
 		p.scan()
@@ -604,7 +588,7 @@ func (p *Pub[T]) awaitRoom(parent context.Context, stop <-chan struct{}) error {
 	defer cancel()
 	p.roomWait.Store(&cancel)
 	defer p.roomWait.CompareAndSwap(&cancel, nil)
-	if p.news.Load() != p.missedAt.Load() {
+	if p.news.Load() != since {
 		p.rushed.Add(1)
 		return nil // look again
 	}

@@ -21,13 +21,17 @@ type sender[T any] struct {
 	max     int
 	pack    bool
 	tag     uint64
-	deliver func(data []byte, h *header) (bool, error)            // one sample; false: nobody could take it yet
-	await   func(ctx context.Context, stop <-chan struct{}) error // wait for room after a failed delivery
-	stop    <-chan struct{}                                       // ends the queue's goroutine (teardown)
-	fail    func(error)                                           // a queued message could not be sent
-	present func() bool                                           // the receivers are there (large messages wait for them)
-	fits    func(op string, n int) error                          // a message of n bytes fits the payload type (nil: any does)
-	heard   func() uint64                                         // messages received on the same channel so far (nil: it receives none)
+	deliver func(data []byte, h *header) (bool, error) // one sample; false: nobody could take it yet
+	// await waits for room after a failed delivery; since is what news said
+	// before that delivery began, so that news that came meanwhile ends
+	// the wait at once
+	await   func(ctx context.Context, stop <-chan struct{}, since uint64) error
+	news    func() uint64                // a count of the receivers' news (room, arrivals, departures) so far (nil: none is kept)
+	stop    <-chan struct{}              // ends the queue's goroutine (teardown)
+	fail    func(error)                  // a queued message could not be sent
+	present func() bool                  // the receivers are there (large messages wait for them)
+	fits    func(op string, n int) error // a message of n bytes fits the payload type (nil: any does)
+	heard   func() uint64                // messages received on the same channel so far (nil: it receives none)
 	// zero copy (nil where the adapter has none): whether the receivers are
 	// known to have room for one more sample (known false: they cannot tell,
 	// and a loan is sent as a copy), and the send of a loaned sample
@@ -233,6 +237,14 @@ const freeBytes = 1 << 20
 // not (every sample of a deep queue of 1 MiB messages comes from memory).
 const largeBudget = 4 << 20
 
+// newsNow is the adapter's count of receiver news, for await.
+func (s *sender[T]) newsNow() uint64 {
+	if s.news == nil {
+		return 0
+	}
+	return s.news()
+}
+
 // largeWindow is how many unread samples of n bytes a receiver may hold.
 func largeWindow(n int) uint64 { return uint64(max(2, largeBudget/max(n, 1))) }
 
@@ -246,6 +258,7 @@ func (s *sender[T]) putDirect(ctx context.Context, msg []byte) error {
 		if len(s.q) == 0 && !s.pumping {
 			var ok bool
 			var err error
+			since := s.newsNow()
 			if s.behind == nil || !s.behind(s.tag, s.seq, largeWindow(len(msg))) {
 				ok, err = s.sendOne(msg, kindData)
 			}
@@ -253,7 +266,7 @@ func (s *sender[T]) putDirect(ctx context.Context, msg []byte) error {
 			if err != nil || ok {
 				return err
 			}
-			if err := s.await(ctx, s.stop); err != nil {
+			if err := s.await(ctx, s.stop, since); err != nil {
 				if e := s.life.err(); e != nil {
 					return e
 				}
@@ -320,6 +333,7 @@ func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 	for {
 		s.mu.Lock()
 		if len(s.q) == 0 && !s.pumping {
+			since := s.newsNow()
 			room, known := s.loanRoom(s.tag, s.seq, s.copies)
 			if !known {
 				s.mu.Unlock()
@@ -344,7 +358,7 @@ func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 				return err
 			}
 			s.mu.Unlock()
-			if err := s.await(ctx, s.stop); err != nil {
+			if err := s.await(ctx, s.stop, since); err != nil {
 				if e := s.life.err(); e != nil {
 					return e
 				}
@@ -424,6 +438,7 @@ func (s *sender[T]) pump() {
 		}
 		for {
 			s.hdr = header{tag: s.tag, seq: s.seq + 1, first: s.sent, count: uint32(count), kind: head.kind}
+			since := s.newsNow()
 			ok, err := s.deliver(data, &s.hdr)
 			if err != nil {
 				s.fail(err)
@@ -435,7 +450,7 @@ func (s *sender[T]) pump() {
 			}
 			s.copies = s.seq + 1
 			s.mu.Unlock()
-			err = s.await(context.Background(), s.stop)
+			err = s.await(context.Background(), s.stop, since)
 			s.mu.Lock()
 			head = &s.q[0]
 			if err != nil {
