@@ -444,6 +444,61 @@ func TestClaimPeerCrashSeenWithoutPidfds(t *testing.T) {
 	require.NoError(t, err)
 }
 
+func init() { children["claim-pub-no-pidfd"] = childClaimPubNoPidfd }
+
+// childClaimPubNoPidfd opens the lossless publisher IOX_SERVICE where no pidfd
+// can be had (WithPeerTimeout 100 ms), says "ready", then prints each event of
+// Peers ("peer joined", ...) and ends after the first that is not a join.
+func childClaimPubNoPidfd() error {
+	iox.WithoutPidfds()
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithPeerTimeout(100*time.Millisecond), iox.WithLinger(0))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	peers := p.Peers()
+	fmt.Println("ready")
+	for {
+		select {
+		case e, ok := <-peers:
+			if !ok {
+				return fmt.Errorf("Peers closed: %v", p.Err())
+			}
+			fmt.Println("peer", e.Kind)
+			if e.Kind != iox.PeerJoined {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("no event: %v", ctx.Err())
+		}
+	}
+}
+
+// peer.go: "Where no pidfd can be had ... a channel falls back to looking
+// every quarter of its peer timeout", here a publisher watching its
+// subscribers: a subscriber's SIGKILL is reported on Peers as PeerCrashed.
+func TestClaimSubscriberCrashSeenWithoutPidfds(t *testing.T) {
+	ns := newNamespace(t)
+	watcher := spawn(t, ns, "claim-pub-no-pidfd", "IOX_SERVICE=no-pidfd-pub")
+	watcher.expect("ready")
+	sub := spawn(t, ns, "advr-hold", "IOX_SERVICE=no-pidfd-pub")
+	sub.expect("ready")
+	watcher.expect("peer joined")
+	sub.kill()
+	watcher.expect("peer crashed")
+	watcher.wait()
+	sweep := ns.node(t) // removes what the killed child left
+	_, err := sweep.CleanupDeadNodes()
+	require.NoError(t, err)
+}
+
 // The context rule: "when it ends, the channel ends at once and Err() is an
 // *iox.Error naming the channel and wrapping the context's cause" — for every
 // adapter, with a cause of the program's own.
