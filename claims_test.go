@@ -499,6 +499,24 @@ func TestClaimSubscriberCrashSeenWithoutPidfds(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// peer.go's fallback for a client: a call in a process without pidfds whose
+// server is killed while it holds the request ends with ErrPeerCrashed.
+func TestClaimServerCrashSeenWithoutPidfds(t *testing.T) {
+	ns := newNamespace(t)
+	srv := spawn(t, ns, "rpc-manual", "IOX_SERVICE=no-pidfd-rpc")
+	srv.expect("ready")
+	caller := spawn(t, ns, "rpc-caller", "IOX_SERVICE=no-pidfd-rpc", "IOX_NO_PIDFD=1")
+	caller.expect("ready")
+	caller.say("call a")
+	srv.expect("got a")
+	srv.kill()
+	caller.expect("result a ErrPeerCrashed")
+	caller.wait()
+	sweep := ns.node(t) // removes what the killed child left
+	_, err := sweep.CleanupDeadNodes()
+	require.NoError(t, err)
+}
+
 // The context rule: "when it ends, the channel ends at once and Err() is an
 // *iox.Error naming the channel and wrapping the context's cause" — for every
 // adapter, with a cause of the program's own.

@@ -250,14 +250,20 @@ func TestRPCStreamErrSetBeforeInCloses(t *testing.T) {
 
 // childRPCCaller is a client of IOX_SERVICE that the parent drives: "call V"
 // starts a call of V, "cancel V" ends its context; when the call returns it
-// prints "result V ANSWER" or "result V KIND".
+// prints "result V ANSWER" or "result V KIND". With IOX_NO_PIDFD=1 it runs
+// where no pidfd can be had, with WithPeerTimeout(100ms).
 func childRPCCaller() error {
+	var opts []iox.Option
+	if os.Getenv("IOX_NO_PIDFD") == "1" {
+		iox.WithoutPidfds()
+		opts = append(opts, iox.WithPeerTimeout(100*time.Millisecond))
+	}
 	node, err := nsFromEnv().childNode()
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	cl, err := iox.OpenClient(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.Raw{}, iox.Raw{})
+	cl, err := iox.OpenClient(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.Raw{}, iox.Raw{}, opts...)
 	if err != nil {
 		return err
 	}
