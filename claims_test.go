@@ -517,6 +517,31 @@ func TestClaimServerCrashSeenWithoutPidfds(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// peer.go's fallback for a pipeline: a pusher in a process without pidfds
+// gives what a killed puller held and never handed over to the next puller.
+func TestClaimPullerCrashSeenWithoutPidfds(t *testing.T) {
+	const n = 20
+	ns := newNamespace(t)
+	held := spawn(t, ns, "pipe-pull", "IOX_SERVICE=no-pidfd-pipe", "IOX_BUFFER=64", "IOX_GATE=1")
+	held.expect("ready")
+	pusher := spawn(t, ns, "pipe-push", "IOX_SERVICE=no-pidfd-pipe", "IOX_PULLERS=1", fmt.Sprintf("IOX_COUNT=%d", n), "IOX_NO_PIDFD=1")
+	pusher.expect("sent")
+	held.kill()
+	ctx := advCtx(t)
+	pull, err := iox.OpenPull(ctx, ns.node(t), "no-pidfd-pipe")
+	require.NoError(t, err)
+	defer pull.Close()
+	for i := range uint64(n) {
+		m, err := pull.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(i), m)
+	}
+	pusher.kill()
+	sweep := ns.node(t) // removes what the killed children left
+	_, err = sweep.CleanupDeadNodes()
+	require.NoError(t, err)
+}
+
 // The context rule: "when it ends, the channel ends at once and Err() is an
 // *iox.Error naming the channel and wrapping the context's cause" — for every
 // adapter, with a cause of the program's own.

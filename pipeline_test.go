@@ -33,13 +33,19 @@ func init() {
 // parent said "go N" and it knows N pullers. It says "sent", then waits for the
 // parent: on "close" it closes and says "closed ok resent R" (R messages
 // given back after their puller left) or "closed <error>"; otherwise it waits
-// to be killed.
+// to be killed. With IOX_NO_PIDFD=1 it runs where no pidfd can be had, with
+// WithPeerTimeout(100ms).
 func childPipePush() error {
+	opts := []iox.Option{iox.WithLinger(20 * time.Second)}
+	if os.Getenv("IOX_NO_PIDFD") == "1" {
+		iox.WithoutPidfds()
+		opts = append(opts, iox.WithPeerTimeout(100*time.Millisecond))
+	}
 	node, err := nsFromEnv().childNode()
 	if err != nil {
 		return err
 	}
-	p, err := iox.OpenPush(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.WithLinger(20*time.Second))
+	p, err := iox.OpenPush(context.Background(), node, os.Getenv("IOX_SERVICE"), opts...)
 	if err != nil {
 		return err
 	}
