@@ -57,6 +57,29 @@ type nilArgPoint struct {
 	X, Y int32
 }
 
+// derefCodec is a codec whose methods use their receiver: each panics on a
+// nil *derefCodec.
+type derefCodec struct{ pt iox.PayloadType }
+
+func (c *derefCodec) Append(dst []byte, v int) ([]byte, error) {
+	return append(dst, byte(c.pt.Size), byte(v)), nil
+}
+func (c *derefCodec) Decode(b []byte) (int, error) { return int(b[len(b)-1]) + c.pt.Size*0, nil }
+func (c *derefCodec) PayloadType() iox.PayloadType { return c.pt }
+
+// funcCodec is a codec made of a function; a nil one panics when called.
+type funcCodec func(dst []byte, v int) []byte
+
+func (f funcCodec) Append(dst []byte, v int) ([]byte, error) { return f(dst, v), nil }
+func (f funcCodec) Decode(b []byte) (int, error)             { return len(f(nil, 0)), nil }
+
+// panicTyper is a codec whose PayloadType panics.
+type panicTyper struct{}
+
+func (panicTyper) Append(dst []byte, v int) ([]byte, error) { return append(dst, byte(v)), nil }
+func (panicTyper) Decode(b []byte) (int, error)             { return int(b[0]), nil }
+func (panicTyper) PayloadType() iox.PayloadType             { panic("no type today") }
+
 // The constructors, each with each of its arguments nil in turn.
 func TestNilArgumentsOfConstructors(t *testing.T) {
 	ns := newNamespace(t)
@@ -148,6 +171,32 @@ func TestNilArgumentsOfConstructors(t *testing.T) {
 		{"OpenExistingBlackboard zero key codec", "zero FixedCodec", func() error {
 			return closeIf(iox.OpenExistingBlackboard(node, "b", iox.FixedCodec[int32]{}))
 		}},
+	}
+	// A codec in a non-nil interface that is a nil pointer, and one whose
+	// PayloadType panics, are refused the same way.
+	var nilCodec *derefCodec
+	var nilFunc funcCodec
+	bad := []struct {
+		what  string
+		says  string
+		codec iox.Codec[int]
+	}{{"nil pointer codec", "a nil *iox_test.derefCodec", nilCodec},
+		{"nil func codec", "a nil iox_test.funcCodec", nilFunc},
+		{"panicking PayloadType", "its PayloadType panicked", panicTyper{}}}
+	for _, b := range bad {
+		cases = append(cases,
+			nilCase{"OpenPairOf " + b.what, b.says, func() error { return closeIf(iox.OpenPairOf(bg, node, "p", b.codec)) }},
+			nilCase{"OpenPubOf " + b.what, b.says, func() error { return closeIf(iox.OpenPubOf(bg, node, "s", b.codec)) }},
+			nilCase{"OpenSubOf " + b.what, b.says, func() error { return closeIf(iox.OpenSubOf(bg, node, "s", b.codec)) }},
+			nilCase{"OpenPushOf " + b.what, b.says, func() error { return closeIf(iox.OpenPushOf(bg, node, "w", b.codec)) }},
+			nilCase{"OpenPullOf " + b.what, b.says, func() error { return closeIf(iox.OpenPullOf(bg, node, "w", b.codec)) }},
+			nilCase{"OpenClient request " + b.what, "request codec", func() error {
+				return closeIf(iox.OpenClient(bg, node, "r", b.codec, iox.Raw{}))
+			}},
+			nilCase{"OpenServer response " + b.what, "response codec", func() error {
+				return closeIf(iox.OpenServer(bg, node, "r", iox.Raw{}, b.codec))
+			}},
+		)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
