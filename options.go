@@ -3,6 +3,7 @@ package iox
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/iox-go/iox/internal/ffi"
@@ -766,14 +767,26 @@ func nodeArg(n *Node) string {
 	return ""
 }
 
-// codecArg is what is wrong with the codec argument what: nil, or the zero
-// FixedCodec, which describes no type.
+// codecArg is what is wrong with the codec argument what: nil, a nil
+// pointer (or map, func, slice or chan) in a non-nil interface, the zero
+// FixedCodec, which describes no type, or a PayloadType method that panics.
+// The channel would otherwise fail on its first message, or panic in the
+// constructor.
 func codecArg[T any](what string, c Codec[T]) string {
 	if c == nil {
 		return what + " is nil"
 	}
+	switch v := reflect.ValueOf(c); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Slice, reflect.Chan:
+		if v.IsNil() {
+			return fmt.Sprintf("%s is nil (a nil %T)", what, c)
+		}
+	}
 	if f, ok := c.(interface{ unmade() bool }); ok && f.unmade() {
 		return what + " is the zero FixedCodec; make it with Fixed or FixedBytes"
+	}
+	if _, err := payloadTypeSafe(c); err != nil {
+		return fmt.Sprintf("%s (%T): %v", what, c, err)
 	}
 	return ""
 }

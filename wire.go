@@ -142,9 +142,24 @@ const (
 	evMaxID   EventID = 7
 )
 
+// payloadTypeOf is the payload type of the codec's messages; constructors
+// check the codec with codecArg (payloadTypeSafe) first.
 func payloadTypeOf[T any](codec Codec[T]) PayloadType {
-	if pt, ok := any(codec).(PayloadTyper); ok {
-		return pt.PayloadType()
+	pt, _ := payloadTypeSafe(codec)
+	return pt
+}
+
+// payloadTypeSafe is the codec's PayloadType (Bytes without one), with a
+// panic of that method turned into an error.
+func payloadTypeSafe[T any](codec Codec[T]) (pt PayloadType, err error) {
+	typer, ok := any(codec).(PayloadTyper)
+	if !ok {
+		return Bytes, nil
 	}
-	return Bytes
+	defer func() {
+		if r := recover(); r != nil {
+			pt, err = Bytes, fmt.Errorf("its PayloadType panicked: %v", r)
+		}
+	}()
+	return typer.PayloadType(), nil
 }
