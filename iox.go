@@ -5,9 +5,9 @@
 // iceoryx2's blackboard (OpenBlackboard).
 //
 // Bad input gets a typed *Error, whose Kind errors.Is compares with the Err*
-// values, never a panic: a nil context, node, codec, handler or handle given
-// to a function or method is refused with ErrInvalidArgument, naming it,
-// before anything is created. Methods called on a nil handle (a nil *Pair, …)
+// values, never a panic: a nil context, node, codec (also a nil pointer in a
+// non-nil Codec), handler or handle given to a function or method is refused
+// with ErrInvalidArgument, naming it, before anything is created. Methods called on a nil handle (a nil *Pair, …)
 // panic, as Go's own do.
 //
 // The native library (a small C ABI over the iceoryx2 crate, built from
