@@ -97,6 +97,9 @@ func TestGetAndSetBlackboardEntries(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, point{3, 4}, v4.Value)
 	require.Equal(t, "-7\n", ok(t, &ns, "get", "-value", "i32", "bb", "2"))
+	// a negative value needs no "--", wherever the flags are
+	require.Empty(t, ok(t, &ns, "set", "bb", "2", "-9", "-value", "i32"))
+	require.Equal(t, "-9\n", ok(t, &ns, "get", "-value", "i32", "bb", "2"))
 	require.Equal(t, "2.25\n", ok(t, &ns, "get", "-value", "f64", "bb", "3"))
 
 	// refusals

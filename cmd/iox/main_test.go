@@ -226,6 +226,10 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"pub", "-linger", "-1s", "x"}, "must not be negative"},
 		{[]string{"notify", "bell"}, "missing ID"},
 		{[]string{"notify", "bell", "seven"}, `event id "seven" is not a number`},
+		{[]string{"notify", "bell", "-1"}, "event id -1 is negative"},
+		{[]string{"notify", "-prefix", "x", "bell", "-1"}, "event id -1 is negative"},
+		{[]string{"notify", "bell", "-1", "extra"}, `unexpected argument "extra"`},
+		{[]string{"sub", "x", "-n", "-1"}, "must not be negative"},
 		{[]string{"services", "-root", "relative/dir"}, `-root "relative/dir": the root folder must be an absolute path`},
 	} {
 		out, errOut, code := runIox(t, nil, "", c.args...)
