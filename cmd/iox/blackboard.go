@@ -48,7 +48,8 @@ var setCommand = command{
 	summary: "write the value of a blackboard entry",
 	about: `Write VALUE as the value of the entry KEY of the existing blackboard NAME, as
 its writer (a blackboard has one: this fails while another process holds it),
-and notify the entry's watchers. A negative VALUE follows "--".`,
+and notify the entry's watchers. A negative KEY or VALUE is written as it is
+("iox set bb 2 -7"): a negative number is never read as a flag.`,
 	flags: func(fs *flag.FlagSet, ns *namespace) func(*env, []string) error {
 		bt := blackboardFlags(fs)
 		return func(e *env, args []string) error {

@@ -37,6 +37,9 @@ var notifyCommand = command{
 		return func(e *env, args []string) error {
 			id, err := strconv.ParseUint(args[1], 10, 64)
 			if err != nil {
+				if n, e := strconv.ParseInt(args[1], 10, 64); e == nil && n < 0 {
+					return usagef("event id %s is negative: ids are 0 up to the service's largest", args[1])
+				}
 				return usagef("event id %q is not a number", args[1])
 			}
 			return notify(*ns, args[0], iox.EventID(id))

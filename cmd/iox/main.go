@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -173,22 +174,64 @@ func argList(args []string) string {
 
 // parse parses flags that may come before, between or after the positional
 // arguments ("iox sub NAME -n 3" as well as "iox sub -n 3 NAME"); after "--"
-// everything is positional.
+// everything is positional. A negative number where a flag would be is a
+// positional argument ("iox notify bell -1"), since no flag is named by a
+// number; as a flag's value ("-n -1") it stays that flag's.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		k := negativeAt(fs, args)
+		if err := fs.Parse(args[:k]); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()
+		if len(args[:k]) > len(rest) && args[k-len(rest)-1] == "--" {
+			return append(append(pos, rest...), args[k:]...), nil
+		}
 		if len(rest) == 0 {
-			return pos, nil
+			if k == len(args) {
+				return pos, nil
+			}
+			pos, args = append(pos, args[k]), args[k+1:]
+			continue
 		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+		pos = append(pos, rest[0])
+		args = append(append([]string(nil), rest[1:]...), args[k:]...)
 	}
+}
+
+// negativeAt is the index of the first argument that is a negative number in
+// a flag's place (not after "--", not the value of the flag before it), or
+// len(args).
+func negativeAt(fs *flag.FlagSet, args []string) int {
+	for i, a := range args {
+		if a == "--" {
+			return len(args)
+		}
+		if _, err := strconv.ParseFloat(a, 64); err != nil || !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if i > 0 && takesValue(fs, args[i-1]) {
+			continue
+		}
+		return i
+	}
+	return len(args)
+}
+
+// takesValue reports whether arg is a flag (-name or --name, without
+// "=value") that takes the next argument as its value.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name, ok := strings.CutPrefix(arg, "-")
+	if !ok || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(strings.TrimPrefix(name, "-"))
+	if f == nil {
+		return false
+	}
+	b, isBool := f.Value.(interface{ IsBoolFlag() bool })
+	return !isBool || !b.IsBoolFlag()
 }
 
 // namespace is the iceoryx2 namespace a command works in.
