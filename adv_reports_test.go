@@ -247,6 +247,55 @@ func TestAdvrPubCloseAtCapacity(t *testing.T) {
 	}
 }
 
+// TestAdvrUnreadSubEndHolds: a subscriber that reads nothing still has its
+// end's goroutine move up to BufferSize + WithChanCap messages out of shared
+// memory into its process, and its shared memory holds BufferSize more, so a
+// lossless publisher gets at least BufferSize + WithChanCap and at most
+// 2×BufferSize + WithChanCap messages out to it, plus its own WithChanCap
+// queued, before Send waits; every one of them is then read, in order.
+// Messages over 4 KiB are never packed, so these are messages, not samples.
+func TestAdvrUnreadSubEndHolds(t *testing.T) {
+	for _, sz := range []struct{ buffer, subCap, pubCap int }{{1, 1, 1}, {1, 4, 1}, {4, 1, 1}, {4, 3, 2}, {8, 8, 8}} {
+		t.Run(fmt.Sprintf("buffer%d-cap%d-pub%d", sz.buffer, sz.subCap, sz.pubCap), func(t *testing.T) {
+			ns := newNamespace(t)
+			node := ns.node(t)
+			ctx := advCtx(t)
+			c := spawn(t, ns, "advr-sub", "IOX_SERVICE=hold", "IOX_BUFFER="+strconv.Itoa(sz.buffer), "IOX_CAP="+strconv.Itoa(sz.subCap))
+			c.expect("ready")
+			p, err := iox.OpenPub(ctx, node, "hold", iox.BufferSize(sz.buffer), iox.WithChanCap(sz.pubCap))
+			require.NoError(t, err)
+			defer p.Close()
+			waitSubscribers(t, p, 1)
+			least := int64(sz.buffer + sz.subCap + sz.pubCap)
+			most := least + int64(sz.buffer)
+			var n atomic.Int64
+			sctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := uint64(0); ; i++ {
+					m := make([]byte, 5000)
+					binary.LittleEndian.PutUint64(m, i)
+					if p.Send(sctx, m) != nil {
+						return
+					}
+					n.Store(int64(i + 1))
+				}
+			}()
+			eventually(t, fmt.Sprintf("%d messages out", least), func() bool { return n.Load() >= least })
+			held := waitHeldBack(t, "iox.(*Pub[...]).Send", n.Load)
+			t.Logf("%d messages went before Send waited", held)
+			require.LessOrEqual(t, held, most, "2×BufferSize + WithChanCap + the publisher's WithChanCap")
+			stop()
+			<-done
+			c.say(fmt.Sprintf("read %d", held))
+			c.expect(fmt.Sprintf("got %d", held))
+			c.say("bye")
+			c.wait()
+		})
+	}
+}
+
 // TestAdvrCloseAtCapacityPeerLate: the send queue is full before the peer
 // comes (one more Send would wait); Close is called, then the peer arrives
 // and reads everything: Close returns nil.

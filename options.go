@@ -207,8 +207,10 @@ const MaxServiceCount = 1 << 20
 
 // BufferSize sets how many messages each subscriber can hold unread (iceoryx2's
 // subscriber buffer size): 1..MaxServiceCount (on a channel 1..1<<16). On a lossless channel it is how
-// many messages a receiver holds in shared memory before the sender waits
-// (default 64; both ends must agree). MaxSubscribers×BufferSize samples must fit
+// many samples a receiver holds in shared memory before the sender waits
+// (default 64; both ends must agree): a sample is one message, or up to 64
+// small messages of a stream packed together; the receiving end's goroutine
+// holds more in its process (see WithChanCap). MaxSubscribers×BufferSize samples must fit
 // the memory bound (see Option); BufferSize(1024) with the other settings at
 // their defaults needs about 70 MiB per publisher of 4 KiB messages.
 func BufferSize(n int) Option {
@@ -570,7 +572,15 @@ func SubscriberBuffer(n int) Option {
 // ---- channel adapters (Pair, Pub, Sub, Events) ----
 
 // WithChanCap sets the capacity of the Go channels (default 64): 0..1<<20,
-// ErrInvalidArgument otherwise.
+// ErrInvalidArgument otherwise. It also bounds what each end holds in its
+// process: a sending end queues up to that many messages (at least one) while
+// its receivers are full; a receiving end that nobody reads has its own
+// goroutine take up to BufferSize + WithChanCap messages out of shared memory
+// (so that a peer's bye and a waiting sender are seen), beside the BufferSize
+// that shared memory holds. A lossless sender whose receiver reads nothing
+// thus gets up to 2×BufferSize + WithChanCap messages out to it, plus its own
+// queue, before Send waits (a packed sample of small messages counts as one
+// in shared memory and is taken whole).
 func WithChanCap(n int) Option {
 	return func(o *options) { o.set |= optChanCap; c := &o.ch; c.chanCap = n }
 }
