@@ -488,7 +488,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	// What an earlier run of this import delivered of a frame it could not
 	// deliver whole (see the end of the loop) is kept in the consumer.
 	var mark partMark
-	if c, err := b.js.Consumer(ctx, b.stream, durable); err == nil {
+	if c, err := lookupConsumer(ctx, b.js, b.stream, durable); err == nil {
 		if v, ok := c.CachedInfo().Config.Metadata[markKey]; ok {
 			mark = parseMark(v)
 			ccfg.Metadata = map[string]string{markKey: v} // kept until a later run's end changes it
@@ -698,6 +698,12 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 		}
 	}, nil
+}
+
+// lookupConsumer looks up an import's durable consumer. It is a variable so
+// that tests can make the lookup fail.
+var lookupConsumer = func(ctx context.Context, js jetstream.JetStream, stream, name string) (jetstream.Consumer, error) {
+	return js.Consumer(ctx, stream, name)
 }
 
 // partMark is what an import keeps in its consumer's metadata (markKey) when
