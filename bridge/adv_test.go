@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -776,6 +777,77 @@ func TestAdvCleanRestartOfTheImportingBridgeLosesNothing(t *testing.T) {
 // new import, which delivers only the rest: every message once, in order.
 // The pack is stored in the stream as an exporting bridge stores one.
 func TestAdvCleanRestartAfterAPackWentInPartRepeatsNothing(t *testing.T) {
+	log := restartAfterAPackWentInPart(t, nil, nil)
+	require.Empty(t, log.errors())
+}
+
+// The same restart, whose import's first look at its consumer (which keeps
+// how much of the pack reached shared memory) fails with an error other than
+// "not found": the import still starts with what the consumer keeps, and
+// repeats nothing.
+func TestAdvCleanRestartWhoseConsumerLookupFailsOnceRepeatsNothing(t *testing.T) {
+	faults := failConsumerLookups(t)
+	log := restartAfterAPackWentInPart(t, func() { faults.arm(1) }, nil)
+	require.EqualValues(t, 1, faults.failed.Load(), "lookups that failed")
+	require.Empty(t, log.errors())
+}
+
+// The same restart, whose import's looks at its consumer keep failing: the
+// start of the import fails, is reported, and is tried again at a later
+// announcement, which finds the consumer and what it keeps: nothing repeats.
+func TestAdvCleanRestartWhoseConsumerLookupsKeepFailingRepeatsNothing(t *testing.T) {
+	faults := failConsumerLookups(t)
+	log := restartAfterAPackWentInPart(t, func() { faults.arm(-1) }, func(log *statusLog) {
+		eventually(t, "the import's start to fail", func() bool { return len(log.errors()) > 0 })
+		faults.arm(0)
+	})
+	require.Greater(t, faults.failed.Load(), int32(1), "lookups that failed")
+	errs := log.errors()
+	require.Len(t, errs, 1)
+	require.ErrorContains(t, errs[0], nats.ErrTimeout.Error())
+	require.Len(t, log.starts("import", "feed"), 1)
+}
+
+// lookupFaults makes importing bridges' consumer lookups fail with
+// nats.ErrTimeout while armed.
+type lookupFaults struct {
+	left   atomic.Int32 // lookups still to fail; -1: all
+	failed atomic.Int32 // lookups failed
+}
+
+// failConsumerLookups puts lookupFaults, disarmed, in front of the importing
+// bridges' consumer lookups until the test ends. Call it before starting
+// bridges: their cleanups then run before it is taken away.
+func failConsumerLookups(t *testing.T) *lookupFaults {
+	f := &lookupFaults{}
+	t.Cleanup(bridge.SetLookupConsumer(func(next bridge.LookupConsumer) bridge.LookupConsumer {
+		return func(ctx context.Context, js jetstream.JetStream, stream, name string) (jetstream.Consumer, error) {
+			for {
+				n := f.left.Load()
+				if n == 0 {
+					return next(ctx, js, stream, name)
+				}
+				if n < 0 || f.left.CompareAndSwap(n, n-1) {
+					f.failed.Add(1)
+					return nil, nats.ErrTimeout
+				}
+			}
+		}
+	}))
+	return f
+}
+
+// arm makes the next n lookups fail (-1: every lookup, 0: none).
+func (f *lookupFaults) arm(n int32) { f.left.Store(n) }
+
+// restartAfterAPackWentInPart stores a pack of 200 messages in the stream,
+// restarts the importing bridge cleanly once two of them were received, and
+// receives the rest and one more message, checking that each comes once, in
+// order. restarting, when not nil, runs between the close and the new start;
+// restarted, when not nil, is given the new bridge's status log before the
+// rest is received. It returns that log.
+func restartAfterAPackWentInPart(t *testing.T, restarting func(), restarted func(*statusLog)) *statusLog {
+	t.Helper()
 	s := natsServer(t, bridge.ListenConfig{})
 	url := s.ClientURL()
 	na, nb := newHost(t).node(t), newHost(t).node(t)
@@ -826,13 +898,20 @@ func TestAdvCleanRestartAfterAPackWentInPartRepeatsNothing(t *testing.T) {
 	recvNext()
 	recvNext()
 	require.NoError(t, bb.Close())
-	startBridge(t, nb, connect(t, url), bridge.Config{Name: "importing", Import: []string{"feed"}})
+	if restarting != nil {
+		restarting()
+	}
+	_, log := startBridge(t, nb, connect(t, url), bridge.Config{Name: "importing", Import: []string{"feed"}})
+	if restarted != nil {
+		restarted(log)
+	}
 	store(2, seqMsg(n, size)) // the next pack: nothing of the first comes after it
 	for next <= n {
 		recvNext()
 	}
 	require.Empty(t, logA.errors())
 	require.Empty(t, logB.errors())
+	return log
 }
 
 // Two hosts whose bridges got the same Name (the command's default,

@@ -407,12 +407,27 @@ func (p *jsPublisher) store(pp pendingPub, given *int, why *error) {
 	}
 }
 
-// Pauses between attempts to store a publication while the server is
-// connected.
+// Pauses between attempts at what a connected server may refuse for a while
+// (storing a publication, looking up or resetting a consumer): the first is
+// retryFirst, and each is twice the one before, up to retryMax.
 const (
 	retryFirst = 10 * time.Millisecond
 	retryMax   = 500 * time.Millisecond
 )
+
+// backoff waits for *pause, which it then doubles (up to retryMax) for the
+// next attempt, or until ctx ends (false).
+func backoff(ctx context.Context, pause *time.Duration) bool {
+	t := time.NewTimer(*pause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		*pause = min(2**pause, retryMax)
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 // close waits until every publication was acknowledged (or given up).
 func (p *jsPublisher) close() {
@@ -488,11 +503,14 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	// What an earlier run of this import delivered of a frame it could not
 	// deliver whole (see the end of the loop) is kept in the consumer.
 	var mark partMark
-	if c, err := b.js.Consumer(ctx, b.stream, durable); err == nil {
-		if v, ok := c.CachedInfo().Config.Metadata[markKey]; ok {
-			mark = parseMark(v)
-			ccfg.Metadata = map[string]string{markKey: v} // kept until a later run's end changes it
-		}
+	v, ok, err := b.keptMark(ctx, durable)
+	if err != nil {
+		pub.Close()
+		return nil, natsError("import", r.name, err)
+	}
+	if ok {
+		mark = parseMark(v)
+		ccfg.Metadata = map[string]string{markKey: v} // kept until a later run's end changes it
 	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, ccfg)
 	if err != nil {
@@ -700,6 +718,51 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 	}, nil
 }
 
+// keptMark returns the mark (markKey) that an earlier run of an import kept
+// in its durable consumer; ok is false when the consumer has none or does
+// not exist. Only "not found" means that there is no mark: the import
+// creates or updates its consumer with the mark it read, so a mark it did
+// not read would be dropped, and the restart would repeat part of a pack. A
+// lookup that fails otherwise (a timeout, a server whose JetStream is not
+// ready yet) is tried again, after a pause (backoff), up to lookupAttempts
+// times; then its error is returned, the import's start fails, and the
+// export's next announcement starts it again.
+func (b *Bridge) keptMark(ctx context.Context, durable string) (mark string, ok bool, err error) {
+	pause := retryFirst
+	for attempt := 1; ; attempt++ {
+		var c jetstream.Consumer
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err = lookupConsumer(actx, b.js, b.stream, durable)
+		cancel()
+		switch {
+		case err == nil:
+			mark, ok = c.CachedInfo().Config.Metadata[markKey]
+			return mark, ok, nil
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			return "", false, nil
+		case ctx.Err() != nil:
+			return "", false, ctx.Err()
+		case attempt == lookupAttempts:
+			return "", false, fmt.Errorf("look up consumer %s: %w", durable, err)
+		}
+		if !backoff(ctx, &pause) {
+			return "", false, ctx.Err()
+		}
+	}
+}
+
+// lookupAttempts bounds the attempts of keptMark: about a second of pauses,
+// which a server whose JetStream is briefly unavailable outlasts; a longer
+// outage is left to the export's announcements, which start the import
+// again.
+const lookupAttempts = 8
+
+// lookupConsumer looks up an import's durable consumer. It is a variable so
+// that tests can make the lookup fail.
+var lookupConsumer = func(ctx context.Context, js jetstream.JetStream, stream, name string) (jetstream.Consumer, error) {
+	return js.Consumer(ctx, stream, name)
+}
+
 // partMark is what an import keeps in its consumer's metadata (markKey) when
 // it ended with a pack in shared memory in part: the frame's stream sequence
 // and how many of its messages, from its first, reached shared memory. The
@@ -828,14 +891,9 @@ func (b *Bridge) resetConsumer(ctx context.Context, r *route, durable string) {
 			b.report(r, natsError("reset consumer", r.name, err))
 			return
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff(ctx, &pause) {
 			return
 		}
-		pause = min(2*pause, retryMax)
 	}
 }
 
