@@ -33,7 +33,9 @@ services other hosts export matching -import, over NATS: -nats joins servers
 iox lossless channels over JetStream, events as events, calls as NATS
 requests, pairs as two lossless directions (the bridge holds the end facing
 the program on its host). -listen binds loopback unless given another address, which then
-requires -token or -nkey-users (and takes -tls-cert/-tls-key).
+requires -token or -nkey-users (and takes -tls-cert/-tls-key). The token is
+best given as -token-file or in $IOX_BRIDGE_TOKEN, which keep it out of the
+process list.
 
 It prints "relaying" once it relays, then "start"/"stop" lines per service
 and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
@@ -46,7 +48,8 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 		store := fs.String("store", "", "JetStream's folder for -listen (default: a folder in the user cache named after the port)")
 		name := fs.String("name", "", "the bridge's name, kept across restarts (default: iox-bridge-HOSTNAME)")
 		subject := fs.String("subject", "iox", "the root of the bridge's NATS subjects")
-		token := fs.String("token", "", "the token clients present (with -listen) or this client presents")
+		token := fs.String("token", "", "the token clients present (with -listen) or this client presents (visible in the process list: prefer -token-file or $"+tokenEnv+")")
+		tokenFile := fs.String("token-file", "", "read -token from the first line of `FILE`")
 		fs.Var(&nkeyUsers, "nkey-users", "with -listen: the public NKey of a user allowed in (repeatable)")
 		nkeySeed := fs.String("nkey", "", "connect with the NKey seed in `FILE`")
 		creds := fs.String("creds", "", "connect with the NATS credentials `FILE`")
@@ -75,6 +78,9 @@ and "error" lines, or JSON lines with -json; SIGINT and SIGTERM end it.`,
 			}
 			if *maxMsg < 0 {
 				return usagef("-max-message must be a size in bytes (0: the default)")
+			}
+			if err := resolveToken(token, *tokenFile); err != nil {
+				return err
 			}
 			var out sync.Mutex
 			say := func(s bridge.Status, extra map[string]string) {
@@ -215,5 +221,32 @@ type listFlag []string
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error {
 	*l = append(*l, s)
+	return nil
+}
+
+// tokenEnv is the environment variable that gives the bridge's token when
+// neither -token nor -token-file does.
+const tokenEnv = "IOX_BRIDGE_TOKEN"
+
+// resolveToken sets *token from -token-file or $IOX_BRIDGE_TOKEN when -token
+// is not given: a token on the command line is visible to every user of the
+// machine in the process list. More than one of -token and -token-file is a
+// usage error, and so is an empty or unreadable file.
+func resolveToken(token *string, file string) error {
+	switch {
+	case file != "" && *token != "":
+		return usagef("give -token or -token-file, not both")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return usagef("-token-file: %v", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		if *token = strings.TrimSpace(line); *token == "" {
+			return usagef("-token-file %q: the first line is empty", file)
+		}
+	case *token == "":
+		*token = os.Getenv(tokenEnv)
+	}
 	return nil
 }

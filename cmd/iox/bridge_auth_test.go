@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -185,6 +186,55 @@ func TestBridgeCommandCredentialsFile(t *testing.T) {
 	pa.expect(t, "relaying")
 	pb := startLive(t, b, "bridge", "-nats", url, "-creds", creds, "-import", "x/*", "-name", "b")
 	pb.expect(t, "relaying")
+	crossOne(t, a, b, pa, pb)
+	require.Equal(t, 0, pb.stop(t, syscall.SIGTERM))
+	require.Equal(t, 0, pa.stop(t, syscall.SIGTERM))
+}
+
+// The token from -token-file or $IOX_BRIDGE_TOKEN: messages cross, and the
+// token is in neither bridge's command line (/proc/PID/cmdline), which every
+// user of the machine can read; a wrong token from the environment is refused,
+// and -token with -token-file, an empty file or a missing one are usage
+// errors.
+func TestBridgeCommandTokenOutOfTheProcessList(t *testing.T) {
+	const secret = "t0ken-not-in-ps"
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600))
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	a, b := newNamespace(t), newNamespace(t)
+	addr := fmt.Sprintf("0.0.0.0:%d", freePort(t)) // beyond loopback: refused without a token
+
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-token", secret, "-token-file", tokenFile}, "not both"},
+		{[]string{"-token-file", empty}, "the first line is empty"},
+		{[]string{"-token-file", filepath.Join(dir, "missing")}, "-token-file"},
+	} {
+		args := append([]string{"bridge", "-listen", addr, "-store", t.TempDir(), "-export", "x/*"}, c.args...)
+		_, errOut, code := runIox(t, &a, "", args...)
+		require.Equal(t, 2, code, "%v", c.args)
+		require.Contains(t, errOut, c.says, "%v", c.args)
+	}
+
+	pa := startLive(t, a, "bridge", "-listen", addr, "-store", t.TempDir(), "-token-file", tokenFile, "-export", "x/*", "-name", "a")
+	pa.expect(t, "relaying")
+	url := "nats://" + strings.Replace(addr, "0.0.0.0", "127.0.0.1", 1)
+	t.Setenv("IOX_BRIDGE_TOKEN", "wrong")
+	_, errOut, code := runIox(t, &b, "", "bridge", "-nats", url, "-import", "x/*")
+	require.Equal(t, 1, code, "a wrong token is refused")
+	require.Contains(t, errOut, "Authorization Violation")
+	t.Setenv("IOX_BRIDGE_TOKEN", secret)
+	pb := startLive(t, b, "bridge", "-nats", url, "-import", "x/*", "-name", "b")
+	pb.expect(t, "relaying")
+	for _, p := range []*liveProcess{pa, pb} {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.cmd.Process.Pid))
+		require.NoError(t, err)
+		require.NotContains(t, string(cmdline), secret)
+	}
 	crossOne(t, a, b, pa, pb)
 	require.Equal(t, 0, pb.stop(t, syscall.SIGTERM))
 	require.Equal(t, 0, pa.stop(t, syscall.SIGTERM))
