@@ -936,6 +936,48 @@ func TestAdvASecondBridgeWithTheSameNameIsRefused(t *testing.T) {
 	require.NoError(t, b2.Close())
 }
 
+// Two bridges of one Name that start at the same instant: at most one of
+// them runs (both checked before either answered on the name, so both took
+// it before).
+func TestAdvTwoBridgesOfOneNameStartingAtOnceNeverBothRun(t *testing.T) {
+	s := natsServer(t, bridge.ListenConfig{})
+	url := s.ClientURL()
+	n1, n2 := newHost(t).node(t), newHost(t).node(t)
+	c1, c2 := connect(t, url), connect(t, url)
+	outcomes := map[int]int{} // rounds by how many bridges ran
+	for round := range 20 {
+		var wg sync.WaitGroup
+		var bs [2]*bridge.Bridge
+		var errs [2]error
+		start := make(chan struct{})
+		for i, nc := range []struct {
+			node *iox.Node
+			conn *nats.Conn
+		}{{n1, c1}, {n2, c2}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				bs[i], errs[i] = bridge.New(context.Background(), bridge.Config{Node: nc.node, Conn: nc.conn, Name: "twin", Import: []string{"feed"}})
+			}()
+		}
+		close(start)
+		wg.Wait()
+		running := 0
+		for i := range bs {
+			if errs[i] == nil {
+				running++
+				require.NoError(t, bs[i].Close())
+			} else {
+				require.ErrorIs(t, errs[i], iox.ErrInvalidArgument, "round %d", round)
+			}
+		}
+		require.LessOrEqual(t, running, 1, "round %d: two bridges of one name run", round)
+		outcomes[running]++
+	}
+	t.Logf("rounds in which one bridge ran: %d, none (both saw the other): %d", outcomes[1], outcomes[0])
+}
+
 // The cluster port of a -listen server is a way in too: one beyond loopback
 // without a token is refused, and with a token the servers of the cluster
 // authenticate each other with it, so a server (or anyone) that routes in
