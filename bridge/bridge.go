@@ -269,6 +269,15 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		b.cancel()
 		return nil, natsError("new bridge", "", err)
 	}
+	if rival, err := b.nameRival(nameSubject); err != nil || rival != "" {
+		b.nameSub.Unsubscribe()
+		b.cancel()
+		if err != nil {
+			return nil, natsError("new bridge", "", err)
+		}
+		return nil, &iox.Error{Op: "new bridge", Name: cfg.Name, Kind: iox.ErrInvalidArgument,
+			Detail: fmt.Sprintf("another bridge of this name (run %s) started at the same time: give each bridge a Name of its own (iox bridge -name)", rival)}
+	}
 	if b.annSub, err = cfg.Conn.Subscribe(cfg.Subject+"."+kindAnnounce+".>", b.onAnnounce); err != nil {
 		b.nameSub.Unsubscribe()
 		b.cancel()
@@ -350,6 +359,49 @@ func literalSubject(s string) bool {
 // server says so at once; a subscription of a bridge that died unseen (its
 // host gone) answers never, which costs this wait.
 const nameCheck = 500 * time.Millisecond
+
+// nameSettle is how long nameRival waits for other answers after its own.
+const nameSettle = 50 * time.Millisecond
+
+// nameRival asks once more on the name's subject, now that this bridge
+// answers there itself, and returns the run of another bridge that answered
+// too ("" when none did). Two bridges of one name that start at the same
+// instant both pass the first check, before either answers; each then sees
+// the other here, and both refuse to run, where without this look both
+// would: whichever of them subscribed after the other's look sees it. (On a
+// cluster, interest reaches the other servers a moment later, so two bridges
+// on two servers may still slip through.)
+func (b *Bridge) nameRival(subject string) (string, error) {
+	nc := b.cfg.Conn
+	if err := nc.FlushTimeout(nameCheck); err != nil { // the answering subscription is in place
+		return "", err
+	}
+	inbox := nc.NewRespInbox()
+	answers, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return "", err
+	}
+	defer answers.Unsubscribe()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		return "", err
+	}
+	until := time.Now().Add(nameCheck)
+	for {
+		m, err := answers.NextMsg(max(time.Until(until), time.Millisecond))
+		if errors.Is(err, nats.ErrTimeout) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if string(m.Data) != b.origin {
+			return string(m.Data), nil
+		}
+		if settle := time.Now().Add(nameSettle); settle.Before(until) {
+			until = settle
+		}
+	}
+}
 
 // drainCheck bounds how long expire asks the server whether a pair's import
 // took everything.
