@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
@@ -251,4 +252,42 @@ func TestTheLosslessStreamIsCreatedOnceAndLeftAlone(t *testing.T) {
 	n, _, err = updated.Pending()
 	require.NoError(t, err)
 	require.Zero(t, n, "stream updates")
+}
+
+// Two bridges that bound the stream differently (StreamMaxBytes) do not
+// rewrite it in turn as their routes start: it takes the larger bound, once.
+func TestTheLosslessStreamKeepsTheLargerBoundOfTwoBridges(t *testing.T) {
+	const small, large = 64 << 20, 256 << 20
+	for _, order := range []struct{ a, b int64 }{{small, large}, {large, small}} {
+		th := newTwoHosts(t, []string{"ledger/*"}, []string{"ledger/*"}, func(a, b *bridge.Config) {
+			a.StreamMaxBytes, b.StreamMaxBytes = order.a, order.b
+		})
+		watch := connect(t, th.url)
+		updated, err := watch.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
+		require.NoError(t, err)
+		require.NoError(t, watch.Flush())
+		ctx := ctxT(t)
+		for _, name := range []string{"ledger/a", "ledger/b", "ledger/c"} {
+			sub, err := iox.OpenSub(ctx, th.b, name)
+			require.NoError(t, err)
+			defer sub.Close()
+			pub, err := iox.OpenPub(ctx, th.a, name)
+			require.NoError(t, err)
+			defer pub.Close()
+			eventually(t, "the import of "+name, func() bool { return th.logB.has("start", "import", name) })
+			require.NoError(t, pub.Send(ctx, []byte(name)))
+			m, err := sub.Recv(ctx)
+			require.NoError(t, err)
+			require.Equal(t, name, string(m))
+		}
+		require.NoError(t, watch.Flush())
+		n, _, err := updated.Pending()
+		require.NoError(t, err)
+		require.LessOrEqual(t, n, 1, "stream updates (A bounds it to %d, B to %d)", order.a, order.b)
+		js, err := jetstream.New(watch)
+		require.NoError(t, err)
+		st, err := js.Stream(ctx, "IOX_LOSSLESS")
+		require.NoError(t, err)
+		require.Equal(t, int64(large), st.CachedInfo().Config.MaxBytes)
+	}
 }
