@@ -84,7 +84,9 @@ type Config struct {
 	// iox.DefaultMaxMessageSize.
 	MaxMessageSize int
 	// StreamMaxBytes bounds the JetStream stream of lossless channels.
-	// Default 1 GiB; at least four of the server's largest messages.
+	// Default 1 GiB; at least four of the server's largest messages. The
+	// stream is shared by the bridges of one Subject: one that finds it
+	// bounded to less makes it larger, one that finds it larger leaves it.
 	StreamMaxBytes int64
 	// ConsumerIdle is how long the server keeps an importing bridge's durable
 	// consumer (and so the messages it has not taken) while the bridge is

@@ -58,8 +58,14 @@ func (b *Bridge) ensureStream(ctx context.Context) error {
 	}
 	b.streamMu.Lock()
 	defer b.streamMu.Unlock()
-	if s, err := b.js.Stream(ctx, b.stream); err == nil && sameStream(s.CachedInfo().Config, cfg) {
-		return nil
+	if s, err := b.js.Stream(ctx, b.stream); err == nil {
+		have := s.CachedInfo().Config
+		if sameStream(have, cfg) && boundsAtLeast(have.MaxBytes, cfg.MaxBytes) {
+			return nil
+		}
+		if boundsAtLeast(have.MaxBytes, cfg.MaxBytes) {
+			cfg.MaxBytes = have.MaxBytes
+		}
 	}
 	if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return natsError("create stream", b.stream, err)
@@ -67,12 +73,19 @@ func (b *Bridge) ensureStream(ctx context.Context) error {
 	return nil
 }
 
-// sameStream reports whether the settings that ensureStream makes are those
-// of have.
+// sameStream reports whether the settings that ensureStream makes, but for
+// the bound (MaxBytes), are those of have.
 func sameStream(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
-		have.Discard == want.Discard && have.MaxBytes == want.MaxBytes &&
-		have.Storage == want.Storage && have.Duplicates == want.Duplicates
+		have.Discard == want.Discard && have.Storage == want.Storage && have.Duplicates == want.Duplicates
+}
+
+// boundsAtLeast reports whether a stream bounded to have bytes (-1 or 0:
+// unbounded) holds at least want. Bridges that bound the stream differently
+// (StreamMaxBytes) leave it at the largest bound any of them asked for,
+// rather than each setting its own in turn as its routes start.
+func boundsAtLeast(have, want int64) bool {
+	return have <= 0 || (want > 0 && have >= want)
 }
 
 // exportPubSub subscribes to the local service and returns the loop that
