@@ -306,7 +306,7 @@ func (s *sender[T]) loan(pub *Publisher, n int) (*Loan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Loan{smp: smp, data: smp.Bytes()}, nil
+	return &Loan{smp: smp, data: smp.Bytes(), owner: s}, nil
 }
 
 // sendLoaned sends a loaned message in place, after what was sent before: once
@@ -316,6 +316,10 @@ func (s *sender[T]) loan(pub *Publisher, n int) (*Loan, error) {
 func (s *sender[T]) sendLoaned(ctx context.Context, l *Loan) error {
 	if l == nil {
 		return nilArg("send loan", s.name, "loan")
+	}
+	if l.owner != any(s) && l.smp != nil { // its sample would go out on the channel that made it
+		return &Error{Op: "send loan", Name: s.name, Kind: ErrInvalidArgument,
+			Detail: "the loan was made by another channel end: send it there, or Release it"}
 	}
 	smp := l.take()
 	if smp == nil {

@@ -21,7 +21,8 @@ import (
 //     of which a copying Recv needs); RecvView beyond it, and Recv while it is
 //     reached, return ErrTooManyLoans at once. Release a View to free its slot.
 //   - A Loan that is not sent is returned with Release. A sender holds at most
-//     two loans at once (ErrTooManyLoans beyond).
+//     two loans at once (ErrTooManyLoans beyond). A Loan goes only through the
+//     end that made it (the sample is its publisher's).
 //   - Loans and views keep the order and the lossless delivery of Send and
 //     Recv: SendLoan goes after what was sent before and waits (like Send) while
 //     the receiver has no room; RecvView returns messages in order with Recv.
@@ -29,11 +30,14 @@ import (
 //     released (iceoryx2 keeps a borrowed sample's memory alive); a receiver
 //     whose process dies has its views reclaimed with its other resources.
 
-// Loan is shared memory lent to a sender for one message. It is not safe for
-// concurrent use.
+// Loan is shared memory lent to a sender for one message. It can be sent
+// only by the channel end that made it: another's SendLoan refuses it with
+// ErrInvalidArgument, and it stays as it was. It is not safe for concurrent
+// use.
 type Loan struct {
-	smp  *SampleMut
-	data []byte
+	smp   *SampleMut
+	data  []byte
+	owner any // the sender that made it
 }
 
 // Bytes is the memory to write the message into; nil after SendLoan or
