@@ -365,6 +365,61 @@ func TestAbuseCloseRacesEverything(t *testing.T) {
 func init() {
 	children["abuse-pair-send"] = childAbusePairSend
 	children["abuse-pair-hold"] = childAbusePairHold
+	children["abuse-pair-quit"] = childAbusePairQuit
+}
+
+// childAbusePairQuit opens the pair IOX_SERVICE (BufferSize 2), reads
+// nothing, says "ready", and when the parent says so closes its end without
+// lingering and exits at once.
+func childAbusePairQuit() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	p, err := iox.OpenPair(context.Background(), node, os.Getenv("IOX_SERVICE"), iox.BufferSize(2), iox.WithLinger(0))
+	if err != nil {
+		return err
+	}
+	fmt.Println("ready")
+	parentSays()
+	p.Close()
+	node.Close()
+	return nil
+}
+
+// A large Send that waits for room while its peer closes its end and exits
+// at once (its process gone before its bye or its leaving was read, or
+// after) returns a typed error, never the internal end of a wait.
+func TestAbuseLargeSendWhilePeerQuits(t *testing.T) {
+	for round := range loops(20, 8, 100) {
+		ns := newNamespace(t)
+		node := ns.node(t)
+		ctx := advCtx(t)
+		c := spawn(t, ns, "abuse-pair-quit", "IOX_SERVICE=quit")
+		c.expect("ready")
+		p, err := iox.OpenPair(ctx, node, "quit", iox.BufferSize(2), iox.WithPeerTimeout(100*time.Millisecond))
+		require.NoError(t, err)
+		eventually(t, "the pair to connect", p.Connected)
+		var sent atomic.Int64
+		done := make(chan error, 1)
+		go func() {
+			for i := 0; ; i++ {
+				if err := p.Send(ctx, sizedMsg(uint64(i), 100<<10)); err != nil {
+					done <- err
+					return
+				}
+				sent.Add(1)
+			}
+		}()
+		waitHeldBack(t, "iox.(*Pair[...]).Send", sent.Load)
+		c.say("quit")
+		err = <-done
+		var e *iox.Error
+		require.ErrorAs(t, err, &e, "round %d: %v", round, err)
+		require.ErrorIs(t, err, iox.ErrPeerClosed, "round %d", round)
+		c.wait()
+		p.Close()
+	}
 }
 
 // childAbusePairSend opens the pair IOX_SERVICE (peer timeout 200 ms), sends
