@@ -362,7 +362,7 @@ func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
 // awaitRoom waits until the peer made room or arrived. It tells a full peer
 // that a sender waits (evFull); as a safety net it also looks again after a
 // quarter of the peer timeout, which costs nothing while nothing is queued. It
-// gives up (errDone) once the peer's process died, or once the peer closed
+// gives up (goneErr) once the peer's process died, or once the peer closed
 // and its subscriber is gone: nobody will take anything more.
 func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}, _ uint64) error {
 	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
@@ -370,7 +370,7 @@ func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}, _ uint
 	p.roomWait.Store(&cancel)
 	defer p.roomWait.CompareAndSwap(&cancel, nil)
 	if isDone(p.dead) || (p.gonePeer() && !p.peerThere()) {
-		return errDone
+		return p.goneErr()
 	}
 	p.ntf.Notify(evFull)
 	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft), p.txW)
@@ -378,6 +378,19 @@ func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}, _ uint
 		return nil // look again
 	}
 	return err
+}
+
+// goneErr is why a send gives up on a peer that can take nothing more: the
+// pair's end, or, before the pair has ended (the peer's process is gone
+// before this end read its bye or its leaving), the end that is on its way.
+func (p *Pair[T]) goneErr() error {
+	if err := p.life.err(); err != nil {
+		return err
+	}
+	if isDone(p.dead) && !p.left.Load() && !p.peerClosedItsEnd() {
+		return &Error{Op: "send", Name: p.name, Kind: ErrPeerCrashed}
+	}
+	return &Error{Op: "send", Name: p.name, Kind: ErrPeerClosed}
 }
 
 // onIDs sees every batch of event ids drained from the listener.
