@@ -218,6 +218,27 @@ func TestTwoBridgesExportingAndImportingDoNotEcho(t *testing.T) {
 	require.NoError(t, pub.Close())
 }
 
+// crossLedgers sends one message on each of three lossless channels from
+// host a to host b (bridged as "ledger/*"), each once its import started, and
+// checks that it arrives.
+func crossLedgers(t *testing.T, th *twoHosts) {
+	t.Helper()
+	ctx := ctxT(t)
+	for _, name := range []string{"ledger/a", "ledger/b", "ledger/c"} {
+		sub, err := iox.OpenSub(ctx, th.b, name)
+		require.NoError(t, err)
+		t.Cleanup(func() { sub.Close() })
+		pub, err := iox.OpenPub(ctx, th.a, name)
+		require.NoError(t, err)
+		t.Cleanup(func() { pub.Close() })
+		eventually(t, "the import of "+name, func() bool { return th.logB.has("start", "import", name) })
+		require.NoError(t, pub.Send(ctx, []byte(name)))
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, name, string(m))
+	}
+}
+
 // Every lossless route makes sure the stream of lossless channels is there,
 // but a stream that is as it should be is left alone: three channels
 // crossing (an export and an import each) create the stream once and never
@@ -231,20 +252,7 @@ func TestTheLosslessStreamIsCreatedOnceAndLeftAlone(t *testing.T) {
 	updated, err := watch.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
 	require.NoError(t, err)
 	require.NoError(t, watch.Flush())
-	ctx := ctxT(t)
-	for _, name := range []string{"ledger/a", "ledger/b", "ledger/c"} {
-		sub, err := iox.OpenSub(ctx, th.b, name)
-		require.NoError(t, err)
-		defer sub.Close()
-		pub, err := iox.OpenPub(ctx, th.a, name)
-		require.NoError(t, err)
-		defer pub.Close()
-		eventually(t, "the import of "+name, func() bool { return th.logB.has("start", "import", name) })
-		require.NoError(t, pub.Send(ctx, []byte(name)))
-		m, err := sub.Recv(ctx)
-		require.NoError(t, err)
-		require.Equal(t, name, string(m))
-	}
+	crossLedgers(t, th)
 	require.NoError(t, watch.Flush())
 	n, _, err := created.Pending()
 	require.NoError(t, err)
@@ -266,20 +274,8 @@ func TestTheLosslessStreamKeepsTheLargerBoundOfTwoBridges(t *testing.T) {
 		updated, err := watch.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
 		require.NoError(t, err)
 		require.NoError(t, watch.Flush())
+		crossLedgers(t, th)
 		ctx := ctxT(t)
-		for _, name := range []string{"ledger/a", "ledger/b", "ledger/c"} {
-			sub, err := iox.OpenSub(ctx, th.b, name)
-			require.NoError(t, err)
-			defer sub.Close()
-			pub, err := iox.OpenPub(ctx, th.a, name)
-			require.NoError(t, err)
-			defer pub.Close()
-			eventually(t, "the import of "+name, func() bool { return th.logB.has("start", "import", name) })
-			require.NoError(t, pub.Send(ctx, []byte(name)))
-			m, err := sub.Recv(ctx)
-			require.NoError(t, err)
-			require.Equal(t, name, string(m))
-		}
 		require.NoError(t, watch.Flush())
 		n, _, err := updated.Pending()
 		require.NoError(t, err)
