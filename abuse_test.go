@@ -400,17 +400,7 @@ func TestAbuseLargeSendWhilePeerQuits(t *testing.T) {
 		p, err := iox.OpenPair(ctx, node, "quit", iox.BufferSize(2), iox.WithPeerTimeout(100*time.Millisecond))
 		require.NoError(t, err)
 		eventually(t, "the pair to connect", p.Connected)
-		var sent atomic.Int64
-		done := make(chan error, 1)
-		go func() {
-			for i := 0; ; i++ {
-				if err := p.Send(ctx, sizedMsg(uint64(i), 100<<10)); err != nil {
-					done <- err
-					return
-				}
-				sent.Add(1)
-			}
-		}()
+		sent, done := sendSeq(ctx, p.Send, 100<<10, -1)
 		waitHeldBack(t, "iox.(*Pair[...]).Send", sent.Load)
 		c.say("quit")
 		err = <-done
@@ -562,19 +552,7 @@ func TestAbusePairReceiverKilledHoldingViews(t *testing.T) {
 		require.NoError(t, err)
 		c := spawn(t, ns, "abuse-pair-hold", "IOX_SERVICE="+name)
 		c.expect("ready")
-		var sent atomic.Int64
-		done := make(chan error, 1)
-		go func() {
-			for i := uint64(0); ; i++ {
-				m := make([]byte, size)
-				binary.LittleEndian.PutUint64(m, i)
-				if err := p.Send(ctx, m); err != nil {
-					done <- err
-					return
-				}
-				sent.Add(1)
-			}
-		}()
+		sent, done := sendSeq(ctx, p.Send, size, -1)
 		c.expect("holding")
 		waitHeldBack(t, "iox.(*Pair[...]).Send", sent.Load)
 		c.kill()
@@ -614,20 +592,7 @@ func TestAbusePubSubscriberKilledMidStream(t *testing.T) {
 		c.expect("ready")
 		waitSubscribers(t, pub, 3)
 		const n = 4000
-		var sent atomic.Int64
-		pubErr := make(chan error, 1)
-		go func() {
-			for i := uint64(0); i < n; i++ {
-				m := make([]byte, max(size, 8))
-				binary.LittleEndian.PutUint64(m, i)
-				if err := pub.Send(ctx, m); err != nil {
-					pubErr <- fmt.Errorf("send %d: %w", i, err)
-					return
-				}
-				sent.Add(1)
-			}
-			pubErr <- nil
-		}()
+		sent, pubErr := sendSeq(ctx, pub.Send, size, n)
 		recvErr := make(chan error, 2)
 		for k, s := range subs {
 			go func() {
@@ -708,4 +673,23 @@ func TestAbusePubSendLoanOfAnotherPublishersLoan(t *testing.T) {
 	m, err = sx.Recv(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "loanX", string(m))
+}
+
+// sendSeq sends sizedMsg(i, size) for i = 0, 1, … with send, on a goroutine
+// of its own, n messages (n < 0: until a send fails); sent counts those that
+// went, and done gets the first failure (naming its message) or, after n, nil.
+func sendSeq(ctx context.Context, send func(context.Context, []byte) error, size int, n int64) (sent *atomic.Int64, done <-chan error) {
+	sent = new(atomic.Int64)
+	out := make(chan error, 1)
+	go func() {
+		for i := int64(0); n < 0 || i < n; i++ {
+			if err := send(ctx, sizedMsg(uint64(i), size)); err != nil {
+				out <- fmt.Errorf("send %d: %w", i, err)
+				return
+			}
+			sent.Add(1)
+		}
+		out <- nil
+	}()
+	return sent, out
 }
