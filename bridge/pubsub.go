@@ -59,11 +59,10 @@ func (b *Bridge) ensureStream(ctx context.Context) error {
 	b.streamMu.Lock()
 	defer b.streamMu.Unlock()
 	if s, err := b.js.Stream(ctx, b.stream); err == nil {
-		have := s.CachedInfo().Config
-		if sameStream(have, cfg) && boundsAtLeast(have.MaxBytes, cfg.MaxBytes) {
-			return nil
-		}
-		if boundsAtLeast(have.MaxBytes, cfg.MaxBytes) {
+		if have := s.CachedInfo().Config; boundsAtLeast(have.MaxBytes, cfg.MaxBytes) {
+			if sameStream(have, cfg) {
+				return nil
+			}
 			cfg.MaxBytes = have.MaxBytes
 		}
 	}
@@ -413,9 +412,7 @@ func (p *jsPublisher) store(pp pendingPub, given *int, why *error) {
 			return
 		}
 		if p.b.cfg.Conn.IsConnected() {
-			t := time.NewTimer(pause)
-			<-t.C
-			pause = min(2*pause, retryMax)
+			backoff(context.Background(), &pause)
 		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -184,19 +185,15 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		if err := fs.Parse(args[:k]); err != nil {
 			return nil, err
 		}
-		rest := fs.Args()
-		if len(args[:k]) > len(rest) && args[k-len(rest)-1] == "--" {
-			return append(append(pos, rest...), args[k:]...), nil
-		}
+		parsed := fs.Args()
+		rest := append(slices.Clip(parsed), args[k:]...)
 		if len(rest) == 0 {
-			if k == len(args) {
-				return pos, nil
-			}
-			pos, args = append(pos, args[k]), args[k+1:]
-			continue
+			return pos, nil
 		}
-		pos = append(pos, rest[0])
-		args = append(append([]string(nil), rest[1:]...), args[k:]...)
+		if k > len(parsed) && args[k-len(parsed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
 }
 
