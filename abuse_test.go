@@ -534,9 +534,7 @@ func TestAbusePairPeerKilledMidStream(t *testing.T) {
 		}
 		require.GreaterOrEqual(t, i, uint64(500))
 		within(t, 10*time.Second, "Close after the crash", func() { p.Close() })
-		sweep := ns.node(t)
-		_, err = sweep.CleanupDeadNodes()
-		require.NoError(t, err)
+		sweepDead(t, ns)
 	}
 }
 
@@ -565,9 +563,7 @@ func TestAbusePairReceiverKilledHoldingViews(t *testing.T) {
 		var cerr error
 		within(t, 10*time.Second, "Close", func() { cerr = p.Close() })
 		require.ErrorIs(t, cerr, iox.ErrUndelivered, "round %d", round)
-		sweep := ns.node(t)
-		_, err = sweep.CleanupDeadNodes()
-		require.NoError(t, err)
+		sweepDead(t, ns)
 	}
 }
 
@@ -627,9 +623,7 @@ func TestAbusePubSubscriberKilledMidStream(t *testing.T) {
 		for _, s := range subs {
 			s.Close()
 		}
-		sweep := ns.node(t)
-		_, err = sweep.CleanupDeadNodes()
-		require.NoError(t, err)
+		sweepDead(t, ns)
 	}
 }
 

@@ -384,9 +384,19 @@ func TestClaimPullCloseWithoutThePushersConfirmation(t *testing.T) {
 	require.ErrorIs(t, err, iox.ErrUndelivered, "a stopped pusher cannot have let the puller go")
 	requireTyped(t, err, "Close without the pusher's confirmation")
 	c.kill()
-	sweep := ns.node(t) // removes what the killed child left
-	_, err = sweep.CleanupDeadNodes()
-	require.NoError(t, err)
+	sweepDead(t, ns)
+}
+
+// noPidfdChild begins a child that runs where no pidfd can be had: its node
+// and a context of 30 s for its work.
+func noPidfdChild() (*iox.Node, context.Context, context.CancelFunc, error) {
+	iox.WithoutPidfds()
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return node, ctx, cancel, nil
 }
 
 func init() { children["claim-pair-no-pidfd"] = childClaimPairNoPidfd }
@@ -395,13 +405,11 @@ func init() { children["claim-pair-no-pidfd"] = childClaimPairNoPidfd }
 // (WithPeerTimeout 100 ms), says "ready", sends "ping", takes the echo, says
 // "paired", and once the pair ended says "ended KIND".
 func childClaimPairNoPidfd() error {
-	iox.WithoutPidfds()
-	node, err := nsFromEnv().childNode()
+	node, ctx, cancel, err := noPidfdChild()
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p, err := iox.OpenPair(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithPeerTimeout(100*time.Millisecond))
 	if err != nil {
@@ -439,9 +447,7 @@ func TestClaimPeerCrashSeenWithoutPidfds(t *testing.T) {
 	peer.kill()
 	watcher.expect("ended ErrPeerCrashed")
 	watcher.wait()
-	sweep := ns.node(t) // removes what the killed child left
-	_, err := sweep.CleanupDeadNodes()
-	require.NoError(t, err)
+	sweepDead(t, ns)
 }
 
 func init() { children["claim-pub-no-pidfd"] = childClaimPubNoPidfd }
@@ -450,13 +456,11 @@ func init() { children["claim-pub-no-pidfd"] = childClaimPubNoPidfd }
 // can be had (WithPeerTimeout 100 ms), says "ready", then prints each event of
 // Peers ("peer joined", ...) and ends after the first that is not a join.
 func childClaimPubNoPidfd() error {
-	iox.WithoutPidfds()
-	node, err := nsFromEnv().childNode()
+	node, ctx, cancel, err := noPidfdChild()
 	if err != nil {
 		return err
 	}
 	defer node.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithPeerTimeout(100*time.Millisecond), iox.WithLinger(0))
 	if err != nil {
@@ -494,9 +498,7 @@ func TestClaimSubscriberCrashSeenWithoutPidfds(t *testing.T) {
 	sub.kill()
 	watcher.expect("peer crashed")
 	watcher.wait()
-	sweep := ns.node(t) // removes what the killed child left
-	_, err := sweep.CleanupDeadNodes()
-	require.NoError(t, err)
+	sweepDead(t, ns)
 }
 
 // peer.go's fallback for a client: a call in a process without pidfds whose
@@ -512,9 +514,7 @@ func TestClaimServerCrashSeenWithoutPidfds(t *testing.T) {
 	srv.kill()
 	caller.expect("result a ErrPeerCrashed")
 	caller.wait()
-	sweep := ns.node(t) // removes what the killed child left
-	_, err := sweep.CleanupDeadNodes()
-	require.NoError(t, err)
+	sweepDead(t, ns)
 }
 
 // peer.go's fallback for a pipeline: a pusher in a process without pidfds
@@ -537,9 +537,7 @@ func TestClaimPullerCrashSeenWithoutPidfds(t *testing.T) {
 		require.Equal(t, seqMsg(i), m)
 	}
 	pusher.kill()
-	sweep := ns.node(t) // removes what the killed children left
-	_, err = sweep.CleanupDeadNodes()
-	require.NoError(t, err)
+	sweepDead(t, ns)
 }
 
 // The context rule: "when it ends, the channel ends at once and Err() is an

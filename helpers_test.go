@@ -218,6 +218,14 @@ func nsFiles(ns namespace) (shm, root int) {
 	return shm, root
 }
 
+// sweepDead removes what killed children left in ns (their nodes, ports and
+// services), through a node of this process.
+func sweepDead(t testing.TB, ns namespace) {
+	t.Helper()
+	_, err := ns.node(t).CleanupDeadNodes()
+	require.NoError(t, err)
+}
+
 // sweepCrashLeftovers removes and returns what processes that died while they
 // removed services or cleaned up dead nodes left in the namespace: iceoryx2's
 // removal is not crash-consistent, and half-removed objects are not found by
