@@ -391,6 +391,21 @@ func childAbusePairQuit() error {
 // at once (its process gone before its bye or its leaving was read, or
 // after) returns a typed error, never the internal end of a wait.
 func TestAbuseLargeSendWhilePeerQuits(t *testing.T) {
+	largeSendWhilePeerEnds(t, func(c *child) { c.say("quit"); c.wait() }, iox.ErrPeerClosed)
+}
+
+// A large Send that waits for room while its peer's process is killed ends
+// with ErrPeerCrashed: the pair's end, or the end on its way when the send
+// gives up before the pair has ended.
+func TestAbuseLargeSendWhilePeerKilled(t *testing.T) {
+	largeSendWhilePeerEnds(t, (*child).kill, iox.ErrPeerCrashed)
+}
+
+// largeSendWhilePeerEnds sends 100 KiB messages on a pair whose peer reads
+// nothing until Send waits for room, then ends the peer with end, and checks
+// that Send returns an *iox.Error of kind want. end returns once the peer's
+// process is gone.
+func largeSendWhilePeerEnds(t *testing.T, end func(*child), want error) {
 	for round := range loops(20, 8, 100) {
 		ns := newNamespace(t)
 		node := ns.node(t)
@@ -402,13 +417,13 @@ func TestAbuseLargeSendWhilePeerQuits(t *testing.T) {
 		eventually(t, "the pair to connect", p.Connected)
 		sent, done := sendSeq(ctx, p.Send, 100<<10, -1)
 		waitHeldBack(t, "iox.(*Pair[...]).Send", sent.Load)
-		c.say("quit")
+		end(c)
 		err = <-done
 		var e *iox.Error
 		require.ErrorAs(t, err, &e, "round %d: %v", round, err)
-		require.ErrorIs(t, err, iox.ErrPeerClosed, "round %d", round)
-		c.wait()
+		require.ErrorIs(t, err, want, "round %d", round)
 		p.Close()
+		sweepDead(t, ns)
 	}
 }
 

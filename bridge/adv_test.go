@@ -808,6 +808,26 @@ func TestAdvCleanRestartWhoseConsumerLookupsKeepFailingRepeatsNothing(t *testing
 	require.Len(t, log.starts("import", "feed"), 1)
 }
 
+// A bridge closed while an import's consumer lookup keeps failing ends the
+// lookup's retries at once: Close, called in the longest pause (half a
+// second, before the last attempt), returns without that attempt.
+func TestAdvCloseEndsTheRetriesOfAConsumerLookup(t *testing.T) {
+	faults := failConsumerLookups(t)
+	faults.arm(-1)
+	s := natsServer(t, bridge.ListenConfig{})
+	url := s.ClientURL()
+	na, nb := newHost(t).node(t), newHost(t).node(t)
+	startBridge(t, na, connect(t, url), bridge.Config{Export: []string{"feed"}})
+	bb, _ := startBridge(t, nb, connect(t, url), bridge.Config{Import: []string{"feed"}})
+	pub, err := iox.OpenPub(ctxT(t), na, "feed")
+	require.NoError(t, err)
+	defer pub.Close()
+	last := int32(bridge.LookupAttempts)
+	eventually(t, "all but the last lookup to fail", func() bool { return faults.failed.Load() >= last-1 })
+	require.NoError(t, bb.Close())
+	require.Equal(t, last-1, faults.failed.Load(), "lookups tried")
+}
+
 // lookupFaults makes importing bridges' consumer lookups fail with
 // nats.ErrTimeout while armed.
 type lookupFaults struct {

@@ -18,3 +18,6 @@ func SetLookupConsumer(wrap func(next LookupConsumer) LookupConsumer) (restore f
 	lookupConsumer = wrap(prev)
 	return func() { lookupConsumer = prev }
 }
+
+// LookupAttempts is how often an import tries to look up its consumer.
+const LookupAttempts = lookupAttempts
