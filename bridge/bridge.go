@@ -29,6 +29,14 @@
 // Iox-Origin is its own. Two bridges that both export and import a pattern thus
 // relay each service away from the host whose program uses it and never back.
 //
+// Trust: a bridge relays what arrives on its subjects from any client that
+// may publish there, as a local program may publish on a local service. On a
+// server that other clients share, give the bridges' users, and only them,
+// these permissions (for the default Subject "iox"): publish on iox.>,
+// _INBOX.>, $JS.API.> and $JS.ACK.>; subscribe to iox.> and _INBOX.>. That is
+// all a bridge needs, and a user without them cannot put a frame on a
+// bridge's subject: the server refuses it.
+//
 // Subjects, headers and framing are described in subject.go and frame.go.
 package bridge
 

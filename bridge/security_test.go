@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -150,4 +151,127 @@ func TestListenOffersTLS(t *testing.T) {
 	require.True(t, nc.TLSRequired())
 	_, err = nats.Connect(s.ClientURL(), nats.Token("t"), nats.MaxReconnects(0)) // no CA: the server is not trusted
 	require.Error(t, err)
+}
+
+// bridgePermissions are the subjects the README says a bridge's NATS user
+// needs (with the default Subject "iox"): its own, the replies of requests,
+// and JetStream's API and acknowledgements.
+func bridgePermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{"iox.>", "_INBOX.>", "$JS.API.>", "$JS.ACK.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"iox.>", "_INBOX.>"}},
+	}
+}
+
+// Two bridges whose users may use only the subjects the README lists relay
+// a call, a lossless channel and a lossy one; a user of the same server
+// without those permissions cannot put a frame on a bridge's subject (the
+// server refuses it), so the subscriber gets exactly what the publisher sent,
+// and each message is acknowledged.
+func TestBridgesNeedOnlyTheirDocumentedPermissions(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+		Users: []*server.User{
+			{Username: "bridge-a", Password: "a", Permissions: bridgePermissions()},
+			{Username: "bridge-b", Password: "b", Permissions: bridgePermissions()},
+			{Username: "app", Password: "p", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{"app.>"}}, Subscribe: &server.SubjectPermission{Allow: []string{"app.>"}}}},
+		}})
+	require.NoError(t, err)
+	go s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	require.True(t, s.ReadyForConnections(10*time.Second))
+	na, nb := newHost(t).node(t), newHost(t).node(t)
+	_, logA := startBridge(t, na, connect(t, s.ClientURL(), nats.UserInfo("bridge-a", "a")), bridge.Config{Export: []string{"p/*"}})
+	_, logB := startBridge(t, nb, connect(t, s.ClientURL(), nats.UserInfo("bridge-b", "b")), bridge.Config{Import: []string{"p/*"}})
+	defer func() {
+		if t.Failed() {
+			t.Logf("A: %v\nB: %v", logA.all, logB.all)
+		}
+	}()
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, na, "p/echo", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 2, func(_ context.Context, r []byte) ([]byte, error) { return r, nil })
+	}()
+	defer func() { stop(); <-served }()
+	sub, err := iox.OpenSub(ctx, nb, "p/feed")
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, na, "p/feed")
+	require.NoError(t, err)
+	lossySub, err := iox.OpenSub(ctx, nb, "p/lossy", iox.Lossy())
+	require.NoError(t, err)
+	defer lossySub.Close()
+	lossyPub, err := iox.OpenPub(ctx, na, "p/lossy", iox.Lossy())
+	require.NoError(t, err)
+	defer lossyPub.Close()
+	eventually(t, "the imports", func() bool {
+		return logB.has("start", "import", "p/feed") && logB.has("start", "import", "p/echo") && logB.has("start", "import", "p/lossy")
+	})
+
+	refused := make(chan error, 4)
+	app := connect(t, s.ClientURL(), nats.UserInfo("app", "p"), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case refused <- err:
+		default:
+		}
+	}))
+	forged := nats.NewMsg(bridge.Subject("iox", "ll", "p/feed"))
+	forged.Header.Set("Iox-Origin", "intruder")
+	forged.Data = seqMsg(0, 64)
+	require.NoError(t, app.PublishMsg(forged))
+	require.NoError(t, app.Flush())
+	select {
+	case err := <-refused:
+		require.ErrorIs(t, err, nats.ErrPermissionViolation)
+	case <-ctx.Done():
+		t.Fatal("the server did not refuse the forged frame")
+	}
+
+	cl, err := iox.OpenClient(ctx, nb, "p/echo", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	resp, err := cl.Call(ctx, []byte("with its permissions only"))
+	require.NoError(t, err)
+	require.Equal(t, "with its permissions only", string(resp))
+	for i := range 100 {
+		require.NoError(t, pub.Send(ctx, seqMsg(i+1, 64)))
+	}
+	for i := range 100 {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(i+1, 64), m, "message %d", i)
+	}
+	require.NoError(t, pub.Close())
+	// Each message was acknowledged: the interest stream lets it go.
+	js, err := jetstream.New(connect(t, s.ClientURL(), nats.UserInfo("bridge-a", "a")))
+	require.NoError(t, err)
+	eventually(t, "the stream to let every message go", func() bool {
+		st, err := js.Stream(ctx, "IOX_LOSSLESS")
+		return err == nil && st.CachedInfo().State.Msgs == 0
+	})
+	// Lossy: publish until one arrives.
+	got := make(chan []byte, 1)
+	go func() {
+		if m, err := lossySub.Recv(ctx); err == nil {
+			got <- m
+		}
+		close(got)
+	}()
+	var m []byte
+	for arrived := false; !arrived; {
+		require.NoError(t, lossyPub.Send(ctx, []byte("lossy")))
+		select {
+		case m, arrived = <-got:
+			require.True(t, arrived, "the lossy subscriber ended")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	require.Equal(t, "lossy", string(m))
+	require.Empty(t, logA.errors())
+	require.Empty(t, logB.errors())
 }
