@@ -208,3 +208,22 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// serve opens a server of name on node and serves it with workers handlers
+// at once until the test ends (then it stops serving and closes the server).
+func serve(t testing.TB, node *iox.Node, name string, workers int, h func(context.Context, []byte) ([]byte, error)) {
+	t.Helper()
+	srv, err := iox.OpenServer(ctxT(t), node, name, iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, workers, h) }()
+	t.Cleanup(func() {
+		stop()
+		<-served
+		srv.Close()
+	})
+}
+
+// echo answers a request with itself.
+func echo(_ context.Context, req []byte) ([]byte, error) { return req, nil }

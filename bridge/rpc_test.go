@@ -18,20 +18,12 @@ import (
 func TestCallOnOneHostIsServedOnAnother(t *testing.T) {
 	th := newTwoHosts(t, []string{"calc/*"}, []string{"calc/*"}, nil)
 	ctx := ctxT(t)
-	srv, err := iox.OpenServer(ctx, th.a, "calc/upper", iox.Raw{}, iox.Raw{})
-	require.NoError(t, err)
-	defer srv.Close()
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() {
-		served <- srv.Serve(sctx, 4, func(_ context.Context, req []byte) ([]byte, error) {
-			if string(req) == "fail" {
-				return nil, errors.New("refused")
-			}
-			return bytes.ToUpper(req), nil
-		})
-	}()
-	defer func() { stop(); <-served }()
+	serve(t, th.a, "calc/upper", 4, func(_ context.Context, req []byte) ([]byte, error) {
+		if string(req) == "fail" {
+			return nil, errors.New("refused")
+		}
+		return bytes.ToUpper(req), nil
+	})
 	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "calc/upper") })
 	cl, err := iox.OpenClient(ctx, th.b, "calc/upper", iox.Raw{}, iox.Raw{})
 	require.NoError(t, err)
@@ -158,20 +150,12 @@ func TestEventsCrossAsEvents(t *testing.T) {
 func TestAnAnswerCarriesTheEndOfItsCall(t *testing.T) {
 	th := newTwoHosts(t, []string{"echo"}, []string{"echo"}, nil)
 	ctx := ctxT(t)
-	srv, err := iox.OpenServer(ctx, th.a, "echo", iox.Raw{}, iox.Raw{})
-	require.NoError(t, err)
-	defer srv.Close()
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() {
-		served <- srv.Serve(sctx, 1, func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
-	}()
-	defer func() { stop(); <-served }()
+	serve(t, th.a, "echo", 1, echo)
 	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "echo") })
 	// What comes back to the importing bridge's inboxes.
 	var back, merged atomic.Int64
 	watch := connect(t, th.url)
-	_, err = watch.Subscribe("_INBOX.>", func(m *nats.Msg) {
+	_, err := watch.Subscribe("_INBOX.>", func(m *nats.Msg) {
 		back.Add(1)
 		if m.Header.Get("Iox-End") == "ok" && m.Header.Get("Iox-Id") != "" {
 			merged.Add(1)
