@@ -251,3 +251,106 @@ func runs(s []int) string {
 	return b.String()
 }
 
+// Hostile requests on an exported call's subject (no reply subject, no
+// headers, a wrong type, a part of a request, absurd beats) are refused with
+// an end the forger receives, reported as typed errors; a real call behind
+// them is served.
+func TestAbuseHostileRequests(t *testing.T) {
+	th := newTwoHosts(t, []string{"svc/*"}, []string{"svc/*"}, nil)
+	ctx := ctxT(t)
+	srv, err := iox.OpenServer(ctx, th.a, "svc/echo", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer srv.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- srv.Serve(sctx, 2, func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
+	}()
+	defer func() { stop(); <-served }()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "svc/echo") })
+	evil := connect(t, th.url)
+	subject := bridge.Subject("iox", "rpc", "svc/echo")
+	typ := bridge.TypeString(iox.Bytes)
+	require.NoError(t, evil.Publish(subject, []byte("no reply subject")))
+	ask := func(data []byte, hdr ...string) *nats.Msg {
+		m := nats.NewMsg(subject)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			m.Header.Set(hdr[i], hdr[i+1])
+		}
+		m.Data = data
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		r, err := evil.RequestMsgWithContext(rctx, m)
+		require.NoError(t, err)
+		return r
+	}
+	for _, hdr := range [][]string{
+		nil,
+		{"Iox-Type", "u64/8/8", "Iox-Id", "e.1", "Iox-Origin", "evil"},
+		{"Iox-Type", typ, "Iox-Id", "e.2", "Iox-Origin", "evil", "Iox-Part", "1/2", "Iox-Size", "10"},
+		{"Iox-Type", typ, "Iox-Id", "e.3", "Iox-Origin", "evil", "Iox-Count", "2"},
+	} {
+		r := ask([]byte("hostile"), hdr...)
+		require.NotEmpty(t, r.Header.Get("Iox-End"), "the forger's call is ended: %v", r.Header)
+		require.NotEqual(t, "ok", r.Header.Get("Iox-End"))
+	}
+	// Well-formed but with beats absurd either way: answered.
+	for _, beat := range []string{"-5", "abc", "99999999999", "1"} {
+		r := ask([]byte("beat "+beat), "Iox-Type", typ, "Iox-Id", "b."+beat, "Iox-Origin", "evil", "Iox-Beat", beat)
+		for r.Header.Get("Iox-Beat") != "" {
+			t.Fatalf("a beat before the answer: %v", r.Header)
+		}
+		require.Equal(t, "beat "+beat, string(r.Data))
+	}
+	eventually(t, "four errors on A", func() bool { return len(th.logA.errors()) >= 4 })
+	requireTyped(t, th.logA.errors())
+	cl, err := iox.OpenClient(ctx, th.b, "svc/echo", iox.Raw{}, iox.Raw{})
+	require.NoError(t, err)
+	defer cl.Close()
+	resp, err := cl.Call(ctx, []byte("real"))
+	require.NoError(t, err)
+	require.Equal(t, "real", string(resp))
+}
+
+// A flood of fake senders, each leaving a message half joined, on a lossy
+// import: the bridge keeps at most its bound of senders (reporting the
+// messages it forgets as typed errors) and goes on relaying the real one.
+func TestAbuseAFloodOfFakeSendersOnALossyImport(t *testing.T) {
+	th := newTwoHosts(t, []string{"flood"}, []string{"flood"}, nil)
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, th.b, "flood", iox.Lossy())
+	require.NoError(t, err)
+	defer sub.Close()
+	pub, err := iox.OpenPub(ctx, th.a, "flood", iox.Lossy())
+	require.NoError(t, err)
+	defer pub.Close()
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "flood") })
+	f := forger{t, connect(t, th.url), bridge.Subject("iox", "ps", "flood")}
+	typ := bridge.TypeString(iox.Bytes)
+	const fakes = 500
+	for i := range fakes {
+		o := fmt.Sprintf("fake%d", i)
+		f.send([]byte("half"), "Iox-Type", typ, "Iox-Origin", o, "Iox-Id", o+".1", "Iox-Part", "1/2", "Iox-Size", "8")
+	}
+	require.NoError(t, f.nc.Flush())
+	eventually(t, "the forgotten halves reported", func() bool { return len(th.logB.errors()) >= fakes-64 })
+	requireTyped(t, th.logB.errors())
+	got := make(chan []byte, 1)
+	go func() {
+		m, err := sub.Recv(ctx)
+		if err == nil {
+			got <- m
+		}
+		close(got)
+	}()
+	eventually(t, "a real message after the flood", func() bool {
+		require.NoError(t, pub.Send(ctx, []byte("real")))
+		select {
+		case m := <-got:
+			require.Equal(t, "real", string(m))
+			return true
+		default:
+			return false
+		}
+	})
+}
