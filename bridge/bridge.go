@@ -85,8 +85,11 @@ type Config struct {
 	// (Node.Services). Default 100 ms; at least 1 ms.
 	Scan time.Duration
 	// Announce is how often exports are announced; an import ends when no
-	// announcement came for three periods while connected (an outage of
-	// the server does not count). Default 1 s; at least 10 ms.
+	// announcement came for three periods (the announcing bridge's, which
+	// announcements carry, or this one's when longer) while connected (an
+	// outage of the server does not count), and once its consumer has
+	// nothing left for it (lossless channels and pairs). Default 1 s; at
+	// least 10 ms.
 	Announce time.Duration
 	// MaxMessageSize is the largest message the bridge relays. Default
 	// iox.DefaultMaxMessageSize.
@@ -153,6 +156,7 @@ type announcement struct {
 	Session string `json:"session,omitempty"` // pairs: the export's session (see pair.go)
 	Attach  bool   `json:"attach,omitempty"`  // pairs: the importing bridge holds the session's other end
 	Buffer  int    `json:"buffer,omitempty"`  // pairs: the services' BufferSize
+	Every   int64  `json:"every,omitempty"`   // the announcing bridge's Announce, in ms
 	Gone    bool   `json:"gone,omitempty"`
 	Partial bool   `json:"-"`
 }
@@ -178,6 +182,7 @@ type Bridge struct {
 	exports map[string]*route // by service name
 	imports map[string]*route
 	refused map[string]string // imports that failed to open: the types announced
+	ending  map[string]*route // imports that expired and are still stopping
 	annSub  *nats.Subscription
 	discSub *nats.Subscription
 	nameSub *nats.Subscription // answers bridges that would take the same Name
@@ -190,11 +195,13 @@ type Bridge struct {
 type route struct {
 	dir, kind, name string
 	ann             announcement
-	own             iox.PortCounts       // the bridge's own ports on the service
-	absent          int                  // scans in a row that found no other port
-	seen            map[string]time.Time // import: announcing origins and when
-	attached        string               // export of a pair: the importing bridge's origin (its first)
-	attachedAt      time.Time            // and when it last said so
+	own             iox.PortCounts           // the bridge's own ports on the service
+	absent          int                      // scans in a row that found no other port
+	seen            map[string]time.Time     // import: announcing origins and when
+	every           map[string]time.Duration // import: the announcing origins' Announce
+	attached        string                   // export of a pair: the importing bridge's origin (its first)
+	attachedAt      time.Time                // and when it last said so
+	attachedEvery   time.Duration            // and its Announce
 	cancel          context.CancelFunc
 	done            chan struct{}
 	err             error
@@ -263,7 +270,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, natsError("new bridge", "", err)
 	}
 	b := &Bridge{cfg: cfg, origin: nuid.Next(), js: js, stream: streamName(cfg.Subject),
-		exports: map[string]*route{}, imports: map[string]*route{}, refused: map[string]string{}}
+		exports: map[string]*route{}, imports: map[string]*route{}, refused: map[string]string{}, ending: map[string]*route{}}
 	b.fr = newFramer(b.origin, cfg.Conn.MaxPayload())
 	// A Name is one bridge's: two bridges of one name would share their
 	// durable consumers, each receiving part of what they import. A bridge
@@ -444,8 +451,10 @@ func (b *Bridge) Close() error {
 	var first error
 	b.mu.Lock()
 	routes := make([]*route, 0, len(b.exports)+len(b.imports))
+	exported := make([]*route, 0, len(b.exports))
 	for _, r := range b.exports {
 		routes = append(routes, r)
+		exported = append(exported, r)
 	}
 	for _, r := range b.imports {
 		routes = append(routes, r)
@@ -456,6 +465,9 @@ func (b *Bridge) Close() error {
 		if err := b.stop(r, nil); err != nil && first == nil {
 			first = err
 		}
+	}
+	for _, r := range exported { // what they relayed went first: the importing bridges end their imports now
+		b.announce(announcement{Origin: b.origin, Bridge: b.cfg.Name, Name: r.name, Kind: r.kind, Gone: true})
 	}
 	b.nameSub.Unsubscribe() // the name is free once every route ended
 	b.link.close()
@@ -472,6 +484,10 @@ func (b *Bridge) run() {
 	defer scan.Stop()
 	ann := time.NewTicker(b.cfg.Announce)
 	defer ann.Stop()
+	// Imports end by the announcements' pace, not by Scan's: a bridge
+	// that only imports may scan seldom.
+	exp := time.NewTicker(min(b.cfg.Scan, b.cfg.Announce))
+	defer exp.Stop()
 	for {
 		select {
 		case <-b.ctx.Done():
@@ -480,6 +496,7 @@ func (b *Bridge) run() {
 			if err := b.scan(); err != nil && b.ctx.Err() == nil {
 				b.status(Status{Event: "error", Err: err})
 			}
+		case <-exp.C:
 			b.expire()
 		case <-ann.C:
 			b.announceAll()
@@ -668,6 +685,7 @@ func (b *Bridge) announceAll() {
 }
 
 func (b *Bridge) announce(a announcement) {
+	a.Every = b.cfg.Announce.Milliseconds()
 	data, _ := json.Marshal(a)
 	b.cfg.Conn.Publish(b.cfg.Subject+"."+kindAnnounce+"."+EscapeName(a.Name), data)
 }
@@ -699,8 +717,10 @@ func (b *Bridge) onAnnounce(m *nats.Msg) {
 	if r != nil {
 		if a.Gone {
 			delete(r.seen, a.Origin)
+			delete(r.every, a.Origin)
 		} else if r.kind == a.Kind && r.ann.Type == a.Type && r.ann.Resp == a.Resp && r.ann.Session == a.Session {
 			r.seen[a.Origin] = time.Now()
+			r.every[a.Origin] = a.period()
 		}
 		b.mu.Unlock()
 		return
@@ -711,14 +731,28 @@ func (b *Bridge) onAnnounce(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	r = &route{dir: "import", kind: a.Kind, name: a.Name, ann: a, cancel: cancel, done: make(chan struct{}),
-		seen: map[string]time.Time{a.Origin: time.Now()}}
+		seen: map[string]time.Time{a.Origin: time.Now()}, every: map[string]time.Duration{a.Origin: a.period()}}
+	if a.Kind == KindLossless {
+		// Like a pair's, a lossless import ends only once its consumer has
+		// nothing left: what its export put in the stream before it went
+		// (or while this import waited for the last one's end) crosses.
+		durable := durableName(b.cfg.Name, a.Name)
+		r.drained = func(ctx context.Context) bool { return b.pairDrained(ctx, durable) }
+	}
 	b.imports[a.Name] = r
+	prev := b.ending[a.Name]
 	b.loops.Add(1) // under mu, so that Close (which sets closed under mu first) waits for it
 	b.mu.Unlock()
 	// Opening ports waits for nothing remote; it runs on its own goroutine so
-	// the subscription's goroutine goes on.
+	// the subscription's goroutine goes on. An import of the same name that
+	// is still stopping ends first: both would read one durable consumer and
+	// publish on one service (what the first had not acknowledged would come
+	// again to the second, and the two would interleave).
 	go func() {
 		defer b.loops.Done()
+		if prev != nil {
+			<-prev.done
+		}
 		b.startImport(ctx, r)
 	}()
 }
@@ -776,13 +810,15 @@ func (b *Bridge) expire() {
 		b.lastDown = now
 		return
 	}
-	limit := now.Add(-3 * b.cfg.Announce)
+	// Three periods of the announcing bridge (or of this one, when longer).
+	limit := func(every time.Duration) time.Time { return now.Add(-3 * max(b.cfg.Announce, every)) }
 	var stop []*route
 	b.mu.Lock()
 	for _, r := range b.imports {
 		for o, t := range r.seen {
-			if t.Before(limit) && b.lastDown.Before(limit) {
+			if l := limit(r.every[o]); t.Before(l) && b.lastDown.Before(l) {
 				delete(r.seen, o)
+				delete(r.every, o)
 			}
 		}
 		if len(r.seen) == 0 {
@@ -791,7 +827,7 @@ func (b *Bridge) expire() {
 	}
 	var detach []*route
 	for _, r := range b.exports {
-		if r.kind == KindPair && r.attached != "" && r.attachedAt.Before(limit) && b.lastDown.Before(limit) {
+		if l := limit(r.attachedEvery); r.kind == KindPair && r.attached != "" && r.attachedAt.Before(l) && b.lastDown.Before(l) {
 			detach = append(detach, r)
 		}
 	}
@@ -817,15 +853,26 @@ func (b *Bridge) expire() {
 		gone := b.imports[r.name] == r && len(r.seen) == 0 // not announced again meanwhile
 		if gone {
 			delete(b.imports, r.name)
+			b.ending[r.name] = r // an import of the name started meanwhile waits for this one's end
 		}
 		b.mu.Unlock()
 		if gone {
 			b.stop(r, nil)
+			b.mu.Lock()
+			if b.ending[r.name] == r {
+				delete(b.ending, r.name)
+			}
+			b.mu.Unlock()
 		}
 	}
 	for _, r := range detach {
 		r.cancel() // the importing bridge is gone: the pair ends here too (see pair.go)
 	}
+}
+
+// period is the announcing bridge's Announce (0 when it did not say).
+func (a announcement) period() time.Duration {
+	return time.Duration(max(a.Every, 0)) * time.Millisecond
 }
 
 // own records the bridge's own ports on a route's service.

@@ -351,7 +351,7 @@ func (b *Bridge) onAttach(a announcement) {
 		r.cancel()
 		return
 	}
-	r.attachedAt = time.Now()
+	r.attachedAt, r.attachedEvery = time.Now(), a.period()
 	b.mu.Unlock()
 }
 

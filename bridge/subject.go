@@ -99,6 +99,12 @@ func TypeString(t iox.PayloadType) string {
 	return s
 }
 
+// badType is the error of a payload type that TypeString cannot have made
+// (announced by a forger, or by a bridge of another version).
+func badType(s string) error {
+	return &iox.Error{Op: "parse payload type", Name: s, Kind: iox.ErrProtocol, Detail: "want NAME/SIZE/ALIGN"}
+}
+
 // parseType reverses TypeString.
 func parseType(s string) (iox.PayloadType, error) {
 	var t iox.PayloadType
@@ -108,15 +114,15 @@ func parseType(s string) (iox.PayloadType, error) {
 	}
 	i := strings.LastIndexByte(rest, '/')
 	if i < 0 {
-		return t, fmt.Errorf("payload type %q: want NAME/SIZE/ALIGN", s)
+		return t, badType(s)
 	}
 	j := strings.LastIndexByte(rest[:i], '/')
 	if j <= 0 {
-		return t, fmt.Errorf("payload type %q: want NAME/SIZE/ALIGN", s)
+		return t, badType(s)
 	}
 	t.Name = rest[:j]
 	if _, err := fmt.Sscanf(rest[j+1:], "%d/%d", &t.Size, &t.Align); err != nil || t.Size < 0 || t.Align <= 0 {
-		return t, fmt.Errorf("payload type %q: want NAME/SIZE/ALIGN", s)
+		return t, badType(s)
 	}
 	return t, nil
 }
