@@ -870,10 +870,14 @@ func (b *Bridge) expire() {
 	}
 }
 
-// period is the announcing bridge's Announce (0 when it did not say).
+// period is the announcing bridge's Announce (0 when it did not say), at
+// most maxPeriod: an absurd one would keep a stale import for ever.
 func (a announcement) period() time.Duration {
-	return time.Duration(max(a.Every, 0)) * time.Millisecond
+	return time.Duration(min(max(a.Every, 0), maxPeriod.Milliseconds())) * time.Millisecond
 }
+
+// maxPeriod bounds the Announce of another bridge that an import believes.
+const maxPeriod = 24 * time.Hour
 
 // own records the bridge's own ports on a route's service.
 func (b *Bridge) setOwn(r *route, c iox.PortCounts) {

@@ -556,6 +556,15 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			md, _ := m.Metadata() // checked when the frame came
 			return md.Sequence.Stream
 		}
+		// followed reports whether the server had more frames for the
+		// consumer when it sent m: what is held may then be acknowledged
+		// with them. The last frame of a burst is acknowledged once its
+		// messages are in shared memory, so that the consumer drains (an
+		// import whose export is gone ends only once it has).
+		followed := func(m jetstream.Msg) bool {
+			md, _ := m.Metadata()
+			return md.NumPending > 0
+		}
 		var last jetstream.Msg // the frame acknowledged last
 		ack := func(seqs []uint64) {
 			for _, q := range seqs {
@@ -673,7 +682,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			if !whole {
 				return ctx.Err()
 			}
-			if pub.Pending() > 0 && heldMsgs < ackEvery {
+			if pub.Pending() > 0 && heldMsgs < ackEvery && followed(m) {
 				return nil // acknowledged with a later message
 			}
 			if err := pub.Flush(ctx); err != nil && ctx.Err() != nil {

@@ -74,6 +74,18 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 		cl.Close()
 		return nil, natsError("export", r.name, err)
 	}
+	// enter counts a call in, unless the route ended: its end fills calls
+	// to learn that every call ended, and a call counted in after that
+	// would wait for ever (and with it the subscription's goroutine).
+	enter := func(m *nats.Msg) bool {
+		select {
+		case calls <- struct{}{}:
+			return true
+		case <-ctx.Done():
+			b.endCall(m, stoppedRelaying)
+			return false
+		}
+	}
 	sub, err := b.cfg.Conn.QueueSubscribe(subject, subject, func(m *nats.Msg) {
 		if m.Reply == "" || m.Header.Get(hOrigin) == b.origin {
 			return
@@ -83,7 +95,10 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 		default:
 			select {
 			case queue <- struct{}{}: // it waits for a slot on its own goroutine, beating
-				calls <- struct{}{}
+				if !enter(m) {
+					<-queue
+					return
+				}
 				reply, cctx, done := gone.track()
 				go func() {
 					defer done()
@@ -94,7 +109,7 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 					case <-cctx.Done():
 						<-queue
 						<-calls
-						b.endCall(m, "the serving bridge stopped relaying the service")
+						b.endCall(m, stoppedRelaying)
 						return
 					}
 					defer func() { <-slots; <-calls }()
@@ -103,10 +118,14 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 				return
 			case slots <- struct{}{}: // the queue is full too: the subscription waits
 			case <-ctx.Done():
+				b.endCall(m, stoppedRelaying)
 				return
 			}
 		}
-		calls <- struct{}{}
+		if !enter(m) {
+			<-slots
+			return
+		}
 		reply, cctx, done := gone.track()
 		go func() {
 			defer done()
@@ -130,6 +149,9 @@ func (b *Bridge) exportCalls(ctx context.Context, r *route) (func() error, error
 		return cl.Close()
 	}, nil
 }
+
+// stoppedRelaying is why a call ends unanswered when its export ends.
+const stoppedRelaying = "the serving bridge stopped relaying the service"
 
 // beatPeriod is how often the caller's bridge asks for beats on the call of
 // m (Iox-Beat), or 0 for none.
