@@ -129,7 +129,6 @@ func TestPatStreamIterationRacesCloses(t *testing.T) {
 		})
 	}()
 	defer func() { stop(); <-served }()
-	// A second server process would be best; a Request's Send loop stands in.
 	for round := range loops(20, 5, 200) {
 		cnode := ns.node(t)
 		cli, err := iox.OpenClient(ctx, cnode, "pat-stream", iox.Raw{}, iox.Raw{}, iox.WithChanCap(1))
