@@ -227,6 +227,16 @@ func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
 	case <-c.life.Done():
 		return nil, c.life.err()
 	}
+	// The select above may take a free slot although ctx or the client
+	// ended already: then nothing is sent.
+	if err := c.life.err(); err != nil {
+		<-c.slots
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		<-c.slots
+		return nil, err
+	}
 	bp, _ := c.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
@@ -592,14 +602,17 @@ func (c *Caller[Req, Resp]) watchServers() {
 				return // forgotten meanwhile: no call asks about it
 			}
 			crashed := crashedServers.died(c.name, node, c.serving(node))
-			c.svc.CleanupDeadNodes()
-			crashedServers.forget(c.name, node) // after the cleanup: see crashedServers
 			if crashed {
+				// Recorded before the cleanup removes the server's port: a
+				// call or stream that sees its end then sees the crash too,
+				// rather than an end without a response.
 				c.mu.Lock()
 				w.crashed = true
 				c.mu.Unlock()
 				c.crashes.Add(1)
 			}
+			c.svc.CleanupDeadNodes()
+			crashedServers.forget(c.name, node) // after the cleanup: see crashedServers
 			// The waiting calls look again: those of a server that
 			// crashed fail, those of one that closed first see their end.
 			c.self.Notify(evDead)

@@ -340,8 +340,9 @@ func (r *Responder[Req, Resp]) failed(ctx context.Context, err error, backoff *t
 // (recovered: it does not take the process down), ends that request without
 // a response, so the caller's Call fails with ErrNoResponse, and goes to
 // OnDrop; the server goes on. So does an answer that cannot be sent (larger
-// than MaxMessageSize, or refused by the codec). Serve waits for its handlers
-// before it returns.
+// than MaxMessageSize, or refused by the codec). The handlers' context ends
+// when ctx ends or the server ends (its cause is then the server's Err).
+// Serve waits for its handlers before it returns.
 func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler func(context.Context, Req) (Resp, error)) error {
 	if err := refuse("serve", r.name, ctxArg(ctx)); err != nil {
 		return err
@@ -352,6 +353,13 @@ func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler f
 	if workers < 1 || workers > maxCount {
 		return &Error{Op: "serve", Name: r.name, Kind: ErrInvalidArgument, Detail: fmt.Sprintf("workers %d outside 1..%d", workers, maxCount)}
 	}
+	// The handlers' context ends with ctx and with the server: a handler
+	// that waits on it is not left waiting once the server closed (Serve
+	// waits for its handlers).
+	hctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(r.life.ctx, func() { cancel(r.life.err()) })
+	defer stop()
 	errs := make(chan error, workers)
 	for range workers {
 		go func() {
@@ -370,7 +378,7 @@ func (r *Responder[Req, Resp]) Serve(ctx context.Context, workers int, handler f
 					continue
 				}
 				backoff = 0
-				r.handle(ctx, q, handler)
+				r.handle(hctx, q, handler)
 			}
 		}()
 	}
