@@ -967,19 +967,42 @@ const (
 // behind more than reorderMax frames) is given up and reported. Duplicates (a
 // frame sent again by the server or by the exporting bridge) are dropped; the
 // caller acknowledges them.
+//
+// Numberings are kept while they may still send: beyond reorderKeep of them,
+// one that holds no frame and sent none for reorderWait is forgotten when
+// another begins (a restarted export numbers under a new key, and a client
+// that may publish on the subject could make up keys without end).
 type reorder struct {
 	next map[string]uint64 // by seqKey: the Iox-Seq expected next (0: none seen)
 	held map[string]map[uint64]jetstream.Msg
 	gap  map[string]time.Time // since when a numbering waits for a gap
+	last map[string]time.Time // when a numbering's last frame came
+	now  func() time.Time
 }
 
 const (
 	reorderWait = 30 * time.Second // several AckWaits: a frame dropped on the way is sent again meanwhile
 	reorderMax  = 8 * pubWindow    // above MaxAckPending: the server sends no more than that unacknowledged
+	reorderKeep = 1024             // numberings kept before idle ones are forgotten
 )
 
 func newReorder() *reorder {
-	return &reorder{next: map[string]uint64{}, held: map[string]map[uint64]jetstream.Msg{}, gap: map[string]time.Time{}}
+	return &reorder{next: map[string]uint64{}, held: map[string]map[uint64]jetstream.Msg{},
+		gap: map[string]time.Time{}, last: map[string]time.Time{}, now: time.Now}
+}
+
+// forget drops the numberings that hold no frame and sent none for
+// reorderWait, once more than reorderKeep are kept.
+func (o *reorder) forget(now time.Time) {
+	if len(o.next) < reorderKeep {
+		return
+	}
+	for k, t := range o.last {
+		if o.held[k] == nil && now.Sub(t) >= reorderWait {
+			delete(o.next, k)
+			delete(o.last, k)
+		}
+	}
 }
 
 // resume sets where the frames of an import that starts again resume: at the
@@ -997,6 +1020,7 @@ func (o *reorder) resume(ctx context.Context, js jetstream.JetStream, stream, su
 	}
 	if seq, err := strconv.ParseUint(m.Header.Get(hSeq), 10, 64); err == nil && m.Header.Get(hOrigin) != "" {
 		o.next[seqKey(m.Header)] = seq
+		o.last[seqKey(m.Header)] = o.now()
 	}
 }
 
@@ -1018,7 +1042,12 @@ func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 	if err != nil || h.Get(hOrigin) == "" || seq == 0 {
 		return []jetstream.Msg{m}, 0 // not numbered: the assembler judges it
 	}
-	next := o.next[origin]
+	now := o.now()
+	next, known := o.next[origin]
+	if !known {
+		o.forget(now)
+	}
+	o.last[origin] = now
 	switch {
 	case next == 0 || seq == next:
 		ready = append(ready, m)
@@ -1028,7 +1057,7 @@ func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 	default:
 		if o.held[origin] == nil {
 			o.held[origin] = map[uint64]jetstream.Msg{}
-			o.gap[origin] = time.Now()
+			o.gap[origin] = now
 		}
 		o.held[origin][seq] = m
 	}
@@ -1041,7 +1070,7 @@ func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 			o.next[origin] = n + 1
 			continue
 		}
-		if time.Since(o.gap[origin]) < reorderWait && len(held) < reorderMax {
+		if now.Sub(o.gap[origin]) < reorderWait && len(held) < reorderMax {
 			break
 		}
 		low := uint64(0)
@@ -1057,7 +1086,7 @@ func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 		delete(o.held, origin)
 		delete(o.gap, origin)
 	} else if len(ready) > 0 {
-		o.gap[origin] = time.Now() // the wait starts again at the new gap
+		o.gap[origin] = now // the wait starts again at the new gap
 	}
 	return ready, skipped
 }

@@ -1,0 +1,57 @@
+package bridge
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+// numbered is a frame of the lossless stream as reorder sees it: only its
+// headers.
+type numbered struct {
+	jetstream.Msg
+	h nats.Header
+}
+
+func (m numbered) Headers() nats.Header { return m.h }
+
+func frameOf(origin string, seq uint64) numbered {
+	h := nats.Header{}
+	h.Set(hOrigin, origin)
+	h.Set(hPub, "1")
+	h.Set(hSeq, strconv.FormatUint(seq, 10))
+	return numbered{h: h}
+}
+
+// Numberings that sent nothing for reorderWait are forgotten once more than
+// reorderKeep are kept, unless they hold frames behind a gap; those that sent
+// lately are kept, and go on detecting copies.
+func TestReorderForgetsIdleNumberingsBeyondItsBound(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	o := newReorder()
+	o.now = func() time.Time { return clock }
+	ready, _ := o.add(frameOf("gapped", 1))
+	require.Len(t, ready, 1)
+	_, skipped := o.add(frameOf("gapped", 3)) // waits for 2
+	require.Zero(t, skipped)
+	for i := range 3 * reorderKeep {
+		ready, _ := o.add(frameOf("fake-"+strconv.Itoa(i), 1))
+		require.Len(t, ready, 1)
+	}
+	require.Len(t, o.next, 3*reorderKeep+1, "none idle for long yet")
+	clock = clock.Add(reorderWait - time.Second)
+	ready, _ = o.add(frameOf("recent", 1))
+	require.Len(t, ready, 1)
+	clock = clock.Add(2 * time.Second) // the fakes and "gapped" are idle now, "recent" is not
+	ready, _ = o.add(frameOf("new", 1))
+	require.Len(t, ready, 1)
+	require.Len(t, o.next, 3, "gapped, recent and new")
+	_, skipped = o.add(frameOf("recent", 1))
+	require.Equal(t, -1, skipped, "a copy of what a kept numbering sent")
+	ready, _ = o.add(frameOf("gapped", 2))
+	require.Len(t, ready, 2, "the frame held behind the gap is still there")
+}
