@@ -185,6 +185,7 @@ func (b *Bridge) runPair(ctx context.Context, r *route, side pairSide) (func() e
 			}
 			outErr = <-outDone
 		}
+		stopRelay() // both loops ended: so does attach, which the deferred wait joins
 		if errors.Is(inErr, errProgramGone) {
 			inErr = nil
 		}
@@ -208,6 +209,24 @@ func (b *Bridge) pairOut(ctx context.Context, r *route, end *iox.Pair[[]byte], p
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			var e *iox.Error
+			if errors.As(err, &e) && end.Err() == nil && !errors.Is(err, iox.ErrPeerGone) && !errors.Is(err, iox.ErrClosed) {
+				// One message could not be taken (too large for the
+				// bridge's MaxMessageSize, or malformed): the pair goes on,
+				// and both sides report it, as for other channels.
+				b.report(r, err)
+				reason := e.Error()
+				if errors.Is(err, iox.ErrMessageTooLarge) {
+					reason = "too large: " + e.Detail
+				}
+				if err := pubs.publish(stamp(b.fr.dropNotice(subject, r.ann.Type, reason)), nil); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					b.report(r, natsError("relay", r.name, err))
+				}
+				continue
 			}
 			// The program closed its end (everything it sent came before) or
 			// its process died: the other side ends too.

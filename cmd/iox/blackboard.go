@@ -120,6 +120,9 @@ that changes faster than it is printed is printed at its latest.`,
 					opts = append(opts, iox.WithPoll(*poll))
 				}
 				c, err := iox.WatchEntry(e.ctx, r, opts...)
+				if e.ctx.Err() != nil {
+					return nil // interrupted before the watch began: a clean end
+				}
 				if err != nil {
 					return err
 				}

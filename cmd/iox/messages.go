@@ -55,7 +55,7 @@ var pubCommand = command{
 the existing publish-subscribe service NAME. On an iox lossless channel the
 messages wait for a subscriber, and the command ends once the subscribers
 confirmed that they took every message (it fails when they did not within
--linger). On any other service subscribers that are not there miss the
+-linger, also when it is interrupted). On any other service subscribers that are not there miss the
 messages, and the command stays -linger after the last one while there are
 subscribers: iceoryx2 drops what a publisher sent to a subscriber that did not
 look for messages before the publisher closed.`,
@@ -176,7 +176,11 @@ func publish(e *env, ns namespace, name string, linger time.Duration) error {
 	if err != nil {
 		return err
 	}
-	pub, err := iox.OpenPubOf[[]byte](context.Background(), node, name, codec, append(opts, iox.WithLinger(linger))...)
+	opts = append(opts, iox.WithLinger(linger))
+	if lossless { // the messages wait for a subscriber, as -h says
+		opts = append(opts, iox.WaitSubscribers(1))
+	}
+	pub, err := iox.OpenPubOf[[]byte](context.Background(), node, name, codec, opts...)
 	if err != nil {
 		return err
 	}
@@ -204,8 +208,8 @@ func publish(e *env, ns namespace, name string, linger time.Duration) error {
 	for {
 		select {
 		case <-e.ctx.Done():
-			pub.Close()
-			return nil
+			// Interrupted: what was sent must still have been taken.
+			return pub.Close()
 		case line, ok := <-lines:
 			if !ok {
 				if err := <-readErr; err != nil {
@@ -221,9 +225,9 @@ func publish(e *env, ns namespace, name string, linger time.Duration) error {
 				return pub.Close()
 			}
 			if err := pub.Send(e.ctx, line); err != nil {
-				pub.Close()
+				cerr := pub.Close()
 				if e.ctx.Err() != nil {
-					return nil
+					return cerr // interrupted: the line it held was not sent
 				}
 				return err
 			}
