@@ -244,22 +244,29 @@ func TestAbuseBBWriterKilledMidStreamWhileWatched(t *testing.T) {
 	sweepCrashLeftovers(t, ns)
 }
 
-// A blackboard whose one value is 64 MiB needs about 128 MiB of shared
-// memory, far below the quarter of /dev/shm and RAM beyond which the README
-// promises ErrOutOfMemory; it must be made, and watched. It FAILS: entry ids
-// are byte offsets, so OpenBlackboard makes the change-notification event
-// service with MaxEventID ≈ 2 × the values' size, and iceoryx2 gives each
-// listener an 8-byte counter per event id: the worst case (16 listeners) is
-// 256 × the values' size (16 GiB here), refused with ErrOutOfMemory naming
-// MaxEventID, an option a blackboard refuses. Each WatchEntry of a 16 MiB
-// value takes about 268 MiB of /dev/shm for the same reason.
-func TestAbuseBBA64MiBValueIsNotRefusedForItsWatchers(t *testing.T) {
+// A blackboard's change notifications cost 8 bytes per byte offset of its
+// values for each watcher the event service admits (16), about 256 times the
+// values' size: a 64 MiB value is refused with ErrOutOfMemory by
+// OpenBlackboard, which says why in a blackboard's terms and leaves nothing
+// behind, while a 1 MiB value is made, read and watched.
+func TestAbuseBBLargeValuesAreRefusedForTheirNotifications(t *testing.T) {
 	ns := newNamespace(t)
 	node := ns.node(t)
-	const n = 64 << 20
-	c := must(iox.FixedBytes(iox.PayloadType{Name: "[u8; 67108864]", Size: n, Align: 1}))
-	bb, err := iox.OpenBlackboard(node, "bb-64mib", bbKeyCodec, []iox.BlackboardEntry[bbKey]{iox.Entry(key0, c, make([]byte, n))})
-	require.NoError(t, err, "a 64 MiB value")
+	before := leftovers(ns.prefix) // the node's own
+	const huge = 64 << 20
+	hc := must(iox.FixedBytes(iox.PayloadType{Name: "[u8; 67108864]", Size: huge, Align: 1}))
+	_, err := iox.OpenBlackboard(node, "bb-64mib", bbKeyCodec, []iox.BlackboardEntry[bbKey]{iox.Entry(key0, hc, make([]byte, huge))})
+	var e *iox.Error
+	require.ErrorAs(t, err, &e)
+	require.ErrorIs(t, err, iox.ErrOutOfMemory)
+	require.Equal(t, "create blackboard", e.Op)
+	require.Contains(t, e.Detail, "change notifications do not fit")
+	require.Equal(t, before, leftovers(ns.prefix), "what the refused blackboard left")
+
+	const n = 1 << 20
+	c := must(iox.FixedBytes(iox.PayloadType{Name: "[u8; 1048576]", Size: n, Align: 1}))
+	bb, err := iox.OpenBlackboard(node, "bb-1mib", bbKeyCodec, []iox.BlackboardEntry[bbKey]{iox.Entry(key0, c, make([]byte, n))})
+	require.NoError(t, err, "a 1 MiB value")
 	defer bb.Close()
 	r, err := bb.Reader()
 	require.NoError(t, err)
@@ -267,7 +274,10 @@ func TestAbuseBBA64MiBValueIsNotRefusedForItsWatchers(t *testing.T) {
 	re, err := iox.ReadEntry(r, key0, c)
 	require.NoError(t, err)
 	defer re.Close()
-	v, err := re.Get()
+	ctx, cancel := context.WithCancel(advCtx(t))
+	defer cancel()
+	changes, err := iox.WatchEntry(ctx, re)
 	require.NoError(t, err)
-	require.Len(t, v.Value, n)
+	v := <-changes
+	require.Len(t, v, n)
 }

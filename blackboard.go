@@ -101,7 +101,7 @@ func OpenBlackboard[K any](n *Node, name string, key FixedCodec[K], entries []Bl
 	// before it makes one without.
 	ev, err := eventsFor(n, name, EventID(bound))
 	if err != nil {
-		return nil, err
+		return nil, notificationsTooLarge(op, name, bound, err)
 	}
 	b, err := openBlackboard(n, op, name, ffi.Create, key, list, opts)
 	if err != nil {
@@ -145,6 +145,20 @@ func (b *Blackboard[K]) typeMismatch(err error, kb []byte) error {
 	c := *e
 	c.Detail += fmt.Sprintf("; it holds %q (size %d, alignment %d)", t.Name, t.Size, t.Align)
 	return &c
+}
+
+// notificationsTooLarge says why a blackboard whose change-notification
+// service does not fit is refused: its entries' ids are byte offsets (as in
+// iceoryx2's examples), so the ids reach about twice the values' size, and
+// each listener of the service keeps 8 bytes per id. Other errors pass.
+func notificationsTooLarge(op, name string, top uint64, err error) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != ErrOutOfMemory {
+		return err
+	}
+	return &Error{Op: op, Name: name, Kind: ErrOutOfMemory, Detail: fmt.Sprintf(
+		"its change notifications do not fit: entry ids are the values' byte offsets, up to %d here, and each watcher keeps 8 bytes per id (%s)",
+		top, e.Detail)}
 }
 
 // eventsFor opens, or creates with room for event ids up to top, the event
