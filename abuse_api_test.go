@@ -9,13 +9,17 @@ package iox_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
@@ -311,4 +315,321 @@ func TestAPISmallestSettingsCarryTraffic(t *testing.T) {
 	}()
 	require.NoError(t, errors.Join(<-errc, <-errc))
 	closeBoth(t, a, b)
+}
+
+// oddCodec refuses to encode odd values and to decode values that are 3 mod
+// 4 (it encodes them, the receiving side cannot read them back).
+type oddCodec struct{}
+
+func (oddCodec) Append(dst []byte, v uint64) ([]byte, error) {
+	if v%2 == 1 && v%4 != 3 {
+		return dst, fmt.Errorf("odd value %d", v)
+	}
+	return append(dst, seqMsg(v)...), nil
+}
+
+func (oddCodec) Decode(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%d bytes", len(b))
+	}
+	v := binary.LittleEndian.Uint64(b)
+	if v%4 == 3 {
+		return 0, fmt.Errorf("value %d", v)
+	}
+	return v, nil
+}
+
+// A codec that fails only sometimes, on both sides, through every face:
+// values it cannot encode fail their Send (or go to OnDrop from Out), values
+// it cannot decode come back from Recv as errors (or go to OnDrop from In),
+// the channel goes on, everything else arrives once and in order, and the
+// senders' Closes confirm (a message the receiver could not decode counts as
+// taken: its error told the application).
+func TestAPICodecFailingSometimes(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	var outDrops, inDrops atomic.Int64
+	a, err := iox.OpenPairOf[uint64](ctx, node, "odd-codec", oddCodec{}, iox.OnDrop(func(error) { outDrops.Add(1) }))
+	require.NoError(t, err)
+	b, err := iox.OpenPairOf[uint64](ctx, node, "odd-codec", oddCodec{}, iox.OnDrop(func(error) { inDrops.Add(1) }))
+	require.NoError(t, err)
+	const n = 400
+	want := func(v uint64) bool { return v%2 == 0 }
+	// Send and Recv
+	go func() {
+		for v := uint64(0); v < n; v++ {
+			err := a.Send(ctx, v)
+			if v%2 == 1 && v%4 != 3 {
+				assert.ErrorIs(t, err, iox.ErrInvalidArgument, "Send(%d)", v)
+			} else {
+				assert.NoError(t, err, "Send(%d)", v)
+			}
+		}
+	}()
+	for v := uint64(0); v < n; v++ {
+		if v%2 == 1 && v%4 != 3 {
+			continue // never sent
+		}
+		got, err := b.Recv(ctx)
+		if v%4 == 3 {
+			require.ErrorIs(t, err, iox.ErrInvalidArgument, "Recv of undecodable %d", v)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, v, got)
+	}
+	// Out and In
+	go func() {
+		for v := uint64(0); v < n; v++ {
+			select {
+			case a.Out() <- v:
+			case <-a.Done():
+				return
+			}
+		}
+	}()
+	for v := uint64(0); v < n; v++ {
+		if !want(v) {
+			continue
+		}
+		got, ok := <-b.In()
+		require.True(t, ok, "In closed: %v", b.Err())
+		require.Equal(t, v, got)
+	}
+	eventually(t, "the drops to be reported", func() bool { return outDrops.Load() == n/4 && inDrops.Load() == n/4 })
+	require.NoError(t, a.Close())
+	_, ok := <-b.In()
+	require.False(t, ok)
+	require.ErrorIs(t, b.Err(), iox.ErrPeerClosed)
+	require.NoError(t, b.Close())
+}
+
+// Four goroutines send on Out and four read In while the sender closes:
+// every goroutine returns, nothing arrives twice or out of its sender's
+// order, and when Close reports success every value handed to Out arrived.
+func TestAPIManyOnOutAndInWhileClosing(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	for round := range loops(4, 2, 40) {
+		name := fmt.Sprintf("many-out-%d", round)
+		a, b := abusePairs(t, ctx, node, name, iox.WithChanCap(4), iox.BufferSize(4))
+		const senders, readers = 4, 4
+		var handed [senders]atomic.Uint64 // values handed to Out, per sender
+		var sendWG, readWG sync.WaitGroup
+		for g := range senders {
+			sendWG.Add(1)
+			go func() {
+				defer sendWG.Done()
+				for i := uint64(0); ; i++ {
+					select {
+					case a.Out() <- seqMsg(uint64(g)<<32 | i):
+						handed[g].Add(1)
+					case <-a.Done():
+						return
+					}
+				}
+			}()
+		}
+		var mu sync.Mutex
+		got := map[uint64]bool{}
+		last := [senders]int64{-1, -1, -1, -1}
+		var bad []string
+		for range readers {
+			readWG.Add(1)
+			go func() {
+				defer readWG.Done()
+				for m := range b.In() {
+					v := binary.LittleEndian.Uint64(m)
+					g, i := v>>32, int64(v&0xffffffff)
+					mu.Lock()
+					if got[v] {
+						bad = append(bad, fmt.Sprintf("sender %d's %d twice", g, i))
+					}
+					got[v] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		eventually(t, "some traffic", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 100 })
+		var closeErr error
+		within(t, 20*time.Second, "Close", func() { closeErr = a.Close() })
+		within(t, 20*time.Second, "the senders on Out", sendWG.Wait)
+		within(t, 20*time.Second, "the readers of In", readWG.Wait)
+		require.Empty(t, bad)
+		// in order per sender: what arrived of each is a prefix of what it sent
+		for g := range senders {
+			n := int64(0)
+			for got[uint64(g)<<32|uint64(n)] {
+				n++
+			}
+			for v := range got {
+				if int(v>>32) == g {
+					require.Less(t, int64(v&0xffffffff), n, "round %d: sender %d's messages arrived with a gap", round, g)
+				}
+			}
+			last[g] = n
+			if closeErr == nil {
+				require.Equal(t, int64(handed[g].Load()), n, "round %d: Close returned nil but sender %d's values did not all arrive", round, g)
+			}
+		}
+		if closeErr != nil {
+			require.ErrorIs(t, closeErr, iox.ErrUndelivered, "round %d", round)
+		}
+		require.ErrorIs(t, b.Err(), iox.ErrPeerClosed)
+		b.Close()
+	}
+}
+
+// Pub and Sub outlive the node they were opened on, as pairs do: traffic
+// goes on after Node.Close, and their Closes confirm it.
+func TestAPIPubSubOutliveTheirClosedNode(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := advCtx(t)
+	node, err := iox.NewNode(iox.WithIsolation(ns.prefix, ns.root))
+	require.NoError(t, err)
+	pub, err := iox.OpenPub(ctx, node, "outlive-ps")
+	require.NoError(t, err)
+	sub, err := iox.OpenSub(ctx, node, "outlive-ps")
+	require.NoError(t, err)
+	waitSubscribers(t, pub, 1)
+	require.NoError(t, node.Close())
+	for i := range 100 {
+		require.NoError(t, pub.Send(ctx, seqMsg(uint64(i))))
+	}
+	for i := range 100 {
+		m, err := sub.Recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, seqMsg(uint64(i)), m)
+	}
+	within(t, 20*time.Second, "the Closes", func() {
+		require.NoError(t, pub.Close())
+		require.NoError(t, sub.Close())
+	})
+}
+
+// A pusher and a puller that know each other go on after their node was
+// closed, as every channel does ("Services and ports opened through a node
+// stay usable after the node is closed"): the puller receives what the
+// pusher sent.
+func TestAPIPipelineOutlivesItsClosedNode(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := advCtx(t)
+	node, err := iox.NewNode(iox.WithIsolation(ns.prefix, ns.root))
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "outlive-pp", iox.WithLinger(100*time.Millisecond))
+	require.NoError(t, err)
+	defer push.Close()
+	pull, err := iox.OpenPull(ctx, node, "outlive-pp", iox.WithLinger(100*time.Millisecond))
+	require.NoError(t, err)
+	defer pull.Close()
+	eventually(t, "the pusher to know its puller", func() bool { return push.Pullers() == 1 })
+	require.NoError(t, node.Close())
+	for i := range 10 {
+		require.NoError(t, push.Send(ctx, seqMsg(uint64(i))))
+	}
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for i := range 10 {
+		m, err := pull.Recv(short)
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, seqMsg(uint64(i)), m)
+	}
+	require.NoError(t, push.Close())
+	require.NoError(t, pull.Close())
+}
+
+func init() { children["api-sub-hold"] = childAPISubHold }
+
+// childAPISubHold opens a subscriber of IOX_SERVICE, says ready and holds it
+// until the parent hangs up (or kills it).
+func childAPISubHold() error {
+	node, err := nsFromEnv().childNode()
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	fmt.Println("ready")
+	parentSays()
+	return nil
+}
+
+// A publisher waiting for three subscribers counts only live ones: a
+// subscriber process that joined and was killed is not one of the three, so
+// with two live subscribers nothing goes out; once a third joins, each of
+// the three gets every message.
+func TestAPIWaitSubscribersCountsOnlyTheLiving(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	const name = "wait-living"
+	pub, err := iox.OpenPub(ctx, node, name, iox.WaitSubscribers(3))
+	require.NoError(t, err)
+	defer pub.Close()
+	s1, err := iox.OpenSub(ctx, node, name)
+	require.NoError(t, err)
+	defer s1.Close()
+	for i := range 10 {
+		require.NoError(t, pub.Send(ctx, seqMsg(uint64(i))))
+	}
+	c := spawn(t, ns, "api-sub-hold", "IOX_SERVICE="+name)
+	c.expect("ready")
+	waitSubscribers(t, pub, 2)
+	c.kill()
+	s2, err := iox.OpenSub(ctx, node, name)
+	require.NoError(t, err)
+	defer s2.Close()
+	waitSubscribers(t, pub, 2) // the dead one gone, s2 there
+	// A negative check: 300 ms is how long we look, not a synchronisation.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	m, err := s1.Recv(short)
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "with two live subscribers of three, %x arrived", m)
+	s3, err := iox.OpenSub(ctx, node, name)
+	require.NoError(t, err)
+	defer s3.Close()
+	for k, s := range []*iox.Sub[[]byte]{s1, s2, s3} {
+		for i := range 10 {
+			m, err := s.Recv(ctx)
+			require.NoError(t, err, "subscriber %d, message %d", k+1, i)
+			require.Equal(t, seqMsg(uint64(i)), m, "subscriber %d", k+1)
+		}
+	}
+	require.NoError(t, pub.Close())
+	sweepDead(t, ns)
+}
+
+// A pusher whose node was closed still reaches a puller that comes later,
+// as pullers and pushers "may come and go in any order" and channels
+// outlive their node: its messages must not wait forever in the pusher
+// while a puller waits for them.
+func TestAPIPushAfterNodeCloseReachesANewPuller(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := advCtx(t)
+	node, err := iox.NewNode(iox.WithIsolation(ns.prefix, ns.root))
+	require.NoError(t, err)
+	push, err := iox.OpenPush(ctx, node, "late-after-close", iox.WithLinger(100*time.Millisecond))
+	require.NoError(t, err)
+	defer push.Close()
+	require.NoError(t, node.Close())
+	pull, err := iox.OpenPull(ctx, ns.node(t), "late-after-close")
+	require.NoError(t, err)
+	defer pull.Close()
+	for i := range 10 {
+		require.NoError(t, push.Send(ctx, seqMsg(uint64(i))))
+	}
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for i := range 10 {
+		m, err := pull.Recv(short)
+		require.NoError(t, err, "message %d: the pusher knows %d pullers", i, push.Pullers())
+		require.Equal(t, seqMsg(uint64(i)), m)
+	}
+	require.NoError(t, push.Close())
 }
