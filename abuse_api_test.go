@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -632,4 +633,40 @@ func TestAPIPushAfterNodeCloseReachesANewPuller(t *testing.T) {
 		require.Equal(t, seqMsg(uint64(i)), m)
 	}
 	require.NoError(t, push.Close())
+}
+
+// Odd namespaces: prefixes that cannot name shared memory are ErrInvalidName;
+// a relative root, which iceoryx2 would put under the working directory and
+// RemoveIsolation refuses (so its node-counter segment would stay in
+// /dev/shm for good), is ErrInvalidArgument and makes nothing; a root with
+// ".." and spaces works and is removed whole.
+func TestAPIOddIsolation(t *testing.T) {
+	ns := newNamespace(t)
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	for _, prefix := range []string{"a/b_", "..", "z\n_", "t*?_"} {
+		_, err := iox.NewNode(iox.WithIsolation(prefix, ns.root))
+		require.ErrorIs(t, err, iox.ErrInvalidName, "prefix %q", prefix)
+		requireTyped(t, err, prefix)
+	}
+	_, err := iox.NewNode(iox.WithIsolation(ns.prefix+"rel_", "relative/dir"))
+	require.ErrorIs(t, err, iox.ErrInvalidArgument, "a relative root")
+	requireTyped(t, err, "a relative root")
+	entries, _ := os.ReadDir(cwd)
+	require.Empty(t, entries, "a refused root made something in the working directory")
+	require.Empty(t, leftovers(ns.prefix+"rel_"), "a refused root left shared memory")
+
+	odd := ns.root + "../" + filepath.Base(ns.root) + "/with space/"
+	node, err := iox.NewNode(iox.WithIsolation(ns.prefix+"odd_", odd))
+	require.NoError(t, err)
+	ctx := advCtx(t)
+	a, b := abusePairs(t, ctx, node, "odd")
+	require.NoError(t, a.Send(ctx, []byte("x")))
+	m, err := b.Recv(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "x", string(m))
+	closeBoth(t, a, b)
+	require.NoError(t, node.Close())
+	require.NoError(t, iox.RemoveIsolation(ns.prefix+"odd_", odd))
+	require.Empty(t, leftovers(ns.prefix+"odd_"))
 }
