@@ -40,7 +40,8 @@ func WithNodeName(name string) NodeOption { return func(c *nodeConfig) { c.name 
 
 // WithIsolation gives the node its own iceoryx2 namespace: every shared-memory
 // object gets prefix, and file-based resources live under rootDir (an absolute
-// directory; NewNode refuses a file with ErrInvalidArgument, and iceoryx2
+// directory; NewNode refuses a relative path or a file with
+// ErrInvalidArgument, and iceoryx2
 // creates a folder that is not there). NewNode refuses a root where no file
 // can be made, naming it: ErrPermission where this user may not write,
 // ErrInvalidArgument on a file system without files of its own such as /proc.
@@ -174,6 +175,12 @@ func NewNode(opts ...NodeOption) (*Node, error) {
 	lib.SetLogLevel(int(c.logLevel))
 	if err := checkName("node name", c.name, 128, true); err != nil {
 		return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidName, Detail: err.Error()}
+	}
+	if c.root != "" && !filepath.IsAbs(c.root) {
+		// iceoryx2 would make it relative to the working directory, and
+		// RemoveIsolation could not remove it
+		return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidArgument,
+			Detail: fmt.Sprintf("isolation root %q is not an absolute path", c.root)}
 	}
 	if c.root != "" {
 		// iceoryx2 reports a root it cannot make a folder of as an internal failure.

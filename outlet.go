@@ -46,8 +46,9 @@ func (o *outlet[T]) open(g *group, tx outSender[T], l *life, onDrop func(error))
 	return o.c
 }
 
-// forward sends what arrives until the outlet stops or the channel ends. A
-// value Send refuses (too large, unencodable) goes to onDrop and the outlet
+// forward sends what arrives until the outlet stops, the channel ends or the
+// program closes the Go channel (as a producer closes the channel it sends
+// on once it is done: its zero values are no messages). A value Send refuses (too large, unencodable) goes to onDrop and the outlet
 // goes on; one that could not go because the channel ended, or because the
 // outlet was told to give up, goes to onDrop and counts as lost.
 func (o *outlet[T]) forward(tx outSender[T], l *life, onDrop func(error)) {
@@ -60,7 +61,10 @@ func (o *outlet[T]) forward(tx outSender[T], l *life, onDrop func(error)) {
 		default:
 		}
 		select {
-		case v := <-o.c:
+		case v, ok := <-o.c:
+			if !ok { // closed by the program: nothing more comes
+				return
+			}
 			err := tx.send(o.ctx, v)
 			if err == nil {
 				continue

@@ -24,7 +24,8 @@ import (
 // goroutine, spinning briefly while the peer answers quickly and parking in the
 // runtime poller otherwise. In and Out are ordinary Go channels fed by a
 // goroutine that starts when they are first used; a value sent on Out is handed
-// over to the pair, as with any Go channel.
+// over to the pair, as with any Go channel; closing Out ends the goroutine
+// behind it (Send still works).
 //
 // Ending: Err says why a pair ended and Done is closed then; Err is set before
 // Recv or In report the end. The peer's Close is a clean end: Recv and In
@@ -325,7 +326,8 @@ func (p *Pair[T]) Connected() bool { return p.peerKnown.Load() }
 
 // Recycle hands a received message's buffer back for reuse: the next messages
 // are received into it instead of a new buffer (how many are kept: see
-// WithRecycling). Do not use b afterwards.
+// WithRecycling). Do not use b afterwards; a buffer handed back twice is
+// kept once.
 func (p *Pair[T]) Recycle(b []byte) { recycle(p.rx.spare, b) }
 
 // Close ends the pair gracefully (see Pair) and releases it. It returns nil only

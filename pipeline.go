@@ -1391,7 +1391,8 @@ func (p *Pull[T]) feed() {
 
 // Recycle hands a received message's buffer back for reuse: the next messages
 // are received into it instead of a new buffer (how many are kept: see
-// WithRecycling). Do not use b afterwards.
+// WithRecycling). Do not use b afterwards; a buffer handed back twice is
+// kept once.
 func (p *Pull[T]) Recycle(b []byte) { recycle(p.rx.spare, b) }
 
 // Done is closed when the puller has ended; Err says why.

@@ -1083,7 +1083,8 @@ func (s *Sub[T]) Err() error { return s.life.err() }
 
 // Recycle hands a received message's buffer back for reuse: the next messages
 // are received into it instead of a new buffer (how many are kept: see
-// WithRecycling). Do not use b afterwards.
+// WithRecycling). Do not use b afterwards; a buffer handed back twice is
+// kept once.
 func (s *Sub[T]) Recycle(b []byte) { recycle(s.rx.spare, b) }
 
 // Close stops the subscriber and releases it. A second Close returns ErrClosed.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/iox-go/iox/internal/ffi"
 )
@@ -566,9 +567,10 @@ func (r *receiver[T]) dropTaken(err error) {
 type spares struct {
 	mu    sync.Mutex
 	free  [][]byte
-	limit int // buffers kept
-	keep  int // of which larger than spareSmall
-	large int // kept now larger than spareSmall
+	held  map[*byte]struct{} // where the buffers in free begin: one handed back twice is kept once
+	limit int                // buffers kept
+	keep  int                // of which larger than spareSmall
+	large int                // kept now larger than spareSmall
 }
 
 // spareSmall is the largest buffer that the default keeps beyond its 8: a
@@ -587,7 +589,7 @@ func newSpares(cfg chanConfig) *spares {
 	if !cfg.recycleSet {
 		n = max(n, min(cfg.chanCap+packMessages, spareMax))
 	}
-	return &spares{limit: n, keep: cfg.recycle}
+	return &spares{limit: n, keep: cfg.recycle, held: make(map[*byte]struct{})}
 }
 
 // recycle gives b back to a free list without blocking.
@@ -596,14 +598,19 @@ func recycle(s *spares, b []byte) {
 		return
 	}
 	large := cap(b) > spareSmall
+	at := unsafe.SliceData(b)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.free) >= s.limit || large && s.large >= s.keep {
 		return
 	}
+	if _, twice := s.held[at]; twice { // two messages would share it
+		return
+	}
 	if large {
 		s.large++
 	}
+	s.held[at] = struct{}{}
 	s.free = append(s.free, b[:0])
 }
 
@@ -623,6 +630,7 @@ func (s *spares) get(n int) []byte {
 	b := s.free[k-1]
 	s.free[k-1] = nil
 	s.free = s.free[:k-1]
+	delete(s.held, unsafe.SliceData(b))
 	if cap(b) > spareSmall {
 		s.large--
 	}

@@ -2,6 +2,7 @@ package iox
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/iox-go/iox/internal/layout"
 )
@@ -88,9 +89,8 @@ func (v *View) Release() {
 // aligned for T, and every bool of T a 0 or 1 byte. Writing through it writes
 // b. Anything else is ErrInvalidArgument naming the type.
 func As[T any](b []byte) (*T, error) {
-	fail := func(detail string) (*T, error) {
-		var zero T
-		return nil, &Error{Op: "as", Name: fmt.Sprintf("%T", zero), Kind: ErrInvalidArgument, Detail: detail}
+	fail := func(detail string) (*T, error) { // named from the type: a value of a huge T would not fit in memory
+		return nil, &Error{Op: "as", Name: reflect.TypeFor[T]().String(), Kind: ErrInvalidArgument, Detail: detail}
 	}
 	if err := layout.Check[T](); err != nil {
 		return fail(err.Error())

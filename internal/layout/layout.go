@@ -44,6 +44,9 @@ func Bools[T any]() []uintptr {
 		case reflect.Bool:
 			out = append(out, off)
 		case reflect.Array:
+			if !hasBool(t.Elem()) { // a large array of numbers is no loop
+				return
+			}
 			for i := 0; i < t.Len(); i++ {
 				walk(t.Elem(), off+uintptr(i)*t.Elem().Size())
 			}
@@ -57,9 +60,28 @@ func Bools[T any]() []uintptr {
 	return out
 }
 
-// Size and Align of T.
-func Size[T any]() int  { var v T; return int(unsafe.Sizeof(v)) }
-func Align[T any]() int { var v T; return int(unsafe.Alignof(v)) }
+// hasBool reports whether a value of t holds a bool.
+func hasBool(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool:
+		return true
+	case reflect.Array:
+		return t.Len() > 0 && hasBool(t.Elem())
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if hasBool(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Size and Align of T, from its type: a variable of T (what unsafe.Sizeof
+// would need in generic code) is made on the heap once T is large, and a
+// huge T (say [1 << 40]byte) would end the process out of memory.
+func Size[T any]() int  { return int(reflect.TypeFor[T]().Size()) }
+func Align[T any]() int { return reflect.TypeFor[T]().Align() }
 
 // Append appends v's memory image to dst.
 func Append[T any](dst []byte, v *T) []byte {
