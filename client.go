@@ -113,9 +113,15 @@ func OpenClient[Req, Resp any](ctx context.Context, node *Node, name string, req
 	if err != nil {
 		return nil, err
 	}
+	node, hold, err := node.keep(op, name)
+	if err != nil {
+		return nil, err
+	}
 	c := &Caller[Req, Resp]{name: name, node: node, cfg: o.ch, enc: encoder(reqCodec), dec: respCodec, life: newLife(),
 		watched: map[UniqueID]*watch{}, holds: map[UniqueID]int{}, waiting: map[*call]struct{}{}, spin: newSpinner(o.ch.spin)}
+	c.ports.add(hold) // released last
 	if c.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
+		c.ports.release()
 		return nil, err
 	}
 	c.ports.add(c.svc)

@@ -150,11 +150,60 @@ func closedError(op, name string) error { return &Error{Op: op, Name: name, Kind
 // is typical. A Node is safe for use by multiple goroutines.
 //
 // Services and ports opened through a node stay usable after the node is closed;
-// close them on their own.
+// close them on their own. So do the channels (Pair, Pub, Sub, Push, Pull,
+// clients and servers), which open services of their own as they go: the
+// node's resources are released once it is closed and the last of them is
+// closed too. A closed node opens nothing more (ErrClosed), also for a
+// blackboard's handles, whose change notifications it opens on first use.
 type Node struct {
-	lib  *ffi.Lib
-	ref  ref
-	name string
+	lib   *ffi.Lib
+	ref   ref
+	name  string
+	users *nodeUsers
+}
+
+// nodeUsers counts the channels that use a node after they opened. They use
+// its inner Node, whose handle is released only once the node is closed and
+// the last of them is done; the Node its program holds refuses everything
+// once closed.
+type nodeUsers struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	inner  *Node
+}
+
+// keep lends a channel being opened the node until it closes the returned
+// hold (the first thing it opened: its last to close). It fails with
+// ErrClosed once the node is closed.
+func (n *Node) keep(op, name string) (*Node, interface{ Close() error }, error) {
+	u := n.users
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return nil, nil, closedError(op, name)
+	}
+	u.n++
+	return u.inner, &nodeHold{u: u}, nil
+}
+
+// nodeHold is a channel's use of a node; Close ends it (once).
+type nodeHold struct {
+	u    *nodeUsers
+	once sync.Once
+}
+
+func (h *nodeHold) Close() error {
+	h.once.Do(func() {
+		h.u.mu.Lock()
+		h.u.n--
+		last := h.u.closed && h.u.n == 0
+		h.u.mu.Unlock()
+		if last {
+			h.u.inner.ref.close(h.u.inner.lib.NodeDrop)
+		}
+	})
+	return nil
 }
 
 // NewNode creates a node. It loads the native library on first use.
@@ -207,8 +256,10 @@ func NewNode(opts ...NodeOption) (*Node, error) {
 		}
 		return nil, err
 	}
-	n := &Node{lib: lib, name: c.name}
+	n := &Node{lib: lib, name: c.name, users: &nodeUsers{inner: &Node{lib: lib, name: c.name}}}
 	n.ref.h = h
+	n.users.inner.ref.h = h
+	n.users.inner.users = n.users
 	return n, nil
 }
 
@@ -252,10 +303,21 @@ func rootUnusable(root string) (kind error, why string) {
 // Name returns the node's name.
 func (n *Node) Name() string { return n.name }
 
-// Close releases the node. A second Close returns ErrClosed.
+// Close releases the node, once the channels opened through it are closed
+// too. A second Close returns ErrClosed.
 func (n *Node) Close() error {
-	if err := n.ref.close(n.lib.NodeDrop); err != nil {
+	u := n.users
+	u.mu.Lock()
+	if u.closed || n == u.inner {
+		u.mu.Unlock()
 		return closedError("close node", n.name)
+	}
+	u.closed = true
+	last := u.n == 0
+	u.mu.Unlock()
+	n.ref.close(func(ffi.Handle) {}) // the program's calls end here; the handle is the inner Node's
+	if last {
+		u.inner.ref.close(n.lib.NodeDrop)
 	}
 	return nil
 }

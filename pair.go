@@ -119,9 +119,14 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	if err := cfg.only(op, name, "pair", optLossy, optHistory, optMaxSubscribers, optMaxPublishers, optPoll, optWaitSubs); err != nil {
 		return nil, err
 	}
+	node, hold, err := node.keep(op, name)
+	if err != nil {
+		return nil, err
+	}
 	p := &Pair[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), txW: newSignal(),
 		in: make(chan T, cfg.chanCap), outs: newOutlet[T](), torn: make(chan struct{}), stopTx: make(chan struct{}),
 		gone: make(chan struct{}), dead: make(chan struct{})}
+	p.opened(hold) // released last
 	pt := payloadTypeOf(codec)
 	p.fixed = pt.Fixed
 	if p.fixed { // a sample of a fixed type holds exactly one value, also a bye

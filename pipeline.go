@@ -281,10 +281,15 @@ func OpenPushOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		optMaxSubscribers, optMaxPublishers, optWaitSubs); err != nil {
 		return nil, err
 	}
+	node, hold, err := node.keep(op, name)
+	if err != nil {
+		return nil, err
+	}
 	p := &Push[T]{node: node, name: name, cfg: cfg, life: newLife(), tag: randomTag(), pt: payloadTypeOf(codec),
 		enc: encoder(codec), batch: NewBatch(tookSize*64, 64), sem: make(chan struct{}, 1),
 		routes: map[uint64]*route{}, gone: map[uint64]bool{}, room: newSignal(), changed: newSignal(),
 		outs: newOutlet[T]()}
+	p.ports.add(hold) // released last
 	if err := p.join(); err != nil {
 		p.ports.release()
 		return nil, err
@@ -1080,8 +1085,13 @@ func OpenPullOf[T any](ctx context.Context, node *Node, name string, codec Codec
 		optMaxSubscribers, optMaxPublishers, optWaitSubs); err != nil {
 		return nil, err
 	}
+	node, hold, err := node.keep(op, name)
+	if err != nil {
+		return nil, err
+	}
 	p := &Pull[T]{node: node, name: name, cfg: cfg, life: newLife(), id: randomID(), tb: make([]byte, tookSize),
 		tallies: map[uint64]*tally{}, in: make(chan T), torn: make(chan struct{})}
+	p.ports.add(hold) // released last
 	if err := p.join(payloadTypeOf(codec)); err != nil {
 		p.ports.release()
 		return nil, err

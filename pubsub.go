@@ -233,11 +233,16 @@ func OpenPubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	if err := cfg.only(op, name, "publisher", optSpin, optPoll, optRecycling); err != nil {
 		return nil, err
 	}
+	node, hold, err := node.keep(op, name)
+	if err != nil {
+		return nil, err
+	}
 	p := &Pub[T]{node: node, name: name, cfg: cfg, life: newLife(), hb: make([]byte, headerSize), lens: make([]uint64, 1),
 		txW: newSignal(), outs: newOutlet[T](), peers: make(chan PeerEvent, 64), torn: make(chan struct{}),
 		stopTx: make(chan struct{}),
 		known:  map[UniqueID]PortInfo{}, watched: newNodeWatches(node.lib, cfg.peerTimeout/4), crashed: map[UniqueID]bool{},
 	}
+	p.ports.add(hold) // released last
 	pt := payloadTypeOf(codec)
 	if err := p.open(op, pt); err != nil {
 		p.ports.release()
@@ -983,8 +988,13 @@ func OpenSubOf[T any](ctx context.Context, node *Node, name string, codec Codec[
 	if err := cfg.only(op, name, "subscriber", optWaitSubs); err != nil {
 		return nil, err
 	}
+	node, hold, err := node.keep(op, name)
+	if err != nil {
+		return nil, err
+	}
 	s := &Sub[T]{node: node, name: name, cfg: cfg, life: newLife(), in: make(chan T, cfg.chanCap),
 		torn: make(chan struct{})}
+	s.ports.add(hold) // released last
 	if err := s.open(op, payloadTypeOf(codec)); err != nil {
 		s.ports.release()
 		return nil, err

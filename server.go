@@ -57,10 +57,16 @@ func OpenServer[Req, Resp any](ctx context.Context, node *Node, name string, req
 	if err != nil {
 		return nil, err
 	}
+	node, hold, err := node.keep(op, name)
+	if err != nil {
+		return nil, err
+	}
 	r := &Responder[Req, Resp]{name: name, node: node, cfg: o.ch, dec: reqCodec, enc: encoder(respCodec), life: newLife(),
 		in: make(chan *Request[Req, Resp], o.ch.chanCap), spin: newSpinner(o.ch.spin), released: newSignal(),
 		wakes: map[UniqueID]*Notifier{}, open: map[*Request[Req, Resp]]struct{}{}}
+	r.ports.add(hold) // released last
 	if r.svc, err = rpcService(node, name, payloadTypeOf(reqCodec), payloadTypeOf(respCodec), o); err != nil {
+		r.ports.release()
 		return nil, err
 	}
 	r.ports.add(r.svc)
