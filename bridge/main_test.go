@@ -227,3 +227,31 @@ func serve(t testing.TB, node *iox.Node, name string, workers int, h func(contex
 
 // echo answers a request with itself.
 func echo(_ context.Context, req []byte) ([]byte, error) { return req, nil }
+
+// sendUntilOneCrosses sends msg(i), for i = 0, 1, …, on a lossy publisher until
+// the subscriber on the other host receives one of them, and returns it.
+func sendUntilOneCrosses(t testing.TB, ctx context.Context, pub *iox.Pub[[]byte], sub *iox.Sub[[]byte], msg func(i int) []byte) []byte {
+	t.Helper()
+	got := make(chan []byte, 1)
+	go func() {
+		m, err := sub.Recv(ctx)
+		if err == nil {
+			got <- m
+		}
+		close(got)
+	}()
+	var first []byte
+	i := 0
+	eventually(t, "a message to cross", func() bool {
+		require.NoError(t, pub.Send(ctx, msg(i)))
+		i++
+		select {
+		case first = <-got:
+			return true
+		default:
+			return false
+		}
+	})
+	require.NotNil(t, first, "the subscriber's Recv ended")
+	return first
+}

@@ -55,27 +55,8 @@ func TestLossyPubSubCrossesHosts(t *testing.T) {
 	defer pub.Close()
 	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "sensors/imu") })
 	// Lossy: publish until one arrives, then check what follows is in order.
-	got := make(chan []byte, 1)
-	go func() {
-		m, err := sub.Recv(ctx)
-		if err == nil {
-			got <- m
-		}
-		close(got)
-	}()
 	i := 0
-	var first []byte
-	eventually(t, "a message on B", func() bool {
-		require.NoError(t, pub.Send(ctx, seqMsg(i, 100)))
-		i++
-		select {
-		case first = <-got:
-			return true
-		default:
-			return false
-		}
-	})
-	require.NotNil(t, first)
+	first := sendUntilOneCrosses(t, ctx, pub, sub, func(int) []byte { i++; return seqMsg(i-1, 100) })
 	prev := int(binary.LittleEndian.Uint64(first))
 	require.Equal(t, seqMsg(prev, 100), first)
 	for k := 0; k < 20; k++ {

@@ -238,23 +238,7 @@ func TestBridgesNeedOnlyTheirDocumentedPermissions(t *testing.T) {
 		st, err := js.Stream(ctx, "IOX_LOSSLESS")
 		return err == nil && st.CachedInfo().State.Msgs == 0
 	})
-	// Lossy: publish until one arrives.
-	got := make(chan []byte, 1)
-	go func() {
-		if m, err := lossySub.Recv(ctx); err == nil {
-			got <- m
-		}
-		close(got)
-	}()
-	var m []byte
-	for arrived := false; !arrived; {
-		require.NoError(t, lossyPub.Send(ctx, []byte("lossy")))
-		select {
-		case m, arrived = <-got:
-			require.True(t, arrived, "the lossy subscriber ended")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	m := sendUntilOneCrosses(t, ctx, lossyPub, lossySub, func(int) []byte { return []byte("lossy") })
 	require.Equal(t, "lossy", string(m))
 	require.Empty(t, logA.errors())
 	require.Empty(t, logB.errors())
