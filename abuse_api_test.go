@@ -36,15 +36,7 @@ func TestAPIClosingOutSendsNoZeroValues(t *testing.T) {
 	node := ns.node(t)
 	ctx := advCtx(t)
 	a, b := abusePairs(t, ctx, node, "closed-out")
-	out := a.Out()
-	out <- []byte("first")
-	close(out)
-	require.NoError(t, a.Send(ctx, []byte("after close(Out)")))
-	for _, want := range []string{"first", "after close(Out)"} {
-		m, err := b.Recv(ctx)
-		require.NoError(t, err)
-		require.Equal(t, want, string(m), "b received a message a never sent (a zero value of the closed Out)")
-	}
+	closeOutThenSend(t, ctx, a.Out(), a.Send, b.Recv)
 	require.NoError(t, a.Close())
 	m, err := b.Recv(ctx)
 	require.ErrorIs(t, err, iox.ErrPeerClosed, "after a's Close, b got %q", m)
@@ -56,16 +48,23 @@ func TestAPIClosingOutSendsNoZeroValues(t *testing.T) {
 	require.NoError(t, err)
 	defer sub.Close()
 	waitSubscribers(t, pub, 1)
-	pout := pub.Out()
-	pout <- []byte("p-first")
-	close(pout)
-	require.NoError(t, pub.Send(ctx, []byte("p-after")))
-	for _, want := range []string{"p-first", "p-after"} {
-		m, err := sub.Recv(ctx)
-		require.NoError(t, err)
-		require.Equal(t, want, string(m), "the subscriber received a message the publisher never sent")
-	}
+	closeOutThenSend(t, ctx, pub.Out(), pub.Send, sub.Recv)
 	require.NoError(t, pub.Close())
+}
+
+// closeOutThenSend sends a message on out, closes out, sends another with
+// send, and checks that recv gets exactly those two, in order: nothing that
+// was never sent (a zero value of the closed channel).
+func closeOutThenSend(t *testing.T, ctx context.Context, out chan<- []byte, send func(context.Context, []byte) error, recv func(context.Context) ([]byte, error)) {
+	t.Helper()
+	out <- []byte("first")
+	close(out)
+	require.NoError(t, send(ctx, []byte("after close(Out)")))
+	for _, want := range []string{"first", "after close(Out)"} {
+		m, err := recv(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, string(m), "a message that was never sent (a zero value of the closed Out)")
+	}
 }
 
 // Recycle of one buffer twice hands the same memory to the free list twice;
@@ -541,26 +540,6 @@ func TestAPIPipelineOutlivesItsClosedNode(t *testing.T) {
 	require.NoError(t, pull.Close())
 }
 
-func init() { children["api-sub-hold"] = childAPISubHold }
-
-// childAPISubHold opens a subscriber of IOX_SERVICE, says ready and holds it
-// until the parent hangs up (or kills it).
-func childAPISubHold() error {
-	node, err := nsFromEnv().childNode()
-	if err != nil {
-		return err
-	}
-	defer node.Close()
-	sub, err := iox.OpenSub(context.Background(), node, os.Getenv("IOX_SERVICE"))
-	if err != nil {
-		return err
-	}
-	defer sub.Close()
-	fmt.Println("ready")
-	parentSays()
-	return nil
-}
-
 // A publisher waiting for three subscribers counts only live ones: a
 // subscriber process that joined and was killed is not one of the three, so
 // with two live subscribers nothing goes out; once a third joins, each of
@@ -579,7 +558,7 @@ func TestAPIWaitSubscribersCountsOnlyTheLiving(t *testing.T) {
 	for i := range 10 {
 		require.NoError(t, pub.Send(ctx, seqMsg(uint64(i))))
 	}
-	c := spawn(t, ns, "api-sub-hold", "IOX_SERVICE="+name)
+	c := spawn(t, ns, "adv-sub-idle", "IOX_SERVICE="+name)
 	c.expect("ready")
 	waitSubscribers(t, pub, 2)
 	c.kill()
