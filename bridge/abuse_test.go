@@ -318,13 +318,7 @@ func TestAbuseHostileRequests(t *testing.T) {
 func TestAbuseAFloodOfFakeSendersOnALossyImport(t *testing.T) {
 	th := newTwoHosts(t, []string{"flood"}, []string{"flood"}, nil)
 	ctx := ctxT(t)
-	sub, err := iox.OpenSub(ctx, th.b, "flood", iox.Lossy())
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := iox.OpenPub(ctx, th.a, "flood", iox.Lossy())
-	require.NoError(t, err)
-	defer pub.Close()
-	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "flood") })
+	pub, sub := th.lossy(t, "flood")
 	f := forger{t, connect(t, th.url), bridge.Subject("iox", "ps", "flood")}
 	typ := bridge.TypeString(iox.Bytes)
 	const fakes = 500

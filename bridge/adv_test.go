@@ -60,14 +60,7 @@ func recvWithin(t *testing.T, sub *iox.Sub[[]byte], d time.Duration) []byte {
 // arrives between them. Each sender's message is joined from its own parts.
 func TestAdvPartsOfTwoSendersInterleavedAreJoinedEach(t *testing.T) {
 	th := newTwoHosts(t, []string{"big"}, []string{"big"}, nil)
-	ctx := ctxT(t)
-	sub, err := iox.OpenSub(ctx, th.b, "big", iox.Lossy())
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := iox.OpenPub(ctx, th.a, "big", iox.Lossy())
-	require.NoError(t, err)
-	defer pub.Close()
-	eventually(t, "the import", func() bool { return th.logB.has("start", "import", "big") })
+	_, sub := th.lossy(t, "big") // the publisher makes A export it
 	f := forger{t, connect(t, th.url), bridge.Subject("iox", "ps", "big")}
 	typ := bridge.TypeString(iox.Bytes)
 	part := func(origin, id, p, data string) {

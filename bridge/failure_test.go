@@ -266,13 +266,7 @@ func TestNATSServerRestartLosesNothing(t *testing.T) {
 func TestHostileMessagesOnAnImportedSubjectAreReported(t *testing.T) {
 	th := newTwoHosts(t, []string{"hostile"}, []string{"hostile"}, nil)
 	ctx := ctxT(t)
-	sub, err := iox.OpenSub(ctx, th.b, "hostile", iox.Lossy())
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := iox.OpenPub(ctx, th.a, "hostile", iox.Lossy())
-	require.NoError(t, err)
-	defer pub.Close()
-	eventually(t, "the import", func() bool { return th.logB.has("start", "import", "hostile") })
+	pub, sub := th.lossy(t, "hostile")
 	evil := connect(t, th.url)
 	subject := bridge.Subject("iox", "ps", "hostile")
 	send := func(hdr map[string]string, data []byte) {

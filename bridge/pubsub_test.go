@@ -35,6 +35,21 @@ func newTwoHosts(t *testing.T, exp, imp []string, tweak func(a, b *bridge.Config
 	return th
 }
 
+// lossy opens a lossy subscriber of name on B and a lossy publisher on A,
+// closed when the test ends, and waits until B imports name.
+func (th *twoHosts) lossy(t *testing.T, name string) (*iox.Pub[[]byte], *iox.Sub[[]byte]) {
+	t.Helper()
+	ctx := ctxT(t)
+	sub, err := iox.OpenSub(ctx, th.b, name, iox.Lossy())
+	require.NoError(t, err)
+	t.Cleanup(func() { sub.Close() })
+	pub, err := iox.OpenPub(ctx, th.a, name, iox.Lossy())
+	require.NoError(t, err)
+	t.Cleanup(func() { pub.Close() })
+	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", name) })
+	return pub, sub
+}
+
 func seqMsg(i int, size int) []byte {
 	b := make([]byte, max(size, 8))
 	binary.LittleEndian.PutUint64(b, uint64(i))
@@ -47,13 +62,7 @@ func seqMsg(i int, size int) []byte {
 func TestLossyPubSubCrossesHosts(t *testing.T) {
 	th := newTwoHosts(t, []string{"sensors/*"}, []string{"sensors/*"}, nil)
 	ctx := ctxT(t)
-	sub, err := iox.OpenSub(ctx, th.b, "sensors/imu", iox.Lossy())
-	require.NoError(t, err)
-	defer sub.Close()
-	pub, err := iox.OpenPub(ctx, th.a, "sensors/imu", iox.Lossy())
-	require.NoError(t, err)
-	defer pub.Close()
-	eventually(t, "the import on B", func() bool { return th.logB.has("start", "import", "sensors/imu") })
+	pub, sub := th.lossy(t, "sensors/imu")
 	// Lossy: publish until one arrives, then check what follows is in order.
 	i := 0
 	first := sendUntilOneCrosses(t, ctx, pub, sub, func(int) []byte { i++; return seqMsg(i-1, 100) })
