@@ -235,11 +235,11 @@ func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
 	}
 	// The select above may take a free slot although ctx or the client
 	// ended already: then nothing is sent.
-	if err := c.life.err(); err != nil {
-		<-c.slots
-		return nil, err
+	err := c.life.err()
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		<-c.slots
 		return nil, err
 	}
