@@ -294,6 +294,8 @@ func (p *Pair[T]) In() <-chan T {
 // before the bye, and counts in Close's result. After the pair ended a send on
 // Out blocks, so select on Done as well. Values Send refuses go to OnDrop. A
 // goroutine behind it starts on the first call.
+// That goroutine is a sender of its own: values sent on Out keep their order,
+// but a Send made after a send on Out returned may arrive before that value.
 func (p *Pair[T]) Out() chan<- T { return p.outs.open(&p.feeds, p.tx, p.life, p.cfg.onDrop) }
 
 // Loan lends n bytes of shared memory for the next message, to write in place

@@ -826,6 +826,8 @@ func (p *Push[T]) flush() {
 // linger time), and counts in Close's result. After the pusher ended a send on
 // Out blocks, so select on Done as well. Values Send refuses go to OnDrop. A
 // goroutine behind it starts on the first call.
+// That goroutine is a sender of its own: values sent on Out keep their order,
+// but a Send made after a send on Out returned may arrive before that value.
 func (p *Push[T]) Out() chan<- T { return p.outs.open(&p.feeds, p, p.life, p.cfg.onDrop) }
 
 // send is Send for Out's goroutine.

@@ -312,6 +312,8 @@ func (p *Pub[T]) Send(ctx context.Context, v T) error { return p.tx.send(ctx, v)
 // before the bye, and counts in Close's result. After the channel ended a send
 // on Out blocks, so select on Done as well. Values Send refuses go to OnDrop. A
 // goroutine behind it starts on the first call.
+// That goroutine is a sender of its own: values sent on Out keep their order,
+// but a Send made after a send on Out returned may arrive before that value.
 func (p *Pub[T]) Out() chan<- T { return p.outs.open(&p.feeds, p.tx, p.life, p.cfg.onDrop) }
 
 // Pending reports how many messages Send accepted that are not in shared
