@@ -616,7 +616,8 @@ func TestAPIPushAfterNodeCloseReachesANewPuller(t *testing.T) {
 	require.NoError(t, push.Close())
 }
 
-// Odd namespaces: prefixes that cannot name shared memory are ErrInvalidName;
+// Odd namespaces: prefixes that cannot name shared memory are ErrInvalidName,
+// an empty one (the default namespace's) is ErrInvalidArgument;
 // a relative root, which iceoryx2 would put under the working directory and
 // RemoveIsolation refuses (so its node-counter segment would stay in
 // /dev/shm for good), is ErrInvalidArgument and makes nothing; a root with
@@ -630,7 +631,12 @@ func TestAPIOddIsolation(t *testing.T) {
 		require.ErrorIs(t, err, iox.ErrInvalidName, "prefix %q", prefix)
 		requireTyped(t, err, prefix)
 	}
-	_, err := iox.NewNode(iox.WithIsolation(ns.prefix+"rel_", "relative/dir"))
+	// an empty prefix would be iceoryx2's default one: the default
+	// namespace's shared memory, under another root folder
+	_, err := iox.NewNode(iox.WithIsolation("", ns.root))
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+	requireTyped(t, err, "empty prefix")
+	_, err = iox.NewNode(iox.WithIsolation(ns.prefix+"rel_", "relative/dir"))
 	require.ErrorIs(t, err, iox.ErrInvalidArgument, "a relative root")
 	requireTyped(t, err, "a relative root")
 	entries, _ := os.ReadDir(cwd)

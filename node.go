@@ -29,7 +29,7 @@ const (
 type nodeConfig struct {
 	name, prefix, root, library string
 	logLevel                    LogLevel
-	shared, keepDead            bool
+	shared, keepDead, isolated  bool
 }
 
 // NodeOption configures NewNode.
@@ -45,11 +45,12 @@ func WithNodeName(name string) NodeOption { return func(c *nodeConfig) { c.name 
 // creates a folder that is not there). NewNode refuses a root where no file
 // can be made, naming it: ErrPermission where this user may not write,
 // ErrInvalidArgument on a file system without files of its own such as /proc.
-// Only nodes with the same prefix and
+// NewNode refuses an empty prefix with ErrInvalidArgument: the node's shared
+// memory would be the default namespace's. Only nodes with the same prefix and
 // rootDir see each other's services.
 // Keep both short: a listener's socket path must fit in 108 bytes.
 func WithIsolation(prefix, rootDir string) NodeOption {
-	return func(c *nodeConfig) { c.prefix, c.root = prefix, rootDir }
+	return func(c *nodeConfig) { c.prefix, c.root, c.isolated = prefix, rootDir, true }
 }
 
 // WithSharedNamespace lets processes of other users create nodes in the
@@ -224,6 +225,12 @@ func NewNode(opts ...NodeOption) (*Node, error) {
 	lib.SetLogLevel(int(c.logLevel))
 	if err := checkName("node name", c.name, 128, true); err != nil {
 		return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidName, Detail: err.Error()}
+	}
+	if c.isolated && c.prefix == "" {
+		// iceoryx2 would take its default prefix: the default namespace's
+		// shared memory under another root folder, isolated from nothing
+		return nil, &Error{Op: "new node", Name: c.name, Kind: ErrInvalidArgument,
+			Detail: "an isolated namespace needs a prefix for its shared memory"}
 	}
 	if c.root != "" && !filepath.IsAbs(c.root) {
 		// iceoryx2 would make it relative to the working directory, and

@@ -154,6 +154,10 @@ func (c command) run(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "iox %s: -root %q: the root folder must be an absolute path\n", c.name, ns.root)
 		return exitUsage
 	}
+	if ns.root != "" && ns.prefix == "" {
+		fmt.Fprintf(e.stderr, "iox %s: -root %q needs -prefix: an isolated namespace's shared memory needs a prefix of its own\n", c.name, ns.root)
+		return exitUsage
+	}
 	if err := do(e, pos); err != nil {
 		var u *usageError
 		if errors.As(err, &u) {

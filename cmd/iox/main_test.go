@@ -231,6 +231,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"notify", "bell", "-1", "extra"}, `unexpected argument "extra"`},
 		{[]string{"sub", "x", "-n", "-1"}, "must not be negative"},
 		{[]string{"services", "-root", "relative/dir"}, `-root "relative/dir": the root folder must be an absolute path`},
+		{[]string{"services", "-root", "/tmp/iox-no-prefix"}, `-root "/tmp/iox-no-prefix" needs -prefix`},
 	} {
 		out, errOut, code := runIox(t, nil, "", c.args...)
 		require.Equal(t, 2, code, "%v", c.args)
