@@ -828,24 +828,32 @@ func (m *partMark) set(q uint64, got int) {
 // its start, when asked: what an earlier run was given comes again at once),
 // and when frames wait behind a gap for gapReset: a delivery the client dropped
 // (a full iterator after a reconnection) or that a server restart lost comes
-// again then, not after AckWait.
+// again then, not after AckWait. Each gap that opens gets its reset, also while
+// frames of another numbering still wait behind an older gap (one that no
+// reset fills, as a made-up numbering's).
 type consumerKeeper struct {
 	gaps   chan struct{}
-	open   atomic.Uint64 // the number of the gap frames wait behind; 0: none
-	count  uint64        // gaps seen (by the reading loop only)
+	open   atomic.Uint64 // the newest gap frames wait behind (reorder.waiting); 0: none
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string, now bool) *consumerKeeper {
+	resets, unnotify := b.link.notify()
+	return startKeeper(ctx, resets, unnotify, func(ctx context.Context) { b.resetConsumer(ctx, r, durable) }, now)
+}
+
+// startKeeper runs a keeper that calls reset on each value of resets, at its
+// start when now, and for each gap that stays open for gapReset; ended runs
+// once it stopped.
+func startKeeper(ctx context.Context, resets <-chan struct{}, ended func(), reset func(context.Context), now bool) *consumerKeeper {
 	k := &consumerKeeper{gaps: make(chan struct{}, 1), done: make(chan struct{})}
 	ctx, k.cancel = context.WithCancel(ctx)
-	resets, unnotify := b.link.notify()
 	go func() {
 		defer close(k.done)
-		defer unnotify()
+		defer ended()
 		if now {
-			b.resetConsumer(ctx, r, durable)
+			reset(ctx)
 		}
 		for {
 			select {
@@ -862,28 +870,24 @@ func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string, now
 					return
 				}
 				if g == 0 || k.open.Load() != g {
-					continue // filled meanwhile
+					continue // filled meanwhile, or a newer gap opened: its own signal waits
 				}
 			}
-			b.resetConsumer(ctx, r, durable)
+			reset(ctx)
 		}
 	}()
 	return k
 }
 
-// gap tells whether frames wait behind a gap now; the reading loop calls it
-// after each frame.
-func (k *consumerKeeper) gap(waiting bool) {
-	switch {
-	case waiting && k.open.Load() == 0:
-		k.count++
-		k.open.Store(k.count)
+// gap tells which gap frames wait behind now (reorder.waiting: 0 for none, a
+// new number for each gap that opens); the reading loop calls it after each
+// frame.
+func (k *consumerKeeper) gap(g uint64) {
+	if k.open.Swap(g) != g && g != 0 {
 		select {
 		case k.gaps <- struct{}{}:
 		default:
 		}
-	case !waiting:
-		k.open.Store(0)
 	}
 }
 
@@ -978,6 +982,7 @@ type reorder struct {
 	gap  map[string]time.Time // since when a numbering waits for a gap
 	last map[string]time.Time // when a numbering's last frame came
 	now  func() time.Time
+	gaps uint64 // gaps opened so far: the number of the newest
 }
 
 const (
@@ -1029,8 +1034,14 @@ func (o *reorder) resume(ctx context.Context, js jetstream.JetStream, stream, su
 // numbers from 1 under a new key, so its frames are not taken for copies.
 func seqKey(h nats.Header) string { return h.Get(hOrigin) + "/" + h.Get(hPub) }
 
-// waiting reports whether frames wait behind a gap.
-func (o *reorder) waiting() bool { return len(o.held) > 0 }
+// waiting reports the newest gap that frames wait behind (each gap that
+// opens, or moves on to a later number, gets a new one), or 0 when none.
+func (o *reorder) waiting() uint64 {
+	if len(o.held) == 0 {
+		return 0
+	}
+	return o.gaps
+}
 
 // add takes one frame and returns those now ready, in order, and how many
 // frames were given up; -1 when the frame is a copy of one already taken
@@ -1058,6 +1069,7 @@ func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 		if o.held[origin] == nil {
 			o.held[origin] = map[uint64]jetstream.Msg{}
 			o.gap[origin] = now
+			o.gaps++
 		}
 		o.held[origin][seq] = m
 	}
@@ -1087,6 +1099,7 @@ func (o *reorder) add(m jetstream.Msg) (ready []jetstream.Msg, skipped int) {
 		delete(o.gap, origin)
 	} else if len(ready) > 0 {
 		o.gap[origin] = now // the wait starts again at the new gap
+		o.gaps++
 	}
 	return ready, skipped
 }

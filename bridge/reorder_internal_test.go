@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -54,4 +55,47 @@ func TestReorderForgetsIdleNumberingsBeyondItsBound(t *testing.T) {
 	require.Equal(t, -1, skipped, "a copy of what a kept numbering sent")
 	ready, _ = o.add(frameOf("gapped", 2))
 	require.Len(t, ready, 2, "the frame held behind the gap is still there")
+}
+
+// A gap that no reset fills (a made-up numbering's frame far ahead) must not
+// hold back the reset that a real gap of another numbering needs: each gap
+// that opens gets its own reset after gapReset, and a filled one none.
+func TestKeeperResetsForEachGapWhileAnOlderOneStays(t *testing.T) {
+	resets := make(chan string, 8)
+	o := newReorder()
+	var why string
+	k := startKeeper(t.Context(), nil, func() {}, func(context.Context) { resets <- why }, false)
+	defer k.close()
+	take := func(origin string, seq uint64) {
+		o.add(frameOf(origin, seq))
+		k.gap(o.waiting())
+	}
+	next := func() string {
+		select {
+		case w := <-resets:
+			return w
+		case <-time.After(20 * gapReset):
+			return "no reset"
+		}
+	}
+	why = "forged"
+	take("forged", 1)
+	take("forged", 1000) // waits for 2..999, which never come
+	require.Equal(t, "forged", next())
+
+	why = "real"
+	take("real", 1)
+	take("real", 3) // 2 was lost on the way: the reset brings it again
+	require.Equal(t, "real", next(), "a real gap behind a made-up one")
+	take("real", 2)
+	require.NotZero(t, o.waiting(), "the made-up gap stays")
+
+	// a gap filled before gapReset costs no reset
+	why = "filled"
+	take("real", 5)
+	take("real", 4)
+	why = "moved"
+	take("real", 7)
+	require.Equal(t, "moved", next(), "the gap at 6, not the filled one at 4")
+	require.Empty(t, resets)
 }
