@@ -91,15 +91,21 @@ func waitParked(t testing.TB, fn string, n int) {
 
 // waitHeldBack waits until a sending goroutine is held back: blocked in the
 // function fn (see goroutinesIn) with sent, the count of what it sent, the same
-// as at the last look. It returns that count.
+// as at the last looks, and no queue of a sender still at work (its goroutine
+// running or runnable: on a loaded machine it may not have run yet, and what it
+// moves to the receiver makes room). It returns that count.
 func waitHeldBack(t testing.TB, fn string, sent func() int64) int64 {
 	t.Helper()
-	last := int64(-1)
+	const pump = "iox.(*sender[...]).pump"
+	last, same := int64(-1), 0
 	eventually(t, "the sender to be held back in "+fn, func() bool {
 		k := sent()
-		held := k == last && goroutinesIn(fn, true) > 0
-		last = k
-		return held
+		if k != last || goroutinesIn(fn, true) == 0 || goroutinesIn(pump, false) != goroutinesIn(pump, true) {
+			last, same = k, 0
+			return false
+		}
+		same++
+		return same >= 3
 	})
 	return last
 }
