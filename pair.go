@@ -36,6 +36,16 @@ import (
 // ErrPeerCrashed. A restarted process can open the same name again without
 // manual cleanup.
 //
+// Pairing: an end pairs once, with the first end of the other slot that has
+// not paired with another (see pairing.go). An end opened while the other
+// slot still holds an end whose own peer closed or died (it is ending, or
+// its program has not closed it yet) does not take that end for its peer:
+// it takes nothing that end sends (what it had queued for its old peer, its
+// bye), is not ended by its leaving, and waits for the end that opens in its
+// place, holding what it sends until then. The ending end, for its part,
+// hands a newcomer nothing and counts nothing of it as its old peer's
+// confirmation.
+//
 // Shutdown: Close stops accepting messages, sends what was queued and a bye
 // behind it, and waits up to the linger time (WithLinger, default 1 s) until the
 // peer confirms that it took everything. It returns nil only then; otherwise an
@@ -43,7 +53,8 @@ import (
 // confirm. A peer confirms what its end took while it was open: when both ends
 // close at once, what one takes while closing is dropped and not confirmed, so
 // a nil Close means the peer's application read every message or could have.
-// The peer sees a clean end also when the bye did not fit because it was full. The context given to OpenPair bounds the pair's life: when it ends,
+// The peer sees a clean end also when the bye did not fit because it was
+// full. The context given to OpenPair bounds the pair's life: when it ends,
 // the pair ends at once (Err wraps the context's cause), queued messages are
 // dropped, and the peer sees a clean end. Always Close a pair, also after it
 // ended, to release its shared memory.
@@ -54,6 +65,7 @@ type Pair[T any] struct {
 	life  *life
 	fixed bool
 	slot  int
+	id    uint64 // this end's id, the tag of its samples (see pairing.go)
 
 	mineSvc, peerSvc *PubSubService // I publish on mine and subscribe to the peer's
 	mineEv, peerEv   *EventService  // events addressed to me, and to the peer
@@ -88,11 +100,11 @@ type Pair[T any] struct {
 
 	word     *ffi.WaitWord                // this end's wait word (nil: none could be made)
 	peerWord atomic.Pointer[ffi.WaitWord] // the peer's wait word (nil: notify every time)
-	oldWords []*ffi.WaitWord              // words of earlier peers, closed at the end (under mu)
 
 	mu          sync.Mutex // guards the peer fields below
 	peerNode    UniqueID
-	peerKnown   atomic.Bool
+	peerID      atomic.Uint64 // the id of the end this end paired with (0: none yet)
+	peerKnown   atomic.Bool   // this end paired (see pairing.go)
 	unwatch     func()
 	peerBye     bool
 	peerGot     uint64
@@ -139,12 +151,17 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	p.hub = newHub(p.lis, p.onIDs)
 	p.rx = newReceiver(name, p.sub, p.hub, p.life, codec, cfg, true, false)
 	p.rx.ww = p.word
-	p.rx.onBye, p.rx.onTake = p.peerSaidBye, p.afterTake
+	p.rx.onBye, p.rx.onTake, p.rx.from = p.peerSaidBye, p.afterTake, p.fromPeer
 	p.tx = newSender(name, p.life, codec, cfg, !p.fixed)
-	p.tx.tag = randomTag()
+	p.tx.tag = p.id
 	p.tx.deliver, p.tx.await, p.tx.stop = p.deliver, p.awaitRoom, p.stopTx
 	p.tx.fail = func(err error) { p.end(err) }
-	p.tx.present = p.peerThere
+	p.tx.present = func() bool {
+		if !p.peerKnown.Load() {
+			p.lookForPeer()
+		}
+		return p.peerThere()
+	}
 	p.tx.fits = p.pub.fits
 	p.tx.loanRoom = func(tag, seq, copies uint64) (bool, bool) { return roomFor(p.peerWord.Load(), tag, seq, copies) }
 	p.tx.behind = func(tag, seq, limit uint64) bool { return behind(p.peerWord.Load(), tag, seq, limit) }
@@ -155,6 +172,9 @@ func OpenPairOf[T any](ctx context.Context, node *Node, name string, codec Codec
 	}
 	p.tx.heard = p.rx.confirmed
 	p.tx.sendLoan = func(smp *SampleMut, h *header) (bool, error) {
+		if !p.mayDeliver() {
+			return false, nil
+		}
 		h.got = p.rx.confirmed()
 		h.put(smp.header(headerSize))
 		n, err := smp.sendNotify(p.ntf, evData, p.peerWord.Load(), ffi.AllSubscribers)
@@ -238,6 +258,11 @@ func (p *Pair[T]) join(pt PayloadType) error {
 		return err
 	}
 	p.opened(p.sub)
+	id, ok := p.sub.portID()
+	if !ok {
+		return &Error{Op: "open pair", Name: p.name, Kind: ErrInternal, Detail: "the subscriber's port id cannot be read"}
+	}
+	p.id = endID(id)
 	// The wait word exists before the notifier that tells the peer this end is
 	// here (evHello), so the peer finds it when it looks.
 	if p.word = newWaitWord(p.node, p.sub, p.cfg.queue); p.word != nil {
@@ -328,7 +353,8 @@ func (p *Pair[T]) Done() <-chan struct{} { return p.life.Done() }
 // context it was opened with, or a failure.
 func (p *Pair[T]) Err() error { return p.life.err() }
 
-// Connected reports whether this end has seen its peer.
+// Connected reports whether this end has found its peer, the end it pairs
+// with (an end still ending after another pair is none).
 func (p *Pair[T]) Connected() bool { return p.peerKnown.Load() }
 
 // Recycle hands a received message's buffer back for reuse: the next messages
@@ -348,8 +374,12 @@ func (p *Pair[T]) end(err error) {
 	p.hub.kick()
 }
 
-// deliver sends one sample of the send queue or of Send.
+// deliver sends one sample of the send queue or of Send, to the peer alone
+// (see mayDeliver).
 func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
+	if !p.mayDeliver() {
+		return false, nil
+	}
 	if h.kind == kindBye {
 		data = p.bye
 	}
@@ -357,9 +387,6 @@ func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
 	h.put(p.hb)
 	n, err := p.pub.sendNotify(data, p.hb, p.ntf, evData, p.peerWord.Load())
 	if err == nil && n > 0 {
-		if !p.peerKnown.Load() {
-			p.lookForPeer()
-		}
 		return true, nil
 	}
 	if err == nil || errors.Is(err, ErrWouldBlock) {
@@ -369,10 +396,12 @@ func (p *Pair[T]) deliver(data []byte, h *header) (bool, error) {
 }
 
 // awaitRoom waits until the peer made room or arrived. It tells a full peer
-// that a sender waits (evFull); as a safety net it also looks again after a
-// quarter of the peer timeout, which costs nothing while nothing is queued. It
-// gives up (goneErr) once the peer's process died, or once the peer closed
-// and its subscriber is gone: nobody will take anything more.
+// that a sender waits (evFull); before this end paired there is nobody to
+// tell, and only an end that comes (evHello) or goes (evLeft) is news. As a
+// safety net it also looks again after a quarter of the peer timeout, which
+// costs nothing while nothing is queued. It gives up (goneErr) once the
+// peer's process died, or once the peer closed and its subscriber is gone:
+// nobody will take anything more.
 func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}, _ uint64) error {
 	ctx, cancel := context.WithTimeout(parent, p.cfg.peerTimeout/4)
 	defer cancel()
@@ -381,8 +410,12 @@ func (p *Pair[T]) awaitRoom(parent context.Context, stop <-chan struct{}, _ uint
 	if isDone(p.dead) || (p.gonePeer() && !p.peerThere()) {
 		return p.goneErr()
 	}
-	p.ntf.Notify(evFull)
-	_, err := p.hub.wait(ctx, stop, bit(evSpace)|bit(evHello)|bit(evLeft), p.txW)
+	news := bit(evHello) | bit(evLeft)
+	if p.peerKnown.Load() {
+		p.ntf.Notify(evFull)
+		news |= bit(evSpace)
+	}
+	_, err := p.hub.wait(ctx, stop, news, p.txW)
 	if (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) && parent.Err() == nil {
 		return nil // look again
 	}
@@ -411,7 +444,7 @@ func (p *Pair[T]) onIDs(bits uint64) {
 		p.lookForPeer()
 	}
 	if bits&bit(evLeft) != 0 {
-		p.peerLeft()
+		p.onLeft()
 	}
 }
 
@@ -436,32 +469,6 @@ func (p *Pair[T]) afterTake(k int) {
 	}
 }
 
-// lookForPeer finds the peer's node (through its subscriber on this end's
-// service) and watches its process.
-func (p *Pair[T]) lookForPeer() {
-	subs, err := p.mineSvc.Subscribers()
-	if err != nil || len(subs) == 0 {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.peerKnown.Load() && subs[0].Node == p.peerNode {
-		if p.peerWord.Load() == nil { // it may have made it after this end looked
-			p.peerWord.Store(openWaitWord(p.node, subs[0]))
-		}
-		return
-	}
-	if p.unwatch != nil {
-		p.unwatch() // another process took the slot: the one before is gone
-	}
-	if old := p.peerWord.Swap(openWaitWord(p.node, subs[0])); old != nil {
-		p.oldWords = append(p.oldWords, old) // a send may still use it: closed at the end
-	}
-	p.peerNode = subs[0].Node
-	p.unwatch = watchNode(p.node.lib, p.peerNode, p.cfg.peerTimeout/4, p.peerExited)
-	p.peerKnown.Store(true)
-}
-
 // peerExited runs when the peer's process is gone.
 func (p *Pair[T]) peerExited() {
 	p.mu.Lock()
@@ -478,16 +485,6 @@ func (p *Pair[T]) peerExited() {
 		p.end(&Error{Op: "pair", Name: p.name, Kind: ErrPeerCrashed})
 	}
 	p.hub.kick()
-}
-
-// peerClosedItsEnd reports whether the peer's notifier is gone from this end's
-// event service although its process died: a crashed process's ports stay
-// until they are cleaned up, a closed end's are gone. It tells a peer that
-// closed and exited at once, before its evLeft was read, from one that
-// crashed.
-func (p *Pair[T]) peerClosedItsEnd() bool {
-	n, _, err := p.mineEv.Counts()
-	return err == nil && n == 0
 }
 
 // markGone records that the peer closed or died. The send queue goes on while
@@ -564,12 +561,8 @@ func (p *Pair[T]) shutdown(reason error, graceful bool) error {
 	p.tx.mu.Lock() // no send uses the peer's word any more
 	p.mu.Lock()
 	if w := p.peerWord.Swap(nil); w != nil {
-		p.oldWords = append(p.oldWords, w)
-	}
-	for _, w := range p.oldWords {
 		w.Close()
 	}
-	p.oldWords = nil
 	p.mu.Unlock()
 	p.tx.mu.Unlock()
 	p.release()
@@ -623,15 +616,17 @@ func (p *Pair[T]) unconfirmed(why string) error {
 		Detail: fmt.Sprintf("%d of %d messages not confirmed: %s", missing, sent+uint64(queued)+p.outs.lost.Load(), why)}
 }
 
-// awaitAck waits for the peer's confirmation of the bye (evDrained), meanwhile
-// taking what the peer sends so that a peer closing at the same time gets its
-// own confirmation.
+// awaitAck waits for the peer's confirmation of the bye (evDrained, when the
+// peer's word shows the bye taken: see tookBye), meanwhile taking what the
+// peer sends so that a peer closing at the same time gets its own
+// confirmation.
 func (p *Pair[T]) awaitAck(ctx context.Context) {
 	if !p.rx.hold(ctx) {
 		return
 	}
 	defer func() { <-p.rx.sem }()
 	w := newSignal()
+	bye := p.tx.samples() // the bye went last
 	for !p.acked.Load() && !p.saidBye() {
 		left := p.left.Load() // before the look: what it left is in shared memory by then
 		k, err := p.rx.take()
@@ -642,7 +637,7 @@ func (p *Pair[T]) awaitAck(ctx context.Context) {
 			continue
 		}
 		if left { // the peer left: its confirmation, if any, was drained already
-			if p.hub.pendingOf(bit(evDrained)) != 0 {
+			if p.hub.pendingOf(bit(evDrained)) != 0 && p.tookBye(bye) {
 				p.acked.Store(true)
 			}
 			return
@@ -652,7 +647,7 @@ func (p *Pair[T]) awaitAck(ctx context.Context) {
 		}
 		got, err := p.hub.wait(ctx, p.dead, bit(evDrained)|bit(evData)|bit(evFull)|bit(evLeft), w)
 		p.rx.disarm()
-		if got&bit(evDrained) != 0 {
+		if got&bit(evDrained) != 0 && p.tookBye(bye) {
 			p.acked.Store(true)
 		}
 		if err != nil {
@@ -667,10 +662,4 @@ func (p *Pair[T]) saidBye() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.peerBye
-}
-
-// peerThere reports whether the peer's subscriber is on this end's service.
-func (p *Pair[T]) peerThere() bool {
-	_, subs, err := p.mineSvc.Counts()
-	return err == nil && subs > 0
 }

@@ -603,6 +603,17 @@ func (s *PubSubService) Subscriber(opts ...Option) (*Subscriber, error) {
 	return sub, nil
 }
 
+// portID returns the subscriber's port id (ok false once it is closed).
+func (s *Subscriber) portID() (id UniqueID, ok bool) {
+	h, live := s.ref.acquire()
+	if !live {
+		return UniqueID{}, false
+	}
+	lo, hi, st := s.lib.SubscriberID(h)
+	s.ref.release()
+	return UniqueID{lo, hi}, st == ffi.OK
+}
+
 // TryReceive copies the next message into buf without waiting. ok is false when no
 // message is waiting. When buf is too small the message stays queued and the error
 // is a *BufferTooSmallError (errors.Is ErrBufferTooSmall) saying how much it needs.

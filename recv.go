@@ -44,6 +44,7 @@ type receiver[T any] struct {
 	waiting  atomic.Int32                  // receiving goroutines waiting for sem
 	onBye    func(h header)                // a port said bye (called while receiving)
 	onTake   func(k int)                   // after every look into shared memory, which took k samples
+	from     func(tag uint64) bool         // whether a framed sample of the port tag is for this end (nil: every one is)
 	freed    int                           // samples taken since a waiting sender was last told of room
 	lastSize int                           // the size of the last sample taken
 	onDrop   func(error)
@@ -316,25 +317,30 @@ func (r *receiver[T]) take() (int, error) {
 		}
 		if r.framed { // the dropped sample still counts in its port's sequence
 			h := readHeader(r.batch.header(0))
-			if fresh, bad := r.seq.check(h.tag, h.seq); fresh && bad == nil {
-				r.dropTaken(err)
-			} else {
-				r.drop(err)
+			if !r.foreign(h) {
+				if fresh, bad := r.seq.check(h.tag, h.seq); fresh && bad == nil {
+					r.dropTaken(err)
+				} else {
+					r.drop(err)
+				}
 			}
 		} else {
 			r.drop(err)
 		}
 		k = 1
 	}
+	// Senders learn the receiver's room here, and a sender whose bye this
+	// batch holds finds it here when the acknowledgement comes (unpack sends
+	// it).
+	if r.ww != nil && r.framed && r.batch.Len() > 0 {
+		h := readHeader(r.batch.header(r.batch.Len() - 1))
+		r.ww.SetLast(h.tag, h.seq)
+	}
 	for i := 0; i < r.batch.Len(); i++ {
 		r.unpack(i)
 	}
 	if n := r.batch.Len(); n > 0 {
 		r.lastSize = len(r.batch.Message(n - 1))
-	}
-	if r.ww != nil && r.framed && r.batch.Len() > 0 { // senders learn the receiver's room
-		h := readHeader(r.batch.header(r.batch.Len() - 1))
-		r.ww.SetLast(h.tag, h.seq)
 	}
 	if cap(r.batch.buf) != cap(r.small) {
 		r.batch.buf = r.small // the large message's own buffer now belongs to it
@@ -363,13 +369,17 @@ func (r *receiver[T]) unpack(i int) {
 	}
 }
 
-// admit checks a sample's iox header (on framed services): its sequence, the
-// peer's confirmation count, and its kind. It reports whether the sample
-// carries messages; a bye is handled here, and a sample that breaks the format
-// is dropped (and reported).
+// admit checks a sample's iox header (on framed services): its sender, its
+// sequence, the peer's confirmation count, and its kind. It reports whether
+// the sample carries messages; a bye is handled here, a sample that is not
+// for this end is dropped unseen, and one that breaks the format is dropped
+// (and reported).
 func (r *receiver[T]) admit(h header) bool {
 	if !r.framed {
 		return true
+	}
+	if r.foreign(h) {
+		return false
 	}
 	fresh, err := r.seq.check(h.tag, h.seq)
 	if err != nil {
@@ -397,6 +407,11 @@ func (r *receiver[T]) admit(h header) bool {
 	}
 	return false
 }
+
+// foreign reports whether a sample comes from a port whose samples are not
+// for this end (a pair's end that another end paired with): it is dropped
+// unseen, and counts in nothing.
+func (r *receiver[T]) foreign(h header) bool { return r.from != nil && !r.from(h.tag) }
 
 // unpackPacked queues the messages of a packed sample (h.count of them),
 // copying each; it reports false for a plain one, which the caller delivers.

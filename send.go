@@ -490,6 +490,13 @@ func (s *sender[T]) counts() (sent uint64, queued int) {
 	return s.sent, n
 }
 
+// samples returns how many samples went out; after a bye, the bye's number.
+func (s *sender[T]) samples() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
 // flush waits until the queue is empty, ctx ends, or the queue's goroutine stops.
 func (s *sender[T]) flush(ctx context.Context) bool {
 	for {

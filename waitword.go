@@ -24,13 +24,8 @@ var afterClaim func()
 // sender. It returns nil when none can be made; the senders then notify every
 // time.
 func newWaitWord(node *Node, sub *Subscriber, buffer int) *ffi.WaitWord {
-	sh, ok := sub.ref.acquire()
+	id, ok := sub.portID()
 	if !ok {
-		return nil
-	}
-	lo, hi, st := node.lib.SubscriberID(sh)
-	sub.ref.release()
-	if st != ffi.OK {
 		return nil
 	}
 	nh, ok := node.ref.acquire()
@@ -38,7 +33,7 @@ func newWaitWord(node *Node, sub *Subscriber, buffer int) *ffi.WaitWord {
 		return nil
 	}
 	defer node.ref.release()
-	w, st := node.lib.WaitWordCreate(nh, lo, hi)
+	w, st := node.lib.WaitWordCreate(nh, id.Lo, id.Hi)
 	if st != ffi.OK {
 		return nil
 	}

@@ -5,10 +5,12 @@ package bridge_test
 // again right after the other host's end closed.
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -155,6 +157,46 @@ func TestAbusePairBothEndsCloseAtOnceWhileMessagesCross(t *testing.T) {
 	require.ErrorIs(t, err, iox.ErrPeerClosed)
 	require.Equal(t, 5, got)
 	require.NoError(t, pb.Close())
+	require.Empty(t, th.logA.errors())
+	require.Empty(t, th.logB.errors())
+}
+
+// A pair opened again on A right after its session ended: the program's new
+// end may find the exporting bridge's end of the old session still there,
+// ending (it read the old end's bye and relays it). The new end must not
+// pair with it: its first Send, made before B's program opened, must not
+// meet the old session's end, and each new session carries messages both
+// ways and ends cleanly.
+func TestAbusePairReopenedRightAfterItsSessionEnded(t *testing.T) {
+	th := newTwoHosts(t, []string{"again"}, []string{"again"}, nil)
+	const rounds, size = 40, 64
+	pa, err := iox.OpenPair(context.Background(), th.a, "again")
+	require.NoError(t, err)
+	for r := range rounds {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, pa.Send(ctx, seqMsg(r, size)), "round %d: the program's first Send on A", r)
+		eventually(t, "the import on B", func() bool { return len(th.logB.starts("import", "again")) == r+1 })
+		pb, err := iox.OpenPair(ctx, th.b, "again")
+		require.NoError(t, err)
+		m, err := pb.Recv(ctx)
+		require.NoError(t, err, "round %d: B's first message", r)
+		require.Equal(t, seqMsg(r, size), m, "round %d", r)
+		require.NoError(t, pb.Send(ctx, seqMsg(1000+r, size)))
+		m, err = pa.Recv(ctx)
+		require.NoError(t, err, "round %d: A's first message", r)
+		require.Equal(t, seqMsg(1000+r, size), m, "round %d", r)
+		require.NoError(t, pa.Close(), "round %d: A's bridge took everything", r)
+		if r < rounds-1 {
+			pa, err = iox.OpenPair(context.Background(), th.a, "again") // at once: the old session's end may still be there
+			require.NoError(t, err)
+		}
+		_, err = pb.Recv(ctx)
+		require.ErrorIs(t, err, iox.ErrPeerClosed, "round %d", r)
+		require.NoError(t, pb.Close())
+	}
+	eventually(t, "the last export's stop", func() bool { return count(th.logA, "stop", "export", "again") == rounds })
+	eventually(t, "the last import's stop", func() bool { return count(th.logB, "stop", "import", "again") == rounds })
 	require.Empty(t, th.logA.errors())
 	require.Empty(t, th.logB.errors())
 }

@@ -53,6 +53,10 @@ import (
 //     A pair the restarted bridges open again starts a new session; frames
 //     of an earlier session are dropped (Iox-Session), and a second
 //     importing bridge for a session ends it.
+//   - a program that opens the pair again right after its session ended
+//     does not pair with this bridge's end of the old session, which may
+//     still be closing: it waits for the new session's end (see the root
+//     package's pairing.go).
 //
 // A program's crash crosses as a clean end too (the other bridge reports
 // ErrPeerCrashed in its status).

@@ -52,7 +52,8 @@ func (l *Lib) wrapWaitWord(h Handle) *WaitWord {
 // samples) at 8; the magic at 16; at 24 a version (odd while the receiver
 // writes), then the tag and sequence number of the last sample it took; at 48
 // a u32 that is 1 once the receiver closed; at 52 a u32 that is 1 while the
-// receiver waits in a receive call.
+// receiver waits in a receive call; at 56 the id of the end a pair's end
+// paired with (0 while none).
 func (w *WaitWord) parked() *atomic.Uint32 { return (*atomic.Uint32)(w.p) }
 func (w *WaitWord) word(off uintptr) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Add(w.p, off))
@@ -132,6 +133,20 @@ func (w *WaitWord) Last() (tag, seq uint64, ok bool) {
 func (w *WaitWord) LastLeft() (tag, seq uint64) {
 	return w.word(32).Load(), w.word(40).Load()
 }
+
+// Peer returns the id of the end the receiver paired with (0: none yet).
+func (w *WaitWord) Peer() uint64 { return w.word(56).Load() }
+
+// ClaimPeer records id as the end the receiver paired with, unless another
+// end is recorded already; it reports whether id is the recorded end now.
+// Either side of a pair may record it, once.
+func (w *WaitWord) ClaimPeer(id uint64) bool {
+	v := w.word(56)
+	return v.CompareAndSwap(0, id) || v.Load() == id
+}
+
+// UnclaimPeer takes back a ClaimPeer of id that its pairing did not complete.
+func (w *WaitWord) UnclaimPeer(id uint64) { w.word(56).CompareAndSwap(id, 0) }
 
 // addr is the word's address as a call argument (0 for a nil word): shared
 // memory, not Go memory, so it needs no pinning.

@@ -27,3 +27,21 @@ func TestLastLeftReadsAWriteLeftHalfDone(t *testing.T) {
 	tag, seq = w.LastLeft()
 	require.Equal(t, [2]uint64{7, 4}, [2]uint64{tag, seq})
 }
+
+// The end a pair's end paired with is recorded once: a second claim by
+// another end fails, the same end's claim holds, and an undone claim frees
+// the word for the next.
+func TestClaimPeerRecordsOneEnd(t *testing.T) {
+	var mem [8]uint64
+	w := &WaitWord{p: unsafe.Pointer(&mem[0])}
+	require.Zero(t, w.Peer())
+	require.True(t, w.ClaimPeer(5))
+	require.True(t, w.ClaimPeer(5), "the same end again")
+	require.False(t, w.ClaimPeer(9), "another end")
+	require.Equal(t, uint64(5), w.Peer())
+	w.UnclaimPeer(9) // not the recorded end: nothing changes
+	require.Equal(t, uint64(5), w.Peer())
+	w.UnclaimPeer(5)
+	require.True(t, w.ClaimPeer(9))
+	require.Equal(t, uint64(9), w.Peer())
+}
