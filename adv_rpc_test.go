@@ -151,3 +151,66 @@ func TestAdvRPCCrashWithSecondServerBeforeTheListing(t *testing.T) {
 	require.ErrorIs(t, err, iox.ErrPeerCrashed, "%v", err)
 	second.wait()
 }
+
+// A call sent after the client counted its server's crash, while the dead
+// server's port is still there, goes to that port, which is removed before
+// the call lists the servers: the listing names none. The only server that
+// had the request died, so the call fails with ErrPeerCrashed, not
+// ErrNoResponse (which says a server ended it without an answer).
+func TestAdvRPCCallToACrashedServerWhosePortIsBeingRemoved(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	const name = "crashed-being-removed"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := iox.OpenClient(ctx, node, name, iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
+	require.NoError(t, err)
+	defer cl.Close()
+	counted, cleanup := make(chan struct{}, 1), make(chan struct{})
+	cl.BeforeCrashCleanup(func() {
+		counted <- struct{}{}
+		<-cleanup
+	})
+	listing, proceed := make(chan struct{}, 1), make(chan struct{})
+	var hold atomic.Bool
+	cl.BeforeListing(func() {
+		if hold.CompareAndSwap(true, false) {
+			listing <- struct{}{}
+			<-proceed
+		}
+	})
+	srv := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
+	srv.expect("ready")
+	svc, err := node.RequestResponse(name, iox.OpenOnly())
+	require.NoError(t, err)
+	defer svc.Close()
+	first := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(ctx, []byte("first"))
+		first <- err
+	}()
+	srv.expect("got first")
+	waitParked(t, "iox.(*Caller[...]).lead", 1) // the call listed the server, whose process the client watches
+	srv.kill()
+	<-counted // the crash is counted; the dead server's port is still there
+	hold.Store(true)
+	second := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(ctx, []byte("second"))
+		second <- err
+	}()
+	select {
+	case <-listing: // the request went to the dead server's port
+	case err := <-second: // the call ended before it listed the servers
+		second <- err
+	}
+	close(cleanup)
+	eventually(t, "the dead server's port to be removed", func() bool {
+		_, servers, err := svc.Counts()
+		return err == nil && servers == 0
+	})
+	close(proceed)
+	require.ErrorIs(t, <-first, iox.ErrPeerCrashed)
+	err = <-second
+	require.ErrorIs(t, err, iox.ErrPeerCrashed, "%v", err)
+}

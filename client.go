@@ -81,13 +81,17 @@ type Caller[Req, Resp any] struct {
 	watched map[UniqueID]*watch // server nodes whose death this client watches
 	holds   map[UniqueID]int    // calls in flight that name each server node (call.servers)
 	crashes atomic.Uint64       // server processes seen to die
+	// crashed servers whose ports are being removed: until they are gone a
+	// request may still go to them (see start)
+	removing atomic.Int32
 	// the nodes of the servers in the latest listing (see watchServers)
 	listedNodes []UniqueID
 
 	listings atomic.Uint64 // listings of the servers begun (watchServers numbers them)
 	listed   atomic.Uint64 // the latest listing whose servers are watched
 
-	beforeListing func() // when set (tests), runs as a listing of the servers begins
+	beforeListing      func() // when set (tests), runs as a listing of the servers begins
+	beforeCrashCleanup func() // when set (tests), runs after a crash was counted, before the dead port is removed
 }
 
 // OpenClient opens a client of the request/response service name, whose
@@ -265,6 +269,16 @@ func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
 	retry := rpcWaitRetries
 	for {
 		crashes := c.crashes.Load()
+		if c.removing.Load() > 0 {
+			// The port of a server whose crash is counted may still be
+			// there and take this request: the call counts as sent before
+			// that crash, so that it asks whether its servers died (see
+			// ended) also once the port is gone before its listing. The
+			// watch raises removing before the count, and this reads them
+			// the other way round: a count read with removing at zero
+			// does not include a crash whose port is still there.
+			crashes--
+		}
 		p, err := c.client.sendNotify(msg, c.wakeSrv, evData)
 		if err == nil {
 			cl := c.newCall()
@@ -615,9 +629,16 @@ func (c *Caller[Req, Resp]) watchServers() {
 				c.mu.Lock()
 				w.crashed = true
 				c.mu.Unlock()
+				c.removing.Add(1) // before the count: see start
 				c.crashes.Add(1)
+				if c.beforeCrashCleanup != nil {
+					c.beforeCrashCleanup()
+				}
 			}
 			c.svc.CleanupDeadNodes()
+			if crashed {
+				c.removing.Add(-1)
+			}
 			crashedServers.forget(c.name, node) // after the cleanup: see crashedServers
 			// The waiting calls look again: those of a server that
 			// crashed fail, those of one that closed first see their end.
