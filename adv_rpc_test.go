@@ -4,6 +4,8 @@ package iox_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,4 +215,71 @@ func TestAdvRPCCallToACrashedServerWhosePortIsBeingRemoved(t *testing.T) {
 	require.ErrorIs(t, <-first, iox.ErrPeerCrashed)
 	err = <-second
 	require.ErrorIs(t, err, iox.ErrPeerCrashed, "%v", err)
+}
+
+// Two clients of one process wait for calls that the server holds when its
+// process is killed. Their watches of the server's process fire one after
+// the other, in no set order; when the other client's fires first, it
+// removes the server's port before the late client's own watch has fired,
+// and the late client's calls may see their end meanwhile (here: its lead's
+// context ends, and the lead looks into the held call). The first client
+// counted the crash in the late one before it removed the port, so the held
+// call fails with ErrPeerCrashed, not ErrNoResponse. Rounds go on until
+// that order came once.
+func TestAdvRPCCrashSeenFirstByAnotherClientOfTheProcess(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var exercised atomic.Bool
+	for round := 0; !exercised.Load(); round++ {
+		require.Less(t, round, 30, "the other client's watch never fired first")
+		name := fmt.Sprintf("crash-seen-by-another-%d", round)
+		first, err := iox.OpenClient(ctx, node, name, iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
+		require.NoError(t, err)
+		late, err := iox.OpenClient(ctx, node, name, iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
+		require.NoError(t, err)
+		srv := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
+		srv.expect("ready")
+		svc, err := node.RequestResponse(name, iox.OpenOnly())
+		require.NoError(t, err)
+		call := func(cl *iox.Caller[[]byte, []byte], ctx context.Context, req string) (chan error, chan struct{}) {
+			out, done := make(chan error, 1), make(chan struct{})
+			go func() {
+				_, err := cl.Call(ctx, []byte(req))
+				out <- err
+				close(done)
+			}()
+			srv.expect("got " + req)
+			return out, done
+		}
+		pctx, poke := context.WithCancel(ctx)
+		lead, _ := call(late, pctx, "lead")
+		waitParked(t, "iox.(*Caller[...]).lead", 1)
+		held, heldDone := call(late, ctx, "held")
+		waitParked(t, "iox.(*Caller[...]).park", 2)
+		other, _ := call(first, ctx, "other")
+		waitParked(t, "iox.(*Caller[...]).lead", 2)
+		late.AtServerExit(func() { // on the goroutine that runs the watches, one after the other
+			if _, servers, err := svc.Counts(); err != nil || servers > 0 {
+				return // this watch fired first: the client counts the crash itself
+			}
+			exercised.Store(true)
+			poke()
+			select {
+			case <-heldDone:
+			case <-ctx.Done():
+			}
+		})
+		srv.kill()
+		require.ErrorIs(t, <-other, iox.ErrPeerCrashed, "round %d", round)
+		err = <-held
+		require.ErrorIs(t, err, iox.ErrPeerCrashed, "round %d: %v", round, err)
+		err = <-lead // held too, unless its context ended first
+		require.True(t, errors.Is(err, iox.ErrPeerCrashed) || errors.Is(err, context.Canceled), "round %d: %v", round, err)
+		poke()
+		require.NoError(t, svc.Close())
+		require.NoError(t, late.Close())
+		require.NoError(t, first.Close())
+	}
 }
