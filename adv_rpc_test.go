@@ -239,27 +239,10 @@ func TestAdvRPCCrashSeenFirstByAnotherClientOfTheProcess(t *testing.T) {
 		require.NoError(t, err)
 		late, err := iox.OpenClient(ctx, node, name, iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
 		require.NoError(t, err)
-		srv := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
-		srv.expect("ready")
 		svc, err := node.RequestResponse(name, iox.OpenOnly())
 		require.NoError(t, err)
-		call := func(cl *iox.Caller[[]byte, []byte], ctx context.Context, req string) (chan error, chan struct{}) {
-			out, done := make(chan error, 1), make(chan struct{})
-			go func() {
-				_, err := cl.Call(ctx, []byte(req))
-				out <- err
-				close(done)
-			}()
-			srv.expect("got " + req)
-			return out, done
-		}
 		pctx, poke := context.WithCancel(ctx)
-		lead, _ := call(late, pctx, "lead")
-		waitParked(t, "iox.(*Caller[...]).lead", 1)
-		held, heldDone := call(late, ctx, "held")
-		waitParked(t, "iox.(*Caller[...]).park", 2)
-		other, _ := call(first, ctx, "other")
-		waitParked(t, "iox.(*Caller[...]).lead", 2)
+		heldDone := make(chan struct{})
 		late.AtServerExit(func() { // on the goroutine that runs the watches, one after the other
 			if _, servers, err := svc.Counts(); err != nil || servers > 0 {
 				return // this watch fired first: the client counts the crash itself
@@ -271,6 +254,26 @@ func TestAdvRPCCrashSeenFirstByAnotherClientOfTheProcess(t *testing.T) {
 			case <-ctx.Done():
 			}
 		})
+		srv := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
+		srv.expect("ready")
+		call := func(cl *iox.Caller[[]byte, []byte], ctx context.Context, req string, done chan struct{}) chan error {
+			out := make(chan error, 1)
+			go func() {
+				_, err := cl.Call(ctx, []byte(req))
+				out <- err
+				if done != nil {
+					close(done)
+				}
+			}()
+			srv.expect("got " + req)
+			return out
+		}
+		lead := call(late, pctx, "lead", nil)
+		waitParked(t, "iox.(*Caller[...]).lead", 1)
+		held := call(late, ctx, "held", heldDone)
+		waitParked(t, "iox.(*Caller[...]).park", 2)
+		other := call(first, ctx, "other", nil)
+		waitParked(t, "iox.(*Caller[...]).lead", 2)
 		srv.kill()
 		require.ErrorIs(t, <-other, iox.ErrPeerCrashed, "round %d", round)
 		err = <-held
