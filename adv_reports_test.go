@@ -499,9 +499,15 @@ func TestAdvrCloseAtCapacityOut(t *testing.T) {
 				send, out, closeIt = p.Send, p.Out(), p.Close
 			}
 			sent := fillSender(t, ctx, fn, func(ctx context.Context, i uint64) error { return send(ctx, seqMsg(i)) })
-			out <- seqMsg(sent)
-			sent++
-			waitParked(t, "iox.(*sender[...]).put", 1) // Out's goroutine waits for room
+			// The peer's keeper, which looks after a receiving side nobody
+			// reads, may still take some of what filled it when it next
+			// runs: a value Out took then goes out at once. Out takes more
+			// until its goroutine waits for room.
+			for held := false; !held; {
+				out <- seqMsg(sent)
+				sent++
+				held = outHeld(t)
+			}
 			c.say(fmt.Sprintf("read %d", sent))
 			err := closeIt()
 			c.expect(fmt.Sprintf("got %d", sent))
@@ -513,6 +519,22 @@ func TestAdvrCloseAtCapacityOut(t *testing.T) {
 			c.wait()
 		})
 	}
+}
+
+// outHeld waits until the goroutine behind Out, which was just handed a
+// value, either waits for room with it (true) or sent it and waits for the
+// next value (false).
+func outHeld(t *testing.T) bool {
+	t.Helper()
+	var held bool
+	eventually(t, "Out's goroutine to send its value or wait for room", func() bool {
+		if goroutinesIn("iox.(*sender[...]).put", true) > 0 {
+			held = true
+			return true
+		}
+		return goroutinesIn("iox.(*outlet[...]).forward", true) > 0 && goroutinesIn("iox.(*sender[...]).put", false) == 0
+	})
+	return held
 }
 
 // childAdvrSubs opens IOX_SUBS subscribers of IOX_SERVICE (the first creates

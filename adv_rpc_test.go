@@ -4,6 +4,8 @@ package iox_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,4 +152,137 @@ func TestAdvRPCCrashWithSecondServerBeforeTheListing(t *testing.T) {
 	err = <-out
 	require.ErrorIs(t, err, iox.ErrPeerCrashed, "%v", err)
 	second.wait()
+}
+
+// A call sent after the client counted its server's crash, while the dead
+// server's port is still there, goes to that port, which is removed before
+// the call lists the servers: the listing names none. The only server that
+// had the request died, so the call fails with ErrPeerCrashed, not
+// ErrNoResponse (which says a server ended it without an answer).
+func TestAdvRPCCallToACrashedServerWhosePortIsBeingRemoved(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	const name = "crashed-being-removed"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := iox.OpenClient(ctx, node, name, iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
+	require.NoError(t, err)
+	defer cl.Close()
+	counted, cleanup := make(chan struct{}, 1), make(chan struct{})
+	cl.BeforeCrashCleanup(func() {
+		counted <- struct{}{}
+		<-cleanup
+	})
+	listing, proceed := make(chan struct{}, 1), make(chan struct{})
+	var hold atomic.Bool
+	cl.BeforeListing(func() {
+		if hold.CompareAndSwap(true, false) {
+			listing <- struct{}{}
+			<-proceed
+		}
+	})
+	srv := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
+	srv.expect("ready")
+	svc, err := node.RequestResponse(name, iox.OpenOnly())
+	require.NoError(t, err)
+	defer svc.Close()
+	first := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(ctx, []byte("first"))
+		first <- err
+	}()
+	srv.expect("got first")
+	waitParked(t, "iox.(*Caller[...]).lead", 1) // the call listed the server, whose process the client watches
+	srv.kill()
+	<-counted // the crash is counted; the dead server's port is still there
+	hold.Store(true)
+	second := make(chan error, 1)
+	go func() {
+		_, err := cl.Call(ctx, []byte("second"))
+		second <- err
+	}()
+	select {
+	case <-listing: // the request went to the dead server's port
+	case err := <-second: // the call ended before it listed the servers
+		second <- err
+	}
+	close(cleanup)
+	eventually(t, "the dead server's port to be removed", func() bool {
+		_, servers, err := svc.Counts()
+		return err == nil && servers == 0
+	})
+	close(proceed)
+	require.ErrorIs(t, <-first, iox.ErrPeerCrashed)
+	err = <-second
+	require.ErrorIs(t, err, iox.ErrPeerCrashed, "%v", err)
+}
+
+// Two clients of one process wait for calls that the server holds when its
+// process is killed. Their watches of the server's process fire one after
+// the other, in no set order; when the other client's fires first, it
+// removes the server's port before the late client's own watch has fired,
+// and the late client's calls may see their end meanwhile (here: its lead's
+// context ends, and the lead looks into the held call). The first client
+// counted the crash in the late one before it removed the port, so the held
+// call fails with ErrPeerCrashed, not ErrNoResponse. Rounds go on until
+// that order came once.
+func TestAdvRPCCrashSeenFirstByAnotherClientOfTheProcess(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var exercised atomic.Bool
+	for round := 0; !exercised.Load(); round++ {
+		require.Less(t, round, 30, "the other client's watch never fired first")
+		name := fmt.Sprintf("crash-seen-by-another-%d", round)
+		first, err := iox.OpenClient(ctx, node, name, iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
+		require.NoError(t, err)
+		late, err := iox.OpenClient(ctx, node, name, iox.Raw{}, iox.Raw{}, iox.WithSpin(0))
+		require.NoError(t, err)
+		svc, err := node.RequestResponse(name, iox.OpenOnly())
+		require.NoError(t, err)
+		pctx, poke := context.WithCancel(ctx)
+		heldDone := make(chan struct{})
+		late.AtServerExit(func() { // on the goroutine that runs the watches, one after the other
+			if _, servers, err := svc.Counts(); err != nil || servers > 0 {
+				return // this watch fired first: the client counts the crash itself
+			}
+			exercised.Store(true)
+			poke()
+			select {
+			case <-heldDone:
+			case <-ctx.Done():
+			}
+		})
+		srv := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
+		srv.expect("ready")
+		call := func(cl *iox.Caller[[]byte, []byte], ctx context.Context, req string, done chan struct{}) chan error {
+			out := make(chan error, 1)
+			go func() {
+				_, err := cl.Call(ctx, []byte(req))
+				out <- err
+				if done != nil {
+					close(done)
+				}
+			}()
+			srv.expect("got " + req)
+			return out
+		}
+		lead := call(late, pctx, "lead", nil)
+		waitParked(t, "iox.(*Caller[...]).lead", 1)
+		held := call(late, ctx, "held", heldDone)
+		waitParked(t, "iox.(*Caller[...]).park", 2)
+		other := call(first, ctx, "other", nil)
+		waitParked(t, "iox.(*Caller[...]).lead", 2)
+		srv.kill()
+		require.ErrorIs(t, <-other, iox.ErrPeerCrashed, "round %d", round)
+		err = <-held
+		require.ErrorIs(t, err, iox.ErrPeerCrashed, "round %d: %v", round, err)
+		err = <-lead // held too, unless its context ended first
+		require.True(t, errors.Is(err, iox.ErrPeerCrashed) || errors.Is(err, context.Canceled), "round %d: %v", round, err)
+		poke()
+		require.NoError(t, svc.Close())
+		require.NoError(t, late.Close())
+		require.NoError(t, first.Close())
+	}
 }

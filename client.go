@@ -81,13 +81,18 @@ type Caller[Req, Resp any] struct {
 	watched map[UniqueID]*watch // server nodes whose death this client watches
 	holds   map[UniqueID]int    // calls in flight that name each server node (call.servers)
 	crashes atomic.Uint64       // server processes seen to die
+	// crashed servers whose ports are being removed: until they are gone a
+	// request may still go to them (see start)
+	removing atomic.Int32
 	// the nodes of the servers in the latest listing (see watchServers)
 	listedNodes []UniqueID
 
 	listings atomic.Uint64 // listings of the servers begun (watchServers numbers them)
 	listed   atomic.Uint64 // the latest listing whose servers are watched
 
-	beforeListing func() // when set (tests), runs as a listing of the servers begins
+	beforeListing      func() // when set (tests), runs as a listing of the servers begins
+	beforeCrashCleanup func() // when set (tests), runs after a crash was counted, before the dead port is removed
+	atServerExit       func() // when set (tests), runs first when the process of a watched server is gone
 }
 
 // OpenClient opens a client of the request/response service name, whose
@@ -265,6 +270,16 @@ func (c *Caller[Req, Resp]) start(ctx context.Context, req Req) (*call, error) {
 	retry := rpcWaitRetries
 	for {
 		crashes := c.crashes.Load()
+		if c.removing.Load() > 0 {
+			// The port of a server whose crash is counted may still be
+			// there and take this request: the call counts as sent before
+			// that crash, so that it asks whether its servers died (see
+			// ended) also once the port is gone before its listing. The
+			// watch raises removing before the count, and this reads them
+			// the other way round: a count read with removing at zero
+			// does not include a crash whose port is still there.
+			crashes--
+		}
 		p, err := c.client.sendNotify(msg, c.wakeSrv, evData)
 		if err == nil {
 			cl := c.newCall()
@@ -598,8 +613,11 @@ func (c *Caller[Req, Resp]) watchServers() {
 			continue
 		}
 		node, w := s.Node, &watch{}
-		crashedServers.watch(c.name, node)
+		crashedServers.watch(c.name, node, w, c)
 		w.stop = watchNode(c.node.lib, node, c.cfg.peerTimeout/4, func() {
+			if c.atServerExit != nil {
+				c.atServerExit()
+			}
 			c.mu.Lock()
 			mine := c.watched[node] == w && !w.ended
 			w.ended = true // the record below is this call's to let go of
@@ -607,18 +625,28 @@ func (c *Caller[Req, Resp]) watchServers() {
 			if !mine {
 				return // forgotten meanwhile: no call asks about it
 			}
-			crashed := crashedServers.died(c.name, node, c.serving(node))
+			crashed, others := crashedServers.died(c.name, node, c.serving(node), w)
+			var seen []serverWatch
 			if crashed {
-				// Recorded before the cleanup removes the server's port: a
-				// call or stream that sees its end then sees the crash too,
-				// rather than an end without a response.
-				c.mu.Lock()
-				w.crashed = true
-				c.mu.Unlock()
-				c.crashes.Add(1)
+				// Counted before the cleanup removes the server's port, by
+				// this client and by the others of this process that watch
+				// the node (whose own watches may fire later): a call or
+				// stream that sees its end then sees the crash too, rather
+				// than an end without a response.
+				for _, o := range append(others, serverWatch{w, c}) {
+					if o.client.crashSeen(node, o.w) {
+						seen = append(seen, o)
+					}
+				}
+				if c.beforeCrashCleanup != nil {
+					c.beforeCrashCleanup()
+				}
 			}
 			c.svc.CleanupDeadNodes()
-			crashedServers.forget(c.name, node) // after the cleanup: see crashedServers
+			for _, o := range seen {
+				o.client.crashRemoved()
+			}
+			crashedServers.forget(c.name, node, w) // after the cleanup: see crashedServers
 			// The waiting calls look again: those of a server that
 			// crashed fail, those of one that closed first see their end.
 			c.self.Notify(evDead)
@@ -631,7 +659,32 @@ func (c *Caller[Req, Resp]) watchServers() {
 type watch struct {
 	stop    func()
 	ended   bool // the process ended or the watch stopped: the client let go of its record in crashedServers, or is letting go
-	crashed bool // the process died while its server was in the service
+	crashed bool // the process died while its server was in the service (counted in crashes)
+}
+
+// crashSeen counts the crash of node, the server node that w watches, once,
+// and marks the removal of its port under way (see start); it reports
+// whether it did, and then crashRemoved must follow once the port is gone.
+// A watch the client let go of counts nothing: no call asks about it.
+func (c *Caller[Req, Resp]) crashSeen(node UniqueID, w *watch) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watched[node] != w {
+		return false
+	}
+	c.removing.Add(1) // before the count: see start
+	if !w.crashed {
+		w.crashed = true
+		c.crashes.Add(1)
+	}
+	return true
+}
+
+// crashRemoved follows crashSeen once the dead server's port is gone; the
+// waiting calls look again.
+func (c *Caller[Req, Resp]) crashRemoved() {
+	c.removing.Add(-1)
+	c.self.Notify(evDead)
 }
 
 // forgetServers stops watching the server nodes that are not in the latest
@@ -668,7 +721,7 @@ func (c *Caller[Req, Resp]) unwatch(node UniqueID, w *watch) {
 	w.stop()
 	if !w.ended {
 		w.ended = true
-		crashedServers.forget(c.name, node)
+		crashedServers.forget(c.name, node, w)
 	}
 }
 
@@ -676,7 +729,8 @@ func (c *Caller[Req, Resp]) unwatch(node UniqueID, w *watch) {
 // of their servers, per service: the server nodes they watch, and those whose
 // process died while their server was still in the service. The first client
 // to see such a death removes the server's port; the others learn of the
-// crash here. A node's record lives while a client watches it, and while a
+// crash here, and the first to see it counts it in each of them before it
+// removes the port. A node's record lives while a client watches it, and while a
 // client lists the service's servers: a listing begun before the port was
 // removed may name the node, and its client watches the node only after it
 // is listed. So the records are bounded by the servers alive and the
@@ -694,8 +748,21 @@ type serviceRecords struct {
 }
 
 type serverRecord struct {
-	watchers int  // clients that watch the node
-	crashed  bool // its process died while its server was in the service
+	watchers map[*watch]serverWatcher // the clients that watch the node, by their watch
+	crashed  bool                     // its process died while its server was in the service
+}
+
+// serverWatcher is a client that watches server nodes: the first client to
+// see a crash counts it in the others (see crashedServers).
+type serverWatcher interface {
+	crashSeen(node UniqueID, w *watch) bool
+	crashRemoved()
+}
+
+// serverWatch is one client's watch of a server node.
+type serverWatch struct {
+	w      *watch
+	client serverWatcher
 }
 
 // at returns the records of service, made on first use. Under mu.
@@ -714,7 +781,7 @@ func (r *serverRecords) drop(service string, s *serviceRecords) {
 		return
 	}
 	for node, rec := range s.nodes {
-		if rec.watchers == 0 {
+		if len(rec.watchers) == 0 {
 			delete(s.nodes, node)
 		}
 	}
@@ -732,43 +799,53 @@ func (r *serverRecords) listing(service string, delta int) {
 	r.drop(service, s)
 }
 
-// watch counts a client that watches node, a server of service.
-func (r *serverRecords) watch(service string, node UniqueID) {
+// watch records client's watch w of node, a server of service.
+func (r *serverRecords) watch(service string, node UniqueID, w *watch, client serverWatcher) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.at(service)
 	rec := s.nodes[node]
 	if rec == nil {
-		rec = &serverRecord{}
+		rec = &serverRecord{watchers: map[*watch]serverWatcher{}}
 		s.nodes[node] = rec
 	}
-	rec.watchers++
+	rec.watchers[w] = client
 }
 
-// forget is the end of a client's watch of node.
-func (r *serverRecords) forget(service string, node UniqueID) {
+// forget is the end of the watch w of node.
+func (r *serverRecords) forget(service string, node UniqueID, w *watch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.at(service)
 	if rec := s.nodes[node]; rec != nil {
-		rec.watchers--
+		delete(rec.watchers, w)
 	}
 	r.drop(service, s)
 }
 
 // died records that node's process died, with its server still in the
-// service when serving, and reports whether it crashed so: as this client
-// found, or as another found before it removed the server's port.
-func (r *serverRecords) died(service string, node UniqueID, serving bool) bool {
+// service when serving, and reports whether it crashed so: as the client of
+// the watch self found, or as another found before it removed the server's
+// port. With a crash it returns the other clients' watches of the node.
+func (r *serverRecords) died(service string, node UniqueID, serving bool, self *watch) (bool, []serverWatch) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.services[service]
 	if s == nil || s.nodes[node] == nil {
-		return serving // not watched: nobody else can tell
+		return serving, nil // not watched: nobody else can tell
 	}
 	rec := s.nodes[node]
 	rec.crashed = rec.crashed || serving
-	return rec.crashed
+	if !rec.crashed {
+		return false, nil
+	}
+	var others []serverWatch
+	for w, client := range rec.watchers {
+		if w != self {
+			others = append(others, serverWatch{w, client})
+		}
+	}
+	return true, others
 }
 
 // serving reports whether a server of the node is still in the service, as

@@ -194,6 +194,15 @@ func (p *Pub[T]) RescanGap() time.Duration {
 // servers, before it lists them (set before the first call).
 func (c *Caller[Req, Resp]) BeforeListing(f func()) { c.beforeListing = f }
 
+// BeforeCrashCleanup makes f run each time the client has counted the crash
+// of a server's process, before it removes the dead server's port (set
+// before the first call).
+func (c *Caller[Req, Resp]) BeforeCrashCleanup(f func()) { c.beforeCrashCleanup = f }
+
+// AtServerExit makes f run first each time the process of a server node the
+// client watches is gone (set before the first call).
+func (c *Caller[Req, Resp]) AtServerExit(f func()) { c.atServerExit = f }
+
 // SpinCounts reports how many looks of the puller's spins found nothing, and
 // after how many of them it yielded its processor.
 func (p *Pull[T]) SpinCounts() (looks, yields uint64) {

@@ -108,7 +108,9 @@ type Config struct {
 	OnStatus func(Status)
 }
 
-// Status is one thing a bridge reports.
+// Status is one thing a bridge reports. An import reports its "start" once
+// the server has its subscriptions: what is published on its subjects from
+// then on reaches it.
 type Status struct {
 	Event   string // "relaying", "start", "drain", "stop" or "error"
 	Dir     string // "export" or "import" ("" for "relaying")
@@ -794,8 +796,19 @@ func (b *Bridge) startImport(ctx context.Context, r *route) {
 	delete(b.refused, r.name)
 	b.mu.Unlock()
 	go func() { defer close(r.done); r.err = run() }()
+	// An import's start says it takes what comes: the server has its
+	// subscriptions once the connection's buffer went through it (a
+	// subscription is only written to the buffer, and what another
+	// connection publishes meanwhile passes it by).
+	fctx, cancel := context.WithTimeout(ctx, startFlush)
+	b.cfg.Conn.FlushWithContext(fctx) // failing, the subscriptions go with the reconnection
+	cancel()
 	b.status(Status{Event: "start", Dir: "import", Service: r.name, Kind: r.kind})
 }
+
+// startFlush bounds how long an import waits for the server to have its
+// subscriptions before it reports its start.
+const startFlush = 2 * time.Second
 
 // expire stops imports no bridge announced for three periods (or whose
 // export was announced gone); a pair's import first relays what waits in the

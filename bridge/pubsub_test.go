@@ -84,6 +84,40 @@ func TestLossyPubSubCrossesHosts(t *testing.T) {
 	require.Empty(t, th.logB.errors())
 }
 
+// An import reports its start once the server has its subscription: what
+// anyone publishes on its subject from then on reaches it.
+func TestImportStartsSubscribed(t *testing.T) {
+	for _, kind := range []string{bridge.KindLossy, bridge.KindEvent} {
+		t.Run(kind, func(t *testing.T) {
+			s := natsServer(t, bridge.ListenConfig{})
+			url := s.ClientURL()
+			a, b := newHost(t).node(t), newHost(t).node(t)
+			startBridge(t, a, connect(t, url), bridge.Config{Export: []string{"started"}})
+			_, logB := startBridge(t, b, connect(t, url), bridge.Config{Import: []string{"started"}})
+			ctx := ctxT(t)
+			subject := bridge.Subject("iox", "ps", "started")
+			if kind == bridge.KindLossy {
+				sub, err := iox.OpenSub(ctx, b, "started", iox.Lossy())
+				require.NoError(t, err)
+				defer sub.Close()
+				pub, err := iox.OpenPub(ctx, a, "started", iox.Lossy())
+				require.NoError(t, err)
+				defer pub.Close()
+			} else {
+				subject = bridge.Subject("iox", "ev", "started")
+				evB, err := iox.OpenEvents(ctx, b, "started")
+				require.NoError(t, err)
+				defer evB.Close()
+				evA, err := iox.OpenEvents(ctx, a, "started")
+				require.NoError(t, err)
+				defer evA.Close()
+			}
+			eventually(t, "the import's start", func() bool { return logB.has("start", "import", "started") })
+			require.Positive(t, s.GlobalAccount().Interest(subject), "subscribers of %s at the server", subject)
+		})
+	}
+}
+
 func TestLosslessChannelCrossesHostsExactlyOnceInOrder(t *testing.T) {
 	th := newTwoHosts(t, []string{"orders"}, []string{"orders"}, nil)
 	ctx := ctxT(t)
