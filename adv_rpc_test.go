@@ -124,14 +124,7 @@ func TestAdvRPCCrashWithSecondServerBeforeTheListing(t *testing.T) {
 	cl, err := iox.OpenClient(context.Background(), node, name, iox.Raw{}, iox.Raw{}, iox.MaxServers(2), iox.WithSpin(0))
 	require.NoError(t, err)
 	defer cl.Close()
-	listing, proceed := make(chan struct{}, 1), make(chan struct{})
-	var hold atomic.Bool
-	cl.BeforeListing(func() {
-		if hold.CompareAndSwap(true, false) {
-			listing <- struct{}{}
-			<-proceed
-		}
-	})
+	hold, listing, proceed := holdListing(cl)
 	first := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
 	first.expect("ready")
 	hold.Store(true)
@@ -173,14 +166,7 @@ func TestAdvRPCCallToACrashedServerWhosePortIsBeingRemoved(t *testing.T) {
 		counted <- struct{}{}
 		<-cleanup
 	})
-	listing, proceed := make(chan struct{}, 1), make(chan struct{})
-	var hold atomic.Bool
-	cl.BeforeListing(func() {
-		if hold.CompareAndSwap(true, false) {
-			listing <- struct{}{}
-			<-proceed
-		}
-	})
+	hold, listing, proceed := holdListing(cl)
 	srv := spawn(t, ns, "rpc-manual", "IOX_SERVICE="+name)
 	srv.expect("ready")
 	svc, err := node.RequestResponse(name, iox.OpenOnly())
@@ -285,4 +271,18 @@ func TestAdvRPCCrashSeenFirstByAnotherClientOfTheProcess(t *testing.T) {
 		require.NoError(t, late.Close())
 		require.NoError(t, first.Close())
 	}
+}
+
+// holdListing makes the client's next listing of its servers, once hold is
+// set, stop as it begins: listing receives then, and closing proceed lets it
+// go on.
+func holdListing(cl interface{ BeforeListing(func()) }) (hold *atomic.Bool, listing, proceed chan struct{}) {
+	hold, listing, proceed = new(atomic.Bool), make(chan struct{}, 1), make(chan struct{})
+	cl.BeforeListing(func() {
+		if hold.CompareAndSwap(true, false) {
+			listing <- struct{}{}
+			<-proceed
+		}
+	})
+	return hold, listing, proceed
 }
