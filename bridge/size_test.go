@@ -33,23 +33,7 @@ func TestMessagesAboveMaxPayloadAreSplitAndJoined(t *testing.T) {
 			sizes := []int{0, 1, 1<<20 - 2048, 1 << 20, 3<<20 + 17, 9 << 20}
 			if lossy {
 				// Lossy: send the first until it crosses, then one at a time.
-				got := make(chan []byte, 1)
-				go func() {
-					m, err := sub.Recv(ctx)
-					if err == nil {
-						got <- m
-					}
-					close(got)
-				}()
-				eventually(t, "a message", func() bool {
-					require.NoError(t, pub.Send(ctx, []byte{42}))
-					select {
-					case <-got:
-						return true
-					default:
-						return false
-					}
-				})
+				sendUntilOneCrosses(t, ctx, pub, sub, func(int) []byte { return []byte{42} })
 			}
 			for _, n := range sizes {
 				msg := bytes.Repeat([]byte{byte(n)}, n)
