@@ -716,6 +716,82 @@ func TestAdvClosingTheExportingBridgeRelaysWhatItsSubscriberHolds(t *testing.T) 
 	require.NoError(t, pub.Close())
 }
 
+// A frame that the import's client lost (nats.go drops what comes into a
+// full iterator) and that the server delivered last shows no gap: no later
+// frame follows it. The import notices that deliveries stopped short of the
+// server's, resets its consumer, and the frame comes again at once, not
+// after AckWait (an hour here):
+//   - stored: frames that waited in the stream, delivered in a row; the one
+//     before the lost frame said that the server had more;
+//   - live: a run of frames longer than the iterator holds, delivered as
+//     they come; the server, asked after a quiet spell, says that it
+//     delivered past the last frame that came.
+func TestAdvLostLastDeliveryComesAgainBeforeAckWait(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		n      int
+		stored bool
+	}{{"stored", 8, true}, {"live", 300, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer bridge.SetImportAckWait(time.Hour)()
+			defer bridge.SetQuietAfter(3 * time.Second)() // no spell within the run under load
+			s := natsServer(t, bridge.ListenConfig{})
+			url := s.ClientURL()
+			na, nb := newHost(t).node(t), newHost(t).node(t)
+			_, logA := startBridge(t, na, connect(t, url), bridge.Config{Export: []string{"tail"}})
+			importing := bridge.Config{Name: "importing", Import: []string{"tail"}}
+			bb, logB := startBridge(t, nb, connect(t, url), importing)
+			ctx := ctxT(t)
+			sub, err := iox.OpenSub(ctx, nb, "tail")
+			require.NoError(t, err)
+			defer sub.Close()
+			pub, err := iox.OpenPub(ctx, na, "tail")
+			require.NoError(t, err)
+			defer pub.Close()
+			eventually(t, "the import", func() bool {
+				return logA.has("start", "export", "tail") && logB.has("start", "import", "tail")
+			})
+			// Messages too large to share a frame; the stream holds only
+			// these, so the last has stream sequence n.
+			const size = 20 << 10
+			var lost atomic.Int32
+			restore := bridge.SetLostDelivery(func(m jetstream.Msg) bool {
+				md, err := m.Metadata()
+				return err == nil && md.Sequence.Stream == uint64(tc.n) && md.NumDelivered == 1 && lost.CompareAndSwap(0, 1)
+			})
+			defer restore()
+			if tc.stored {
+				require.NoError(t, bb.Close()) // its durable consumer stays, and the stream keeps what comes for it
+				require.Empty(t, logB.errors())
+			}
+			for i := range tc.n {
+				require.NoError(t, pub.Send(ctx, seqMsg(i, size)))
+			}
+			require.NoError(t, pub.Flush(ctx))
+			if tc.stored {
+				js, err := jetstream.New(connect(t, url))
+				require.NoError(t, err)
+				eventually(t, "the frames in the stream", func() bool {
+					st, err := js.Stream(ctx, "IOX_LOSSLESS")
+					if err != nil {
+						return false
+					}
+					info, err := st.Info(ctx)
+					return err == nil && info.State.Msgs == uint64(tc.n)
+				})
+				bb, logB = startBridge(t, nb, connect(t, url), importing)
+			}
+			defer func() { require.NoError(t, bb.Close()) }() // before restore
+			for i := range tc.n {
+				require.Equal(t, seqMsg(i, size), recvWithin(t, sub, 20*time.Second), "message %d", i)
+			}
+			require.Equal(t, int32(1), lost.Load(), "the last delivery was lost once")
+			require.Empty(t, logA.errors())
+			require.Empty(t, logB.errors())
+		})
+	}
+}
+
 // The importing bridge closed and started again (a clean restart) while a
 // lossless channel streams: every message crosses, in order, none twice.
 func TestAdvCleanRestartOfTheImportingBridgeLosesNothing(t *testing.T) {

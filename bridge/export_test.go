@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -21,3 +22,30 @@ func SetLookupConsumer(wrap func(next LookupConsumer) LookupConsumer) (restore f
 
 // LookupAttempts is how often an import tries to look up its consumer.
 const LookupAttempts = lookupAttempts
+
+// SetImportAckWait sets the AckWait of the consumers that imports create from
+// now on, and returns the function that restores it.
+func SetImportAckWait(d time.Duration) (restore func()) {
+	prev := importAckWait
+	importAckWait = d
+	return func() { importAckWait = prev }
+}
+
+// SetLostDelivery makes imports act as if their client never got the
+// deliveries for which lost returns true, and returns the function that
+// restores the default (none lost). Restore once the bridges are closed.
+func SetLostDelivery(lost func(jetstream.Msg) bool) (restore func()) {
+	prev := lostDelivery
+	lostDelivery = lost
+	return func() { lostDelivery = prev }
+}
+
+// SetQuietAfter sets how long deliveries pause before an import asks whether
+// its client dropped some, and returns the function that restores it. Set it
+// before starting the bridges it is meant for, and restore once they are
+// closed.
+func SetQuietAfter(d time.Duration) (restore func()) {
+	prev := quietAfter
+	quietAfter = d
+	return func() { quietAfter = prev }
+}

@@ -263,11 +263,14 @@ const importLinger = 100 * time.Millisecond
 
 // drainMax and drainFor bound what an export relays after its route ended
 // (see drain in exportPubSub), which ends once nothing came for drainIdle:
-// what a subscriber holds goes in far less time.
+// what a subscriber holds goes in far less time. drainIdle is long beside
+// the pauses of a loaded machine, in which a receive waits for the
+// receiver's own housekeeping: a drain that took such a pause for the end
+// would lose what the subscriber still held.
 const (
 	drainMax  = 1 << 16
-	drainFor  = time.Second
-	drainIdle = 5 * time.Millisecond
+	drainFor  = 2 * time.Second
+	drainIdle = 100 * time.Millisecond
 )
 
 // packQuick: a Recv that returns sooner did not wait for its message, which
@@ -505,7 +508,7 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 		Durable:           durable,
 		FilterSubject:     subject,
 		AckPolicy:         jetstream.AckExplicitPolicy,
-		AckWait:           5 * time.Second, // what the client dropped comes again soon (reorder waits longer)
+		AckWait:           importAckWait, // what the client dropped comes again soon (reorder waits longer)
 		MaxAckPending:     4 * pubWindow,
 		InactiveThreshold: b.cfg.ConsumerIdle,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -701,13 +704,39 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 			}
 			return nil
 		}
+		// A quiet spell of quietAfter after frames may mean that the client
+		// dropped deliveries (nats.go drops what comes into a full
+		// iterator), which no later frame shows the gap of: when the last
+		// frame said that the server had more (pending), or when the
+		// iterator may have filled (a run of at least pubWindow frames), the
+		// keeper resets the consumer (in the second case once the server
+		// said that it delivered more than came), so that they come again
+		// at once instead of after AckWait.
+		pending, run := false, 0
+		var seen uint64 // the newest stream sequence that came
 		for {
-			m, err := it.Next()
+			var m jetstream.Msg
+			var err error
+			if run > 0 {
+				m, err = it.Next(jetstream.NextMaxWait(quietAfter))
+				if errors.Is(err, nats.ErrTimeout) {
+					if pending || run >= pubWindow {
+						keeper.quiet(pending, seen)
+					}
+					pending, run = false, 0
+					continue
+				}
+			} else {
+				m, err = it.Next()
+			}
 			if err != nil {
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
 					return ctx.Err()
 				}
 				continue // the iterator goes on after a missed heartbeat or a reconnection
+			}
+			if lostDelivery(m) {
+				continue
 			}
 			md, err := m.Metadata()
 			if err != nil { // not a JetStream message
@@ -716,6 +745,9 @@ func (b *Bridge) importPubSub(ctx context.Context, r *route) (func() error, erro
 				continue
 			}
 			ready, skipped := ord.add(m)
+			if skipped >= 0 { // not a copy delivered again
+				pending, run, seen = md.NumPending > 0, run+1, max(seen, md.Sequence.Stream)
+			}
 			keeper.gap(ord.waiting())
 			switch {
 			case skipped < 0:
@@ -826,13 +858,15 @@ func (m *partMark) set(q uint64, got int) {
 
 // consumerKeeper resets an import's consumer after each reconnection (and at
 // its start, when asked: what an earlier run was given comes again at once),
-// and when frames wait behind a gap for gapReset: a delivery the client dropped
-// (a full iterator after a reconnection) or that a server restart lost comes
-// again then, not after AckWait. Each gap that opens gets its reset, also while
-// frames of another numbering still wait behind an older gap (one that no
-// reset fills, as a made-up numbering's).
+// when frames wait behind a gap for gapReset, and when deliveries stopped
+// short of what the server delivered (quiet): a delivery the client dropped
+// (a full iterator) or that a server restart lost comes again then, not after
+// AckWait. Each gap that opens gets its reset, also while frames of another
+// numbering still wait behind an older gap (one that no reset fills, as a
+// made-up numbering's).
 type consumerKeeper struct {
 	gaps   chan struct{}
+	quiets chan quietSpell
 	open   atomic.Uint64 // the newest gap frames wait behind (reorder.waiting); 0: none
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -840,14 +874,18 @@ type consumerKeeper struct {
 
 func (b *Bridge) keepConsumer(ctx context.Context, r *route, durable string, now bool) *consumerKeeper {
 	resets, unnotify := b.link.notify()
-	return startKeeper(ctx, resets, unnotify, func(ctx context.Context) { b.resetConsumer(ctx, r, durable) }, now)
+	reset := func(ctx context.Context) { b.resetConsumer(ctx, r, durable) }
+	missed := func(ctx context.Context, seen uint64) bool { return b.deliveredPast(ctx, durable, seen) }
+	return startKeeper(ctx, resets, unnotify, reset, missed, now)
 }
 
 // startKeeper runs a keeper that calls reset on each value of resets, at its
-// start when now, and for each gap that stays open for gapReset; ended runs
-// once it stopped.
-func startKeeper(ctx context.Context, resets <-chan struct{}, ended func(), reset func(context.Context), now bool) *consumerKeeper {
-	k := &consumerKeeper{gaps: make(chan struct{}, 1), done: make(chan struct{})}
+// start when now, for each gap that stays open for gapReset, and for each
+// quiet spell that is sure, or for which missed says that the server
+// delivered past what came; ended runs once it stopped.
+func startKeeper(ctx context.Context, resets <-chan struct{}, ended func(), reset func(context.Context),
+	missed func(ctx context.Context, seen uint64) bool, now bool) *consumerKeeper {
+	k := &consumerKeeper{gaps: make(chan struct{}, 1), quiets: make(chan quietSpell, 1), done: make(chan struct{})}
 	ctx, k.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(k.done)
@@ -860,6 +898,10 @@ func startKeeper(ctx context.Context, resets <-chan struct{}, ended func(), rese
 			case <-ctx.Done():
 				return
 			case <-resets:
+			case q := <-k.quiets:
+				if !q.sure && (missed == nil || !missed(ctx, q.seen)) {
+					continue
+				}
 			case <-k.gaps:
 				g := k.open.Load()
 				t := time.NewTimer(gapReset)
@@ -888,6 +930,28 @@ func (k *consumerKeeper) gap(g uint64) {
 		case k.gaps <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// quietSpell is a pause of the deliveries after frames (see the import's
+// loop): sure when the last frame said that the server had more, and seen
+// the newest stream sequence that came.
+type quietSpell struct {
+	sure bool
+	seen uint64
+}
+
+// quiet tells the keeper of a quiet spell; one it has not taken yet gives
+// way to the newer (the import's loop is the only sender, so the channel
+// has room once that one is gone).
+func (k *consumerKeeper) quiet(sure bool, seen uint64) {
+	select {
+	case <-k.quiets:
+	default:
+	}
+	select {
+	case k.quiets <- quietSpell{sure, seen}:
+	default:
 	}
 }
 
@@ -920,9 +984,30 @@ func (b *Bridge) resetConsumer(ctx context.Context, r *route, durable string) {
 	}
 }
 
+// deliveredPast reports whether the server delivered frames of the consumer
+// durable past the stream sequence seen; false when it cannot tell.
+func (b *Bridge) deliveredPast(ctx context.Context, durable string, seen uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := b.js.Consumer(ctx, b.stream, durable)
+	return err == nil && c.CachedInfo().Delivered.Stream > seen
+}
+
 // gapReset is how long frames wait behind a gap before the import resets its
 // consumer.
 const gapReset = 300 * time.Millisecond
+
+// quietAfter is how long deliveries pause after frames before the import
+// asks whether the client dropped some (see its loop).
+var quietAfter = gapReset
+
+// importAckWait is the AckWait of an import's consumer: a frame delivered and
+// not acknowledged comes again after it, when no reset brought it sooner.
+var importAckWait = 5 * time.Second
+
+// lostDelivery reports whether the import is to act as if its client never
+// got m (tests lose deliveries with it, as a full iterator does).
+var lostDelivery = func(jetstream.Msg) bool { return false }
 
 // resetAttempts bounds the attempts to reset a consumer after a
 // reconnection (JetStream may take a moment to be ready on a restarted

@@ -64,7 +64,7 @@ func TestKeeperResetsForEachGapWhileAnOlderOneStays(t *testing.T) {
 	resets := make(chan string, 8)
 	o := newReorder()
 	var why string
-	k := startKeeper(t.Context(), nil, func() {}, func(context.Context) { resets <- why }, false)
+	k := startKeeper(t.Context(), nil, func() {}, func(context.Context) { resets <- why }, nil, false)
 	defer k.close()
 	take := func(origin string, seq uint64) {
 		o.add(frameOf(origin, seq))
@@ -98,4 +98,37 @@ func TestKeeperResetsForEachGapWhileAnOlderOneStays(t *testing.T) {
 	take("real", 7)
 	require.Equal(t, "moved", next(), "the gap at 6, not the filled one at 4")
 	require.Empty(t, resets)
+}
+
+// A quiet spell after a run of frames resets the consumer when the last
+// frame said that the server had more (sure), or when the server says that
+// it delivered past the newest frame that came; otherwise not.
+func TestKeeperResetsAfterAQuietSpellThatMissedDeliveries(t *testing.T) {
+	resets := make(chan struct{}, 8)
+	asked := make(chan uint64, 8)
+	delivered := uint64(10) // the server's last delivery
+	k := startKeeper(t.Context(), nil, func() {}, func(context.Context) { resets <- struct{}{} },
+		func(_ context.Context, seen uint64) bool { asked <- seen; return delivered > seen }, false)
+	defer k.close()
+	reset := func() bool {
+		select {
+		case <-resets:
+			return true
+		case <-time.After(20 * gapReset):
+			return false
+		}
+	}
+	k.quiet(true, 7)
+	require.True(t, reset(), "the last frame said more would come")
+	require.Empty(t, asked, "a sure spell asks the server nothing")
+
+	k.quiet(false, 9)
+	require.Equal(t, uint64(9), <-asked)
+	require.True(t, reset(), "the server delivered 10, the import saw 9")
+
+	k.quiet(false, 10)
+	require.Equal(t, uint64(10), <-asked)
+	k.quiet(true, 10) // a later spell: the keeper took the one before, so it answered that first
+	require.True(t, reset())
+	require.Empty(t, resets, "no reset for the spell that missed nothing")
 }
