@@ -27,29 +27,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/iox-go/iox"
+	"github.com/iox-go/iox/internal/wait"
 )
 
-// eventually waits until cond holds, looking every millisecond, and fails the
-// test after 20 s.
+// eventually waits until cond holds (wait.Eventually).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	require.Eventually(t, cond, 20*time.Second, time.Millisecond, "timed out waiting for %s", what)
+	wait.Eventually(t, what, cond)
 }
 
-// waitUntil looks at cond every millisecond until it holds (true) or d has
-// passed (false): eventually for child processes, which have no testing.T.
-func waitUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
-	}
-	return true
-}
+// waitUntil is wait.Until: eventually for child processes, which have no
+// testing.T.
+func waitUntil(d time.Duration, cond func() bool) bool { return wait.Until(d, cond) }
 
 // goroutinesIn counts this process's goroutines whose stack passes through the
 // function fn, named as a stack trace names it ("iox.(*Listener).Wait",

@@ -21,6 +21,7 @@ import (
 
 	"github.com/iox-go/iox"
 	"github.com/iox-go/iox/bridge"
+	"github.com/iox-go/iox/internal/wait"
 )
 
 // Child processes re-execute the test binary with IOX_BRIDGE_CHILD set to a
@@ -191,9 +192,10 @@ func startBridge(t testing.TB, node *iox.Node, nc *nats.Conn, cfg bridge.Config)
 	return b, log
 }
 
+// eventually waits until cond holds (wait.Eventually).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	require.Eventually(t, cond, 20*time.Second, time.Millisecond, "timed out waiting for %s", what)
+	wait.Eventually(t, what, cond)
 }
 
 func ctxT(t testing.TB) context.Context {

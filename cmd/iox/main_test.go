@@ -25,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/iox-go/iox"
+	"github.com/iox-go/iox/internal/wait"
 )
 
 const (
@@ -185,9 +186,10 @@ func ok(t *testing.T, ns *isolated, args ...string) string {
 	return out
 }
 
+// eventually waits until cond holds (wait.Eventually).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	require.Eventually(t, cond, 20*time.Second, time.Millisecond, "timed out waiting for %s", what)
+	wait.Eventually(t, what, cond)
 }
 
 func TestHelpExitsZeroWithUsage(t *testing.T) {
