@@ -8,7 +8,11 @@ package bridge_test
 // throughput the ratio of delivered messages per second over all the bursts
 // (higher is better).
 //
-//	go test -run '^$' -bench . -benchtime 2000x ./bridge
+//	go test -run '^$' -bench Latency -benchtime 2000x ./bridge
+//	go test -run '^$' -bench Throughput -benchtime 30x ./bridge
+//
+// (one op of a throughput benchmark is a whole burst: 2000 of them take
+// longer than go test's default timeout).
 //
 // Latency is a round trip: publish-subscribe from host A to host B and back
 // (B's program echoes), a call from B served on A; raw NATS does the same
