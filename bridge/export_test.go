@@ -23,29 +23,24 @@ func SetLookupConsumer(wrap func(next LookupConsumer) LookupConsumer) (restore f
 // LookupAttempts is how often an import tries to look up its consumer.
 const LookupAttempts = lookupAttempts
 
+// set makes *p v and returns the function that puts the old value back.
+func set[T any](p *T, v T) (restore func()) {
+	prev := *p
+	*p = v
+	return func() { *p = prev }
+}
+
 // SetImportAckWait sets the AckWait of the consumers that imports create from
 // now on, and returns the function that restores it.
-func SetImportAckWait(d time.Duration) (restore func()) {
-	prev := importAckWait
-	importAckWait = d
-	return func() { importAckWait = prev }
-}
+func SetImportAckWait(d time.Duration) (restore func()) { return set(&importAckWait, d) }
 
 // SetLostDelivery makes imports act as if their client never got the
 // deliveries for which lost returns true, and returns the function that
 // restores the default (none lost). Restore once the bridges are closed.
-func SetLostDelivery(lost func(jetstream.Msg) bool) (restore func()) {
-	prev := lostDelivery
-	lostDelivery = lost
-	return func() { lostDelivery = prev }
-}
+func SetLostDelivery(lost func(jetstream.Msg) bool) (restore func()) { return set(&lostDelivery, lost) }
 
 // SetQuietAfter sets how long deliveries pause before an import asks whether
 // its client dropped some, and returns the function that restores it. Set it
 // before starting the bridges it is meant for, and restore once they are
 // closed.
-func SetQuietAfter(d time.Duration) (restore func()) {
-	prev := quietAfter
-	quietAfter = d
-	return func() { quietAfter = prev }
-}
+func SetQuietAfter(d time.Duration) (restore func()) { return set(&quietAfter, d) }
