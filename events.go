@@ -145,9 +145,7 @@ func (e *Events) In() <-chan EventID {
 				if err != nil {
 					return
 				}
-				select {
-				case e.in <- id:
-				case <-e.torn:
+				if !handOver(e.in, id, e.torn) {
 					return
 				}
 			}

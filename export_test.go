@@ -300,3 +300,6 @@ func (p *Push[T]) TallyMarked() bool {
 	}
 	return false
 }
+
+// HandOver is the hand-over of the goroutines behind In, for int values.
+func HandOver(out chan<- int, v int, stop <-chan struct{}) bool { return handOver(out, v, stop) }

@@ -1392,9 +1392,7 @@ func (p *Pull[T]) feed() {
 			}
 			continue
 		}
-		select {
-		case p.in <- it.v.v:
-		case <-p.torn:
+		if !handOver(p.in, it.v.v, p.torn) {
 			p.held = 1 // handed over to this goroutine and not on: Close reports it
 			return
 		}

@@ -781,15 +781,11 @@ func (r *receiver[T]) feed(out chan<- T, torn <-chan struct{}) {
 			}
 			continue
 		}
-		select { // a channel with room takes it without a full select
-		case out <- it.v:
+		if tryHandOver(out, it.v) { // a channel with room takes it without a full select
 			r.drain(out)
 			continue
-		default:
 		}
-		select {
-		case out <- it.v:
-		case <-torn:
+		if !handOver(out, it.v, torn) {
 			return
 		}
 	}

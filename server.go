@@ -308,9 +308,7 @@ func (r *Responder[Req, Resp]) feed() {
 			continue
 		}
 		backoff = 0
-		select {
-		case r.in <- q:
-		case <-r.life.Done():
+		if !handOver(r.in, q, r.life.Done()) {
 			q.Close()
 			return
 		}

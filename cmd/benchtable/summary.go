@@ -32,6 +32,7 @@ type measure struct {
 // otherwise use.
 var measures = []measure{
 	{title: "round trip 64 B, p50", iox: []string{"RoundTrip/pair-sendrecv"}, base: "RoundTrip/uds", kind: latency, kernelPrefix: roundTrip},
+	{title: "round trip 64 B, In/Out, p50", iox: []string{"RoundTrip/pair"}, base: "RoundTrip/uds", kind: latency, kernelPrefix: roundTrip},
 	{title: "round trip 64 B, p50, raw ports", iox: []string{"RoundTrip/ports"}, base: "RoundTrip/uds", kind: latency, kernelPrefix: roundTrip},
 	{title: "one-way 64 B", iox: []string{"Throughput/pair/64B"}, base: "Throughput/uds/64B", kind: rate, kernelPrefix: throughput, kernelSuffix: "/64B"},
 	{title: "calls, serial, p50", iox: []string{"RPC/iox/serial"}, base: "RPC/netrpc/serial", kind: latency},
@@ -42,6 +43,7 @@ var measures = []measure{
 	{title: "fan-out to 4, 1 MiB, zero-copy", iox: []string{"Fanout/zerocopy/1MiB", "Fanout/ports-zerocopy/1MiB"}, base: "Fanout/uds/1MiB", kind: rate},
 	{title: "64 concurrent calls, 64 B", iox: []string{"RPC/iox/parallel"}, base: "RPC/netrpc/parallel", kind: rate},
 	{title: "round trip 64 B, one core busy, p50", iox: []string{"RoundTripLoaded/pair-sendrecv"}, base: "RoundTripLoaded/uds", kind: latency, kernelPrefix: roundTripLoaded},
+	{title: "round trip 64 B, In/Out, one core busy, p50", iox: []string{"RoundTripLoaded/pair"}, base: "RoundTripLoaded/uds", kind: latency, kernelPrefix: roundTripLoaded},
 }
 
 // summaryRow is a measure as the input has it.
