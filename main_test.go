@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,27 +69,37 @@ func TestMain(m *testing.M) {
 }
 
 // profileChild writes a CPU profile of a child process to
-// $IOX_CHILD_CPUPROFILE.ROLE.PID when that variable is set, so that the far
-// side of a cross-process benchmark can be profiled too
-// (IOX_CHILD_CPUPROFILE=/tmp/cpu go test -bench ...). It returns the stop.
+// $IOX_CHILD_CPUPROFILE.ROLE.PID, and an execution trace to
+// $IOX_CHILD_TRACE.ROLE.PID, when those variables are set, so that the far
+// side of a cross-process benchmark can be looked at too
+// (IOX_CHILD_CPUPROFILE=/tmp/cpu go test -bench ...). Both processes' traces
+// stamp events with the same monotonic clock, so `go tool trace -d=parsed`
+// of each lines them up. It returns the stop.
 func profileChild(role string) func() {
-	base := os.Getenv("IOX_CHILD_CPUPROFILE")
-	if base == "" {
-		return func() {}
+	var stops []func()
+	start := func(env string, begin func(io.Writer) error, end func()) {
+		base := os.Getenv(env)
+		if base == "" {
+			return
+		}
+		f, err := os.Create(fmt.Sprintf("%s.%s.%d", base, role, os.Getpid()))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child", env+":", err)
+			return
+		}
+		if err := begin(f); err != nil {
+			fmt.Fprintln(os.Stderr, "child", env+":", err)
+			f.Close()
+			return
+		}
+		stops = append(stops, func() { end(); f.Close() })
 	}
-	f, err := os.Create(fmt.Sprintf("%s.%s.%d", base, role, os.Getpid()))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "child profile:", err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintln(os.Stderr, "child profile:", err)
-		f.Close()
-		return func() {}
-	}
+	start("IOX_CHILD_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile)
+	start("IOX_CHILD_TRACE", trace.Start, trace.Stop)
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
+		for _, stop := range stops {
+			stop()
+		}
 	}
 }
 
