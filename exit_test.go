@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,40 +219,91 @@ func TestExitDuringTeardownLeavesNothingInTheWay(t *testing.T) {
 		d := time.Duration(rng.IntN(3000)) * time.Microsecond
 		c.say(fmt.Sprintf("go %v", d))
 		c.wait()
-		node := ns.node(t)
 		var err error
-		within(t, 30*time.Second, "reopening", func() {
-			var a, b *iox.Pair[[]byte]
-			var s *iox.Sub[[]byte]
-			var p *iox.Pub[[]byte]
-			if err = reopen(func() (e error) { a, e = iox.OpenPair(ctx, node, name); return }); err != nil {
-				err = fmt.Errorf("pair: %w", err)
-				return
-			}
-			defer a.Close()
-			if err = reopen(func() (e error) { b, e = iox.OpenPair(ctx, node, name); return }); err != nil {
-				err = fmt.Errorf("second pair end: %w", err)
-				return
-			}
-			defer b.Close()
-			if err = reopen(func() (e error) { s, e = iox.OpenSub(ctx, node, name); return }); err != nil {
-				err = fmt.Errorf("subscriber: %w", err)
-				return
-			}
-			defer s.Close()
-			if err = reopen(func() (e error) { p, e = iox.OpenPub(ctx, node, name); return }); err != nil {
-				err = fmt.Errorf("publisher: %w", err)
-				return
-			}
-			defer p.Close()
-			if err = a.Send(ctx, []byte("again")); err == nil {
-				_, err = b.Recv(ctx)
-			}
-		})
+		within(t, 30*time.Second, "the next run", func() { err = nextRun(ctx, ns, name) })
 		require.NoError(t, err, "round %d: the next run after an exit %v into teardown", i, d)
-		require.NoError(t, node.Close())
 	}
 	shm, root := sweepCrashLeftovers(t, ns)
 	t.Logf("%d exits during teardown; every next run opened the same names; left behind for good: %d /dev/shm objects %v, %d root files %v",
 		rounds, len(shm), shm, len(root), root)
+}
+
+// nextRun is the next run of childExitTeardown's program: a node (whose
+// creation removes dead nodes' resources), a listing of the namespace, and what
+// the child opened on name, with a message across the pair.
+func nextRun(ctx context.Context, ns namespace, name string) error {
+	node, err := iox.NewNode(iox.WithIsolation(ns.prefix, ns.root))
+	if err != nil {
+		return fmt.Errorf("new node: %w", err)
+	}
+	if _, err = node.Services(); err != nil {
+		err = fmt.Errorf("listing: %w", err)
+	} else {
+		err = openAllAgain(ctx, node, name)
+	}
+	return errors.Join(err, node.Close())
+}
+
+// openAllAgain opens what childExitTeardown opened on name (both pair ends, a
+// subscriber and a publisher) and sends a message across the pair.
+func openAllAgain(ctx context.Context, node *iox.Node, name string) (err error) {
+	var a, b *iox.Pair[[]byte]
+	var s *iox.Sub[[]byte]
+	var p *iox.Pub[[]byte]
+	if err = reopen(func() (e error) { a, e = iox.OpenPair(ctx, node, name); return }); err != nil {
+		return fmt.Errorf("pair: %w", err)
+	}
+	defer a.Close()
+	if err = reopen(func() (e error) { b, e = iox.OpenPair(ctx, node, name); return }); err != nil {
+		return fmt.Errorf("second pair end: %w", err)
+	}
+	defer b.Close()
+	if err = reopen(func() (e error) { s, e = iox.OpenSub(ctx, node, name); return }); err != nil {
+		return fmt.Errorf("subscriber: %w", err)
+	}
+	defer s.Close()
+	if err = reopen(func() (e error) { p, e = iox.OpenPub(ctx, node, name); return }); err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	defer p.Close()
+	if err = a.Send(ctx, []byte("again")); err != nil {
+		return err
+	}
+	_, err = b.Recv(ctx)
+	return err
+}
+
+// A process that dies between creating a shared-memory object and giving it a
+// size leaves an object of size zero, which iceoryx2 waits on without end when
+// it opens it. Here every service of a killed process is left that way: its
+// dynamic configurations emptied, as its death right after creating each would
+// leave them (the static configuration written, the dynamic one empty and not
+// yet readable). Creating a node (which removes the dead node's resources),
+// listing the namespace and opening the same names again must all finish.
+func TestCreatorDeathBeforeSizingLeavesNothingInTheWay(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	name := "unsized"
+	c := spawn(t, ns, "rel-exit-teardown", "IOX_SERVICE="+name)
+	c.expect("ready")
+	c.kill()
+	var emptied []string
+	for _, f := range leftovers(ns.prefix) {
+		if strings.HasSuffix(f, ".dynamic") {
+			path := filepath.Join("/dev/shm", f)
+			require.NoError(t, os.Truncate(path, 0))
+			require.NoError(t, os.Chmod(path, 0o200))
+			emptied = append(emptied, f)
+		}
+	}
+	require.NotEmpty(t, emptied, "the child's services have dynamic configurations")
+	var err error
+	within(t, 30*time.Second, "the next run", func() { err = nextRun(ctx, ns, name) })
+	require.NoError(t, err)
+	for _, f := range emptied {
+		require.NoFileExists(t, filepath.Join("/dev/shm", f), "an emptied object stays behind")
+	}
+	shm, root := sweepCrashLeftovers(t, ns)
+	t.Logf("%d emptied dynamic configurations were removed; left behind for good: %d /dev/shm objects %v, %d root files %v",
+		len(emptied), len(shm), shm, len(root), root)
 }

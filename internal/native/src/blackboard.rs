@@ -681,7 +681,7 @@ mod tests {
         let (prefix, root) = (format!("nb{id}_"), format!("/tmp/iox-native-test-{id}-b/"));
         let config = crate::node::isolated_config(&prefix, &root).unwrap();
         let node = NodeBuilder::new().signal_handling_mode(SignalHandlingMode::Disabled).config(&config).create::<Svc>().unwrap();
-        let n = into_handle(NodeH { node });
+        let n = into_handle(NodeH::new(node));
         let (kname, vname) = ("u8", "[u8; 4294967295]");
         let key = BbType { name: kname.as_ptr(), name_len: kname.len(), size: 1, align: 1 };
         // Far more than any machine holds; the initial values are one byte

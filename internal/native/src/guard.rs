@@ -85,6 +85,7 @@ pub fn guard<F: FnOnce() -> i32>(f: F) -> i32 {
 /// Cold-path form of `guard`: a panic also writes its one-line description into
 /// the caller's error buffer.
 pub fn guard_err<F: FnOnce() -> i32>(errbuf: *mut u8, errcap: usize, f: F) -> i32 {
+    let _watch = crate::unfinished::watch(); // see `unfinished`: the crate may wait on what a dead process left
     catch(f, |line| panic_text(errbuf, errcap, &line))
 }
 

@@ -22,7 +22,8 @@
 //! ports), `blackboard` (blackboard services, their writer, readers and
 //! entries), `listing` (a namespace's services and nodes), `bounds` (memory
 //! bounds), `diagnostics` (panics), `waitword` (a receiving end's word in
-//! shared memory: parked or not, the last sample taken).
+//! shared memory: parked or not, the last sample taken), `unfinished`
+//! (shared-memory objects whose creator died before it gave them a size).
 
 mod blackboard;
 mod bounds;
@@ -43,6 +44,7 @@ mod reqres;
 mod sample;
 mod status;
 mod subscriber;
+mod unfinished;
 mod waitword;
 
 use iceoryx2::prelude::ipc_threadsafe;

@@ -255,7 +255,7 @@ mod tests {
 
     fn node(config: &Config) -> *mut NodeH {
         let node = NodeBuilder::new().signal_handling_mode(SignalHandlingMode::Disabled).config(config).create::<Svc>().unwrap();
-        into_handle(NodeH { node })
+        into_handle(NodeH::new(node))
     }
 
     fn words(b: &[u8], n: usize) -> Vec<u64> {

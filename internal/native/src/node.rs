@@ -1,6 +1,8 @@
 //! Nodes: a process's participant in a namespace, and what the library does for
 //! a namespace through one (cleanup of dead nodes, removal of stale services).
 
+use std::mem::ManuallyDrop;
+
 use iceoryx2::node::NodeView;
 use iceoryx2::prelude::*;
 use iceoryx2::service::messaging_pattern::MessagingPattern;
@@ -12,7 +14,24 @@ use crate::{bounds, layout, Svc};
 
 /// A node handle.
 pub struct NodeH {
-    pub node: Node<Svc>,
+    pub node: ManuallyDrop<Node<Svc>>,
+}
+
+impl NodeH {
+    /// The handle of `node`.
+    pub fn new(node: Node<Svc>) -> NodeH {
+        NodeH { node: ManuallyDrop::new(node) }
+    }
+}
+
+/// Dropping a node removes dead nodes' resources, which opens their services:
+/// it is watched as cold calls are (see `unfinished`).
+impl Drop for NodeH {
+    fn drop(&mut self) {
+        let _watch = crate::unfinished::watch();
+        // SAFETY: dropped once, here, and not used after
+        unsafe { ManuallyDrop::drop(&mut self.node) };
+    }
 }
 
 /// `iox_node_create` flag: leave the namespace's node-counter segment writable by
@@ -53,6 +72,7 @@ pub unsafe extern "C" fn iox_node_create(
             config.global.node.cleanup_dead_nodes_on_destruction = false;
             config.global.service.cleanup_dead_nodes_on_open = false;
         }
+        crate::unfinished::known(&config); // its creation is watched (see `unfinished`)
         let mut builder = NodeBuilder::new().signal_handling_mode(SignalHandlingMode::Disabled).config(&config);
         if !name.is_empty() {
             let n = NodeName::new(name).map_err(|e| Fail::new(IOX_E_INVALID_NAME, format!("invalid node name: {e:?}")))?;
@@ -75,7 +95,7 @@ pub unsafe extern "C" fn iox_node_create(
         if flags & NODE_NO_AUTO_CLEANUP == 0 {
             crate::waitword::remove_dead(&config); // as iceoryx2 does with dead nodes' resources
         }
-        put(out, into_handle(NodeH { node }));
+        put(out, into_handle(NodeH::new(node)));
         Ok(())
     })
 }
@@ -185,7 +205,13 @@ pub unsafe extern "C" fn iox_service_remove_stale(
 #[no_mangle]
 pub unsafe extern "C" fn iox_node_cleanup_dead(h: *mut NodeH, cleaned: *mut u64, failed: *mut u64) -> i32 {
     on(h, |n| {
-        let state = n.node.try_cleanup_dead_nodes();
+        let state = {
+            let _watch = crate::unfinished::watch();
+            n.node.try_cleanup_dead_nodes()
+        };
+        if state.cleanups + state.failed_cleanups > 0 {
+            crate::unfinished::reap(n.node.config()); // for a hot call that waits on what they left
+        }
         let words = crate::waitword::remove_dead(n.node.config());
         put(cleaned, state.cleanups as u64 + words);
         put(failed, state.failed_cleanups as u64);
@@ -236,7 +262,7 @@ mod tests {
 
     fn node(config: &Config) -> *mut NodeH {
         let node = NodeBuilder::new().signal_handling_mode(SignalHandlingMode::Disabled).config(config).create::<Svc>().unwrap();
-        into_handle(NodeH { node })
+        into_handle(NodeH::new(node))
     }
 
     fn remove_stale(h: *mut NodeH, name: &str) -> (i32, u64, String) {

@@ -330,7 +330,13 @@ pub unsafe extern "C" fn iox_pubsub_list(h: *mut PubSubH, which: u32, out: *mut 
 #[no_mangle]
 pub unsafe extern "C" fn iox_pubsub_cleanup_dead(h: *mut PubSubH, cleaned: *mut u64, failed: *mut u64) -> i32 {
     on(h, |s| {
-        let st = s.factory.try_cleanup_dead_nodes();
+        let st = {
+            let _watch = crate::unfinished::watch();
+            s.factory.try_cleanup_dead_nodes()
+        };
+        if st.cleanups + st.failed_cleanups > 0 {
+            crate::unfinished::reap_known(); // for a hot call that waits on what they left
+        }
         put(cleaned, st.cleanups as u64);
         put(failed, st.failed_cleanups as u64);
         Ok(())

@@ -454,7 +454,13 @@ pub unsafe extern "C" fn iox_reqres_list(h: *mut ReqResH, which: u32, out: *mut 
 pub unsafe extern "C" fn iox_reqres_cleanup_dead(h: *mut ReqResH, cleaned: *mut u64, failed: *mut u64) -> i32 {
     guard(|| {
         let Some(s) = handle(h) else { return IOX_E_INVALID_ARGUMENT };
-        let st = s.factory.try_cleanup_dead_nodes();
+        let st = {
+            let _watch = crate::unfinished::watch();
+            s.factory.try_cleanup_dead_nodes()
+        };
+        if st.cleanups + st.failed_cleanups > 0 {
+            crate::unfinished::reap_known(); // for a hot call that waits on what they left
+        }
         put(cleaned, st.cleanups as u64);
         put(failed, st.failed_cleanups as u64);
         IOX_OK
