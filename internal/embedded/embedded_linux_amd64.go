@@ -12,7 +12,7 @@ var compressed string
 var manifest = Manifest{
 	Platform:     "linux/amd64",
 	File:         "libiox_native_linux_amd64.so.gz",
-	SourceSHA256: "1b4256b0382d8d74e0c353039c7f39072b17966e73f0e2f03ee50f08183478ee",
+	SourceSHA256: "f9d1aecabeade3d692c33058bdcc079b7c64baccdb74bf7630a45f0f2fbef08c",
 	SourceFiles: []string{
 		"Cargo.lock",
 		"Cargo.toml",
@@ -36,14 +36,15 @@ var manifest = Manifest{
 		"src/sample.rs",
 		"src/status.rs",
 		"src/subscriber.rs",
+		"src/unfinished.rs",
 		"src/waitword.rs",
 	},
-	LibrarySHA256:  "92f9ddd588189c14ef9ed8b1c24169dfa90394f6660c78aa932262c3fd29bf26",
+	LibrarySHA256:  "28010468ea2ab88d93b63835cb6c0c7f300d8858d4a131a85e2506d2138a76e6",
 	ABIVersion:     8,
 	Rustc:          "rustc 1.95.0 (59807616e 2026-04-14)",
 	Cargo:          "cargo 1.95.0 (f2d3ce0bd 2026-03-21)",
-	Size:           3047432,
-	CompressedSize: 1207375,
+	Size:           3109200,
+	CompressedSize: 1236194,
 	ChunkSize:      524288,
-	Chunks:         []int64{195957, 197814, 200751, 224790, 196365, 191698},
+	Chunks:         []int64{197952, 194942, 203458, 232693, 188795, 218354},
 }

@@ -29,7 +29,7 @@ type StaticStore = <Svc as Service>::StaticStorage;
 type StaticStoreConfig = <StaticStore as NamedConceptMgmt>::Configuration;
 
 /// The folder of the POSIX shared-memory objects (`/dev/shm/` on Linux).
-fn shm_dir() -> std::path::PathBuf {
+pub fn shm_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(SHARED_MEMORY_DIRECTORY.to_string())
 }
 

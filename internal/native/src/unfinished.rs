@@ -31,7 +31,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use iceoryx2::config::Config;
-use iceoryx2_bb_posix::config::SHARED_MEMORY_DIRECTORY;
+use crate::layout::shm_dir;
 
 /// How often an object that some process holds open is looked at again: its
 /// creator gives it a size in that time, or it was only a reader's look.
@@ -152,7 +152,7 @@ pub fn reap_prefix(prefix: &str) -> u64 {
 
 /// [`reap_prefix`] with `look` telling which objects processes hold open.
 fn reap_with(prefix: &str, look: impl Fn(&std::path::Path) -> OpenObjects) -> u64 {
-    let dir = PathBuf::from(SHARED_MEMORY_DIRECTORY.to_string());
+    let dir = shm_dir();
     let mut left = empty_objects(&dir, prefix);
     let mut removed = 0;
     for _ in 0..ROUNDS {
@@ -279,7 +279,7 @@ mod tests {
     }
 
     fn shm(name: &str) -> PathBuf {
-        PathBuf::from(SHARED_MEMORY_DIRECTORY.to_string()).join(name)
+        shm_dir().join(name)
     }
 
     #[test]
