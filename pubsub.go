@@ -1070,6 +1070,14 @@ func (s *Sub[T]) open(op string, pt PayloadType) error {
 // as its error, and the next Recv goes on.
 func (s *Sub[T]) Recv(ctx context.Context) (T, error) { return s.rx.recv(ctx) }
 
+// TryRecv returns the next message if one has arrived, and ok false at once
+// when none has: it never waits for a message. It waits only for its turn
+// while a Recv or In of this subscriber waits for one, until ctx ends (then
+// it returns ctx's error). Otherwise it answers as Recv: a message that had to
+// be dropped comes back as its error (ok false), and the next call goes on;
+// after Close it returns ErrClosed.
+func (s *Sub[T]) TryRecv(ctx context.Context) (v T, ok bool, err error) { return s.rx.tryRecv(ctx) }
+
 // In is the channel of received messages; it is closed after the subscriber
 // ended, and Err is set before that. A goroutine behind it starts on the first
 // call; messages it had to drop go to OnDrop.

@@ -92,6 +92,67 @@ func (r *receiver[T]) recv(ctx context.Context) (T, error) {
 	return it.v, it.err
 }
 
+// waitTurn waits for the receiving side's turn (sem) that another holds: the
+// keeper steps aside at once, a receiver when it is done. The end is no reason
+// to stop waiting, unless this end ended the channel: after a peer's bye or
+// crash what the holder of sem took is still to be delivered.
+func (r *receiver[T]) waitTurn(ctx context.Context) error {
+	r.busy.Store(int64(nanotime()))
+	r.waiting.Add(1) // before stepAside: the keeper looks at it after taking sem
+	defer r.waiting.Add(-1)
+	r.stepAside()
+	select {
+	case r.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.life.closing():
+		return r.life.closedHere()
+	}
+}
+
+// tryRecv is recv that never waits for a message: ok is false when none has
+// arrived (in shared memory or in the queue). It waits only for the receiving
+// side's turn, which a receiver that waits for a message holds (Recv, In),
+// until ctx ends; the keeper steps aside for it as for Recv, so what the
+// keeper took while nobody received comes out here.
+func (r *receiver[T]) tryRecv(ctx context.Context) (v T, ok bool, err error) {
+	if ctx == nil {
+		return v, false, nilArg("receive", r.name, "ctx")
+	}
+	select {
+	case r.sem <- struct{}{}:
+	default:
+		if err := r.waitTurn(ctx); err != nil {
+			return v, false, err
+		}
+	}
+	defer func() { r.busy.Store(int64(nanotime())) }() // after the turn is given back
+	defer func() { <-r.sem }()
+	if err := r.life.closedHere(); err != nil {
+		return v, false, err // after this end closed, what is queued is dropped
+	}
+	// A look may take only samples that carry no message (a bye, a copy
+	// already taken): then it looks again.
+	for r.head == len(r.queue) {
+		k, err := r.look(false)
+		if err != nil {
+			if e := r.life.err(); e != nil {
+				return v, false, e
+			}
+			return v, false, err
+		}
+		if k == 0 {
+			break
+		}
+	}
+	if r.head < len(r.queue) {
+		it := r.pop()
+		return it.v, it.err == nil, it.err
+	}
+	return v, false, r.life.err()
+}
+
 // recvView is recv that leaves a plain message in shared memory: the View
 // holds it until released. A message that was copied already (packed with
 // others, or taken while nobody received) comes as a View of its copy.
@@ -133,21 +194,8 @@ func (r *receiver[T]) next(ctx context.Context, view bool) (rxItem[T], error) {
 		}
 		r.busy.Store(int64(nanotime()))
 	default:
-		r.busy.Store(int64(nanotime()))
-		r.waiting.Add(1) // before stepAside: the keeper looks at it after taking sem
-		r.stepAside()
-		// The end is no reason to stop waiting here, unless this end ended
-		// the channel: after a peer's bye or crash what the holder of sem
-		// took is still to be delivered.
-		select {
-		case r.sem <- struct{}{}:
-			r.waiting.Add(-1)
-		case <-ctx.Done():
-			r.waiting.Add(-1)
-			return zero, ctx.Err()
-		case <-r.life.closing():
-			r.waiting.Add(-1)
-			return zero, r.life.closedHere()
+		if err := r.waitTurn(ctx); err != nil {
+			return zero, err
 		}
 	}
 	defer func() { r.busy.Store(int64(nanotime())) }() // after the turn is given back

@@ -164,19 +164,23 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 				// call for many messages, RecvView takes one per call. A message
 				// Recv waited for goes at once, alone; one that was there
 				// already may have others behind it, which join it in a pack
-				// (Recv with a context that has ended only takes what is there).
-				wait := ctx
+				// (TryRecv takes only what is there).
+				var msg []byte
+				var err error
+				waited := false
 				if len(batch) > 0 {
-					wait = ended
-				}
-				t0 := time.Now()
-				msg, err := sub.Recv(wait)
-				waited := wait == ctx && time.Since(t0) >= packQuick
-				if err != nil && wait == ended && errors.Is(err, context.Canceled) && ctx.Err() == nil {
-					if err := relay(); err != nil {
-						return err
+					var ok bool
+					msg, ok, err = sub.TryRecv(ctx)
+					if err == nil && !ok {
+						if err := relay(); err != nil {
+							return err
+						}
+						continue // nothing more waits
 					}
-					continue // nothing more waits
+				} else {
+					t0 := time.Now()
+					msg, err = sub.Recv(ctx)
+					waited = time.Since(t0) >= packQuick
 				}
 				if err != nil {
 					if err := relay(); err != nil {
@@ -220,26 +224,27 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 		// drain relays, as the route ends, what the subscriber holds: the
 		// program's channel gave it to the bridge (a lossless publisher's
 		// Flush said so), so a Close of the bridge (a restart) must not
-		// drop it. It takes what waits until nothing comes for drainIdle,
-		// at most drainMax messages and for drainFor: a publisher that goes
-		// on sending does not hold the end.
+		// drop it. It takes what waits (TryRecv: in shared memory, or taken
+		// already by the subscriber while nobody received) until nothing
+		// does, at most drainMax messages and for drainFor: a publisher that
+		// goes on sending does not hold the end.
 		drain := func() {
-			until := time.Now().Add(drainFor)
+			dctx, cancel := context.WithTimeout(context.Background(), drainFor)
+			defer cancel()
 			for range drainMax {
-				if time.Now().After(until) {
+				if dctx.Err() != nil {
 					break
 				}
-				// Not Recv(ended), which may find the receiver's turn taken
-				// by its own housekeeping and return at once.
-				idle, cancel := context.WithTimeout(context.Background(), drainIdle)
-				msg, err := sub.Recv(idle)
-				cancel()
+				msg, ok, err := sub.TryRecv(dctx)
 				if err != nil {
-					if errors.Is(err, context.DeadlineExceeded) || sub.Err() != nil {
-						break // nothing more waits
+					if dctx.Err() != nil || sub.Err() != nil {
+						break
 					}
 					b.report(r, err) // one message could not be taken
 					continue
+				}
+				if !ok {
+					break // nothing more waits
 				}
 				if !b.fr.packs(len(msg)) || len(batch) == most || size+packedSize(len(msg)) > b.fr.packLimit() {
 					relay()
@@ -262,27 +267,16 @@ func (b *Bridge) exportPubSub(ctx context.Context, r *route) (func() error, erro
 const importLinger = 100 * time.Millisecond
 
 // drainMax and drainFor bound what an export relays after its route ended
-// (see drain in exportPubSub), which ends once nothing came for drainIdle:
-// what a subscriber holds goes in far less time. drainIdle is long beside
-// the pauses of a loaded machine, in which a receive waits for the
-// receiver's own housekeeping: a drain that took such a pause for the end
-// would lose what the subscriber still held.
+// (see drain in exportPubSub), which ends once nothing waits: what a
+// subscriber holds goes in far less time.
 const (
-	drainMax  = 1 << 16
-	drainFor  = 2 * time.Second
-	drainIdle = 100 * time.Millisecond
+	drainMax = 1 << 16
+	drainFor = 2 * time.Second
 )
 
 // packQuick: a Recv that returns sooner did not wait for its message, which
 // was there already, with others perhaps.
 const packQuick = 5 * time.Microsecond
-
-// ended is a context that has ended: a Recv with it takes only what waits.
-var ended = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
 
 // relayOne sends one message alone, in as many frames as it needs; one
 // frame owns it (see send in exportPubSub).
