@@ -1351,6 +1351,29 @@ func (p *Pull[T]) Recv(ctx context.Context) (T, error) {
 	return it.v.v, nil
 }
 
+// TryRecv returns the next message if one has arrived, and ok false at once
+// when none has: it never waits for a message. It waits only for its turn
+// while a Recv or In of this puller waits for one, until ctx ends (then it
+// returns ctx's error). Otherwise it answers as Recv: a message that had to
+// be dropped comes back as its error (ok false), and the next call goes on;
+// after Close it returns ErrClosed.
+func (p *Pull[T]) TryRecv(ctx context.Context) (v T, ok bool, err error) {
+	if ctx == nil {
+		return v, false, nilArg("receive", p.name, "ctx")
+	}
+	p.handing.RLock() // see next
+	defer p.handing.RUnlock()
+	it, ok, err := p.rx.tryRecv(ctx)
+	if !ok {
+		return v, false, err
+	}
+	p.handOver(it.n)
+	if it.err != nil {
+		return v, false, p.named(it.err)
+	}
+	return it.v, true, nil
+}
+
 func (p *Pull[T]) named(err error) error {
 	var e *Error
 	if errors.As(err, &e) && e.Name == "" {

@@ -116,6 +116,49 @@ func TestSubTryRecvTakesWhatWaits(t *testing.T) {
 	require.ErrorIs(t, err, iox.ErrClosed)
 }
 
+// A puller's TryRecv takes what a pusher in another process routed to it, in
+// order and each once: the pusher's Close then confirms every message, none
+// sent again.
+func TestPullTryRecvTakesWhatWasRouted(t *testing.T) {
+	ns := newNamespace(t)
+	node := ns.node(t)
+	ctx := advCtx(t)
+	pull, err := iox.OpenPull(ctx, node, "try-pull")
+	require.NoError(t, err)
+	defer pull.Close()
+	_, ok, err := pull.TryRecv(ctx)
+	require.NoError(t, err)
+	require.False(t, ok, "nothing has arrived")
+
+	const n = 50
+	c := spawn(t, ns, "pipe-push", "IOX_SERVICE=try-pull", "IOX_PULLERS=1", fmt.Sprintf("IOX_COUNT=%d", n))
+	t.Cleanup(func() { c.cmd.Process.Kill() })
+	c.expect("sent")
+	got := uint64(0)
+	eventually(t, "every message taken", func() bool {
+		for {
+			m, ok, err := pull.TryRecv(ctx)
+			require.NoError(t, err, "message %d", got)
+			if !ok {
+				return got == n
+			}
+			require.Equal(t, got, binary.LittleEndian.Uint64(m), "in order, each once")
+			got++
+		}
+	})
+	c.say("close")
+	require.Equal(t, "ok resent 0", c.expectPrefix("closed "), "the pusher's Close: every message handed over, none sent again")
+	c.wait()
+	require.NoError(t, pull.Close())
+	_, ok, err = pull.TryRecv(ctx)
+	require.False(t, ok)
+	require.ErrorIs(t, err, iox.ErrClosed)
+	//nolint:staticcheck // a nil context on purpose
+	_, _, err = pull.TryRecv(nil)
+	requireTyped(t, err, "TryRecv with a nil context")
+	require.ErrorIs(t, err, iox.ErrInvalidArgument)
+}
+
 // While a Recv waits for a message, TryRecv waits for its turn only until its
 // context ends, and takes nothing; afterwards it has the turn at once. A nil
 // context is a typed error, and after Close it returns ErrClosed.
