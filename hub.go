@@ -76,6 +76,29 @@ func (h *hub) pendingOf(mask uint64) uint64 {
 // waiters, one of which then polls in turn.
 func (h *hub) poll(ctx context.Context, done <-chan struct{}) error {
 	ids, err := h.lis.waitInto(ctx, done, h.ids[:0])
+	h.record(ids)
+	return err
+}
+
+// drainNow drains what the listener holds without waiting, when nobody polls
+// (the poller would see it): the news of a receiver that never parks here
+// (TryRecv), such as a sender that waits for room. It returns the ids drained,
+// as bits, which stay pending as poll's do.
+func (h *hub) drainNow() uint64 {
+	h.mu.Lock()
+	if h.polling {
+		h.mu.Unlock()
+		return 0
+	}
+	h.polling = true
+	h.mu.Unlock()
+	ids, _ := h.lis.tryWaitInto(h.ids[:0]) // a closed listener: the channel's end says so
+	return h.record(ids)
+}
+
+// record hands what a poll drained to onIDs and the waiters, and ends the
+// poll; it returns the ids as bits.
+func (h *hub) record(ids []EventID) uint64 {
 	h.ids = ids[:0]
 	var bits uint64
 	for _, id := range ids {
@@ -92,7 +115,7 @@ func (h *hub) poll(ctx context.Context, done <-chan struct{}) error {
 	}
 	h.waiters = h.waiters[:0]
 	h.mu.Unlock()
-	return err
+	return bits
 }
 
 // leave withdraws w, and passes a wake-up it may have received on to another

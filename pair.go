@@ -305,10 +305,12 @@ func (p *Pair[T]) Recv(ctx context.Context) (T, error) { return p.rx.recv(ctx) }
 // TryRecv returns the next message if one has arrived, and ok false at once
 // when none has: it never waits for a message. It waits only for its turn
 // while a Recv or In of this end waits for one, until ctx ends (then it
-// returns ctx's error). Otherwise it answers as Recv: after the peer closed it
-// returns the rest of the peer's messages, then ErrPeerClosed; a message that
-// had to be dropped comes back as its error (ok false), and the next call goes
-// on; after Close it returns ErrClosed.
+// returns ctx's error; with a ctx that has ended already, also while the end's
+// own goroutine holds the turn, which it otherwise hands over at once).
+// Otherwise it answers as Recv: after the peer closed it returns the rest of
+// the peer's messages, then ErrPeerClosed; a message that had to be dropped
+// comes back as its error (ok false), and the next call goes on; after Close
+// it returns ErrClosed. A sender waiting for room is told of it as by Recv.
 func (p *Pair[T]) TryRecv(ctx context.Context) (v T, ok bool, err error) { return p.rx.tryRecv(ctx) }
 
 // In is the channel of messages from the peer; it is closed after the pair

@@ -1073,9 +1073,11 @@ func (s *Sub[T]) Recv(ctx context.Context) (T, error) { return s.rx.recv(ctx) }
 // TryRecv returns the next message if one has arrived, and ok false at once
 // when none has: it never waits for a message. It waits only for its turn
 // while a Recv or In of this subscriber waits for one, until ctx ends (then
-// it returns ctx's error). Otherwise it answers as Recv: a message that had to
-// be dropped comes back as its error (ok false), and the next call goes on;
-// after Close it returns ErrClosed.
+// it returns ctx's error; with a ctx that has ended already, also while the
+// subscriber's own goroutine holds the turn, which it otherwise hands over at
+// once). Otherwise it answers as Recv: a message that had to be dropped comes
+// back as its error (ok false), and the next call goes on; after Close it
+// returns ErrClosed. A publisher waiting for room is told of it as by Recv.
 func (s *Sub[T]) TryRecv(ctx context.Context) (v T, ok bool, err error) { return s.rx.tryRecv(ctx) }
 
 // In is the channel of received messages; it is closed after the subscriber

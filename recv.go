@@ -97,6 +97,9 @@ func (r *receiver[T]) recv(ctx context.Context) (T, error) {
 // to stop waiting, unless this end ended the channel: after a peer's bye or
 // crash what the holder of sem took is still to be delivered.
 func (r *receiver[T]) waitTurn(ctx context.Context) error {
+	if err := r.life.closedHere(); err != nil {
+		return err // its turn is not given back (and a select would pick at random)
+	}
 	r.busy.Store(int64(nanotime()))
 	r.waiting.Add(1) // before stepAside: the keeper looks at it after taking sem
 	defer r.waiting.Add(-1)
@@ -114,8 +117,9 @@ func (r *receiver[T]) waitTurn(ctx context.Context) error {
 // tryRecv is recv that never waits for a message: ok is false when none has
 // arrived (in shared memory or in the queue). It waits only for the receiving
 // side's turn, which a receiver that waits for a message holds (Recv, In),
-// until ctx ends; the keeper steps aside for it as for Recv, so what the
-// keeper took while nobody received comes out here.
+// until ctx ends; the keeper steps aside for it as for Recv (unless ctx has
+// ended already), so what the keeper took while nobody received comes out
+// here.
 func (r *receiver[T]) tryRecv(ctx context.Context) (v T, ok bool, err error) {
 	if ctx == nil {
 		return v, false, nilArg("receive", r.name, "ctx")
@@ -133,7 +137,12 @@ func (r *receiver[T]) tryRecv(ctx context.Context) (v T, ok bool, err error) {
 		return v, false, err // after this end closed, what is queued is dropped
 	}
 	// A look may take only samples that carry no message (a bye, a copy
-	// already taken): then it looks again.
+	// already taken): then it looks again. When nothing waits, the news that
+	// only the listener brings is taken without waiting, since a receiver
+	// that only tries never parks there: a sender that waits for room is told
+	// of it by the look after that (see roomDue), and data that came meanwhile
+	// is taken.
+	drained := false
 	for r.head == len(r.queue) {
 		k, err := r.look(false)
 		if err != nil {
@@ -143,7 +152,10 @@ func (r *receiver[T]) tryRecv(ctx context.Context) (v T, ok bool, err error) {
 			return v, false, err
 		}
 		if k == 0 {
-			break
+			if drained || r.hub.drainNow() == 0 {
+				break
+			}
+			drained = true
 		}
 	}
 	if r.head < len(r.queue) {
