@@ -475,8 +475,9 @@ func TestPatServerKilledMidStream(t *testing.T) {
 
 // A server process killed at a random moment of its opening, while a call
 // waits for a server: the call ends (answered by the server that comes next,
-// or ErrPeerCrashed when the dead one had its request), never hangs, and the
-// next call is answered.
+// or ErrPeerCrashed when the dead one had its request, or ErrNoResponse when
+// its port was removed from the service before its death was seen: see the
+// README), never hangs, and the next call is answered.
 func TestPatServerKilledWhileOpening(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := advCtx(t)
@@ -505,8 +506,9 @@ func TestPatServerKilledWhileOpening(t *testing.T) {
 		}()
 		select {
 		case err := <-called:
-			if err != nil {
-				require.ErrorIs(t, err, iox.ErrPeerCrashed, "round %d", round)
+			if err != nil && !errors.Is(err, iox.ErrPeerCrashed) {
+				require.ErrorIs(t, err, iox.ErrNoResponse, "round %d: a crash, or a call left unanswered", round)
+				t.Logf("round %d: the killed server's port was gone before its death was seen: %v", round, err)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("round %d: the call still waits 10 s after the killed server's successor came", round)

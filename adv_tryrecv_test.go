@@ -28,7 +28,6 @@ import (
 func init() {
 	children["advtry-sizes"] = childAdvTrySizes
 	children["advtry-sender"] = childAdvTrySender
-	children["advtry-pub"] = childAdvTryPub
 }
 
 // childAdvTrySizes opens the pair IOX_SERVICE, waits for its peer, says
@@ -123,39 +122,6 @@ func childAdvTrySender() error {
 			return fmt.Errorf("unknown command %q", l)
 		}
 	}
-}
-
-// childAdvTryPub opens a lossless publisher on IOX_SERVICE (peer timeout
-// IOX_PEER_TIMEOUT, 1 s by default), waits for a subscriber, sends IOX_COUNT
-// sequence numbers, flushes them, says "sent" and closes once the parent
-// says so.
-func childAdvTryPub() error {
-	node, err := nsFromEnv().childNode()
-	if err != nil {
-		return err
-	}
-	defer node.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	pub, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithPeerTimeout(envDur("IOX_PEER_TIMEOUT", time.Second)))
-	if err != nil {
-		return err
-	}
-	defer pub.Close()
-	if !waitUntil(20*time.Second, func() bool { return pub.Subscribers() > 0 }) {
-		return errors.New("no subscriber")
-	}
-	for i := range uint64(envInt("IOX_COUNT")) {
-		if err := pub.Send(ctx, seqMsg(i)); err != nil {
-			return fmt.Errorf("send %d: %w", i, err)
-		}
-	}
-	if err := pub.Flush(ctx); err != nil {
-		return err
-	}
-	fmt.Println("sent")
-	parentSays()
-	return nil
 }
 
 // advTryRecver is what Pair[[]byte] and Sub[[]byte] have in common here.
@@ -960,7 +926,7 @@ func TestAdvTryRecvTellsWaitingSenderOfRoom(t *testing.T) {
 			sub, err := iox.OpenSub(ctx, node, "advtry-room", iox.BufferSize(4), iox.WithChanCap(4))
 			require.NoError(t, err)
 			defer sub.Close()
-			c := spawn(t, ns, "advtry-pub", "IOX_SERVICE=advtry-room", fmt.Sprintf("IOX_COUNT=%d", n), "IOX_PEER_TIMEOUT=2m")
+			c := spawn(t, ns, "tryrecv-pub", "IOX_SERVICE=advtry-room", fmt.Sprintf("IOX_COUNT=%d", n), "IOX_PEER_TIMEOUT=2m")
 			t.Cleanup(func() { c.cmd.Process.Kill() })
 			advTryDrain(t, ctx, advTryWith(with, sub, sub.Recv), n, 8, bound)
 			c.expect("sent")

@@ -3,6 +3,7 @@ package iox
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // hub shares one Listener among the goroutines of a channel that wait for
@@ -16,6 +17,7 @@ type hub struct {
 	mu      sync.Mutex
 	pending uint64 // ids drained and not yet taken, as bits
 	polling bool
+	polled  time.Duration // when the last poll ended (nanotime)
 	waiters []chan struct{}
 	ids     []EventID // the poller's scratch
 }
@@ -81,12 +83,13 @@ func (h *hub) poll(ctx context.Context, done <-chan struct{}) error {
 }
 
 // drainNow drains what the listener holds without waiting, when nobody polls
-// (the poller would see it): the news of a receiver that never parks here
-// (TryRecv), such as a sender that waits for room. It returns the ids drained,
-// as bits, which stay pending as poll's do.
+// (the poller would see it) and the last poll ended drainEvery ago or more:
+// the news of a receiver that never parks here (TryRecv), such as a sender
+// that waits for room. It returns the ids drained, as bits, which stay
+// pending as poll's do.
 func (h *hub) drainNow() uint64 {
 	h.mu.Lock()
-	if h.polling {
+	if h.polling || nanotime()-h.polled < drainEvery {
 		h.mu.Unlock()
 		return 0
 	}
@@ -95,6 +98,11 @@ func (h *hub) drainNow() uint64 {
 	ids, _ := h.lis.tryWaitInto(h.ids[:0]) // a closed listener: the channel's end says so
 	return h.record(ids)
 }
+
+// drainEvery bounds how often drainNow drains the listener: a sender that
+// waits for room hears of it about that soon from a receiver that only tries,
+// and a loop of tries that find nothing costs few system calls.
+const drainEvery = time.Millisecond
 
 // record hands what a poll drained to onIDs and the waiters, and ends the
 // poll; it returns the ids as bits.
@@ -108,7 +116,7 @@ func (h *hub) record(ids []EventID) uint64 {
 		h.onIDs(bits)
 	}
 	h.mu.Lock()
-	h.polling = false
+	h.polling, h.polled = false, nanotime()
 	h.pending |= bits
 	for _, c := range h.waiters {
 		wake(c)

@@ -101,6 +101,12 @@ func (r *receiver[T]) waitTurn(ctx context.Context) error {
 		return err // its turn is not given back (and a select would pick at random)
 	}
 	r.busy.Store(int64(nanotime()))
+	return r.queueForTurn(ctx, r.life.closing())
+}
+
+// queueForTurn waits for sem, which another holds, once the keeper was asked
+// to step aside, until ctx ends or closing (nil: never) is closed.
+func (r *receiver[T]) queueForTurn(ctx context.Context, closing <-chan struct{}) error {
 	r.waiting.Add(1) // before stepAside: the keeper looks at it after taking sem
 	defer r.waiting.Add(-1)
 	r.stepAside()
@@ -109,7 +115,7 @@ func (r *receiver[T]) waitTurn(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-r.life.closing():
+	case <-closing:
 		return r.life.closedHere()
 	}
 }
@@ -138,10 +144,10 @@ func (r *receiver[T]) tryRecv(ctx context.Context) (v T, ok bool, err error) {
 	}
 	// A look may take only samples that carry no message (a bye, a copy
 	// already taken): then it looks again. When nothing waits, the news that
-	// only the listener brings is taken without waiting, since a receiver
-	// that only tries never parks there: a sender that waits for room is told
-	// of it by the look after that (see roomDue), and data that came meanwhile
-	// is taken.
+	// only the listener brings is taken without waiting (see drainNow), since
+	// a receiver that only tries never parks there: a sender that waits for
+	// room is told of it by the look after that (see roomDue), and data that
+	// came meanwhile is taken.
 	drained := false
 	for r.head == len(r.queue) {
 		k, err := r.look(false)
@@ -806,15 +812,7 @@ func (r *receiver[T]) hold(ctx context.Context) bool {
 		return true
 	default:
 	}
-	r.waiting.Add(1) // before stepAside: the keeper looks at it after taking sem
-	defer r.waiting.Add(-1)
-	r.stepAside()
-	select {
-	case r.sem <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return r.queueForTurn(ctx, nil) == nil
 }
 
 // stepAside makes the keeper give up the receiving side.

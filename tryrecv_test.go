@@ -19,9 +19,10 @@ import (
 
 func init() { children["tryrecv-pub"] = childTryRecvPub }
 
-// childTryRecvPub opens a publisher channel on IOX_SERVICE, waits for a
-// subscriber, sends IOX_COUNT sequence numbers, flushes them into shared
-// memory, says "sent" and closes once the parent says so.
+// childTryRecvPub opens a publisher channel on IOX_SERVICE (peer timeout
+// IOX_PEER_TIMEOUT, 1 s by default), waits for a subscriber, sends IOX_COUNT
+// sequence numbers, flushes them into shared memory, says "sent" and closes
+// once the parent says so.
 func childTryRecvPub() error {
 	node, err := nsFromEnv().childNode()
 	if err != nil {
@@ -30,7 +31,7 @@ func childTryRecvPub() error {
 	defer node.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pub, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"))
+	pub, err := iox.OpenPub(ctx, node, os.Getenv("IOX_SERVICE"), iox.WithPeerTimeout(envDur("IOX_PEER_TIMEOUT", time.Second)))
 	if err != nil {
 		return err
 	}
