@@ -205,7 +205,11 @@ func TestNonexistentPid(t *testing.T) {
 	require.True(t, idle(w))
 
 	// Cancelled before it could run: never runs. The barrier is a second
-	// prompt watch, started after the first one.
+	// prompt watch, started after the first one. With one processor, the
+	// prompt watch's goroutine cannot run between Watch and cancel (nothing
+	// there blocks or yields); with more, it may run first, which the
+	// contract allows (fn started before cancel returned).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	fn, n := counter()
 	cancel, _ := w.Watch(0, 0, fn)
 	cancel()
