@@ -453,14 +453,7 @@ func TestAdvTryRecvSharesTheTurnWithRecvAndIn(t *testing.T) {
 
 	logs := make(chan *advTryLog, 4)
 	in := p.In()
-	go func() {
-		l := &advTryLog{who: "in"}
-		defer func() { logs <- l }()
-		for m := range in {
-			l.add(m)
-		}
-		l.end = p.Err()
-	}()
+	go advTryLogIn(logs, in, p.Err)
 	go func() {
 		l := &advTryLog{who: "recv"}
 		defer func() { logs <- l }()
@@ -473,36 +466,8 @@ func TestAdvTryRecvSharesTheTurnWithRecvAndIn(t *testing.T) {
 			l.add(m)
 		}
 	}()
-	try := func(who string, short bool) {
-		l := &advTryLog{who: who}
-		defer func() { logs <- l }()
-		for {
-			c, cancel := ctx, context.CancelFunc(func() {})
-			if short {
-				c, cancel = context.WithTimeout(ctx, time.Millisecond)
-			}
-			v, ok, err := p.TryRecv(c)
-			cancel()
-			if e := advTryShape(v, ok, err); e != nil {
-				l.bad = fmt.Errorf("%s: %w", who, e)
-				return
-			}
-			switch {
-			case ok:
-				l.add(v)
-			case err == nil:
-				runtime.Gosched()
-			case short && errors.Is(err, context.DeadlineExceeded):
-				l.met(err)
-			default:
-				l.met(err)
-				l.end = err
-				return
-			}
-		}
-	}
-	go try("try-live", false)
-	go try("try-short", true)
+	go advTryLoop(ctx, p, "try-live", false, logs)
+	go advTryLoop(ctx, p, "try-short", true, logs)
 	c.expect("ready")
 	require.Equal(t, "nil", c.expectPrefix("closed "), "the child's Close: this end took every message")
 	c.wait()
@@ -859,34 +824,8 @@ func TestAdvTryRecvParkedWaiterStillWakes(t *testing.T) {
 	// In and TryRecv (live context) share a stream, then the peer's end
 	const last = 3000
 	logs := make(chan *advTryLog, 2)
-	go func() {
-		l := &advTryLog{who: "in"}
-		defer func() { logs <- l }()
-		for m := range in {
-			l.add(m)
-		}
-		l.end = p.Err()
-	}()
-	go func() {
-		l := &advTryLog{who: "try"}
-		defer func() { logs <- l }()
-		for {
-			v, ok, err := p.TryRecv(ctx)
-			if e := advTryShape(v, ok, err); e != nil {
-				l.bad = e
-				return
-			}
-			switch {
-			case ok:
-				l.add(v)
-			case err != nil:
-				l.end = err
-				return
-			default:
-				runtime.Gosched()
-			}
-		}
-	}()
+	go advTryLogIn(logs, in, p.Err)
+	go advTryLoop(ctx, p, "try", false, logs)
 	c.say(fmt.Sprintf("send 2 %d", last))
 	c.expect("sent")
 	c.say("close")
@@ -1074,5 +1013,47 @@ func TestAdvTryRecvClosedWithEndedContext(t *testing.T) {
 				"after Close, TryRecv answers ErrClosed (no Recv or In waits, so there is no turn to wait for), whatever the context (Recv: %v)", recvKinds)
 			require.Equal(t, map[string]int{"ErrClosed": calls}, recvKinds, "after Close, Recv answers ErrClosed too, whatever the context")
 		})
+	}
+}
+
+// advTryLogIn logs what In delivers until it closes, then the end's error.
+func advTryLogIn(logs chan<- *advTryLog, in <-chan []byte, ended func() error) {
+	l := &advTryLog{who: "in"}
+	defer func() { logs <- l }()
+	for m := range in {
+		l.add(m)
+	}
+	l.end = ended()
+}
+
+// advTryLoop logs what r's TryRecv returns until it returns an error that
+// ends it: with short, each call has a context of a millisecond, whose
+// DeadlineExceeded is allowed (another receiver holds the turn) and goes on.
+func advTryLoop(ctx context.Context, r advTryRecver, who string, short bool, logs chan<- *advTryLog) {
+	l := &advTryLog{who: who}
+	defer func() { logs <- l }()
+	for {
+		c, cancel := ctx, context.CancelFunc(func() {})
+		if short {
+			c, cancel = context.WithTimeout(ctx, time.Millisecond)
+		}
+		v, ok, err := r.TryRecv(c)
+		cancel()
+		if e := advTryShape(v, ok, err); e != nil {
+			l.bad = fmt.Errorf("%s: %w", who, e)
+			return
+		}
+		switch {
+		case ok:
+			l.add(v)
+		case err == nil:
+			runtime.Gosched()
+		case short && errors.Is(err, context.DeadlineExceeded):
+			l.met(err)
+		default:
+			l.met(err)
+			l.end = err
+			return
+		}
 	}
 }
