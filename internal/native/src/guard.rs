@@ -79,6 +79,7 @@ fn panic_text(errbuf: *mut u8, errcap: usize, line: &str) -> i32 {
 
 /// Runs a body that yields a status; a panic becomes `IOX_E_PANIC`.
 pub fn guard<F: FnOnce() -> i32>(f: F) -> i32 {
+    let _watch = crate::unfinished::watch_hot(); // see `unfinished`
     catch(f, |_| IOX_E_PANIC)
 }
 
@@ -92,6 +93,7 @@ pub fn guard_err<F: FnOnce() -> i32>(errbuf: *mut u8, errcap: usize, f: F) -> i3
 /// Hot-path form: `f` yields a count (or handle address) on success and a status on
 /// failure; the export returns the value, or the negated status.
 pub fn guard_value<F: FnOnce() -> Result<i64, i32>>(f: F) -> i64 {
+    let _watch = crate::unfinished::watch_hot(); // see `unfinished`: a port connects to new ones here
     catch(
         || match f() {
             Ok(v) => v,

@@ -21,12 +21,24 @@
 //! thread reaps the namespaces of this process's nodes whenever a watched call
 //! has taken longer than [`PATIENCE`]: a call stuck on such an object goes on
 //! that much later. The watchdog sleeps while no call is watched. A removal of
-//! dead nodes' resources that found some also reaps at once, for a thread that
-//! waits on such an object in a hot call, which is not watched.
+//! dead nodes' resources that found some also reaps at once.
+//!
+//! Hot calls (sends, receives, loans) wait on such an object too: a port
+//! connects to a port that came since its last call when it next sends or
+//! receives, and the connection between them is a dynamic storage, which the
+//! other port's process may have died creating. A hot call is too frequent
+//! for `watch`'s lock, so it runs under a [`watch_hot`]: the thread counts the
+//! hot calls it begins and ends in a slot of its own. While some hot call
+//! runs, the watchdog looks at the slots every [`PATIENCE`] and reaps when a
+//! slot shows the call it showed at the last look still running. After a look
+//! that finds no hot call begun since the last one and none running, it stops
+//! looking until a hot call begins again and wakes it, so a process whose
+//! channels are idle costs nothing.
 
 use std::collections::HashSet;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -79,15 +91,20 @@ struct Watched {
 static WATCHED: Mutex<Watched> = Mutex::new(Watched { calls: Vec::new(), next: 0, started: false });
 static WAKE: Condvar = Condvar::new();
 
+/// Starts the watchdog once; under WATCHED's lock.
+fn start(w: &mut Watched) {
+    if !w.started {
+        w.started = std::thread::Builder::new().name("iox-unfinished".into()).spawn(watchdog).is_ok();
+    }
+}
+
 /// A watched call, from [`watch`] until it is dropped.
 pub struct Watch(u64);
 
 /// Watches the calling thread's call until the returned value is dropped.
 pub fn watch() -> Watch {
     let mut w = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
-    if !w.started {
-        w.started = std::thread::Builder::new().name("iox-unfinished".into()).spawn(watchdog).is_ok();
-    }
+    start(&mut w);
     let id = w.next;
     w.next += 1;
     let first = w.calls.is_empty();
@@ -106,28 +123,131 @@ impl Drop for Watch {
     }
 }
 
-/// The watchdog thread: reaps whenever a watched call has run for PATIENCE.
+/// A thread's count of the hot calls it began and ended, written by that
+/// thread alone; its own cache line, since every hot call writes it.
+#[repr(align(64))]
+struct Slot {
+    began: AtomicU64,
+    ended: AtomicU64,
+}
+
+/// The slots of every thread that made a hot call. A slot outlives its
+/// thread (a few bytes per thread that ever called; Go keeps its threads).
+static SLOTS: Mutex<Vec<&'static Slot>> = Mutex::new(Vec::new());
+
+/// Whether the watchdog looks at the slots. A hot call that finds it unset
+/// wakes the watchdog (see [`watch_hot`] and [`look_hot`] for the ordering).
+static HOT: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    static SLOT: &'static Slot = {
+        let slot: &'static Slot = Box::leak(Box::new(Slot { began: AtomicU64::new(0), ended: AtomicU64::new(0) }));
+        SLOTS.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
+        slot
+    };
+}
+
+/// A watched hot call, from [`watch_hot`] until it is dropped.
+pub struct HotWatch(Option<&'static Slot>);
+
+/// Watches the calling thread's hot call until the returned value is dropped:
+/// a count in the thread's own slot, and a wake-up of the watchdog when it
+/// does not look at the slots (the first hot call after a quiet spell).
+pub fn watch_hot() -> HotWatch {
+    // A thread being torn down has no slot any more: its call goes unwatched.
+    let Ok(slot) = SLOT.try_with(|s| *s) else { return HotWatch(None) };
+    // The count before the flag, and the watchdog clears the flag before it
+    // reads the counts (both sequentially consistent): either the watchdog
+    // sees this call and keeps looking, or this call sees the flag cleared
+    // and wakes it.
+    slot.began.store(slot.began.load(Ordering::Relaxed) + 1, Ordering::SeqCst);
+    if !HOT.load(Ordering::SeqCst) {
+        let mut w = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+        start(&mut w);
+        if !HOT.swap(true, Ordering::SeqCst) {
+            WAKE.notify_one();
+        }
+    }
+    HotWatch(Some(slot))
+}
+
+impl Drop for HotWatch {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0 {
+            slot.ended.store(slot.ended.load(Ordering::Relaxed) + 1, Ordering::Release);
+        }
+    }
+}
+
+/// The watchdog's look at the hot calls. `last` holds each slot's count of
+/// calls begun at the last look. It reports whether a call runs that ran at
+/// the last look already (stuck), and whether a call began since or runs
+/// (busy). After a quiet spell (not busy) it clears HOT, then looks once
+/// more: a call that began meanwhile either shows there, and HOT is set
+/// again, or found HOT cleared and wakes the watchdog.
+fn look_hot(last: &mut Vec<u64>) -> (bool, bool) {
+    let slots = SLOTS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    last.resize(slots.len(), u64::MAX);
+    let scan = |last: &mut Vec<u64>| {
+        let (mut stuck, mut busy) = (false, false);
+        for (i, slot) in slots.iter().enumerate() {
+            let began = slot.began.load(Ordering::SeqCst);
+            let running = began != slot.ended.load(Ordering::Acquire);
+            stuck |= running && last[i] == began; // the same call as at the last look
+            busy |= running || last[i] != began;
+            last[i] = began;
+        }
+        (stuck, busy)
+    };
+    let (stuck, busy) = scan(last);
+    if busy {
+        return (stuck, true);
+    }
+    HOT.store(false, Ordering::SeqCst);
+    let (_, busy) = scan(last);
+    if busy {
+        HOT.store(true, Ordering::SeqCst);
+    }
+    (stuck, busy)
+}
+
+/// The watchdog thread: reaps whenever a watched call has run for PATIENCE,
+/// or a hot call has run from one look at the slots to the next (PATIENCE
+/// apart while hot calls are made).
 fn watchdog() {
+    let mut last = Vec::new();
+    let mut hot_at: Option<Instant> = None; // when the slots were last looked at, while HOT
     let mut w = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let now = Instant::now();
-        let Some(oldest) = w.calls.iter().map(|c| c.1).min() else {
-            w = WAKE.wait(w).unwrap_or_else(|p| p.into_inner());
-            continue;
-        };
-        let waited = now.duration_since(oldest);
-        if waited < PATIENCE {
-            w = WAKE.wait_timeout(w, PATIENCE - waited).unwrap_or_else(|p| p.into_inner()).0;
-            continue;
+        let mut reap = false;
+        if HOT.load(Ordering::SeqCst) && hot_at.is_none_or(|t| now.duration_since(t) >= PATIENCE) {
+            let (stuck, busy) = look_hot(&mut last);
+            reap |= stuck;
+            hot_at = busy.then_some(now);
         }
-        for c in w.calls.iter_mut() {
-            if now.duration_since(c.1) >= PATIENCE {
-                c.1 = now; // another PATIENCE before the next reap for it
+        let oldest = w.calls.iter().map(|c| c.1).min();
+        if oldest.is_some_and(|o| now.duration_since(o) >= PATIENCE) {
+            for c in w.calls.iter_mut() {
+                if now.duration_since(c.1) >= PATIENCE {
+                    c.1 = now; // another PATIENCE before the next reap for it
+                }
             }
+            reap = true;
         }
-        drop(w);
-        reap_known();
-        w = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+        if reap {
+            drop(w);
+            reap_known();
+            w = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        let due = [oldest.map(|o| o + PATIENCE), hot_at.map(|t| t + PATIENCE)].into_iter().flatten().min();
+        w = match due {
+            // nothing watched: a watched call, or a hot call that finds HOT cleared, wakes it
+            None if !HOT.load(Ordering::SeqCst) => WAKE.wait(w).unwrap_or_else(|p| p.into_inner()),
+            None => continue, // a hot call set HOT since the look
+            Some(due) => WAKE.wait_timeout(w, due.saturating_duration_since(Instant::now())).unwrap_or_else(|p| p.into_inner()).0,
+        };
     }
 }
 
@@ -382,5 +502,86 @@ mod tests {
         let got = rx.recv_timeout(Duration::from_secs(10)).expect("the watchdog frees the call");
         assert_eq!(got, Some(DynamicStorageOpenError::DoesNotExist));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_watchdog_frees_a_hot_call_that_waits_on_an_empty_object_then_rests() {
+        use iceoryx2_bb_posix::shared_memory::AccessMode;
+        use iceoryx2_cal::dynamic_storage::posix_shared_memory::{Builder, Configuration};
+        use iceoryx2_cal::dynamic_storage::{DynamicStorageBuilder, DynamicStorageOpenError};
+        use iceoryx2_cal::named_concept::{NamedConceptBuilder, NamedConceptConfiguration};
+
+        let prefix = format!("unf{}h_", std::process::id());
+        known(&config(&prefix));
+        let name = FileName::new(b"hot").unwrap();
+        let cfg = Configuration::<u64>::default().prefix(&FileName::new(prefix.as_bytes()).unwrap());
+        let path = shm(&cfg.path_for(&name).file_name().to_string());
+        std::fs::write(&path, b"").unwrap();
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _w = watch_hot();
+            tx.send(Builder::<u64>::new(&name).config(&cfg).open(AccessMode::ReadWrite).err()).unwrap();
+        });
+        let got = rx.recv_timeout(Duration::from_secs(10)).expect("the watchdog frees the hot call");
+        assert_eq!(got, Some(DynamicStorageOpenError::DoesNotExist));
+        assert!(!path.exists());
+
+        // With no hot call made any more, the watchdog stops looking at the
+        // slots after a quiet spell, and the next hot call wakes it again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while HOT.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the watchdog still looks at the slots after 10 s without a hot call");
+            std::thread::sleep(PATIENCE / 10);
+        }
+        drop(watch_hot());
+        assert!(HOT.load(Ordering::SeqCst), "a hot call after a quiet spell wakes the watchdog");
+    }
+
+    #[test]
+    fn hot_calls_that_come_and_go_around_the_watchdogs_looks_never_hide_a_stuck_one() {
+        use iceoryx2_bb_posix::shared_memory::AccessMode;
+        use iceoryx2_cal::dynamic_storage::posix_shared_memory::{Builder, Configuration};
+        use iceoryx2_cal::dynamic_storage::DynamicStorageBuilder;
+        use iceoryx2_cal::named_concept::{NamedConceptBuilder, NamedConceptConfiguration};
+
+        let prefix = format!("unf{}s_", std::process::id());
+        known(&config(&prefix));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        // Threads whose hot calls begin and end with pauses of up to four
+        // times PATIENCE, so that the watchdog keeps going quiet and being
+        // woken.
+        let callers: Vec<_> = (0..2u64)
+            .map(|k| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = k + 1;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        drop(watch_hot());
+                        std::thread::sleep(Duration::from_micros((x >> 33) % 200_000));
+                    }
+                })
+            })
+            .collect();
+        for round in 0..8 {
+            let name = FileName::new(format!("stuck{round}").as_bytes()).unwrap();
+            let cfg = Configuration::<u64>::default().prefix(&FileName::new(prefix.as_bytes()).unwrap());
+            let path = shm(&cfg.path_for(&name).file_name().to_string());
+            std::fs::write(&path, b"").unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _w = watch_hot();
+                tx.send(Builder::<u64>::new(&name).config(&cfg).open(AccessMode::ReadWrite).is_err()).unwrap();
+            });
+            let freed = rx.recv_timeout(Duration::from_secs(10));
+            assert_eq!(freed, Ok(true), "round {round}: the stuck hot call was not freed within 10 s");
+            // some rounds begin while the watchdog is quiet, others while it looks
+            std::thread::sleep(Duration::from_micros(round * 29_000));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for c in callers {
+            c.join().unwrap();
+        }
     }
 }
