@@ -480,25 +480,38 @@ mod tests {
         assert!(!path.exists());
     }
 
-    #[test]
-    fn the_watchdog_frees_a_watched_call_that_waits_on_an_empty_object() {
+    /// Makes an empty object `name` in the namespace `prefix`, known to the
+    /// watchdog, and opens it as the crate opens a dynamic storage, on a
+    /// thread of its own under the watch that `watcher` makes. The receiver
+    /// gets the open's error once the open returns.
+    fn open_unfinished<W: 'static>(
+        prefix: &str,
+        name: &str,
+        watcher: fn() -> W,
+    ) -> (std::sync::mpsc::Receiver<Option<iceoryx2_cal::dynamic_storage::DynamicStorageOpenError>>, PathBuf) {
         use iceoryx2_bb_posix::shared_memory::AccessMode;
         use iceoryx2_cal::dynamic_storage::posix_shared_memory::{Builder, Configuration};
-        use iceoryx2_cal::dynamic_storage::{DynamicStorageBuilder, DynamicStorageOpenError};
+        use iceoryx2_cal::dynamic_storage::DynamicStorageBuilder;
         use iceoryx2_cal::named_concept::{NamedConceptBuilder, NamedConceptConfiguration};
 
-        let prefix = format!("unf{}d_", std::process::id());
-        known(&config(&prefix));
-        let name = FileName::new(b"watched").unwrap();
+        known(&config(prefix));
+        let name = FileName::new(name.as_bytes()).unwrap();
         let cfg = Configuration::<u64>::default().prefix(&FileName::new(prefix.as_bytes()).unwrap());
         let path = shm(&cfg.path_for(&name).file_name().to_string());
         std::fs::write(&path, b"").unwrap();
-
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _w = watch();
+            let _w = watcher();
             tx.send(Builder::<u64>::new(&name).config(&cfg).open(AccessMode::ReadWrite).err()).unwrap();
         });
+        (rx, path)
+    }
+
+    #[test]
+    fn the_watchdog_frees_a_watched_call_that_waits_on_an_empty_object() {
+        use iceoryx2_cal::dynamic_storage::DynamicStorageOpenError;
+
+        let (rx, path) = open_unfinished(&format!("unf{}d_", std::process::id()), "watched", watch);
         let got = rx.recv_timeout(Duration::from_secs(10)).expect("the watchdog frees the call");
         assert_eq!(got, Some(DynamicStorageOpenError::DoesNotExist));
         assert!(!path.exists());
@@ -506,23 +519,9 @@ mod tests {
 
     #[test]
     fn the_watchdog_frees_a_hot_call_that_waits_on_an_empty_object_then_rests() {
-        use iceoryx2_bb_posix::shared_memory::AccessMode;
-        use iceoryx2_cal::dynamic_storage::posix_shared_memory::{Builder, Configuration};
-        use iceoryx2_cal::dynamic_storage::{DynamicStorageBuilder, DynamicStorageOpenError};
-        use iceoryx2_cal::named_concept::{NamedConceptBuilder, NamedConceptConfiguration};
+        use iceoryx2_cal::dynamic_storage::DynamicStorageOpenError;
 
-        let prefix = format!("unf{}h_", std::process::id());
-        known(&config(&prefix));
-        let name = FileName::new(b"hot").unwrap();
-        let cfg = Configuration::<u64>::default().prefix(&FileName::new(prefix.as_bytes()).unwrap());
-        let path = shm(&cfg.path_for(&name).file_name().to_string());
-        std::fs::write(&path, b"").unwrap();
-
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _w = watch_hot();
-            tx.send(Builder::<u64>::new(&name).config(&cfg).open(AccessMode::ReadWrite).err()).unwrap();
-        });
+        let (rx, path) = open_unfinished(&format!("unf{}h_", std::process::id()), "hot", watch_hot);
         let got = rx.recv_timeout(Duration::from_secs(10)).expect("the watchdog frees the hot call");
         assert_eq!(got, Some(DynamicStorageOpenError::DoesNotExist));
         assert!(!path.exists());
@@ -538,15 +537,18 @@ mod tests {
         assert!(HOT.load(Ordering::SeqCst), "a hot call after a quiet spell wakes the watchdog");
     }
 
+    /// Removes the file at its path when dropped.
+    struct RemoveOnDrop(PathBuf);
+
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
     #[test]
     fn hot_calls_that_come_and_go_around_the_watchdogs_looks_never_hide_a_stuck_one() {
-        use iceoryx2_bb_posix::shared_memory::AccessMode;
-        use iceoryx2_cal::dynamic_storage::posix_shared_memory::{Builder, Configuration};
-        use iceoryx2_cal::dynamic_storage::DynamicStorageBuilder;
-        use iceoryx2_cal::named_concept::{NamedConceptBuilder, NamedConceptConfiguration};
-
         let prefix = format!("unf{}s_", std::process::id());
-        known(&config(&prefix));
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         // Threads whose hot calls begin and end with pauses of up to four
         // times PATIENCE, so that the watchdog keeps going quiet and being
@@ -565,17 +567,10 @@ mod tests {
             })
             .collect();
         for round in 0..8 {
-            let name = FileName::new(format!("stuck{round}").as_bytes()).unwrap();
-            let cfg = Configuration::<u64>::default().prefix(&FileName::new(prefix.as_bytes()).unwrap());
-            let path = shm(&cfg.path_for(&name).file_name().to_string());
-            std::fs::write(&path, b"").unwrap();
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let _w = watch_hot();
-                tx.send(Builder::<u64>::new(&name).config(&cfg).open(AccessMode::ReadWrite).is_err()).unwrap();
-            });
+            let (rx, path) = open_unfinished(&prefix, &format!("stuck{round}"), watch_hot);
+            let _gone = RemoveOnDrop(path); // also when the round fails: frees the opener
             let freed = rx.recv_timeout(Duration::from_secs(10));
-            assert_eq!(freed, Ok(true), "round {round}: the stuck hot call was not freed within 10 s");
+            assert!(matches!(freed, Ok(Some(_))), "round {round}: the stuck hot call was not freed within 10 s");
             // some rounds begin while the watchdog is quiet, others while it looks
             std::thread::sleep(Duration::from_micros(round * 29_000));
         }
