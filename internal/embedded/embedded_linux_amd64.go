@@ -12,7 +12,7 @@ var compressed string
 var manifest = Manifest{
 	Platform:     "linux/amd64",
 	File:         "libiox_native_linux_amd64.so.gz",
-	SourceSHA256: "f9d1aecabeade3d692c33058bdcc079b7c64baccdb74bf7630a45f0f2fbef08c",
+	SourceSHA256: "76ffbac4e6fb38c610a124a2f382841d26d1a2405b49bf7aaf4da94546d0f6c7",
 	SourceFiles: []string{
 		"Cargo.lock",
 		"Cargo.toml",
@@ -39,12 +39,12 @@ var manifest = Manifest{
 		"src/unfinished.rs",
 		"src/waitword.rs",
 	},
-	LibrarySHA256:  "28010468ea2ab88d93b63835cb6c0c7f300d8858d4a131a85e2506d2138a76e6",
+	LibrarySHA256:  "28b2a60de2066f2f99f6e17fc95c81bb3ff9a33682e0cc1dbc08209f736e0ebc",
 	ABIVersion:     8,
 	Rustc:          "rustc 1.95.0 (59807616e 2026-04-14)",
 	Cargo:          "cargo 1.95.0 (f2d3ce0bd 2026-03-21)",
-	Size:           3109200,
-	CompressedSize: 1236194,
+	Size:           3109784,
+	CompressedSize: 1237227,
 	ChunkSize:      524288,
-	Chunks:         []int64{197952, 194942, 203458, 232693, 188795, 218354},
+	Chunks:         []int64{197852, 194874, 204152, 198696, 223176, 218477},
 }
