@@ -274,13 +274,6 @@ func openAllAgain(ctx context.Context, node *iox.Node, name string) (err error) 
 	return err
 }
 
-// A process that dies between creating a shared-memory object and giving it a
-// size leaves an object of size zero, which iceoryx2 waits on without end when
-// it opens it. Here every service of a killed process is left that way: its
-// dynamic configurations emptied, as its death right after creating each would
-// leave them (the static configuration written, the dynamic one empty and not
-// yet readable). Creating a node (which removes the dead node's resources),
-// listing the namespace and opening the same names again must all finish.
 // leaveUnfinished puts in place of the object at path what a creator that
 // died right after shm_open leaves: a new object of size zero, write-only.
 // (A new one: iox remembers objects it saw with a size, which iceoryx2 never
@@ -290,6 +283,13 @@ func leaveUnfinished(t *testing.T, path string) {
 	require.NoError(t, os.WriteFile(path, nil, 0o200))
 }
 
+// A process that dies between creating a shared-memory object and giving it a
+// size leaves an object of size zero, which iceoryx2 waits on without end when
+// it opens it. Here every service of a killed process is left that way: its
+// dynamic configurations emptied, as its death right after creating each would
+// leave them (the static configuration written, the dynamic one empty and not
+// yet readable). Creating a node (which removes the dead node's resources),
+// listing the namespace and opening the same names again must all finish.
 func TestCreatorDeathBeforeSizingLeavesNothingInTheWay(t *testing.T) {
 	ns := newNamespace(t)
 	ctx := context.Background()
@@ -350,13 +350,13 @@ func childExitPort() error {
 
 // A port's next send or receive connects it to the ports that came since its
 // last one, and a connection is a shared-memory object that the other port's
-// process creates in two steps: a process that died between them (emptied
-// here after a SIGKILL, as in TestCreatorDeathBeforeSizingLeavesNothingInTheWay)
+// process creates in two steps: a process that died between them (made here
+// after a SIGKILL, as in TestCreatorDeathBeforeSizingLeavesNothingInTheWay)
 // leaves an object of size zero, and iceoryx2 0.10.0 waits without a bound
-// for it to get a size. Sends and receives are not watched as the cold calls
-// are, but the native library notices a hot call that runs that long and
-// removes the unfinished object: the call goes on. Neither a raw port nor a
-// channel watches the other side's process here, so nothing else would.
+// for it to get a size. The native library counts each thread's sends and
+// receives, notices one that runs for 50 ms and removes the unfinished
+// object: the call goes on. Neither a raw port nor a channel watches the
+// other side's process here, so nothing else would free it.
 func TestCreatorDeathBeforeConnectingFreesTheNextSendOrReceive(t *testing.T) {
 	for _, tc := range []struct {
 		kind  string // of the child's port
