@@ -143,6 +143,21 @@ func advTryShape(v []byte, ok bool, err error) error {
 	return nil
 }
 
+// advTryPairSender opens the pair name with opts in a new namespace and an
+// advtry-sender child (with env) on its other end, killed when the test ends,
+// and waits until the child is ready. The caller closes the pair.
+func advTryPairSender(t *testing.T, name string, opts []iox.Option, env ...string) (context.Context, *iox.Pair[[]byte], *child) {
+	t.Helper()
+	ns := newNamespace(t)
+	ctx := advCtx(t)
+	p, err := iox.OpenPair(ctx, ns.node(t), name, opts...)
+	require.NoError(t, err)
+	c := spawn(t, ns, "advtry-sender", append([]string{"IOX_SERVICE=" + name}, env...)...)
+	t.Cleanup(func() { c.cmd.Process.Kill() })
+	c.expect("ready")
+	return ctx, p, c
+}
+
 // advTryPoll calls TryRecv until it returns a message or an error, looking
 // again every millisecond (waitUntil) while nothing has arrived, and fails
 // the test when neither came within 30 s. It checks the answer's shape.
@@ -653,15 +668,8 @@ func TestAdvTryRecvEndedContext(t *testing.T) {
 	})
 
 	t.Run("pair-keeper-holds", func(t *testing.T) {
-		ns := newNamespace(t)
-		node := ns.node(t)
-		ctx := advCtx(t)
-		p, err := iox.OpenPair(ctx, node, "advtry-ended-pair", iox.WithPeerTimeout(time.Second))
-		require.NoError(t, err)
+		ctx, p, c := advTryPairSender(t, "advtry-ended-pair", []iox.Option{iox.WithPeerTimeout(time.Second)})
 		defer p.Close()
-		c := spawn(t, ns, "advtry-sender", "IOX_SERVICE=advtry-ended-pair")
-		t.Cleanup(func() { c.cmd.Process.Kill() })
-		c.expect("ready")
 		c.say(fmt.Sprintf("send 0 %d", n))
 		c.expect("sent")
 		c.say("close")
@@ -677,7 +685,7 @@ func TestAdvTryRecvEndedContext(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, i, advTrySeq(m))
 		}
-		_, err = advTryPoll(t, ctx, p, "the end")
+		_, err := advTryPoll(t, ctx, p, "the end")
 		require.ErrorIs(t, err, iox.ErrPeerClosed)
 	})
 
@@ -718,15 +726,8 @@ func TestAdvTryRecvEndedContext(t *testing.T) {
 // message reaches one of them, once, in order; then the peer closes and both
 // see it.
 func TestAdvTryRecvParkedWaiterStillWakes(t *testing.T) {
-	ns := newNamespace(t)
-	node := ns.node(t)
-	ctx := advCtx(t)
-	p, err := iox.OpenPair(ctx, node, "advtry-park", iox.WithPeerTimeout(time.Second))
-	require.NoError(t, err)
+	ctx, p, c := advTryPairSender(t, "advtry-park", []iox.Option{iox.WithPeerTimeout(time.Second)})
 	defer p.Close()
-	c := spawn(t, ns, "advtry-sender", "IOX_SERVICE=advtry-park")
-	t.Cleanup(func() { c.cmd.Process.Kill() })
-	c.expect("ready")
 	eventually(t, "the pair to connect", p.Connected)
 
 	// hammer calls TryRecv on contexts of 2 ms until stop closes, and
@@ -883,22 +884,16 @@ func TestAdvTryRecvTellsWaitingSenderOfRoom(t *testing.T) {
 				if size > 64<<10 {
 					n /= 4
 				}
-				ns := newNamespace(t)
-				node := ns.node(t)
-				ctx := advCtx(t)
-				p, err := iox.OpenPair(ctx, node, "advtry-room", iox.WithChanCap(4), iox.WithPeerTimeout(time.Second))
-				require.NoError(t, err)
+				ctx, p, c := advTryPairSender(t, "advtry-room", []iox.Option{iox.WithChanCap(4), iox.WithPeerTimeout(time.Second)},
+					fmt.Sprintf("IOX_SIZE=%d", size), "IOX_PEER_TIMEOUT=2m")
 				defer p.Close()
-				c := spawn(t, ns, "advtry-sender", "IOX_SERVICE=advtry-room", fmt.Sprintf("IOX_SIZE=%d", size), "IOX_PEER_TIMEOUT=2m")
-				t.Cleanup(func() { c.cmd.Process.Kill() })
-				c.expect("ready")
 				c.say(fmt.Sprintf("send 0 %d", n))
 				advTryDrain(t, ctx, advTryWith(with, p, p.Recv), n, size, bound)
 				c.expect("sent")
 				c.say("close")
 				require.Equal(t, "nil", c.expectPrefix("closed "), "the child's Close: every message confirmed")
 				c.wait()
-				_, err = advTryPoll(t, ctx, p, "the end")
+				_, err := advTryPoll(t, ctx, p, "the end")
 				require.ErrorIs(t, err, iox.ErrPeerClosed)
 			})
 		}
